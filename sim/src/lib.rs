@@ -1,1 +1,11 @@
-pub fn placeholder() {}
+//! hangar-sim: Hangar's deterministic simulation. The real engine runs on turmoil hosts
+//! (simulated network, file system and clocks); scenarios inject faults from a timeline;
+//! workloads record histories; checkers judge them. A seed replays a run bit for bit.
+
+pub mod check;
+pub mod history;
+pub mod run;
+pub mod scenario;
+pub mod trace;
+pub mod workload;
+pub mod world;

@@ -1,0 +1,46 @@
+//! A replicated register table: string keys, byte values, last-writer-wins.
+//!
+//! It is the simplest useful client of the table layer, and what the simulation's register
+//! workload and checkers drive. A deleted key is a register holding `None`, so a delete is
+//! ordered against writes like any other write.
+
+use std::sync::Mutex;
+
+use crate::crdt::Lww;
+use crate::seam::Clock;
+use crate::table::TableSchema;
+
+pub struct KvSchema;
+
+impl TableSchema for KvSchema {
+    const NAME: &'static str = "kv";
+    type Entry = Lww<Option<Vec<u8>>>;
+}
+
+pub fn kv_key(key: &str) -> Vec<u8> {
+    crate::table::entry_key(key.as_bytes(), b"")
+}
+
+/// Hands out write timestamps that never go backwards on this node, even if its wall clock
+/// does (NTP steps, simulated skew changes): `max(now, last + 1)`.
+pub struct Stamper {
+    last: Mutex<u64>,
+}
+
+impl Stamper {
+    pub fn new() -> Self {
+        Stamper { last: Mutex::new(0) }
+    }
+
+    pub fn next(&self, clock: &dyn Clock) -> u64 {
+        let mut last = self.last.lock().unwrap();
+        *last = clock.now_ms().max(*last + 1);
+        *last
+    }
+}
+
+impl Default for Stamper {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,165 @@
+//! A Hangar node: its metadata database, its tables, its RPC server, its background workers.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rand_core::RngCore;
+
+use crate::crdt::Lww;
+use crate::kv::{KvSchema, Stamper, kv_key};
+use crate::layout::{ClusterLayout, NodeId};
+use crate::rpc::{self, Handler, KvRequest, RemoteError, Request, Response, RpcClient, RpcConfig};
+use crate::seam::{BoxFuture, Seam, open_database};
+use crate::table::replicated::serve_local;
+use crate::table::{LocalTable, Quorums, Replicated, Store, SyncWorker};
+
+/// Where the node's metadata database lives, relative to its data root.
+pub const METADATA_DB_PATH: &str = "meta/hangar.redb";
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    pub rpc_bind_addr: String,
+    /// Every other node's RPC address.
+    pub peers: BTreeMap<NodeId, String>,
+    pub layout: ClusterLayout,
+    pub rpc_secret: String,
+    pub quorums: Quorums,
+    pub rpc: RpcConfig,
+    /// Period of the anti-entropy worker (jittered by up to a quarter).
+    pub sync_interval_ms: u64,
+}
+
+/// Why a node could not start.
+#[derive(Debug)]
+pub enum NodeError {
+    Database { path: String, reason: String },
+    Bind { addr: String, reason: String },
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeError::Database { path, reason } => {
+                write!(f, "cannot open metadata database {path}: {reason}")
+            }
+            NodeError::Bind { addr, reason } => write!(f, "cannot listen on {addr}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+pub struct Node {
+    pub id: NodeId,
+    pub seam: Seam,
+    pub rpc: Arc<RpcClient>,
+    pub layout: Arc<RwLock<ClusterLayout>>,
+    pub kv: Replicated<KvSchema>,
+    tables: BTreeMap<&'static str, Arc<dyn LocalTable>>,
+    stamper: Stamper,
+}
+
+impl Node {
+    /// Opens the node's storage, starts its RPC server and its anti-entropy worker.
+    pub async fn start(seam: Seam, config: NodeConfig) -> Result<Arc<Node>, NodeError> {
+        let db_err = |e: &dyn std::fmt::Display| NodeError::Database {
+            path: METADATA_DB_PATH.into(),
+            reason: e.to_string(),
+        };
+        let db = open_database(seam.disk.as_ref(), METADATA_DB_PATH).map_err(|e| db_err(&e))?;
+        let db = Arc::new(db);
+        let kv_store = Arc::new(Store::<KvSchema>::open(db).map_err(|e| db_err(&e))?);
+        let rpc = RpcClient::new(config.id, seam.clone(), &config.rpc_secret, config.rpc.clone());
+        for (peer, addr) in &config.peers {
+            rpc.set_peer_addr(*peer, addr.clone());
+        }
+        let layout = Arc::new(RwLock::new(config.layout.clone()));
+        let kv = Replicated::new(kv_store.clone(), config.id, rpc.clone(), layout.clone(), config.quorums);
+        let mut tables: BTreeMap<&'static str, Arc<dyn LocalTable>> = BTreeMap::new();
+        tables.insert(kv_store.name(), kv_store);
+        let node = Arc::new(Node { id: config.id, seam, rpc, layout, kv, tables, stamper: Stamper::new() });
+
+        let listener = node.seam.net.listen(&config.rpc_bind_addr).await.map_err(|e| {
+            NodeError::Bind { addr: config.rpc_bind_addr.clone(), reason: e.to_string() }
+        })?;
+        let handler: Arc<dyn Handler> = node.clone();
+        tokio::spawn(rpc::serve(listener, node.seam.clone(), config.rpc_secret.clone(), handler));
+        tokio::spawn(node.clone().anti_entropy_loop(config.sync_interval_ms));
+        tracing::info!(node = %node.id, addr = %config.rpc_bind_addr, "node started");
+        Ok(node)
+    }
+
+    async fn anti_entropy_loop(self: Arc<Self>, interval_ms: u64) {
+        let worker = SyncWorker {
+            self_id: self.id,
+            rpc: self.rpc.clone(),
+            layout: self.layout.clone(),
+            tables: self.tables.values().cloned().collect(),
+        };
+        let mut rng = self.seam.rng("anti-entropy");
+        loop {
+            let jitter = rng.next_u64() % (interval_ms / 4 + 1);
+            tokio::time::sleep(Duration::from_millis(interval_ms + jitter)).await;
+            let report = worker.step().await;
+            if report.partitions_differing > 0 {
+                let summary = format!("{report:?}");
+                self.seam.trace.event("anti-entropy", summary.as_bytes());
+            }
+        }
+    }
+
+    /// Coordinates a client's register operation.
+    async fn serve_kv(&self, request: KvRequest) -> Result<Response, RemoteError> {
+        let quorum_err = |e: crate::table::QuorumError| RemoteError::Quorum {
+            needed: e.quorum,
+            successes: e.successes,
+            errors: e.errors,
+        };
+        match request {
+            KvRequest::Put { key, value } => {
+                let entry = Lww::new(self.stamper.next(self.seam.clock.as_ref()), value);
+                self.kv.insert(kv_key(&key), &entry).await.map_err(quorum_err)?;
+                Ok(Response::Done)
+            }
+            KvRequest::Get { key } => {
+                let entry = self.kv.get(&kv_key(&key)).await.map_err(quorum_err)?;
+                Ok(Response::Value(entry.and_then(|e| e.value().clone())))
+            }
+            KvRequest::GetLocal { key } => {
+                let entry = self.kv.local.get(&kv_key(&key)).map_err(|e| RemoteError::Storage {
+                    reason: e.to_string(),
+                })?;
+                Ok(Response::Value(entry.and_then(|e| e.value().clone())))
+            }
+        }
+    }
+}
+
+impl Handler for Node {
+    fn handle(self: Arc<Self>, from: NodeId, request: Request) -> BoxFuture<'static, Result<Response, RemoteError>> {
+        Box::pin(async move {
+            let kind = match &request {
+                Request::Ping => "rpc.ping",
+                Request::Table(_) => "rpc.table",
+                Request::Kv(_) => "rpc.kv",
+            };
+            self.seam.trace.event(kind, &from.0.to_le_bytes());
+            match request {
+                Request::Ping => Ok(Response::Pong),
+                Request::Kv(kv) => self.serve_kv(kv).await,
+                Request::Table(t) => {
+                    let name = match &t {
+                        rpc::TableRequest::Update { table, .. }
+                        | rpc::TableRequest::Read { table, .. }
+                        | rpc::TableRequest::Digests { table, .. }
+                        | rpc::TableRequest::PartitionEntries { table, .. } => table.clone(),
+                    };
+                    let table = self.tables.get(name.as_str()).ok_or(RemoteError::UnknownTable { table: name })?;
+                    serve_local(table.as_ref(), &t).map_err(|reason| RemoteError::Storage { reason })
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,91 @@
+//! Typed RPC messages. Every message is encoded with `crate::codec` inside an `Envelope`.
+//!
+//! Table entries travel as encoded bytes: the RPC layer routes them by table name and the
+//! table layer, which knows each schema, decodes and merges them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::layout::NodeId;
+
+/// Bumped on any incompatible change to the messages below.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A `(key, encoded entry)` pair of a table.
+pub type RawEntry = (Vec<u8>, Vec<u8>);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Envelope {
+    /// First message on every connection: who is calling, and with which protocol.
+    Hello { protocol: u32, from: NodeId },
+    Request { id: u64, body: Request },
+    Response { id: u64, body: Result<Response, RemoteError> },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    Ping,
+    Table(TableRequest),
+    Kv(KvRequest),
+}
+
+/// Node-to-node table replication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum TableRequest {
+    /// Merge these entries into the local replica (the write path and read repair).
+    Update { table: String, entries: Vec<RawEntry> },
+    /// The local replica's entry for `key`, if any.
+    Read { table: String, key: Vec<u8> },
+    /// For each listed partition, a hash of every entry the local replica holds in it.
+    Digests { table: String, partitions: Vec<u8> },
+    /// Every entry the local replica holds in `partition` (anti-entropy pull).
+    PartitionEntries { table: String, partition: u8 },
+}
+
+/// Client operations on the replicated register table, served by any node acting as
+/// coordinator. The simulation's workload drives the cluster through these.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum KvRequest {
+    /// Quorum write; `None` deletes.
+    Put { key: String, value: Option<Vec<u8>> },
+    /// Quorum read.
+    Get { key: String },
+    /// This node's own replica only, without quorum (used by checkers after quiescence).
+    GetLocal { key: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Pong,
+    Done,
+    Entry(Option<Vec<u8>>),
+    Digests(Vec<[u8; 32]>),
+    Entries(Vec<RawEntry>),
+    Value(Option<Vec<u8>>),
+}
+
+/// An error the remote side reports (as opposed to failing to reach it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RemoteError {
+    UnknownTable { table: String },
+    BadEntry { reason: String },
+    Storage { reason: String },
+    /// The coordinator could not gather its quorum.
+    Quorum { needed: usize, successes: usize, errors: Vec<String> },
+    NotForThisNode,
+}
+
+impl std::fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RemoteError::UnknownTable { table } => write!(f, "unknown table {table}"),
+            RemoteError::BadEntry { reason } => write!(f, "bad entry: {reason}"),
+            RemoteError::Storage { reason } => write!(f, "storage error: {reason}"),
+            RemoteError::Quorum { needed, successes, errors } => write!(
+                f,
+                "quorum not reached: {successes} of {needed} needed ({})",
+                errors.join("; ")
+            ),
+            RemoteError::NotForThisNode => write!(f, "request not for this node"),
+        }
+    }
+}

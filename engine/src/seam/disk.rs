@@ -1,0 +1,89 @@
+//! Durable storage: whole files written atomically (blocks, small state files) and the redb
+//! storage backend under the metadata database.
+//!
+//! Paths are relative to the node's data root and use `/` separators. Implementations must
+//! make `write_durable` atomic and durable: write a temporary file, fsync it, rename it into
+//! place, fsync the directory. Only then may the caller count the write as done.
+
+use std::io;
+
+use std::ops::Bound;
+
+use redb::{BackendError, Builder, Database, StorageBackend};
+
+pub trait Disk: Send + Sync {
+    /// Atomically replaces `path` with `data`, durable when this returns `Ok`.
+    fn write_durable(&self, path: &str, data: &[u8]) -> io::Result<()>;
+    /// Reads a whole file; `ErrorKind::NotFound` when absent.
+    fn read(&self, path: &str) -> io::Result<Vec<u8>>;
+    /// Removes a file; removing an absent file is not an error.
+    fn remove(&self, path: &str) -> io::Result<()>;
+    /// File names directly inside `dir`, sorted; an absent directory lists as empty.
+    fn list(&self, dir: &str) -> io::Result<Vec<String>>;
+    fn exists(&self, path: &str) -> io::Result<bool>;
+    /// Renames a file and makes the rename durable (fsyncs the directory).
+    fn rename_durable(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Opens (creating if needed) a file as a redb storage backend.
+    fn open_backend(&self, path: &str) -> io::Result<DynBackend>;
+}
+
+/// A type-erased redb backend, so `Disk` stays object-safe. Every method delegates,
+/// including the lock methods that keep two processes off one production database.
+#[derive(Debug)]
+pub struct DynBackend(pub Box<dyn StorageBackend>);
+
+impl StorageBackend for DynBackend {
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        self.0.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.0.write(offset, data)
+    }
+    fn close(&self) -> io::Result<()> {
+        self.0.close()
+    }
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.0.try_lock_range(start, end)
+    }
+    fn try_lock_shared_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<bool, BackendError> {
+        self.0.try_lock_shared_range(s, e)
+    }
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.0.lock_range(start, end)
+    }
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.0.lock_shared_range(start, end)
+    }
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.0.unlock_range(start, end)
+    }
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.0.query_lock_range(start, end)
+    }
+}
+
+
+/// Opens the redb database at `path`, creating it safely if it does not exist yet.
+///
+/// A crash during first-time creation can leave a file redb refuses to open (no valid
+/// header yet), so a new database is created under a temporary name, closed, and only then
+/// renamed into place with a directory sync.
+pub fn open_database(disk: &dyn Disk, path: &str) -> Result<Database, redb::DatabaseError> {
+    if !disk.exists(path)? {
+        let tmp = format!("{path}.creating");
+        disk.remove(&tmp)?;
+        let fresh = Builder::new().create_with_backend(disk.open_backend(&tmp)?)?;
+        drop(fresh);
+        disk.rename_durable(&tmp, path)?;
+    }
+    Builder::new().create_with_backend(disk.open_backend(path)?)
+}

@@ -1,0 +1,11 @@
+//! Replicated CRDT tables: local replicas in redb, quorum reads and writes, anti-entropy.
+
+pub mod replicated;
+pub mod schema;
+pub mod store;
+pub mod sync;
+
+pub use replicated::{ConsistencyMode, QuorumError, Quorums, Replicated};
+pub use schema::{TableSchema, entry_key};
+pub use store::{LocalTable, Store, StoreError};
+pub use sync::{SyncReport, SyncWorker};

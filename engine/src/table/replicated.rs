@@ -1,0 +1,206 @@
+//! Quorum reads and writes over a table's replicas.
+//!
+//! A write goes to every replica of the key's partition and returns once `write` of them
+//! have made it durable; the others keep going in the background. A read asks every
+//! replica, merges the first `read` answers, and repairs the replicas among them that
+//! answered something older. With `read + write > replication_factor`, every read quorum
+//! intersects every write quorum, so a read that starts after a write was acknowledged
+//! sees it (or something newer).
+
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::mpsc;
+
+use super::schema::{TableSchema, decode_entry, encode_entry, partition_of_key};
+use super::store::{LocalTable, Store};
+use crate::crdt::Crdt;
+use crate::layout::{ClusterLayout, NodeId};
+use crate::rpc::{Request, Response, RpcClient, TableRequest};
+
+/// How many replicas must answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quorums {
+    pub read: usize,
+    pub write: usize,
+}
+
+/// The consistency/availability trade-off, as an operator chooses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsistencyMode {
+    /// Read and write quorums of a majority: read-after-write holds.
+    Consistent,
+    /// Reads from any one replica, majority writes: reads may be stale while replicas heal.
+    Degraded,
+    /// One replica for reads and for writes: writes may be lost with that replica.
+    Dangerous,
+}
+
+impl ConsistencyMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "consistent" => Some(ConsistencyMode::Consistent),
+            "degraded" => Some(ConsistencyMode::Degraded),
+            "dangerous" => Some(ConsistencyMode::Dangerous),
+            _ => None,
+        }
+    }
+}
+
+impl Quorums {
+    pub fn for_mode(mode: ConsistencyMode, replication_factor: usize) -> Self {
+        let majority = replication_factor / 2 + 1;
+        match mode {
+            ConsistencyMode::Consistent => Quorums { read: majority, write: majority },
+            ConsistencyMode::Degraded => Quorums { read: 1, write: majority },
+            ConsistencyMode::Dangerous => Quorums { read: 1, write: 1 },
+        }
+    }
+}
+
+/// Not enough replicas answered in time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumError {
+    pub quorum: usize,
+    pub successes: usize,
+    pub errors: Vec<String>,
+}
+
+impl std::fmt::Display for QuorumError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "quorum {} not reached ({} ok): {}", self.quorum, self.successes, self.errors.join("; "))
+    }
+}
+
+pub struct Replicated<S: TableSchema> {
+    pub local: Arc<Store<S>>,
+    self_id: NodeId,
+    rpc: Arc<RpcClient>,
+    layout: Arc<RwLock<ClusterLayout>>,
+    quorums: Quorums,
+}
+
+type Answer = (NodeId, Result<Response, String>);
+
+impl<S: TableSchema> Replicated<S> {
+    pub fn new(
+        local: Arc<Store<S>>,
+        self_id: NodeId,
+        rpc: Arc<RpcClient>,
+        layout: Arc<RwLock<ClusterLayout>>,
+        quorums: Quorums,
+    ) -> Self {
+        Replicated { local, self_id, rpc, layout, quorums }
+    }
+
+    fn replicas(&self, key: &[u8]) -> Vec<NodeId> {
+        let layout = self.layout.read().unwrap();
+        layout.nodes_of(partition_of_key(key)).to_vec()
+    }
+
+    /// Sends `request` to every replica (ourselves through the local store), each on its own
+    /// task so that slow replicas finish in the background after the quorum returns.
+    fn fan_out(&self, replicas: &[NodeId], request: TableRequest) -> mpsc::Receiver<Answer> {
+        let (tx, rx) = mpsc::channel(replicas.len().max(1));
+        for &node in replicas {
+            let tx = tx.clone();
+            let request = request.clone();
+            if node == self.self_id {
+                let answer = serve_local(self.local.as_ref(), &request);
+                let _ = tx.try_send((node, answer));
+                continue;
+            }
+            let rpc = self.rpc.clone();
+            tokio::spawn(async move {
+                let answer = rpc.call(node, Request::Table(request)).await.map_err(|e| e.to_string());
+                let _ = tx.send((node, answer)).await;
+            });
+        }
+        rx
+    }
+
+    /// Writes `entry` under `key` to a write quorum of replicas.
+    pub async fn insert(&self, key: Vec<u8>, entry: &S::Entry) -> Result<(), QuorumError> {
+        let replicas = self.replicas(&key);
+        let entries = vec![(key, encode_entry(entry))];
+        let request = TableRequest::Update { table: S::NAME.into(), entries };
+        let mut answers = self.fan_out(&replicas, request);
+        let quorum = self.quorums.write.min(replicas.len());
+        let (mut successes, mut errors) = (0, Vec::new());
+        while let Some((node, answer)) = answers.recv().await {
+            match answer {
+                Ok(Response::Done) => successes += 1,
+                Ok(other) => errors.push(format!("{node}: unexpected answer {other:?}")),
+                Err(e) => errors.push(e),
+            }
+            if successes >= quorum {
+                return Ok(());
+            }
+        }
+        Err(QuorumError { quorum, successes, errors })
+    }
+
+    /// Reads `key` from a read quorum, merging their answers and repairing stale replicas.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<S::Entry>, QuorumError> {
+        let replicas = self.replicas(key);
+        let request = TableRequest::Read { table: S::NAME.into(), key: key.to_vec() };
+        let mut answers = self.fan_out(&replicas, request);
+        let quorum = self.quorums.read.min(replicas.len());
+        let mut seen: Vec<(NodeId, Option<S::Entry>)> = Vec::new();
+        let mut errors = Vec::new();
+        while let Some((node, answer)) = answers.recv().await {
+            match answer {
+                Ok(Response::Entry(bytes)) => match bytes.map(|b| decode_entry(&b)).transpose() {
+                    Ok(entry) => seen.push((node, entry)),
+                    Err(e) => errors.push(format!("{node}: {e}")),
+                },
+                Ok(other) => errors.push(format!("{node}: unexpected answer {other:?}")),
+                Err(e) => errors.push(e),
+            }
+            if seen.len() >= quorum {
+                break;
+            }
+        }
+        if seen.len() < quorum {
+            return Err(QuorumError { quorum, successes: seen.len(), errors });
+        }
+        let merged = seen.iter().filter_map(|(_, e)| e.clone()).reduce(|mut a, b| {
+            a.merge(&b);
+            a
+        });
+        if let Some(merged) = &merged {
+            let stale: Vec<NodeId> =
+                seen.iter().filter(|(_, e)| e.as_ref() != Some(merged)).map(|(n, _)| *n).collect();
+            self.repair(key, merged, &stale);
+        }
+        Ok(merged)
+    }
+
+    /// Read repair: pushes the merged entry to the replicas that answered something older.
+    fn repair(&self, key: &[u8], merged: &S::Entry, stale: &[NodeId]) {
+        if stale.is_empty() {
+            return;
+        }
+        let entries = vec![(key.to_vec(), encode_entry(merged))];
+        let request = TableRequest::Update { table: S::NAME.into(), entries };
+        // Answers are not awaited: repair is best effort, anti-entropy is the backstop.
+        drop(self.fan_out(stale, request));
+    }
+}
+
+/// Serves a table request against a local replica (the RPC handler and the local shortcut
+/// of `fan_out` share this).
+pub fn serve_local(table: &dyn LocalTable, request: &TableRequest) -> Result<Response, String> {
+    let result = match request {
+        TableRequest::Update { entries, .. } => table.merge_raw(entries).map(|()| Response::Done),
+        TableRequest::Read { key, .. } => table.get_raw(key).map(Response::Entry),
+        TableRequest::Digests { partitions, .. } => partitions
+            .iter()
+            .map(|&p| table.partition_digest(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Response::Digests),
+        TableRequest::PartitionEntries { partition, .. } => {
+            table.partition_entries(*partition).map(Response::Entries)
+        }
+    };
+    result.map_err(|e| e.to_string())
+}

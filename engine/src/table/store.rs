@@ -1,0 +1,169 @@
+//! One node's replica of one table, in the node's redb database.
+//!
+//! Entries are stored encoded (`schema::encode_entry`) under their storage key. Every
+//! change merges the incoming entry into the stored one inside one write transaction,
+//! committed durably before the caller is answered: an acknowledged replica write survives
+//! a crash.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::schema::{TableSchema, decode_entry, encode_entry, partition_of_key};
+use crate::crdt::Crdt;
+use crate::rpc::message::RawEntry;
+
+/// A local storage failure; the replica answers it as an error and the quorum logic counts
+/// it as a failed replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    Storage { table: &'static str, reason: String },
+    BadEntry { table: &'static str, reason: String },
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Storage { table, reason } => write!(f, "table {table}: storage: {reason}"),
+            StoreError::BadEntry { table, reason } => write!(f, "table {table}: bad entry: {reason}"),
+        }
+    }
+}
+
+/// The untyped face of a local table, used by the RPC handler and anti-entropy, which route
+/// by table name.
+pub trait LocalTable: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Merges encoded entries into the replica; durable when this returns.
+    fn merge_raw(&self, entries: &[RawEntry]) -> Result<(), StoreError>;
+    fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Hash of every `(key, entry)` in the partition, in key order.
+    fn partition_digest(&self, partition: u8) -> Result<[u8; 32], StoreError>;
+    fn partition_entries(&self, partition: u8) -> Result<Vec<RawEntry>, StoreError>;
+}
+
+pub struct Store<S: TableSchema> {
+    db: Arc<Database>,
+    _schema: PhantomData<S>,
+}
+
+fn storage<E: std::fmt::Display>(table: &'static str) -> impl Fn(E) -> StoreError {
+    move |e| StoreError::Storage { table, reason: e.to_string() }
+}
+
+impl<S: TableSchema> Store<S> {
+    pub fn open(db: Arc<Database>) -> Result<Self, StoreError> {
+        // Create the table up front so that readers never meet a missing table.
+        let txn = db.begin_write().map_err(storage(S::NAME))?;
+        txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+        txn.commit().map_err(storage(S::NAME))?;
+        Ok(Store { db, _schema: PhantomData })
+    }
+
+    fn definition() -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+        TableDefinition::new(S::NAME)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<S::Entry>, StoreError> {
+        match self.get_raw(key)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(self.decode(&bytes)?)),
+        }
+    }
+
+    /// Merges one typed entry; returns the merged result as stored.
+    pub fn merge(&self, key: &[u8], entry: &S::Entry) -> Result<(), StoreError> {
+        self.merge_raw(&[(key.to_vec(), encode_entry(entry))])
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<S::Entry, StoreError> {
+        decode_entry(bytes).map_err(|e| StoreError::BadEntry { table: S::NAME, reason: e.to_string() })
+    }
+
+    fn partition_range(partition: u8) -> (Vec<u8>, Option<Vec<u8>>) {
+        let start = vec![partition];
+        let end = (partition < u8::MAX).then(|| vec![partition + 1]);
+        (start, end)
+    }
+
+    fn scan_partition(&self, partition: u8, mut f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(storage(S::NAME))?;
+        let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+        let (start, end) = Self::partition_range(partition);
+        let range = match &end {
+            Some(end) => table.range::<&[u8]>(start.as_slice()..end.as_slice()),
+            None => table.range::<&[u8]>(start.as_slice()..),
+        }
+        .map_err(storage(S::NAME))?;
+        for item in range {
+            let (k, v) = item.map_err(storage(S::NAME))?;
+            f(k.value(), v.value());
+        }
+        Ok(())
+    }
+}
+
+impl<S: TableSchema> LocalTable for Store<S> {
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+
+    fn merge_raw(&self, entries: &[RawEntry]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(storage(S::NAME))?;
+        let mut changed = false;
+        {
+            let mut table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+            for (key, bytes) in entries {
+                let incoming = self.decode(bytes)?;
+                let old = table.get(key.as_slice()).map_err(storage(S::NAME))?;
+                let old = old.map(|guard| guard.value().to_vec());
+                let merged = match &old {
+                    None => incoming,
+                    Some(old) => {
+                        let mut merged = self.decode(old)?;
+                        merged.merge(&incoming);
+                        merged
+                    }
+                };
+                let merged = encode_entry(&merged);
+                let same = old.as_deref() == Some(merged.as_slice());
+                if !same {
+                    table.insert(key.as_slice(), merged.as_slice()).map_err(storage(S::NAME))?;
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            txn.commit().map_err(storage(S::NAME))?;
+        } else {
+            txn.abort().map_err(storage(S::NAME))?;
+        }
+        Ok(())
+    }
+
+    fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(storage(S::NAME))?;
+        let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+        let value = table.get(key).map_err(storage(S::NAME))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn partition_digest(&self, partition: u8) -> Result<[u8; 32], StoreError> {
+        let mut hasher = blake3::Hasher::new();
+        self.scan_partition(partition, |k, v| {
+            debug_assert_eq!(partition_of_key(k), partition);
+            hasher.update(&(k.len() as u32).to_le_bytes());
+            hasher.update(k);
+            hasher.update(&(v.len() as u32).to_le_bytes());
+            hasher.update(v);
+        })?;
+        Ok(*hasher.finalize().as_bytes())
+    }
+
+    fn partition_entries(&self, partition: u8) -> Result<Vec<RawEntry>, StoreError> {
+        let mut out = Vec::new();
+        self.scan_partition(partition, |k, v| out.push((k.to_vec(), v.to_vec())))?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,348 @@
+//! Runs one scenario with one seed inside turmoil, then applies the checkers.
+//!
+//! Phases: (1) the workload runs while the fault timeline plays; (2) at the end of the
+//! workload every fault is healed and crashed nodes restart (faults a cluster must survive
+//! are always healed before judging it); (3) after `quiesce_ms`, a checker client reads
+//! every key from every replica and every partition digest; (4) the checkers judge the
+//! history and those final reads.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hangar_engine::layout::{ClusterLayout, NodeId, NodeRole};
+use hangar_engine::node::{Node, NodeConfig};
+use hangar_engine::rpc::{KvRequest, Request, Response, RpcClient, RpcConfig, TableRequest};
+use hangar_engine::seam::Seam;
+use hangar_engine::table::{ConsistencyMode, Quorums};
+
+use crate::check::{self, Violation};
+use crate::history::Op;
+use crate::scenario::{Fault, Scenario, node_names};
+use crate::trace::Recorder;
+use crate::workload::{ClientCtx, run_client};
+use crate::world::{Epochs, SimClock, SimDisk, SimNet, SimTrace};
+
+const RPC_PORT: u16 = 3901;
+const SECRET: &str = "simulated cluster secret";
+/// Simulated time the final checker may take before the run counts as not converging.
+const FINAL_CHECK_BUDGET_MS: u64 = 30_000;
+
+pub struct RunResult {
+    pub seed: u64,
+    pub trace_hash: String,
+    pub violation: Option<Violation>,
+    pub sim_ms: u64,
+    pub wall: Duration,
+    pub ops: usize,
+    pub recorder: Arc<Mutex<Recorder>>,
+}
+
+impl RunResult {
+    /// Simulated time per wall-clock time.
+    pub fn speedup(&self) -> f64 {
+        self.sim_ms as f64 / (self.wall.as_secs_f64() * 1000.0).max(1e-3)
+    }
+}
+
+/// Stable node id of a node name (ids must not depend on the seed, names do not either).
+pub fn node_id(name: &str) -> NodeId {
+    let h = blake3::hash(name.as_bytes());
+    NodeId(u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap()))
+}
+
+fn seed_for(seed: u64, who: &str, boot: u64) -> u64 {
+    let mut h = blake3::Hasher::new_derive_key("hangar sim seed v1");
+    h.update(&seed.to_le_bytes());
+    h.update(who.as_bytes());
+    h.update(&boot.to_le_bytes());
+    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap())
+}
+
+fn build_layout(s: &Scenario, names: &[String]) -> ClusterLayout {
+    let mut layout = ClusterLayout::new(s.cluster.replication_factor).expect("validated RF");
+    for (i, name) in names.iter().enumerate() {
+        let zone = format!("z{}", i % s.cluster.zones + 1);
+        layout.stage_assign(node_id(name), NodeRole { zone, capacity: 1, tags: vec![] }).expect("valid role");
+    }
+    layout.apply_staged(1).expect("first layout applies");
+    layout
+}
+
+fn quorums(s: &Scenario) -> Quorums {
+    let mode = ConsistencyMode::parse(s.cluster.consistency_mode.get_ref()).expect("validated mode");
+    let mut q = Quorums::for_mode(mode, s.cluster.replication_factor);
+    q.read = s.cluster.read_quorum.unwrap_or(q.read);
+    q.write = s.cluster.write_quorum.unwrap_or(q.write);
+    q
+}
+
+/// What the final checker client collected.
+#[derive(Default)]
+struct Finals {
+    done: bool,
+    values: BTreeMap<String, BTreeMap<String, Option<Vec<u8>>>>,
+    digests: BTreeMap<u8, BTreeMap<String, [u8; 32]>>,
+    errors: Vec<String>,
+}
+
+struct World {
+    scenario: Scenario,
+    seed: u64,
+    names: Vec<String>,
+    layout: ClusterLayout,
+    epochs: Arc<Epochs>,
+    skews: BTreeMap<String, Arc<AtomicI64>>,
+    recorder: Arc<Mutex<Recorder>>,
+}
+
+impl World {
+    fn seam(&self, who: &str, boot: u64) -> Seam {
+        let skew = self.skews.get(who).cloned().unwrap_or_default();
+        Seam {
+            clock: Arc::new(SimClock { skew_ms: skew }),
+            net: Arc::new(SimNet),
+            disk: Arc::new(SimDisk::new(who, self.epochs.clone())),
+            trace: Arc::new(SimTrace { node: who.into(), recorder: self.recorder.clone() }),
+            rng_seed: seed_for(self.seed, who, boot),
+        }
+    }
+
+    fn node_addrs(&self) -> Vec<(NodeId, String)> {
+        self.names.iter().map(|n| (node_id(n), format!("{n}:{RPC_PORT}"))).collect()
+    }
+
+    fn node_config(&self, name: &str) -> NodeConfig {
+        let c = &self.scenario.cluster;
+        NodeConfig {
+            id: node_id(name),
+            rpc_bind_addr: format!("0.0.0.0:{RPC_PORT}"),
+            peers: self.node_addrs().into_iter().filter(|(id, _)| *id != node_id(name)).collect(),
+            layout: self.layout.clone(),
+            rpc_secret: SECRET.into(),
+            quorums: quorums(&self.scenario),
+            rpc: RpcConfig { call_timeout_ms: c.rpc_timeout_ms, ..RpcConfig::default() },
+            sync_interval_ms: c.sync_interval_ms,
+        }
+    }
+}
+
+/// Runs `scenario` with `seed`. `keep_events` keeps every trace event (for `--trace-out`
+/// and the determinism check); otherwise only the hash is computed.
+pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
+    let started = Instant::now();
+    let names = node_names(scenario.cluster.nodes);
+    let world = Arc::new(World {
+        scenario: scenario.clone(),
+        seed,
+        layout: build_layout(scenario, &names),
+        skews: names.iter().map(|n| (n.clone(), Arc::new(AtomicI64::new(0)))).collect(),
+        names,
+        epochs: Arc::new(Epochs::default()),
+        recorder: Arc::new(Mutex::new(Recorder::new(keep_events))),
+    });
+    let workload_end = scenario.workload.duration_ms;
+    let quiesce_end = workload_end + scenario.check.quiesce_ms;
+    let horizon = quiesce_end + FINAL_CHECK_BUDGET_MS;
+    let net = &scenario.network;
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(Duration::from_millis(horizon + 1_000))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_millis(net.min_latency_ms))
+        .max_message_latency(Duration::from_millis(net.max_latency_ms))
+        .rng_seed(seed)
+        .build();
+
+    for name in world.names.clone() {
+        let world = world.clone();
+        let boots = Arc::new(AtomicU64::new(0));
+        let host = name.clone();
+        sim.host(host.as_str(), move || {
+            let boot = boots.fetch_add(1, Ordering::Relaxed);
+            let seam = world.seam(&name, boot);
+            let config = world.node_config(&name);
+            async move {
+                let _node = Node::start(seam, config).await.map_err(|e| e.to_string())?;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+    let history: Arc<Mutex<Vec<Op>>> = Arc::default();
+    for i in 1..=scenario.workload.clients {
+        let name = format!("c{i}");
+        let ctx = ClientCtx {
+            id: node_id(&name),
+            seam: world.seam(&name, 0),
+            secret: SECRET.into(),
+            nodes: world.node_addrs(),
+            workload: scenario.workload.clone(),
+            history: history.clone(),
+            recorder: world.recorder.clone(),
+            name: name.clone(),
+        };
+        sim.client(name.as_str(), run_client(ctx));
+    }
+
+    let finals: Arc<Mutex<Finals>> = Arc::default();
+    let mut timeline = scenario.timeline().into_iter().peekable();
+    let mut crashed: Vec<String> = Vec::new();
+    let mut healed = false;
+    let mut checker_started = false;
+    let mut error = None;
+    loop {
+        let now_ms = sim.elapsed().as_millis() as u64;
+        while let Some((at, _)) = timeline.peek() {
+            if *at > now_ms || *at >= workload_end {
+                break;
+            }
+            let (_, fault) = timeline.next().unwrap();
+            apply_fault(&mut sim, &world, &fault, &mut crashed);
+        }
+        if !healed && now_ms >= workload_end {
+            healed = true;
+            apply_fault(&mut sim, &world, &Fault::Heal, &mut crashed);
+            for node in std::mem::take(&mut crashed) {
+                apply_fault(&mut sim, &world, &Fault::Restart { node }, &mut Vec::new());
+            }
+        }
+        if !checker_started && now_ms >= quiesce_end {
+            checker_started = true;
+            sim.client("checker", final_check(world.clone(), finals.clone()));
+        }
+        if finals.lock().unwrap().done || now_ms >= horizon {
+            break;
+        }
+        if let Err(e) = sim.step() {
+            error = Some(e.to_string());
+            break;
+        }
+    }
+    let sim_ms = sim.elapsed().as_millis() as u64;
+    drop(sim);
+    let history = std::mem::take(&mut *history.lock().unwrap());
+    let finals = std::mem::take(&mut *finals.lock().unwrap());
+    let violation = match error {
+        Some(e) => Some(Violation { checker: "simulation", details: e }),
+        None => judge(scenario, &history, &finals),
+    };
+    let verdict = violation.as_ref().map_or("pass".to_string(), |v| v.to_string());
+    world.recorder.lock().unwrap().record_at(sim_ms as u128 * 1000, "runner", "verdict", verdict.as_bytes());
+    let trace_hash = world.recorder.lock().unwrap().hash_hex();
+    RunResult {
+        seed,
+        trace_hash,
+        violation,
+        sim_ms,
+        wall: started.elapsed(),
+        ops: history.len(),
+        recorder: world.recorder.clone(),
+    }
+}
+
+fn judge(scenario: &Scenario, history: &[Op], finals: &Finals) -> Option<Violation> {
+    for checker in scenario.check.checkers.get_ref() {
+        let result = match checker.as_str() {
+            "read_after_write" => check::register::check_read_after_write(history),
+            "no_lost_writes" | "convergence" if !finals.done => Err(Violation {
+                checker: "liveness",
+                details: format!(
+                    "final reads did not complete within {FINAL_CHECK_BUDGET_MS} ms after quiescence: {}",
+                    finals.errors.last().cloned().unwrap_or_default()
+                ),
+            }),
+            "no_lost_writes" => check::register::check_final_state(history, &finals.values),
+            "convergence" => check::convergence::check_convergence(&finals.digests),
+            other => unreachable!("checker {other} validated at load"),
+        };
+        if let Err(v) = result {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn apply_fault(sim: &mut turmoil::Sim<'_>, world: &World, fault: &Fault, crashed: &mut Vec<String>) {
+    let names = &world.names;
+    match fault {
+        Fault::Isolate { node } => {
+            for other in names.iter().filter(|n| *n != node) {
+                sim.partition(node.as_str(), other.as_str());
+            }
+        }
+        Fault::Partition { nodes } => {
+            for a in nodes {
+                for b in names.iter().filter(|n| !nodes.contains(n)) {
+                    sim.partition(a.as_str(), b.as_str());
+                }
+            }
+        }
+        Fault::Heal => {
+            for (i, a) in names.iter().enumerate() {
+                for b in &names[i + 1..] {
+                    sim.repair(a.as_str(), b.as_str());
+                }
+            }
+        }
+        Fault::Crash { node } => {
+            if !crashed.contains(node) {
+                // Fence the old disk handles first: see world.rs on crash fencing.
+                world.epochs.bump(node);
+                sim.crash(node.as_str());
+                crashed.push(node.clone());
+            }
+        }
+        Fault::Restart { node } => {
+            crashed.retain(|n| n != node);
+            sim.bounce(node.as_str());
+        }
+        Fault::ClockSkew { node, skew_ms } => {
+            world.skews[node].store(*skew_ms, Ordering::Relaxed);
+        }
+    }
+    let at = sim.elapsed().as_micros();
+    world.recorder.lock().unwrap().record_at(at, "runner", "fault", format!("{fault:?}").as_bytes());
+}
+
+/// The final checker: every key from every replica, every partition digest.
+async fn final_check(world: Arc<World>, finals: Arc<Mutex<Finals>>) -> turmoil::Result {
+    let rpc = RpcClient::new(node_id("checker"), world.seam("checker", 0), SECRET, RpcConfig::default());
+    for (id, addr) in world.node_addrs() {
+        rpc.set_peer_addr(id, addr);
+    }
+    let keys: Vec<String> = (0..world.scenario.workload.keys).map(|k| format!("k{k}")).collect();
+    for name in &world.names {
+        let id = node_id(name);
+        let partitions: Vec<u8> = (0..=u8::MAX).filter(|&p| world.layout.nodes_of(p).contains(&id)).collect();
+        let request = Request::Table(TableRequest::Digests { table: "kv".into(), partitions: partitions.clone() });
+        let Response::Digests(digests) = call_retrying(&rpc, id, request, &finals).await else {
+            unreachable!("call_retrying only returns the expected variant")
+        };
+        let mut f = finals.lock().unwrap();
+        for (p, d) in partitions.into_iter().zip(digests) {
+            f.digests.entry(p).or_default().insert(name.clone(), d);
+        }
+        drop(f);
+        for key in &keys {
+            let request = Request::Kv(KvRequest::GetLocal { key: key.clone() });
+            let Response::Value(v) = call_retrying(&rpc, id, request, &finals).await else {
+                unreachable!("call_retrying only returns the expected variant")
+            };
+            finals.lock().unwrap().values.entry(name.clone()).or_default().insert(key.clone(), v);
+        }
+    }
+    finals.lock().unwrap().done = true;
+    Ok(())
+}
+
+async fn call_retrying(rpc: &RpcClient, node: NodeId, request: Request, finals: &Mutex<Finals>) -> Response {
+    loop {
+        match rpc.call(node, request.clone()).await {
+            Ok(r @ (Response::Digests(_) | Response::Value(_))) => return r,
+            Ok(other) => finals.lock().unwrap().errors.push(format!("{node}: unexpected {other:?}")),
+            Err(e) => finals.lock().unwrap().errors.push(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,354 @@
+//! Scenario files: the cluster, its network, the workload, a timeline of faults and the
+//! checkers, in TOML. A bad file is refused with the file, the line and the field.
+//! The reference of every key is docs/simulation.md.
+
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub cluster: Cluster,
+    #[serde(default)]
+    pub network: Network,
+    pub workload: Workload,
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+    pub check: Check,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub nodes: usize,
+    pub zones: usize,
+    pub replication_factor: usize,
+    #[serde(default = "default_mode")]
+    pub consistency_mode: Spanned<String>,
+    /// Test-only override that may weaken the system (to show the checkers catch it).
+    pub read_quorum: Option<usize>,
+    pub write_quorum: Option<usize>,
+    #[serde(default = "default_sync_interval")]
+    pub sync_interval_ms: u64,
+    #[serde(default = "default_rpc_timeout")]
+    pub rpc_timeout_ms: u64,
+}
+
+fn default_mode() -> Spanned<String> {
+    Spanned::new(0..0, "consistent".into())
+}
+fn default_sync_interval() -> u64 {
+    1_000
+}
+fn default_rpc_timeout() -> u64 {
+    1_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    #[serde(default = "default_min_latency")]
+    pub min_latency_ms: u64,
+    #[serde(default = "default_max_latency")]
+    pub max_latency_ms: u64,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network { min_latency_ms: default_min_latency(), max_latency_ms: default_max_latency() }
+    }
+}
+
+fn default_min_latency() -> u64 {
+    1
+}
+fn default_max_latency() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    #[serde(default = "default_workload_kind")]
+    pub kind: Spanned<String>,
+    pub clients: usize,
+    pub keys: usize,
+    pub duration_ms: u64,
+    #[serde(default = "default_think")]
+    pub max_think_ms: u64,
+    #[serde(default = "default_write_fraction")]
+    pub write_fraction: f64,
+    #[serde(default)]
+    pub delete_fraction: f64,
+    #[serde(default = "default_client_timeout")]
+    pub client_timeout_ms: u64,
+}
+
+fn default_workload_kind() -> Spanned<String> {
+    Spanned::new(0..0, "register".into())
+}
+fn default_think() -> u64 {
+    50
+}
+fn default_write_fraction() -> f64 {
+    0.5
+}
+fn default_client_timeout() -> u64 {
+    3_000
+}
+
+/// One fault on the timeline. Kinds: `isolate` (cut `node` off from the other nodes;
+/// clients still reach it), `partition` (cut `nodes` off from the rest of the cluster),
+/// `heal` (repair every network fault), `crash` (power cut: unsynced writes are lost),
+/// `restart` (start a crashed node again), `clock_skew` (set `node`'s clock `skew_ms` off).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub at_ms: u64,
+    pub kind: Spanned<String>,
+    pub node: Option<Spanned<String>>,
+    pub nodes: Option<Spanned<Vec<String>>>,
+    pub skew_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub quiesce_ms: u64,
+    pub checkers: Spanned<Vec<String>>,
+}
+
+/// A validated fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    Isolate { node: String },
+    Partition { nodes: Vec<String> },
+    Heal,
+    Crash { node: String },
+    Restart { node: String },
+    ClockSkew { node: String, skew_ms: i64 },
+}
+
+pub const CHECKERS: [&str; 3] = ["read_after_write", "no_lost_writes", "convergence"];
+
+/// A scenario file that cannot be used, with where and why.
+#[derive(Debug)]
+pub struct ScenarioError {
+    pub file: String,
+    pub line: usize,
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: field `{}`: {}", self.file, self.line, self.field, self.message)
+    }
+}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    src[..offset.min(src.len())].matches('\n').count() + 1
+}
+
+/// The node names of a cluster of `n` nodes: n1, n2, ...
+pub fn node_names(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("n{i}")).collect()
+}
+
+impl Scenario {
+    pub fn load(path: &str) -> Result<Scenario, ScenarioError> {
+        let src = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: path.into(),
+            line: 0,
+            field: "-".into(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(path, &src)
+    }
+
+    pub fn parse(file: &str, src: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(src).map_err(|e| {
+            let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(0);
+            let message = e.message().to_string();
+            let field = field_from_message(&message, e.span(), src);
+            ScenarioError { file: file.into(), line, field, message }
+        })?;
+        scenario.validate().map_err(|(span, field, message)| ScenarioError {
+            file: file.into(),
+            line: line_of(src, span.start),
+            field: field.into(),
+            message,
+        })?;
+        Ok(scenario)
+    }
+
+    fn validate(&self) -> Result<(), (Range<usize>, &'static str, String)> {
+        let c = &self.cluster;
+        let nowhere = 0..0;
+        if c.nodes == 0 || c.nodes > 32 {
+            return Err((nowhere, "cluster.nodes", format!("{} is not in 1..=32", c.nodes)));
+        }
+        if !(1..=5).contains(&c.replication_factor) || c.replication_factor > c.nodes {
+            let msg = format!("{} must be in 1..=5 and at most nodes ({})", c.replication_factor, c.nodes);
+            return Err((nowhere, "cluster.replication_factor", msg));
+        }
+        if c.zones == 0 || c.zones > c.nodes {
+            return Err((nowhere, "cluster.zones", format!("{} must be in 1..=nodes", c.zones)));
+        }
+        let mode = &c.consistency_mode;
+        if hangar_engine::table::ConsistencyMode::parse(mode.get_ref()).is_none() {
+            let msg = format!("`{}` is not one of consistent, degraded, dangerous", mode.get_ref());
+            return Err((mode.span(), "cluster.consistency_mode", msg));
+        }
+        for q in [c.read_quorum, c.write_quorum].into_iter().flatten() {
+            if q == 0 || q > c.replication_factor {
+                let msg = format!("quorum {q} must be in 1..=replication_factor");
+                return Err((nowhere, "cluster.read_quorum/write_quorum", msg));
+            }
+        }
+        if self.network.min_latency_ms > self.network.max_latency_ms {
+            return Err((nowhere, "network.min_latency_ms", "exceeds max_latency_ms".into()));
+        }
+        if self.workload.kind.get_ref() != "register" {
+            let msg = format!("`{}` is not a known workload (register)", self.workload.kind.get_ref());
+            return Err((self.workload.kind.span(), "workload.kind", msg));
+        }
+        for name in self.check.checkers.get_ref() {
+            if !CHECKERS.contains(&name.as_str()) {
+                let msg = format!("unknown checker `{name}` (known: {})", CHECKERS.join(", "));
+                return Err((self.check.checkers.span(), "check.checkers", msg));
+            }
+        }
+        for f in &self.faults {
+            self.fault_of(f)?;
+        }
+        Ok(())
+    }
+
+    fn node_arg(&self, spec: &FaultSpec) -> Result<String, (Range<usize>, &'static str, String)> {
+        let Some(node) = &spec.node else {
+            let msg = format!("fault `{}` needs a `node`", spec.kind.get_ref());
+            return Err((spec.kind.span(), "faults.node", msg));
+        };
+        if !node_names(self.cluster.nodes).contains(node.get_ref()) {
+            let msg = format!("no node `{}` (nodes are n1..n{})", node.get_ref(), self.cluster.nodes);
+            return Err((node.span(), "faults.node", msg));
+        }
+        Ok(node.get_ref().clone())
+    }
+
+    /// The validated form of a fault spec.
+    pub fn fault_of(&self, spec: &FaultSpec) -> Result<Fault, (Range<usize>, &'static str, String)> {
+        match spec.kind.get_ref().as_str() {
+            "isolate" => Ok(Fault::Isolate { node: self.node_arg(spec)? }),
+            "crash" => Ok(Fault::Crash { node: self.node_arg(spec)? }),
+            "restart" => Ok(Fault::Restart { node: self.node_arg(spec)? }),
+            "heal" => Ok(Fault::Heal),
+            "clock_skew" => {
+                let node = self.node_arg(spec)?;
+                let skew_ms = spec.skew_ms.ok_or((spec.kind.span(), "faults.skew_ms", "missing".into()))?;
+                Ok(Fault::ClockSkew { node, skew_ms })
+            }
+            "partition" => {
+                let Some(nodes) = &spec.nodes else {
+                    return Err((spec.kind.span(), "faults.nodes", "partition needs `nodes`".into()));
+                };
+                let known = node_names(self.cluster.nodes);
+                if let Some(bad) = nodes.get_ref().iter().find(|n| !known.contains(n)) {
+                    return Err((nodes.span(), "faults.nodes", format!("no node `{bad}`")));
+                }
+                Ok(Fault::Partition { nodes: nodes.get_ref().clone() })
+            }
+            other => {
+                let msg = format!(
+                    "unknown fault `{other}` (known: isolate, partition, heal, crash, restart, clock_skew)"
+                );
+                Err((spec.kind.span(), "faults.kind", msg))
+            }
+        }
+    }
+
+    /// The timeline, validated and sorted by time (stable for equal times).
+    pub fn timeline(&self) -> Vec<(u64, Fault)> {
+        let mut t: Vec<(u64, Fault)> = self
+            .faults
+            .iter()
+            .map(|f| (f.at_ms, self.fault_of(f).expect("validated at load")))
+            .collect();
+        t.sort_by_key(|(at, _)| *at);
+        t
+    }
+}
+
+/// Names the field a TOML/serde error is about: the key in the message if it names one,
+/// else the key at the start of the error's line.
+fn field_from_message(message: &str, span: Option<Range<usize>>, src: &str) -> String {
+    if let Some(start) = message.find('`') {
+        if let Some(len) = message[start + 1..].find('`') {
+            return message[start + 1..start + 1 + len].to_string();
+        }
+    }
+    let Some(span) = span else { return "-".into() };
+    let line_start = src[..span.start.min(src.len())].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = &src[line_start..];
+    line.split(['=', '\n']).next().unwrap_or("-").trim().trim_matches(['[', ']']).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "t"
+[cluster]
+nodes = 3
+zones = 3
+replication_factor = 3
+[workload]
+clients = 2
+keys = 4
+duration_ms = 1000
+[[faults]]
+at_ms = 10
+kind = "crash"
+node = "n2"
+[check]
+quiesce_ms = 1000
+checkers = ["read_after_write"]
+"#;
+
+    #[test]
+    fn good_file_parses() {
+        let s = Scenario::parse("good.toml", GOOD).unwrap();
+        assert_eq!(s.timeline(), vec![(10, Fault::Crash { node: "n2".into() })]);
+    }
+
+    #[test]
+    fn unknown_node_is_reported_with_line_and_field() {
+        let bad = GOOD.replace("node = \"n2\"", "node = \"n9\"");
+        let err = Scenario::parse("bad.toml", &bad).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (15, "faults.node"), "{err}");
+        assert!(err.message.contains("n9"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_reported_with_line_and_field() {
+        let bad = GOOD.replace("keys = 4", "keys = 4\nkeyz = 5");
+        let err = Scenario::parse("bad.toml", &bad).unwrap_err();
+        assert_eq!(err.line, 11, "{err}");
+        assert_eq!(err.field, "keyz", "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_reported() {
+        let bad = GOOD.replace("clients = 2", "clients = \"two\"");
+        let err = Scenario::parse("bad.toml", &bad).unwrap_err();
+        assert_eq!(err.line, 8, "{err}");
+        assert_eq!(err.field, "clients", "{err}");
+    }
+}
