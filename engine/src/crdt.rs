@@ -119,7 +119,9 @@ impl<K: Ord + Clone, V: Ord + Clone> LwwMap<K, V> {
 
     /// Entries in ascending key order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.entries.iter().map(|(k, register)| (k, register.value()))
+        self.entries
+            .iter()
+            .map(|(k, register)| (k, register.value()))
     }
 
     /// Number of keys ever written.
@@ -282,7 +284,11 @@ where
     for seed in 0..seeds {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let (a, b, c) = (generate(&mut rng), generate(&mut rng), generate(&mut rng));
-        assert_eq!(join(&a, &b), join(&b, &a), "{name}: merge not commutative, seed {seed}");
+        assert_eq!(
+            join(&a, &b),
+            join(&b, &a),
+            "{name}: merge not commutative, seed {seed}"
+        );
         assert_eq!(
             join(&join(&a, &b), &c),
             join(&a, &join(&b, &c)),
@@ -291,7 +297,11 @@ where
         assert_eq!(join(&a, &a), a, "{name}: merge not idempotent, seed {seed}");
         // Inflation: merging in more states never loses what a state already knew.
         let ab = join(&a, &b);
-        assert_eq!(join(&ab, &a), ab, "{name}: merge not inflationary, seed {seed}");
+        assert_eq!(
+            join(&ab, &a),
+            ab,
+            "{name}: merge not inflationary, seed {seed}"
+        );
     }
 }
 

@@ -55,7 +55,10 @@ impl FlowGraph {
 
     /// Adds an edge `from → to` with capacity `cap` and per-unit `cost`.
     pub fn add_edge(&mut self, from: usize, to: usize, cap: i64, cost: i64) -> EdgeRef {
-        assert!(from < to, "flow graph edges must follow index order ({from} → {to})");
+        assert!(
+            from < to,
+            "flow graph edges must follow index order ({from} → {to})"
+        );
         assert!(cap >= 0, "negative capacity");
         let index = self.adjacency[from].len();
         let rev = self.adjacency[to].len();
