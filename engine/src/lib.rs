@@ -10,6 +10,7 @@ pub mod crdt;
 pub mod kv;
 pub mod layout;
 pub mod node;
+pub mod objects;
 pub mod rpc;
 pub mod seam;
 pub mod table;

@@ -9,6 +9,7 @@ use rand_core::RngCore;
 use crate::crdt::Lww;
 use crate::kv::{KvSchema, Stamper, kv_key};
 use crate::layout::{ClusterLayout, NodeId};
+use crate::objects::{BucketSchema, ObjectSchema};
 use crate::rpc::{self, Handler, KvRequest, RemoteError, Request, Response, RpcClient, RpcConfig};
 use crate::seam::{BoxFuture, Seam, open_database};
 use crate::table::replicated::serve_local;
@@ -57,6 +58,8 @@ pub struct Node {
     pub rpc: Arc<RpcClient>,
     pub layout: Arc<RwLock<ClusterLayout>>,
     pub kv: Replicated<KvSchema>,
+    pub buckets: Replicated<BucketSchema>,
+    pub objects: Replicated<ObjectSchema>,
     tables: BTreeMap<&'static str, Arc<dyn LocalTable>>,
     stamper: Stamper,
 }
@@ -70,22 +73,60 @@ impl Node {
         };
         let db = open_database(seam.disk.as_ref(), METADATA_DB_PATH).map_err(|e| db_err(&e))?;
         let db = Arc::new(db);
-        let kv_store = Arc::new(Store::<KvSchema>::open(db).map_err(|e| db_err(&e))?);
-        let rpc = RpcClient::new(config.id, seam.clone(), &config.rpc_secret, config.rpc.clone());
+        let kv_store = Arc::new(Store::<KvSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
+        let bucket_store =
+            Arc::new(Store::<BucketSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
+        let object_store = Arc::new(Store::<ObjectSchema>::open(db).map_err(|e| db_err(&e))?);
+        let rpc = RpcClient::new(
+            config.id,
+            seam.clone(),
+            &config.rpc_secret,
+            config.rpc.clone(),
+        );
         for (peer, addr) in &config.peers {
             rpc.set_peer_addr(*peer, addr.clone());
         }
         let layout = Arc::new(RwLock::new(config.layout.clone()));
-        let kv = Replicated::new(kv_store.clone(), config.id, rpc.clone(), layout.clone(), config.quorums);
+        let replicated = |_name: &str| (config.id, rpc.clone(), layout.clone(), config.quorums);
+        let (id, r, l, q) = replicated("kv");
+        let kv = Replicated::new(kv_store.clone(), id, r, l, q);
+        let (id, r, l, q) = replicated("bucket");
+        let buckets = Replicated::new(bucket_store.clone(), id, r, l, q);
+        let (id, r, l, q) = replicated("object");
+        let objects = Replicated::new(object_store.clone(), id, r, l, q);
         let mut tables: BTreeMap<&'static str, Arc<dyn LocalTable>> = BTreeMap::new();
         tables.insert(kv_store.name(), kv_store);
-        let node = Arc::new(Node { id: config.id, seam, rpc, layout, kv, tables, stamper: Stamper::new() });
+        tables.insert(bucket_store.name(), bucket_store);
+        tables.insert(object_store.name(), object_store);
+        let stamper = Stamper::new();
+        let node = Arc::new(Node {
+            id: config.id,
+            seam,
+            rpc,
+            layout,
+            kv,
+            buckets,
+            objects,
+            tables,
+            stamper,
+        });
 
-        let listener = node.seam.net.listen(&config.rpc_bind_addr).await.map_err(|e| {
-            NodeError::Bind { addr: config.rpc_bind_addr.clone(), reason: e.to_string() }
-        })?;
+        let listener = node
+            .seam
+            .net
+            .listen(&config.rpc_bind_addr)
+            .await
+            .map_err(|e| NodeError::Bind {
+                addr: config.rpc_bind_addr.clone(),
+                reason: e.to_string(),
+            })?;
         let handler: Arc<dyn Handler> = node.clone();
-        tokio::spawn(rpc::serve(listener, node.seam.clone(), config.rpc_secret.clone(), handler));
+        tokio::spawn(rpc::serve(
+            listener,
+            node.seam.clone(),
+            config.rpc_secret.clone(),
+            handler,
+        ));
         tokio::spawn(node.clone().anti_entropy_loop(config.sync_interval_ms));
         tracing::info!(node = %node.id, addr = %config.rpc_bind_addr, "node started");
         Ok(node)
@@ -110,6 +151,12 @@ impl Node {
         }
     }
 
+    /// A timestamp for a new write coordinated by this node: never below the wall clock,
+    /// never below one this node already handed out.
+    pub fn stamp(&self) -> u64 {
+        self.stamper.next(self.seam.clock.as_ref())
+    }
+
     /// Coordinates a client's register operation.
     async fn serve_kv(&self, request: KvRequest) -> Result<Response, RemoteError> {
         let quorum_err = |e: crate::table::QuorumError| RemoteError::Quorum {
@@ -119,8 +166,11 @@ impl Node {
         };
         match request {
             KvRequest::Put { key, value } => {
-                let entry = Lww::new(self.stamper.next(self.seam.clock.as_ref()), value);
-                self.kv.insert(kv_key(&key), &entry).await.map_err(quorum_err)?;
+                let entry = Lww::new(self.stamp(), value);
+                self.kv
+                    .insert(kv_key(&key), &entry)
+                    .await
+                    .map_err(quorum_err)?;
                 Ok(Response::Done)
             }
             KvRequest::Get { key } => {
@@ -128,9 +178,13 @@ impl Node {
                 Ok(Response::Value(entry.and_then(|e| e.value().clone())))
             }
             KvRequest::GetLocal { key } => {
-                let entry = self.kv.local.get(&kv_key(&key)).map_err(|e| RemoteError::Storage {
-                    reason: e.to_string(),
-                })?;
+                let entry = self
+                    .kv
+                    .local
+                    .get(&kv_key(&key))
+                    .map_err(|e| RemoteError::Storage {
+                        reason: e.to_string(),
+                    })?;
                 Ok(Response::Value(entry.and_then(|e| e.value().clone())))
             }
         }
@@ -138,7 +192,11 @@ impl Node {
 }
 
 impl Handler for Node {
-    fn handle(self: Arc<Self>, from: NodeId, request: Request) -> BoxFuture<'static, Result<Response, RemoteError>> {
+    fn handle(
+        self: Arc<Self>,
+        from: NodeId,
+        request: Request,
+    ) -> BoxFuture<'static, Result<Response, RemoteError>> {
         Box::pin(async move {
             let kind = match &request {
                 Request::Ping => "rpc.ping",
@@ -150,14 +208,13 @@ impl Handler for Node {
                 Request::Ping => Ok(Response::Pong),
                 Request::Kv(kv) => self.serve_kv(kv).await,
                 Request::Table(t) => {
-                    let name = match &t {
-                        rpc::TableRequest::Update { table, .. }
-                        | rpc::TableRequest::Read { table, .. }
-                        | rpc::TableRequest::Digests { table, .. }
-                        | rpc::TableRequest::PartitionEntries { table, .. } => table.clone(),
+                    let Some(table) = self.tables.get(t.table()) else {
+                        return Err(RemoteError::UnknownTable {
+                            table: t.table().into(),
+                        });
                     };
-                    let table = self.tables.get(name.as_str()).ok_or(RemoteError::UnknownTable { table: name })?;
-                    serve_local(table.as_ref(), &t).map_err(|reason| RemoteError::Storage { reason })
+                    serve_local(table.as_ref(), &t)
+                        .map_err(|reason| RemoteError::Storage { reason })
                 }
             }
         })

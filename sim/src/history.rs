@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OpKind {
     /// Write a unique value.
-    Put { value: Vec<u8> },
+    Put {
+        value: Vec<u8>,
+    },
     /// Delete (write "absent").
     Delete,
     Get,

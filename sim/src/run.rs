@@ -64,14 +64,24 @@ fn build_layout(s: &Scenario, names: &[String]) -> ClusterLayout {
     let mut layout = ClusterLayout::new(s.cluster.replication_factor).expect("validated RF");
     for (i, name) in names.iter().enumerate() {
         let zone = format!("z{}", i % s.cluster.zones + 1);
-        layout.stage_assign(node_id(name), NodeRole { zone, capacity: 1, tags: vec![] }).expect("valid role");
+        layout
+            .stage_assign(
+                node_id(name),
+                NodeRole {
+                    zone,
+                    capacity: 1,
+                    tags: vec![],
+                },
+            )
+            .expect("valid role");
     }
     layout.apply_staged(1).expect("first layout applies");
     layout
 }
 
 fn quorums(s: &Scenario) -> Quorums {
-    let mode = ConsistencyMode::parse(s.cluster.consistency_mode.get_ref()).expect("validated mode");
+    let mode =
+        ConsistencyMode::parse(s.cluster.consistency_mode.get_ref()).expect("validated mode");
     let mut q = Quorums::for_mode(mode, s.cluster.replication_factor);
     q.read = s.cluster.read_quorum.unwrap_or(q.read);
     q.write = s.cluster.write_quorum.unwrap_or(q.write);
@@ -104,13 +114,19 @@ impl World {
             clock: Arc::new(SimClock { skew_ms: skew }),
             net: Arc::new(SimNet),
             disk: Arc::new(SimDisk::new(who, self.epochs.clone())),
-            trace: Arc::new(SimTrace { node: who.into(), recorder: self.recorder.clone() }),
+            trace: Arc::new(SimTrace {
+                node: who.into(),
+                recorder: self.recorder.clone(),
+            }),
             rng_seed: seed_for(self.seed, who, boot),
         }
     }
 
     fn node_addrs(&self) -> Vec<(NodeId, String)> {
-        self.names.iter().map(|n| (node_id(n), format!("{n}:{RPC_PORT}"))).collect()
+        self.names
+            .iter()
+            .map(|n| (node_id(n), format!("{n}:{RPC_PORT}")))
+            .collect()
     }
 
     fn node_config(&self, name: &str) -> NodeConfig {
@@ -118,11 +134,18 @@ impl World {
         NodeConfig {
             id: node_id(name),
             rpc_bind_addr: format!("0.0.0.0:{RPC_PORT}"),
-            peers: self.node_addrs().into_iter().filter(|(id, _)| *id != node_id(name)).collect(),
+            peers: self
+                .node_addrs()
+                .into_iter()
+                .filter(|(id, _)| *id != node_id(name))
+                .collect(),
             layout: self.layout.clone(),
             rpc_secret: SECRET.into(),
             quorums: quorums(&self.scenario),
-            rpc: RpcConfig { call_timeout_ms: c.rpc_timeout_ms, ..RpcConfig::default() },
+            rpc: RpcConfig {
+                call_timeout_ms: c.rpc_timeout_ms,
+                ..RpcConfig::default()
+            },
             sync_interval_ms: c.sync_interval_ms,
         }
     }
@@ -137,7 +160,10 @@ pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
         scenario: scenario.clone(),
         seed,
         layout: build_layout(scenario, &names),
-        skews: names.iter().map(|n| (n.clone(), Arc::new(AtomicI64::new(0)))).collect(),
+        skews: names
+            .iter()
+            .map(|n| (n.clone(), Arc::new(AtomicI64::new(0))))
+            .collect(),
         names,
         epochs: Arc::new(Epochs::default()),
         recorder: Arc::new(Mutex::new(Recorder::new(keep_events))),
@@ -148,7 +174,12 @@ pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
     let net = &scenario.network;
     let mut sim = turmoil::Builder::new()
         .simulation_duration(Duration::from_millis(horizon + 1_000))
-        .tick_duration(Duration::from_millis(1))
+        .tick_duration(Duration::from_micros(
+            std::env::var("TICK_US")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1000),
+        ))
         .min_message_latency(Duration::from_millis(net.min_latency_ms))
         .max_message_latency(Duration::from_millis(net.max_latency_ms))
         .rng_seed(seed)
@@ -224,11 +255,21 @@ pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
     let history = std::mem::take(&mut *history.lock().unwrap());
     let finals = std::mem::take(&mut *finals.lock().unwrap());
     let violation = match error {
-        Some(e) => Some(Violation { checker: "simulation", details: e }),
+        Some(e) => Some(Violation {
+            checker: "simulation",
+            details: e,
+        }),
         None => judge(scenario, &history, &finals),
     };
-    let verdict = violation.as_ref().map_or("pass".to_string(), |v| v.to_string());
-    world.recorder.lock().unwrap().record_at(sim_ms as u128 * 1000, "runner", "verdict", verdict.as_bytes());
+    let verdict = violation
+        .as_ref()
+        .map_or("pass".to_string(), |v| v.to_string());
+    world.recorder.lock().unwrap().record_at(
+        sim_ms as u128 * 1000,
+        "runner",
+        "verdict",
+        verdict.as_bytes(),
+    );
     let trace_hash = world.recorder.lock().unwrap().hash_hex();
     RunResult {
         seed,
@@ -263,7 +304,12 @@ fn judge(scenario: &Scenario, history: &[Op], finals: &Finals) -> Option<Violati
     None
 }
 
-fn apply_fault(sim: &mut turmoil::Sim<'_>, world: &World, fault: &Fault, crashed: &mut Vec<String>) {
+fn apply_fault(
+    sim: &mut turmoil::Sim<'_>,
+    world: &World,
+    fault: &Fault,
+    crashed: &mut Vec<String>,
+) {
     let names = &world.names;
     match fault {
         Fault::Isolate { node } => {
@@ -302,20 +348,37 @@ fn apply_fault(sim: &mut turmoil::Sim<'_>, world: &World, fault: &Fault, crashed
         }
     }
     let at = sim.elapsed().as_micros();
-    world.recorder.lock().unwrap().record_at(at, "runner", "fault", format!("{fault:?}").as_bytes());
+    world.recorder.lock().unwrap().record_at(
+        at,
+        "runner",
+        "fault",
+        format!("{fault:?}").as_bytes(),
+    );
 }
 
 /// The final checker: every key from every replica, every partition digest.
 async fn final_check(world: Arc<World>, finals: Arc<Mutex<Finals>>) -> turmoil::Result {
-    let rpc = RpcClient::new(node_id("checker"), world.seam("checker", 0), SECRET, RpcConfig::default());
+    let rpc = RpcClient::new(
+        node_id("checker"),
+        world.seam("checker", 0),
+        SECRET,
+        RpcConfig::default(),
+    );
     for (id, addr) in world.node_addrs() {
         rpc.set_peer_addr(id, addr);
     }
-    let keys: Vec<String> = (0..world.scenario.workload.keys).map(|k| format!("k{k}")).collect();
+    let keys: Vec<String> = (0..world.scenario.workload.keys)
+        .map(|k| format!("k{k}"))
+        .collect();
     for name in &world.names {
         let id = node_id(name);
-        let partitions: Vec<u8> = (0..=u8::MAX).filter(|&p| world.layout.nodes_of(p).contains(&id)).collect();
-        let request = Request::Table(TableRequest::Digests { table: "kv".into(), partitions: partitions.clone() });
+        let partitions: Vec<u8> = (0..=u8::MAX)
+            .filter(|&p| world.layout.nodes_of(p).contains(&id))
+            .collect();
+        let request = Request::Table(TableRequest::Digests {
+            table: "kv".into(),
+            partitions: partitions.clone(),
+        });
         let Response::Digests(digests) = call_retrying(&rpc, id, request, &finals).await else {
             unreachable!("call_retrying only returns the expected variant")
         };
@@ -329,18 +392,33 @@ async fn final_check(world: Arc<World>, finals: Arc<Mutex<Finals>>) -> turmoil::
             let Response::Value(v) = call_retrying(&rpc, id, request, &finals).await else {
                 unreachable!("call_retrying only returns the expected variant")
             };
-            finals.lock().unwrap().values.entry(name.clone()).or_default().insert(key.clone(), v);
+            finals
+                .lock()
+                .unwrap()
+                .values
+                .entry(name.clone())
+                .or_default()
+                .insert(key.clone(), v);
         }
     }
     finals.lock().unwrap().done = true;
     Ok(())
 }
 
-async fn call_retrying(rpc: &RpcClient, node: NodeId, request: Request, finals: &Mutex<Finals>) -> Response {
+async fn call_retrying(
+    rpc: &RpcClient,
+    node: NodeId,
+    request: Request,
+    finals: &Mutex<Finals>,
+) -> Response {
     loop {
         match rpc.call(node, request.clone()).await {
             Ok(r @ (Response::Digests(_) | Response::Value(_))) => return r,
-            Ok(other) => finals.lock().unwrap().errors.push(format!("{node}: unexpected {other:?}")),
+            Ok(other) => finals
+                .lock()
+                .unwrap()
+                .errors
+                .push(format!("{node}: unexpected {other:?}")),
             Err(e) => finals.lock().unwrap().errors.push(e.to_string()),
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

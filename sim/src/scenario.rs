@@ -60,7 +60,10 @@ pub struct Network {
 
 impl Default for Network {
     fn default() -> Self {
-        Network { min_latency_ms: default_min_latency(), max_latency_ms: default_max_latency() }
+        Network {
+            min_latency_ms: default_min_latency(),
+            max_latency_ms: default_max_latency(),
+        }
     }
 }
 
@@ -147,7 +150,11 @@ pub struct ScenarioError {
 
 impl std::fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: field `{}`: {}", self.file, self.line, self.field, self.message)
+        write!(
+            f,
+            "{}:{}: field `{}`: {}",
+            self.file, self.line, self.field, self.message
+        )
     }
 }
 
@@ -176,14 +183,21 @@ impl Scenario {
             let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(0);
             let message = e.message().to_string();
             let field = field_from_message(&message, e.span(), src);
-            ScenarioError { file: file.into(), line, field, message }
+            ScenarioError {
+                file: file.into(),
+                line,
+                field,
+                message,
+            }
         })?;
-        scenario.validate().map_err(|(span, field, message)| ScenarioError {
-            file: file.into(),
-            line: line_of(src, span.start),
-            field: field.into(),
-            message,
-        })?;
+        scenario
+            .validate()
+            .map_err(|(span, field, message)| ScenarioError {
+                file: file.into(),
+                line: line_of(src, span.start),
+                field: field.into(),
+                message,
+            })?;
         Ok(scenario)
     }
 
@@ -191,18 +205,32 @@ impl Scenario {
         let c = &self.cluster;
         let nowhere = 0..0;
         if c.nodes == 0 || c.nodes > 32 {
-            return Err((nowhere, "cluster.nodes", format!("{} is not in 1..=32", c.nodes)));
+            return Err((
+                nowhere,
+                "cluster.nodes",
+                format!("{} is not in 1..=32", c.nodes),
+            ));
         }
         if !(1..=5).contains(&c.replication_factor) || c.replication_factor > c.nodes {
-            let msg = format!("{} must be in 1..=5 and at most nodes ({})", c.replication_factor, c.nodes);
+            let msg = format!(
+                "{} must be in 1..=5 and at most nodes ({})",
+                c.replication_factor, c.nodes
+            );
             return Err((nowhere, "cluster.replication_factor", msg));
         }
         if c.zones == 0 || c.zones > c.nodes {
-            return Err((nowhere, "cluster.zones", format!("{} must be in 1..=nodes", c.zones)));
+            return Err((
+                nowhere,
+                "cluster.zones",
+                format!("{} must be in 1..=nodes", c.zones),
+            ));
         }
         let mode = &c.consistency_mode;
         if hangar_engine::table::ConsistencyMode::parse(mode.get_ref()).is_none() {
-            let msg = format!("`{}` is not one of consistent, degraded, dangerous", mode.get_ref());
+            let msg = format!(
+                "`{}` is not one of consistent, degraded, dangerous",
+                mode.get_ref()
+            );
             return Err((mode.span(), "cluster.consistency_mode", msg));
         }
         for q in [c.read_quorum, c.write_quorum].into_iter().flatten() {
@@ -212,10 +240,17 @@ impl Scenario {
             }
         }
         if self.network.min_latency_ms > self.network.max_latency_ms {
-            return Err((nowhere, "network.min_latency_ms", "exceeds max_latency_ms".into()));
+            return Err((
+                nowhere,
+                "network.min_latency_ms",
+                "exceeds max_latency_ms".into(),
+            ));
         }
         if self.workload.kind.get_ref() != "register" {
-            let msg = format!("`{}` is not a known workload (register)", self.workload.kind.get_ref());
+            let msg = format!(
+                "`{}` is not a known workload (register)",
+                self.workload.kind.get_ref()
+            );
             return Err((self.workload.kind.span(), "workload.kind", msg));
         }
         for name in self.check.checkers.get_ref() {
@@ -236,33 +271,54 @@ impl Scenario {
             return Err((spec.kind.span(), "faults.node", msg));
         };
         if !node_names(self.cluster.nodes).contains(node.get_ref()) {
-            let msg = format!("no node `{}` (nodes are n1..n{})", node.get_ref(), self.cluster.nodes);
+            let msg = format!(
+                "no node `{}` (nodes are n1..n{})",
+                node.get_ref(),
+                self.cluster.nodes
+            );
             return Err((node.span(), "faults.node", msg));
         }
         Ok(node.get_ref().clone())
     }
 
     /// The validated form of a fault spec.
-    pub fn fault_of(&self, spec: &FaultSpec) -> Result<Fault, (Range<usize>, &'static str, String)> {
+    pub fn fault_of(
+        &self,
+        spec: &FaultSpec,
+    ) -> Result<Fault, (Range<usize>, &'static str, String)> {
         match spec.kind.get_ref().as_str() {
-            "isolate" => Ok(Fault::Isolate { node: self.node_arg(spec)? }),
-            "crash" => Ok(Fault::Crash { node: self.node_arg(spec)? }),
-            "restart" => Ok(Fault::Restart { node: self.node_arg(spec)? }),
+            "isolate" => Ok(Fault::Isolate {
+                node: self.node_arg(spec)?,
+            }),
+            "crash" => Ok(Fault::Crash {
+                node: self.node_arg(spec)?,
+            }),
+            "restart" => Ok(Fault::Restart {
+                node: self.node_arg(spec)?,
+            }),
             "heal" => Ok(Fault::Heal),
             "clock_skew" => {
                 let node = self.node_arg(spec)?;
-                let skew_ms = spec.skew_ms.ok_or((spec.kind.span(), "faults.skew_ms", "missing".into()))?;
+                let skew_ms =
+                    spec.skew_ms
+                        .ok_or((spec.kind.span(), "faults.skew_ms", "missing".into()))?;
                 Ok(Fault::ClockSkew { node, skew_ms })
             }
             "partition" => {
                 let Some(nodes) = &spec.nodes else {
-                    return Err((spec.kind.span(), "faults.nodes", "partition needs `nodes`".into()));
+                    return Err((
+                        spec.kind.span(),
+                        "faults.nodes",
+                        "partition needs `nodes`".into(),
+                    ));
                 };
                 let known = node_names(self.cluster.nodes);
                 if let Some(bad) = nodes.get_ref().iter().find(|n| !known.contains(n)) {
                     return Err((nodes.span(), "faults.nodes", format!("no node `{bad}`")));
                 }
-                Ok(Fault::Partition { nodes: nodes.get_ref().clone() })
+                Ok(Fault::Partition {
+                    nodes: nodes.get_ref().clone(),
+                })
             }
             other => {
                 let msg = format!(
@@ -294,9 +350,17 @@ fn field_from_message(message: &str, span: Option<Range<usize>>, src: &str) -> S
         }
     }
     let Some(span) = span else { return "-".into() };
-    let line_start = src[..span.start.min(src.len())].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line_start = src[..span.start.min(src.len())]
+        .rfind('\n')
+        .map(|i| i + 1)
+        .unwrap_or(0);
     let line = &src[line_start..];
-    line.split(['=', '\n']).next().unwrap_or("-").trim().trim_matches(['[', ']']).to_string()
+    line.split(['=', '\n'])
+        .next()
+        .unwrap_or("-")
+        .trim()
+        .trim_matches(['[', ']'])
+        .to_string()
 }
 
 #[cfg(test)]

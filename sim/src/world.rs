@@ -13,7 +13,9 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hangar_engine::seam::{BoxFuture, BoxStream, Clock, Disk, DynBackend, Listener, Net, TraceSink};
+use hangar_engine::seam::{
+    BoxFuture, BoxStream, Clock, Disk, DynBackend, Listener, Net, TraceSink,
+};
 use redb::StorageBackend;
 use turmoil::fs::shim::std::fs as simfs;
 
@@ -65,7 +67,14 @@ pub struct SimDisk {
 impl SimDisk {
     pub fn new(host: &str, epochs: Arc<Epochs>) -> Self {
         let epoch = epochs.current(host);
-        SimDisk { root: "/data".into(), fence: Fence { host: host.into(), epoch, epochs } }
+        SimDisk {
+            root: "/data".into(),
+            fence: Fence {
+                host: host.into(),
+                epoch,
+                epochs,
+            },
+        }
     }
 
     fn path(&self, rel: &str) -> String {
@@ -114,8 +123,10 @@ impl Disk for SimDisk {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             other => other?,
         };
-        let mut names: Vec<String> =
-            entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into()).collect();
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into())
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -136,10 +147,18 @@ impl Disk for SimDisk {
         self.fence.check()?;
         let full = self.path(path);
         simfs::create_dir_all(Self::parent(&full))?;
-        let file = simfs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&full)?;
+        let file = simfs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&full)?;
         // The new file's directory entry must be durable too, or the database can vanish.
         simfs::sync_dir(Self::parent(&full))?;
-        Ok(DynBackend(Box::new(SimBackend { file, fence: self.fence.clone() })))
+        Ok(DynBackend(Box::new(SimBackend {
+            file,
+            fence: self.fence.clone(),
+        })))
     }
 }
 
@@ -218,7 +237,9 @@ pub struct SimClock {
 
 impl Clock for SimClock {
     fn now_ms(&self) -> u64 {
-        let elapsed = turmoil::sim_elapsed().map(|d| d.as_millis() as u64).unwrap_or(0);
+        let elapsed = turmoil::sim_elapsed()
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         let now = EPOCH_MS + elapsed;
         now.saturating_add_signed(self.skew_ms.load(Ordering::Relaxed))
     }
@@ -232,6 +253,9 @@ pub struct SimTrace {
 
 impl TraceSink for SimTrace {
     fn event(&self, kind: &str, payload: &[u8]) {
-        self.recorder.lock().unwrap().record(&self.node, kind, payload);
+        self.recorder
+            .lock()
+            .unwrap()
+            .record(&self.node, kind, payload);
     }
 }

@@ -16,9 +16,18 @@ pub type RawEntry = (Vec<u8>, Vec<u8>);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Envelope {
     /// First message on every connection: who is calling, and with which protocol.
-    Hello { protocol: u32, from: NodeId },
-    Request { id: u64, body: Request },
-    Response { id: u64, body: Result<Response, RemoteError> },
+    Hello {
+        protocol: u32,
+        from: NodeId,
+    },
+    Request {
+        id: u64,
+        body: Request,
+    },
+    Response {
+        id: u64,
+        body: Result<Response, RemoteError>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,13 +41,36 @@ pub enum Request {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum TableRequest {
     /// Merge these entries into the local replica (the write path and read repair).
-    Update { table: String, entries: Vec<RawEntry> },
+    Update {
+        table: String,
+        entries: Vec<RawEntry>,
+    },
     /// The local replica's entry for `key`, if any.
     Read { table: String, key: Vec<u8> },
     /// For each listed partition, a hash of every entry the local replica holds in it.
     Digests { table: String, partitions: Vec<u8> },
     /// Every entry the local replica holds in `partition` (anti-entropy pull).
     PartitionEntries { table: String, partition: u8 },
+    /// Up to `limit` entries with keys starting with `prefix`, after `after` (listing).
+    Range {
+        table: String,
+        prefix: Vec<u8>,
+        after: Vec<u8>,
+        limit: u32,
+    },
+}
+
+impl TableRequest {
+    /// The table the request is for.
+    pub fn table(&self) -> &str {
+        match self {
+            TableRequest::Update { table, .. }
+            | TableRequest::Read { table, .. }
+            | TableRequest::Digests { table, .. }
+            | TableRequest::PartitionEntries { table, .. }
+            | TableRequest::Range { table, .. } => table,
+        }
+    }
 }
 
 /// Client operations on the replicated register table, served by any node acting as
@@ -66,11 +98,21 @@ pub enum Response {
 /// An error the remote side reports (as opposed to failing to reach it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RemoteError {
-    UnknownTable { table: String },
-    BadEntry { reason: String },
-    Storage { reason: String },
+    UnknownTable {
+        table: String,
+    },
+    BadEntry {
+        reason: String,
+    },
+    Storage {
+        reason: String,
+    },
     /// The coordinator could not gather its quorum.
-    Quorum { needed: usize, successes: usize, errors: Vec<String> },
+    Quorum {
+        needed: usize,
+        successes: usize,
+        errors: Vec<String>,
+    },
     NotForThisNode,
 }
 
@@ -80,7 +122,11 @@ impl std::fmt::Display for RemoteError {
             RemoteError::UnknownTable { table } => write!(f, "unknown table {table}"),
             RemoteError::BadEntry { reason } => write!(f, "bad entry: {reason}"),
             RemoteError::Storage { reason } => write!(f, "storage error: {reason}"),
-            RemoteError::Quorum { needed, successes, errors } => write!(
+            RemoteError::Quorum {
+                needed,
+                successes,
+                errors,
+            } => write!(
                 f,
                 "quorum not reached: {successes} of {needed} needed ({})",
                 errors.join("; ")

@@ -50,7 +50,9 @@ impl std::fmt::Display for RpcError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RpcError::UnknownPeer { peer } => write!(f, "no address known for node {peer}"),
-            RpcError::Unreachable { peer, reason } => write!(f, "node {peer} unreachable: {reason}"),
+            RpcError::Unreachable { peer, reason } => {
+                write!(f, "node {peer} unreachable: {reason}")
+            }
             RpcError::Timeout { peer, timeout_ms } => {
                 write!(f, "node {peer} did not answer within {timeout_ms} ms")
             }

@@ -71,7 +71,6 @@ impl StorageBackend for DynBackend {
     }
 }
 
-
 /// Opens the redb database at `path`, creating it safely if it does not exist yet.
 ///
 /// A crash during first-time creation can leave a file redb refuses to open (no valid

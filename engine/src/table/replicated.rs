@@ -7,6 +7,7 @@
 //! intersects every write quorum, so a read that starts after a write was acknowledged
 //! sees it (or something newer).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
@@ -50,8 +51,14 @@ impl Quorums {
     pub fn for_mode(mode: ConsistencyMode, replication_factor: usize) -> Self {
         let majority = replication_factor / 2 + 1;
         match mode {
-            ConsistencyMode::Consistent => Quorums { read: majority, write: majority },
-            ConsistencyMode::Degraded => Quorums { read: 1, write: majority },
+            ConsistencyMode::Consistent => Quorums {
+                read: majority,
+                write: majority,
+            },
+            ConsistencyMode::Degraded => Quorums {
+                read: 1,
+                write: majority,
+            },
             ConsistencyMode::Dangerous => Quorums { read: 1, write: 1 },
         }
     }
@@ -67,7 +74,13 @@ pub struct QuorumError {
 
 impl std::fmt::Display for QuorumError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "quorum {} not reached ({} ok): {}", self.quorum, self.successes, self.errors.join("; "))
+        write!(
+            f,
+            "quorum {} not reached ({} ok): {}",
+            self.quorum,
+            self.successes,
+            self.errors.join("; ")
+        )
     }
 }
 
@@ -89,7 +102,13 @@ impl<S: TableSchema> Replicated<S> {
         layout: Arc<RwLock<ClusterLayout>>,
         quorums: Quorums,
     ) -> Self {
-        Replicated { local, self_id, rpc, layout, quorums }
+        Replicated {
+            local,
+            self_id,
+            rpc,
+            layout,
+            quorums,
+        }
     }
 
     fn replicas(&self, key: &[u8]) -> Vec<NodeId> {
@@ -111,7 +130,10 @@ impl<S: TableSchema> Replicated<S> {
             }
             let rpc = self.rpc.clone();
             tokio::spawn(async move {
-                let answer = rpc.call(node, Request::Table(request)).await.map_err(|e| e.to_string());
+                let answer = rpc
+                    .call(node, Request::Table(request))
+                    .await
+                    .map_err(|e| e.to_string());
                 let _ = tx.send((node, answer)).await;
             });
         }
@@ -122,7 +144,10 @@ impl<S: TableSchema> Replicated<S> {
     pub async fn insert(&self, key: Vec<u8>, entry: &S::Entry) -> Result<(), QuorumError> {
         let replicas = self.replicas(&key);
         let entries = vec![(key, encode_entry(entry))];
-        let request = TableRequest::Update { table: S::NAME.into(), entries };
+        let request = TableRequest::Update {
+            table: S::NAME.into(),
+            entries,
+        };
         let mut answers = self.fan_out(&replicas, request);
         let quorum = self.quorums.write.min(replicas.len());
         let (mut successes, mut errors) = (0, Vec::new());
@@ -136,13 +161,20 @@ impl<S: TableSchema> Replicated<S> {
                 return Ok(());
             }
         }
-        Err(QuorumError { quorum, successes, errors })
+        Err(QuorumError {
+            quorum,
+            successes,
+            errors,
+        })
     }
 
     /// Reads `key` from a read quorum, merging their answers and repairing stale replicas.
     pub async fn get(&self, key: &[u8]) -> Result<Option<S::Entry>, QuorumError> {
         let replicas = self.replicas(key);
-        let request = TableRequest::Read { table: S::NAME.into(), key: key.to_vec() };
+        let request = TableRequest::Read {
+            table: S::NAME.into(),
+            key: key.to_vec(),
+        };
         let mut answers = self.fan_out(&replicas, request);
         let quorum = self.quorums.read.min(replicas.len());
         let mut seen: Vec<(NodeId, Option<S::Entry>)> = Vec::new();
@@ -161,18 +193,111 @@ impl<S: TableSchema> Replicated<S> {
             }
         }
         if seen.len() < quorum {
-            return Err(QuorumError { quorum, successes: seen.len(), errors });
+            return Err(QuorumError {
+                quorum,
+                successes: seen.len(),
+                errors,
+            });
         }
-        let merged = seen.iter().filter_map(|(_, e)| e.clone()).reduce(|mut a, b| {
-            a.merge(&b);
-            a
-        });
+        let merged = seen
+            .iter()
+            .filter_map(|(_, e)| e.clone())
+            .reduce(|mut a, b| {
+                a.merge(&b);
+                a
+            });
         if let Some(merged) = &merged {
-            let stale: Vec<NodeId> =
-                seen.iter().filter(|(_, e)| e.as_ref() != Some(merged)).map(|(n, _)| *n).collect();
+            let stale: Vec<NodeId> = seen
+                .iter()
+                .filter(|(_, e)| e.as_ref() != Some(merged))
+                .map(|(n, _)| *n)
+                .collect();
             self.repair(key, merged, &stale);
         }
         Ok(merged)
+    }
+
+    /// Reads up to `limit` entries of one partition key whose sort keys start with
+    /// `sort_prefix` and come after `sort_after`, from a read quorum, merged per key.
+    ///
+    /// Each replica returns at most `limit` entries; a replica that returned exactly
+    /// `limit` may hold more beyond its last key, so the merged answer stops at the smallest
+    /// such last key — past it, some replica's view is unknown.
+    pub async fn get_range(
+        &self,
+        partition_key: &[u8],
+        sort_prefix: &[u8],
+        sort_after: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, S::Entry)>, QuorumError> {
+        let prefix = super::schema::entry_key(partition_key, sort_prefix);
+        let after = if sort_after.is_empty() {
+            Vec::new()
+        } else {
+            super::schema::entry_key(partition_key, sort_after)
+        };
+        let replicas = self.replicas(&prefix);
+        let request = TableRequest::Range {
+            table: S::NAME.into(),
+            prefix: prefix.clone(),
+            after,
+            limit: limit as u32,
+        };
+        let mut answers = self.fan_out(&replicas, request);
+        let quorum = self.quorums.read.min(replicas.len());
+        let (mut merged, mut errors, mut successes) = (BTreeMap::new(), Vec::new(), 0);
+        let mut cutoff: Option<Vec<u8>> = None;
+        while let Some((node, answer)) = answers.recv().await {
+            let entries = match answer {
+                Ok(Response::Entries(entries)) => entries,
+                Ok(other) => {
+                    errors.push(format!("{node}: unexpected answer {other:?}"));
+                    continue;
+                }
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            if entries.len() >= limit
+                && let Some((last, _)) = entries.last()
+            {
+                if cutoff.as_ref().is_none_or(|c| last < c) {
+                    cutoff = Some(last.clone());
+                }
+            }
+            for (key, bytes) in entries {
+                let entry: S::Entry = match decode_entry(&bytes) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        errors.push(format!("{node}: {e}"));
+                        continue;
+                    }
+                };
+                merged
+                    .entry(key)
+                    .and_modify(|m: &mut S::Entry| m.merge(&entry))
+                    .or_insert(entry);
+            }
+            successes += 1;
+            if successes >= quorum {
+                break;
+            }
+        }
+        if successes < quorum {
+            return Err(QuorumError {
+                quorum,
+                successes,
+                errors,
+            });
+        }
+        let sort_start = prefix.len() - sort_prefix.len();
+        Ok(merged
+            .into_iter()
+            .filter(|(k, _)| cutoff.as_ref().is_none_or(|c| k <= c))
+            .take(limit)
+            .map(|(k, e)| (k[sort_start..].to_vec(), e))
+            .collect())
     }
 
     /// Read repair: pushes the merged entry to the replicas that answered something older.
@@ -181,7 +306,10 @@ impl<S: TableSchema> Replicated<S> {
             return;
         }
         let entries = vec![(key.to_vec(), encode_entry(merged))];
-        let request = TableRequest::Update { table: S::NAME.into(), entries };
+        let request = TableRequest::Update {
+            table: S::NAME.into(),
+            entries,
+        };
         // Answers are not awaited: repair is best effort, anti-entropy is the backstop.
         drop(self.fan_out(stale, request));
     }
@@ -193,14 +321,20 @@ pub fn serve_local(table: &dyn LocalTable, request: &TableRequest) -> Result<Res
     let result = match request {
         TableRequest::Update { entries, .. } => table.merge_raw(entries).map(|()| Response::Done),
         TableRequest::Read { key, .. } => table.get_raw(key).map(Response::Entry),
-        TableRequest::Digests { partitions, .. } => partitions
-            .iter()
-            .map(|&p| table.partition_digest(p))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Response::Digests),
+        TableRequest::Digests { partitions, .. } => {
+            table.partition_digests(partitions).map(Response::Digests)
+        }
         TableRequest::PartitionEntries { partition, .. } => {
             table.partition_entries(*partition).map(Response::Entries)
         }
+        TableRequest::Range {
+            prefix,
+            after,
+            limit,
+            ..
+        } => table
+            .range(prefix, after, *limit as usize)
+            .map(Response::Entries),
     };
     result.map_err(|e| e.to_string())
 }

@@ -5,8 +5,9 @@
 //! committed durably before the caller is answered: an acknowledged replica write survives
 //! a crash.
 
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -26,7 +27,9 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::Storage { table, reason } => write!(f, "table {table}: storage: {reason}"),
-            StoreError::BadEntry { table, reason } => write!(f, "table {table}: bad entry: {reason}"),
+            StoreError::BadEntry { table, reason } => {
+                write!(f, "table {table}: bad entry: {reason}")
+            }
         }
     }
 }
@@ -39,26 +42,53 @@ pub trait LocalTable: Send + Sync {
     fn merge_raw(&self, entries: &[RawEntry]) -> Result<(), StoreError>;
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Hash of every `(key, entry)` in the partition, in key order.
-    fn partition_digest(&self, partition: u8) -> Result<[u8; 32], StoreError>;
+    fn partition_digest(&self, partition: u8) -> Result<[u8; 32], StoreError> {
+        Ok(self.partition_digests(&[partition])?[0])
+    }
+    /// The digests of several partitions, in the order asked.
+    fn partition_digests(&self, partitions: &[u8]) -> Result<Vec<[u8; 32]>, StoreError>;
     fn partition_entries(&self, partition: u8) -> Result<Vec<RawEntry>, StoreError>;
+    /// Up to `limit` entries whose key starts with `prefix` and is greater than `after`
+    /// (or all matching when `after` is empty), in key order.
+    fn range(&self, prefix: &[u8], after: &[u8], limit: usize)
+    -> Result<Vec<RawEntry>, StoreError>;
+}
+
+/// Cached partition digests, with a generation bumped by every write so that a digest
+/// computed while a write committed is never cached.
+#[derive(Default)]
+struct DigestCache {
+    generation: u64,
+    digests: BTreeMap<u8, [u8; 32]>,
 }
 
 pub struct Store<S: TableSchema> {
     db: Arc<Database>,
+    /// Digests of unchanged partitions: anti-entropy asks for all of them every round, and
+    /// most rounds nothing changed. A write forgets the digests of the partitions it touches.
+    digests: Mutex<DigestCache>,
     _schema: PhantomData<S>,
 }
 
 fn storage<E: std::fmt::Display>(table: &'static str) -> impl Fn(E) -> StoreError {
-    move |e| StoreError::Storage { table, reason: e.to_string() }
+    move |e| StoreError::Storage {
+        table,
+        reason: e.to_string(),
+    }
 }
 
 impl<S: TableSchema> Store<S> {
     pub fn open(db: Arc<Database>) -> Result<Self, StoreError> {
         // Create the table up front so that readers never meet a missing table.
         let txn = db.begin_write().map_err(storage(S::NAME))?;
-        txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+        txn.open_table(Self::definition())
+            .map_err(storage(S::NAME))?;
         txn.commit().map_err(storage(S::NAME))?;
-        Ok(Store { db, _schema: PhantomData })
+        Ok(Store {
+            db,
+            digests: Mutex::default(),
+            _schema: PhantomData,
+        })
     }
 
     fn definition() -> TableDefinition<'static, &'static [u8], &'static [u8]> {
@@ -78,7 +108,10 @@ impl<S: TableSchema> Store<S> {
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<S::Entry, StoreError> {
-        decode_entry(bytes).map_err(|e| StoreError::BadEntry { table: S::NAME, reason: e.to_string() })
+        decode_entry(bytes).map_err(|e| StoreError::BadEntry {
+            table: S::NAME,
+            reason: e.to_string(),
+        })
     }
 
     fn partition_range(partition: u8) -> (Vec<u8>, Option<Vec<u8>>) {
@@ -87,9 +120,15 @@ impl<S: TableSchema> Store<S> {
         (start, end)
     }
 
-    fn scan_partition(&self, partition: u8, mut f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
+    fn scan_partition(
+        &self,
+        partition: u8,
+        mut f: impl FnMut(&[u8], &[u8]),
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_read().map_err(storage(S::NAME))?;
-        let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+        let table = txn
+            .open_table(Self::definition())
+            .map_err(storage(S::NAME))?;
         let (start, end) = Self::partition_range(partition);
         let range = match &end {
             Some(end) => table.range::<&[u8]>(start.as_slice()..end.as_slice()),
@@ -113,7 +152,9 @@ impl<S: TableSchema> LocalTable for Store<S> {
         let txn = self.db.begin_write().map_err(storage(S::NAME))?;
         let mut changed = false;
         {
-            let mut table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+            let mut table = txn
+                .open_table(Self::definition())
+                .map_err(storage(S::NAME))?;
             for (key, bytes) in entries {
                 let incoming = self.decode(bytes)?;
                 let old = table.get(key.as_slice()).map_err(storage(S::NAME))?;
@@ -129,12 +170,23 @@ impl<S: TableSchema> LocalTable for Store<S> {
                 let merged = encode_entry(&merged);
                 let same = old.as_deref() == Some(merged.as_slice());
                 if !same {
-                    table.insert(key.as_slice(), merged.as_slice()).map_err(storage(S::NAME))?;
+                    table
+                        .insert(key.as_slice(), merged.as_slice())
+                        .map_err(storage(S::NAME))?;
                     changed = true;
                 }
             }
         }
         if changed {
+            {
+                // Forget before committing: a digest computed from the old contents must not
+                // survive the commit (a concurrent reader could otherwise re-cache it).
+                let mut cache = self.digests.lock().unwrap();
+                cache.generation += 1;
+                for (key, _) in entries {
+                    cache.digests.remove(&partition_of_key(key));
+                }
+            }
             txn.commit().map_err(storage(S::NAME))?;
         } else {
             txn.abort().map_err(storage(S::NAME))?;
@@ -144,21 +196,66 @@ impl<S: TableSchema> LocalTable for Store<S> {
 
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(storage(S::NAME))?;
-        let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+        let table = txn
+            .open_table(Self::definition())
+            .map_err(storage(S::NAME))?;
         let value = table.get(key).map_err(storage(S::NAME))?;
         Ok(value.map(|v| v.value().to_vec()))
     }
 
-    fn partition_digest(&self, partition: u8) -> Result<[u8; 32], StoreError> {
-        let mut hasher = blake3::Hasher::new();
-        self.scan_partition(partition, |k, v| {
-            debug_assert_eq!(partition_of_key(k), partition);
-            hasher.update(&(k.len() as u32).to_le_bytes());
-            hasher.update(k);
-            hasher.update(&(v.len() as u32).to_le_bytes());
-            hasher.update(v);
-        })?;
-        Ok(*hasher.finalize().as_bytes())
+    fn partition_digests(&self, partitions: &[u8]) -> Result<Vec<[u8; 32]>, StoreError> {
+        let mut out = Vec::with_capacity(partitions.len());
+        for &partition in partitions {
+            let generation = {
+                let cache = self.digests.lock().unwrap();
+                if let Some(d) = cache.digests.get(&partition) {
+                    out.push(*d);
+                    continue;
+                }
+                cache.generation
+            };
+            let mut hasher = blake3::Hasher::new();
+            self.scan_partition(partition, |k, v| {
+                debug_assert_eq!(partition_of_key(k), partition);
+                hasher.update(&(k.len() as u32).to_le_bytes());
+                hasher.update(k);
+                hasher.update(&(v.len() as u32).to_le_bytes());
+                hasher.update(v);
+            })?;
+            let digest = *hasher.finalize().as_bytes();
+            let mut cache = self.digests.lock().unwrap();
+            if cache.generation == generation {
+                cache.digests.insert(partition, digest);
+            }
+            out.push(digest);
+        }
+        Ok(out)
+    }
+
+    fn range(
+        &self,
+        prefix: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> Result<Vec<RawEntry>, StoreError> {
+        let txn = self.db.begin_read().map_err(storage(S::NAME))?;
+        let table = txn
+            .open_table(Self::definition())
+            .map_err(storage(S::NAME))?;
+        let start = if after > prefix { after } else { prefix };
+        let iter = table.range::<&[u8]>(start..).map_err(storage(S::NAME))?;
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item.map_err(storage(S::NAME))?;
+            let key = k.value();
+            if !key.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            if key != after {
+                out.push((key.to_vec(), v.value().to_vec()));
+            }
+        }
+        Ok(out)
     }
 
     fn partition_entries(&self, partition: u8) -> Result<Vec<RawEntry>, StoreError> {

@@ -67,9 +67,17 @@ impl SyncWorker {
         report
     }
 
-    async fn sync_with(&self, table: &dyn LocalTable, peer: NodeId, parts: &[u8]) -> Result<usize, String> {
+    async fn sync_with(
+        &self,
+        table: &dyn LocalTable,
+        peer: NodeId,
+        parts: &[u8],
+    ) -> Result<usize, String> {
         let name = table.name().to_string();
-        let request = TableRequest::Digests { table: name.clone(), partitions: parts.to_vec() };
+        let request = TableRequest::Digests {
+            table: name.clone(),
+            partitions: parts.to_vec(),
+        };
         let theirs = match self.rpc.call(peer, Request::Table(request)).await {
             Ok(Response::Digests(d)) if d.len() == parts.len() => d,
             Ok(other) => return Err(format!("unexpected answer {other:?}")),
@@ -77,23 +85,39 @@ impl SyncWorker {
         };
         let mut differing = 0;
         for (&partition, their_digest) in parts.iter().zip(theirs) {
-            let ours = table.partition_digest(partition).map_err(|e| e.to_string())?;
+            let ours = table
+                .partition_digest(partition)
+                .map_err(|e| e.to_string())?;
             if ours == their_digest {
                 continue;
             }
             differing += 1;
-            let pull = TableRequest::PartitionEntries { table: name.clone(), partition };
+            let pull = TableRequest::PartitionEntries {
+                table: name.clone(),
+                partition,
+            };
             match self.rpc.call(peer, Request::Table(pull)).await {
-                Ok(Response::Entries(entries)) => table.merge_raw(&entries).map_err(|e| e.to_string())?,
+                Ok(Response::Entries(entries)) => {
+                    table.merge_raw(&entries).map_err(|e| e.to_string())?
+                }
                 Ok(other) => return Err(format!("unexpected answer {other:?}")),
                 Err(e) => return Err(e.to_string()),
             }
-            let local = TableRequest::PartitionEntries { table: name.clone(), partition };
+            let local = TableRequest::PartitionEntries {
+                table: name.clone(),
+                partition,
+            };
             let Response::Entries(entries) = serve_local(table, &local)? else {
                 unreachable!("PartitionEntries answers Entries");
             };
-            let push = TableRequest::Update { table: name.clone(), entries };
-            self.rpc.call(peer, Request::Table(push)).await.map_err(|e| e.to_string())?;
+            let push = TableRequest::Update {
+                table: name.clone(),
+                entries,
+            };
+            self.rpc
+                .call(peer, Request::Table(push))
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Ok(differing)
     }

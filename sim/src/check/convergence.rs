@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use super::Violation;
 
 /// `digests[partition][replica]` is the replica's digest of that partition.
-pub fn check_convergence(digests: &BTreeMap<u8, BTreeMap<String, [u8; 32]>>) -> Result<(), Violation> {
+pub fn check_convergence(
+    digests: &BTreeMap<u8, BTreeMap<String, [u8; 32]>>,
+) -> Result<(), Violation> {
     for (partition, replicas) in digests {
         let mut distinct: Vec<&[u8; 32]> = replicas.values().collect();
         distinct.sort();
@@ -18,7 +20,10 @@ pub fn check_convergence(digests: &BTreeMap<u8, BTreeMap<String, [u8; 32]>>) -> 
                 .collect();
             return Err(Violation {
                 checker: "convergence",
-                details: format!("partition {partition} differs between replicas: {}", list.join(" ")),
+                details: format!(
+                    "partition {partition} differs between replicas: {}",
+                    list.join(" ")
+                ),
             });
         }
     }
@@ -39,12 +44,21 @@ mod tests {
 
     #[test]
     fn equal_replicas_pass() {
-        assert!(check_convergence(&digests(&[(0, "n1", 1), (0, "n2", 1), (7, "n1", 2), (7, "n3", 2)])).is_ok());
+        assert!(
+            check_convergence(&digests(&[
+                (0, "n1", 1),
+                (0, "n2", 1),
+                (7, "n1", 2),
+                (7, "n3", 2)
+            ]))
+            .is_ok()
+        );
     }
 
     #[test]
     fn one_differing_replica_is_named() {
-        let err = check_convergence(&digests(&[(0, "n1", 1), (5, "n1", 1), (5, "n2", 9)])).unwrap_err();
+        let err =
+            check_convergence(&digests(&[(0, "n1", 1), (5, "n1", 1), (5, "n2", 9)])).unwrap_err();
         assert!(err.details.starts_with("partition 5 differs"), "{err}");
         assert!(err.details.contains("n2="), "{err}");
     }

@@ -47,7 +47,10 @@ fn writes_by_key(history: &[Op]) -> BTreeMap<&str, Vec<Write<'_>>> {
         if let Some(value) = op.written() {
             // A failed-for-sure write never took effect; everything else may have.
             if op.outcome != Outcome::Fail {
-                by_key.entry(&op.key).or_default().push(Write { op: Some(op), value });
+                by_key.entry(&op.key).or_default().push(Write {
+                    op: Some(op),
+                    value,
+                });
             }
         }
     }
@@ -55,20 +58,39 @@ fn writes_by_key(history: &[Op]) -> BTreeMap<&str, Vec<Write<'_>>> {
 }
 
 /// Why a read of `value` over `[invoke, complete]` is invalid, if it is.
-fn judge(writes: &[Write<'_>], value: Option<&[u8]>, invoke: i128, complete: i128) -> Option<String> {
-    let initial = Write { op: None, value: None };
-    let candidates: Vec<&Write<'_>> =
-        writes.iter().chain(std::iter::once(&initial)).filter(|w| w.value == value).collect();
+fn judge(
+    writes: &[Write<'_>],
+    value: Option<&[u8]>,
+    invoke: i128,
+    complete: i128,
+) -> Option<String> {
+    let initial = Write {
+        op: None,
+        value: None,
+    };
+    let candidates: Vec<&Write<'_>> = writes
+        .iter()
+        .chain(std::iter::once(&initial))
+        .filter(|w| w.value == value)
+        .collect();
     if candidates.is_empty() {
-        return Some(format!("returned {} which no client ever wrote", show(value)));
+        return Some(format!(
+            "returned {} which no client ever wrote",
+            show(value)
+        ));
     }
-    let from_past: Vec<&&Write<'_>> = candidates.iter().filter(|w| w.invoke() < complete).collect();
+    let from_past: Vec<&&Write<'_>> = candidates
+        .iter()
+        .filter(|w| w.invoke() < complete)
+        .collect();
     if from_past.is_empty() {
         return Some(format!("returned {} before it was written", show(value)));
     }
     let superseding = |w: &Write<'_>| {
         let done = w.acked_at()?;
-        writes.iter().find(|w2| w2.acked_at().is_some_and(|t| t < invoke) && done < w2.invoke())
+        writes
+            .iter()
+            .find(|w2| w2.acked_at().is_some_and(|t| t < invoke) && done < w2.invoke())
     };
     let mut witness = None;
     for w in &from_past {
@@ -92,9 +114,19 @@ fn judge(writes: &[Write<'_>], value: Option<&[u8]>, invoke: i128, complete: i12
 pub fn check_read_after_write(history: &[Op]) -> Result<(), Violation> {
     let writes = writes_by_key(history);
     for op in history.iter().filter(|o| o.written().is_none()) {
-        let Outcome::Ok { read } = &op.outcome else { continue };
-        let ws = writes.get(op.key.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-        if let Some(why) = judge(ws, read.as_deref(), op.invoke_us as i128, op.complete_us as i128) {
+        let Outcome::Ok { read } = &op.outcome else {
+            continue;
+        };
+        let ws = writes
+            .get(op.key.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        if let Some(why) = judge(
+            ws,
+            read.as_deref(),
+            op.invoke_us as i128,
+            op.complete_us as i128,
+        ) {
             return Err(Violation {
                 checker: "read_after_write",
                 details: format!(
@@ -114,7 +146,12 @@ pub fn check_final_state(
     finals: &BTreeMap<String, BTreeMap<String, Option<Vec<u8>>>>,
 ) -> Result<(), Violation> {
     let writes = writes_by_key(history);
-    let end = history.iter().map(|o| o.complete_us as i128).max().unwrap_or(0) + 1;
+    let end = history
+        .iter()
+        .map(|o| o.complete_us as i128)
+        .max()
+        .unwrap_or(0)
+        + 1;
     for (replica, values) in finals {
         for (key, value) in values {
             let ws = writes.get(key.as_str()).map(Vec::as_slice).unwrap_or(&[]);
@@ -135,43 +172,88 @@ mod tests {
     use crate::history::OpKind;
 
     fn put(client: &str, v: &str, t: (u64, u64), ok: bool) -> Op {
-        let outcome = if ok { Outcome::Ok { read: None } } else { Outcome::Info };
-        let kind = OpKind::Put { value: v.as_bytes().to_vec() };
-        Op { client: client.into(), key: "k".into(), kind, invoke_us: t.0, complete_us: t.1, outcome }
+        let outcome = if ok {
+            Outcome::Ok { read: None }
+        } else {
+            Outcome::Info
+        };
+        let kind = OpKind::Put {
+            value: v.as_bytes().to_vec(),
+        };
+        Op {
+            client: client.into(),
+            key: "k".into(),
+            kind,
+            invoke_us: t.0,
+            complete_us: t.1,
+            outcome,
+        }
     }
 
     fn del(t: (u64, u64)) -> Op {
         let outcome = Outcome::Ok { read: None };
-        Op { client: "d".into(), key: "k".into(), kind: OpKind::Delete, invoke_us: t.0, complete_us: t.1, outcome }
+        Op {
+            client: "d".into(),
+            key: "k".into(),
+            kind: OpKind::Delete,
+            invoke_us: t.0,
+            complete_us: t.1,
+            outcome,
+        }
     }
 
     fn get(v: Option<&str>, t: (u64, u64)) -> Op {
-        let outcome = Outcome::Ok { read: v.map(|s| s.as_bytes().to_vec()) };
-        Op { client: "r".into(), key: "k".into(), kind: OpKind::Get, invoke_us: t.0, complete_us: t.1, outcome }
+        let outcome = Outcome::Ok {
+            read: v.map(|s| s.as_bytes().to_vec()),
+        };
+        Op {
+            client: "r".into(),
+            key: "k".into(),
+            kind: OpKind::Get,
+            invoke_us: t.0,
+            complete_us: t.1,
+            outcome,
+        }
     }
 
     #[test]
     fn reading_the_latest_acknowledged_write_passes() {
-        let h = vec![put("a", "1", (0, 10), true), put("a", "2", (20, 30), true), get(Some("2"), (40, 50))];
+        let h = vec![
+            put("a", "1", (0, 10), true),
+            put("a", "2", (20, 30), true),
+            get(Some("2"), (40, 50)),
+        ];
         assert!(check_read_after_write(&h).is_ok());
     }
 
     #[test]
     fn stale_read_after_acknowledged_write_fails() {
-        let h = vec![put("a", "1", (0, 10), true), put("b", "2", (20, 30), true), get(Some("1"), (40, 50))];
+        let h = vec![
+            put("a", "1", (0, 10), true),
+            put("b", "2", (20, 30), true),
+            get(Some("1"), (40, 50)),
+        ];
         let err = check_read_after_write(&h).unwrap_err();
         assert!(err.details.contains("had replaced it"), "{err}");
     }
 
     #[test]
     fn concurrent_writes_may_be_read_in_either_order() {
-        let h = vec![put("a", "1", (0, 30), true), put("b", "2", (10, 20), true), get(Some("1"), (40, 50))];
+        let h = vec![
+            put("a", "1", (0, 30), true),
+            put("b", "2", (10, 20), true),
+            get(Some("1"), (40, 50)),
+        ];
         assert!(check_read_after_write(&h).is_ok());
     }
 
     #[test]
     fn an_unacknowledged_write_may_appear_late() {
-        let h = vec![put("a", "1", (0, 5), false), put("b", "2", (20, 30), true), get(Some("1"), (40, 50))];
+        let h = vec![
+            put("a", "1", (0, 5), false),
+            put("b", "2", (20, 30), true),
+            get(Some("1"), (40, 50)),
+        ];
         assert!(check_read_after_write(&h).is_ok());
     }
 
@@ -179,7 +261,11 @@ mod tests {
     fn absent_after_acknowledged_write_fails_but_after_delete_passes() {
         let lost = vec![put("a", "1", (0, 10), true), get(None, (20, 30))];
         assert!(check_read_after_write(&lost).is_err());
-        let deleted = vec![put("a", "1", (0, 10), true), del((12, 15)), get(None, (20, 30))];
+        let deleted = vec![
+            put("a", "1", (0, 10), true),
+            del((12, 15)),
+            get(None, (20, 30)),
+        ];
         assert!(check_read_after_write(&deleted).is_ok());
     }
 

@@ -1,0 +1,337 @@
+//! S3 errors: one variant per S3 error code the layer can produce, each with the fields
+//! its message needs. Clients branch on the code and the HTTP status, so both come from
+//! one `match` each and are covered by a test.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode, header};
+
+use super::backend::BackendError;
+use super::xml::XmlWriter;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum S3Error {
+    NoSuchBucket {
+        bucket: String,
+    },
+    NoSuchKey {
+        key: String,
+    },
+    BucketAlreadyOwnedByYou {
+        bucket: String,
+    },
+    BucketNotEmpty {
+        bucket: String,
+    },
+    InvalidBucketName {
+        bucket: String,
+    },
+    KeyTooLong {
+        length_bytes: usize,
+    },
+    AccessDenied {
+        reason: &'static str,
+    },
+    SignatureDoesNotMatch,
+    InvalidAccessKeyId {
+        access_key: String,
+    },
+    AuthorizationHeaderMalformed {
+        reason: String,
+        expected_region: Option<String>,
+    },
+    AuthorizationQueryParametersError {
+        reason: String,
+    },
+    RequestTimeTooSkewed,
+    /// x-amz-content-sha256 does not match the body.
+    ContentSha256Mismatch,
+    BadDigest,
+    InvalidDigest,
+    InvalidRange {
+        size_bytes: u64,
+    },
+    PreconditionFailed,
+    EntityTooLarge {
+        size_bytes_max: u64,
+    },
+    IncompleteBody,
+    InvalidArgument {
+        reason: String,
+    },
+    InvalidRequest {
+        reason: String,
+    },
+    InvalidLocationConstraint {
+        requested: String,
+    },
+    InvalidURI,
+    NotImplemented {
+        operation: String,
+    },
+    ServiceUnavailable {
+        reason: String,
+    },
+    InternalError {
+        reason: String,
+    },
+}
+
+impl S3Error {
+    pub fn code(&self) -> &'static str {
+        match self {
+            S3Error::NoSuchBucket { .. } => "NoSuchBucket",
+            S3Error::NoSuchKey { .. } => "NoSuchKey",
+            S3Error::BucketAlreadyOwnedByYou { .. } => "BucketAlreadyOwnedByYou",
+            S3Error::BucketNotEmpty { .. } => "BucketNotEmpty",
+            S3Error::InvalidBucketName { .. } => "InvalidBucketName",
+            S3Error::KeyTooLong { .. } => "KeyTooLongError",
+            S3Error::AccessDenied { .. } => "AccessDenied",
+            S3Error::SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            S3Error::InvalidAccessKeyId { .. } => "InvalidAccessKeyId",
+            S3Error::AuthorizationHeaderMalformed { .. } => "AuthorizationHeaderMalformed",
+            S3Error::AuthorizationQueryParametersError { .. } => {
+                "AuthorizationQueryParametersError"
+            }
+            S3Error::RequestTimeTooSkewed => "RequestTimeTooSkewed",
+            S3Error::ContentSha256Mismatch => "XAmzContentSHA256Mismatch",
+            S3Error::BadDigest => "BadDigest",
+            S3Error::InvalidDigest => "InvalidDigest",
+            S3Error::InvalidRange { .. } => "InvalidRange",
+            S3Error::PreconditionFailed => "PreconditionFailed",
+            S3Error::EntityTooLarge { .. } => "EntityTooLarge",
+            S3Error::IncompleteBody => "IncompleteBody",
+            S3Error::InvalidArgument { .. } => "InvalidArgument",
+            S3Error::InvalidRequest { .. } => "InvalidRequest",
+            S3Error::InvalidLocationConstraint { .. } => "InvalidLocationConstraint",
+            S3Error::InvalidURI => "InvalidURI",
+            S3Error::NotImplemented { .. } => "NotImplemented",
+            S3Error::ServiceUnavailable { .. } => "ServiceUnavailable",
+            S3Error::InternalError { .. } => "InternalError",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            S3Error::NoSuchBucket { .. } | S3Error::NoSuchKey { .. } => StatusCode::NOT_FOUND,
+            S3Error::BucketAlreadyOwnedByYou { .. } | S3Error::BucketNotEmpty { .. } => {
+                StatusCode::CONFLICT
+            }
+            S3Error::AccessDenied { .. }
+            | S3Error::SignatureDoesNotMatch
+            | S3Error::InvalidAccessKeyId { .. }
+            | S3Error::RequestTimeTooSkewed => StatusCode::FORBIDDEN,
+            S3Error::InvalidRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            S3Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            S3Error::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
+            S3Error::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            S3Error::InternalError { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            S3Error::InvalidBucketName { .. }
+            | S3Error::KeyTooLong { .. }
+            | S3Error::AuthorizationHeaderMalformed { .. }
+            | S3Error::AuthorizationQueryParametersError { .. }
+            | S3Error::ContentSha256Mismatch
+            | S3Error::BadDigest
+            | S3Error::InvalidDigest
+            | S3Error::EntityTooLarge { .. }
+            | S3Error::IncompleteBody
+            | S3Error::InvalidArgument { .. }
+            | S3Error::InvalidRequest { .. }
+            | S3Error::InvalidLocationConstraint { .. }
+            | S3Error::InvalidURI => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The human-readable message. Internal reasons are logged, not sent: they may name
+    /// nodes and paths a client has no business seeing.
+    pub fn message(&self) -> String {
+        match self {
+            S3Error::NoSuchBucket { bucket } => format!("The bucket '{bucket}' does not exist"),
+            S3Error::NoSuchKey { key } => format!("The key '{key}' does not exist"),
+            S3Error::BucketAlreadyOwnedByYou { bucket } => {
+                format!("The bucket '{bucket}' already exists and is owned by you")
+            }
+            S3Error::BucketNotEmpty { bucket } => {
+                format!("The bucket '{bucket}' you tried to delete is not empty")
+            }
+            S3Error::InvalidBucketName { bucket } => {
+                format!("The specified bucket name '{bucket}' is not valid")
+            }
+            S3Error::KeyTooLong { length_bytes } => {
+                format!("Your key is too long ({length_bytes} bytes, at most 1024)")
+            }
+            S3Error::AccessDenied { reason } => (*reason).to_string(),
+            S3Error::SignatureDoesNotMatch => "The request signature we calculated does not \
+                match the signature you provided. Check your key and signing method."
+                .to_string(),
+            S3Error::InvalidAccessKeyId { .. } => {
+                "The AWS Access Key Id you provided does not exist in our records.".to_string()
+            }
+            S3Error::AuthorizationHeaderMalformed { reason, .. } => {
+                format!("The authorization header is malformed; {reason}")
+            }
+            S3Error::AuthorizationQueryParametersError { reason } => reason.clone(),
+            S3Error::RequestTimeTooSkewed => "The difference between the request time and \
+                the server's time is too large."
+                .to_string(),
+            S3Error::ContentSha256Mismatch => {
+                "The provided 'x-amz-content-sha256' header does not match what was computed."
+                    .to_string()
+            }
+            S3Error::BadDigest => {
+                "The Content-MD5 you specified did not match what we received.".to_string()
+            }
+            S3Error::InvalidDigest => "The Content-MD5 you specified is not valid.".to_string(),
+            S3Error::InvalidRange { .. } => "The requested range is not satisfiable".to_string(),
+            S3Error::PreconditionFailed => {
+                "At least one of the pre-conditions you specified did not hold".to_string()
+            }
+            S3Error::EntityTooLarge { size_bytes_max } => {
+                format!("Your proposed upload exceeds the maximum of {size_bytes_max} bytes")
+            }
+            S3Error::IncompleteBody => "The request body ended early".to_string(),
+            S3Error::InvalidArgument { reason } | S3Error::InvalidRequest { reason } => {
+                reason.clone()
+            }
+            S3Error::InvalidLocationConstraint { requested } => {
+                format!("The specified location-constraint '{requested}' is not valid")
+            }
+            S3Error::InvalidURI => "Couldn't parse the specified URI.".to_string(),
+            S3Error::NotImplemented { operation } => {
+                format!("{operation} is not implemented by this server")
+            }
+            S3Error::ServiceUnavailable { .. } => "Please reduce your request rate.".to_string(),
+            S3Error::InternalError { .. } => {
+                "We encountered an internal error. Please try again.".to_string()
+            }
+        }
+    }
+
+    /// The S3 XML error response. HEAD responses carry no body, so only the status and
+    /// headers tell the client what went wrong.
+    pub fn to_response(
+        &self,
+        resource: &str,
+        request_id: &str,
+        head: bool,
+    ) -> Response<Full<Bytes>> {
+        let mut w = XmlWriter::new("Error", false);
+        w.element("Code", self.code());
+        w.element("Message", &self.message());
+        w.element("Resource", resource);
+        w.element("RequestId", request_id);
+        if let S3Error::AuthorizationHeaderMalformed {
+            expected_region: Some(region),
+            ..
+        } = self
+        {
+            w.element("Region", region);
+        }
+        let body = if head {
+            Bytes::new()
+        } else {
+            Bytes::from(w.finish("Error"))
+        };
+        let mut builder = Response::builder()
+            .status(self.status())
+            .header(header::CONTENT_TYPE, "application/xml");
+        if let S3Error::InvalidRange { size_bytes } = self {
+            builder = builder.header(header::CONTENT_RANGE, format!("bytes */{size_bytes}"));
+        }
+        if let S3Error::AuthorizationHeaderMalformed {
+            expected_region: Some(region),
+            ..
+        } = self
+        {
+            builder = builder.header("x-amz-bucket-region", region.as_str());
+        }
+        builder
+            .body(Full::new(body))
+            .expect("static error response headers are valid")
+    }
+
+    /// Maps a backend answer to the S3 error of the request that got it.
+    pub fn from_backend(err: BackendError, bucket: &str, key: &str) -> S3Error {
+        match err {
+            BackendError::NoSuchBucket => S3Error::NoSuchBucket {
+                bucket: bucket.to_string(),
+            },
+            BackendError::NoSuchKey => S3Error::NoSuchKey {
+                key: key.to_string(),
+            },
+            BackendError::BucketAlreadyOwnedByYou => S3Error::BucketAlreadyOwnedByYou {
+                bucket: bucket.to_string(),
+            },
+            BackendError::BucketNotEmpty => S3Error::BucketNotEmpty {
+                bucket: bucket.to_string(),
+            },
+            BackendError::Unavailable { reason } => S3Error::ServiceUnavailable { reason },
+            BackendError::Internal { reason } => S3Error::InternalError { reason },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[test]
+    fn statuses_match_s3() {
+        let cases = [
+            (S3Error::NoSuchKey { key: "k".into() }, 404),
+            (S3Error::BucketNotEmpty { bucket: "b".into() }, 409),
+            (S3Error::SignatureDoesNotMatch, 403),
+            (
+                S3Error::InvalidAccessKeyId {
+                    access_key: "x".into(),
+                },
+                403,
+            ),
+            (S3Error::InvalidRange { size_bytes: 3 }, 416),
+            (
+                S3Error::NotImplemented {
+                    operation: "x".into(),
+                },
+                501,
+            ),
+            (S3Error::ServiceUnavailable { reason: "x".into() }, 503),
+            (S3Error::InvalidBucketName { bucket: "B".into() }, 400),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.status().as_u16(), status, "{}", err.code());
+        }
+    }
+
+    #[tokio::test]
+    async fn error_document_names_code_resource_and_region() {
+        let err = S3Error::AuthorizationHeaderMalformed {
+            reason: "the region 'eu-west-1' is wrong; expecting 'us-east-1'".into(),
+            expected_region: Some("us-east-1".into()),
+        };
+        let resp = err.to_response("/bk/a<b", "REQ1", false);
+        assert_eq!(resp.status(), 400);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(
+            text.contains("<Code>AuthorizationHeaderMalformed</Code>"),
+            "{text}"
+        );
+        assert!(text.contains("<Resource>/bk/a&lt;b</Resource>"), "{text}");
+        assert!(text.contains("<RequestId>REQ1</RequestId>"), "{text}");
+        assert!(text.contains("<Region>us-east-1</Region>"), "{text}");
+    }
+
+    #[test]
+    fn internal_reasons_are_not_sent() {
+        let err = S3Error::from_backend(
+            BackendError::Internal {
+                reason: "disk /dev/sdb3 on node-7".into(),
+            },
+            "b",
+            "k",
+        );
+        assert_eq!(err.code(), "InternalError");
+        assert!(!err.message().contains("sdb3"));
+    }
+}

@@ -1,0 +1,253 @@
+//! The S3 HTTP frontend: hyper 1 HTTP/1.1 server, path-style addressing, SigV4.
+//!
+//! A request goes through four steps, each in its own module:
+//! 1. `auth` — who signed it (header or presigned URL); anonymous requests are refused.
+//!    Authentication comes before routing so unauthenticated callers learn nothing about
+//!    which operations or buckets exist.
+//! 2. `router` — which operation (a plain `match` on method, path and sub-resource).
+//! 3. body — read whole, bounded per operation, then checked against the signed payload
+//!    hash. This first version buffers bodies (`PUT_BODY_BYTES_MAX`); streaming comes later.
+//! 4. `bucket` / `object` / `list` — the operation, over the `ObjectBackend` seam.
+//!
+//! Every response, errors included, carries `x-amz-request-id`; errors are S3 XML
+//! documents (`error.rs`).
+
+pub mod auth;
+pub mod backend;
+pub mod bucket;
+pub mod encoding;
+pub mod error;
+pub mod list;
+pub mod memory;
+pub mod object;
+pub mod router;
+pub mod sigv4;
+pub mod time;
+pub mod xml;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use backend::{BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta};
+pub use error::S3Error;
+pub use memory::MemoryBackend;
+
+use auth::{AuthConfig, RequestView};
+use router::Endpoint;
+
+/// Wall-clock milliseconds since the Unix epoch, injected (simulation controls time).
+pub type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// PUT bodies are buffered whole in this first version, so their size is capped; above it
+/// the answer is EntityTooLarge. The streaming body path will lift this to S3's 5 GiB.
+pub const PUT_BODY_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Every other request body (only CreateBucketConfiguration is read) is a small document.
+pub const CONTROL_BODY_BYTES_MAX: u64 = 1024 * 1024;
+/// Open client connections; further clients wait in the listen backlog.
+pub const CONNECTIONS_MAX: usize = 1024;
+/// A client that has not sent a complete request head by then is disconnected.
+pub const HEADER_READ_TIMEOUT_MS: u64 = 30_000;
+/// Back-off after a failed accept (e.g. out of file descriptors) before trying again.
+const ACCEPT_RETRY_DELAY_MS: u64 = 100;
+
+pub struct S3State {
+    pub backend: Arc<dyn ObjectBackend>,
+    /// The one region this cluster answers for; signatures must be scoped to it.
+    pub region: String,
+    /// Access key id → secret key.
+    pub keys: BTreeMap<String, String>,
+    pub clock: WallClock,
+    /// Request ids are `<start second><sequence>`: unique per process, distinct across
+    /// restarts, and reproducible in a simulation (no randomness needed).
+    request_id_prefix: u32,
+    request_seq: AtomicU64,
+}
+
+impl S3State {
+    pub fn new(
+        backend: Arc<dyn ObjectBackend>,
+        region: String,
+        keys: BTreeMap<String, String>,
+        clock: WallClock,
+    ) -> S3State {
+        let request_id_prefix = (clock() / 1000) as u32;
+        S3State {
+            backend,
+            region,
+            keys,
+            clock,
+            request_id_prefix,
+            request_seq: AtomicU64::new(0),
+        }
+    }
+
+    fn next_request_id(&self) -> String {
+        let seq = self.request_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{:08X}{seq:08X}", self.request_id_prefix)
+    }
+}
+
+/// Serves S3 on `listener` until the task is dropped. One task per connection; at most
+/// `CONNECTIONS_MAX` at once.
+pub async fn serve(listener: TcpListener, state: Arc<S3State>) {
+    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    loop {
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(ACCEPT_RETRY_DELAY_MS)).await;
+                continue;
+            }
+        };
+        // Without this, small responses wait for the client's delayed ACK (~40 ms).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::warn!(error = %e, %peer, "cannot set TCP_NODELAY");
+        }
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(state.clone(), req));
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS))
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn handle(
+    state: Arc<S3State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let request_id = state.next_request_id();
+    let is_head = req.method() == Method::HEAD;
+    let resource = req.uri().path().to_string();
+    let method = req.method().clone();
+    let mut resp = match process(&state, req).await {
+        Ok(resp) => resp,
+        Err(err) => {
+            if err.status().is_server_error() {
+                tracing::warn!(%request_id, %method, %resource, ?err, "request failed");
+            } else {
+                tracing::debug!(%request_id, %method, %resource, code = err.code(), "refused");
+            }
+            err.to_response(&resource, &request_id, is_head)
+        }
+    };
+    let id = HeaderValue::from_str(&request_id).expect("request ids are hex");
+    resp.headers_mut().insert("x-amz-request-id", id);
+    Ok(resp)
+}
+
+async fn process(
+    state: &S3State,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, S3Error> {
+    let (parts, body) = req.into_parts();
+    let raw_path = parts.uri.path();
+    let query = encoding::parse_query(parts.uri.query()).ok_or(S3Error::InvalidURI)?;
+    let view = RequestView {
+        method: parts.method.as_str(),
+        raw_path,
+        query: &query,
+        headers: &parts.headers,
+    };
+    let cfg = AuthConfig {
+        region: &state.region,
+        keys: &state.keys,
+        now_ms: (state.clock)(),
+    };
+    let auth = auth::authenticate(&view, &cfg)?;
+    let endpoint = router::route(&parts.method, raw_path, &query, &parts.headers)?;
+    tracing::debug!(operation = endpoint.name(), access_key = %auth.access_key, "request");
+    let limit = match endpoint {
+        Endpoint::PutObject { .. } => PUT_BODY_BYTES_MAX,
+        _ => CONTROL_BODY_BYTES_MAX,
+    };
+    let body = read_body(body, &parts.headers, limit).await?;
+    auth.payload.verify(&body)?;
+    let backend = state.backend.as_ref();
+    let (headers, region) = (&parts.headers, state.region.as_str());
+    match endpoint {
+        Endpoint::ListBuckets => bucket::list_buckets(backend, &auth.access_key).await,
+        Endpoint::CreateBucket { bucket } => {
+            bucket::create_bucket(backend, &bucket, region, &body).await
+        }
+        Endpoint::HeadBucket { bucket } => bucket::head_bucket(backend, &bucket, region).await,
+        Endpoint::DeleteBucket { bucket } => bucket::delete_bucket(backend, &bucket).await,
+        Endpoint::GetBucketLocation { bucket } => {
+            bucket::get_bucket_location(backend, &bucket, region).await
+        }
+        Endpoint::ListObjectsV2 { bucket } => list::list_objects_v2(backend, &bucket, &query).await,
+        Endpoint::ListObjects { bucket } => list::list_objects_v1(backend, &bucket, &query).await,
+        Endpoint::PutObject { bucket, key } => {
+            object::put_object(backend, &bucket, &key, headers, body).await
+        }
+        Endpoint::GetObject { bucket, key } => {
+            object::get_object(backend, &bucket, &key, headers, &query, false).await
+        }
+        Endpoint::HeadObject { bucket, key } => {
+            object::get_object(backend, &bucket, &key, headers, &query, true).await
+        }
+        Endpoint::DeleteObject { bucket, key } => {
+            object::delete_object(backend, &bucket, &key).await
+        }
+    }
+}
+
+/// Reads a whole body of at most `limit_bytes`. A declared Content-Length above the limit
+/// is refused before reading, so a client waiting on `Expect: 100-continue` sends nothing.
+async fn read_body(
+    body: Incoming,
+    headers: &HeaderMap,
+    limit_bytes: u64,
+) -> Result<Bytes, S3Error> {
+    let too_large = S3Error::EntityTooLarge {
+        size_bytes_max: limit_bytes,
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit_bytes) {
+        return Err(too_large);
+    }
+    match Limited::new(body, limit_bytes as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large),
+        Err(_) => Err(S3Error::IncompleteBody),
+    }
+}
+
+/// A 200 response carrying an S3 XML document.
+fn xml_response(doc: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(doc)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    resp
+}

@@ -1,0 +1,304 @@
+//! PutObject, GetObject, HeadObject, DeleteObject.
+//!
+//! Bodies are whole `Bytes` in this first version (see `PUT_BODY_BYTES_MAX` in mod.rs);
+//! ranges are slices of the buffered body. The ETag of a simple PUT is the hex MD5 of the
+//! body, computed here because that is an S3 convention the backend need not know.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Response, StatusCode};
+use md5::{Digest, Md5};
+
+use super::backend::{ObjectBackend, ObjectInfo, ObjectMeta};
+use super::encoding::base64_encode;
+use super::error::S3Error;
+use super::time::format_http_date;
+
+/// S3's content type for objects stored without one.
+pub const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+const META_PREFIX: &str = "x-amz-meta-";
+
+/// A parsed `Range: bytes=…` header (one range; S3 ignores multi-range requests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `bytes=a-b`, both inclusive.
+    FromTo(u64, u64),
+    /// `bytes=a-`
+    From(u64),
+    /// `bytes=-n`: the last n bytes.
+    Suffix(u64),
+}
+
+/// `None` when the header is not a single well-formed byte range: RFC 9110 says to ignore
+/// such a header and send the whole object, which is what S3 does.
+pub fn parse_range(value: &str) -> Option<ByteRange> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    let (first, last) = spec.trim().split_once('-')?;
+    let number = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            None
+        } else {
+            s.parse().ok()
+        }
+    };
+    match (first.trim(), last.trim()) {
+        ("", n) => number(n).map(ByteRange::Suffix),
+        (a, "") => number(a).map(ByteRange::From),
+        (a, b) => {
+            let (a, b) = (number(a)?, number(b)?);
+            (a <= b).then_some(ByteRange::FromTo(a, b))
+        }
+    }
+}
+
+/// The inclusive byte span a range selects in an object of `size` bytes.
+pub fn resolve_range(range: ByteRange, size: u64) -> Result<(u64, u64), S3Error> {
+    let unsatisfiable = S3Error::InvalidRange { size_bytes: size };
+    match range {
+        ByteRange::FromTo(a, _) | ByteRange::From(a) if a >= size => Err(unsatisfiable),
+        ByteRange::FromTo(a, b) => Ok((a, b.min(size - 1))),
+        ByteRange::From(a) => Ok((a, size - 1)),
+        ByteRange::Suffix(0) => Err(unsatisfiable),
+        ByteRange::Suffix(_) if size == 0 => Err(unsatisfiable),
+        ByteRange::Suffix(n) => Ok((size - n.min(size), size - 1)),
+    }
+}
+
+fn header_value(value: &str) -> Result<HeaderValue, S3Error> {
+    HeaderValue::from_bytes(value.as_bytes()).map_err(|_| S3Error::InternalError {
+        reason: format!("unsendable header value {value:?}"),
+    })
+}
+
+fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// Checks `Content-MD5` if the client sent one: it protects the body end to end, past
+/// anything SigV4 covers when the payload is unsigned.
+fn check_content_md5(headers: &HeaderMap, md5: &[u8]) -> Result<(), S3Error> {
+    let Some(claimed) = header_string(headers, "content-md5") else {
+        return Ok(());
+    };
+    let claimed = claimed.trim();
+    if claimed.len() != 24 {
+        return Err(S3Error::InvalidDigest);
+    }
+    if claimed != base64_encode(md5) {
+        return Err(S3Error::BadDigest);
+    }
+    Ok(())
+}
+
+pub async fn put_object(
+    backend: &dyn ObjectBackend,
+    bucket: &str,
+    key: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response<Full<Bytes>>, S3Error> {
+    let md5 = Md5::digest(&body);
+    check_content_md5(headers, &md5)?;
+    let mut user_metadata = BTreeMap::new();
+    for (name, value) in headers {
+        if let Some(meta_name) = name.as_str().strip_prefix(META_PREFIX) {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            user_metadata.insert(meta_name.to_string(), value);
+        }
+    }
+    let meta = ObjectMeta {
+        content_type: header_string(headers, "content-type")
+            .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
+        user_metadata,
+        etag: hex::encode(md5),
+    };
+    let info = backend
+        .put_object(bucket, key, meta, body)
+        .await
+        .map_err(|e| S3Error::from_backend(e, bucket, key))?;
+    let mut out = HeaderMap::new();
+    out.insert(header::ETAG, header_value(&format!("\"{}\"", info.etag))?);
+    Ok(respond(StatusCode::OK, out, Bytes::new()))
+}
+
+/// `If-Match` / `If-None-Match` against the object's ETag (`*` matches any object).
+/// `Ok(true)` means "answer 304 Not Modified".
+fn check_preconditions(headers: &HeaderMap, info: &ObjectInfo) -> Result<bool, S3Error> {
+    let matches = |value: String| {
+        value
+            .split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t.trim_matches('"') == info.etag)
+    };
+    if let Some(v) = header_string(headers, "if-match")
+        && !matches(v)
+    {
+        return Err(S3Error::PreconditionFailed);
+    }
+    Ok(header_string(headers, "if-none-match").is_some_and(matches))
+}
+
+/// `response-content-type` and friends override the stored headers on a signed GET.
+const RESPONSE_OVERRIDES: [(&str, header::HeaderName); 6] = [
+    ("response-content-type", header::CONTENT_TYPE),
+    ("response-content-language", header::CONTENT_LANGUAGE),
+    ("response-expires", header::EXPIRES),
+    ("response-cache-control", header::CACHE_CONTROL),
+    ("response-content-disposition", header::CONTENT_DISPOSITION),
+    ("response-content-encoding", header::CONTENT_ENCODING),
+];
+
+/// GET and HEAD share everything but the body.
+pub async fn get_object(
+    backend: &dyn ObjectBackend,
+    bucket: &str,
+    key: &str,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+    head: bool,
+) -> Result<Response<Full<Bytes>>, S3Error> {
+    let to_s3 = |e| S3Error::from_backend(e, bucket, key);
+    let (info, body) = if head {
+        let info = backend.head_object(bucket, key).await.map_err(to_s3)?;
+        (info, Bytes::new())
+    } else {
+        backend.get_object(bucket, key).await.map_err(to_s3)?
+    };
+    let consistent = head || body.len() as u64 == info.size_bytes;
+    assert!(consistent, "backend size disagrees with body");
+    let mut out = HeaderMap::new();
+    out.insert(header::ETAG, header_value(&format!("\"{}\"", info.etag))?);
+    let last_modified = format_http_date(info.last_modified_ms);
+    out.insert(header::LAST_MODIFIED, header_value(&last_modified)?);
+    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if check_preconditions(headers, &info)? {
+        return Ok(respond(StatusCode::NOT_MODIFIED, out, Bytes::new()));
+    }
+    out.insert(header::CONTENT_TYPE, header_value(&info.content_type)?);
+    for (name, value) in &info.user_metadata {
+        let name =
+            HeaderName::from_bytes(format!("{META_PREFIX}{name}").as_bytes()).map_err(|_| {
+                S3Error::InternalError {
+                    reason: format!("bad metadata {name:?}"),
+                }
+            })?;
+        out.insert(name, header_value(value)?);
+    }
+    // `insert`, not `append`: an override replaces the stored value.
+    for (param, name) in RESPONSE_OVERRIDES {
+        if let Some((_, v)) = query.iter().find(|(k, _)| k == param) {
+            out.insert(name, header_value(v)?);
+        }
+    }
+    let range = header_string(headers, "range").and_then(|r| parse_range(&r));
+    let (status, start, end) = match range {
+        None => (StatusCode::OK, 0, info.size_bytes),
+        Some(r) => {
+            let (a, b) = resolve_range(r, info.size_bytes)?;
+            let content_range = format!("bytes {a}-{b}/{}", info.size_bytes);
+            out.insert(header::CONTENT_RANGE, header_value(&content_range)?);
+            (StatusCode::PARTIAL_CONTENT, a, b + 1)
+        }
+    };
+    // HEAD announces the length GET would send, without the bytes.
+    out.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    let payload = if head {
+        Bytes::new()
+    } else {
+        body.slice(start as usize..end as usize)
+    };
+    Ok(respond(status, out, payload))
+}
+
+fn respond(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
+}
+
+pub async fn delete_object(
+    backend: &dyn ObjectBackend,
+    bucket: &str,
+    key: &str,
+) -> Result<Response<Full<Bytes>>, S3Error> {
+    backend
+        .delete_object(bucket, key)
+        .await
+        .map_err(|e| S3Error::from_backend(e, bucket, key))?;
+    Ok(respond(
+        StatusCode::NO_CONTENT,
+        HeaderMap::new(),
+        Bytes::new(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_three_range_forms() {
+        assert_eq!(parse_range("bytes=0-9"), Some(ByteRange::FromTo(0, 9)));
+        assert_eq!(parse_range("bytes=5-"), Some(ByteRange::From(5)));
+        assert_eq!(parse_range("bytes=-3"), Some(ByteRange::Suffix(3)));
+    }
+
+    #[test]
+    fn malformed_ranges_are_ignored() {
+        for bad in [
+            "bytes=9-1",
+            "bytes=a-b",
+            "bytes=-",
+            "items=0-1",
+            "bytes=0-1,3-4",
+            "bytes=+1-2",
+        ] {
+            assert_eq!(parse_range(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn resolves_against_object_size() {
+        assert_eq!(resolve_range(ByteRange::FromTo(2, 100), 10), Ok((2, 9)));
+        assert_eq!(resolve_range(ByteRange::From(9), 10), Ok((9, 9)));
+        assert_eq!(resolve_range(ByteRange::Suffix(3), 10), Ok((7, 9)));
+        assert_eq!(resolve_range(ByteRange::Suffix(30), 10), Ok((0, 9)));
+    }
+
+    #[test]
+    fn unsatisfiable_ranges_are_invalid_range() {
+        let err = Err(S3Error::InvalidRange { size_bytes: 10 });
+        assert_eq!(resolve_range(ByteRange::From(10), 10), err);
+        assert_eq!(resolve_range(ByteRange::FromTo(10, 12), 10), err);
+        assert_eq!(resolve_range(ByteRange::Suffix(0), 10), err);
+        let empty = Err(S3Error::InvalidRange { size_bytes: 0 });
+        assert_eq!(resolve_range(ByteRange::Suffix(1), 0), empty);
+    }
+
+    #[test]
+    fn content_md5_is_checked() {
+        let md5 = Md5::digest(b"hello");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "content-md5",
+            HeaderValue::from_static("XUFAKrxLKna5cZ2REBfFkg=="),
+        );
+        assert_eq!(check_content_md5(&headers, &md5), Ok(()));
+        headers.insert(
+            "content-md5",
+            HeaderValue::from_static("AAAAKrxLKna5cZ2REBfFkg=="),
+        );
+        assert_eq!(check_content_md5(&headers, &md5), Err(S3Error::BadDigest));
+        headers.insert("content-md5", HeaderValue::from_static("short"));
+        assert_eq!(
+            check_content_md5(&headers, &md5),
+            Err(S3Error::InvalidDigest)
+        );
+    }
+}

@@ -1,0 +1,279 @@
+//! Which S3 operation a request is: path-style addressing (`/bucket/key`) and a plain
+//! `match` on method and sub-resource.
+//!
+//! S3 selects operations by query "sub-resources" (`?acl`, `?uploads`, `?tagging`, …). An
+//! unimplemented one must not fall through to the plain operation on the same path (a
+//! `PUT ?tagging` is not a PutObject that overwrites the object with an XML document), so
+//! every known sub-resource that is not handled answers NotImplemented.
+
+use hyper::{HeaderMap, Method};
+
+use super::encoding::percent_decode;
+use super::error::S3Error;
+
+/// S3 limits keys to 1024 bytes of UTF-8.
+pub const KEY_BYTES_MAX: usize = 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    ListBuckets,
+    CreateBucket { bucket: String },
+    HeadBucket { bucket: String },
+    DeleteBucket { bucket: String },
+    GetBucketLocation { bucket: String },
+    ListObjectsV2 { bucket: String },
+    ListObjects { bucket: String },
+    PutObject { bucket: String, key: String },
+    GetObject { bucket: String, key: String },
+    HeadObject { bucket: String, key: String },
+    DeleteObject { bucket: String, key: String },
+}
+
+impl Endpoint {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Endpoint::ListBuckets => "ListBuckets",
+            Endpoint::CreateBucket { .. } => "CreateBucket",
+            Endpoint::HeadBucket { .. } => "HeadBucket",
+            Endpoint::DeleteBucket { .. } => "DeleteBucket",
+            Endpoint::GetBucketLocation { .. } => "GetBucketLocation",
+            Endpoint::ListObjectsV2 { .. } => "ListObjectsV2",
+            Endpoint::ListObjects { .. } => "ListObjects",
+            Endpoint::PutObject { .. } => "PutObject",
+            Endpoint::GetObject { .. } => "GetObject",
+            Endpoint::HeadObject { .. } => "HeadObject",
+            Endpoint::DeleteObject { .. } => "DeleteObject",
+        }
+    }
+}
+
+/// Query parameters that select another S3 operation (from the S3 API reference).
+const SUBRESOURCES: &[&str] = &[
+    "accelerate",
+    "acl",
+    "analytics",
+    "attributes",
+    "cors",
+    "delete",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "location",
+    "logging",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "partNumber",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select",
+    "tagging",
+    "torrent",
+    "uploadId",
+    "uploads",
+    "versionId",
+    "versioning",
+    "versions",
+    "website",
+];
+
+/// Bucket and key of a path-style request path, percent-decoded. `/` gives neither;
+/// `/bk` and `/bk/` give only the bucket.
+pub fn parse_path(raw_path: &str) -> Result<(Option<String>, Option<String>), S3Error> {
+    let rest = raw_path.strip_prefix('/').ok_or(S3Error::InvalidURI)?;
+    let (bucket_raw, key_raw) = rest.split_once('/').unwrap_or((rest, ""));
+    let bucket = percent_decode(bucket_raw).ok_or(S3Error::InvalidURI)?;
+    let key = percent_decode(key_raw).ok_or(S3Error::InvalidURI)?;
+    if key.len() > KEY_BYTES_MAX {
+        return Err(S3Error::KeyTooLong {
+            length_bytes: key.len(),
+        });
+    }
+    let bucket = Some(bucket).filter(|b| !b.is_empty());
+    let key = Some(key).filter(|k| !k.is_empty());
+    match (&bucket, &key) {
+        (None, Some(_)) => Err(S3Error::InvalidURI),
+        _ => Ok((bucket, key)),
+    }
+}
+
+pub fn route(
+    method: &Method,
+    raw_path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+) -> Result<Endpoint, S3Error> {
+    let (bucket, key) = parse_path(raw_path)?;
+    let subresource = query
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .find(|k| SUBRESOURCES.contains(k));
+    let unsupported = |what: &str| S3Error::NotImplemented {
+        operation: what.to_string(),
+    };
+    let Some(bucket) = bucket else {
+        return match *method {
+            Method::GET => Ok(Endpoint::ListBuckets),
+            _ => Err(unsupported(&format!("{method} on the service"))),
+        };
+    };
+    let Some(key) = key else {
+        return route_bucket(method, bucket, subresource, query);
+    };
+    if let Some(sub) = subresource {
+        return Err(unsupported(&format!("{method} ?{sub} on an object")));
+    }
+    match *method {
+        Method::PUT if headers.contains_key("x-amz-copy-source") => Err(unsupported("CopyObject")),
+        Method::PUT => Ok(Endpoint::PutObject { bucket, key }),
+        Method::GET => Ok(Endpoint::GetObject { bucket, key }),
+        Method::HEAD => Ok(Endpoint::HeadObject { bucket, key }),
+        Method::DELETE => Ok(Endpoint::DeleteObject { bucket, key }),
+        _ => Err(unsupported(&format!("{method} on an object"))),
+    }
+}
+
+fn route_bucket(
+    method: &Method,
+    bucket: String,
+    subresource: Option<&str>,
+    query: &[(String, String)],
+) -> Result<Endpoint, S3Error> {
+    let list_v2 = query.iter().any(|(k, v)| k == "list-type" && v == "2");
+    match (method, subresource) {
+        (&Method::PUT, None) => Ok(Endpoint::CreateBucket { bucket }),
+        (&Method::HEAD, None) => Ok(Endpoint::HeadBucket { bucket }),
+        (&Method::DELETE, None) => Ok(Endpoint::DeleteBucket { bucket }),
+        (&Method::GET, Some("location")) => Ok(Endpoint::GetBucketLocation { bucket }),
+        (&Method::GET, None) if list_v2 => Ok(Endpoint::ListObjectsV2 { bucket }),
+        (&Method::GET, None) => Ok(Endpoint::ListObjects { bucket }),
+        (_, Some(sub)) => Err(S3Error::NotImplemented {
+            operation: format!("{method} ?{sub} on a bucket"),
+        }),
+        (_, None) => Err(S3Error::NotImplemented {
+            operation: format!("{method} on a bucket"),
+        }),
+    }
+}
+
+/// S3's rules for new bucket names (DNS-compatible): 3–63 characters of lower-case
+/// letters, digits, `.` and `-`, starting and ending with a letter or digit, no `..`,
+/// and not shaped like an IPv4 address.
+pub fn valid_bucket_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let charset = b
+        .iter()
+        .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-');
+    let edge = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let ip_like = name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok());
+    (3..=63).contains(&b.len())
+        && charset
+        && edge(b[0])
+        && edge(b[b.len() - 1])
+        && !name.contains("..")
+        && !ip_like
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn r(method: Method, path: &str, query: &[(&str, &str)]) -> Result<Endpoint, S3Error> {
+        route(&method, path, &q(query), &HeaderMap::new())
+    }
+
+    #[test]
+    fn routes_buckets_objects_and_listings() {
+        let bk = || "bk".to_string();
+        assert_eq!(r(Method::GET, "/", &[]), Ok(Endpoint::ListBuckets));
+        assert_eq!(
+            r(Method::PUT, "/bk", &[]),
+            Ok(Endpoint::CreateBucket { bucket: bk() })
+        );
+        assert_eq!(
+            r(Method::GET, "/bk/", &[("list-type", "2")]),
+            Ok(Endpoint::ListObjectsV2 { bucket: bk() })
+        );
+        assert_eq!(
+            r(Method::GET, "/bk", &[("prefix", "a")]),
+            Ok(Endpoint::ListObjects { bucket: bk() })
+        );
+        assert_eq!(
+            r(Method::GET, "/bk", &[("location", "")]),
+            Ok(Endpoint::GetBucketLocation { bucket: bk() })
+        );
+        let key = "dir/a b+c".to_string();
+        assert_eq!(
+            r(Method::GET, "/bk/dir/a%20b+c", &[]),
+            Ok(Endpoint::GetObject { bucket: bk(), key })
+        );
+    }
+
+    #[test]
+    fn unknown_subresources_are_not_implemented() {
+        for (method, path, sub) in [
+            (Method::PUT, "/bk/k", "tagging"),
+            (Method::POST, "/bk", "delete"),
+            (Method::GET, "/bk", "versioning"),
+            (Method::POST, "/bk/k", "uploads"),
+            (Method::PUT, "/bk", "acl"),
+        ] {
+            let err = r(method, path, &[(sub, "")]).unwrap_err();
+            assert_eq!(err.code(), "NotImplemented", "{path}?{sub}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-copy-source", "/bk/src".parse().unwrap());
+        let err = route(&Method::PUT, "/bk/dst", &[], &headers).unwrap_err();
+        assert_eq!(err.code(), "NotImplemented");
+    }
+
+    #[test]
+    fn path_decoding_and_limits() {
+        assert_eq!(
+            parse_path("/bk/a%2Fb"),
+            Ok((Some("bk".into()), Some("a/b".into())))
+        );
+        assert_eq!(parse_path("/bk/%zz"), Err(S3Error::InvalidURI));
+        let long = format!("/bk/{}", "k".repeat(KEY_BYTES_MAX + 1));
+        assert_eq!(
+            parse_path(&long),
+            Err(S3Error::KeyTooLong {
+                length_bytes: KEY_BYTES_MAX + 1
+            })
+        );
+    }
+
+    #[test]
+    fn bucket_name_rules() {
+        for good in ["abc", "my-bucket.v2", "a1b", &"a".repeat(63)] {
+            assert!(valid_bucket_name(good), "{good}");
+        }
+        for bad in [
+            "ab",
+            "Abc",
+            "-abc",
+            "abc-",
+            "a..b",
+            "192.168.1.1",
+            "a_b",
+            &"a".repeat(64),
+        ] {
+            assert!(!valid_bucket_name(bad), "{bad}");
+        }
+    }
+}
