@@ -174,12 +174,7 @@ pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
     let net = &scenario.network;
     let mut sim = turmoil::Builder::new()
         .simulation_duration(Duration::from_millis(horizon + 1_000))
-        .tick_duration(Duration::from_micros(
-            std::env::var("TICK_US")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1000),
-        ))
+        .tick_duration(Duration::from_millis(net.tick_ms))
         .min_message_latency(Duration::from_millis(net.min_latency_ms))
         .max_message_latency(Duration::from_millis(net.max_latency_ms))
         .rng_seed(seed)
@@ -201,9 +196,12 @@ pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
         });
     }
     let history: Arc<Mutex<Vec<Op>>> = Arc::default();
+    // All workload clients share one simulated host: every host costs turmoil work on every
+    // tick (and every pair of hosts a link), and clients need no address of their own.
+    let mut clients = Vec::new();
     for i in 1..=scenario.workload.clients {
         let name = format!("c{i}");
-        let ctx = ClientCtx {
+        clients.push(ClientCtx {
             id: node_id(&name),
             seam: world.seam(&name, 0),
             secret: SECRET.into(),
@@ -211,10 +209,19 @@ pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
             workload: scenario.workload.clone(),
             history: history.clone(),
             recorder: world.recorder.clone(),
-            name: name.clone(),
-        };
-        sim.client(name.as_str(), run_client(ctx));
+            name,
+        });
     }
+    sim.client("clients", async move {
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .map(|c| tokio::spawn(run_client(c)))
+            .collect();
+        for task in tasks {
+            task.await.map_err(|e| e.to_string())??;
+        }
+        Ok(())
+    });
 
     let finals: Arc<Mutex<Finals>> = Arc::default();
     let mut timeline = scenario.timeline().into_iter().peekable();
@@ -378,6 +385,7 @@ async fn final_check(world: Arc<World>, finals: Arc<Mutex<Finals>>) -> turmoil::
         let request = Request::Table(TableRequest::Digests {
             table: "kv".into(),
             partitions: partitions.clone(),
+            root: None,
         });
         let Response::Digests(digests) = call_retrying(&rpc, id, request, &finals).await else {
             unreachable!("call_retrying only returns the expected variant")

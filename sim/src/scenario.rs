@@ -52,6 +52,9 @@ fn default_rpc_timeout() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
+    /// Simulated time per step: the resolution of every timer and message delivery.
+    #[serde(default = "default_tick")]
+    pub tick_ms: u64,
     #[serde(default = "default_min_latency")]
     pub min_latency_ms: u64,
     #[serde(default = "default_max_latency")]
@@ -61,12 +64,16 @@ pub struct Network {
 impl Default for Network {
     fn default() -> Self {
         Network {
+            tick_ms: default_tick(),
             min_latency_ms: default_min_latency(),
             max_latency_ms: default_max_latency(),
         }
     }
 }
 
+fn default_tick() -> u64 {
+    1
+}
 fn default_min_latency() -> u64 {
     1
 }
@@ -238,6 +245,9 @@ impl Scenario {
                 let msg = format!("quorum {q} must be in 1..=replication_factor");
                 return Err((nowhere, "cluster.read_quorum/write_quorum", msg));
             }
+        }
+        if !(1..=100).contains(&self.network.tick_ms) {
+            return Err((nowhere, "network.tick_ms", "must be in 1..=100".into()));
         }
         if self.network.min_latency_ms > self.network.max_latency_ms {
             return Err((

@@ -36,7 +36,7 @@ fn roll(rng: &mut impl RngCore) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-pub async fn run_client(ctx: ClientCtx) -> turmoil::Result {
+pub async fn run_client(ctx: ClientCtx) -> Result<(), String> {
     let w = &ctx.workload;
     let config = RpcConfig {
         call_timeout_ms: w.client_timeout_ms,

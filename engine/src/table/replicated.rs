@@ -116,28 +116,74 @@ impl<S: TableSchema> Replicated<S> {
         layout.nodes_of(partition_of_key(key)).to_vec()
     }
 
-    /// Sends `request` to every replica (ourselves through the local store), each on its own
-    /// task so that slow replicas finish in the background after the quorum returns.
+    /// Sends `request` to one replica (ourselves through the local store) on its own task,
+    /// so that a slow replica finishes in the background after the quorum returns.
+    fn send(&self, node: NodeId, request: TableRequest, tx: &mpsc::Sender<Answer>) {
+        if node == self.self_id {
+            let answer = serve_local(self.local.as_ref(), &request);
+            let _ = tx.try_send((node, answer));
+            return;
+        }
+        let (rpc, tx) = (self.rpc.clone(), tx.clone());
+        tokio::spawn(async move {
+            let answer = rpc
+                .call(node, Request::Table(request))
+                .await
+                .map_err(|e| e.to_string());
+            let _ = tx.send((node, answer)).await;
+        });
+    }
+
+    /// Sends `request` to every replica.
     fn fan_out(&self, replicas: &[NodeId], request: TableRequest) -> mpsc::Receiver<Answer> {
         let (tx, rx) = mpsc::channel(replicas.len().max(1));
         for &node in replicas {
-            let tx = tx.clone();
-            let request = request.clone();
-            if node == self.self_id {
-                let answer = serve_local(self.local.as_ref(), &request);
-                let _ = tx.try_send((node, answer));
-                continue;
-            }
-            let rpc = self.rpc.clone();
-            tokio::spawn(async move {
-                let answer = rpc
-                    .call(node, Request::Table(request))
-                    .await
-                    .map_err(|e| e.to_string());
-                let _ = tx.send((node, answer)).await;
-            });
+            self.send(node, request.clone(), &tx);
         }
         rx
+    }
+
+    /// Reads from `quorum` replicas — ourselves first — and from one more replica for each
+    /// that fails, so a healthy cluster serves a read with exactly `quorum` requests.
+    /// `accept` judges each answer; the read succeeds once `quorum` answers were accepted.
+    async fn gather_reads(
+        &self,
+        replicas: &[NodeId],
+        request: TableRequest,
+        mut accept: impl FnMut(NodeId, Response) -> Result<(), String>,
+    ) -> Result<(), QuorumError> {
+        let quorum = self.quorums.read.min(replicas.len());
+        let mut order: Vec<NodeId> = replicas.to_vec();
+        order.sort_by_key(|&n| n != self.self_id);
+        let (tx, mut rx) = mpsc::channel(order.len().max(1));
+        let mut next = 0;
+        while next < quorum {
+            self.send(order[next], request.clone(), &tx);
+            next += 1;
+        }
+        let (mut successes, mut outstanding, mut errors) = (0, quorum, Vec::new());
+        while successes < quorum && outstanding > 0 {
+            let (node, answer) = rx.recv().await.expect("we hold a sender");
+            outstanding -= 1;
+            match answer.and_then(|response| accept(node, response)) {
+                Ok(()) => successes += 1,
+                Err(e) => {
+                    errors.push(format!("{node}: {e}"));
+                    if next < order.len() {
+                        self.send(order[next], request.clone(), &tx);
+                        (next, outstanding) = (next + 1, outstanding + 1);
+                    }
+                }
+            }
+        }
+        if successes < quorum {
+            return Err(QuorumError {
+                quorum,
+                successes,
+                errors,
+            });
+        }
+        Ok(())
     }
 
     /// Writes `entry` under `key` to a write quorum of replicas.
@@ -175,30 +221,19 @@ impl<S: TableSchema> Replicated<S> {
             table: S::NAME.into(),
             key: key.to_vec(),
         };
-        let mut answers = self.fan_out(&replicas, request);
-        let quorum = self.quorums.read.min(replicas.len());
         let mut seen: Vec<(NodeId, Option<S::Entry>)> = Vec::new();
-        let mut errors = Vec::new();
-        while let Some((node, answer)) = answers.recv().await {
-            match answer {
-                Ok(Response::Entry(bytes)) => match bytes.map(|b| decode_entry(&b)).transpose() {
-                    Ok(entry) => seen.push((node, entry)),
-                    Err(e) => errors.push(format!("{node}: {e}")),
-                },
-                Ok(other) => errors.push(format!("{node}: unexpected answer {other:?}")),
-                Err(e) => errors.push(e),
+        self.gather_reads(&replicas, request, |node, response| match response {
+            Response::Entry(bytes) => {
+                let entry = bytes
+                    .map(|b| decode_entry(&b))
+                    .transpose()
+                    .map_err(|e| e.to_string())?;
+                seen.push((node, entry));
+                Ok(())
             }
-            if seen.len() >= quorum {
-                break;
-            }
-        }
-        if seen.len() < quorum {
-            return Err(QuorumError {
-                quorum,
-                successes: seen.len(),
-                errors,
-            });
-        }
+            other => Err(format!("unexpected answer {other:?}")),
+        })
+        .await?;
         let merged = seen
             .iter()
             .filter_map(|(_, e)| e.clone())
@@ -243,54 +278,35 @@ impl<S: TableSchema> Replicated<S> {
             after,
             limit: limit as u32,
         };
-        let mut answers = self.fan_out(&replicas, request);
-        let quorum = self.quorums.read.min(replicas.len());
-        let (mut merged, mut errors, mut successes) = (BTreeMap::new(), Vec::new(), 0);
+        let mut merged: BTreeMap<Vec<u8>, S::Entry> = BTreeMap::new();
         let mut cutoff: Option<Vec<u8>> = None;
-        while let Some((node, answer)) = answers.recv().await {
-            let entries = match answer {
-                Ok(Response::Entries(entries)) => entries,
-                Ok(other) => {
-                    errors.push(format!("{node}: unexpected answer {other:?}"));
-                    continue;
-                }
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
+        self.gather_reads(&replicas, request, |_, response| {
+            let Response::Entries(raw) = response else {
+                return Err(format!("unexpected answer {response:?}"));
             };
-            if entries.len() >= limit
-                && let Some((last, _)) = entries.last()
-            {
-                if cutoff.as_ref().is_none_or(|c| last < c) {
-                    cutoff = Some(last.clone());
-                }
+            // Decode the whole page before merging any of it: a bad page counts as a failure.
+            let mut page = Vec::with_capacity(raw.len());
+            for (key, bytes) in raw {
+                page.push((
+                    key,
+                    decode_entry::<S::Entry>(&bytes).map_err(|e| e.to_string())?,
+                ));
             }
-            for (key, bytes) in entries {
-                let entry: S::Entry = match decode_entry(&bytes) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        errors.push(format!("{node}: {e}"));
-                        continue;
-                    }
-                };
+            if page.len() >= limit
+                && let Some((last, _)) = page.last()
+                && cutoff.as_ref().is_none_or(|c| last < c)
+            {
+                cutoff = Some(last.clone());
+            }
+            for (key, entry) in page {
                 merged
                     .entry(key)
-                    .and_modify(|m: &mut S::Entry| m.merge(&entry))
+                    .and_modify(|m| m.merge(&entry))
                     .or_insert(entry);
             }
-            successes += 1;
-            if successes >= quorum {
-                break;
-            }
-        }
-        if successes < quorum {
-            return Err(QuorumError {
-                quorum,
-                successes,
-                errors,
-            });
-        }
+            Ok(())
+        })
+        .await?;
         let sort_start = prefix.len() - sort_prefix.len();
         Ok(merged
             .into_iter()
@@ -321,9 +337,15 @@ pub fn serve_local(table: &dyn LocalTable, request: &TableRequest) -> Result<Res
     let result = match request {
         TableRequest::Update { entries, .. } => table.merge_raw(entries).map(|()| Response::Done),
         TableRequest::Read { key, .. } => table.get_raw(key).map(Response::Entry),
-        TableRequest::Digests { partitions, .. } => {
-            table.partition_digests(partitions).map(Response::Digests)
-        }
+        TableRequest::Digests {
+            partitions, root, ..
+        } => table.partition_digests(partitions).map(|digests| {
+            if *root == Some(crate::rpc::message::root_digest(&digests)) {
+                Response::InSync
+            } else {
+                Response::Digests(digests)
+            }
+        }),
         TableRequest::PartitionEntries { partition, .. } => {
             table.partition_entries(*partition).map(Response::Entries)
         }

@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 use super::replicated::serve_local;
 use super::store::LocalTable;
 use crate::layout::{ClusterLayout, NodeId};
+use crate::rpc::message::root_digest;
 use crate::rpc::{Request, Response, RpcClient, TableRequest};
 
 /// What one round did, for tests and the trace.
@@ -74,20 +75,20 @@ impl SyncWorker {
         parts: &[u8],
     ) -> Result<usize, String> {
         let name = table.name().to_string();
+        let ours = table.partition_digests(parts).map_err(|e| e.to_string())?;
         let request = TableRequest::Digests {
             table: name.clone(),
             partitions: parts.to_vec(),
+            root: Some(root_digest(&ours)),
         };
         let theirs = match self.rpc.call(peer, Request::Table(request)).await {
+            Ok(Response::InSync) => return Ok(0),
             Ok(Response::Digests(d)) if d.len() == parts.len() => d,
             Ok(other) => return Err(format!("unexpected answer {other:?}")),
             Err(e) => return Err(e.to_string()),
         };
         let mut differing = 0;
-        for (&partition, their_digest) in parts.iter().zip(theirs) {
-            let ours = table
-                .partition_digest(partition)
-                .map_err(|e| e.to_string())?;
+        for ((&partition, their_digest), ours) in parts.iter().zip(theirs).zip(ours) {
             if ours == their_digest {
                 continue;
             }
