@@ -14,3 +14,5 @@ pub mod objects;
 pub mod rpc;
 pub mod seam;
 pub mod table;
+#[cfg(test)]
+pub mod testkit;

@@ -104,14 +104,20 @@ fn cmd_run(path: &str, seed: u64, trace_out: Option<&str>) -> Result<ExitCode, E
 /// std time, OS randomness and `HashMap` seeds that slip past the seam are seeded too.
 #[cfg(not(madsim))]
 fn run_in_shell(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
-    run(scenario, seed, keep_events)
+    let started = std::time::Instant::now();
+    let mut result = run(scenario, seed, keep_events);
+    result.wall = started.elapsed();
+    result
 }
 
 #[cfg(madsim)]
 fn run_in_shell(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
+    let started = std::time::Instant::now();
     let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     let scenario = scenario.clone();
-    rt.block_on(async move { run(&scenario, seed, keep_events) })
+    let mut result = rt.block_on(async move { run(&scenario, seed, keep_events) });
+    result.wall = started.elapsed();
+    result
 }
 
 fn cmd_check_determinism(path: &str, seed: u64) -> Result<ExitCode, ExitCode> {

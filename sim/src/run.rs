@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hangar_engine::layout::{ClusterLayout, NodeId, NodeRole};
 use hangar_engine::node::{Node, NodeConfig};
@@ -34,6 +34,8 @@ pub struct RunResult {
     pub trace_hash: String,
     pub violation: Option<Violation>,
     pub sim_ms: u64,
+    /// Wall-clock duration, measured by the caller outside any simulated runtime (inside
+    /// madsim, std time is simulated too).
     pub wall: Duration,
     pub ops: usize,
     pub recorder: Arc<Mutex<Recorder>>,
@@ -154,7 +156,6 @@ impl World {
 /// Runs `scenario` with `seed`. `keep_events` keeps every trace event (for `--trace-out`
 /// and the determinism check); otherwise only the hash is computed.
 pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
-    let started = Instant::now();
     let names = node_names(scenario.cluster.nodes);
     let world = Arc::new(World {
         scenario: scenario.clone(),
@@ -256,6 +257,9 @@ pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
             error = Some(e.to_string());
             break;
         }
+        // Inside madsim's shell, std time follows the simulation's.
+        #[cfg(madsim)]
+        madsim::time::advance(Duration::from_millis(net.tick_ms));
     }
     let sim_ms = sim.elapsed().as_millis() as u64;
     drop(sim);
@@ -283,7 +287,7 @@ pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
         trace_hash,
         violation,
         sim_ms,
-        wall: started.elapsed(),
+        wall: Duration::ZERO,
         ops: history.len(),
         recorder: world.recorder.clone(),
     }

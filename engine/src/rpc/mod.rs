@@ -17,6 +17,9 @@ pub use client::{RpcClient, RpcConfig};
 pub use message::{Envelope, KvRequest, RemoteError, Request, Response, TableRequest};
 pub use server::serve;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use crate::layout::NodeId;

@@ -1,0 +1,158 @@
+//! The S3 layer's `ObjectBackend` over the engine's `ObjectStore`.
+//!
+//! A translation layer only: types are copied field by field and engine errors mapped to
+//! the S3 layer's. Two mappings are choices worth stating:
+//! - `BucketAlreadyExists` becomes `BucketAlreadyOwnedByYou`: until buckets have owners,
+//!   every key may use every bucket, so an existing bucket is always "yours".
+//! - `Unavailable` stays `Unavailable` (503), which S3 clients retry; it means a quorum was
+//!   not reached, not that the request was wrong.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hangar_engine::objects::{self, ObjectError, ObjectRecord, ObjectStore};
+
+use crate::s3api::{BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta};
+
+/// The production backend: every S3 operation becomes one `ObjectStore` call.
+pub struct EngineBackend {
+    store: Arc<ObjectStore>,
+}
+
+impl EngineBackend {
+    pub fn new(store: Arc<ObjectStore>) -> EngineBackend {
+        EngineBackend { store }
+    }
+}
+
+fn map_err(err: ObjectError) -> BackendError {
+    match err {
+        ObjectError::NoSuchBucket => BackendError::NoSuchBucket,
+        ObjectError::NoSuchKey => BackendError::NoSuchKey,
+        ObjectError::BucketAlreadyExists => BackendError::BucketAlreadyOwnedByYou,
+        ObjectError::BucketNotEmpty => BackendError::BucketNotEmpty,
+        ObjectError::Unavailable { reason } => BackendError::Unavailable { reason },
+        ObjectError::Internal { reason } => BackendError::Internal { reason },
+    }
+}
+
+/// Splits a record into its description and its body.
+fn split(record: ObjectRecord) -> (ObjectInfo, Bytes) {
+    let info = ObjectInfo {
+        key: record.key,
+        size_bytes: record.size_bytes,
+        etag: record.etag,
+        last_modified_ms: record.last_modified_ms,
+        content_type: record.content_type,
+        user_metadata: record.user_metadata,
+    };
+    (info, Bytes::from(record.data))
+}
+
+impl ObjectBackend for EngineBackend {
+    fn list_buckets(&self) -> BoxFuture<'_, Result<Vec<BucketInfo>, BackendError>> {
+        Box::pin(async move {
+            let buckets = self.store.list_buckets().await.map_err(map_err)?;
+            let infos = buckets
+                .into_iter()
+                .map(|b| BucketInfo {
+                    name: b.name,
+                    created_ms: b.created_ms,
+                })
+                .collect();
+            Ok(infos)
+        })
+    }
+
+    fn create_bucket<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move { self.store.create_bucket(bucket).await.map_err(map_err) })
+    }
+
+    fn head_bucket<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            self.store.head_bucket(bucket).await.map_err(map_err)?;
+            Ok(())
+        })
+    }
+
+    fn delete_bucket<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move { self.store.delete_bucket(bucket).await.map_err(map_err) })
+    }
+
+    fn put_object<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        meta: ObjectMeta,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
+        Box::pin(async move {
+            let meta = objects::ObjectMeta {
+                content_type: meta.content_type,
+                user_metadata: meta.user_metadata,
+                etag: meta.etag,
+            };
+            // The engine takes ownership of a Vec; for a uniquely held Bytes this is a move.
+            let record = self
+                .store
+                .put_object(bucket, key, meta, Vec::from(body))
+                .await;
+            Ok(split(record.map_err(map_err)?).0)
+        })
+    }
+
+    fn get_object<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(ObjectInfo, Bytes), BackendError>> {
+        Box::pin(async move {
+            let record = self.store.get_object(bucket, key).await.map_err(map_err)?;
+            Ok(split(record))
+        })
+    }
+
+    fn head_object<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
+        // The store has no metadata-only read yet, so HEAD reads the body and drops it.
+        // Correct (same quorum as GET), just wasteful for large objects.
+        Box::pin(async move {
+            let record = self.store.get_object(bucket, key).await.map_err(map_err)?;
+            Ok(split(record).0)
+        })
+    }
+
+    fn delete_object<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            match self.store.delete_object(bucket, key).await {
+                // S3 answers 204 for an absent key; the seam's contract says the same.
+                Ok(()) | Err(ObjectError::NoSuchKey) => Ok(()),
+                Err(e) => Err(map_err(e)),
+            }
+        })
+    }
+
+    fn list_objects<'a>(
+        &'a self,
+        bucket: &'a str,
+        prefix: &'a str,
+        start_after: &'a str,
+        max_keys: usize,
+    ) -> BoxFuture<'a, Result<Vec<ObjectInfo>, BackendError>> {
+        Box::pin(async move {
+            let records = self
+                .store
+                .list_objects(bucket, prefix, start_after, max_keys)
+                .await
+                .map_err(map_err)?;
+            Ok(records.into_iter().map(|r| split(r).0).collect())
+        })
+    }
+}

@@ -1,0 +1,431 @@
+//! The node's TOML configuration file.
+//!
+//! Parsing is two-stage: serde reads a `Raw*` mirror of the file (every field `Spanned`, so
+//! a bad value can be reported with its line), then `validate` turns it into a `Config` of
+//! checked, typed values. Unknown keys are refused (`deny_unknown_fields`): a misspelled
+//! option silently falling back to its default is how production outages start.
+//!
+//! Relative paths (`metadata_dir`, `data_dir`, `rpc_secret_file`) are resolved against the
+//! directory of the configuration file, not the working directory, so a config keeps
+//! meaning the same thing wherever the server is started from.
+//!
+//! Environment overrides, applied after the file: `HANGAR_RPC_SECRET` replaces the RPC
+//! secret; `HANGAR_ACCESS_KEY_ID` + `HANGAR_SECRET_ACCESS_KEY` add one S3 access key.
+//!
+//! Access keys live in the file only until the replicated key table exists.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use hangar_engine::table::ConsistencyMode;
+use serde::Deserialize;
+use toml::Spanned;
+
+pub const DEFAULT_RPC_BIND_ADDR: &str = "0.0.0.0:3901";
+pub const DEFAULT_API_BIND_ADDR: &str = "0.0.0.0:3900";
+pub const DEFAULT_S3_REGION: &str = "hangar";
+/// The RPC secret is a 32-byte key in hex, as `openssl rand -hex 32` prints it.
+pub const RPC_SECRET_HEX_LEN: usize = 64;
+/// AWS's own bounds on access key ids.
+const ACCESS_KEY_ID_LEN: Range<usize> = 16..129;
+/// Secrets shorter than this are guessable; AWS issues 40 characters.
+const SECRET_KEY_LEN_MIN: usize = 16;
+
+/// A secret string that never appears in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The metadata database and the node id live here (the engine's data root).
+    pub metadata_dir: PathBuf,
+    /// Object data blocks (used once the block store lands).
+    pub data_dir: PathBuf,
+    pub replication_factor: usize,
+    pub consistency_mode: ConsistencyMode,
+    pub rpc_bind_addr: SocketAddr,
+    /// How other nodes reach this one ("host:port"); unused until multi-node layouts.
+    pub rpc_public_addr: Option<String>,
+    pub rpc_secret: Secret,
+    pub s3_api: S3ApiConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct S3ApiConfig {
+    pub api_bind_addr: SocketAddr,
+    pub s3_region: String,
+    /// For virtual-hosted-style addressing (not served yet).
+    pub root_domain: Option<String>,
+    /// Access key id → secret key.
+    pub access_keys: BTreeMap<String, Secret>,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug)]
+pub enum ConfigError {
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not TOML, an unknown key or a value of the wrong type; toml's message names the
+    /// line, column and key.
+    Syntax { path: PathBuf, message: String },
+    /// A well-typed value that makes no sense. `origin` is "file:line" or "environment".
+    Invalid {
+        origin: String,
+        key: String,
+        problem: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, source } => {
+                write!(f, "cannot read config file {}: {source}", path.display())
+            }
+            ConfigError::Syntax { path, message } => {
+                write!(f, "config file {}: {}", path.display(), message.trim_end())
+            }
+            ConfigError::Invalid {
+                origin,
+                key,
+                problem,
+            } => {
+                write!(f, "{origin}: invalid `{key}`: {problem}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    metadata_dir: Spanned<String>,
+    data_dir: Spanned<String>,
+    replication_factor: Option<Spanned<i64>>,
+    consistency_mode: Option<Spanned<String>>,
+    rpc_bind_addr: Option<Spanned<String>>,
+    rpc_public_addr: Option<Spanned<String>>,
+    rpc_secret: Option<Spanned<String>>,
+    rpc_secret_file: Option<Spanned<String>>,
+    #[serde(default)]
+    s3_api: RawS3Api,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawS3Api {
+    api_bind_addr: Option<Spanned<String>>,
+    s3_region: Option<Spanned<String>>,
+    root_domain: Option<Spanned<String>>,
+    #[serde(default)]
+    access_keys: Vec<RawAccessKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccessKey {
+    id: Spanned<String>,
+    secret: Spanned<String>,
+}
+
+/// Where a value came from, to word errors.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn invalid(&self, key: &str, span: Option<Range<usize>>, problem: String) -> ConfigError {
+        let origin = match span {
+            Some(span) => {
+                let line = self.text[..span.start.min(self.text.len())]
+                    .matches('\n')
+                    .count();
+                format!("{}:{}", self.path.display(), line + 1)
+            }
+            None => self.path.display().to_string(),
+        };
+        ConfigError::Invalid {
+            origin,
+            key: key.to_string(),
+            problem,
+        }
+    }
+
+    /// Resolves a path relative to the config file's directory.
+    fn path_of(&self, value: &str) -> PathBuf {
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        base.join(value)
+    }
+}
+
+fn env_invalid(key: &str, problem: String) -> ConfigError {
+    ConfigError::Invalid {
+        origin: "environment".into(),
+        key: key.into(),
+        problem,
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`, then applies overrides from `env` (`std::env::var` in
+    /// production, a map in tests).
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path, env)
+    }
+
+    /// Validates `text`, the contents of the file at `path`.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let src = Source { path, text };
+        let mut config = validate(raw, &src)?;
+        apply_env(&mut config, env)?;
+        if config.rpc_secret.0.is_empty() {
+            let problem = "no RPC secret: set rpc_secret, rpc_secret_file or HANGAR_RPC_SECRET \
+                           (generate one with `openssl rand -hex 32`)";
+            return Err(src.invalid("rpc_secret", None, problem.into()));
+        }
+        if config.s3_api.access_keys.is_empty() {
+            let problem = "no access key: add [[s3_api.access_keys]] or set \
+                           HANGAR_ACCESS_KEY_ID and HANGAR_SECRET_ACCESS_KEY"
+                .to_string();
+            return Err(src.invalid("s3_api.access_keys", None, problem));
+        }
+        Ok(config)
+    }
+}
+
+fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
+    let metadata_dir = dir(src, "metadata_dir", &raw.metadata_dir)?;
+    let data_dir = dir(src, "data_dir", &raw.data_dir)?;
+    let replication_factor = match &raw.replication_factor {
+        None => 1,
+        Some(rf) => match usize::try_from(*rf.get_ref()) {
+            Ok(n) if (1..=7).contains(&n) => n,
+            _ => {
+                let problem = format!("{} is not a replication factor in 1..=7", rf.get_ref());
+                return Err(src.invalid("replication_factor", Some(rf.span()), problem));
+            }
+        },
+    };
+    let consistency_mode = match &raw.consistency_mode {
+        None => ConsistencyMode::Consistent,
+        Some(mode) => ConsistencyMode::parse(mode.get_ref()).ok_or_else(|| {
+            let problem = format!(
+                "{:?}: expected \"consistent\", \"degraded\" or \"dangerous\"",
+                mode.get_ref()
+            );
+            src.invalid("consistency_mode", Some(mode.span()), problem)
+        })?,
+    };
+    let rpc_bind_addr = socket_addr(
+        src,
+        "rpc_bind_addr",
+        &raw.rpc_bind_addr,
+        DEFAULT_RPC_BIND_ADDR,
+    )?;
+    let rpc_public_addr = match &raw.rpc_public_addr {
+        None => None,
+        Some(addr) => Some(host_port(src, "rpc_public_addr", addr)?),
+    };
+    let rpc_secret = rpc_secret(src, &raw)?;
+    let s3_api = validate_s3_api(src, &raw.s3_api)?;
+    Ok(Config {
+        metadata_dir,
+        data_dir,
+        replication_factor,
+        consistency_mode,
+        rpc_bind_addr,
+        rpc_public_addr,
+        rpc_secret,
+        s3_api,
+    })
+}
+
+fn validate_s3_api(src: &Source, raw: &RawS3Api) -> Result<S3ApiConfig, ConfigError> {
+    let api_bind_addr = socket_addr(
+        src,
+        "s3_api.api_bind_addr",
+        &raw.api_bind_addr,
+        DEFAULT_API_BIND_ADDR,
+    )?;
+    let s3_region = match &raw.s3_region {
+        None => DEFAULT_S3_REGION.to_string(),
+        Some(region) => {
+            let r = region.get_ref();
+            let ok = !r.is_empty()
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                let problem = format!("{r:?}: use lowercase letters, digits and '-'");
+                return Err(src.invalid("s3_api.s3_region", Some(region.span()), problem));
+            }
+            r.clone()
+        }
+    };
+    let root_domain = raw.root_domain.as_ref().map(|d| d.get_ref().clone());
+    let mut access_keys = BTreeMap::new();
+    for key in &raw.access_keys {
+        let (id, secret) = (key.id.get_ref(), key.secret.get_ref());
+        let span = Some(key.id.span());
+        if let Some(problem) = access_key_problem(id) {
+            return Err(src.invalid("s3_api.access_keys.id", span, problem));
+        }
+        if let Some(problem) = secret_key_problem(secret) {
+            let span = Some(key.secret.span());
+            return Err(src.invalid("s3_api.access_keys.secret", span, problem));
+        }
+        if access_keys
+            .insert(id.clone(), Secret(secret.clone()))
+            .is_some()
+        {
+            let problem = format!("{id:?} is listed twice");
+            return Err(src.invalid("s3_api.access_keys.id", span, problem));
+        }
+    }
+    Ok(S3ApiConfig {
+        api_bind_addr,
+        s3_region,
+        root_domain,
+        access_keys,
+    })
+}
+
+fn dir(src: &Source, key: &str, value: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+    if value.get_ref().trim().is_empty() {
+        return Err(src.invalid(key, Some(value.span()), "must not be empty".into()));
+    }
+    Ok(src.path_of(value.get_ref()))
+}
+
+fn socket_addr(
+    src: &Source,
+    key: &str,
+    value: &Option<Spanned<String>>,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default.parse().expect("defaults are valid addresses"));
+    };
+    value.get_ref().parse().map_err(|_| {
+        let problem = format!("{:?} is not an IP:port address", value.get_ref());
+        src.invalid(key, Some(value.span()), problem)
+    })
+}
+
+fn host_port(src: &Source, key: &str, value: &Spanned<String>) -> Result<String, ConfigError> {
+    let v = value.get_ref();
+    let port_ok = v
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !port_ok {
+        let problem = format!("{v:?} is not a host:port address");
+        return Err(src.invalid(key, Some(value.span()), problem));
+    }
+    Ok(v.clone())
+}
+
+fn rpc_secret(src: &Source, raw: &RawConfig) -> Result<Secret, ConfigError> {
+    let (secret, key, span) = match (&raw.rpc_secret, &raw.rpc_secret_file) {
+        (Some(_), Some(file)) => {
+            let problem = "set either rpc_secret or rpc_secret_file, not both".to_string();
+            return Err(src.invalid("rpc_secret_file", Some(file.span()), problem));
+        }
+        (Some(secret), None) => (secret.get_ref().clone(), "rpc_secret", Some(secret.span())),
+        (None, Some(file)) => {
+            let path = src.path_of(file.get_ref());
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                let problem = format!("cannot read {}: {e}", path.display());
+                src.invalid("rpc_secret_file", Some(file.span()), problem)
+            })?;
+            (
+                text.trim().to_string(),
+                "rpc_secret_file",
+                Some(file.span()),
+            )
+        }
+        // HANGAR_RPC_SECRET may still supply it; `Config::parse` checks one was given.
+        (None, None) => return Ok(Secret(String::new())),
+    };
+    match rpc_secret_problem(&secret) {
+        Some(problem) => Err(src.invalid(key, span, problem)),
+        None => Ok(Secret(secret)),
+    }
+}
+
+fn apply_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    if let Some(secret) = env("HANGAR_RPC_SECRET") {
+        if let Some(problem) = rpc_secret_problem(&secret) {
+            return Err(env_invalid("HANGAR_RPC_SECRET", problem));
+        }
+        config.rpc_secret = Secret(secret);
+    }
+    match (env("HANGAR_ACCESS_KEY_ID"), env("HANGAR_SECRET_ACCESS_KEY")) {
+        (None, None) => {}
+        (Some(id), Some(secret)) => {
+            if let Some(problem) = access_key_problem(&id) {
+                return Err(env_invalid("HANGAR_ACCESS_KEY_ID", problem));
+            }
+            if let Some(problem) = secret_key_problem(&secret) {
+                return Err(env_invalid("HANGAR_SECRET_ACCESS_KEY", problem));
+            }
+            config.s3_api.access_keys.insert(id, Secret(secret));
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            let problem = "set both HANGAR_ACCESS_KEY_ID and HANGAR_SECRET_ACCESS_KEY, or neither";
+            return Err(env_invalid("HANGAR_ACCESS_KEY_ID", problem.into()));
+        }
+    }
+    Ok(())
+}
+
+fn rpc_secret_problem(secret: &str) -> Option<String> {
+    let ok = secret.len() == RPC_SECRET_HEX_LEN && secret.bytes().all(|b| b.is_ascii_hexdigit());
+    (!ok).then(|| {
+        format!(
+            "must be {RPC_SECRET_HEX_LEN} hex characters (32 bytes), e.g. from \
+             `openssl rand -hex 32`"
+        )
+    })
+}
+
+fn access_key_problem(id: &str) -> Option<String> {
+    let ok = ACCESS_KEY_ID_LEN.contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    (!ok).then(|| format!("{id:?}: use 16 to 128 ASCII letters and digits"))
+}
+
+fn secret_key_problem(secret: &str) -> Option<String> {
+    let ok = secret.len() >= SECRET_KEY_LEN_MIN && secret.bytes().all(|b| b.is_ascii_graphic());
+    (!ok).then(|| {
+        format!("must be at least {SECRET_KEY_LEN_MIN} printable ASCII characters, no spaces")
+    })
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

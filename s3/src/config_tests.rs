@@ -1,0 +1,121 @@
+//! The configuration refuses what it does not understand, and says where.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use hangar_engine::table::ConsistencyMode;
+
+use super::{Config, ConfigError};
+
+const SECRET: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+fn minimal() -> String {
+    format!(
+        "metadata_dir = \"meta\"\ndata_dir = \"/srv/data\"\nrpc_secret = \"{SECRET}\"\n\
+         [[s3_api.access_keys]]\nid = \"GK0123456789abcdef\"\nsecret = \"0123456789abcdef0123\"\n"
+    )
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/hangar/hangar.toml"), &no_env)
+}
+
+fn parse_env(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let vars: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::parse(text, Path::new("/etc/hangar/hangar.toml"), &|k| {
+        vars.get(k).cloned()
+    })
+}
+
+fn error_text(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn defaults_and_relative_paths() {
+    let c = parse(&minimal()).unwrap();
+    assert_eq!(c.metadata_dir, Path::new("/etc/hangar/meta"));
+    assert_eq!(c.data_dir, Path::new("/srv/data"));
+    assert_eq!(c.replication_factor, 1);
+    assert_eq!(c.consistency_mode, ConsistencyMode::Consistent);
+    assert_eq!(c.rpc_bind_addr.to_string(), "0.0.0.0:3901");
+    assert_eq!(c.s3_api.api_bind_addr.to_string(), "0.0.0.0:3900");
+    assert_eq!(c.s3_api.s3_region, "hangar");
+    assert_eq!(c.s3_api.access_keys.len(), 1);
+    // Secrets never reach logs through Debug.
+    assert!(!format!("{c:?}").contains(SECRET));
+}
+
+#[test]
+fn unknown_key_is_refused_with_its_line() {
+    let err = error_text(&minimal().replace("[[s3", "replicaton_factor = 3\n[[s3"));
+    assert!(err.contains("replicaton_factor"), "{err}");
+    assert!(err.contains("line 4"), "{err}");
+    let err = error_text(&format!("{}colour = 1\n", minimal()));
+    assert!(err.contains("colour"), "{err}");
+}
+
+#[test]
+fn bad_values_name_key_file_and_line() {
+    let text = minimal().replace("\ndata_dir", "\nconsistency_mode = \"strong\"\ndata_dir");
+    let err = error_text(&text);
+    assert!(
+        err.starts_with("/etc/hangar/hangar.toml:2: invalid `consistency_mode`"),
+        "{err}"
+    );
+    let err = error_text(&format!("replication_factor = 0\n{}", minimal()));
+    assert!(err.contains(":1: invalid `replication_factor`"), "{err}");
+    let err = error_text(&format!("rpc_bind_addr = \"localhost\"\n{}", minimal()));
+    assert!(err.contains("`rpc_bind_addr`"), "{err}");
+    let err = error_text(&minimal().replace(SECRET, "short"));
+    assert!(err.contains(":3: invalid `rpc_secret`"), "{err}");
+    let err = error_text(&minimal().replace("GK0123456789abcdef", "GK-1"));
+    assert!(err.contains("s3_api.access_keys.id"), "{err}");
+}
+
+#[test]
+fn wrong_type_is_a_syntax_error_naming_the_key() {
+    let err = error_text(&format!("replication_factor = \"three\"\n{}", minimal()));
+    assert!(err.contains("replication_factor"), "{err}");
+    assert!(err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn secret_and_keys_come_from_the_environment() {
+    let text = minimal().replace(&format!("rpc_secret = \"{SECRET}\"\n"), "");
+    let err = error_text(&text);
+    assert!(err.contains("no RPC secret"), "{err}");
+    let c = parse_env(&text, &[("HANGAR_RPC_SECRET", SECRET)]).unwrap();
+    assert_eq!(c.rpc_secret.0, SECRET);
+    let vars = [
+        ("HANGAR_RPC_SECRET", SECRET),
+        ("HANGAR_ACCESS_KEY_ID", "GKfedcba9876543210"),
+        ("HANGAR_SECRET_ACCESS_KEY", "another-secret-key-0123"),
+    ];
+    let c = parse_env(&text, &vars).unwrap();
+    assert_eq!(c.s3_api.access_keys.len(), 2);
+    let err = parse_env(
+        &minimal(),
+        &[("HANGAR_ACCESS_KEY_ID", "GKfedcba9876543210")],
+    );
+    assert!(err.unwrap_err().to_string().contains("environment"));
+}
+
+#[test]
+fn access_keys_are_required_and_unique() {
+    let text = minimal();
+    let (head, _) = text.split_once("[[s3_api").unwrap();
+    assert!(error_text(head).contains("no access key"));
+    let twice = format!(
+        "{text}[[s3_api.access_keys]]\nid = \"GK0123456789abcdef\"\n\
+         secret = \"x123456789abcdef0\"\n"
+    );
+    assert!(error_text(&twice).contains("listed twice"));
+}

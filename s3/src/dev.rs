@@ -1,0 +1,285 @@
+//! `hangar dev`: a single-node server for development, with no configuration to write.
+//!
+//! Everything lives in one directory: at first start it receives a generated `hangar.toml`
+//! (fresh access key and RPC secret from OS randomness, metadata under `meta/`, data under
+//! `data/`) and `credentials.env` (shell exports for the aws CLI and SDKs). Later starts reuse
+//! both, so data and credentials survive restarts; `hangar server -c DIR/hangar.toml` runs the
+//! very same node. Port flags given on a later start are written back into `hangar.toml`.
+//!
+//! The dev server reads no environment overrides: the files in the directory are the whole
+//! truth, which is what makes its printed credentials trustworthy.
+
+use std::fmt::Write as _;
+use std::fs::{File, TryLockError};
+use std::io::{self, Write as _};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, ConfigError, DEFAULT_S3_REGION};
+use crate::runtime::os_random_hex;
+
+pub const DEFAULT_DIR: &str = "./hangar-dev";
+pub const DEFAULT_S3_PORT: u16 = 3900;
+pub const DEFAULT_RPC_PORT: u16 = 3901;
+/// The bucket a dev server always has, so `aws s3 ls s3://hangar` works at once.
+pub const DEV_BUCKET: &str = "hangar";
+pub const CONFIG_FILE: &str = "hangar.toml";
+pub const CREDENTIALS_FILE: &str = "credentials.env";
+/// Held (flock) by the dev server owning the directory.
+pub const LOCK_FILE: &str = ".lock";
+
+#[derive(Debug)]
+pub enum DevError {
+    Io {
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// Another `hangar dev` runs on this directory.
+    Busy {
+        dir: PathBuf,
+    },
+    Config(ConfigError),
+}
+
+impl std::fmt::Display for DevError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DevError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            DevError::Busy { dir } => {
+                write!(f, "another hangar dev is running on {}", dir.display())
+            }
+            DevError::Config(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for DevError {}
+
+/// What goes into a generated dev configuration.
+struct DevSettings {
+    s3_port: u16,
+    rpc_port: u16,
+    region: String,
+    rpc_secret: String,
+    /// Access key id → secret.
+    keys: Vec<(String, String)>,
+}
+
+/// Proof that this process owns a dev directory; released when dropped (or at exit).
+pub struct DirLock {
+    _file: File,
+}
+
+/// Locks `dir` for this process. Taken before any file is written: a second dev server on
+/// the same directory must not rewrite the ports and credentials of the running one.
+fn lock_dir(dir: &Path) -> Result<DirLock, DevError> {
+    let path = dir.join(LOCK_FILE);
+    let file = File::create(&path).map_err(|source| io_err(&path, source))?;
+    match file.try_lock() {
+        Ok(()) => Ok(DirLock { _file: file }),
+        Err(TryLockError::WouldBlock) => Err(DevError::Busy {
+            dir: dir.to_path_buf(),
+        }),
+        Err(TryLockError::Error(source)) => Err(io_err(&path, source)),
+    }
+}
+
+/// Locks `dir` and loads `dir/hangar.toml`, creating the directory and the file at first
+/// start. Explicit ports that differ from the file's are written back.
+pub fn prepare(
+    dir: &Path,
+    s3_port: Option<u16>,
+    rpc_port: Option<u16>,
+) -> Result<(Config, DirLock), DevError> {
+    std::fs::create_dir_all(dir).map_err(|source| io_err(dir, source))?;
+    let lock = lock_dir(dir)?;
+    let config = load_or_generate(dir, s3_port, rpc_port)?;
+    Ok((config, lock))
+}
+
+fn load_or_generate(
+    dir: &Path,
+    s3_port: Option<u16>,
+    rpc_port: Option<u16>,
+) -> Result<Config, DevError> {
+    let path = dir.join(CONFIG_FILE);
+    let no_env = |_: &str| None;
+    if !path.exists() {
+        let settings = DevSettings {
+            s3_port: s3_port.unwrap_or(DEFAULT_S3_PORT),
+            rpc_port: rpc_port.unwrap_or(DEFAULT_RPC_PORT),
+            region: DEFAULT_S3_REGION.into(),
+            rpc_secret: os_random_hex(32),
+            // AWS-style shape: "GK" + 24 hex digits, a 64-hex-digit secret.
+            keys: vec![(format!("GK{}", os_random_hex(12)), os_random_hex(32))],
+        };
+        write_private(&path, &render(&settings))?;
+        tracing::info!(path = %path.display(), "generated a dev configuration");
+    }
+    let config = Config::load(&path, &no_env).map_err(DevError::Config)?;
+    let wanted_s3 = s3_port.unwrap_or(config.s3_api.api_bind_addr.port());
+    let wanted_rpc = rpc_port.unwrap_or(config.rpc_bind_addr.port());
+    if wanted_s3 == config.s3_api.api_bind_addr.port() && wanted_rpc == config.rpc_bind_addr.port()
+    {
+        return Ok(config);
+    }
+    let settings = DevSettings {
+        s3_port: wanted_s3,
+        rpc_port: wanted_rpc,
+        region: config.s3_api.s3_region.clone(),
+        rpc_secret: config.rpc_secret.0.clone(),
+        keys: config
+            .s3_api
+            .access_keys
+            .iter()
+            .map(|(k, s)| (k.clone(), s.0.clone()))
+            .collect(),
+    };
+    write_private(&path, &render(&settings))?;
+    tracing::info!(path = %path.display(), "rewrote the dev configuration with the new ports");
+    Config::load(&path, &no_env).map_err(DevError::Config)
+}
+
+fn render(s: &DevSettings) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "# Generated by `hangar dev`; `hangar server -c` on this file runs the same node.\n\
+         # Relative paths are relative to this file's directory.\n\
+         # Single node for now: multi-node layouts come with the operations commands.\n",
+    );
+    out.push_str("metadata_dir = \"meta\"\ndata_dir = \"data\"\n");
+    out.push_str("replication_factor = 1\nconsistency_mode = \"consistent\"\n");
+    let _ = writeln!(out, "rpc_bind_addr = \"127.0.0.1:{}\"", s.rpc_port);
+    let _ = writeln!(out, "rpc_secret = \"{}\"\n", s.rpc_secret);
+    out.push_str("[s3_api]\n");
+    let _ = writeln!(out, "api_bind_addr = \"127.0.0.1:{}\"", s.s3_port);
+    let _ = writeln!(out, "s3_region = \"{}\"", s.region);
+    for (id, secret) in &s.keys {
+        let _ = write!(
+            out,
+            "\n[[s3_api.access_keys]]\nid = \"{id}\"\nsecret = \"{secret}\"\n"
+        );
+    }
+    out
+}
+
+/// The URL clients should use for an S3 bind address: a wildcard bind is reached locally.
+pub fn endpoint_url(bind: SocketAddr) -> String {
+    let ip = match bind.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, bind.port()))
+}
+
+/// Shell lines exporting the first access key of `config` for the aws CLI and SDKs.
+pub fn credential_exports(config: &Config) -> String {
+    let (id, secret) = config
+        .s3_api
+        .access_keys
+        .iter()
+        .next()
+        .expect("a validated config has at least one access key");
+    let region = &config.s3_api.s3_region;
+    format!(
+        "export AWS_ACCESS_KEY_ID={id}\nexport AWS_SECRET_ACCESS_KEY={}\n\
+         export AWS_REGION={region}\nexport AWS_DEFAULT_REGION={region}\n\
+         export AWS_ENDPOINT_URL={}\n",
+        secret.0,
+        endpoint_url(config.s3_api.api_bind_addr)
+    )
+}
+
+/// Writes `dir/credentials.env` (refreshed at every start: ports may have changed).
+pub fn write_credentials(dir: &Path, config: &Config) -> Result<(), DevError> {
+    write_private(&dir.join(CREDENTIALS_FILE), &credential_exports(config))
+}
+
+/// Atomically replaces `path` with `text`, readable by the owner only: both dev files hold
+/// secrets.
+fn write_private(path: &Path, text: &str) -> Result<(), DevError> {
+    let tmp = path.with_extension("tmp");
+    let result = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    result.map_err(|source| io_err(path, source))
+}
+
+fn io_err(path: &Path, source: io::Error) -> DevError {
+    DevError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn temp_dir(name: &str) -> TempDir {
+        TempDir(std::env::temp_dir().join(format!("hangar-dev-{}-{name}", std::process::id())))
+    }
+
+    #[test]
+    fn first_start_generates_and_restart_reuses() {
+        let dir = temp_dir("reuse");
+        let (first, lock) = prepare(&dir.0, Some(4900), None).unwrap();
+        assert!(matches!(
+            prepare(&dir.0, Some(4999), None),
+            Err(DevError::Busy { .. })
+        ));
+        drop(lock);
+        assert_eq!(first.s3_api.api_bind_addr.to_string(), "127.0.0.1:4900");
+        assert_eq!(first.rpc_bind_addr.port(), DEFAULT_RPC_PORT);
+        let (id, secret) = first.s3_api.access_keys.iter().next().unwrap();
+        assert!(id.starts_with("GK") && id.len() == 26, "{id}");
+        assert_eq!(secret.0.len(), 64);
+        assert_eq!(first.metadata_dir, dir.0.join("meta"));
+        let (again, _) = prepare(&dir.0, None, None).unwrap();
+        assert_eq!(again.s3_api.access_keys, first.s3_api.access_keys);
+        assert_eq!(again.rpc_secret, first.rpc_secret);
+        assert_eq!(again.s3_api.api_bind_addr.port(), 4900);
+        let (moved, _) = prepare(&dir.0, Some(4901), Some(4902)).unwrap();
+        assert_eq!(moved.s3_api.access_keys, first.s3_api.access_keys);
+        assert_eq!(moved.rpc_bind_addr.port(), 4902);
+        write_credentials(&dir.0, &moved).unwrap();
+        let env = std::fs::read_to_string(dir.0.join(CREDENTIALS_FILE)).unwrap();
+        assert!(env.contains(&format!("export AWS_ACCESS_KEY_ID={id}\n")));
+        assert!(env.contains("export AWS_ENDPOINT_URL=http://127.0.0.1:4901\n"));
+        assert!(env.contains("export AWS_REGION=hangar\n"));
+    }
+
+    #[test]
+    fn wildcard_binds_are_reached_on_loopback() {
+        assert_eq!(
+            endpoint_url("0.0.0.0:3900".parse().unwrap()),
+            "http://127.0.0.1:3900"
+        );
+        assert_eq!(
+            endpoint_url("[::]:3900".parse().unwrap()),
+            "http://[::1]:3900"
+        );
+        assert_eq!(
+            endpoint_url("10.1.2.3:80".parse().unwrap()),
+            "http://10.1.2.3:80"
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! hangar-s3: the production Hangar node.
+//!
+//! - `runtime` — the production side of the engine's seam (tokio TCP, `std::fs`, the OS
+//!   clock, OS randomness).
+//! - `config` — the TOML configuration file, validated at start.
+//! - `backend` — the S3 layer's `ObjectBackend` over the engine's `ObjectStore`.
+//! - `dev` — `hangar dev`: generated config and credentials in one directory.
+//! - `server` — wires config, seam, node and S3 frontend together (used by `hangar server`
+//!   and `hangar dev`).
+//! - `s3api` — the S3 HTTP frontend itself.
+
+pub mod backend;
+pub mod config;
+pub mod dev;
+pub mod runtime;
+pub mod s3api;
+pub mod server;

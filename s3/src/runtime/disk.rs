@@ -1,0 +1,185 @@
+//! `Disk` over `std::fs`, rooted at one directory.
+//!
+//! Durability rules (the seam's contract, made concrete for POSIX file systems):
+//! - a file's contents are durable after `fsync` of the file;
+//! - a file's *name* (creation, rename) is durable only after `fsync` of its directory, so
+//!   every directory this module creates is followed by an fsync of its parent, and every
+//!   rename by an fsync of the destination's directory;
+//! - removals are not fsynced: a file that reappears after a crash is garbage the engine's
+//!   collectors already have to handle, and skipping the sync keeps deletes cheap.
+//!
+//! Paths from the engine are relative, '/'-separated, and must stay under the root; anything
+//! else (absolute paths, `..`, empty components) is refused with `InvalidInput`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hangar_engine::seam::{Disk, DynBackend};
+use redb::backends::FileBackend;
+
+/// Marks temporary files of `write_durable`. `list` hides them: a crash between create and
+/// rename leaves one behind, and the engine must not mistake it for data.
+const TMP_MARKER: &str = ".hangar-tmp-";
+
+/// Production disk: real files under `root`.
+pub struct FsDisk {
+    root: PathBuf,
+    /// Distinguishes the temporary files of concurrent writes to the same path.
+    tmp_seq: AtomicU64,
+}
+
+impl FsDisk {
+    /// A disk rooted at `root`. Nothing is touched until the first write; the root is
+    /// created (durably) then.
+    pub fn new(root: impl Into<PathBuf>) -> FsDisk {
+        FsDisk {
+            root: root.into(),
+            tmp_seq: AtomicU64::new(0),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The absolute path of an engine path, refusing anything that could leave the root.
+    fn resolve(&self, path: &str) -> io::Result<PathBuf> {
+        let bad = path.is_empty()
+            || path.starts_with('/')
+            || path.contains('\\')
+            || path
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..");
+        if bad {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("disk path {path:?} is not a plain relative path"),
+            ));
+        }
+        Ok(self.root.join(path))
+    }
+
+    /// The absolute directory of a listing: "" (or ".") means the root itself.
+    fn resolve_dir(&self, dir: &str) -> io::Result<PathBuf> {
+        match dir.trim_end_matches('/') {
+            "" | "." => Ok(self.root.clone()),
+            d => self.resolve(d),
+        }
+    }
+}
+
+/// The parent directory of a resolved path (always exists: resolved paths are below root).
+fn parent(path: &Path) -> &Path {
+    path.parent().expect("a resolved path lies below the root")
+}
+
+/// Makes the directory entries inside `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` and its missing ancestors, syncing each new directory's parent so that
+/// the new names survive a crash.
+fn ensure_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let up = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(up) = up {
+        ensure_dir(up)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        // Another writer created it first; its creator syncs the parent.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    sync_dir(up.unwrap_or(Path::new(".")))
+}
+
+fn write_and_sync(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut file = File::create(path)?;
+    file.write_all(data)?;
+    file.sync_all()
+}
+
+impl Disk for FsDisk {
+    fn write_durable(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        let full = self.resolve(path)?;
+        let dir = parent(&full);
+        ensure_dir(dir)?;
+        let name = full.file_name().expect("resolved paths end in a name");
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let mut tmp_name = name.to_os_string();
+        tmp_name.push(format!("{TMP_MARKER}{}-{seq}", std::process::id()));
+        let tmp = dir.join(tmp_name);
+        let result = write_and_sync(&tmp, data)
+            .and_then(|()| fs::rename(&tmp, &full))
+            .and_then(|()| sync_dir(dir));
+        if result.is_err() {
+            // Best effort: the error we report is the write's, not the cleanup's.
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+        fs::read(self.resolve(path)?)
+    }
+
+    fn remove(&self, path: &str) -> io::Result<()> {
+        match fs::remove_file(self.resolve(path)?) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        let entries = match fs::read_dir(self.resolve_dir(dir)?) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            other => other?,
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if !name.contains(TMP_MARKER) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn exists(&self, path: &str) -> io::Result<bool> {
+        fs::exists(self.resolve(path)?)
+    }
+
+    fn rename_durable(&self, from: &str, to: &str) -> io::Result<()> {
+        let (from, to) = (self.resolve(from)?, self.resolve(to)?);
+        fs::rename(&from, &to)?;
+        sync_dir(parent(&to))?;
+        // Across directories the source's entry must disappear durably too, or a crash
+        // could leave the file under both names.
+        if parent(&from) != parent(&to) {
+            sync_dir(parent(&from))?;
+        }
+        Ok(())
+    }
+
+    fn open_backend(&self, path: &str) -> io::Result<DynBackend> {
+        let full = self.resolve(path)?;
+        ensure_dir(parent(&full))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&full)?;
+        // If the file was just created, its name must be durable before redb trusts it.
+        sync_dir(parent(&full))?;
+        let backend = FileBackend::new(file).map_err(io::Error::other)?;
+        Ok(DynBackend(Box::new(backend)))
+    }
+}

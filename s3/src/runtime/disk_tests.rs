@@ -1,0 +1,126 @@
+//! FsDisk on a real temporary directory: the seam's contract (atomic replace, sorted
+//! listing, idempotent remove, durable rename) and a redb database that must keep its data
+//! across a close and reopen — the metadata store of every production node sits on this.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hangar_engine::seam::{Disk, open_database};
+use redb::{ReadableDatabase, TableDefinition};
+
+use super::FsDisk;
+
+/// A directory removed when the test ends (pass or fail).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let name = format!("hangar-fsdisk-{}-{seq}", std::process::id());
+        TempDir(std::env::temp_dir().join(name))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn write_read_replace_creates_directories() {
+    let tmp = TempDir::new();
+    // The root itself does not exist yet: the first write must create it.
+    let disk = FsDisk::new(tmp.0.join("root"));
+    disk.write_durable("blocks/ab/cd", b"first").unwrap();
+    assert_eq!(disk.read("blocks/ab/cd").unwrap(), b"first");
+    disk.write_durable("blocks/ab/cd", b"second").unwrap();
+    assert_eq!(disk.read("blocks/ab/cd").unwrap(), b"second");
+    assert!(disk.exists("blocks/ab/cd").unwrap());
+    assert!(!disk.exists("blocks/ab/ef").unwrap());
+    let err = disk.read("blocks/ab/ef").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+}
+
+#[test]
+fn list_is_sorted_and_hides_temporaries() {
+    let tmp = TempDir::new();
+    let disk = FsDisk::new(&tmp.0);
+    for name in ["c", "a", "b"] {
+        disk.write_durable(&format!("dir/{name}"), name.as_bytes())
+            .unwrap();
+    }
+    // A leftover of a write interrupted by a crash.
+    std::fs::write(tmp.0.join("dir/d.hangar-tmp-1-0"), b"partial").unwrap();
+    assert_eq!(disk.list("dir").unwrap(), ["a", "b", "c"]);
+    assert_eq!(disk.list("").unwrap(), ["dir"]);
+    assert!(disk.list("absent").unwrap().is_empty());
+}
+
+#[test]
+fn remove_is_idempotent() {
+    let tmp = TempDir::new();
+    let disk = FsDisk::new(&tmp.0);
+    disk.write_durable("x", b"1").unwrap();
+    disk.remove("x").unwrap();
+    disk.remove("x").unwrap();
+    assert!(!disk.exists("x").unwrap());
+}
+
+#[test]
+fn rename_moves_within_and_across_directories() {
+    let tmp = TempDir::new();
+    let disk = FsDisk::new(&tmp.0);
+    disk.write_durable("a/one", b"1").unwrap();
+    disk.rename_durable("a/one", "a/two").unwrap();
+    assert!(!disk.exists("a/one").unwrap());
+    disk.write_durable("b/keep", b"").unwrap();
+    disk.rename_durable("a/two", "b/three").unwrap();
+    assert_eq!(disk.read("b/three").unwrap(), b"1");
+    assert!(disk.list("a").unwrap().is_empty());
+}
+
+#[test]
+fn paths_cannot_leave_the_root() {
+    let tmp = TempDir::new();
+    let disk = FsDisk::new(&tmp.0);
+    for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a/"] {
+        let err = disk.write_durable(bad, b"x").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{bad:?}");
+    }
+}
+
+const TABLE: TableDefinition<&str, u64> = TableDefinition::new("t");
+
+#[test]
+fn redb_database_keeps_its_data_across_reopen() {
+    let tmp = TempDir::new();
+    let disk = FsDisk::new(&tmp.0);
+    {
+        let db = open_database(&disk, "meta/test.redb").unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(TABLE).unwrap().insert("answer", 42).unwrap();
+        tx.commit().unwrap();
+    }
+    // The creation dance must leave no temporary behind.
+    assert_eq!(disk.list("meta").unwrap(), ["test.redb"]);
+    let db = open_database(&disk, "meta/test.redb").unwrap();
+    let tx = db.begin_read().unwrap();
+    let value = tx
+        .open_table(TABLE)
+        .unwrap()
+        .get("answer")
+        .unwrap()
+        .map(|v| v.value());
+    assert_eq!(value, Some(42));
+}
+
+#[test]
+fn redb_database_is_locked_against_a_second_opener() {
+    let tmp = TempDir::new();
+    let disk = FsDisk::new(&tmp.0);
+    let _db = open_database(&disk, "meta/test.redb").unwrap();
+    // Two processes on one metadata store would corrupt it; the file lock must refuse.
+    assert!(open_database(&disk, "meta/test.redb").is_err());
+}

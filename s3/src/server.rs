@@ -1,0 +1,241 @@
+//! Starting a production node: config → seam → engine node → object store → S3 listener.
+//!
+//! Startup is split in two (`start_engine`, then `bind_s3`) so that callers can prepare
+//! state through the engine (`hangar dev` creates its bucket) before the S3 port answers:
+//! a port that accepts connections means the server is ready.
+//!
+//! This first version runs a single-node cluster: the layout holds this node only (zone
+//! "dc1", capacity 1) and the replication factor is capped at 1. Multi-node layouts come
+//! with the operations commands.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hangar_engine::layout::{ClusterLayout, LayoutError, NodeId, NodeRole};
+use hangar_engine::node::{Node, NodeConfig, NodeError};
+use hangar_engine::objects::ObjectStore;
+use hangar_engine::rpc::RpcConfig;
+use hangar_engine::seam::{Clock, Disk};
+use hangar_engine::table::Quorums;
+use rand_core::{OsRng, RngCore};
+use tokio::net::TcpListener;
+
+use crate::backend::EngineBackend;
+use crate::config::Config;
+use crate::runtime::production_seam;
+use crate::s3api::{S3State, WallClock, serve};
+
+/// The node's identity, relative to the metadata directory.
+pub const NODE_ID_PATH: &str = "node_id";
+/// Format marker of the node id file: `hangar-node-id-v1 <16 hex digits>\n`.
+const NODE_ID_MAGIC: &str = "hangar-node-id-v1";
+/// Zone of the single node until layouts are managed by the operator.
+const SINGLE_NODE_ZONE: &str = "dc1";
+/// Replication factor the single-node layout can honour.
+const SINGLE_NODE_RF_MAX: usize = 1;
+/// Anti-entropy period. With one node there is nothing to compare; the worker stays cheap.
+const SYNC_INTERVAL_MS: u64 = 60_000;
+
+/// Why a node could not start.
+#[derive(Debug)]
+pub enum ServerError {
+    CreateDir { path: PathBuf, source: io::Error },
+    NodeId { path: PathBuf, problem: String },
+    Layout(LayoutError),
+    Node(NodeError),
+    Bind { addr: SocketAddr, source: io::Error },
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerError::CreateDir { path, source } => {
+                write!(f, "cannot create directory {}: {source}", path.display())
+            }
+            ServerError::NodeId { path, problem } => {
+                write!(f, "node id file {}: {problem}", path.display())
+            }
+            ServerError::Layout(e) => write!(f, "cannot build the cluster layout: {e}"),
+            ServerError::Node(e) => write!(f, "cannot start the node: {e}"),
+            ServerError::Bind { addr, source } => {
+                write!(f, "cannot listen for S3 on {addr}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// A started engine node and the object store over it.
+pub struct Engine {
+    pub node: Arc<Node>,
+    pub store: Arc<ObjectStore>,
+}
+
+/// Opens the node's storage and starts its RPC server.
+pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
+    for dir in [&config.metadata_dir, &config.data_dir] {
+        std::fs::create_dir_all(dir).map_err(|source| ServerError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let seam = production_seam(&config.metadata_dir);
+    // Production runs are not replayed, but a logged seed lets a surprising one be.
+    tracing::debug!(rng_seed = seam.rng_seed, "seam ready");
+    let id = load_or_create_node_id(seam.disk.as_ref(), &config.metadata_dir)?;
+    let rf = config.replication_factor.min(SINGLE_NODE_RF_MAX);
+    if rf < config.replication_factor {
+        tracing::warn!(
+            configured = config.replication_factor,
+            running = rf,
+            "single-node cluster: running with replication factor {rf}; multi-node layouts \
+             come with the operations commands"
+        );
+    }
+    let node_config = NodeConfig {
+        id,
+        rpc_bind_addr: config.rpc_bind_addr.to_string(),
+        peers: Default::default(),
+        layout: single_node_layout(id, rf)?,
+        rpc_secret: config.rpc_secret.0.clone(),
+        quorums: Quorums::for_mode(config.consistency_mode, rf),
+        rpc: RpcConfig::default(),
+        sync_interval_ms: SYNC_INTERVAL_MS,
+    };
+    let node = Node::start(seam, node_config)
+        .await
+        .map_err(ServerError::Node)?;
+    let store = Arc::new(ObjectStore::new(node.clone()));
+    Ok(Engine { node, store })
+}
+
+fn single_node_layout(id: NodeId, rf: usize) -> Result<ClusterLayout, ServerError> {
+    let mut layout = ClusterLayout::new(rf).map_err(ServerError::Layout)?;
+    let role = NodeRole {
+        zone: SINGLE_NODE_ZONE.into(),
+        capacity: 1,
+        tags: Vec::new(),
+    };
+    layout.stage_assign(id, role).map_err(ServerError::Layout)?;
+    layout.apply_staged(1).map_err(ServerError::Layout)?;
+    Ok(layout)
+}
+
+/// Reads the node id, or draws one from the OS at first start. The id must survive
+/// restarts: it names this node's replicas in the layout.
+fn load_or_create_node_id(disk: &dyn Disk, metadata_dir: &Path) -> Result<NodeId, ServerError> {
+    let id_err = |problem: String| ServerError::NodeId {
+        path: metadata_dir.join(NODE_ID_PATH),
+        problem,
+    };
+    match disk.read(NODE_ID_PATH) {
+        Ok(bytes) => parse_node_id(&bytes)
+            .ok_or_else(|| id_err(format!("expected \"{NODE_ID_MAGIC} <16 hex digits>\""))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Zero is left unused so that an all-zero id always means "uninitialised".
+            let id = NodeId(OsRng.next_u64().max(1));
+            let text = format!("{NODE_ID_MAGIC} {id}\n");
+            disk.write_durable(NODE_ID_PATH, text.as_bytes())
+                .map_err(|e| id_err(format!("cannot write: {e}")))?;
+            tracing::info!(node = %id, "created a new node id");
+            Ok(id)
+        }
+        Err(e) => Err(id_err(format!("cannot read: {e}"))),
+    }
+}
+
+fn parse_node_id(bytes: &[u8]) -> Option<NodeId> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let (magic, hex) = text.trim_end().split_once(' ')?;
+    if magic != NODE_ID_MAGIC || hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16)
+        .ok()
+        .filter(|&id| id != 0)
+        .map(NodeId)
+}
+
+/// A bound S3 listener, ready to serve.
+pub struct S3Server {
+    listener: TcpListener,
+    state: Arc<S3State>,
+}
+
+/// Binds the S3 API port of `config` over `engine`'s object store.
+pub async fn bind_s3(engine: &Engine, config: &Config) -> Result<S3Server, ServerError> {
+    let addr = config.s3_api.api_bind_addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let keys = config
+        .s3_api
+        .access_keys
+        .iter()
+        .map(|(id, secret)| (id.clone(), secret.0.clone()))
+        .collect();
+    let clock = engine.node.seam.clock.clone();
+    let wall: WallClock = Arc::new(move || Clock::now_ms(clock.as_ref()));
+    let backend = Arc::new(EngineBackend::new(engine.store.clone()));
+    let region = config.s3_api.s3_region.clone();
+    let state = Arc::new(S3State::new(backend, region, keys, wall));
+    Ok(S3Server { listener, state })
+}
+
+impl S3Server {
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until Ctrl-C or SIGTERM. Requests in flight are cut off when the runtime
+    /// stops; that is safe because every metadata write is a redb transaction that either
+    /// committed or did not.
+    pub async fn run_until_shutdown(self) -> io::Result<()> {
+        let addr = self.local_addr()?;
+        tracing::info!(%addr, "S3 API listening");
+        tokio::select! {
+            () = serve(self.listener, self.state) => {}
+            signal = shutdown_signal() => {
+                tracing::info!(signal = signal?, "shutting down");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on the first Ctrl-C (SIGINT) or SIGTERM, naming it.
+async fn shutdown_signal() -> io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => Ok("SIGTERM"),
+        _ = int.recv() => Ok("SIGINT"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_id_file_round_trips_and_rejects_garbage() {
+        let id = NodeId(0x0123_4567_89ab_cdef);
+        let text = format!("{NODE_ID_MAGIC} {id}\n");
+        assert_eq!(parse_node_id(text.as_bytes()), Some(id));
+        assert_eq!(parse_node_id(b"0123456789abcdef\n"), None);
+        assert_eq!(parse_node_id(b"hangar-node-id-v1 0000000000000000\n"), None);
+        assert_eq!(parse_node_id(b"hangar-node-id-v2 0123456789abcdef\n"), None);
+    }
+
+    #[test]
+    fn single_node_layout_places_every_partition_here() {
+        let layout = single_node_layout(NodeId(7), 1).unwrap();
+        assert_eq!(layout.version(), 1);
+        assert_eq!(layout.nodes_of(0), &[NodeId(7)]);
+        assert_eq!(layout.nodes_of(255), &[NodeId(7)]);
+    }
+}

@@ -1,0 +1,104 @@
+//! The S3 layer's backend over a real single-node engine on real files: the error mapping
+//! the HTTP layer relies on, and data that outlives a full stop of the runtime (what a
+//! process restart does to the node: every task dropped, the database closed and reopened).
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use hangar_s3::backend::EngineBackend;
+use hangar_s3::config::Config;
+use hangar_s3::s3api::{BackendError, ObjectBackend, ObjectMeta};
+use hangar_s3::server::start_engine;
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn config(dir: &Path) -> Config {
+    let text = format!(
+        "metadata_dir = \"meta\"\ndata_dir = \"data\"\nrpc_bind_addr = \"127.0.0.1:0\"\n\
+         rpc_secret = \"{}\"\n[[s3_api.access_keys]]\nid = \"GK0123456789abcdef\"\n\
+         secret = \"0123456789abcdef0123\"\n",
+        "ab".repeat(32)
+    );
+    Config::parse(&text, &dir.join("hangar.toml"), &|_| None).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn meta(etag: &str) -> ObjectMeta {
+    ObjectMeta {
+        content_type: "text/plain".into(),
+        user_metadata: [("colour".to_string(), "blue".to_string())].into(),
+        etag: etag.into(),
+    }
+}
+
+#[test]
+fn engine_backend_maps_errors_and_keeps_data_across_restart() {
+    let dir = TempDir(std::env::temp_dir().join(format!("hangar-eb-{}", std::process::id())));
+    let config = config(&dir.0);
+    runtime().block_on(async {
+        let engine = start_engine(&config).await.unwrap();
+        let backend = EngineBackend::new(engine.store.clone());
+        backend.create_bucket("b").await.unwrap();
+        let again = backend.create_bucket("b").await;
+        assert_eq!(again, Err(BackendError::BucketAlreadyOwnedByYou));
+        assert_eq!(
+            backend.head_bucket("nope").await,
+            Err(BackendError::NoSuchBucket)
+        );
+        let body = Bytes::from_static(b"hello");
+        let info = backend
+            .put_object("b", "k1", meta("e1"), body.clone())
+            .await
+            .unwrap();
+        assert_eq!((info.size_bytes, info.etag.as_str()), (5, "e1"));
+        backend
+            .put_object("b", "k2", meta("e2"), Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            backend.head_object("b", "k0").await,
+            Err(BackendError::NoSuchKey)
+        );
+        // Deleting an absent key succeeds: S3 answers 204 either way.
+        backend.delete_object("b", "k0").await.unwrap();
+        assert_eq!(
+            backend.delete_bucket("b").await,
+            Err(BackendError::BucketNotEmpty)
+        );
+        let listed = backend.list_objects("b", "k", "k1", 10).await.unwrap();
+        assert_eq!(
+            listed.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+            ["k2"]
+        );
+    });
+    // A new runtime is a restart: the first one's tasks, and with them the node and its
+    // database, are gone.
+    runtime().block_on(async {
+        let engine = start_engine(&config).await.unwrap();
+        let backend = EngineBackend::new(engine.store.clone());
+        let (info, body) = backend.get_object("b", "k1").await.unwrap();
+        assert_eq!(body, Bytes::from_static(b"hello"));
+        assert_eq!(info.content_type, "text/plain");
+        assert_eq!(
+            info.user_metadata.get("colour").map(String::as_str),
+            Some("blue")
+        );
+        let buckets = backend.list_buckets().await.unwrap();
+        assert_eq!(
+            buckets.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
+    });
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Acceptance checks of the deterministic simulator, with the release binary:
+#  - scenarios/smoke.toml passes for seeds 1..=50 and prints its speedup;
+#  - the same seed gives the same trace in two fresh processes (seeds 1..=20), and those
+#    20 seeds give at least 19 distinct traces;
+#  - the deliberately weakened scenario (R = W = 1) is caught for some seed in 1..=50;
+#  - every scenario kept in scenarios/regressions/ passes with its recorded seed.
+# Usage: tests/sim-acceptance.sh [path/to/hangar-sim]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIM=${1:-target/release/hangar-sim}
+[ -x "$SIM" ] || { echo "no simulator at $SIM (cargo build --release -p hangar-sim)"; exit 2; }
+fail() { echo "FAIL: $*"; exit 1; }
+
+echo "== smoke, seeds 1..50"
+speedups=()
+for seed in $(seq 1 50); do
+  out=$("$SIM" run scenarios/smoke.toml --seed "$seed") || { echo "$out"; fail "smoke seed $seed"; }
+  speedups+=("$(sed -n 's/.*speedup=\([0-9]*\).*/\1/p' <<<"$out")")
+done
+sorted=$(printf '%s\n' "${speedups[@]}" | sort -n)
+echo "smoke: 50/50 pass; speedup min=$(head -1 <<<"$sorted") median=$(sed -n 25p <<<"$sorted") max=$(tail -1 <<<"$sorted")"
+
+echo "== determinism across processes, seeds 1..20"
+traces=()
+for seed in $(seq 1 20); do
+  out=$("$SIM" check-determinism scenarios/smoke.toml --seed "$seed") || { echo "$out"; fail "seed $seed is not deterministic"; }
+  traces+=("$(sed -n 's/^run 1: trace=//p' <<<"$out")")
+done
+distinct=$(printf '%s\n' "${traces[@]}" | sort -u | wc -l)
+[ "$distinct" -ge 19 ] || fail "only $distinct distinct traces over 20 seeds"
+echo "determinism: 20/20 identical across processes, $distinct distinct traces"
+
+echo "== weakened quorums (R = W = 1) must be caught"
+caught=""
+for seed in $(seq 1 50); do
+  set +e; out=$("$SIM" run scenarios/weakened/smoke-r1w1.toml --seed "$seed"); code=$?; set -e
+  if [ "$code" -eq 1 ] && grep -q '^result: fail: read_after_write' <<<"$out"; then caught=$seed; break; fi
+  [ "$code" -eq 0 ] || { echo "$out"; fail "unexpected exit $code for the weakened scenario"; }
+done
+[ -n "$caught" ] || fail "the read-after-write checker missed R = W = 1 for seeds 1..50"
+echo "weakened: caught at seed $caught: $(grep '^result' <<<"$out" | cut -c1-160)"
+
+echo "== bad scenario files are refused with exit 2"
+bad=$(mktemp --suffix=.toml)
+sed 's/node = "n1"/node = "n7"/' scenarios/smoke.toml > "$bad"
+set +e; out=$("$SIM" run "$bad" --seed 1 2>&1); code=$?; set -e
+rm -f "$bad"
+[ "$code" -eq 2 ] && grep -q 'field `faults.node`' <<<"$out" || { echo "$out"; fail "bad scenario not refused"; }
+echo "bad file: $out"
+
+echo "== regressions"
+shopt -s nullglob
+for file in scenarios/regressions/*.toml; do
+  seed=$(sed -n 's/^# seed = \([0-9]*\)$/\1/p' "$file" | head -1)
+  "$SIM" run "$file" --seed "${seed:-1}" >/dev/null || fail "regression $file (seed ${seed:-1})"
+done
+echo "sim acceptance: all checks passed"
