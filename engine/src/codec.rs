@@ -34,11 +34,8 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 /// Decodes a value that must span all of `bytes`.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, DecodeError> {
-    let (value, used) =
-        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| DecodeError {
-            what,
-            reason: e.to_string(),
-        })?;
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| DecodeError { what, reason: e.to_string() })?;
     if used != bytes.len() {
         let reason = format!("{} trailing bytes", bytes.len() - used);
         return Err(DecodeError { what, reason });
@@ -54,10 +51,7 @@ mod tests {
     fn round_trip_and_trailing_bytes_refused() {
         let v: (u64, String, Option<Vec<u8>>) = (7, "k".into(), Some(vec![1, 2]));
         let mut bytes = encode(&v);
-        assert_eq!(
-            decode::<(u64, String, Option<Vec<u8>>)>("t", &bytes).unwrap(),
-            v
-        );
+        assert_eq!(decode::<(u64, String, Option<Vec<u8>>)>("t", &bytes).unwrap(), v);
         bytes.push(0);
         let err = decode::<(u64, String, Option<Vec<u8>>)>("t", &bytes).unwrap_err();
         assert!(err.reason.contains("trailing"), "{err}");

@@ -85,9 +85,7 @@ pub struct LwwMap<K: Ord, V> {
 
 impl<K: Ord, V> Default for LwwMap<K, V> {
     fn default() -> Self {
-        LwwMap {
-            entries: BTreeMap::new(),
-        }
+        LwwMap { entries: BTreeMap::new() }
     }
 }
 
@@ -119,9 +117,7 @@ impl<K: Ord + Clone, V: Ord + Clone> LwwMap<K, V> {
 
     /// Entries in ascending key order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.entries
-            .iter()
-            .map(|(k, register)| (k, register.value()))
+        self.entries.iter().map(|(k, register)| (k, register.value()))
     }
 
     /// Number of keys ever written.
@@ -284,11 +280,7 @@ where
     for seed in 0..seeds {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let (a, b, c) = (generate(&mut rng), generate(&mut rng), generate(&mut rng));
-        assert_eq!(
-            join(&a, &b),
-            join(&b, &a),
-            "{name}: merge not commutative, seed {seed}"
-        );
+        assert_eq!(join(&a, &b), join(&b, &a), "{name}: merge not commutative, seed {seed}");
         assert_eq!(
             join(&join(&a, &b), &c),
             join(&a, &join(&b, &c)),
@@ -297,11 +289,7 @@ where
         assert_eq!(join(&a, &a), a, "{name}: merge not idempotent, seed {seed}");
         // Inflation: merging in more states never loses what a state already knew.
         let ab = join(&a, &b);
-        assert_eq!(
-            join(&ab, &a),
-            ab,
-            "{name}: merge not inflationary, seed {seed}"
-        );
+        assert_eq!(join(&ab, &a), ab, "{name}: merge not inflationary, seed {seed}");
     }
 }
 
@@ -331,11 +319,7 @@ mod tests {
     }
 
     fn deletable(rng: &mut ChaCha8Rng) -> Deletable<LwwMap<u32, u32>> {
-        if small(rng, 4) == 0 {
-            Deletable::Deleted
-        } else {
-            Deletable::Present(lww_map(rng))
-        }
+        if small(rng, 4) == 0 { Deletable::Deleted } else { Deletable::Present(lww_map(rng)) }
     }
 
     #[test]
@@ -365,23 +349,19 @@ mod tests {
 
     #[test]
     fn option_obeys_laws() {
-        assert_crdt_laws("Option", SEEDS, |rng| {
-            if small(rng, 3) == 0 {
-                None
-            } else {
-                Some(lww(rng))
-            }
-        });
+        assert_crdt_laws(
+            "Option",
+            SEEDS,
+            |rng| {
+                if small(rng, 3) == 0 { None } else { Some(lww(rng)) }
+            },
+        );
     }
 
     #[test]
     fn nested_option_of_deletable_obeys_laws() {
         assert_crdt_laws("Option<Deletable>", SEEDS, |rng| {
-            if small(rng, 3) == 0 {
-                None
-            } else {
-                Some(deletable(rng))
-            }
+            if small(rng, 3) == 0 { None } else { Some(deletable(rng)) }
         });
     }
 

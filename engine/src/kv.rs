@@ -29,9 +29,7 @@ pub struct Stamper {
 
 impl Stamper {
     pub fn new() -> Self {
-        Stamper {
-            last: Mutex::new(0),
-        }
+        Stamper { last: Mutex::new(0) }
     }
 
     pub fn next(&self, clock: &dyn Clock) -> u64 {

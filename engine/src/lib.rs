@@ -10,6 +10,8 @@ pub mod crdt;
 pub mod kv;
 pub mod layout;
 pub mod node;
+#[cfg(test)]
+mod node_tests;
 pub mod objects;
 pub mod rpc;
 pub mod seam;

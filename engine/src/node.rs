@@ -77,12 +77,7 @@ impl Node {
         let bucket_store =
             Arc::new(Store::<BucketSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let object_store = Arc::new(Store::<ObjectSchema>::open(db).map_err(|e| db_err(&e))?);
-        let rpc = RpcClient::new(
-            config.id,
-            seam.clone(),
-            &config.rpc_secret,
-            config.rpc.clone(),
-        );
+        let rpc = RpcClient::new(config.id, seam.clone(), &config.rpc_secret, config.rpc.clone());
         for (peer, addr) in &config.peers {
             rpc.set_peer_addr(*peer, addr.clone());
         }
@@ -111,22 +106,11 @@ impl Node {
             stamper,
         });
 
-        let listener = node
-            .seam
-            .net
-            .listen(&config.rpc_bind_addr)
-            .await
-            .map_err(|e| NodeError::Bind {
-                addr: config.rpc_bind_addr.clone(),
-                reason: e.to_string(),
-            })?;
+        let listener = node.seam.net.listen(&config.rpc_bind_addr).await.map_err(|e| {
+            NodeError::Bind { addr: config.rpc_bind_addr.clone(), reason: e.to_string() }
+        })?;
         let handler: Arc<dyn Handler> = node.clone();
-        tokio::spawn(rpc::serve(
-            listener,
-            node.seam.clone(),
-            config.rpc_secret.clone(),
-            handler,
-        ));
+        tokio::spawn(rpc::serve(listener, node.seam.clone(), config.rpc_secret.clone(), handler));
         tokio::spawn(node.clone().anti_entropy_loop(config.sync_interval_ms));
         tracing::info!(node = %node.id, addr = %config.rpc_bind_addr, "node started");
         Ok(node)
@@ -167,10 +151,7 @@ impl Node {
         match request {
             KvRequest::Put { key, value } => {
                 let entry = Lww::new(self.stamp(), value);
-                self.kv
-                    .insert(kv_key(&key), &entry)
-                    .await
-                    .map_err(quorum_err)?;
+                self.kv.insert(kv_key(&key), &entry).await.map_err(quorum_err)?;
                 Ok(Response::Done)
             }
             KvRequest::Get { key } => {
@@ -182,9 +163,7 @@ impl Node {
                     .kv
                     .local
                     .get(&kv_key(&key))
-                    .map_err(|e| RemoteError::Storage {
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(|e| RemoteError::Storage { reason: e.to_string() })?;
                 Ok(Response::Value(entry.and_then(|e| e.value().clone())))
             }
         }
@@ -209,9 +188,7 @@ impl Handler for Node {
                 Request::Kv(kv) => self.serve_kv(kv).await,
                 Request::Table(t) => {
                     let Some(table) = self.tables.get(t.table()) else {
-                        return Err(RemoteError::UnknownTable {
-                            table: t.table().into(),
-                        });
+                        return Err(RemoteError::UnknownTable { table: t.table().into() });
                     };
                     serve_local(table.as_ref(), &t)
                         .map_err(|reason| RemoteError::Storage { reason })

@@ -93,9 +93,7 @@ impl std::error::Error for ObjectError {}
 
 impl From<QuorumError> for ObjectError {
     fn from(e: QuorumError) -> Self {
-        ObjectError::Unavailable {
-            reason: e.to_string(),
-        }
+        ObjectError::Unavailable { reason: e.to_string() }
     }
 }
 
@@ -112,11 +110,8 @@ impl ObjectStore {
         let mut out = Vec::new();
         let mut after = Vec::new();
         loop {
-            let page = self
-                .node
-                .buckets
-                .get_range(BUCKETS_PARTITION_KEY, b"", &after, LIST_BATCH)
-                .await?;
+            let page =
+                self.node.buckets.get_range(BUCKETS_PARTITION_KEY, b"", &after, LIST_BATCH).await?;
             let done = page.len() < LIST_BATCH;
             after = page.last().map(|(k, _)| k.clone()).unwrap_or_default();
             out.extend(page.into_iter().filter_map(|(_, e)| e.into_value()));
@@ -128,12 +123,7 @@ impl ObjectStore {
 
     async fn bucket(&self, name: &str) -> Result<Option<BucketRecord>, ObjectError> {
         let key = entry_key(BUCKETS_PARTITION_KEY, name.as_bytes());
-        Ok(self
-            .node
-            .buckets
-            .get(&key)
-            .await?
-            .and_then(|e| e.into_value()))
+        Ok(self.node.buckets.get(&key).await?.and_then(|e| e.into_value()))
     }
 
     pub async fn head_bucket(&self, name: &str) -> Result<BucketRecord, ObjectError> {
@@ -145,15 +135,9 @@ impl ObjectStore {
             return Err(ObjectError::BucketAlreadyExists);
         }
         let created_ms = self.node.seam.clock.now_ms();
-        let record = BucketRecord {
-            name: name.into(),
-            created_ms,
-        };
+        let record = BucketRecord { name: name.into(), created_ms };
         let key = entry_key(BUCKETS_PARTITION_KEY, name.as_bytes());
-        self.node
-            .buckets
-            .insert(key, &Lww::new(self.node.stamp(), Some(record)))
-            .await?;
+        self.node.buckets.insert(key, &Lww::new(self.node.stamp(), Some(record))).await?;
         Ok(())
     }
 
@@ -163,10 +147,7 @@ impl ObjectStore {
             return Err(ObjectError::BucketNotEmpty);
         }
         let key = entry_key(BUCKETS_PARTITION_KEY, name.as_bytes());
-        self.node
-            .buckets
-            .insert(key, &Lww::new(self.node.stamp(), None))
-            .await?;
+        self.node.buckets.insert(key, &Lww::new(self.node.stamp(), None)).await?;
         Ok(())
     }
 
@@ -188,21 +169,14 @@ impl ObjectStore {
             data,
         };
         let entry = Lww::new(self.node.stamp(), Some(record));
-        self.node
-            .objects
-            .insert(entry_key(bucket.as_bytes(), key.as_bytes()), &entry)
-            .await?;
+        self.node.objects.insert(entry_key(bucket.as_bytes(), key.as_bytes()), &entry).await?;
         let mut record = entry.into_value().expect("just written");
         record.data.clear();
         Ok(record)
     }
 
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord, ObjectError> {
-        let entry = self
-            .node
-            .objects
-            .get(&entry_key(bucket.as_bytes(), key.as_bytes()))
-            .await?;
+        let entry = self.node.objects.get(&entry_key(bucket.as_bytes(), key.as_bytes())).await?;
         match entry.and_then(|e| e.into_value()) {
             Some(record) => Ok(record),
             None => {
@@ -215,10 +189,7 @@ impl ObjectStore {
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
         self.head_bucket(bucket).await?;
         let entry: Lww<Option<ObjectRecord>> = Lww::new(self.node.stamp(), None);
-        self.node
-            .objects
-            .insert(entry_key(bucket.as_bytes(), key.as_bytes()), &entry)
-            .await?;
+        self.node.objects.insert(entry_key(bucket.as_bytes(), key.as_bytes()), &entry).await?;
         Ok(())
     }
 

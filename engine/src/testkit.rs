@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 
@@ -74,9 +74,14 @@ impl Net for MemNet {
             }
             self.board.connects.fetch_add(1, Ordering::Relaxed);
             let accepts = self.board.listeners.lock().unwrap().get(&addr).cloned();
-            let accepts = accepts.ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))?;
+            let accepts =
+                accepts.ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))?;
             let (a, b) = tokio::io::duplex(1 << 16);
-            let gate = |inner| Gated { inner, ends: (addr.clone(), self.name.clone()), board: self.board.clone() };
+            let gate = |inner| Gated {
+                inner,
+                ends: (addr.clone(), self.name.clone()),
+                board: self.board.clone(),
+            };
             let (a, b) = (gate(a), gate(b));
             accepts
                 .send((Box::new(b), self.name.clone()))
@@ -104,14 +109,22 @@ impl Gated {
 }
 
 impl AsyncRead for Gated {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         self.check()?;
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Gated {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.check()?;
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
@@ -180,7 +193,8 @@ impl Disk for MemDisk {
     fn list(&self, dir: &str) -> io::Result<Vec<String>> {
         let prefix = format!("{dir}/");
         let files = self.files.lock().unwrap();
-        let names = files.keys().filter_map(|k| k.strip_prefix(&prefix)).filter(|n| !n.contains('/'));
+        let names =
+            files.keys().filter_map(|k| k.strip_prefix(&prefix)).filter(|n| !n.contains('/'));
         Ok(names.map(String::from).collect())
     }
     fn exists(&self, path: &str) -> io::Result<bool> {

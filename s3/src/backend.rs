@@ -55,10 +55,7 @@ impl ObjectBackend for EngineBackend {
             let buckets = self.store.list_buckets().await.map_err(map_err)?;
             let infos = buckets
                 .into_iter()
-                .map(|b| BucketInfo {
-                    name: b.name,
-                    created_ms: b.created_ms,
-                })
+                .map(|b| BucketInfo { name: b.name, created_ms: b.created_ms })
                 .collect();
             Ok(infos)
         })
@@ -93,10 +90,7 @@ impl ObjectBackend for EngineBackend {
                 etag: meta.etag,
             };
             // The engine takes ownership of a Vec; for a uniquely held Bytes this is a move.
-            let record = self
-                .store
-                .put_object(bucket, key, meta, Vec::from(body))
-                .await;
+            let record = self.store.put_object(bucket, key, meta, Vec::from(body)).await;
             Ok(split(record.map_err(map_err)?).0)
         })
     }

@@ -79,7 +79,10 @@ pub enum ConfigError {
     },
     /// Not TOML, an unknown key or a value of the wrong type; toml's message names the
     /// line, column and key.
-    Syntax { path: PathBuf, message: String },
+    Syntax {
+        path: PathBuf,
+        message: String,
+    },
     /// A well-typed value that makes no sense. `origin` is "file:line" or "environment".
     Invalid {
         origin: String,
@@ -97,11 +100,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Syntax { path, message } => {
                 write!(f, "config file {}: {}", path.display(), message.trim_end())
             }
-            ConfigError::Invalid {
-                origin,
-                key,
-                problem,
-            } => {
+            ConfigError::Invalid { origin, key, problem } => {
                 write!(f, "{origin}: invalid `{key}`: {problem}")
             }
         }
@@ -152,18 +151,12 @@ impl Source<'_> {
     fn invalid(&self, key: &str, span: Option<Range<usize>>, problem: String) -> ConfigError {
         let origin = match span {
             Some(span) => {
-                let line = self.text[..span.start.min(self.text.len())]
-                    .matches('\n')
-                    .count();
+                let line = self.text[..span.start.min(self.text.len())].matches('\n').count();
                 format!("{}:{}", self.path.display(), line + 1)
             }
             None => self.path.display().to_string(),
         };
-        ConfigError::Invalid {
-            origin,
-            key: key.to_string(),
-            problem,
-        }
+        ConfigError::Invalid { origin, key: key.to_string(), problem }
     }
 
     /// Resolves a path relative to the config file's directory.
@@ -174,21 +167,15 @@ impl Source<'_> {
 }
 
 fn env_invalid(key: &str, problem: String) -> ConfigError {
-    ConfigError::Invalid {
-        origin: "environment".into(),
-        key: key.into(),
-        problem,
-    }
+    ConfigError::Invalid { origin: "environment".into(), key: key.into(), problem }
 }
 
 impl Config {
     /// Reads and validates `path`, then applies overrides from `env` (`std::env::var` in
     /// production, a map in tests).
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::parse(&text, path, env)
     }
 
@@ -243,12 +230,8 @@ fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
             src.invalid("consistency_mode", Some(mode.span()), problem)
         })?,
     };
-    let rpc_bind_addr = socket_addr(
-        src,
-        "rpc_bind_addr",
-        &raw.rpc_bind_addr,
-        DEFAULT_RPC_BIND_ADDR,
-    )?;
+    let rpc_bind_addr =
+        socket_addr(src, "rpc_bind_addr", &raw.rpc_bind_addr, DEFAULT_RPC_BIND_ADDR)?;
     let rpc_public_addr = match &raw.rpc_public_addr {
         None => None,
         Some(addr) => Some(host_port(src, "rpc_public_addr", addr)?),
@@ -268,19 +251,14 @@ fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
 }
 
 fn validate_s3_api(src: &Source, raw: &RawS3Api) -> Result<S3ApiConfig, ConfigError> {
-    let api_bind_addr = socket_addr(
-        src,
-        "s3_api.api_bind_addr",
-        &raw.api_bind_addr,
-        DEFAULT_API_BIND_ADDR,
-    )?;
+    let api_bind_addr =
+        socket_addr(src, "s3_api.api_bind_addr", &raw.api_bind_addr, DEFAULT_API_BIND_ADDR)?;
     let s3_region = match &raw.s3_region {
         None => DEFAULT_S3_REGION.to_string(),
         Some(region) => {
             let r = region.get_ref();
             let ok = !r.is_empty()
-                && r.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !ok {
                 let problem = format!("{r:?}: use lowercase letters, digits and '-'");
                 return Err(src.invalid("s3_api.s3_region", Some(region.span()), problem));
@@ -300,20 +278,12 @@ fn validate_s3_api(src: &Source, raw: &RawS3Api) -> Result<S3ApiConfig, ConfigEr
             let span = Some(key.secret.span());
             return Err(src.invalid("s3_api.access_keys.secret", span, problem));
         }
-        if access_keys
-            .insert(id.clone(), Secret(secret.clone()))
-            .is_some()
-        {
+        if access_keys.insert(id.clone(), Secret(secret.clone())).is_some() {
             let problem = format!("{id:?} is listed twice");
             return Err(src.invalid("s3_api.access_keys.id", span, problem));
         }
     }
-    Ok(S3ApiConfig {
-        api_bind_addr,
-        s3_region,
-        root_domain,
-        access_keys,
-    })
+    Ok(S3ApiConfig { api_bind_addr, s3_region, root_domain, access_keys })
 }
 
 fn dir(src: &Source, key: &str, value: &Spanned<String>) -> Result<PathBuf, ConfigError> {
@@ -363,11 +333,7 @@ fn rpc_secret(src: &Source, raw: &RawConfig) -> Result<Secret, ConfigError> {
                 let problem = format!("cannot read {}: {e}", path.display());
                 src.invalid("rpc_secret_file", Some(file.span()), problem)
             })?;
-            (
-                text.trim().to_string(),
-                "rpc_secret_file",
-                Some(file.span()),
-            )
+            (text.trim().to_string(), "rpc_secret_file", Some(file.span()))
         }
         // HANGAR_RPC_SECRET may still supply it; `Config::parse` checks one was given.
         (None, None) => return Ok(Secret(String::new())),

@@ -25,13 +25,9 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 }
 
 fn parse_env(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let vars: BTreeMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Config::parse(text, Path::new("/etc/hangar/hangar.toml"), &|k| {
-        vars.get(k).cloned()
-    })
+    let vars: BTreeMap<String, String> =
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::parse(text, Path::new("/etc/hangar/hangar.toml"), &|k| vars.get(k).cloned())
 }
 
 fn error_text(text: &str) -> String {
@@ -66,10 +62,7 @@ fn unknown_key_is_refused_with_its_line() {
 fn bad_values_name_key_file_and_line() {
     let text = minimal().replace("\ndata_dir", "\nconsistency_mode = \"strong\"\ndata_dir");
     let err = error_text(&text);
-    assert!(
-        err.starts_with("/etc/hangar/hangar.toml:2: invalid `consistency_mode`"),
-        "{err}"
-    );
+    assert!(err.starts_with("/etc/hangar/hangar.toml:2: invalid `consistency_mode`"), "{err}");
     let err = error_text(&format!("replication_factor = 0\n{}", minimal()));
     assert!(err.contains(":1: invalid `replication_factor`"), "{err}");
     let err = error_text(&format!("rpc_bind_addr = \"localhost\"\n{}", minimal()));
@@ -101,10 +94,7 @@ fn secret_and_keys_come_from_the_environment() {
     ];
     let c = parse_env(&text, &vars).unwrap();
     assert_eq!(c.s3_api.access_keys.len(), 2);
-    let err = parse_env(
-        &minimal(),
-        &[("HANGAR_ACCESS_KEY_ID", "GKfedcba9876543210")],
-    );
+    let err = parse_env(&minimal(), &[("HANGAR_ACCESS_KEY_ID", "GKfedcba9876543210")]);
     assert!(err.unwrap_err().to_string().contains("environment"));
 }
 

@@ -78,9 +78,7 @@ fn lock_dir(dir: &Path) -> Result<DirLock, DevError> {
     let file = File::create(&path).map_err(|source| io_err(&path, source))?;
     match file.try_lock() {
         Ok(()) => Ok(DirLock { _file: file }),
-        Err(TryLockError::WouldBlock) => Err(DevError::Busy {
-            dir: dir.to_path_buf(),
-        }),
+        Err(TryLockError::WouldBlock) => Err(DevError::Busy { dir: dir.to_path_buf() }),
         Err(TryLockError::Error(source)) => Err(io_err(&path, source)),
     }
 }
@@ -129,12 +127,7 @@ fn load_or_generate(
         rpc_port: wanted_rpc,
         region: config.s3_api.s3_region.clone(),
         rpc_secret: config.rpc_secret.0.clone(),
-        keys: config
-            .s3_api
-            .access_keys
-            .iter()
-            .map(|(k, s)| (k.clone(), s.0.clone()))
-            .collect(),
+        keys: config.s3_api.access_keys.iter().map(|(k, s)| (k.clone(), s.0.clone())).collect(),
     };
     write_private(&path, &render(&settings))?;
     tracing::info!(path = %path.display(), "rewrote the dev configuration with the new ports");
@@ -156,10 +149,7 @@ fn render(s: &DevSettings) -> String {
     let _ = writeln!(out, "api_bind_addr = \"127.0.0.1:{}\"", s.s3_port);
     let _ = writeln!(out, "s3_region = \"{}\"", s.region);
     for (id, secret) in &s.keys {
-        let _ = write!(
-            out,
-            "\n[[s3_api.access_keys]]\nid = \"{id}\"\nsecret = \"{secret}\"\n"
-        );
+        let _ = write!(out, "\n[[s3_api.access_keys]]\nid = \"{id}\"\nsecret = \"{secret}\"\n");
     }
     out
 }
@@ -216,10 +206,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), DevError> {
 }
 
 fn io_err(path: &Path, source: io::Error) -> DevError {
-    DevError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    DevError::Io { path: path.to_path_buf(), source }
 }
 
 #[cfg(test)]
@@ -242,10 +229,7 @@ mod tests {
     fn first_start_generates_and_restart_reuses() {
         let dir = temp_dir("reuse");
         let (first, lock) = prepare(&dir.0, Some(4900), None).unwrap();
-        assert!(matches!(
-            prepare(&dir.0, Some(4999), None),
-            Err(DevError::Busy { .. })
-        ));
+        assert!(matches!(prepare(&dir.0, Some(4999), None), Err(DevError::Busy { .. })));
         drop(lock);
         assert_eq!(first.s3_api.api_bind_addr.to_string(), "127.0.0.1:4900");
         assert_eq!(first.rpc_bind_addr.port(), DEFAULT_RPC_PORT);
@@ -269,17 +253,8 @@ mod tests {
 
     #[test]
     fn wildcard_binds_are_reached_on_loopback() {
-        assert_eq!(
-            endpoint_url("0.0.0.0:3900".parse().unwrap()),
-            "http://127.0.0.1:3900"
-        );
-        assert_eq!(
-            endpoint_url("[::]:3900".parse().unwrap()),
-            "http://[::1]:3900"
-        );
-        assert_eq!(
-            endpoint_url("10.1.2.3:80".parse().unwrap()),
-            "http://10.1.2.3:80"
-        );
+        assert_eq!(endpoint_url("0.0.0.0:3900".parse().unwrap()), "http://127.0.0.1:3900");
+        assert_eq!(endpoint_url("[::]:3900".parse().unwrap()), "http://[::1]:3900");
+        assert_eq!(endpoint_url("10.1.2.3:80".parse().unwrap()), "http://10.1.2.3:80");
     }
 }

@@ -16,11 +16,7 @@ use hangar_s3::server::{self, Engine};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(
-    name = "hangar",
-    version,
-    about = "Hangar: a geo-distributed S3-compatible object store"
-)]
+#[command(name = "hangar", version, about = "Hangar: a geo-distributed S3-compatible object store")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,21 +54,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server { config } => run_server(&config).await,
-            Command::Dev {
-                dir,
-                s3_port,
-                rpc_port,
-            } => run_dev(&dir, s3_port, rpc_port).await,
+            Command::Dev { dir, s3_port, rpc_port } => run_dev(&dir, s3_port, rpc_port).await,
         }
     });
     match result {
@@ -99,12 +88,8 @@ fn fail(message: &str) -> ExitCode {
 async fn run_server(path: &Path) -> Result<(), String> {
     let env = |name: &str| std::env::var(name).ok();
     let config = Config::load(path, &env).map_err(|e| e.to_string())?;
-    let engine = server::start_engine(&config)
-        .await
-        .map_err(|e| e.to_string())?;
-    let s3 = server::bind_s3(&engine, &config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let engine = server::start_engine(&config).await.map_err(|e| e.to_string())?;
+    let s3 = server::bind_s3(&engine, &config).await.map_err(|e| e.to_string())?;
     s3.run_until_shutdown().await.map_err(|e| e.to_string())
 }
 
@@ -112,13 +97,9 @@ async fn run_dev(dir: &Path, s3_port: Option<u16>, rpc_port: Option<u16>) -> Res
     // `_lock` keeps other dev servers off this directory for as long as this one runs.
     let (config, _lock) = dev::prepare(dir, s3_port, rpc_port).map_err(|e| e.to_string())?;
     dev::write_credentials(dir, &config).map_err(|e| e.to_string())?;
-    let engine = server::start_engine(&config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let engine = server::start_engine(&config).await.map_err(|e| e.to_string())?;
     ensure_dev_bucket(&engine).await?;
-    let s3 = server::bind_s3(&engine, &config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let s3 = server::bind_s3(&engine, &config).await.map_err(|e| e.to_string())?;
     // Ready: the exports go to stdout (for `eval`), then the server stays in the
     // foreground, so flush before serving.
     let mut out = std::io::stdout().lock();

@@ -77,10 +77,8 @@ pub struct Engine {
 /// Opens the node's storage and starts its RPC server.
 pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
     for dir in [&config.metadata_dir, &config.data_dir] {
-        std::fs::create_dir_all(dir).map_err(|source| ServerError::CreateDir {
-            path: dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| ServerError::CreateDir { path: dir.clone(), source })?;
     }
     let seam = production_seam(&config.metadata_dir);
     // Production runs are not replayed, but a logged seed lets a surprising one be.
@@ -105,20 +103,14 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
         rpc: RpcConfig::default(),
         sync_interval_ms: SYNC_INTERVAL_MS,
     };
-    let node = Node::start(seam, node_config)
-        .await
-        .map_err(ServerError::Node)?;
+    let node = Node::start(seam, node_config).await.map_err(ServerError::Node)?;
     let store = Arc::new(ObjectStore::new(node.clone()));
     Ok(Engine { node, store })
 }
 
 fn single_node_layout(id: NodeId, rf: usize) -> Result<ClusterLayout, ServerError> {
     let mut layout = ClusterLayout::new(rf).map_err(ServerError::Layout)?;
-    let role = NodeRole {
-        zone: SINGLE_NODE_ZONE.into(),
-        capacity: 1,
-        tags: Vec::new(),
-    };
+    let role = NodeRole { zone: SINGLE_NODE_ZONE.into(), capacity: 1, tags: Vec::new() };
     layout.stage_assign(id, role).map_err(ServerError::Layout)?;
     layout.apply_staged(1).map_err(ServerError::Layout)?;
     Ok(layout)
@@ -127,10 +119,8 @@ fn single_node_layout(id: NodeId, rf: usize) -> Result<ClusterLayout, ServerErro
 /// Reads the node id, or draws one from the OS at first start. The id must survive
 /// restarts: it names this node's replicas in the layout.
 fn load_or_create_node_id(disk: &dyn Disk, metadata_dir: &Path) -> Result<NodeId, ServerError> {
-    let id_err = |problem: String| ServerError::NodeId {
-        path: metadata_dir.join(NODE_ID_PATH),
-        problem,
-    };
+    let id_err =
+        |problem: String| ServerError::NodeId { path: metadata_dir.join(NODE_ID_PATH), problem };
     match disk.read(NODE_ID_PATH) {
         Ok(bytes) => parse_node_id(&bytes)
             .ok_or_else(|| id_err(format!("expected \"{NODE_ID_MAGIC} <16 hex digits>\""))),
@@ -153,10 +143,7 @@ fn parse_node_id(bytes: &[u8]) -> Option<NodeId> {
     if magic != NODE_ID_MAGIC || hex.len() != 16 {
         return None;
     }
-    u64::from_str_radix(hex, 16)
-        .ok()
-        .filter(|&id| id != 0)
-        .map(NodeId)
+    u64::from_str_radix(hex, 16).ok().filter(|&id| id != 0).map(NodeId)
 }
 
 /// A bound S3 listener, ready to serve.
@@ -168,9 +155,8 @@ pub struct S3Server {
 /// Binds the S3 API port of `config` over `engine`'s object store.
 pub async fn bind_s3(engine: &Engine, config: &Config) -> Result<S3Server, ServerError> {
     let addr = config.s3_api.api_bind_addr;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { addr, source })?;
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
     let keys = config
         .s3_api
         .access_keys

@@ -29,10 +29,7 @@ fn config(dir: &Path) -> Config {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
 }
 
 fn meta(etag: &str) -> ObjectMeta {
@@ -53,35 +50,17 @@ fn engine_backend_maps_errors_and_keeps_data_across_restart() {
         backend.create_bucket("b").await.unwrap();
         let again = backend.create_bucket("b").await;
         assert_eq!(again, Err(BackendError::BucketAlreadyOwnedByYou));
-        assert_eq!(
-            backend.head_bucket("nope").await,
-            Err(BackendError::NoSuchBucket)
-        );
+        assert_eq!(backend.head_bucket("nope").await, Err(BackendError::NoSuchBucket));
         let body = Bytes::from_static(b"hello");
-        let info = backend
-            .put_object("b", "k1", meta("e1"), body.clone())
-            .await
-            .unwrap();
+        let info = backend.put_object("b", "k1", meta("e1"), body.clone()).await.unwrap();
         assert_eq!((info.size_bytes, info.etag.as_str()), (5, "e1"));
-        backend
-            .put_object("b", "k2", meta("e2"), Bytes::new())
-            .await
-            .unwrap();
-        assert_eq!(
-            backend.head_object("b", "k0").await,
-            Err(BackendError::NoSuchKey)
-        );
+        backend.put_object("b", "k2", meta("e2"), Bytes::new()).await.unwrap();
+        assert_eq!(backend.head_object("b", "k0").await, Err(BackendError::NoSuchKey));
         // Deleting an absent key succeeds: S3 answers 204 either way.
         backend.delete_object("b", "k0").await.unwrap();
-        assert_eq!(
-            backend.delete_bucket("b").await,
-            Err(BackendError::BucketNotEmpty)
-        );
+        assert_eq!(backend.delete_bucket("b").await, Err(BackendError::BucketNotEmpty));
         let listed = backend.list_objects("b", "k", "k1", 10).await.unwrap();
-        assert_eq!(
-            listed.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
-            ["k2"]
-        );
+        assert_eq!(listed.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["k2"]);
     });
     // A new runtime is a restart: the first one's tasks, and with them the node and its
     // database, are gone.
@@ -91,14 +70,8 @@ fn engine_backend_maps_errors_and_keeps_data_across_restart() {
         let (info, body) = backend.get_object("b", "k1").await.unwrap();
         assert_eq!(body, Bytes::from_static(b"hello"));
         assert_eq!(info.content_type, "text/plain");
-        assert_eq!(
-            info.user_metadata.get("colour").map(String::as_str),
-            Some("blue")
-        );
+        assert_eq!(info.user_metadata.get("colour").map(String::as_str), Some("blue"));
         let buckets = backend.list_buckets().await.unwrap();
-        assert_eq!(
-            buckets.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
-            ["b"]
-        );
+        assert_eq!(buckets.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["b"]);
     });
 }

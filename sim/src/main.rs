@@ -10,11 +10,7 @@ use hangar_sim::run::{RunResult, run};
 use hangar_sim::scenario::Scenario;
 
 #[derive(Parser)]
-#[command(
-    name = "hangar-sim",
-    about = "Hangar's deterministic simulator",
-    version
-)]
+#[command(name = "hangar-sim", about = "Hangar's deterministic simulator", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,11 +45,9 @@ fn load(path: &str) -> Result<Scenario, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Run {
-            scenario,
-            seed,
-            trace_out,
-        } => cmd_run(&scenario, seed, trace_out.as_deref()),
+        Command::Run { scenario, seed, trace_out } => {
+            cmd_run(&scenario, seed, trace_out.as_deref())
+        }
         Command::CheckDeterminism { scenario, seed } => cmd_check_determinism(&scenario, seed),
     };
     outcome.unwrap_or_else(|code| code)
@@ -69,15 +63,10 @@ fn cmd_run(path: &str, seed: u64, trace_out: Option<&str>) -> Result<ExitCode, E
             eprintln!("error: cannot write {file}: {e}");
             ExitCode::from(2)
         })?;
-        result
-            .recorder
-            .lock()
-            .unwrap()
-            .write_jsonl(&mut out)
-            .map_err(|e| {
-                eprintln!("error: cannot write {file}: {e}");
-                ExitCode::from(2)
-            })?;
+        result.recorder.lock().unwrap().write_jsonl(&mut out).map_err(|e| {
+            eprintln!("error: cannot write {file}: {e}");
+            ExitCode::from(2)
+        })?;
     }
     println!(
         "ops={} events={} sim_ms={} wall_ms={} speedup={:.0}",
@@ -129,10 +118,8 @@ fn cmd_check_determinism(path: &str, seed: u64) -> Result<ExitCode, ExitCode> {
     let dir = std::env::temp_dir();
     let mut traces = Vec::new();
     for attempt in 1..=2 {
-        let file = dir.join(format!(
-            "hangar-sim-det-{}-{seed}-{attempt}.jsonl",
-            std::process::id()
-        ));
+        let file =
+            dir.join(format!("hangar-sim-det-{}-{seed}-{attempt}.jsonl", std::process::id()));
         let out = std::process::Command::new(&exe)
             .args(["run", path, "--seed", &seed.to_string(), "--trace-out"])
             .arg(&file)
@@ -142,11 +129,7 @@ fn cmd_check_determinism(path: &str, seed: u64) -> Result<ExitCode, ExitCode> {
                 ExitCode::from(2)
             })?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let hash = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("trace="))
-            .unwrap_or("?")
-            .to_string();
+        let hash = stdout.lines().find_map(|l| l.strip_prefix("trace=")).unwrap_or("?").to_string();
         let events = std::fs::read_to_string(&file).unwrap_or_default();
         let _ = std::fs::remove_file(&file);
         println!("run {attempt}: trace={hash}");
@@ -157,11 +140,7 @@ fn cmd_check_determinism(path: &str, seed: u64) -> Result<ExitCode, ExitCode> {
         println!("result: deterministic ({} events)", a.1.lines().count());
         return Ok(ExitCode::SUCCESS);
     }
-    let first =
-        a.1.lines()
-            .zip(b.1.lines())
-            .enumerate()
-            .find(|(_, (x, y))| x != y);
+    let first = a.1.lines().zip(b.1.lines()).enumerate().find(|(_, (x, y))| x != y);
     match first {
         Some((i, (x, y))) => {
             println!("result: fail: traces differ at event {i}:\n  run 1: {x}\n  run 2: {y}")

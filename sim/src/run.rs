@@ -67,14 +67,7 @@ fn build_layout(s: &Scenario, names: &[String]) -> ClusterLayout {
     for (i, name) in names.iter().enumerate() {
         let zone = format!("z{}", i % s.cluster.zones + 1);
         layout
-            .stage_assign(
-                node_id(name),
-                NodeRole {
-                    zone,
-                    capacity: 1,
-                    tags: vec![],
-                },
-            )
+            .stage_assign(node_id(name), NodeRole { zone, capacity: 1, tags: vec![] })
             .expect("valid role");
     }
     layout.apply_staged(1).expect("first layout applies");
@@ -116,19 +109,13 @@ impl World {
             clock: Arc::new(SimClock { skew_ms: skew }),
             net: Arc::new(SimNet),
             disk: Arc::new(SimDisk::new(who, self.epochs.clone())),
-            trace: Arc::new(SimTrace {
-                node: who.into(),
-                recorder: self.recorder.clone(),
-            }),
+            trace: Arc::new(SimTrace { node: who.into(), recorder: self.recorder.clone() }),
             rng_seed: seed_for(self.seed, who, boot),
         }
     }
 
     fn node_addrs(&self) -> Vec<(NodeId, String)> {
-        self.names
-            .iter()
-            .map(|n| (node_id(n), format!("{n}:{RPC_PORT}")))
-            .collect()
+        self.names.iter().map(|n| (node_id(n), format!("{n}:{RPC_PORT}"))).collect()
     }
 
     fn node_config(&self, name: &str) -> NodeConfig {
@@ -136,18 +123,11 @@ impl World {
         NodeConfig {
             id: node_id(name),
             rpc_bind_addr: format!("0.0.0.0:{RPC_PORT}"),
-            peers: self
-                .node_addrs()
-                .into_iter()
-                .filter(|(id, _)| *id != node_id(name))
-                .collect(),
+            peers: self.node_addrs().into_iter().filter(|(id, _)| *id != node_id(name)).collect(),
             layout: self.layout.clone(),
             rpc_secret: SECRET.into(),
             quorums: quorums(&self.scenario),
-            rpc: RpcConfig {
-                call_timeout_ms: c.rpc_timeout_ms,
-                ..RpcConfig::default()
-            },
+            rpc: RpcConfig { call_timeout_ms: c.rpc_timeout_ms, ..RpcConfig::default() },
             sync_interval_ms: c.sync_interval_ms,
         }
     }
@@ -161,10 +141,7 @@ pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
         scenario: scenario.clone(),
         seed,
         layout: build_layout(scenario, &names),
-        skews: names
-            .iter()
-            .map(|n| (n.clone(), Arc::new(AtomicI64::new(0))))
-            .collect(),
+        skews: names.iter().map(|n| (n.clone(), Arc::new(AtomicI64::new(0)))).collect(),
         names,
         epochs: Arc::new(Epochs::default()),
         recorder: Arc::new(Mutex::new(Recorder::new(keep_events))),
@@ -214,10 +191,7 @@ pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
         });
     }
     sim.client("clients", async move {
-        let tasks: Vec<_> = clients
-            .into_iter()
-            .map(|c| tokio::spawn(run_client(c)))
-            .collect();
+        let tasks: Vec<_> = clients.into_iter().map(|c| tokio::spawn(run_client(c))).collect();
         for task in tasks {
             task.await.map_err(|e| e.to_string())??;
         }
@@ -266,15 +240,10 @@ pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
     let history = std::mem::take(&mut *history.lock().unwrap());
     let finals = std::mem::take(&mut *finals.lock().unwrap());
     let violation = match error {
-        Some(e) => Some(Violation {
-            checker: "simulation",
-            details: e,
-        }),
+        Some(e) => Some(Violation { checker: "simulation", details: e }),
         None => judge(scenario, &history, &finals),
     };
-    let verdict = violation
-        .as_ref()
-        .map_or("pass".to_string(), |v| v.to_string());
+    let verdict = violation.as_ref().map_or("pass".to_string(), |v| v.to_string());
     world.recorder.lock().unwrap().record_at(
         sim_ms as u128 * 1000,
         "runner",
@@ -369,23 +338,16 @@ fn apply_fault(
 
 /// The final checker: every key from every replica, every partition digest.
 async fn final_check(world: Arc<World>, finals: Arc<Mutex<Finals>>) -> turmoil::Result {
-    let rpc = RpcClient::new(
-        node_id("checker"),
-        world.seam("checker", 0),
-        SECRET,
-        RpcConfig::default(),
-    );
+    let rpc =
+        RpcClient::new(node_id("checker"), world.seam("checker", 0), SECRET, RpcConfig::default());
     for (id, addr) in world.node_addrs() {
         rpc.set_peer_addr(id, addr);
     }
-    let keys: Vec<String> = (0..world.scenario.workload.keys)
-        .map(|k| format!("k{k}"))
-        .collect();
+    let keys: Vec<String> = (0..world.scenario.workload.keys).map(|k| format!("k{k}")).collect();
     for name in &world.names {
         let id = node_id(name);
-        let partitions: Vec<u8> = (0..=u8::MAX)
-            .filter(|&p| world.layout.nodes_of(p).contains(&id))
-            .collect();
+        let partitions: Vec<u8> =
+            (0..=u8::MAX).filter(|&p| world.layout.nodes_of(p).contains(&id)).collect();
         let request = Request::Table(TableRequest::Digests {
             table: "kv".into(),
             partitions: partitions.clone(),
@@ -404,13 +366,7 @@ async fn final_check(world: Arc<World>, finals: Arc<Mutex<Finals>>) -> turmoil::
             let Response::Value(v) = call_retrying(&rpc, id, request, &finals).await else {
                 unreachable!("call_retrying only returns the expected variant")
             };
-            finals
-                .lock()
-                .unwrap()
-                .values
-                .entry(name.clone())
-                .or_default()
-                .insert(key.clone(), v);
+            finals.lock().unwrap().values.entry(name.clone()).or_default().insert(key.clone(), v);
         }
     }
     finals.lock().unwrap().done = true;
@@ -426,11 +382,9 @@ async fn call_retrying(
     loop {
         match rpc.call(node, request.clone()).await {
             Ok(r @ (Response::Digests(_) | Response::Value(_))) => return r,
-            Ok(other) => finals
-                .lock()
-                .unwrap()
-                .errors
-                .push(format!("{node}: unexpected {other:?}")),
+            Ok(other) => {
+                finals.lock().unwrap().errors.push(format!("{node}: unexpected {other:?}"))
+            }
             Err(e) => finals.lock().unwrap().errors.push(e.to_string()),
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

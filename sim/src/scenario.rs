@@ -157,11 +157,7 @@ pub struct ScenarioError {
 
 impl std::fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}: field `{}`: {}",
-            self.file, self.line, self.field, self.message
-        )
+        write!(f, "{}:{}: field `{}`: {}", self.file, self.line, self.field, self.message)
     }
 }
 
@@ -190,21 +186,14 @@ impl Scenario {
             let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(0);
             let message = e.message().to_string();
             let field = field_from_message(&message, e.span(), src);
-            ScenarioError {
-                file: file.into(),
-                line,
-                field,
-                message,
-            }
+            ScenarioError { file: file.into(), line, field, message }
         })?;
-        scenario
-            .validate()
-            .map_err(|(span, field, message)| ScenarioError {
-                file: file.into(),
-                line: line_of(src, span.start),
-                field: field.into(),
-                message,
-            })?;
+        scenario.validate().map_err(|(span, field, message)| ScenarioError {
+            file: file.into(),
+            line: line_of(src, span.start),
+            field: field.into(),
+            message,
+        })?;
         Ok(scenario)
     }
 
@@ -212,11 +201,7 @@ impl Scenario {
         let c = &self.cluster;
         let nowhere = 0..0;
         if c.nodes == 0 || c.nodes > 32 {
-            return Err((
-                nowhere,
-                "cluster.nodes",
-                format!("{} is not in 1..=32", c.nodes),
-            ));
+            return Err((nowhere, "cluster.nodes", format!("{} is not in 1..=32", c.nodes)));
         }
         if !(1..=5).contains(&c.replication_factor) || c.replication_factor > c.nodes {
             let msg = format!(
@@ -226,18 +211,11 @@ impl Scenario {
             return Err((nowhere, "cluster.replication_factor", msg));
         }
         if c.zones == 0 || c.zones > c.nodes {
-            return Err((
-                nowhere,
-                "cluster.zones",
-                format!("{} must be in 1..=nodes", c.zones),
-            ));
+            return Err((nowhere, "cluster.zones", format!("{} must be in 1..=nodes", c.zones)));
         }
         let mode = &c.consistency_mode;
         if hangar_engine::table::ConsistencyMode::parse(mode.get_ref()).is_none() {
-            let msg = format!(
-                "`{}` is not one of consistent, degraded, dangerous",
-                mode.get_ref()
-            );
+            let msg = format!("`{}` is not one of consistent, degraded, dangerous", mode.get_ref());
             return Err((mode.span(), "cluster.consistency_mode", msg));
         }
         for q in [c.read_quorum, c.write_quorum].into_iter().flatten() {
@@ -250,17 +228,11 @@ impl Scenario {
             return Err((nowhere, "network.tick_ms", "must be in 1..=100".into()));
         }
         if self.network.min_latency_ms > self.network.max_latency_ms {
-            return Err((
-                nowhere,
-                "network.min_latency_ms",
-                "exceeds max_latency_ms".into(),
-            ));
+            return Err((nowhere, "network.min_latency_ms", "exceeds max_latency_ms".into()));
         }
         if self.workload.kind.get_ref() != "register" {
-            let msg = format!(
-                "`{}` is not a known workload (register)",
-                self.workload.kind.get_ref()
-            );
+            let msg =
+                format!("`{}` is not a known workload (register)", self.workload.kind.get_ref());
             return Err((self.workload.kind.span(), "workload.kind", msg));
         }
         for name in self.check.checkers.get_ref() {
@@ -281,11 +253,8 @@ impl Scenario {
             return Err((spec.kind.span(), "faults.node", msg));
         };
         if !node_names(self.cluster.nodes).contains(node.get_ref()) {
-            let msg = format!(
-                "no node `{}` (nodes are n1..n{})",
-                node.get_ref(),
-                self.cluster.nodes
-            );
+            let msg =
+                format!("no node `{}` (nodes are n1..n{})", node.get_ref(), self.cluster.nodes);
             return Err((node.span(), "faults.node", msg));
         }
         Ok(node.get_ref().clone())
@@ -297,21 +266,14 @@ impl Scenario {
         spec: &FaultSpec,
     ) -> Result<Fault, (Range<usize>, &'static str, String)> {
         match spec.kind.get_ref().as_str() {
-            "isolate" => Ok(Fault::Isolate {
-                node: self.node_arg(spec)?,
-            }),
-            "crash" => Ok(Fault::Crash {
-                node: self.node_arg(spec)?,
-            }),
-            "restart" => Ok(Fault::Restart {
-                node: self.node_arg(spec)?,
-            }),
+            "isolate" => Ok(Fault::Isolate { node: self.node_arg(spec)? }),
+            "crash" => Ok(Fault::Crash { node: self.node_arg(spec)? }),
+            "restart" => Ok(Fault::Restart { node: self.node_arg(spec)? }),
             "heal" => Ok(Fault::Heal),
             "clock_skew" => {
                 let node = self.node_arg(spec)?;
                 let skew_ms =
-                    spec.skew_ms
-                        .ok_or((spec.kind.span(), "faults.skew_ms", "missing".into()))?;
+                    spec.skew_ms.ok_or((spec.kind.span(), "faults.skew_ms", "missing".into()))?;
                 Ok(Fault::ClockSkew { node, skew_ms })
             }
             "partition" => {
@@ -326,9 +288,7 @@ impl Scenario {
                 if let Some(bad) = nodes.get_ref().iter().find(|n| !known.contains(n)) {
                     return Err((nodes.span(), "faults.nodes", format!("no node `{bad}`")));
                 }
-                Ok(Fault::Partition {
-                    nodes: nodes.get_ref().clone(),
-                })
+                Ok(Fault::Partition { nodes: nodes.get_ref().clone() })
             }
             other => {
                 let msg = format!(
@@ -360,17 +320,9 @@ fn field_from_message(message: &str, span: Option<Range<usize>>, src: &str) -> S
         }
     }
     let Some(span) = span else { return "-".into() };
-    let line_start = src[..span.start.min(src.len())]
-        .rfind('\n')
-        .map(|i| i + 1)
-        .unwrap_or(0);
+    let line_start = src[..span.start.min(src.len())].rfind('\n').map(|i| i + 1).unwrap_or(0);
     let line = &src[line_start..];
-    line.split(['=', '\n'])
-        .next()
-        .unwrap_or("-")
-        .trim()
-        .trim_matches(['[', ']'])
-        .to_string()
+    line.split(['=', '\n']).next().unwrap_or("-").trim().trim_matches(['[', ']']).to_string()
 }
 
 #[cfg(test)]

@@ -35,12 +35,7 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(keep_events: bool) -> Self {
-        Recorder {
-            hasher: blake3::Hasher::new(),
-            events: Vec::new(),
-            keep_events,
-            count: 0,
-        }
+        Recorder { hasher: blake3::Hasher::new(), events: Vec::new(), keep_events, count: 0 }
     }
 
     /// Records an event at the current simulated time (zero outside a simulation step).
@@ -51,12 +46,7 @@ impl Recorder {
 
     pub fn record_at(&mut self, time_us: u128, node: &str, kind: &str, payload: &[u8]) {
         let payload = blake3::hash(payload).to_hex().to_string();
-        let event = Event {
-            time_us,
-            node: node.into(),
-            kind: kind.into(),
-            payload,
-        };
+        let event = Event { time_us, node: node.into(), kind: kind.into(), payload };
         self.hasher.update(event.to_json_line().as_bytes());
         self.hasher.update(b"\n");
         self.count += 1;

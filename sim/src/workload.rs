@@ -27,9 +27,7 @@ pub struct ClientCtx {
 }
 
 pub fn now_us() -> u64 {
-    turmoil::sim_elapsed()
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+    turmoil::sim_elapsed().map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
 fn roll(rng: &mut impl RngCore) -> f64 {
@@ -38,10 +36,7 @@ fn roll(rng: &mut impl RngCore) -> f64 {
 
 pub async fn run_client(ctx: ClientCtx) -> Result<(), String> {
     let w = &ctx.workload;
-    let config = RpcConfig {
-        call_timeout_ms: w.client_timeout_ms,
-        ..RpcConfig::default()
-    };
+    let config = RpcConfig { call_timeout_ms: w.client_timeout_ms, ..RpcConfig::default() };
     let rpc = RpcClient::new(ctx.id, ctx.seam.clone(), &ctx.secret, config);
     for (id, addr) in &ctx.nodes {
         rpc.set_peer_addr(*id, addr.clone());
@@ -58,21 +53,15 @@ pub async fn run_client(ctx: ClientCtx) -> Result<(), String> {
         let kind = if r < w.delete_fraction {
             OpKind::Delete
         } else if r < w.write_fraction {
-            OpKind::Put {
-                value: format!("{}-{seq}", ctx.name).into_bytes(),
-            }
+            OpKind::Put { value: format!("{}-{seq}", ctx.name).into_bytes() }
         } else {
             OpKind::Get
         };
         let request = match &kind {
-            OpKind::Put { value } => KvRequest::Put {
-                key: key.clone(),
-                value: Some(value.clone()),
-            },
-            OpKind::Delete => KvRequest::Put {
-                key: key.clone(),
-                value: None,
-            },
+            OpKind::Put { value } => {
+                KvRequest::Put { key: key.clone(), value: Some(value.clone()) }
+            }
+            OpKind::Delete => KvRequest::Put { key: key.clone(), value: None },
             OpKind::Get => KvRequest::Get { key: key.clone() },
         };
         let invoke_us = now_us();
@@ -84,19 +73,10 @@ pub async fn run_client(ctx: ClientCtx) -> Result<(), String> {
             // A write that failed may still have reached some replicas.
             (_, _) => Outcome::Info,
         };
-        let op = Op {
-            client: ctx.name.clone(),
-            key,
-            kind,
-            invoke_us,
-            complete_us: now_us(),
-            outcome,
-        };
+        let op =
+            Op { client: ctx.name.clone(), key, kind, invoke_us, complete_us: now_us(), outcome };
         let summary = format!("{op:?} via {node}");
-        ctx.recorder
-            .lock()
-            .unwrap()
-            .record(&ctx.name, "op", summary.as_bytes());
+        ctx.recorder.lock().unwrap().record(&ctx.name, "op", summary.as_bytes());
         ctx.history.lock().unwrap().push(op);
     }
     Ok(())

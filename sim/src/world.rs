@@ -67,14 +67,7 @@ pub struct SimDisk {
 impl SimDisk {
     pub fn new(host: &str, epochs: Arc<Epochs>) -> Self {
         let epoch = epochs.current(host);
-        SimDisk {
-            root: "/data".into(),
-            fence: Fence {
-                host: host.into(),
-                epoch,
-                epochs,
-            },
-        }
+        SimDisk { root: "/data".into(), fence: Fence { host: host.into(), epoch, epochs } }
     }
 
     fn path(&self, rel: &str) -> String {
@@ -155,10 +148,7 @@ impl Disk for SimDisk {
             .open(&full)?;
         // The new file's directory entry must be durable too, or the database can vanish.
         simfs::sync_dir(Self::parent(&full))?;
-        Ok(DynBackend(Box::new(SimBackend {
-            file,
-            fence: self.fence.clone(),
-        })))
+        Ok(DynBackend(Box::new(SimBackend { file, fence: self.fence.clone() })))
     }
 }
 
@@ -237,9 +227,7 @@ pub struct SimClock {
 
 impl Clock for SimClock {
     fn now_ms(&self) -> u64 {
-        let elapsed = turmoil::sim_elapsed()
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let elapsed = turmoil::sim_elapsed().map(|d| d.as_millis() as u64).unwrap_or(0);
         let now = EPOCH_MS + elapsed;
         now.saturating_add_signed(self.skew_ms.load(Ordering::Relaxed))
     }
@@ -253,9 +241,6 @@ pub struct SimTrace {
 
 impl TraceSink for SimTrace {
     fn event(&self, kind: &str, payload: &[u8]) {
-        self.recorder
-            .lock()
-            .unwrap()
-            .record(&self.node, kind, payload);
+        self.recorder.lock().unwrap().record(&self.node, kind, payload);
     }
 }

@@ -47,28 +47,17 @@ const UNREACHED: i64 = i64::MAX;
 impl FlowGraph {
     /// A graph with `vertices` vertices and no edges.
     pub fn new(vertices: usize) -> Self {
-        FlowGraph {
-            adjacency: vec![Vec::new(); vertices],
-            potential: vec![0; vertices],
-        }
+        FlowGraph { adjacency: vec![Vec::new(); vertices], potential: vec![0; vertices] }
     }
 
     /// Adds an edge `from → to` with capacity `cap` and per-unit `cost`.
     pub fn add_edge(&mut self, from: usize, to: usize, cap: i64, cost: i64) -> EdgeRef {
-        assert!(
-            from < to,
-            "flow graph edges must follow index order ({from} → {to})"
-        );
+        assert!(from < to, "flow graph edges must follow index order ({from} → {to})");
         assert!(cap >= 0, "negative capacity");
         let index = self.adjacency[from].len();
         let rev = self.adjacency[to].len();
         self.adjacency[from].push(Edge { to, rev, cap, cost });
-        self.adjacency[to].push(Edge {
-            to: from,
-            rev: index,
-            cap: 0,
-            cost: -cost,
-        });
+        self.adjacency[to].push(Edge { to: from, rev: index, cap: 0, cost: -cost });
         EdgeRef { from, index }
     }
 

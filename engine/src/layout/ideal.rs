@@ -34,11 +34,7 @@ impl ZoneBounds {
     pub fn new(replication_factor: usize, zone_count: usize) -> Self {
         let spread = replication_factor.min(zone_count);
         let lo = usize::from(zone_count < replication_factor);
-        ZoneBounds {
-            spread,
-            lo,
-            hi: replication_factor - spread + 1,
-        }
+        ZoneBounds { spread, lo, hi: replication_factor - spread + 1 }
     }
 
     /// Upper bound for a zone with `nodes` nodes: a node holds a partition at most once.
@@ -68,10 +64,7 @@ pub(crate) fn ideal_shares(
     roles: &BTreeMap<NodeId, NodeRole>,
     replication_factor: usize,
 ) -> BTreeMap<NodeId, f64> {
-    assert!(
-        roles.len() >= replication_factor,
-        "ideal_shares needs enough nodes"
-    );
+    assert!(roles.len() >= replication_factor, "ideal_shares needs enough nodes");
     let zones = zones_of(roles);
     let bounds = ZoneBounds::new(replication_factor, zones.len());
     let per_node = PARTITION_COUNT as f64;
@@ -90,10 +83,7 @@ pub(crate) fn ideal_shares(
         })
         .collect();
     let zone_total = |rate: f64, zone: usize| {
-        let raw: f64 = zone_caps[zone]
-            .iter()
-            .map(|c| (rate * c).min(per_node))
-            .sum();
+        let raw: f64 = zone_caps[zone].iter().map(|c| (rate * c).min(per_node)).sum();
         raw.clamp(zone_limits[zone].0, zone_limits[zone].1)
     };
     let grand_total = |rate: f64| (0..zones.len()).map(|z| zone_total(rate, z)).sum::<f64>();
@@ -101,11 +91,7 @@ pub(crate) fn ideal_shares(
     // The total is continuous and non-decreasing in the rate; at rate 0 it is at most the
     // target (Σ lo ≤ replication factor) and once every node is capped it is at least the
     // target (Σ hi ≥ replication factor), so bisection finds the rate.
-    let min_cap = zone_caps
-        .iter()
-        .flatten()
-        .copied()
-        .fold(f64::INFINITY, f64::min);
+    let min_cap = zone_caps.iter().flatten().copied().fold(f64::INFINITY, f64::min);
     let (mut low, mut high) = (0.0_f64, per_node / min_cap);
     for _ in 0..200 {
         let mid = low + (high - low) / 2.0;
@@ -166,38 +152,10 @@ mod tests {
 
     #[test]
     fn zone_bounds_follow_replication_and_zone_count() {
-        assert_eq!(
-            ZoneBounds::new(3, 5),
-            ZoneBounds {
-                spread: 3,
-                lo: 0,
-                hi: 1
-            }
-        );
-        assert_eq!(
-            ZoneBounds::new(3, 3),
-            ZoneBounds {
-                spread: 3,
-                lo: 0,
-                hi: 1
-            }
-        );
-        assert_eq!(
-            ZoneBounds::new(5, 2),
-            ZoneBounds {
-                spread: 2,
-                lo: 1,
-                hi: 4
-            }
-        );
-        assert_eq!(
-            ZoneBounds::new(3, 1),
-            ZoneBounds {
-                spread: 1,
-                lo: 1,
-                hi: 3
-            }
-        );
+        assert_eq!(ZoneBounds::new(3, 5), ZoneBounds { spread: 3, lo: 0, hi: 1 });
+        assert_eq!(ZoneBounds::new(3, 3), ZoneBounds { spread: 3, lo: 0, hi: 1 });
+        assert_eq!(ZoneBounds::new(5, 2), ZoneBounds { spread: 2, lo: 1, hi: 4 });
+        assert_eq!(ZoneBounds::new(3, 1), ZoneBounds { spread: 1, lo: 1, hi: 3 });
         assert_eq!(ZoneBounds::new(5, 2).hi_for(2), 2);
     }
 }

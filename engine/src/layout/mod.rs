@@ -121,10 +121,9 @@ pub enum LayoutError {
 impl fmt::Display for LayoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LayoutError::NotEnoughNodes { needed, available } => write!(
-                f,
-                "layout needs at least {needed} nodes (one per replica), has {available}"
-            ),
+            LayoutError::NotEnoughNodes { needed, available } => {
+                write!(f, "layout needs at least {needed} nodes (one per replica), has {available}")
+            }
             LayoutError::BadReplicationFactor { replication_factor } => write!(
                 f,
                 "replication factor {replication_factor} is outside 1..={REPLICATION_FACTOR_MAX}"
@@ -279,17 +278,12 @@ impl ClusterLayout {
 
     /// Nodes storing `partition`, sorted; empty while no layout is applied.
     pub fn nodes_of(&self, partition: Partition) -> &[NodeId] {
-        self.assignment
-            .get(usize::from(partition))
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        self.assignment.get(usize::from(partition)).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// Partitions stored by `node`, ascending.
     pub fn partitions_of(&self, node: NodeId) -> Vec<Partition> {
-        (0..=Partition::MAX)
-            .filter(|&p| self.nodes_of(p).contains(&node))
-            .collect()
+        (0..=Partition::MAX).filter(|&p| self.nodes_of(p).contains(&node)).collect()
     }
 
     /// Ideal (fractional) partition count of every applied node; actual counts stay within

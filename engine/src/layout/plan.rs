@@ -70,10 +70,7 @@ impl ShareRange {
         let tolerance = share_tolerance(ideal);
         ShareRange {
             exact: (count(ideal.floor()), count(ideal.ceil())),
-            band: (
-                count((ideal - tolerance).ceil()),
-                count((ideal + tolerance).floor()),
-            ),
+            band: (count((ideal - tolerance).ceil()), count((ideal + tolerance).floor())),
         }
     }
 
@@ -94,16 +91,9 @@ impl ShareRange {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Violation {
     /// Partition without exactly RF distinct, known nodes.
-    WrongReplicas {
-        partition: usize,
-        nodes: Vec<NodeId>,
-    },
+    WrongReplicas { partition: usize, nodes: Vec<NodeId> },
     /// Partition spanning the wrong number of zones.
-    WrongSpread {
-        partition: usize,
-        zones: usize,
-        required: usize,
-    },
+    WrongSpread { partition: usize, zones: usize, required: usize },
 }
 
 /// Computes the assignment for `roles` that stays closest to `previous` (see module doc).
@@ -155,11 +145,8 @@ fn build_graph(
     let partition_vertex = |p: usize| 1 + p;
     let cell_vertex = |p: usize, z: usize| 1 + PARTITION_COUNT + p * zone_count + z;
     let first_node = 1 + PARTITION_COUNT * (1 + zone_count);
-    let node_vertex: BTreeMap<NodeId, usize> = roles
-        .keys()
-        .enumerate()
-        .map(|(i, n)| (*n, first_node + i))
-        .collect();
+    let node_vertex: BTreeMap<NodeId, usize> =
+        roles.keys().enumerate().map(|(i, n)| (*n, first_node + i)).collect();
     let sink = first_node + roles.len();
     let mut graph = FlowGraph::new(sink + 1);
 
@@ -229,11 +216,7 @@ pub(crate) fn violation(
         zones.dedup();
         if zones.len() != bounds.spread {
             let (zones, required) = (zones.len(), bounds.spread);
-            return Some(Violation::WrongSpread {
-                partition,
-                zones,
-                required,
-            });
+            return Some(Violation::WrongSpread { partition, zones, required });
         }
     }
     None

@@ -12,11 +12,7 @@ use rand_core::{RngCore, SeedableRng};
 const SEEDS: u64 = 200;
 
 fn role(zone: &str, capacity: u64) -> NodeRole {
-    NodeRole {
-        zone: zone.to_string(),
-        capacity,
-        tags: Vec::new(),
-    }
+    NodeRole { zone: zone.to_string(), capacity, tags: Vec::new() }
 }
 
 fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {
@@ -60,22 +56,11 @@ fn assert_hard_constraints(layout: &ClusterLayout, seed: u64) {
         let nodes = layout.nodes_of(p);
         let mut distinct = nodes.to_vec();
         distinct.dedup(); // nodes_of is sorted
-        assert_eq!(
-            distinct.len(),
-            rf,
-            "seed {seed}: partition {p} has {nodes:?}"
-        );
-        let mut used: Vec<&str> = nodes
-            .iter()
-            .map(|n| layout.roles()[n].zone.as_str())
-            .collect();
+        assert_eq!(distinct.len(), rf, "seed {seed}: partition {p} has {nodes:?}");
+        let mut used: Vec<&str> = nodes.iter().map(|n| layout.roles()[n].zone.as_str()).collect();
         used.sort_unstable();
         used.dedup();
-        assert_eq!(
-            used.len(),
-            spread,
-            "seed {seed}: partition {p} spans {used:?}"
-        );
+        assert_eq!(used.len(), spread, "seed {seed}: partition {p} spans {used:?}");
     }
 }
 
@@ -98,10 +83,7 @@ fn assert_share_bound(layout: &ClusterLayout, bound: Bound, seed: u64) {
             Bound::Exact => share.floor() <= count && count <= share.ceil(),
             Bound::Tolerance => (count - share).abs() <= (share * 0.02).max(2.0) + 1e-9,
         };
-        assert!(
-            within,
-            "seed {seed}: node {node} holds {count}, ideal {share}, {bound:?}"
-        );
+        assert!(within, "seed {seed}: node {node} holds {count}, ideal {share}, {bound:?}");
     }
 }
 
@@ -109,57 +91,32 @@ fn assert_share_bound(layout: &ClusterLayout, bound: Bound, seed: u64) {
 /// sum to 256·RF, respect node and zone limits, and wherever a limit does not bind, the
 /// share per unit of capacity is the same (and larger than where an upper limit binds).
 fn assert_ideal_is_water_filled(layout: &ClusterLayout, seed: u64) {
-    let (rf, roles, ideal) = (
-        layout.replication_factor(),
-        layout.roles(),
-        layout.ideal_shares(),
-    );
+    let (rf, roles, ideal) = (layout.replication_factor(), layout.roles(), layout.ideal_shares());
     let eps = 1e-6;
     let full = PARTITION_COUNT as f64;
     let total: f64 = ideal.values().sum();
-    assert!(
-        (total - full * rf as f64).abs() < eps,
-        "seed {seed}: total {total}"
-    );
+    assert!((total - full * rf as f64).abs() < eps, "seed {seed}: total {total}");
     let mut zones: BTreeMap<&str, Vec<NodeId>> = BTreeMap::new();
     for (node, role) in roles {
         zones.entry(role.zone.as_str()).or_default().push(*node);
     }
     let zone_count = zones.len();
-    let (lo, hi) = if zone_count < rf {
-        (1, rf - zone_count + 1)
-    } else {
-        (0, 1)
-    };
+    let (lo, hi) = if zone_count < rf { (1, rf - zone_count + 1) } else { (0, 1) };
     // Free rates (share / capacity of uncapped nodes) of zones whose total is not clamped.
     let mut free_rates = Vec::new();
     for nodes in zones.values() {
         let zone_total: f64 = nodes.iter().map(|n| ideal[n]).sum();
         let (zone_lo, zone_hi) = (full * lo as f64, full * hi.min(nodes.len()) as f64);
-        assert!(
-            zone_total > zone_lo - eps && zone_total < zone_hi + eps,
-            "seed {seed}"
-        );
+        assert!(zone_total > zone_lo - eps && zone_total < zone_hi + eps, "seed {seed}");
         let rate = |n: &NodeId| ideal[n] / roles[n].capacity as f64;
-        let uncapped: Vec<f64> = nodes
-            .iter()
-            .filter(|n| ideal[*n] < full - eps)
-            .map(rate)
-            .collect();
+        let uncapped: Vec<f64> =
+            nodes.iter().filter(|n| ideal[*n] < full - eps).map(rate).collect();
         for r in &uncapped {
-            assert!(
-                (r / uncapped[0] - 1.0).abs() < eps,
-                "seed {seed}: unequal rates in zone"
-            );
+            assert!((r / uncapped[0] - 1.0).abs() < eps, "seed {seed}: unequal rates in zone");
         }
         for n in nodes.iter().filter(|n| ideal[*n] >= full - eps) {
-            let wanted = uncapped
-                .first()
-                .map_or(f64::INFINITY, |r| r * roles[n].capacity as f64);
-            assert!(
-                wanted >= full - eps,
-                "seed {seed}: node {n} capped without cause"
-            );
+            let wanted = uncapped.first().map_or(f64::INFINITY, |r| r * roles[n].capacity as f64);
+            assert!(wanted >= full - eps, "seed {seed}: node {n} capped without cause");
         }
         let clamped = zone_total < zone_lo + eps || zone_total > zone_hi - eps;
         if let (false, Some(r)) = (clamped, uncapped.first()) {
@@ -167,10 +124,7 @@ fn assert_ideal_is_water_filled(layout: &ClusterLayout, seed: u64) {
         }
     }
     for r in &free_rates {
-        assert!(
-            (r / free_rates[0] - 1.0).abs() < eps,
-            "seed {seed}: zones disagree on rate"
-        );
+        assert!((r / free_rates[0] - 1.0).abs() < eps, "seed {seed}: zones disagree on rate");
     }
 }
 
@@ -200,9 +154,7 @@ fn adding_a_node_moves_about_its_share() {
         let new_node = NodeId(u64::MAX - seed);
         let zone = format!("zone-{}", below(&mut rng, 6));
         let capacity = nodes[0].1.capacity * (1 + below(&mut rng, 10) as u64);
-        layout
-            .stage_assign(new_node, role(&zone, capacity))
-            .unwrap();
+        layout.stage_assign(new_node, role(&zone, capacity)).unwrap();
         let diff = layout.apply_staged(2).unwrap();
         assert_hard_constraints(&layout, seed);
         assert_share_bound(&layout, Bound::Tolerance, seed);
@@ -267,10 +219,7 @@ fn adding_one_node_to_equal_nodes_moves_only_its_share() {
             let diff = layout.apply_staged(2).unwrap();
             let share = layout.ideal_shares()[&NodeId(n)];
             // Only the new node gains; rounding lets it take the ceiling at most.
-            assert!(
-                diff.moved_replicas <= share.ceil() as usize,
-                "n {n}, rf {rf}: {diff:?}"
-            );
+            assert!(diff.moved_replicas <= share.ceil() as usize, "n {n}, rf {rf}: {diff:?}");
             assert_eq!(diff.moved_replicas, layout.partitions_of(NodeId(n)).len());
         }
     }
@@ -296,11 +245,7 @@ fn rebalancing_an_unchanged_layout_moves_nothing() {
         let (rf, nodes) = random_cluster(&mut rng);
         let mut layout = applied(rf, &nodes);
         let diff = layout.apply_staged(2).unwrap();
-        assert_eq!(
-            (diff.moved_replicas, diff.moved_partitions),
-            (0, 0),
-            "seed {seed}"
-        );
+        assert_eq!((diff.moved_replicas, diff.moved_partitions), (0, 0), "seed {seed}");
     }
 }
 
@@ -310,24 +255,12 @@ fn apply_staged_requires_the_next_version() {
     layout.stage_assign(NodeId(1), role("a", 1)).unwrap();
     let before = layout.clone();
     let err = layout.apply_staged(2).unwrap_err();
-    assert_eq!(
-        err,
-        LayoutError::VersionMismatch {
-            expected: 2,
-            current: 0
-        }
-    );
+    assert_eq!(err, LayoutError::VersionMismatch { expected: 2, current: 0 });
     assert_eq!(layout, before, "a failed apply must change nothing");
     assert!(layout.apply_staged(1).is_ok());
     assert_eq!((layout.version(), layout.staged().len()), (1, 0));
     let err = layout.apply_staged(1).unwrap_err();
-    assert_eq!(
-        err,
-        LayoutError::VersionMismatch {
-            expected: 1,
-            current: 1
-        }
-    );
+    assert_eq!(err, LayoutError::VersionMismatch { expected: 1, current: 1 });
     assert!(err.to_string().contains("next is 2"), "{err}");
 }
 
@@ -339,10 +272,7 @@ fn preview_leaves_the_layout_unchanged() {
     let before = layout.clone();
     let (next, diff) = layout.preview().unwrap();
     assert_eq!(layout, before);
-    assert_eq!(
-        (next.version(), diff.moved_replicas, diff.moved_partitions),
-        (1, 512, 256)
-    );
+    assert_eq!((next.version(), diff.moved_replicas, diff.moved_partitions), (1, 512, 256));
     assert_eq!(diff.per_node[&NodeId(1)], (0, 256));
 }
 
@@ -350,53 +280,29 @@ fn preview_leaves_the_layout_unchanged() {
 fn invalid_inputs_are_typed_errors() {
     assert_eq!(
         ClusterLayout::new(0).unwrap_err(),
-        LayoutError::BadReplicationFactor {
-            replication_factor: 0
-        }
+        LayoutError::BadReplicationFactor { replication_factor: 0 }
     );
     assert!(ClusterLayout::new(6).is_err());
     let mut layout = ClusterLayout::new(3).unwrap();
     let zero = layout.stage_assign(NodeId(7), role("a", 0)).unwrap_err();
     let problem = RoleProblem::ZeroCapacity;
-    assert_eq!(
-        zero,
-        LayoutError::BadRole {
-            node: NodeId(7),
-            problem
-        }
-    );
+    assert_eq!(zero, LayoutError::BadRole { node: NodeId(7), problem });
     let empty = layout.stage_assign(NodeId(7), role("", 3)).unwrap_err();
     let problem = RoleProblem::EmptyZone;
-    assert_eq!(
-        empty,
-        LayoutError::BadRole {
-            node: NodeId(7),
-            problem
-        }
-    );
+    assert_eq!(empty, LayoutError::BadRole { node: NodeId(7), problem });
     layout.stage_assign(NodeId(1), role("a", 1)).unwrap();
     layout.stage_assign(NodeId(2), role("a", 1)).unwrap();
     let short = layout.apply_staged(1).unwrap_err();
-    assert_eq!(
-        short,
-        LayoutError::NotEnoughNodes {
-            needed: 3,
-            available: 2
-        }
-    );
+    assert_eq!(short, LayoutError::NotEnoughNodes { needed: 3, available: 2 });
     layout.revert_staged();
     assert!(layout.staged().is_empty());
 }
 
 #[test]
 fn capacities_one_to_four_split_proportionally() {
-    let nodes: Vec<_> = (1..=4)
-        .map(|i| (NodeId(i), role(&format!("z{i}"), i)))
-        .collect();
+    let nodes: Vec<_> = (1..=4).map(|i| (NodeId(i), role(&format!("z{i}"), i))).collect();
     let layout = applied(1, &nodes);
-    let counts: Vec<usize> = (1..=4)
-        .map(|i| layout.partitions_of(NodeId(i)).len())
-        .collect();
+    let counts: Vec<usize> = (1..=4).map(|i| layout.partitions_of(NodeId(i)).len()).collect();
     // Ideal 25.6, 51.2, 76.8, 102.4.
     assert_eq!(counts.iter().sum::<usize>(), 256);
     for (count, ideal) in counts.iter().zip([25.6, 51.2, 76.8, 102.4]) {
@@ -440,9 +346,7 @@ fn layout_pool() -> Vec<ClusterLayout> {
         let mut layout = ClusterLayout::new(2).unwrap();
         for i in 0..3 {
             let zone = format!("z{}", (i + variant) % 2);
-            layout
-                .stage_assign(NodeId(i), role(&zone, 1 + variant))
-                .unwrap();
+            layout.stage_assign(NodeId(i), role(&zone, 1 + variant)).unwrap();
         }
         layout.apply_staged(1).unwrap();
         if variant % 2 == 1 {
@@ -463,9 +367,7 @@ fn merge_obeys_crdt_laws() {
             let node = NodeId(below(rng, 3) as u64);
             match below(rng, 3) {
                 0 => layout.stage_remove(node),
-                _ => layout
-                    .stage_assign(node, role("z0", 1 + below(rng, 2) as u64))
-                    .unwrap(),
+                _ => layout.stage_assign(node, role("z0", 1 + below(rng, 2) as u64)).unwrap(),
             }
         }
         layout
@@ -478,19 +380,15 @@ fn merge_takes_the_higher_version_whole() {
     let (mut old, new) = (pool[1].clone(), pool[2].clone());
     old.stage_remove(NodeId(0));
     old.merge(&new);
-    assert_eq!(
-        old, new,
-        "a newer layout replaces staged changes of an older one"
-    );
+    assert_eq!(old, new, "a newer layout replaces staged changes of an older one");
 }
 
 #[test]
 fn larger_cluster_stays_within_bounds() {
     // 40 nodes over 5 zones, RF 3: well past the random tests' sizes, as a production-like
     // sanity check (and a guard on planner running time).
-    let nodes: Vec<_> = (0..40_u64)
-        .map(|i| (NodeId(i * 7919), role(&format!("dc{}", i % 5), 1 + i % 7)))
-        .collect();
+    let nodes: Vec<_> =
+        (0..40_u64).map(|i| (NodeId(i * 7919), role(&format!("dc{}", i % 5), 1 + i % 7))).collect();
     let mut layout = applied(3, &nodes);
     assert_hard_constraints(&layout, 0);
     assert_share_bound(&layout, Bound::Exact, 0);

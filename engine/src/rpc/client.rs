@@ -169,10 +169,8 @@ impl RpcClient {
             && Instant::now() < at
         {
             let wait_ms = (at - Instant::now()).as_millis();
-            let reason = format!(
-                "backing off after {} failures, retry in {wait_ms} ms",
-                state.failures
-            );
+            let reason =
+                format!("backing off after {} failures, retry in {wait_ms} ms", state.failures);
             return Err(RpcError::Unreachable { peer, reason });
         }
         match self.open(peer).await {
@@ -193,10 +191,8 @@ impl RpcClient {
     /// Exponential backoff with ±25% jitter, so peers that lost each other do not all
     /// reconnect in lock step.
     fn backoff(&self, failures: u32) -> Duration {
-        let exp = self
-            .config
-            .backoff_min_ms
-            .saturating_mul(1 << failures.min(16).saturating_sub(1));
+        let exp =
+            self.config.backoff_min_ms.saturating_mul(1 << failures.min(16).saturating_sub(1));
         let base = exp.min(self.config.backoff_max_ms);
         let jitter = self.rng.lock().unwrap().next_u64() % (base / 2 + 1);
         Duration::from_millis(base - base / 4 + jitter)
@@ -207,16 +203,9 @@ impl RpcClient {
         let addr = addr.ok_or_else(|| format!("no address known for node {peer}"))?;
         let connect_timeout = Duration::from_millis(self.config.connect_timeout_ms);
         let setup = async {
-            let mut stream = self
-                .seam
-                .net
-                .connect(&addr)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut rng = self.seam.rng(&format!(
-                "handshake-{}",
-                self.rng.lock().unwrap().next_u64()
-            ));
+            let mut stream = self.seam.net.connect(&addr).await.map_err(|e| e.to_string())?;
+            let mut rng =
+                self.seam.rng(&format!("handshake-{}", self.rng.lock().unwrap().next_u64()));
             let noise = noise::initiate(&mut stream, &self.psk, &mut rng)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -240,22 +229,13 @@ impl RpcClient {
         let (out_tx, out_rx) = mpsc::channel(self.config.send_queue_len);
         let pending: Arc<Pending> = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
-        let hello = codec::encode(&Envelope::Hello {
-            protocol: PROTOCOL_VERSION,
-            from: self.self_id,
-        });
+        let hello =
+            codec::encode(&Envelope::Hello { protocol: PROTOCOL_VERSION, from: self.self_id });
         out_tx.try_send(hello).expect("fresh queue has room");
         let writer = tokio::spawn(write_loop(wr, noise.clone(), out_rx, alive.clone()));
         let reader = tokio::spawn(read_loop(rd, noise, pending.clone(), alive.clone(), peer));
         let tasks = vec![writer.abort_handle(), reader.abort_handle()];
-        Arc::new(Conn {
-            peer,
-            out: out_tx,
-            pending,
-            next_id: AtomicU64::new(1),
-            alive,
-            tasks,
-        })
+        Arc::new(Conn { peer, out: out_tx, pending, next_id: AtomicU64::new(1), alive, tasks })
     }
 }
 

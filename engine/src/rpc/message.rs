@@ -41,29 +41,17 @@ pub enum Request {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum TableRequest {
     /// Merge these entries into the local replica (the write path and read repair).
-    Update {
-        table: String,
-        entries: Vec<RawEntry>,
-    },
+    Update { table: String, entries: Vec<RawEntry> },
     /// The local replica's entry for `key`, if any.
     Read { table: String, key: Vec<u8> },
     /// For each listed partition, a hash of every entry the local replica holds in it —
     /// unless `root` (the caller's `root_digest` of the same partitions) matches ours, in
     /// which case the answer is just `InSync`: the common case costs one tiny round trip.
-    Digests {
-        table: String,
-        partitions: Vec<u8>,
-        root: Option<[u8; 32]>,
-    },
+    Digests { table: String, partitions: Vec<u8>, root: Option<[u8; 32]> },
     /// Every entry the local replica holds in `partition` (anti-entropy pull).
     PartitionEntries { table: String, partition: u8 },
     /// Up to `limit` entries with keys starting with `prefix`, after `after` (listing).
-    Range {
-        table: String,
-        prefix: Vec<u8>,
-        after: Vec<u8>,
-        limit: u32,
-    },
+    Range { table: String, prefix: Vec<u8>, after: Vec<u8>, limit: u32 },
 }
 
 impl TableRequest {
@@ -138,11 +126,7 @@ impl std::fmt::Display for RemoteError {
             RemoteError::UnknownTable { table } => write!(f, "unknown table {table}"),
             RemoteError::BadEntry { reason } => write!(f, "bad entry: {reason}"),
             RemoteError::Storage { reason } => write!(f, "storage error: {reason}"),
-            RemoteError::Quorum {
-                needed,
-                successes,
-                errors,
-            } => write!(
+            RemoteError::Quorum { needed, successes, errors } => write!(
                 f,
                 "quorum not reached: {successes} of {needed} needed ({})",
                 errors.join("; ")

@@ -82,10 +82,7 @@ impl std::fmt::Display for HandshakeError {
         match self {
             HandshakeError::Io(e) => write!(f, "i/o error during handshake: {e}"),
             HandshakeError::BadSecret => {
-                write!(
-                    f,
-                    "peer does not share our cluster secret (check rpc_secret)"
-                )
+                write!(f, "peer does not share our cluster secret (check rpc_secret)")
             }
             HandshakeError::ClosedByPeer => write!(
                 f,
@@ -100,9 +97,7 @@ fn builder<'a>(psk: &'a [u8; 32], rng: &mut NodeRng) -> snow::Builder<'a> {
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     let resolver = Box::new(SeededResolver { seed });
-    snow::Builder::with_resolver(params, resolver)
-        .psk(0, psk)
-        .expect("psk slot 0 exists in NNpsk0")
+    snow::Builder::with_resolver(params, resolver).psk(0, psk).expect("psk slot 0 exists in NNpsk0")
 }
 
 async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<()> {
@@ -134,23 +129,14 @@ pub async fn initiate<S: AsyncRead + AsyncWrite + Unpin>(
     psk: &[u8; 32],
     rng: &mut NodeRng,
 ) -> Result<StatelessTransportState, HandshakeError> {
-    let mut hs = builder(psk, rng)
-        .build_initiator()
-        .expect("valid initiator");
+    let mut hs = builder(psk, rng).build_initiator().expect("valid initiator");
     let mut buf = vec![0u8; NOISE_MESSAGE_MAX];
     let n = hs.write_message(&[], &mut buf).expect("first message fits");
-    write_frame(stream, &buf[..n])
-        .await
-        .map_err(HandshakeError::Io)?;
+    write_frame(stream, &buf[..n]).await.map_err(HandshakeError::Io)?;
     let mut frame = Vec::new();
-    read_frame(stream, &mut frame)
-        .await
-        .map_err(eof_is_closed)?;
-    hs.read_message(&frame, &mut buf)
-        .map_err(|_| HandshakeError::BadSecret)?;
-    Ok(hs
-        .into_stateless_transport_mode()
-        .expect("handshake finished"))
+    read_frame(stream, &mut frame).await.map_err(eof_is_closed)?;
+    hs.read_message(&frame, &mut buf).map_err(|_| HandshakeError::BadSecret)?;
+    Ok(hs.into_stateless_transport_mode().expect("handshake finished"))
 }
 
 /// Runs the responder side of the handshake.
@@ -159,25 +145,14 @@ pub async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
     psk: &[u8; 32],
     rng: &mut NodeRng,
 ) -> Result<StatelessTransportState, HandshakeError> {
-    let mut hs = builder(psk, rng)
-        .build_responder()
-        .expect("valid responder");
+    let mut hs = builder(psk, rng).build_responder().expect("valid responder");
     let mut buf = vec![0u8; NOISE_MESSAGE_MAX];
     let mut frame = Vec::new();
-    read_frame(stream, &mut frame)
-        .await
-        .map_err(eof_is_closed)?;
-    hs.read_message(&frame, &mut buf)
-        .map_err(|_| HandshakeError::BadSecret)?;
-    let n = hs
-        .write_message(&[], &mut buf)
-        .expect("second message fits");
-    write_frame(stream, &buf[..n])
-        .await
-        .map_err(HandshakeError::Io)?;
-    Ok(hs
-        .into_stateless_transport_mode()
-        .expect("handshake finished"))
+    read_frame(stream, &mut frame).await.map_err(eof_is_closed)?;
+    hs.read_message(&frame, &mut buf).map_err(|_| HandshakeError::BadSecret)?;
+    let n = hs.write_message(&[], &mut buf).expect("second message fits");
+    write_frame(stream, &buf[..n]).await.map_err(HandshakeError::Io)?;
+    Ok(hs.into_stateless_transport_mode().expect("handshake finished"))
 }
 
 /// The sending half of an encrypted stream.
@@ -188,10 +163,7 @@ pub struct Sealer {
 
 impl Sealer {
     pub fn new() -> Self {
-        Sealer {
-            nonce: 0,
-            buf: vec![0u8; NOISE_MESSAGE_MAX],
-        }
+        Sealer { nonce: 0, buf: vec![0u8; NOISE_MESSAGE_MAX] }
     }
 
     /// Encrypts and writes one application message.
@@ -201,10 +173,7 @@ impl Sealer {
         noise: &StatelessTransportState,
         message: &[u8],
     ) -> io::Result<()> {
-        assert!(
-            message.len() <= MESSAGE_MAX_BYTES,
-            "message over MESSAGE_MAX_BYTES"
-        );
+        assert!(message.len() <= MESSAGE_MAX_BYTES, "message over MESSAGE_MAX_BYTES");
         let mut plain = Vec::with_capacity(4 + message.len());
         plain.extend_from_slice(&(message.len() as u32).to_be_bytes());
         plain.extend_from_slice(message);
@@ -232,12 +201,7 @@ pub struct Opener {
 
 impl Opener {
     pub fn new() -> Self {
-        Opener {
-            nonce: 0,
-            plain: Vec::new(),
-            frame: Vec::new(),
-            buf: vec![0u8; NOISE_MESSAGE_MAX],
-        }
+        Opener { nonce: 0, plain: Vec::new(), frame: Vec::new(), buf: vec![0u8; NOISE_MESSAGE_MAX] }
     }
 
     /// Reads and decrypts the next application message.

@@ -72,11 +72,7 @@ async fn serve_connection(
         }
     });
     let mut opener = Opener::new();
-    let from = match opener
-        .recv(&mut rd, &noise)
-        .await
-        .map(|b| codec::decode("hello", &b))
-    {
+    let from = match opener.recv(&mut rd, &noise).await.map(|b| codec::decode("hello", &b)) {
         Ok(Ok(Envelope::Hello { protocol, from })) if protocol == PROTOCOL_VERSION => from,
         Ok(Ok(Envelope::Hello { protocol, from })) => {
             tracing::warn!(%from, protocol, ours = PROTOCOL_VERSION, "peer speaks another protocol");
@@ -96,18 +92,12 @@ async fn serve_connection(
             tracing::warn!(%from, "malformed rpc message; closing the connection");
             break;
         };
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closed");
+        let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
         let handler = handler.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
             let body = handler.handle(from, body).await;
-            let _ = tx
-                .send(codec::encode(&Envelope::Response { id, body }))
-                .await;
+            let _ = tx.send(codec::encode(&Envelope::Response { id, body })).await;
             drop(permit);
         });
     }
@@ -115,10 +105,7 @@ async fn serve_connection(
     // Let queued answers drain (the writer ends when every sender is gone), but a wedged
     // stream must not keep the task alive forever.
     let abort = writer.abort_handle();
-    if tokio::time::timeout(Duration::from_millis(DRAIN_TIMEOUT_MS), writer)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(Duration::from_millis(DRAIN_TIMEOUT_MS), writer).await.is_err() {
         abort.abort();
     }
 }

@@ -11,7 +11,11 @@ use crate::testkit::{Switchboard, seam};
 struct Echo;
 
 impl Handler for Echo {
-    fn handle(self: Arc<Self>, _from: NodeId, request: Request) -> BoxFuture<'static, Result<Response, RemoteError>> {
+    fn handle(
+        self: Arc<Self>,
+        _from: NodeId,
+        request: Request,
+    ) -> BoxFuture<'static, Result<Response, RemoteError>> {
         Box::pin(async move {
             match request {
                 Request::Ping => Ok(Response::Pong),
@@ -53,7 +57,8 @@ async fn concurrent_calls_share_one_connection_and_get_their_own_answers() {
         let rpc = rpc.clone();
         tokio::spawn(async move {
             let key = "k".repeat(i + 1);
-            let answer = rpc.call(NodeId(2), Request::Kv(KvRequest::Get { key: key.clone() })).await;
+            let answer =
+                rpc.call(NodeId(2), Request::Kv(KvRequest::Get { key: key.clone() })).await;
             (key, answer)
         })
     });
@@ -70,7 +75,9 @@ async fn a_wrong_secret_is_refused_with_a_message_naming_the_secret() {
     server(&board, "right").await;
     let rpc = client(&board, "wrong");
     match rpc.call(NodeId(2), Request::Ping).await {
-        Err(RpcError::Unreachable { reason, .. }) => assert!(reason.contains("rpc_secret"), "{reason}"),
+        Err(RpcError::Unreachable { reason, .. }) => {
+            assert!(reason.contains("rpc_secret"), "{reason}")
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
@@ -96,7 +103,9 @@ async fn an_unreachable_peer_is_retried_only_after_a_backoff() {
     board.set_down("srv", false);
     // Within the backoff window the call fails fast without trying.
     match rpc.call(NodeId(2), Request::Ping).await {
-        Err(RpcError::Unreachable { reason, .. }) => assert!(reason.contains("backing off"), "{reason}"),
+        Err(RpcError::Unreachable { reason, .. }) => {
+            assert!(reason.contains("backing off"), "{reason}")
+        }
         other => panic!("expected backoff, got {other:?}"),
     }
     tokio::time::sleep(Duration::from_millis(RpcConfig::default().backoff_max_ms)).await;

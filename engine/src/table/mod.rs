@@ -9,3 +9,6 @@ pub use replicated::{ConsistencyMode, QuorumError, Quorums, Replicated};
 pub use schema::{TableSchema, entry_key};
 pub use store::{LocalTable, Store, StoreError};
 pub use sync::{SyncReport, SyncWorker};
+
+#[cfg(test)]
+mod tests;

@@ -51,14 +51,8 @@ impl Quorums {
     pub fn for_mode(mode: ConsistencyMode, replication_factor: usize) -> Self {
         let majority = replication_factor / 2 + 1;
         match mode {
-            ConsistencyMode::Consistent => Quorums {
-                read: majority,
-                write: majority,
-            },
-            ConsistencyMode::Degraded => Quorums {
-                read: 1,
-                write: majority,
-            },
+            ConsistencyMode::Consistent => Quorums { read: majority, write: majority },
+            ConsistencyMode::Degraded => Quorums { read: 1, write: majority },
             ConsistencyMode::Dangerous => Quorums { read: 1, write: 1 },
         }
     }
@@ -102,13 +96,7 @@ impl<S: TableSchema> Replicated<S> {
         layout: Arc<RwLock<ClusterLayout>>,
         quorums: Quorums,
     ) -> Self {
-        Replicated {
-            local,
-            self_id,
-            rpc,
-            layout,
-            quorums,
-        }
+        Replicated { local, self_id, rpc, layout, quorums }
     }
 
     fn replicas(&self, key: &[u8]) -> Vec<NodeId> {
@@ -126,10 +114,7 @@ impl<S: TableSchema> Replicated<S> {
         }
         let (rpc, tx) = (self.rpc.clone(), tx.clone());
         tokio::spawn(async move {
-            let answer = rpc
-                .call(node, Request::Table(request))
-                .await
-                .map_err(|e| e.to_string());
+            let answer = rpc.call(node, Request::Table(request)).await.map_err(|e| e.to_string());
             let _ = tx.send((node, answer)).await;
         });
     }
@@ -177,11 +162,7 @@ impl<S: TableSchema> Replicated<S> {
             }
         }
         if successes < quorum {
-            return Err(QuorumError {
-                quorum,
-                successes,
-                errors,
-            });
+            return Err(QuorumError { quorum, successes, errors });
         }
         Ok(())
     }
@@ -190,10 +171,7 @@ impl<S: TableSchema> Replicated<S> {
     pub async fn insert(&self, key: Vec<u8>, entry: &S::Entry) -> Result<(), QuorumError> {
         let replicas = self.replicas(&key);
         let entries = vec![(key, encode_entry(entry))];
-        let request = TableRequest::Update {
-            table: S::NAME.into(),
-            entries,
-        };
+        let request = TableRequest::Update { table: S::NAME.into(), entries };
         let mut answers = self.fan_out(&replicas, request);
         let quorum = self.quorums.write.min(replicas.len());
         let (mut successes, mut errors) = (0, Vec::new());
@@ -207,46 +185,31 @@ impl<S: TableSchema> Replicated<S> {
                 return Ok(());
             }
         }
-        Err(QuorumError {
-            quorum,
-            successes,
-            errors,
-        })
+        Err(QuorumError { quorum, successes, errors })
     }
 
     /// Reads `key` from a read quorum, merging their answers and repairing stale replicas.
     pub async fn get(&self, key: &[u8]) -> Result<Option<S::Entry>, QuorumError> {
         let replicas = self.replicas(key);
-        let request = TableRequest::Read {
-            table: S::NAME.into(),
-            key: key.to_vec(),
-        };
+        let request = TableRequest::Read { table: S::NAME.into(), key: key.to_vec() };
         let mut seen: Vec<(NodeId, Option<S::Entry>)> = Vec::new();
         self.gather_reads(&replicas, request, |node, response| match response {
             Response::Entry(bytes) => {
-                let entry = bytes
-                    .map(|b| decode_entry(&b))
-                    .transpose()
-                    .map_err(|e| e.to_string())?;
+                let entry =
+                    bytes.map(|b| decode_entry(&b)).transpose().map_err(|e| e.to_string())?;
                 seen.push((node, entry));
                 Ok(())
             }
             other => Err(format!("unexpected answer {other:?}")),
         })
         .await?;
-        let merged = seen
-            .iter()
-            .filter_map(|(_, e)| e.clone())
-            .reduce(|mut a, b| {
-                a.merge(&b);
-                a
-            });
+        let merged = seen.iter().filter_map(|(_, e)| e.clone()).reduce(|mut a, b| {
+            a.merge(&b);
+            a
+        });
         if let Some(merged) = &merged {
-            let stale: Vec<NodeId> = seen
-                .iter()
-                .filter(|(_, e)| e.as_ref() != Some(merged))
-                .map(|(n, _)| *n)
-                .collect();
+            let stale: Vec<NodeId> =
+                seen.iter().filter(|(_, e)| e.as_ref() != Some(merged)).map(|(n, _)| *n).collect();
             self.repair(key, merged, &stale);
         }
         Ok(merged)
@@ -287,10 +250,7 @@ impl<S: TableSchema> Replicated<S> {
             // Decode the whole page before merging any of it: a bad page counts as a failure.
             let mut page = Vec::with_capacity(raw.len());
             for (key, bytes) in raw {
-                page.push((
-                    key,
-                    decode_entry::<S::Entry>(&bytes).map_err(|e| e.to_string())?,
-                ));
+                page.push((key, decode_entry::<S::Entry>(&bytes).map_err(|e| e.to_string())?));
             }
             if page.len() >= limit
                 && let Some((last, _)) = page.last()
@@ -299,10 +259,7 @@ impl<S: TableSchema> Replicated<S> {
                 cutoff = Some(last.clone());
             }
             for (key, entry) in page {
-                merged
-                    .entry(key)
-                    .and_modify(|m| m.merge(&entry))
-                    .or_insert(entry);
+                merged.entry(key).and_modify(|m| m.merge(&entry)).or_insert(entry);
             }
             Ok(())
         })
@@ -322,10 +279,7 @@ impl<S: TableSchema> Replicated<S> {
             return;
         }
         let entries = vec![(key.to_vec(), encode_entry(merged))];
-        let request = TableRequest::Update {
-            table: S::NAME.into(),
-            entries,
-        };
+        let request = TableRequest::Update { table: S::NAME.into(), entries };
         // Answers are not awaited: repair is best effort, anti-entropy is the backstop.
         drop(self.fan_out(stale, request));
     }
@@ -337,26 +291,21 @@ pub fn serve_local(table: &dyn LocalTable, request: &TableRequest) -> Result<Res
     let result = match request {
         TableRequest::Update { entries, .. } => table.merge_raw(entries).map(|()| Response::Done),
         TableRequest::Read { key, .. } => table.get_raw(key).map(Response::Entry),
-        TableRequest::Digests {
-            partitions, root, ..
-        } => table.partition_digests(partitions).map(|digests| {
-            if *root == Some(crate::rpc::message::root_digest(&digests)) {
-                Response::InSync
-            } else {
-                Response::Digests(digests)
-            }
-        }),
+        TableRequest::Digests { partitions, root, .. } => {
+            table.partition_digests(partitions).map(|digests| {
+                if *root == Some(crate::rpc::message::root_digest(&digests)) {
+                    Response::InSync
+                } else {
+                    Response::Digests(digests)
+                }
+            })
+        }
         TableRequest::PartitionEntries { partition, .. } => {
             table.partition_entries(*partition).map(Response::Entries)
         }
-        TableRequest::Range {
-            prefix,
-            after,
-            limit,
-            ..
-        } => table
-            .range(prefix, after, *limit as usize)
-            .map(Response::Entries),
+        TableRequest::Range { prefix, after, limit, .. } => {
+            table.range(prefix, after, *limit as usize).map(Response::Entries)
+        }
     };
     result.map_err(|e| e.to_string())
 }

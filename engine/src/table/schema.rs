@@ -45,13 +45,7 @@ pub fn encode_entry<E: Serialize>(entry: &E) -> Vec<u8> {
 pub fn decode_entry<E: DeserializeOwned>(bytes: &[u8]) -> Result<E, DecodeError> {
     match bytes.split_first() {
         Some((&ENTRY_FORMAT_V1, rest)) => codec::decode("table entry", rest),
-        Some((v, _)) => Err(DecodeError {
-            what: "table entry",
-            reason: format!("format {v}"),
-        }),
-        None => Err(DecodeError {
-            what: "table entry",
-            reason: "empty".into(),
-        }),
+        Some((v, _)) => Err(DecodeError { what: "table entry", reason: format!("format {v}") }),
+        None => Err(DecodeError { what: "table entry", reason: "empty".into() }),
     }
 }

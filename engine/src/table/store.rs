@@ -71,24 +71,16 @@ pub struct Store<S: TableSchema> {
 }
 
 fn storage<E: std::fmt::Display>(table: &'static str) -> impl Fn(E) -> StoreError {
-    move |e| StoreError::Storage {
-        table,
-        reason: e.to_string(),
-    }
+    move |e| StoreError::Storage { table, reason: e.to_string() }
 }
 
 impl<S: TableSchema> Store<S> {
     pub fn open(db: Arc<Database>) -> Result<Self, StoreError> {
         // Create the table up front so that readers never meet a missing table.
         let txn = db.begin_write().map_err(storage(S::NAME))?;
-        txn.open_table(Self::definition())
-            .map_err(storage(S::NAME))?;
+        txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
         txn.commit().map_err(storage(S::NAME))?;
-        Ok(Store {
-            db,
-            digests: Mutex::default(),
-            _schema: PhantomData,
-        })
+        Ok(Store { db, digests: Mutex::default(), _schema: PhantomData })
     }
 
     fn definition() -> TableDefinition<'static, &'static [u8], &'static [u8]> {
@@ -108,10 +100,8 @@ impl<S: TableSchema> Store<S> {
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<S::Entry, StoreError> {
-        decode_entry(bytes).map_err(|e| StoreError::BadEntry {
-            table: S::NAME,
-            reason: e.to_string(),
-        })
+        decode_entry(bytes)
+            .map_err(|e| StoreError::BadEntry { table: S::NAME, reason: e.to_string() })
     }
 
     fn partition_range(partition: u8) -> (Vec<u8>, Option<Vec<u8>>) {
@@ -126,9 +116,7 @@ impl<S: TableSchema> Store<S> {
         mut f: impl FnMut(&[u8], &[u8]),
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_read().map_err(storage(S::NAME))?;
-        let table = txn
-            .open_table(Self::definition())
-            .map_err(storage(S::NAME))?;
+        let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
         let (start, end) = Self::partition_range(partition);
         let range = match &end {
             Some(end) => table.range::<&[u8]>(start.as_slice()..end.as_slice()),
@@ -152,9 +140,7 @@ impl<S: TableSchema> LocalTable for Store<S> {
         let txn = self.db.begin_write().map_err(storage(S::NAME))?;
         let mut changed = false;
         {
-            let mut table = txn
-                .open_table(Self::definition())
-                .map_err(storage(S::NAME))?;
+            let mut table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
             for (key, bytes) in entries {
                 let incoming = self.decode(bytes)?;
                 let old = table.get(key.as_slice()).map_err(storage(S::NAME))?;
@@ -170,9 +156,7 @@ impl<S: TableSchema> LocalTable for Store<S> {
                 let merged = encode_entry(&merged);
                 let same = old.as_deref() == Some(merged.as_slice());
                 if !same {
-                    table
-                        .insert(key.as_slice(), merged.as_slice())
-                        .map_err(storage(S::NAME))?;
+                    table.insert(key.as_slice(), merged.as_slice()).map_err(storage(S::NAME))?;
                     changed = true;
                 }
             }
@@ -196,9 +180,7 @@ impl<S: TableSchema> LocalTable for Store<S> {
 
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(storage(S::NAME))?;
-        let table = txn
-            .open_table(Self::definition())
-            .map_err(storage(S::NAME))?;
+        let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
         let value = table.get(key).map_err(storage(S::NAME))?;
         Ok(value.map(|v| v.value().to_vec()))
     }
@@ -239,9 +221,7 @@ impl<S: TableSchema> LocalTable for Store<S> {
         limit: usize,
     ) -> Result<Vec<RawEntry>, StoreError> {
         let txn = self.db.begin_read().map_err(storage(S::NAME))?;
-        let table = txn
-            .open_table(Self::definition())
-            .map_err(storage(S::NAME))?;
+        let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
         let start = if after > prefix { after } else { prefix };
         let iter = table.range::<&[u8]>(start..).map_err(storage(S::NAME))?;
         let mut out = Vec::new();

@@ -93,10 +93,7 @@ impl SyncWorker {
                 continue;
             }
             differing += 1;
-            let pull = TableRequest::PartitionEntries {
-                table: name.clone(),
-                partition,
-            };
+            let pull = TableRequest::PartitionEntries { table: name.clone(), partition };
             match self.rpc.call(peer, Request::Table(pull)).await {
                 Ok(Response::Entries(entries)) => {
                     table.merge_raw(&entries).map_err(|e| e.to_string())?
@@ -104,21 +101,12 @@ impl SyncWorker {
                 Ok(other) => return Err(format!("unexpected answer {other:?}")),
                 Err(e) => return Err(e.to_string()),
             }
-            let local = TableRequest::PartitionEntries {
-                table: name.clone(),
-                partition,
-            };
+            let local = TableRequest::PartitionEntries { table: name.clone(), partition };
             let Response::Entries(entries) = serve_local(table, &local)? else {
                 unreachable!("PartitionEntries answers Entries");
             };
-            let push = TableRequest::Update {
-                table: name.clone(),
-                entries,
-            };
-            self.rpc
-                .call(peer, Request::Table(push))
-                .await
-                .map_err(|e| e.to_string())?;
+            let push = TableRequest::Update { table: name.clone(), entries };
+            self.rpc.call(peer, Request::Table(push)).await.map_err(|e| e.to_string())?;
         }
         Ok(differing)
     }

@@ -34,10 +34,7 @@ impl FsDisk {
     /// A disk rooted at `root`. Nothing is touched until the first write; the root is
     /// created (durably) then.
     pub fn new(root: impl Into<PathBuf>) -> FsDisk {
-        FsDisk {
-            root: root.into(),
-            tmp_seq: AtomicU64::new(0),
-        }
+        FsDisk { root: root.into(), tmp_seq: AtomicU64::new(0) }
     }
 
     pub fn root(&self) -> &Path {
@@ -49,9 +46,7 @@ impl FsDisk {
         let bad = path.is_empty()
             || path.starts_with('/')
             || path.contains('\\')
-            || path
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == "..");
+            || path.split('/').any(|c| c.is_empty() || c == "." || c == "..");
         if bad {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -171,12 +166,8 @@ impl Disk for FsDisk {
     fn open_backend(&self, path: &str) -> io::Result<DynBackend> {
         let full = self.resolve(path)?;
         ensure_dir(parent(&full))?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&full)?;
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&full)?;
         // If the file was just created, its name must be durable before redb trusts it.
         sync_dir(parent(&full))?;
         let backend = FileBackend::new(file).map_err(io::Error::other)?;

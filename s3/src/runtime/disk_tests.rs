@@ -48,8 +48,7 @@ fn list_is_sorted_and_hides_temporaries() {
     let tmp = TempDir::new();
     let disk = FsDisk::new(&tmp.0);
     for name in ["c", "a", "b"] {
-        disk.write_durable(&format!("dir/{name}"), name.as_bytes())
-            .unwrap();
+        disk.write_durable(&format!("dir/{name}"), name.as_bytes()).unwrap();
     }
     // A leftover of a write interrupted by a crash.
     std::fs::write(tmp.0.join("dir/d.hangar-tmp-1-0"), b"partial").unwrap();
@@ -107,12 +106,7 @@ fn redb_database_keeps_its_data_across_reopen() {
     assert_eq!(disk.list("meta").unwrap(), ["test.redb"]);
     let db = open_database(&disk, "meta/test.redb").unwrap();
     let tx = db.begin_read().unwrap();
-    let value = tx
-        .open_table(TABLE)
-        .unwrap()
-        .get("answer")
-        .unwrap()
-        .map(|v| v.value());
+    let value = tx.open_table(TABLE).unwrap().get("answer").unwrap().map(|v| v.value());
     assert_eq!(value, Some(42));
 }
 

@@ -28,10 +28,7 @@ impl Clock for OsClock {
     fn now_ms(&self) -> u64 {
         // A clock set before 1970 is an operator problem we cannot fix; reporting the epoch
         // keeps timestamps monotone-ish instead of panicking a serving node.
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
 }
 

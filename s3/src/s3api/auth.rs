@@ -76,22 +76,15 @@ pub fn authenticate(req: &RequestView<'_>, cfg: &AuthConfig<'_>) -> Result<Authe
     if req.query.iter().any(|(k, _)| k == "X-Amz-Algorithm") {
         return authenticate_presigned(req, cfg);
     }
-    Err(S3Error::AccessDenied {
-        reason: "Anonymous access is not allowed",
-    })
+    Err(S3Error::AccessDenied { reason: "Anonymous access is not allowed" })
 }
 
 fn malformed_header(reason: &str) -> S3Error {
-    S3Error::AuthorizationHeaderMalformed {
-        reason: reason.to_string(),
-        expected_region: None,
-    }
+    S3Error::AuthorizationHeaderMalformed { reason: reason.to_string(), expected_region: None }
 }
 
 fn malformed_query(reason: &str) -> S3Error {
-    S3Error::AuthorizationQueryParametersError {
-        reason: reason.to_string(),
-    }
+    S3Error::AuthorizationQueryParametersError { reason: reason.to_string() }
 }
 
 /// `AKID/20130524/us-east-1/s3/aws4_request`, split and checked against our region.
@@ -107,11 +100,7 @@ fn parse_credential<'a>(
     region: &str,
 ) -> Result<Credential<'a>, S3Error> {
     let malformed = |reason: &str| {
-        if presigned {
-            malformed_query(reason)
-        } else {
-            malformed_header(reason)
-        }
+        if presigned { malformed_query(reason) } else { malformed_header(reason) }
     };
     let parts: Vec<&str> = value.split('/').collect();
     let [access_key, date, cred_region, service, terminator] = parts[..] else {
@@ -123,35 +112,22 @@ fn parse_credential<'a>(
     if cred_region != region {
         let reason = format!("the region '{cred_region}' is wrong; expecting '{region}'");
         return Err(if presigned {
-            malformed_query(&format!(
-                "Error parsing the X-Amz-Credential parameter; {reason}"
-            ))
+            malformed_query(&format!("Error parsing the X-Amz-Credential parameter; {reason}"))
         } else {
-            S3Error::AuthorizationHeaderMalformed {
-                reason,
-                expected_region: Some(region.into()),
-            }
+            S3Error::AuthorizationHeaderMalformed { reason, expected_region: Some(region.into()) }
         });
     }
     if service != sigv4::SERVICE || terminator != sigv4::TERMINATOR {
-        return Err(malformed(
-            "the credential scope must name service 's3' and 'aws4_request'",
-        ));
+        return Err(malformed("the credential scope must name service 's3' and 'aws4_request'"));
     }
-    Ok(Credential {
-        access_key,
-        date,
-        region: cred_region,
-    })
+    Ok(Credential { access_key, date, region: cred_region })
 }
 
 fn secret_for<'a>(cfg: &'a AuthConfig<'_>, access_key: &str) -> Result<&'a str, S3Error> {
     cfg.keys
         .get(access_key)
         .map(String::as_str)
-        .ok_or_else(|| S3Error::InvalidAccessKeyId {
-            access_key: access_key.to_string(),
-        })
+        .ok_or_else(|| S3Error::InvalidAccessKeyId { access_key: access_key.to_string() })
 }
 
 /// The fields of `Credential=…, SignedHeaders=…, Signature=…`.
@@ -163,17 +139,13 @@ fn parse_header_fields(rest: &str) -> Result<(&str, &str, &str), S3Error> {
             Some(("SignedHeaders", v)) => signed = Some(v),
             Some(("Signature", v)) => signature = Some(v),
             _ => {
-                return Err(malformed_header(
-                    "unexpected field in the Authorization header",
-                ));
+                return Err(malformed_header("unexpected field in the Authorization header"));
             }
         }
     }
     match (credential, signed, signature) {
         (Some(c), Some(h), Some(s)) => Ok((c, h, s)),
-        _ => Err(malformed_header(
-            "Credential, SignedHeaders and Signature are all required",
-        )),
+        _ => Err(malformed_header("Credential, SignedHeaders and Signature are all required")),
     }
 }
 
@@ -192,9 +164,7 @@ fn authenticate_header(
         reason: "AWS authentication requires a valid x-amz-date header",
     })?;
     if !amz_date.starts_with(cred.date) || cred.date.len() != 8 {
-        return Err(malformed_header(
-            "the credential date does not match x-amz-date",
-        ));
+        return Err(malformed_header("the credential date does not match x-amz-date"));
     }
     if request_ms.abs_diff(cfg.now_ms) > CLOCK_SKEW_MS_MAX {
         return Err(S3Error::RequestTimeTooSkewed);
@@ -214,10 +184,7 @@ fn authenticate_header(
         payload_hash: claimed,
     };
     check_signature(&input, &cred, secret, amz_date, signature)?;
-    Ok(Authenticated {
-        access_key: cred.access_key.to_string(),
-        payload,
-    })
+    Ok(Authenticated { access_key: cred.access_key.to_string(), payload })
 }
 
 fn authenticate_presigned(
@@ -225,47 +192,30 @@ fn authenticate_presigned(
     cfg: &AuthConfig<'_>,
 ) -> Result<Authenticated, S3Error> {
     let param = |name: &str| -> Result<&str, S3Error> {
-        req.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .ok_or_else(|| {
-                malformed_query(&format!(
-                    "Query-string authentication requires the {name} parameter"
-                ))
-            })
+        req.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).ok_or_else(|| {
+            malformed_query(&format!("Query-string authentication requires the {name} parameter"))
+        })
     };
     if param("X-Amz-Algorithm")? != ALGORITHM {
-        return Err(malformed_query(
-            "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"",
-        ));
+        return Err(malformed_query("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\""));
     }
-    let (credential, amz_date, expires) = (
-        param("X-Amz-Credential")?,
-        param("X-Amz-Date")?,
-        param("X-Amz-Expires")?,
-    );
+    let (credential, amz_date, expires) =
+        (param("X-Amz-Credential")?, param("X-Amz-Date")?, param("X-Amz-Expires")?);
     let (signed_headers, signature) = (param("X-Amz-SignedHeaders")?, param("X-Amz-Signature")?);
     let cred = parse_credential(credential, true, cfg.region)?;
     let secret = secret_for(cfg, cred.access_key)?;
     let request_ms = parse_amz_date(amz_date)
         .ok_or_else(|| malformed_query("X-Amz-Date must be in the ISO8601 Long Format"))?;
     if !amz_date.starts_with(cred.date) || cred.date.len() != 8 {
-        return Err(malformed_query(
-            "the credential date does not match X-Amz-Date",
-        ));
+        return Err(malformed_query("the credential date does not match X-Amz-Date"));
     }
     check_presigned_window(request_ms, expires, cfg.now_ms)?;
     // A presigned URL signs no body unless the client also sent the hash header.
     let claimed = header_str(req.headers, "x-amz-content-sha256").unwrap_or(UNSIGNED_PAYLOAD);
     let payload = parse_payload_hash(claimed)?;
     let signed = parse_signed_headers(signed_headers, req.headers, malformed_query)?;
-    let query: Vec<(String, String)> = req
-        .query
-        .iter()
-        .filter(|(k, _)| k != "X-Amz-Signature")
-        .cloned()
-        .collect();
+    let query: Vec<(String, String)> =
+        req.query.iter().filter(|(k, _)| k != "X-Amz-Signature").cloned().collect();
     let input = CanonicalInput {
         method: req.method,
         raw_path: req.raw_path,
@@ -275,10 +225,7 @@ fn authenticate_presigned(
         payload_hash: claimed,
     };
     check_signature(&input, &cred, secret, amz_date, signature)?;
-    Ok(Authenticated {
-        access_key: cred.access_key.to_string(),
-        payload,
-    })
+    Ok(Authenticated { access_key: cred.access_key.to_string(), payload })
 }
 
 /// A presigned URL is valid from its X-Amz-Date (less the allowed skew) for X-Amz-Expires
@@ -290,14 +237,10 @@ fn check_presigned_window(request_ms: u64, expires: &str, now_ms: u64) -> Result
         .filter(|s| (1..=PRESIGNED_EXPIRES_SECS_MAX).contains(s))
         .ok_or_else(|| malformed_query("X-Amz-Expires must be between 1 and 604800 seconds"))?;
     if now_ms > request_ms + expires_secs * 1000 {
-        return Err(S3Error::AccessDenied {
-            reason: "Request has expired",
-        });
+        return Err(S3Error::AccessDenied { reason: "Request has expired" });
     }
     if request_ms > now_ms + CLOCK_SKEW_MS_MAX {
-        return Err(S3Error::AccessDenied {
-            reason: "Request is not valid yet",
-        });
+        return Err(S3Error::AccessDenied { reason: "Request is not valid yet" });
     }
     Ok(())
 }
@@ -330,14 +273,10 @@ fn parse_payload_hash(claimed: &str) -> Result<PayloadHash, S3Error> {
     }
     if claimed.starts_with("STREAMING-") {
         // aws-chunked uploads sign each chunk; not supported until the streaming body path.
-        return Err(S3Error::NotImplemented {
-            operation: format!("Payload {claimed}"),
-        });
+        return Err(S3Error::NotImplemented { operation: format!("Payload {claimed}") });
     }
     let mut hash = [0u8; 32];
-    let lower = claimed
-        .bytes()
-        .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    let lower = claimed.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
     match hex::decode_to_slice(claimed, &mut hash) {
         Ok(()) if lower => Ok(PayloadHash::Sha256(hash)),
         _ => Err(S3Error::InvalidArgument {
@@ -354,13 +293,8 @@ fn parse_signed_headers(
     malformed: fn(&str) -> S3Error,
 ) -> Result<Vec<String>, S3Error> {
     let signed: Vec<String> = list.split(';').map(str::to_string).collect();
-    if signed
-        .iter()
-        .any(|h| h.is_empty() || h.bytes().any(|c| c.is_ascii_uppercase()))
-    {
-        return Err(malformed(
-            "SignedHeaders must be lower-case names separated by ';'",
-        ));
+    if signed.iter().any(|h| h.is_empty() || h.bytes().any(|c| c.is_ascii_uppercase())) {
+        return Err(malformed("SignedHeaders must be lower-case names separated by ';'"));
     }
     if !signed.iter().any(|h| h == "host") {
         return Err(malformed("the host header must be signed"));

@@ -27,28 +27,18 @@ impl TestRequest {
     fn new(method: &'static str, path: &'static str) -> TestRequest {
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_static("127.0.0.1:9000"));
-        TestRequest {
-            method,
-            path,
-            query: Vec::new(),
-            headers,
-        }
+        TestRequest { method, path, query: Vec::new(), headers }
     }
 
     fn header(mut self, name: &'static str, value: &str) -> TestRequest {
         let name = HeaderName::from_static(name);
-        self.headers
-            .insert(name, HeaderValue::from_str(value).unwrap());
+        self.headers.insert(name, HeaderValue::from_str(value).unwrap());
         self
     }
 
     fn check(&self, now_ms: u64) -> Result<Authenticated, S3Error> {
         let keys = keys();
-        let cfg = AuthConfig {
-            region: REGION,
-            keys: &keys,
-            now_ms,
-        };
+        let cfg = AuthConfig { region: REGION, keys: &keys, now_ms };
         let view = RequestView {
             method: self.method,
             raw_path: self.path,
@@ -75,10 +65,7 @@ impl TestRequest {
     /// Signs with the Authorization header, as an SDK does.
     fn sign_header(self, region: &str, secret: &str) -> TestRequest {
         let req = self.header("x-amz-date", AMZ_DATE);
-        let payload = req.headers["x-amz-content-sha256"]
-            .to_str()
-            .unwrap()
-            .to_string();
+        let payload = req.headers["x-amz-content-sha256"].to_str().unwrap().to_string();
         let mut signed: Vec<String> = req.headers.keys().map(|k| k.to_string()).collect();
         signed.sort();
         let sig = req.signature(&signed, &payload, region, secret);
@@ -114,59 +101,36 @@ fn get_signed() -> TestRequest {
 
 #[test]
 fn header_signature_is_accepted_and_payload_hash_parsed() {
-    let auth = get_signed()
-        .sign_header(REGION, SECRET)
-        .check(NOW_MS)
-        .unwrap();
+    let auth = get_signed().sign_header(REGION, SECRET).check(NOW_MS).unwrap();
     assert_eq!(auth.access_key, AKID);
     assert!(auth.payload.verify(b"").is_ok());
-    assert_eq!(
-        auth.payload.verify(b"x"),
-        Err(S3Error::ContentSha256Mismatch)
-    );
+    assert_eq!(auth.payload.verify(b"x"), Err(S3Error::ContentSha256Mismatch));
 }
 
 #[test]
 fn wrong_secret_is_signature_mismatch() {
-    let err = get_signed()
-        .sign_header(REGION, "other")
-        .check(NOW_MS)
-        .unwrap_err();
+    let err = get_signed().sign_header(REGION, "other").check(NOW_MS).unwrap_err();
     assert_eq!(err, S3Error::SignatureDoesNotMatch);
 }
 
 #[test]
 fn tampered_header_after_signing_is_refused() {
-    let req = get_signed()
-        .header("range", "bytes=0-1")
-        .sign_header(REGION, SECRET);
-    let err = req
-        .header("range", "bytes=0-100")
-        .check(NOW_MS)
-        .unwrap_err();
+    let req = get_signed().header("range", "bytes=0-1").sign_header(REGION, SECRET);
+    let err = req.header("range", "bytes=0-100").check(NOW_MS).unwrap_err();
     assert_eq!(err, S3Error::SignatureDoesNotMatch);
 }
 
 #[test]
 fn unsigned_amz_header_is_refused() {
-    let req = get_signed()
-        .sign_header(REGION, SECRET)
-        .header("x-amz-meta-evil", "1");
+    let req = get_signed().sign_header(REGION, SECRET).header("x-amz-meta-evil", "1");
     let err = req.check(NOW_MS).unwrap_err();
     assert_eq!(err.code(), "AccessDenied");
 }
 
 #[test]
 fn wrong_region_names_the_expected_one() {
-    let err = get_signed()
-        .sign_header("us-west-2", SECRET)
-        .check(NOW_MS)
-        .unwrap_err();
-    let S3Error::AuthorizationHeaderMalformed {
-        expected_region,
-        reason,
-    } = err
-    else {
+    let err = get_signed().sign_header("us-west-2", SECRET).check(NOW_MS).unwrap_err();
+    let S3Error::AuthorizationHeaderMalformed { expected_region, reason } = err else {
         panic!("unexpected {err:?}");
     };
     assert_eq!(expected_region.as_deref(), Some(REGION));
@@ -178,24 +142,10 @@ fn unknown_key_and_anonymous_are_refused() {
     let req = get_signed().sign_header(REGION, SECRET);
     let mut keys_other = BTreeMap::new();
     keys_other.insert("OTHER".to_string(), SECRET.to_string());
-    let cfg = AuthConfig {
-        region: REGION,
-        keys: &keys_other,
-        now_ms: NOW_MS,
-    };
-    let view = RequestView {
-        method: "GET",
-        raw_path: req.path,
-        query: &[],
-        headers: &req.headers,
-    };
+    let cfg = AuthConfig { region: REGION, keys: &keys_other, now_ms: NOW_MS };
+    let view = RequestView { method: "GET", raw_path: req.path, query: &[], headers: &req.headers };
     let err = authenticate(&view, &cfg).unwrap_err();
-    assert_eq!(
-        err,
-        S3Error::InvalidAccessKeyId {
-            access_key: AKID.to_string()
-        }
-    );
+    assert_eq!(err, S3Error::InvalidAccessKeyId { access_key: AKID.to_string() });
     let anon = TestRequest::new("GET", "/bk/k").check(NOW_MS).unwrap_err();
     assert_eq!(anon.code(), "AccessDenied");
 }
@@ -204,14 +154,8 @@ fn unknown_key_and_anonymous_are_refused() {
 fn skewed_clock_is_refused_both_ways() {
     let req = get_signed().sign_header(REGION, SECRET);
     assert!(req.check(NOW_MS + CLOCK_SKEW_MS_MAX).is_ok());
-    assert_eq!(
-        req.check(NOW_MS + CLOCK_SKEW_MS_MAX + 1),
-        Err(S3Error::RequestTimeTooSkewed)
-    );
-    assert_eq!(
-        req.check(NOW_MS - CLOCK_SKEW_MS_MAX - 1),
-        Err(S3Error::RequestTimeTooSkewed)
-    );
+    assert_eq!(req.check(NOW_MS + CLOCK_SKEW_MS_MAX + 1), Err(S3Error::RequestTimeTooSkewed));
+    assert_eq!(req.check(NOW_MS - CLOCK_SKEW_MS_MAX - 1), Err(S3Error::RequestTimeTooSkewed));
 }
 
 #[test]
@@ -228,48 +172,29 @@ fn presigned_url_works_until_it_expires() {
     let auth = req.check(NOW_MS + 60_000).unwrap();
     assert_eq!(auth.payload, PayloadHash::Unsigned);
     let expired = req.check(NOW_MS + 60_001).unwrap_err();
-    assert_eq!(
-        expired,
-        S3Error::AccessDenied {
-            reason: "Request has expired"
-        }
-    );
+    assert_eq!(expired, S3Error::AccessDenied { reason: "Request has expired" });
 }
 
 #[test]
 fn presigned_url_with_changed_path_or_expiry_is_refused() {
     let mut req = TestRequest::new("GET", "/bk/k").presign(60);
     req.path = "/bk/other";
-    assert_eq!(
-        req.check(NOW_MS).unwrap_err(),
-        S3Error::SignatureDoesNotMatch
-    );
+    assert_eq!(req.check(NOW_MS).unwrap_err(), S3Error::SignatureDoesNotMatch);
     let mut req = TestRequest::new("GET", "/bk/k").presign(60);
     req.query[3].1 = "3600".to_string();
-    assert_eq!(
-        req.check(NOW_MS).unwrap_err(),
-        S3Error::SignatureDoesNotMatch
-    );
+    assert_eq!(req.check(NOW_MS).unwrap_err(), S3Error::SignatureDoesNotMatch);
 }
 
 #[test]
 fn presigned_url_expiry_must_be_in_range() {
     let req = TestRequest::new("GET", "/bk/k").presign(PRESIGNED_EXPIRES_SECS_MAX + 1);
-    assert_eq!(
-        req.check(NOW_MS).unwrap_err().code(),
-        "AuthorizationQueryParametersError"
-    );
+    assert_eq!(req.check(NOW_MS).unwrap_err().code(), "AuthorizationQueryParametersError");
 }
 
 #[test]
 fn presigned_url_from_the_future_is_refused() {
     let req = TestRequest::new("GET", "/bk/k").presign(60);
     let early = req.check(NOW_MS - CLOCK_SKEW_MS_MAX - 1).unwrap_err();
-    assert_eq!(
-        early,
-        S3Error::AccessDenied {
-            reason: "Request is not valid yet"
-        }
-    );
+    assert_eq!(early, S3Error::AccessDenied { reason: "Request is not valid yet" });
     assert!(req.check(NOW_MS - CLOCK_SKEW_MS_MAX).is_ok());
 }

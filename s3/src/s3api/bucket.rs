@@ -20,10 +20,7 @@ pub async fn list_buckets(
     backend: &dyn ObjectBackend,
     owner: &str,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    let buckets = backend
-        .list_buckets()
-        .await
-        .map_err(|e| S3Error::from_backend(e, "", ""))?;
+    let buckets = backend.list_buckets().await.map_err(|e| S3Error::from_backend(e, "", ""))?;
     let mut w = XmlWriter::new("ListAllMyBucketsResult", true);
     w.open("Owner");
     w.element("ID", owner);
@@ -49,9 +46,7 @@ pub async fn create_bucket(
     body: &[u8],
 ) -> Result<Response<Full<Bytes>>, S3Error> {
     if !valid_bucket_name(bucket) {
-        return Err(S3Error::InvalidBucketName {
-            bucket: bucket.to_string(),
-        });
+        return Err(S3Error::InvalidBucketName { bucket: bucket.to_string() });
     }
     let doc = std::str::from_utf8(body).map_err(|_| S3Error::InvalidRequest {
         reason: "CreateBucketConfiguration must be UTF-8 XML".into(),
@@ -59,15 +54,10 @@ pub async fn create_bucket(
     if let Some(requested) = first_element_text(doc, "LocationConstraint") {
         let requested = requested.trim();
         if !requested.is_empty() && requested != region {
-            return Err(S3Error::InvalidLocationConstraint {
-                requested: requested.to_string(),
-            });
+            return Err(S3Error::InvalidLocationConstraint { requested: requested.to_string() });
         }
     }
-    backend
-        .create_bucket(bucket)
-        .await
-        .map_err(|e| S3Error::from_backend(e, bucket, ""))?;
+    backend.create_bucket(bucket).await.map_err(|e| S3Error::from_backend(e, bucket, ""))?;
     let mut resp = empty(StatusCode::OK);
     let location = header::HeaderValue::from_str(&format!("/{bucket}"))
         .expect("a valid bucket name is a valid header value");
@@ -80,10 +70,7 @@ pub async fn head_bucket(
     bucket: &str,
     region: &str,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    backend
-        .head_bucket(bucket)
-        .await
-        .map_err(|e| S3Error::from_backend(e, bucket, ""))?;
+    backend.head_bucket(bucket).await.map_err(|e| S3Error::from_backend(e, bucket, ""))?;
     let mut resp = empty(StatusCode::OK);
     if let Ok(value) = header::HeaderValue::from_str(region) {
         resp.headers_mut().insert("x-amz-bucket-region", value);
@@ -95,10 +82,7 @@ pub async fn delete_bucket(
     backend: &dyn ObjectBackend,
     bucket: &str,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    backend
-        .delete_bucket(bucket)
-        .await
-        .map_err(|e| S3Error::from_backend(e, bucket, ""))?;
+    backend.delete_bucket(bucket).await.map_err(|e| S3Error::from_backend(e, bucket, ""))?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -107,10 +91,7 @@ pub async fn get_bucket_location(
     bucket: &str,
     region: &str,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    backend
-        .head_bucket(bucket)
-        .await
-        .map_err(|e| S3Error::from_backend(e, bucket, ""))?;
+    backend.head_bucket(bucket).await.map_err(|e| S3Error::from_backend(e, bucket, ""))?;
     // S3 reports its original region as an empty constraint; SDKs map that back.
     let constraint = if region == "us-east-1" { "" } else { region };
     let mut w = XmlWriter::new("LocationConstraint", true);

@@ -106,11 +106,7 @@ pub fn base64_encode(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -137,10 +133,7 @@ mod tests {
 
     #[test]
     fn canonical_uri_normalises_optional_escapes_but_keeps_escaped_slash() {
-        assert_eq!(
-            canonical_uri("/bk/%7Ea%2fb%2B c").unwrap(),
-            "/bk/~a%2Fb%2B%20c"
-        );
+        assert_eq!(canonical_uri("/bk/%7Ea%2fb%2B c").unwrap(), "/bk/~a%2Fb%2B%20c");
         assert_eq!(canonical_uri("").unwrap(), "/");
         assert_eq!(canonical_uri("/bad%2"), None);
     }
@@ -156,22 +149,15 @@ mod tests {
     fn query_keeps_valueless_parameters() {
         let q = parse_query(Some("location&prefix=a%2Fb&max-keys=2")).unwrap();
         let expect = [("location", ""), ("prefix", "a/b"), ("max-keys", "2")];
-        let expect: Vec<(String, String)> = expect
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
+        let expect: Vec<(String, String)> =
+            expect.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         assert_eq!(q, expect);
     }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        let vectors = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-        ];
+        let vectors =
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg==")];
         for (plain, encoded) in vectors {
             assert_eq!(base64_encode(plain.as_bytes()), encoded);
         }

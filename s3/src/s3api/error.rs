@@ -220,51 +220,31 @@ impl S3Error {
         w.element("Message", &self.message());
         w.element("Resource", resource);
         w.element("RequestId", request_id);
-        if let S3Error::AuthorizationHeaderMalformed {
-            expected_region: Some(region),
-            ..
-        } = self
-        {
+        if let S3Error::AuthorizationHeaderMalformed { expected_region: Some(region), .. } = self {
             w.element("Region", region);
         }
-        let body = if head {
-            Bytes::new()
-        } else {
-            Bytes::from(w.finish("Error"))
-        };
+        let body = if head { Bytes::new() } else { Bytes::from(w.finish("Error")) };
         let mut builder = Response::builder()
             .status(self.status())
             .header(header::CONTENT_TYPE, "application/xml");
         if let S3Error::InvalidRange { size_bytes } = self {
             builder = builder.header(header::CONTENT_RANGE, format!("bytes */{size_bytes}"));
         }
-        if let S3Error::AuthorizationHeaderMalformed {
-            expected_region: Some(region),
-            ..
-        } = self
-        {
+        if let S3Error::AuthorizationHeaderMalformed { expected_region: Some(region), .. } = self {
             builder = builder.header("x-amz-bucket-region", region.as_str());
         }
-        builder
-            .body(Full::new(body))
-            .expect("static error response headers are valid")
+        builder.body(Full::new(body)).expect("static error response headers are valid")
     }
 
     /// Maps a backend answer to the S3 error of the request that got it.
     pub fn from_backend(err: BackendError, bucket: &str, key: &str) -> S3Error {
         match err {
-            BackendError::NoSuchBucket => S3Error::NoSuchBucket {
-                bucket: bucket.to_string(),
-            },
-            BackendError::NoSuchKey => S3Error::NoSuchKey {
-                key: key.to_string(),
-            },
-            BackendError::BucketAlreadyOwnedByYou => S3Error::BucketAlreadyOwnedByYou {
-                bucket: bucket.to_string(),
-            },
-            BackendError::BucketNotEmpty => S3Error::BucketNotEmpty {
-                bucket: bucket.to_string(),
-            },
+            BackendError::NoSuchBucket => S3Error::NoSuchBucket { bucket: bucket.to_string() },
+            BackendError::NoSuchKey => S3Error::NoSuchKey { key: key.to_string() },
+            BackendError::BucketAlreadyOwnedByYou => {
+                S3Error::BucketAlreadyOwnedByYou { bucket: bucket.to_string() }
+            }
+            BackendError::BucketNotEmpty => S3Error::BucketNotEmpty { bucket: bucket.to_string() },
             BackendError::Unavailable { reason } => S3Error::ServiceUnavailable { reason },
             BackendError::Internal { reason } => S3Error::InternalError { reason },
         }
@@ -282,19 +262,9 @@ mod tests {
             (S3Error::NoSuchKey { key: "k".into() }, 404),
             (S3Error::BucketNotEmpty { bucket: "b".into() }, 409),
             (S3Error::SignatureDoesNotMatch, 403),
-            (
-                S3Error::InvalidAccessKeyId {
-                    access_key: "x".into(),
-                },
-                403,
-            ),
+            (S3Error::InvalidAccessKeyId { access_key: "x".into() }, 403),
             (S3Error::InvalidRange { size_bytes: 3 }, 416),
-            (
-                S3Error::NotImplemented {
-                    operation: "x".into(),
-                },
-                501,
-            ),
+            (S3Error::NotImplemented { operation: "x".into() }, 501),
             (S3Error::ServiceUnavailable { reason: "x".into() }, 503),
             (S3Error::InvalidBucketName { bucket: "B".into() }, 400),
         ];
@@ -313,10 +283,7 @@ mod tests {
         assert_eq!(resp.status(), 400);
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         let text = std::str::from_utf8(&body).unwrap();
-        assert!(
-            text.contains("<Code>AuthorizationHeaderMalformed</Code>"),
-            "{text}"
-        );
+        assert!(text.contains("<Code>AuthorizationHeaderMalformed</Code>"), "{text}");
         assert!(text.contains("<Resource>/bk/a&lt;b</Resource>"), "{text}");
         assert!(text.contains("<RequestId>REQ1</RequestId>"), "{text}");
         assert!(text.contains("<Region>us-east-1</Region>"), "{text}");
@@ -325,9 +292,7 @@ mod tests {
     #[test]
     fn internal_reasons_are_not_sent() {
         let err = S3Error::from_backend(
-            BackendError::Internal {
-                reason: "disk /dev/sdb3 on node-7".into(),
-            },
+            BackendError::Internal { reason: "disk /dev/sdb3 on node-7".into() },
             "b",
             "k",
         );

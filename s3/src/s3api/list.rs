@@ -45,8 +45,7 @@ pub struct Listing {
 fn rolled_up<'k>(key: &'k str, prefix: &str, delimiter: Option<&str>) -> Option<&'k str> {
     let delimiter = delimiter?;
     let tail = &key[prefix.len()..];
-    tail.find(delimiter)
-        .map(|i| &key[..prefix.len() + i + delimiter.len()])
+    tail.find(delimiter).map(|i| &key[..prefix.len() + i + delimiter.len()])
 }
 
 pub async fn collect(
@@ -60,9 +59,7 @@ pub async fn collect(
     let mut cursor = q.start_after.clone();
     let mut entries = 0usize;
     loop {
-        let batch = backend
-            .list_objects(bucket, &q.prefix, &cursor, batch_len)
-            .await?;
+        let batch = backend.list_objects(bucket, &q.prefix, &cursor, batch_len).await?;
         let exhausted = batch.len() < batch_len;
         for obj in batch {
             if !obj.key.starts_with(&q.prefix) || obj.key <= cursor {
@@ -94,11 +91,7 @@ pub async fn collect(
         // Jump over the rest of a rolled-up "directory" instead of scanning every key in
         // it. U+10FFFF sorts after any other character; keys beyond the jump target that
         // still share the prefix are caught by the `repeated` check above.
-        if let Some(p) = listing
-            .common_prefixes
-            .last()
-            .filter(|p| cursor.starts_with(p.as_str()))
-        {
+        if let Some(p) = listing.common_prefixes.last().filter(|p| cursor.starts_with(p.as_str())) {
             let jump = format!("{p}\u{10FFFF}");
             if jump > cursor {
                 cursor = jump;
@@ -114,21 +107,16 @@ struct ListParams {
 }
 
 fn param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
-    query
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 fn parse_common(query: &[(String, String)], start_after: String) -> Result<ListParams, S3Error> {
-    let invalid = |reason: &str| S3Error::InvalidArgument {
-        reason: reason.to_string(),
-    };
+    let invalid = |reason: &str| S3Error::InvalidArgument { reason: reason.to_string() };
     let max_keys = match param(query, "max-keys") {
         None => LIST_KEYS_MAX,
-        Some(v) => v
-            .parse::<usize>()
-            .map_err(|_| invalid("max-keys must be a non-negative integer"))?,
+        Some(v) => {
+            v.parse::<usize>().map_err(|_| invalid("max-keys must be a non-negative integer"))?
+        }
     };
     let url_encoding = match param(query, "encoding-type") {
         None => false,
@@ -137,26 +125,17 @@ fn parse_common(query: &[(String, String)], start_after: String) -> Result<ListP
     };
     let query = ListQuery {
         prefix: param(query, "prefix").unwrap_or("").to_string(),
-        delimiter: param(query, "delimiter")
-            .filter(|d| !d.is_empty())
-            .map(str::to_string),
+        delimiter: param(query, "delimiter").filter(|d| !d.is_empty()).map(str::to_string),
         start_after,
         max_keys: max_keys.min(LIST_KEYS_MAX),
     };
-    Ok(ListParams {
-        query,
-        url_encoding,
-    })
+    Ok(ListParams { query, url_encoding })
 }
 
 /// Keys and prefixes in a listing, `encoding-type=url` applied when asked (SDKs ask for it
 /// so keys with characters XML 1.0 cannot carry survive).
 fn text(value: &str, url_encoding: bool) -> String {
-    if url_encoding {
-        uri_encode(value, false)
-    } else {
-        value.to_string()
-    }
+    if url_encoding { uri_encode(value, false) } else { value.to_string() }
 }
 
 fn write_entries(w: &mut XmlWriter, listing: &Listing, url_encoding: bool) {
@@ -186,21 +165,15 @@ fn write_header(w: &mut XmlWriter, bucket: &str, p: &ListParams, listing: &Listi
     if p.url_encoding {
         w.element("EncodingType", "url");
     }
-    w.element(
-        "IsTruncated",
-        if listing.truncated { "true" } else { "false" },
-    );
+    w.element("IsTruncated", if listing.truncated { "true" } else { "false" });
 }
 
 /// Continuation tokens are opaque to clients; hex of the resume key keeps them printable
 /// and unambiguous without exposing a format anyone should parse.
 fn decode_token(token: &str) -> Result<String, S3Error> {
-    hex::decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| S3Error::InvalidArgument {
-            reason: "The continuation token provided is incorrect".into(),
-        })
+    hex::decode(token).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| {
+        S3Error::InvalidArgument { reason: "The continuation token provided is incorrect".into() }
+    })
 }
 
 pub async fn list_objects_v2(

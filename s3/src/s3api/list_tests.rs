@@ -11,9 +11,7 @@ async fn backend_with(keys: &[&str]) -> MemoryBackend {
     b.create_bucket("bk").await.unwrap();
     for key in keys {
         let meta = ObjectMeta::default();
-        b.put_object("bk", key, meta, Bytes::from_static(b"v"))
-            .await
-            .unwrap();
+        b.put_object("bk", key, meta, Bytes::from_static(b"v")).await.unwrap();
     }
     b
 }
@@ -36,9 +34,7 @@ async fn all_pages(b: &MemoryBackend, prefix: &str, delim: &str, max_keys: usize
     let mut pages = Vec::new();
     let mut after = String::new();
     loop {
-        let page = collect(b, "bk", &query(prefix, delim, &after, max_keys))
-            .await
-            .unwrap();
+        let page = collect(b, "bk", &query(prefix, delim, &after, max_keys)).await.unwrap();
         let more = page.truncated;
         after = page.last_entry.clone().unwrap_or_default();
         pages.push(page);
@@ -56,9 +52,7 @@ async fn delimiter_rolls_up_common_prefixes() {
     assert_eq!(keys(&top), ["b", "d"]);
     assert_eq!(top.common_prefixes, ["a/", "c/"]);
     assert!(!top.truncated);
-    let inner = collect(&b, "bk", &query("c/", "/", "", 1000))
-        .await
-        .unwrap();
+    let inner = collect(&b, "bk", &query("c/", "/", "", 1000)).await.unwrap();
     assert_eq!(keys(&inner), ["c/z"]);
     assert_eq!(inner.common_prefixes, ["c/x/"]);
     let flat = collect(&b, "bk", &query("", "", "", 1000)).await.unwrap();
@@ -78,10 +72,7 @@ async fn multi_character_delimiter() {
 async fn pages_of_one_with_delimiter_visit_each_entry_once() {
     let b = backend_with(&["a/1", "a/2", "b", "c/x/y", "c/z", "d"]).await;
     let pages = all_pages(&b, "", "/", 1).await;
-    let entries: Vec<String> = pages
-        .iter()
-        .map(|p| p.last_entry.clone().unwrap())
-        .collect();
+    let entries: Vec<String> = pages.iter().map(|p| p.last_entry.clone().unwrap()).collect();
     assert_eq!(entries, ["a/", "b", "c/", "d"]);
     let truncated: Vec<bool> = pages.iter().map(|p| p.truncated).collect();
     assert_eq!(truncated, [true, true, true, false]);
@@ -126,39 +117,23 @@ async fn body_text(resp: Response<Full<Bytes>>) -> String {
 }
 
 fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 #[tokio::test]
 async fn v2_response_encodes_keys_and_paginates_with_token() {
     let b = backend_with(&["a b&c", "z"]).await;
-    let q = params(&[
-        ("list-type", "2"),
-        ("max-keys", "1"),
-        ("encoding-type", "url"),
-    ]);
+    let q = params(&[("list-type", "2"), ("max-keys", "1"), ("encoding-type", "url")]);
     let text = body_text(list_objects_v2(&b, "bk", &q).await.unwrap()).await;
     assert!(text.contains("<Key>a%20b%26c</Key>"), "{text}");
     assert!(text.contains("<IsTruncated>true</IsTruncated>"), "{text}");
     assert!(text.contains("<KeyCount>1</KeyCount>"), "{text}");
     let token = hex::encode("a b&c");
-    assert!(
-        text.contains(&format!("<NextContinuationToken>{token}<")),
-        "{text}"
-    );
+    assert!(text.contains(&format!("<NextContinuationToken>{token}<")), "{text}");
     let q2 = params(&[("list-type", "2"), ("continuation-token", &token)]);
     let text2 = body_text(list_objects_v2(&b, "bk", &q2).await.unwrap()).await;
-    assert!(
-        text2.contains("<Key>z</Key>") && !text2.contains("a b"),
-        "{text2}"
-    );
-    assert!(
-        text2.contains("<IsTruncated>false</IsTruncated>"),
-        "{text2}"
-    );
+    assert!(text2.contains("<Key>z</Key>") && !text2.contains("a b"), "{text2}");
+    assert!(text2.contains("<IsTruncated>false</IsTruncated>"), "{text2}");
 }
 
 #[tokio::test]

@@ -26,18 +26,13 @@ pub struct MemoryBackend {
 
 impl MemoryBackend {
     pub fn new(clock: WallClock) -> MemoryBackend {
-        MemoryBackend {
-            clock,
-            buckets: Mutex::new(BTreeMap::new()),
-        }
+        MemoryBackend { clock, buckets: Mutex::new(BTreeMap::new()) }
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Bucket>> {
         // A panic while holding the lock is a bug in this file; the maps are still
         // consistent (every mutation is a single insert/remove), so keep serving.
-        self.buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn with_bucket<T>(
@@ -85,10 +80,7 @@ impl ObjectBackend for MemoryBackend {
         let list = self
             .lock()
             .iter()
-            .map(|(name, b)| BucketInfo {
-                name: name.clone(),
-                created_ms: b.created_ms,
-            })
+            .map(|(name, b)| BucketInfo { name: name.clone(), created_ms: b.created_ms })
             .collect();
         ready(Ok(list))
     }
@@ -99,10 +91,7 @@ impl ObjectBackend for MemoryBackend {
         let result = if buckets.contains_key(bucket) {
             Err(BackendError::BucketAlreadyOwnedByYou)
         } else {
-            let fresh = Bucket {
-                created_ms: now_ms,
-                objects: BTreeMap::new(),
-            };
+            let fresh = Bucket { created_ms: now_ms, objects: BTreeMap::new() };
             buckets.insert(bucket.to_string(), fresh);
             Ok(())
         };
@@ -152,9 +141,11 @@ impl ObjectBackend for MemoryBackend {
         bucket: &'a str,
         key: &'a str,
     ) -> BoxFuture<'a, Result<(ObjectInfo, Bytes), BackendError>> {
-        ready(self.with_bucket(bucket, |b| {
-            b.objects.get(key).cloned().ok_or(BackendError::NoSuchKey)
-        }))
+        ready(
+            self.with_bucket(bucket, |b| {
+                b.objects.get(key).cloned().ok_or(BackendError::NoSuchKey)
+            }),
+        )
     }
 
     fn head_object<'a>(
@@ -163,10 +154,7 @@ impl ObjectBackend for MemoryBackend {
         key: &'a str,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
         ready(self.with_bucket(bucket, |b| {
-            b.objects
-                .get(key)
-                .map(|(info, _)| info.clone())
-                .ok_or(BackendError::NoSuchKey)
+            b.objects.get(key).map(|(info, _)| info.clone()).ok_or(BackendError::NoSuchKey)
         }))
     }
 
@@ -240,16 +228,10 @@ mod tests {
         let b = backend();
         poll_now(b.create_bucket("bk")).unwrap();
         put(&b, "k");
-        assert_eq!(
-            poll_now(b.delete_bucket("bk")),
-            Err(BackendError::BucketNotEmpty)
-        );
+        assert_eq!(poll_now(b.delete_bucket("bk")), Err(BackendError::BucketNotEmpty));
         poll_now(b.delete_object("bk", "k")).unwrap();
         poll_now(b.delete_object("bk", "k")).unwrap();
         assert_eq!(poll_now(b.delete_bucket("bk")), Ok(()));
-        assert_eq!(
-            poll_now(b.head_bucket("bk")),
-            Err(BackendError::NoSuchBucket)
-        );
+        assert_eq!(poll_now(b.head_bucket("bk")), Err(BackendError::NoSuchBucket));
     }
 }

@@ -85,14 +85,7 @@ impl S3State {
         clock: WallClock,
     ) -> S3State {
         let request_id_prefix = (clock() / 1000) as u32;
-        S3State {
-            backend,
-            region,
-            keys,
-            clock,
-            request_id_prefix,
-            request_seq: AtomicU64::new(0),
-        }
+        S3State { backend, region, keys, clock, request_id_prefix, request_seq: AtomicU64::new(0) }
     }
 
     fn next_request_id(&self) -> String {
@@ -106,11 +99,7 @@ impl S3State {
 pub async fn serve(listener: TcpListener, state: Arc<S3State>) {
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     loop {
-        let permit = slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
+        let permit = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -175,11 +164,7 @@ async fn process(
         query: &query,
         headers: &parts.headers,
     };
-    let cfg = AuthConfig {
-        region: &state.region,
-        keys: &state.keys,
-        now_ms: (state.clock)(),
-    };
+    let cfg = AuthConfig { region: &state.region, keys: &state.keys, now_ms: (state.clock)() };
     let auth = auth::authenticate(&view, &cfg)?;
     let endpoint = router::route(&parts.method, raw_path, &query, &parts.headers)?;
     tracing::debug!(operation = endpoint.name(), access_key = %auth.access_key, "request");
@@ -225,9 +210,7 @@ async fn read_body(
     headers: &HeaderMap,
     limit_bytes: u64,
 ) -> Result<Bytes, S3Error> {
-    let too_large = S3Error::EntityTooLarge {
-        size_bytes_max: limit_bytes,
-    };
+    let too_large = S3Error::EntityTooLarge { size_bytes_max: limit_bytes };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -245,9 +228,6 @@ async fn read_body(
 /// A 200 response carrying an S3 XML document.
 fn xml_response(doc: String) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(doc)));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/xml"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
     resp
 }

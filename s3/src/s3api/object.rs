@@ -38,11 +38,7 @@ pub fn parse_range(value: &str) -> Option<ByteRange> {
     let spec = value.trim().strip_prefix("bytes=")?;
     let (first, last) = spec.trim().split_once('-')?;
     let number = |s: &str| -> Option<u64> {
-        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-            None
-        } else {
-            s.parse().ok()
-        }
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) { None } else { s.parse().ok() }
     };
     match (first.trim(), last.trim()) {
         ("", n) => number(n).map(ByteRange::Suffix),
@@ -74,9 +70,7 @@ fn header_value(value: &str) -> Result<HeaderValue, S3Error> {
 }
 
 fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 /// Checks `Content-MD5` if the client sent one: it protects the body end to end, past
@@ -130,10 +124,7 @@ pub async fn put_object(
 /// `Ok(true)` means "answer 304 Not Modified".
 fn check_preconditions(headers: &HeaderMap, info: &ObjectInfo) -> Result<bool, S3Error> {
     let matches = |value: String| {
-        value
-            .split(',')
-            .map(str::trim)
-            .any(|t| t == "*" || t.trim_matches('"') == info.etag)
+        value.split(',').map(str::trim).any(|t| t == "*" || t.trim_matches('"') == info.etag)
     };
     if let Some(v) = header_string(headers, "if-match")
         && !matches(v)
@@ -181,12 +172,8 @@ pub async fn get_object(
     }
     out.insert(header::CONTENT_TYPE, header_value(&info.content_type)?);
     for (name, value) in &info.user_metadata {
-        let name =
-            HeaderName::from_bytes(format!("{META_PREFIX}{name}").as_bytes()).map_err(|_| {
-                S3Error::InternalError {
-                    reason: format!("bad metadata {name:?}"),
-                }
-            })?;
+        let name = HeaderName::from_bytes(format!("{META_PREFIX}{name}").as_bytes())
+            .map_err(|_| S3Error::InternalError { reason: format!("bad metadata {name:?}") })?;
         out.insert(name, header_value(value)?);
     }
     // `insert`, not `append`: an override replaces the stored value.
@@ -207,11 +194,7 @@ pub async fn get_object(
     };
     // HEAD announces the length GET would send, without the bytes.
     out.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-    let payload = if head {
-        Bytes::new()
-    } else {
-        body.slice(start as usize..end as usize)
-    };
+    let payload = if head { Bytes::new() } else { body.slice(start as usize..end as usize) };
     Ok(respond(status, out, payload))
 }
 
@@ -227,15 +210,8 @@ pub async fn delete_object(
     bucket: &str,
     key: &str,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    backend
-        .delete_object(bucket, key)
-        .await
-        .map_err(|e| S3Error::from_backend(e, bucket, key))?;
-    Ok(respond(
-        StatusCode::NO_CONTENT,
-        HeaderMap::new(),
-        Bytes::new(),
-    ))
+    backend.delete_object(bucket, key).await.map_err(|e| S3Error::from_backend(e, bucket, key))?;
+    Ok(respond(StatusCode::NO_CONTENT, HeaderMap::new(), Bytes::new()))
 }
 
 #[cfg(test)]
@@ -251,14 +227,8 @@ mod tests {
 
     #[test]
     fn malformed_ranges_are_ignored() {
-        for bad in [
-            "bytes=9-1",
-            "bytes=a-b",
-            "bytes=-",
-            "items=0-1",
-            "bytes=0-1,3-4",
-            "bytes=+1-2",
-        ] {
+        for bad in ["bytes=9-1", "bytes=a-b", "bytes=-", "items=0-1", "bytes=0-1,3-4", "bytes=+1-2"]
+        {
             assert_eq!(parse_range(bad), None, "{bad}");
         }
     }
@@ -285,20 +255,11 @@ mod tests {
     fn content_md5_is_checked() {
         let md5 = Md5::digest(b"hello");
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "content-md5",
-            HeaderValue::from_static("XUFAKrxLKna5cZ2REBfFkg=="),
-        );
+        headers.insert("content-md5", HeaderValue::from_static("XUFAKrxLKna5cZ2REBfFkg=="));
         assert_eq!(check_content_md5(&headers, &md5), Ok(()));
-        headers.insert(
-            "content-md5",
-            HeaderValue::from_static("AAAAKrxLKna5cZ2REBfFkg=="),
-        );
+        headers.insert("content-md5", HeaderValue::from_static("AAAAKrxLKna5cZ2REBfFkg=="));
         assert_eq!(check_content_md5(&headers, &md5), Err(S3Error::BadDigest));
         headers.insert("content-md5", HeaderValue::from_static("short"));
-        assert_eq!(
-            check_content_md5(&headers, &md5),
-            Err(S3Error::InvalidDigest)
-        );
+        assert_eq!(check_content_md5(&headers, &md5), Err(S3Error::InvalidDigest));
     }
 }

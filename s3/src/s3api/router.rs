@@ -93,9 +93,7 @@ pub fn parse_path(raw_path: &str) -> Result<(Option<String>, Option<String>), S3
     let bucket = percent_decode(bucket_raw).ok_or(S3Error::InvalidURI)?;
     let key = percent_decode(key_raw).ok_or(S3Error::InvalidURI)?;
     if key.len() > KEY_BYTES_MAX {
-        return Err(S3Error::KeyTooLong {
-            length_bytes: key.len(),
-        });
+        return Err(S3Error::KeyTooLong { length_bytes: key.len() });
     }
     let bucket = Some(bucket).filter(|b| !b.is_empty());
     let key = Some(key).filter(|k| !k.is_empty());
@@ -112,13 +110,8 @@ pub fn route(
     headers: &HeaderMap,
 ) -> Result<Endpoint, S3Error> {
     let (bucket, key) = parse_path(raw_path)?;
-    let subresource = query
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .find(|k| SUBRESOURCES.contains(k));
-    let unsupported = |what: &str| S3Error::NotImplemented {
-        operation: what.to_string(),
-    };
+    let subresource = query.iter().map(|(k, _)| k.as_str()).find(|k| SUBRESOURCES.contains(k));
+    let unsupported = |what: &str| S3Error::NotImplemented { operation: what.to_string() };
     let Some(bucket) = bucket else {
         return match *method {
             Method::GET => Ok(Endpoint::ListBuckets),
@@ -155,12 +148,10 @@ fn route_bucket(
         (&Method::GET, Some("location")) => Ok(Endpoint::GetBucketLocation { bucket }),
         (&Method::GET, None) if list_v2 => Ok(Endpoint::ListObjectsV2 { bucket }),
         (&Method::GET, None) => Ok(Endpoint::ListObjects { bucket }),
-        (_, Some(sub)) => Err(S3Error::NotImplemented {
-            operation: format!("{method} ?{sub} on a bucket"),
-        }),
-        (_, None) => Err(S3Error::NotImplemented {
-            operation: format!("{method} on a bucket"),
-        }),
+        (_, Some(sub)) => {
+            Err(S3Error::NotImplemented { operation: format!("{method} ?{sub} on a bucket") })
+        }
+        (_, None) => Err(S3Error::NotImplemented { operation: format!("{method} on a bucket") }),
     }
 }
 
@@ -169,9 +160,8 @@ fn route_bucket(
 /// and not shaped like an IPv4 address.
 pub fn valid_bucket_name(name: &str) -> bool {
     let b = name.as_bytes();
-    let charset = b
-        .iter()
-        .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-');
+    let charset =
+        b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-');
     let edge = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     let ip_like = name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok());
     (3..=63).contains(&b.len())
@@ -187,10 +177,7 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn r(method: Method, path: &str, query: &[(&str, &str)]) -> Result<Endpoint, S3Error> {
@@ -201,10 +188,7 @@ mod tests {
     fn routes_buckets_objects_and_listings() {
         let bk = || "bk".to_string();
         assert_eq!(r(Method::GET, "/", &[]), Ok(Endpoint::ListBuckets));
-        assert_eq!(
-            r(Method::PUT, "/bk", &[]),
-            Ok(Endpoint::CreateBucket { bucket: bk() })
-        );
+        assert_eq!(r(Method::PUT, "/bk", &[]), Ok(Endpoint::CreateBucket { bucket: bk() }));
         assert_eq!(
             r(Method::GET, "/bk/", &[("list-type", "2")]),
             Ok(Endpoint::ListObjectsV2 { bucket: bk() })
@@ -244,18 +228,10 @@ mod tests {
 
     #[test]
     fn path_decoding_and_limits() {
-        assert_eq!(
-            parse_path("/bk/a%2Fb"),
-            Ok((Some("bk".into()), Some("a/b".into())))
-        );
+        assert_eq!(parse_path("/bk/a%2Fb"), Ok((Some("bk".into()), Some("a/b".into()))));
         assert_eq!(parse_path("/bk/%zz"), Err(S3Error::InvalidURI));
         let long = format!("/bk/{}", "k".repeat(KEY_BYTES_MAX + 1));
-        assert_eq!(
-            parse_path(&long),
-            Err(S3Error::KeyTooLong {
-                length_bytes: KEY_BYTES_MAX + 1
-            })
-        );
+        assert_eq!(parse_path(&long), Err(S3Error::KeyTooLong { length_bytes: KEY_BYTES_MAX + 1 }));
     }
 
     #[test]
@@ -263,16 +239,7 @@ mod tests {
         for good in ["abc", "my-bucket.v2", "a1b", &"a".repeat(63)] {
             assert!(valid_bucket_name(good), "{good}");
         }
-        for bad in [
-            "ab",
-            "Abc",
-            "-abc",
-            "abc-",
-            "a..b",
-            "192.168.1.1",
-            "a_b",
-            &"a".repeat(64),
-        ] {
+        for bad in ["ab", "Abc", "-abc", "abc-", "a..b", "192.168.1.1", "a_b", &"a".repeat(64)] {
             assert!(!valid_bucket_name(bad), "{bad}");
         }
     }

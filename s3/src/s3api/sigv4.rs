@@ -58,15 +58,10 @@ pub fn canonical_request(input: &CanonicalInput<'_>) -> Option<String> {
 
 /// Names and values encoded (slash included), then sorted by name, then value.
 pub fn canonical_query(query: &[(String, String)]) -> String {
-    let mut encoded: Vec<(String, String)> = query
-        .iter()
-        .map(|(k, v)| (uri_encode(k, true), uri_encode(v, true)))
-        .collect();
+    let mut encoded: Vec<(String, String)> =
+        query.iter().map(|(k, v)| (uri_encode(k, true), uri_encode(v, true))).collect();
     encoded.sort();
-    let parts: Vec<String> = encoded
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let parts: Vec<String> = encoded.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     parts.join("&")
 }
 
@@ -116,9 +111,7 @@ pub fn signature_hex(signing_key: &[u8; 32], string_to_sign: &str) -> String {
 /// Constant-time check of a client's hex signature.
 pub fn signature_matches(signing_key: &[u8; 32], string_to_sign: &str, provided: &str) -> bool {
     // Only the canonical lower-case form, as AWS computes and compares it.
-    let lower_hex = provided
-        .bytes()
-        .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    let lower_hex = provided.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
     let Ok(provided) = hex::decode(provided) else {
         return false;
     };
@@ -156,10 +149,7 @@ mod tests {
     }
 
     fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn sign(input: &CanonicalInput<'_>) -> (String, String) {
@@ -197,10 +187,7 @@ mod tests {
         assert_eq!(creq, expected_creq);
         let sts = string_to_sign(DATE, &scope("20130524", "us-east-1"), &creq);
         assert!(sts.ends_with("7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972"));
-        assert_eq!(
-            sig,
-            "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
-        );
+        assert_eq!(sig, "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
     }
 
     #[test]
@@ -223,10 +210,7 @@ mod tests {
             payload_hash: &body_sha,
         };
         let (_, sig) = sign(&input);
-        assert_eq!(
-            sig,
-            "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"
-        );
+        assert_eq!(sig, "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd");
     }
 
     #[test]
@@ -265,10 +249,7 @@ mod tests {
         let h = headers(&[("host", "examplebucket.s3.amazonaws.com")]);
         let q = query(&[
             ("X-Amz-Algorithm", ALGORITHM),
-            (
-                "X-Amz-Credential",
-                "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request",
-            ),
+            ("X-Amz-Credential", "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request"),
             ("X-Amz-Date", DATE),
             ("X-Amz-Expires", "86400"),
             ("X-Amz-SignedHeaders", "host"),
@@ -286,10 +267,7 @@ mod tests {
         assert!(creq.contains(
             "X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
         ));
-        assert_eq!(
-            sig,
-            "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
-        );
+        assert_eq!(sig, "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404");
     }
 
     #[test]
@@ -304,11 +282,7 @@ mod tests {
         let sig = signature_hex(&key, "payload");
         let mut wrong = sig.clone().into_bytes();
         wrong[63] = if wrong[63] == b'0' { b'1' } else { b'0' };
-        assert!(!signature_matches(
-            &key,
-            "payload",
-            std::str::from_utf8(&wrong).unwrap()
-        ));
+        assert!(!signature_matches(&key, "payload", std::str::from_utf8(&wrong).unwrap()));
         assert!(!signature_matches(&key, "payload", &sig[..62]));
         assert!(!signature_matches(&key, "payload", "not hex"));
         assert!(!signature_matches(&key, "payload", &sig.to_uppercase()));

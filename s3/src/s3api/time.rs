@@ -12,11 +12,7 @@ pub fn parse_amz_date(s: &str) -> Option<u64> {
     }
     let num = |range: std::ops::Range<usize>| -> Option<u32> {
         let part = &s[range];
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
+        if part.bytes().all(|c| c.is_ascii_digit()) { part.parse().ok() } else { None }
     };
     let (year, month, day) = (num(0..4)?, num(4..6)?, num(6..8)?);
     let (hour, minute, second) = (num(9..11)?, num(11..13)?, num(13..15)?);
@@ -37,18 +33,14 @@ pub fn parse_amz_date(s: &str) -> Option<u64> {
 /// `2009-10-12T17:50:30.000Z`, the XML timestamp format.
 pub fn format_iso8601(ms: u64) -> String {
     let (y, mo, d, h, mi, s) = split(ms);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
-        ms % 1000
-    )
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z", ms % 1000)
 }
 
 /// `Mon, 12 Oct 2009 17:50:30 GMT`, the HTTP-date of `Last-Modified`.
 pub fn format_http_date(ms: u64) -> String {
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let (y, mo, d, h, mi, s) = split(ms);
     // 1970-01-01 was a Thursday.
     let weekday = WEEKDAYS[((ms / 86_400_000) % 7) as usize];
@@ -112,20 +104,14 @@ mod tests {
         assert_eq!(parse_amz_date("20130524T000000Z"), Some(1_369_353_600_000));
         assert_eq!(parse_amz_date("19700101T000001Z"), Some(1000));
         assert_eq!(parse_amz_date("20240229T235959Z"), Some(1_709_251_199_000));
-        assert_eq!(
-            format_iso8601(1_709_251_199_123),
-            "2024-02-29T23:59:59.123Z"
-        );
+        assert_eq!(format_iso8601(1_709_251_199_123), "2024-02-29T23:59:59.123Z");
     }
 
     #[test]
     fn amz_date_rejects_malformed() {
-        for bad in [
-            "20130524T000000",
-            "2013-05-24T00:00:00Z",
-            "20230229T000000Z",
-            "20130524T240000Z",
-        ] {
+        for bad in
+            ["20130524T000000", "2013-05-24T00:00:00Z", "20230229T000000Z", "20130524T240000Z"]
+        {
             assert_eq!(parse_amz_date(bad), None, "{bad}");
         }
     }
@@ -133,10 +119,7 @@ mod tests {
     #[test]
     fn http_date_matches_rfc_example() {
         // RFC 9110's example: Sun, 06 Nov 1994 08:49:37 GMT = 784111777 s.
-        assert_eq!(
-            format_http_date(784_111_777_000),
-            "Sun, 06 Nov 1994 08:49:37 GMT"
-        );
+        assert_eq!(format_http_date(784_111_777_000), "Sun, 06 Nov 1994 08:49:37 GMT");
     }
 
     #[test]

@@ -128,10 +128,7 @@ mod tests {
     fn reads_location_constraint() {
         let body = "<CreateBucketConfiguration xmlns=\"x\"><LocationConstraint>eu-west-1\
                     </LocationConstraint></CreateBucketConfiguration>";
-        assert_eq!(
-            first_element_text(body, "LocationConstraint").unwrap(),
-            "eu-west-1"
-        );
+        assert_eq!(first_element_text(body, "LocationConstraint").unwrap(), "eu-west-1");
         assert_eq!(first_element_text(body, "Missing"), None);
     }
 }

@@ -14,10 +14,8 @@ pub fn check_convergence(
         distinct.sort();
         distinct.dedup();
         if distinct.len() > 1 {
-            let list: Vec<String> = replicas
-                .iter()
-                .map(|(r, d)| format!("{r}={}", &hex::encode(d)[..12]))
-                .collect();
+            let list: Vec<String> =
+                replicas.iter().map(|(r, d)| format!("{r}={}", &hex::encode(d)[..12])).collect();
             return Err(Violation {
                 checker: "convergence",
                 details: format!(
@@ -45,13 +43,8 @@ mod tests {
     #[test]
     fn equal_replicas_pass() {
         assert!(
-            check_convergence(&digests(&[
-                (0, "n1", 1),
-                (0, "n2", 1),
-                (7, "n1", 2),
-                (7, "n3", 2)
-            ]))
-            .is_ok()
+            check_convergence(&digests(&[(0, "n1", 1), (0, "n2", 1), (7, "n1", 2), (7, "n3", 2)]))
+                .is_ok()
         );
     }
 

@@ -47,10 +47,7 @@ fn writes_by_key(history: &[Op]) -> BTreeMap<&str, Vec<Write<'_>>> {
         if let Some(value) = op.written() {
             // A failed-for-sure write never took effect; everything else may have.
             if op.outcome != Outcome::Fail {
-                by_key.entry(&op.key).or_default().push(Write {
-                    op: Some(op),
-                    value,
-                });
+                by_key.entry(&op.key).or_default().push(Write { op: Some(op), value });
             }
         }
     }
@@ -64,33 +61,19 @@ fn judge(
     invoke: i128,
     complete: i128,
 ) -> Option<String> {
-    let initial = Write {
-        op: None,
-        value: None,
-    };
-    let candidates: Vec<&Write<'_>> = writes
-        .iter()
-        .chain(std::iter::once(&initial))
-        .filter(|w| w.value == value)
-        .collect();
+    let initial = Write { op: None, value: None };
+    let candidates: Vec<&Write<'_>> =
+        writes.iter().chain(std::iter::once(&initial)).filter(|w| w.value == value).collect();
     if candidates.is_empty() {
-        return Some(format!(
-            "returned {} which no client ever wrote",
-            show(value)
-        ));
+        return Some(format!("returned {} which no client ever wrote", show(value)));
     }
-    let from_past: Vec<&&Write<'_>> = candidates
-        .iter()
-        .filter(|w| w.invoke() < complete)
-        .collect();
+    let from_past: Vec<&&Write<'_>> = candidates.iter().filter(|w| w.invoke() < complete).collect();
     if from_past.is_empty() {
         return Some(format!("returned {} before it was written", show(value)));
     }
     let superseding = |w: &Write<'_>| {
         let done = w.acked_at()?;
-        writes
-            .iter()
-            .find(|w2| w2.acked_at().is_some_and(|t| t < invoke) && done < w2.invoke())
+        writes.iter().find(|w2| w2.acked_at().is_some_and(|t| t < invoke) && done < w2.invoke())
     };
     let mut witness = None;
     for w in &from_past {
@@ -117,16 +100,9 @@ pub fn check_read_after_write(history: &[Op]) -> Result<(), Violation> {
         let Outcome::Ok { read } = &op.outcome else {
             continue;
         };
-        let ws = writes
-            .get(op.key.as_str())
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        if let Some(why) = judge(
-            ws,
-            read.as_deref(),
-            op.invoke_us as i128,
-            op.complete_us as i128,
-        ) {
+        let ws = writes.get(op.key.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+        if let Some(why) = judge(ws, read.as_deref(), op.invoke_us as i128, op.complete_us as i128)
+        {
             return Err(Violation {
                 checker: "read_after_write",
                 details: format!(
@@ -146,12 +122,7 @@ pub fn check_final_state(
     finals: &BTreeMap<String, BTreeMap<String, Option<Vec<u8>>>>,
 ) -> Result<(), Violation> {
     let writes = writes_by_key(history);
-    let end = history
-        .iter()
-        .map(|o| o.complete_us as i128)
-        .max()
-        .unwrap_or(0)
-        + 1;
+    let end = history.iter().map(|o| o.complete_us as i128).max().unwrap_or(0) + 1;
     for (replica, values) in finals {
         for (key, value) in values {
             let ws = writes.get(key.as_str()).map(Vec::as_slice).unwrap_or(&[]);
@@ -172,14 +143,8 @@ mod tests {
     use crate::history::OpKind;
 
     fn put(client: &str, v: &str, t: (u64, u64), ok: bool) -> Op {
-        let outcome = if ok {
-            Outcome::Ok { read: None }
-        } else {
-            Outcome::Info
-        };
-        let kind = OpKind::Put {
-            value: v.as_bytes().to_vec(),
-        };
+        let outcome = if ok { Outcome::Ok { read: None } } else { Outcome::Info };
+        let kind = OpKind::Put { value: v.as_bytes().to_vec() };
         Op {
             client: client.into(),
             key: "k".into(),
@@ -203,9 +168,7 @@ mod tests {
     }
 
     fn get(v: Option<&str>, t: (u64, u64)) -> Op {
-        let outcome = Outcome::Ok {
-            read: v.map(|s| s.as_bytes().to_vec()),
-        };
+        let outcome = Outcome::Ok { read: v.map(|s| s.as_bytes().to_vec()) };
         Op {
             client: "r".into(),
             key: "k".into(),
@@ -261,11 +224,7 @@ mod tests {
     fn absent_after_acknowledged_write_fails_but_after_delete_passes() {
         let lost = vec![put("a", "1", (0, 10), true), get(None, (20, 30))];
         assert!(check_read_after_write(&lost).is_err());
-        let deleted = vec![
-            put("a", "1", (0, 10), true),
-            del((12, 15)),
-            get(None, (20, 30)),
-        ];
+        let deleted = vec![put("a", "1", (0, 10), true), del((12, 15)), get(None, (20, 30))];
         assert!(check_read_after_write(&deleted).is_ok());
     }
 
