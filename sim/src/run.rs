@@ -356,11 +356,12 @@ async fn final_check(world: Arc<World>, finals: Arc<Mutex<Finals>>) -> turmoil::
         let Response::Digests(digests) = call_retrying(&rpc, id, request, &finals).await else {
             unreachable!("call_retrying only returns the expected variant")
         };
-        let mut f = finals.lock().unwrap();
-        for (p, d) in partitions.into_iter().zip(digests) {
-            f.digests.entry(p).or_default().insert(name.clone(), d);
+        {
+            let mut f = finals.lock().unwrap();
+            for (p, d) in partitions.into_iter().zip(digests) {
+                f.digests.entry(p).or_default().insert(name.clone(), d);
+            }
         }
-        drop(f);
         for key in &keys {
             let request = Request::Kv(KvRequest::GetLocal { key: key.clone() });
             let Response::Value(v) = call_retrying(&rpc, id, request, &finals).await else {

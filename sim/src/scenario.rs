@@ -314,10 +314,10 @@ impl Scenario {
 /// Names the field a TOML/serde error is about: the key in the message if it names one,
 /// else the key at the start of the error's line.
 fn field_from_message(message: &str, span: Option<Range<usize>>, src: &str) -> String {
-    if let Some(start) = message.find('`') {
-        if let Some(len) = message[start + 1..].find('`') {
-            return message[start + 1..start + 1 + len].to_string();
-        }
+    if let Some(start) = message.find('`')
+        && let Some(len) = message[start + 1..].find('`')
+    {
+        return message[start + 1..start + 1 + len].to_string();
     }
     let Some(span) = span else { return "-".into() };
     let line_start = src[..span.start.min(src.len())].rfind('\n').map(|i| i + 1).unwrap_or(0);

@@ -155,6 +155,18 @@ pub async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(hs.into_stateless_transport_mode().expect("handshake finished"))
 }
 
+impl Default for Sealer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Default for Opener {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The sending half of an encrypted stream.
 pub struct Sealer {
     nonce: u64,
