@@ -15,6 +15,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "seam: no banned call in engine/ outside the seam"
 if grep -rn --include='*.rs' -E 'SystemTime::now|Instant::now\(|thread_rng|std::fs::|tokio::fs|spawn_blocking|std::thread::spawn|OsRng' engine/src \
+     | grep -v '^engine/src/seam/' \
      | grep -v -E '^\S+:[0-9]+:\s*//'; then
   echo "banned calls found in engine/ (use the seam)"; exit 1
 fi

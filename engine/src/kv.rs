@@ -22,7 +22,9 @@ pub fn kv_key(key: &str) -> Vec<u8> {
 }
 
 /// Hands out write timestamps that never go backwards on this node, even if its wall clock
-/// does (NTP steps, simulated skew changes): `max(now, last + 1)`.
+/// does (NTP steps, simulated skew changes): `max(now, last + 1)`, and — through
+/// `next_after` — above the version being replaced, so that a write which follows another
+/// (possibly coordinated by a node whose clock runs ahead) is never ordered before it.
 pub struct Stamper {
     last: Mutex<u64>,
 }
@@ -33,8 +35,13 @@ impl Stamper {
     }
 
     pub fn next(&self, clock: &dyn Clock) -> u64 {
+        self.next_after(clock, 0)
+    }
+
+    /// A timestamp above `seen` (the timestamp of the version the write replaces).
+    pub fn next_after(&self, clock: &dyn Clock, seen: u64) -> u64 {
         let mut last = self.last.lock().unwrap();
-        *last = clock.now_ms().max(*last + 1);
+        *last = clock.now_ms().max(*last + 1).max(seen + 1);
         *last
     }
 }

@@ -141,6 +141,15 @@ impl Node {
         self.stamper.next(self.seam.clock.as_ref())
     }
 
+    /// A timestamp for a write that replaces a version stamped `seen`: above both.
+    ///
+    /// Writers read the current version with a quorum first; since read and write quorums
+    /// intersect, `seen` is at least every acknowledged write's timestamp, so a client's
+    /// sequential writes stay ordered whatever the coordinators' clocks say.
+    pub fn stamp_after(&self, seen: u64) -> u64 {
+        self.stamper.next_after(self.seam.clock.as_ref(), seen)
+    }
+
     /// Coordinates a client's register operation.
     async fn serve_kv(&self, request: KvRequest) -> Result<Response, RemoteError> {
         let quorum_err = |e: crate::table::QuorumError| RemoteError::Quorum {
@@ -150,7 +159,9 @@ impl Node {
         };
         match request {
             KvRequest::Put { key, value } => {
-                let entry = Lww::new(self.stamp(), value);
+                let current = self.kv.get(&kv_key(&key)).await.map_err(quorum_err)?;
+                let seen = current.map_or(0, |e| e.timestamp());
+                let entry = Lww::new(self.stamp_after(seen), value);
                 self.kv.insert(kv_key(&key), &entry).await.map_err(quorum_err)?;
                 Ok(Response::Done)
             }

@@ -121,9 +121,24 @@ impl ObjectStore {
         }
     }
 
-    async fn bucket(&self, name: &str) -> Result<Option<BucketRecord>, ObjectError> {
+    /// The bucket's current entry (a live bucket or its tombstone), with its timestamp.
+    async fn bucket_entry(
+        &self,
+        name: &str,
+    ) -> Result<Option<Lww<Option<BucketRecord>>>, ObjectError> {
         let key = entry_key(BUCKETS_PARTITION_KEY, name.as_bytes());
-        Ok(self.node.buckets.get(&key).await?.and_then(|e| e.into_value()))
+        Ok(self.node.buckets.get(&key).await?)
+    }
+
+    async fn bucket(&self, name: &str) -> Result<Option<BucketRecord>, ObjectError> {
+        Ok(self.bucket_entry(name).await?.and_then(|e| e.into_value()))
+    }
+
+    /// The timestamp of the object version a write would replace (0 if none): every write
+    /// is stamped above it (see `Node::stamp_after`).
+    async fn object_timestamp(&self, bucket: &str, key: &str) -> Result<u64, ObjectError> {
+        let entry = self.node.objects.get(&entry_key(bucket.as_bytes(), key.as_bytes())).await?;
+        Ok(entry.map_or(0, |e| e.timestamp()))
     }
 
     pub async fn head_bucket(&self, name: &str) -> Result<BucketRecord, ObjectError> {
@@ -131,23 +146,29 @@ impl ObjectStore {
     }
 
     pub async fn create_bucket(&self, name: &str) -> Result<(), ObjectError> {
-        if self.bucket(name).await?.is_some() {
+        let current = self.bucket_entry(name).await?;
+        if current.as_ref().is_some_and(|e| e.value().is_some()) {
             return Err(ObjectError::BucketAlreadyExists);
         }
+        let seen = current.map_or(0, |e| e.timestamp());
         let created_ms = self.node.seam.clock.now_ms();
         let record = BucketRecord { name: name.into(), created_ms };
         let key = entry_key(BUCKETS_PARTITION_KEY, name.as_bytes());
-        self.node.buckets.insert(key, &Lww::new(self.node.stamp(), Some(record))).await?;
+        let entry = Lww::new(self.node.stamp_after(seen), Some(record));
+        self.node.buckets.insert(key, &entry).await?;
         Ok(())
     }
 
     pub async fn delete_bucket(&self, name: &str) -> Result<(), ObjectError> {
-        self.head_bucket(name).await?;
+        let current = self.bucket_entry(name).await?;
+        let Some(seen) = current.filter(|e| e.value().is_some()).map(|e| e.timestamp()) else {
+            return Err(ObjectError::NoSuchBucket);
+        };
         if !self.list_objects(name, "", "", 1).await?.is_empty() {
             return Err(ObjectError::BucketNotEmpty);
         }
         let key = entry_key(BUCKETS_PARTITION_KEY, name.as_bytes());
-        self.node.buckets.insert(key, &Lww::new(self.node.stamp(), None)).await?;
+        self.node.buckets.insert(key, &Lww::new(self.node.stamp_after(seen), None)).await?;
         Ok(())
     }
 
@@ -159,6 +180,7 @@ impl ObjectStore {
         data: Vec<u8>,
     ) -> Result<ObjectRecord, ObjectError> {
         self.head_bucket(bucket).await?;
+        let seen = self.object_timestamp(bucket, key).await?;
         let record = ObjectRecord {
             key: key.into(),
             size_bytes: data.len() as u64,
@@ -168,7 +190,7 @@ impl ObjectStore {
             user_metadata: meta.user_metadata,
             data,
         };
-        let entry = Lww::new(self.node.stamp(), Some(record));
+        let entry = Lww::new(self.node.stamp_after(seen), Some(record));
         self.node.objects.insert(entry_key(bucket.as_bytes(), key.as_bytes()), &entry).await?;
         let mut record = entry.into_value().expect("just written");
         record.data.clear();
@@ -188,7 +210,8 @@ impl ObjectStore {
 
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
         self.head_bucket(bucket).await?;
-        let entry: Lww<Option<ObjectRecord>> = Lww::new(self.node.stamp(), None);
+        let seen = self.object_timestamp(bucket, key).await?;
+        let entry: Lww<Option<ObjectRecord>> = Lww::new(self.node.stamp_after(seen), None);
         self.node.objects.insert(entry_key(bucket.as_bytes(), key.as_bytes()), &entry).await?;
         Ok(())
     }

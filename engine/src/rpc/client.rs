@@ -17,7 +17,7 @@ use super::message::{Envelope, PROTOCOL_VERSION, Request, Response};
 use super::noise::{self, Opener, Sealer};
 use crate::codec;
 use crate::layout::NodeId;
-use crate::seam::{BoxStream, NodeRng, Seam};
+use crate::seam::{BoxStream, NodeRng, Seam, monotonic_now};
 
 /// Timeouts and bounds of the calling side.
 #[derive(Debug, Clone)]
@@ -116,7 +116,7 @@ impl RpcClient {
     /// Sends `request` to `peer` and waits for its answer, at most `call_timeout_ms`.
     pub async fn call(&self, peer: NodeId, request: Request) -> Result<Response, RpcError> {
         let timeout_ms = self.config.call_timeout_ms;
-        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        let deadline = monotonic_now() + Duration::from_millis(timeout_ms);
         let conn = match tokio::time::timeout_at(deadline, self.connection(peer)).await {
             Ok(conn) => conn?,
             Err(_) => return Err(RpcError::Timeout { peer, timeout_ms }),
@@ -166,9 +166,9 @@ impl RpcClient {
             state.conn = None;
         }
         if let Some(at) = state.retry_at
-            && Instant::now() < at
+            && monotonic_now() < at
         {
-            let wait_ms = (at - Instant::now()).as_millis();
+            let wait_ms = (at - monotonic_now()).as_millis();
             let reason =
                 format!("backing off after {} failures, retry in {wait_ms} ms", state.failures);
             return Err(RpcError::Unreachable { peer, reason });
@@ -182,7 +182,7 @@ impl RpcClient {
             }
             Err(reason) => {
                 state.failures += 1;
-                state.retry_at = Some(Instant::now() + self.backoff(state.failures));
+                state.retry_at = Some(monotonic_now() + self.backoff(state.failures));
                 Err(RpcError::Unreachable { peer, reason })
             }
         }

@@ -47,6 +47,12 @@ impl TraceSink for NoTrace {
     fn event(&self, _kind: &str, _payload: &[u8]) {}
 }
 
+/// Monotonic time for deadlines and backoff: tokio's clock, which the simulation pauses and
+/// advances. (The wall clock, which may be skewed, is `Clock`.)
+pub fn monotonic_now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
 /// The engine's randomness: ChaCha20, seeded through the seam so a run can be replayed.
 pub type NodeRng = ChaCha20Rng;
 

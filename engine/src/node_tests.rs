@@ -1,0 +1,259 @@
+//! Three nodes in the in-memory world (`testkit`), and the `ObjectStore` served over them.
+//!
+//! `TestCluster` is shared with the table tests (`table/tests.rs`): n1..n3 in zones z1..z3,
+//! replication factor 3 (every node holds every partition), consistent quorums (2 of 3),
+//! 500 ms RPC timeouts. Tests run on paused tokio time: waiting costs no wall time, and every
+//! wait is a bounded loop over a condition (`wait_until`), never a sleep-and-hope.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::layout::{ClusterLayout, NodeId, NodeRole};
+use crate::node::{Node, NodeConfig};
+use crate::objects::{ObjectError, ObjectMeta, ObjectStore};
+use crate::rpc::RpcConfig;
+use crate::table::{ConsistencyMode, Quorums};
+use crate::testkit::{Switchboard, seam};
+
+pub(crate) const NODE_COUNT: u64 = 3;
+/// Anti-entropy period of `TestCluster::start`.
+pub(crate) const SYNC_INTERVAL_MS: u64 = 1_000;
+/// Step of `wait_until`'s polling, in virtual time.
+const POLL_STEP_MS: u64 = 50;
+
+pub(crate) struct TestCluster {
+    pub board: Arc<Switchboard>,
+    /// n1, n2, n3 in that order.
+    pub nodes: Vec<Arc<Node>>,
+}
+
+fn node_name(n: u64) -> String {
+    format!("n{n}")
+}
+
+fn test_layout() -> ClusterLayout {
+    let mut layout = ClusterLayout::new(NODE_COUNT as usize).expect("RF 3 is valid");
+    for n in 1..=NODE_COUNT {
+        let role = NodeRole { zone: format!("z{n}"), capacity: 1, tags: Vec::new() };
+        layout.stage_assign(NodeId(n), role).expect("valid role");
+    }
+    layout.apply_staged(1).expect("first layout applies");
+    layout
+}
+
+fn test_rpc_config() -> RpcConfig {
+    RpcConfig {
+        call_timeout_ms: 500,
+        connect_timeout_ms: 500,
+        backoff_min_ms: 100,
+        backoff_max_ms: 1_000,
+        ..RpcConfig::default()
+    }
+}
+
+impl TestCluster {
+    pub async fn start() -> Self {
+        Self::start_with_sync_interval(SYNC_INTERVAL_MS).await
+    }
+
+    /// A cluster whose anti-entropy runs every `sync_interval_ms` (a huge value keeps it out
+    /// of a test, so that only the mechanism under test can repair a replica).
+    pub async fn start_with_sync_interval(sync_interval_ms: u64) -> Self {
+        let board = Arc::new(Switchboard::default());
+        let layout = test_layout();
+        let mut nodes = Vec::new();
+        for n in 1..=NODE_COUNT {
+            let peers =
+                (1..=NODE_COUNT).filter(|&p| p != n).map(|p| (NodeId(p), node_name(p))).collect();
+            let config = NodeConfig {
+                id: NodeId(n),
+                rpc_bind_addr: node_name(n),
+                peers,
+                layout: layout.clone(),
+                rpc_secret: "test-secret".into(),
+                quorums: Quorums::for_mode(ConsistencyMode::Consistent, NODE_COUNT as usize),
+                rpc: test_rpc_config(),
+                sync_interval_ms,
+            };
+            let node = Node::start(seam(&board, &node_name(n), n), config).await;
+            nodes.push(node.expect("node starts"));
+        }
+        TestCluster { board, nodes }
+    }
+
+    /// Node `n` (1-based, as in its name).
+    pub fn node(&self, n: u64) -> &Arc<Node> {
+        &self.nodes[n as usize - 1]
+    }
+
+    pub fn set_down(&self, n: u64, down: bool) {
+        self.board.set_down(&node_name(n), down);
+    }
+}
+
+/// Polls `condition` every `POLL_STEP_MS` of virtual time; panics naming `what` if it does
+/// not hold within `limit_ms`.
+pub(crate) async fn wait_until(what: &str, limit_ms: u64, mut condition: impl FnMut() -> bool) {
+    let mut waited_ms = 0;
+    while !condition() {
+        assert!(waited_ms < limit_ms, "{what}: still false after {limit_ms} virtual ms");
+        tokio::time::sleep(Duration::from_millis(POLL_STEP_MS)).await;
+        waited_ms += POLL_STEP_MS;
+    }
+}
+
+fn meta(content_type: &str, etag: &str) -> ObjectMeta {
+    ObjectMeta {
+        content_type: content_type.into(),
+        user_metadata: BTreeMap::from([("owner".to_string(), "ops".to_string())]),
+        etag: etag.into(),
+    }
+}
+
+/// One `ObjectStore` per node, so each call can pick its coordinator.
+async fn object_stores() -> (TestCluster, Vec<ObjectStore>) {
+    let cluster = TestCluster::start().await;
+    let stores = cluster.nodes.iter().cloned().map(ObjectStore::new).collect();
+    (cluster, stores)
+}
+
+async fn put(store: &ObjectStore, bucket: &str, key: &str) {
+    let data = format!("body of {key}").into_bytes();
+    store
+        .put_object(bucket, key, meta("text/plain", key), data)
+        .await
+        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e}"));
+}
+
+fn keys(records: &[crate::objects::ObjectRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.key.as_str()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn creating_a_bucket_twice_fails_even_through_another_node() {
+    let (_cluster, s) = object_stores().await;
+    s[0].create_bucket("photos").await.unwrap();
+    assert_eq!(s[0].create_bucket("photos").await, Err(ObjectError::BucketAlreadyExists));
+    assert_eq!(s[2].create_bucket("photos").await, Err(ObjectError::BucketAlreadyExists));
+    assert_eq!(s[1].head_bucket("photos").await.unwrap().name, "photos");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_object_put_through_one_node_is_read_with_its_metadata_through_another() {
+    let (_cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    let body = b"hello, hangar".to_vec();
+    let put = s[0].put_object("b", "dir/greeting.txt", meta("text/plain", "e1"), body.clone());
+    let put = put.await.unwrap();
+    assert!(put.data.is_empty(), "put answers without the body");
+    assert_eq!(put.size_bytes, body.len() as u64);
+
+    let got = s[1].get_object("b", "dir/greeting.txt").await.unwrap();
+    assert_eq!(got.data, body);
+    assert_eq!(got.size_bytes, body.len() as u64);
+    assert_eq!((got.content_type.as_str(), got.etag.as_str()), ("text/plain", "e1"));
+    assert_eq!(got.user_metadata.get("owner").map(String::as_str), Some("ops"));
+    assert_eq!(got.key, "dir/greeting.txt");
+}
+
+#[tokio::test(start_paused = true)]
+async fn objects_are_not_found_in_a_missing_bucket_or_under_a_missing_key() {
+    let (_cluster, s) = object_stores().await;
+    assert_eq!(s[0].get_object("nope", "k").await, Err(ObjectError::NoSuchBucket));
+    let put = s[0].put_object("nope", "k", ObjectMeta::default(), vec![1]).await;
+    assert_eq!(put, Err(ObjectError::NoSuchBucket));
+    s[0].create_bucket("b").await.unwrap();
+    assert_eq!(s[1].get_object("b", "k").await, Err(ObjectError::NoSuchKey));
+}
+
+#[tokio::test(start_paused = true)]
+async fn listing_honours_prefix_start_after_and_max_keys_in_key_order() {
+    let (_cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    // Written out of order, through different coordinators.
+    for (i, key) in ["b/2", "a/1", "b/1", "c", "a/2", "b/3"].into_iter().enumerate() {
+        put(&s[i % 3], "b", key).await;
+    }
+    let all = s[1].list_objects("b", "", "", 100).await.unwrap();
+    assert_eq!(keys(&all), ["a/1", "a/2", "b/1", "b/2", "b/3", "c"]);
+    assert!(all.iter().all(|r| r.data.is_empty()), "listings carry no bodies");
+    assert!(all.iter().all(|r| r.size_bytes > 0), "but they keep the sizes");
+
+    let under_b = s[2].list_objects("b", "b/", "", 100).await.unwrap();
+    assert_eq!(keys(&under_b), ["b/1", "b/2", "b/3"]);
+    let after = s[0].list_objects("b", "b/", "b/1", 100).await.unwrap();
+    assert_eq!(keys(&after), ["b/2", "b/3"]);
+    let first_two = s[0].list_objects("b", "", "a/1", 2).await.unwrap();
+    assert_eq!(keys(&first_two), ["a/2", "b/1"]);
+    assert!(s[0].list_objects("b", "d", "", 100).await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_object_is_gone_from_gets_and_listings() {
+    let (_cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    put(&s[0], "b", "keep").await;
+    put(&s[0], "b", "drop").await;
+    s[0].delete_object("b", "drop").await.unwrap();
+    for store in &s {
+        assert_eq!(store.get_object("b", "drop").await, Err(ObjectError::NoSuchKey));
+    }
+    assert_eq!(keys(&s[1].list_objects("b", "", "", 10).await.unwrap()), ["keep"]);
+    // The tombstone takes the first slot of the range read; the listing still fills up.
+    assert_eq!(keys(&s[1].list_objects("b", "", "", 1).await.unwrap()), ["keep"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bucket_can_be_deleted_only_once_it_is_empty() {
+    let (_cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    put(&s[0], "b", "only").await;
+    assert_eq!(s[1].delete_bucket("b").await, Err(ObjectError::BucketNotEmpty));
+    assert!(s[1].head_bucket("b").await.is_ok(), "a refused delete leaves the bucket");
+
+    s[0].delete_object("b", "only").await.unwrap();
+    s[0].delete_bucket("b").await.unwrap();
+    assert_eq!(s[2].head_bucket("b").await, Err(ObjectError::NoSuchBucket));
+    assert_eq!(s[2].delete_bucket("b").await, Err(ObjectError::NoSuchBucket));
+    assert!(s[1].list_buckets().await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn list_buckets_returns_live_buckets_in_name_order() {
+    let (_cluster, s) = object_stores().await;
+    for (i, name) in ["zeta", "alpha", "mid", "gone"].into_iter().enumerate() {
+        s[i % 3].create_bucket(name).await.unwrap();
+    }
+    s[0].delete_bucket("gone").await.unwrap();
+    for store in &s {
+        let names: Vec<String> =
+            store.list_buckets().await.unwrap().into_iter().map(|b| b.name).collect();
+        assert_eq!(names, ["alpha", "mid", "zeta"]);
+    }
+}
+
+// Regression: a coordinator used to stamp a write with its own clock only, ignoring the
+// timestamp of the entry the write replaces. A write through a node whose stamps lag (clock
+// skew, or as here every clock frozen at 1000 ms: n1's stamps run 1000, 1001, 1002 while
+// n2's first is 1000) was acknowledged and then lost the last-writer-wins merge against the
+// older operation it followed. Writers now read first and stamp above what they saw.
+
+#[tokio::test(start_paused = true)]
+async fn an_object_put_through_another_node_after_a_delete_is_visible() {
+    let (_cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap(); // n1 stamps 1000
+    put(&s[0], "b", "k").await; // 1001
+    s[0].delete_object("b", "k").await.unwrap(); // 1002
+    put(&s[1], "b", "k").await; // n2 stamps 1000: acknowledged, then outranked by the delete
+    assert!(s[1].get_object("b", "k").await.is_ok(), "the acknowledged put is lost");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bucket_recreated_through_another_node_after_a_delete_exists() {
+    let (_cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap(); // n1 stamps 1000
+    s[0].delete_bucket("b").await.unwrap(); // 1001
+    s[1].create_bucket("b").await.unwrap(); // n2 stamps 1000, though it read the 1001 tombstone
+    assert!(s[1].head_bucket("b").await.is_ok(), "the acknowledged create is lost");
+}
