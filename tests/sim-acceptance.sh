@@ -31,6 +31,11 @@ distinct=$(printf '%s\n' "${traces[@]}" | sort -u | wc -l)
 [ "$distinct" -ge 19 ] || fail "only $distinct distinct traces over 20 seeds"
 echo "determinism: 20/20 identical across processes, $distinct distinct traces"
 
+echo "== canary: a run that reads OS entropy must be reported as non-deterministic"
+set +e; out=$("$SIM" check-determinism scenarios/smoke.toml --seed 1 --canary); code=$?; set -e
+[ "$code" -eq 1 ] && grep -q 'traces differ at event' <<<"$out" || { echo "$out"; fail "canary not caught"; }
+echo "canary: $(grep -A1 'traces differ' <<<"$out" | head -2 | tr '\n' ' ' | cut -c1-160)"
+
 echo "== weakened quorums (R = W = 1) must be caught"
 caught=""
 for seed in $(seq 1 50); do

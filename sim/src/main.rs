@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hangar_sim::run::{RunResult, run};
+use hangar_sim::run::{RunOptions, RunResult, run_with};
 use hangar_sim::scenario::Scenario;
 
 #[derive(Parser)]
@@ -26,12 +26,18 @@ enum Command {
         /// Write the event trace as JSON lines.
         #[arg(long)]
         trace_out: Option<String>,
+        /// Deliberately mix OS entropy into the run (proves check-determinism can fail).
+        #[arg(long, hide = true)]
+        canary: bool,
     },
     /// Run one seed in two fresh processes and compare their traces event by event.
     CheckDeterminism {
         scenario: String,
         #[arg(long)]
         seed: u64,
+        /// Run the canary (a non-deterministic run): the check must then fail.
+        #[arg(long, hide = true)]
+        canary: bool,
     },
 }
 
@@ -45,18 +51,26 @@ fn load(path: &str) -> Result<Scenario, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Run { scenario, seed, trace_out } => {
-            cmd_run(&scenario, seed, trace_out.as_deref())
+        Command::Run { scenario, seed, trace_out, canary } => {
+            let options = RunOptions { keep_events: trace_out.is_some(), canary };
+            cmd_run(&scenario, seed, trace_out.as_deref(), options)
         }
-        Command::CheckDeterminism { scenario, seed } => cmd_check_determinism(&scenario, seed),
+        Command::CheckDeterminism { scenario, seed, canary } => {
+            cmd_check_determinism(&scenario, seed, canary)
+        }
     };
     outcome.unwrap_or_else(|code| code)
 }
 
-fn cmd_run(path: &str, seed: u64, trace_out: Option<&str>) -> Result<ExitCode, ExitCode> {
+fn cmd_run(
+    path: &str,
+    seed: u64,
+    trace_out: Option<&str>,
+    options: RunOptions,
+) -> Result<ExitCode, ExitCode> {
     let scenario = load(path)?;
     println!("seed={seed}");
-    let result = run_in_shell(&scenario, seed, trace_out.is_some());
+    let result = run_in_shell(&scenario, seed, options);
     println!("trace={}", result.trace_hash);
     if let Some(file) = trace_out {
         let mut out = std::fs::File::create(file).map_err(|e| {
@@ -92,24 +106,24 @@ fn cmd_run(path: &str, seed: u64, trace_out: Option<&str>) -> Result<ExitCode, E
 /// Runs the simulation; under `--cfg madsim` inside madsim's deterministic runtime, so that
 /// std time, OS randomness and `HashMap` seeds that slip past the seam are seeded too.
 #[cfg(not(madsim))]
-fn run_in_shell(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
+fn run_in_shell(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResult {
     let started = std::time::Instant::now();
-    let mut result = run(scenario, seed, keep_events);
+    let mut result = run_with(scenario, seed, options);
     result.wall = started.elapsed();
     result
 }
 
 #[cfg(madsim)]
-fn run_in_shell(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
+fn run_in_shell(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResult {
     let started = std::time::Instant::now();
     let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     let scenario = scenario.clone();
-    let mut result = rt.block_on(async move { run(&scenario, seed, keep_events) });
+    let mut result = rt.block_on(async move { run_with(&scenario, seed, options) });
     result.wall = started.elapsed();
     result
 }
 
-fn cmd_check_determinism(path: &str, seed: u64) -> Result<ExitCode, ExitCode> {
+fn cmd_check_determinism(path: &str, seed: u64, canary: bool) -> Result<ExitCode, ExitCode> {
     load(path)?;
     let exe = std::env::current_exe().map_err(|e| {
         eprintln!("error: cannot find own executable: {e}");
@@ -121,7 +135,9 @@ fn cmd_check_determinism(path: &str, seed: u64) -> Result<ExitCode, ExitCode> {
         let file =
             dir.join(format!("hangar-sim-det-{}-{seed}-{attempt}.jsonl", std::process::id()));
         let out = std::process::Command::new(&exe)
-            .args(["run", path, "--seed", &seed.to_string(), "--trace-out"])
+            .args(["run", path, "--seed", &seed.to_string()])
+            .args(canary.then_some("--canary"))
+            .arg("--trace-out")
             .arg(&file)
             .output()
             .map_err(|e| {

@@ -136,6 +136,21 @@ impl World {
 /// Runs `scenario` with `seed`. `keep_events` keeps every trace event (for `--trace-out`
 /// and the determinism check); otherwise only the hash is computed.
 pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
+    run_with(scenario, seed, RunOptions { keep_events, canary: false })
+}
+
+/// How to run, beyond the scenario and seed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Keep every trace event (for `--trace-out` and the determinism check).
+    pub keep_events: bool,
+    /// Mix real (OS) entropy into the trace: a deliberately non-deterministic run that
+    /// proves `check-determinism` can tell.
+    pub canary: bool,
+}
+
+pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResult {
+    let keep_events = options.keep_events;
     let names = node_names(scenario.cluster.nodes);
     let world = Arc::new(World {
         scenario: scenario.clone(),
@@ -146,6 +161,11 @@ pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
         epochs: Arc::new(Epochs::default()),
         recorder: Arc::new(Mutex::new(Recorder::new(keep_events))),
     });
+    if options.canary {
+        let entropy = std::collections::hash_map::RandomState::new();
+        let noise = std::hash::BuildHasher::hash_one(&entropy, seed).to_le_bytes();
+        world.recorder.lock().unwrap().record_at(0, "runner", "canary", &noise);
+    }
     let workload_end = scenario.workload.duration_ms;
     let quiesce_end = workload_end + scenario.check.quiesce_ms;
     let horizon = quiesce_end + FINAL_CHECK_BUDGET_MS;
