@@ -5,6 +5,7 @@
 //! (ring of 256 partitions) → `rpc` (encrypted, multiplexed) → `table` (CRDT replicas in
 //! redb, quorums, anti-entropy) → `node` (wires them together).
 
+pub mod block;
 pub mod codec;
 pub mod crdt;
 pub mod kv;

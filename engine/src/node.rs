@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rand_core::RngCore;
 
+use crate::block::BlockManager;
 use crate::crdt::Lww;
 use crate::kv::{KvSchema, Stamper, kv_key};
 use crate::layout::{ClusterLayout, NodeId};
@@ -60,6 +61,7 @@ pub struct Node {
     pub kv: Replicated<KvSchema>,
     pub buckets: Replicated<BucketSchema>,
     pub objects: Replicated<ObjectSchema>,
+    pub blocks: Arc<BlockManager>,
     tables: BTreeMap<&'static str, Arc<dyn LocalTable>>,
     stamper: Stamper,
 }
@@ -93,6 +95,13 @@ impl Node {
         tables.insert(kv_store.name(), kv_store);
         tables.insert(bucket_store.name(), bucket_store);
         tables.insert(object_store.name(), object_store);
+        let blocks = Arc::new(BlockManager::new(
+            config.id,
+            seam.clone(),
+            rpc.clone(),
+            layout.clone(),
+            config.quorums.write,
+        ));
         let stamper = Stamper::new();
         let node = Arc::new(Node {
             id: config.id,
@@ -102,6 +111,7 @@ impl Node {
             kv,
             buckets,
             objects,
+            blocks,
             tables,
             stamper,
         });
@@ -192,11 +202,13 @@ impl Handler for Node {
                 Request::Ping => "rpc.ping",
                 Request::Table(_) => "rpc.table",
                 Request::Kv(_) => "rpc.kv",
+                Request::Block(_) => "rpc.block",
             };
             self.seam.trace.event(kind, &from.0.to_le_bytes());
             match request {
                 Request::Ping => Ok(Response::Pong),
                 Request::Kv(kv) => self.serve_kv(kv).await,
+                Request::Block(b) => self.blocks.serve(b),
                 Request::Table(t) => {
                     let Some(table) = self.tables.get(t.table()) else {
                         return Err(RemoteError::UnknownTable { table: t.table().into() });

@@ -35,6 +35,7 @@ pub enum Request {
     Ping,
     Table(TableRequest),
     Kv(KvRequest),
+    Block(BlockRequest),
 }
 
 /// Node-to-node table replication.
@@ -63,6 +64,34 @@ impl TableRequest {
             | TableRequest::Digests { table, .. }
             | TableRequest::PartitionEntries { table, .. }
             | TableRequest::Range { table, .. } => table,
+        }
+    }
+}
+
+/// Node-to-node block transfer (see `crate::block`). Block bodies are up to a few MiB:
+/// `serde_bytes` makes bincode write them as one length and one copy instead of one
+/// serializer call per byte.
+#[derive(Clone, Serialize, Deserialize)]
+pub enum BlockRequest {
+    /// Store this block durably (idempotent); answered with `Response::Done`.
+    Put {
+        hash: [u8; 32],
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// The local copy of a block, verified; answered with `Response::Block`.
+    Get { hash: [u8; 32] },
+}
+
+/// Names the block and the body's length: a derived `Debug` would print every byte.
+impl std::fmt::Debug for BlockRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hex = |h: &[u8; 32]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        match self {
+            BlockRequest::Put { hash, data } => {
+                write!(f, "Put {{ hash: {}, data: {} bytes }}", hex(hash), data.len())
+            }
+            BlockRequest::Get { hash } => write!(f, "Get {{ hash: {} }}", hex(hash)),
         }
     }
 }
@@ -97,6 +126,8 @@ pub enum Response {
     InSync,
     Entries(Vec<RawEntry>),
     Value(Option<Vec<u8>>),
+    /// A block body (`None`: this node has no copy of it).
+    Block(#[serde(with = "serde_bytes")] Option<Vec<u8>>),
 }
 
 /// An error the remote side reports (as opposed to failing to reach it).
