@@ -257,3 +257,50 @@ async fn a_bucket_recreated_through_another_node_after_a_delete_exists() {
     s[1].create_bucket("b").await.unwrap(); // n2 stamps 1000, though it read the 1001 tombstone
     assert!(s[1].head_bucket("b").await.is_ok(), "the acknowledged create is lost");
 }
+
+/// A body of `len` bytes that does not repeat within a block, so its blocks differ.
+fn patterned(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u64).wrapping_mul(2_654_435_761).to_le_bytes()[3]).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_object_is_stored_as_replicated_blocks_and_read_back_whole() {
+    let (cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    let data = patterned(2 * crate::block::BLOCK_SIZE_BYTES_DEFAULT + 12_345);
+    s[0].put_object("b", "big", meta("application/octet-stream", "big"), data.clone())
+        .await
+        .unwrap();
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        assert_eq!(node.blocks.local_list().unwrap().len(), 3, "node {i} holds every block");
+        assert_eq!(s[i].get_object("b", "big").await.unwrap().data, data, "read via node {i}");
+        let head = s[i].head_object("b", "big").await.unwrap();
+        assert_eq!((head.size_bytes, head.data.len()), (data.len() as u64, 0));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_small_object_stays_inline_and_stores_no_block() {
+    let (cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    let data = patterned(crate::objects::body::INLINE_MAX_BYTES);
+    s[0].put_object("b", "small", meta("text/plain", "small"), data.clone()).await.unwrap();
+    assert_eq!(s[1].get_object("b", "small").await.unwrap().data, data);
+    assert!(cluster.nodes.iter().all(|n| n.blocks.local_list().unwrap().is_empty()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_put_without_a_block_quorum_fails_and_leaves_no_visible_object() {
+    let (cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    cluster.set_down(2, true);
+    cluster.set_down(3, true);
+    let data = patterned(crate::objects::body::INLINE_MAX_BYTES + 1);
+    let err = s[0].put_object("b", "k", meta("text/plain", "k"), data).await.unwrap_err();
+    assert!(matches!(err, ObjectError::Unavailable { .. }), "{err:?}");
+    cluster.set_down(2, false);
+    cluster.set_down(3, false);
+    // Past every reconnect backoff, so the read below reaches the other nodes.
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    assert_eq!(s[1].get_object("b", "k").await.unwrap_err(), ObjectError::NoSuchKey);
+}

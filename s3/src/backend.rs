@@ -111,10 +111,9 @@ impl ObjectBackend for EngineBackend {
         bucket: &'a str,
         key: &'a str,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
-        // The store has no metadata-only read yet, so HEAD reads the body and drops it.
-        // Correct (same quorum as GET), just wasteful for large objects.
+        // Metadata only: the body's blocks are not read.
         Box::pin(async move {
-            let record = self.store.get_object(bucket, key).await.map_err(map_err)?;
+            let record = self.store.head_object(bucket, key).await.map_err(map_err)?;
             Ok(split(record).0)
         })
     }

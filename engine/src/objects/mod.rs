@@ -1,8 +1,9 @@
 //! Buckets and objects: the first version of the `ObjectStore` the S3 frontend calls.
 //!
-//! This version keeps each object's bytes inline in its table entry (replicated with the
-//! entry, bounded by the frontend's body limit). The data-path work replaces inline bodies
-//! above a small threshold with content-addressed blocks, adds versions and multipart.
+//! Bodies up to `body::INLINE_MAX_BYTES` live inline in the object entry; larger ones are
+//! cut into content-addressed blocks (see `body`) written before the entry that names them.
+//! Still to come with the data-path work: versions, multipart, block reference counts and
+//! garbage collection (an overwritten body's blocks are not reclaimed yet).
 //!
 //! Tables: `bucket` (every bucket under one partition key, so listing buckets is one range
 //! read) and `object` (partition key = bucket name, sort key = object key, so listing a
@@ -14,6 +15,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub mod body;
+
+use body::Body;
+
+use crate::block::{BLOCK_SIZE_BYTES_DEFAULT, BlockError};
 use crate::crdt::Lww;
 use crate::node::Node;
 use crate::table::{QuorumError, TableSchema, entry_key};
@@ -27,7 +33,7 @@ impl TableSchema for BucketSchema {
 pub struct ObjectSchema;
 impl TableSchema for ObjectSchema {
     const NAME: &'static str = "object";
-    type Entry = Lww<Option<ObjectRecord>>;
+    type Entry = Lww<Option<StoredObject>>;
 }
 
 /// All buckets live under this partition key.
@@ -49,7 +55,19 @@ pub struct ObjectMeta {
     pub etag: String,
 }
 
+/// An object as the `object` table stores it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StoredObject {
+    pub size_bytes: u64,
+    pub etag: String,
+    pub last_modified_ms: u64,
+    pub content_type: String,
+    pub user_metadata: BTreeMap<String, String>,
+    pub body: Body,
+}
+
+/// An object as the store hands it out (the key and, for a GET, the body's bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRecord {
     pub key: String,
     pub size_bytes: u64,
@@ -90,6 +108,29 @@ impl std::fmt::Display for ObjectError {
 }
 
 impl std::error::Error for ObjectError {}
+
+impl From<BlockError> for ObjectError {
+    fn from(e: BlockError) -> Self {
+        match e {
+            BlockError::Quorum { .. } | BlockError::NotFound { .. } => {
+                ObjectError::Unavailable { reason: e.to_string() }
+            }
+            _ => ObjectError::Internal { reason: e.to_string() },
+        }
+    }
+}
+
+fn record(key: &str, stored: &StoredObject, data: Vec<u8>) -> ObjectRecord {
+    ObjectRecord {
+        key: key.into(),
+        size_bytes: stored.size_bytes,
+        etag: stored.etag.clone(),
+        last_modified_ms: stored.last_modified_ms,
+        content_type: stored.content_type.clone(),
+        user_metadata: stored.user_metadata.clone(),
+        data,
+    }
+}
 
 impl From<QuorumError> for ObjectError {
     fn from(e: QuorumError) -> Self {
@@ -181,26 +222,27 @@ impl ObjectStore {
     ) -> Result<ObjectRecord, ObjectError> {
         self.head_bucket(bucket).await?;
         let seen = self.object_timestamp(bucket, key).await?;
-        let record = ObjectRecord {
-            key: key.into(),
-            size_bytes: data.len() as u64,
+        let size_bytes = data.len() as u64;
+        // Blocks first: once the entry is visible, everything it names is stored.
+        let body = body::store(&self.node.blocks, data, BLOCK_SIZE_BYTES_DEFAULT).await?;
+        let stored = StoredObject {
+            size_bytes,
             etag: meta.etag,
             last_modified_ms: self.node.seam.clock.now_ms(),
             content_type: meta.content_type,
             user_metadata: meta.user_metadata,
-            data,
+            body,
         };
-        let entry = Lww::new(self.node.stamp_after(seen), Some(record));
+        let entry = Lww::new(self.node.stamp_after(seen), Some(stored));
         self.node.objects.insert(entry_key(bucket.as_bytes(), key.as_bytes()), &entry).await?;
-        let mut record = entry.into_value().expect("just written");
-        record.data.clear();
-        Ok(record)
+        Ok(record(key, entry.value().as_ref().expect("just written"), Vec::new()))
     }
 
-    pub async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord, ObjectError> {
+    /// The stored form of a live object, or the reason there is none.
+    async fn stored(&self, bucket: &str, key: &str) -> Result<StoredObject, ObjectError> {
         let entry = self.node.objects.get(&entry_key(bucket.as_bytes(), key.as_bytes())).await?;
         match entry.and_then(|e| e.into_value()) {
-            Some(record) => Ok(record),
+            Some(stored) => Ok(stored),
             None => {
                 self.head_bucket(bucket).await?;
                 Err(ObjectError::NoSuchKey)
@@ -208,10 +250,24 @@ impl ObjectStore {
         }
     }
 
+    /// An object with its body.
+    pub async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord, ObjectError> {
+        let stored = self.stored(bucket, key).await?;
+        let data = body::load(&self.node.blocks, &stored.body).await?;
+        debug_assert_eq!(data.len() as u64, stored.size_bytes);
+        Ok(record(key, &stored, data))
+    }
+
+    /// An object's metadata, without reading its blocks.
+    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord, ObjectError> {
+        let stored = self.stored(bucket, key).await?;
+        Ok(record(key, &stored, Vec::new()))
+    }
+
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
         self.head_bucket(bucket).await?;
         let seen = self.object_timestamp(bucket, key).await?;
-        let entry: Lww<Option<ObjectRecord>> = Lww::new(self.node.stamp_after(seen), None);
+        let entry: Lww<Option<StoredObject>> = Lww::new(self.node.stamp_after(seen), None);
         self.node.objects.insert(entry_key(bucket.as_bytes(), key.as_bytes()), &entry).await?;
         Ok(())
     }
@@ -237,10 +293,10 @@ impl ObjectStore {
             let done = page.len() < LIST_BATCH;
             after = page.last().map(|(k, _)| k.clone()).unwrap_or_default();
             // Deleted objects leave tombstones that take room in a page but are not listed.
-            for (_, entry) in page {
-                if let Some(mut record) = entry.into_value() {
-                    record.data.clear();
-                    out.push(record);
+            for (sort_key, entry) in page {
+                if let Some(stored) = entry.into_value() {
+                    let key = String::from_utf8_lossy(&sort_key);
+                    out.push(record(&key, &stored, Vec::new()));
                 }
             }
             if done {
