@@ -304,3 +304,73 @@ async fn a_large_put_without_a_block_quorum_fails_and_leaves_no_visible_object()
     tokio::time::sleep(std::time::Duration::from_secs(10)).await;
     assert_eq!(s[1].get_object("b", "k").await.unwrap_err(), ObjectError::NoSuchKey);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_versioned_bucket_keeps_every_version_and_delete_markers() {
+    let (_cluster, s) = object_stores().await;
+    s[0].create_bucket("v").await.unwrap();
+    s[0].set_versioning("v", true).await.unwrap();
+    let one = s[0].put_object("v", "k", meta("text/plain", "1"), b"one".to_vec()).await.unwrap();
+    let two = s[1].put_object("v", "k", meta("text/plain", "2"), b"two".to_vec()).await.unwrap();
+    assert_eq!(s[2].get_object("v", "k").await.unwrap().data, b"two");
+    let old = s[2].get_object_version("v", "k", Some(&one.version_id.to_hex())).await.unwrap();
+    assert_eq!(old.data, b"one");
+
+    let marker = s[0].delete_object("v", "k").await.unwrap();
+    assert_eq!(s[1].get_object("v", "k").await.unwrap_err(), ObjectError::NoSuchKey);
+    let listing = s[1].list_object_versions("v", "", "", 10).await.unwrap();
+    let ids: Vec<_> =
+        listing.iter().map(|l| (l.version_id, l.is_latest, l.object.is_some())).collect();
+    assert_eq!(
+        ids,
+        vec![(marker, true, false), (two.version_id, false, true), (one.version_id, false, true)]
+    );
+
+    // Removing the marker by id brings the previous version back.
+    s[2].delete_object_version("v", "k", &marker.to_hex()).await.unwrap();
+    assert_eq!(s[0].get_object("v", "k").await.unwrap().data, b"two");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unversioned_bucket_keeps_only_the_current_version() {
+    let (_cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    let one = s[0].put_object("b", "k", meta("text/plain", "1"), b"one".to_vec()).await.unwrap();
+    s[1].put_object("b", "k", meta("text/plain", "2"), b"two".to_vec()).await.unwrap();
+    let old = s[2].get_object_version("b", "k", Some(&one.version_id.to_hex())).await;
+    assert_eq!(old.unwrap_err(), ObjectError::NoSuchVersion);
+    assert_eq!(s[2].list_object_versions("b", "", "", 10).await.unwrap().len(), 1);
+    let bad = s[2].get_object_version("b", "k", Some("not-a-version")).await;
+    assert_eq!(bad.unwrap_err(), ObjectError::NoSuchVersion);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_large_overwrite_leaves_the_previous_version_current() {
+    let (cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    s[0].put_object("b", "k", meta("text/plain", "1"), b"before".to_vec()).await.unwrap();
+    // Two replicas down: the PUT reaches no quorum at any step.
+    cluster.set_down(2, true);
+    cluster.set_down(3, true);
+    let big = patterned(crate::objects::body::INLINE_MAX_BYTES * 4);
+    assert!(s[0].put_object("b", "k", meta("text/plain", "2"), big).await.is_err());
+    cluster.set_down(2, false);
+    cluster.set_down(3, false);
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    assert_eq!(s[1].get_object("b", "k").await.unwrap().data, b"before");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upload_in_progress_is_never_served() {
+    use crate::objects::version::{ObjectEntry, Version, VersionId, VersionState};
+    let (cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    let done = s[0].put_object("b", "k", meta("text/plain", "1"), b"done".to_vec()).await.unwrap();
+    // What a writer that crashed after recording its upload leaves behind.
+    let newer = VersionId { timestamp: done.version_id.timestamp + 1_000, unique: 9 };
+    let upload = ObjectEntry::with(newer, Version { state: VersionState::Uploading, kept: false });
+    let key = crate::table::entry_key(b"b", b"k");
+    cluster.node(1).objects.insert(key, &upload).await.unwrap();
+    assert_eq!(s[1].get_object("b", "k").await.unwrap().data, b"done");
+    assert_eq!(s[2].list_objects("b", "", "", 10).await.unwrap()[0].version_id, done.version_id);
+}

@@ -28,7 +28,8 @@ impl EngineBackend {
 fn map_err(err: ObjectError) -> BackendError {
     match err {
         ObjectError::NoSuchBucket => BackendError::NoSuchBucket,
-        ObjectError::NoSuchKey => BackendError::NoSuchKey,
+        // The S3 layer has no versionId parameters yet; a missing version is a missing key.
+        ObjectError::NoSuchKey | ObjectError::NoSuchVersion => BackendError::NoSuchKey,
         ObjectError::BucketAlreadyExists => BackendError::BucketAlreadyOwnedByYou,
         ObjectError::BucketNotEmpty => BackendError::BucketNotEmpty,
         ObjectError::Unavailable { reason } => BackendError::Unavailable { reason },
@@ -126,7 +127,7 @@ impl ObjectBackend for EngineBackend {
         Box::pin(async move {
             match self.store.delete_object(bucket, key).await {
                 // S3 answers 204 for an absent key; the seam's contract says the same.
-                Ok(()) | Err(ObjectError::NoSuchKey) => Ok(()),
+                Ok(_) | Err(ObjectError::NoSuchKey) => Ok(()),
                 Err(e) => Err(map_err(e)),
             }
         })

@@ -358,7 +358,7 @@ checkers = ["read_after_write"]
     fn unknown_node_is_reported_with_line_and_field() {
         let bad = GOOD.replace("node = \"n2\"", "node = \"n9\"");
         let err = Scenario::parse("bad.toml", &bad).unwrap_err();
-        assert_eq!((err.line, err.field.as_str()), (15, "faults.node"), "{err}");
+        assert_eq!((err.line, err.field.as_str()), (14, "faults.node"), "{err}");
         assert!(err.message.contains("n9"), "{err}");
     }
 
@@ -366,7 +366,7 @@ checkers = ["read_after_write"]
     fn unknown_key_is_reported_with_line_and_field() {
         let bad = GOOD.replace("keys = 4", "keys = 4\nkeyz = 5");
         let err = Scenario::parse("bad.toml", &bad).unwrap_err();
-        assert_eq!(err.line, 11, "{err}");
+        assert_eq!(err.line, 10, "{err}");
         assert_eq!(err.field, "keyz", "{err}");
     }
 

@@ -1,14 +1,15 @@
-//! Buckets and objects: the first version of the `ObjectStore` the S3 frontend calls.
+//! Buckets and objects: the `ObjectStore` the S3 frontend calls.
 //!
-//! Bodies up to `body::INLINE_MAX_BYTES` live inline in the object entry; larger ones are
-//! cut into content-addressed blocks (see `body`) written before the entry that names them.
-//! Still to come with the data-path work: versions, multipart, block reference counts and
-//! garbage collection (an overwritten body's blocks are not reclaimed yet).
+//! Tables (see docs/data-model.md): `bucket` (every bucket under one partition key, so
+//! listing buckets is one range read; an LWW register per bucket, `None` once deleted) and
+//! `object` (partition key = bucket name, sort key = object key, so listing a bucket is a
+//! range read in key order; each entry holds the key's versions, see `version`).
 //!
-//! Tables: `bucket` (every bucket under one partition key, so listing buckets is one range
-//! read) and `object` (partition key = bucket name, sort key = object key, so listing a
-//! bucket is a range read in key order). Entries are last-writer-wins registers holding
-//! `None` once deleted, so a delete is ordered against writes like any other write.
+//! Bodies up to `body::INLINE_MAX_BYTES` live inline in the version; larger ones are cut
+//! into content-addressed blocks (see `body`). A large PUT first records its version as
+//! `Uploading`, then stores the blocks, then marks the version `Complete`: a crash in the
+//! middle never exposes a partial object. Still to come with the data-path work: multipart,
+//! block reference counts and garbage collection of unreferenced blocks.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,10 +17,14 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub mod body;
+mod object_ops;
+pub use object_ops::VersionListing;
+pub mod version;
 
 use body::Body;
+pub use version::{ObjectEntry, VersionData, VersionId, VersionState};
 
-use crate::block::{BLOCK_SIZE_BYTES_DEFAULT, BlockError};
+use crate::block::BlockError;
 use crate::crdt::Lww;
 use crate::node::Node;
 use crate::table::{QuorumError, TableSchema, entry_key};
@@ -33,7 +38,7 @@ impl TableSchema for BucketSchema {
 pub struct ObjectSchema;
 impl TableSchema for ObjectSchema {
     const NAME: &'static str = "object";
-    type Entry = Lww<Option<StoredObject>>;
+    type Entry = ObjectEntry;
 }
 
 /// All buckets live under this partition key.
@@ -45,6 +50,8 @@ const LIST_BATCH: usize = 1000;
 pub struct BucketRecord {
     pub name: String,
     pub created_ms: u64,
+    /// Versioning on: every version is kept until deleted by id.
+    pub versioning: bool,
 }
 
 /// What a client supplies with an object.
@@ -70,6 +77,7 @@ pub struct StoredObject {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRecord {
     pub key: String,
+    pub version_id: VersionId,
     pub size_bytes: u64,
     pub etag: String,
     pub last_modified_ms: u64,
@@ -83,6 +91,8 @@ pub struct ObjectRecord {
 pub enum ObjectError {
     NoSuchBucket,
     NoSuchKey,
+    /// A version id that names no version of the key (or is malformed).
+    NoSuchVersion,
     BucketAlreadyExists,
     BucketNotEmpty,
     /// Not enough replicas answered: retry later.
@@ -99,6 +109,7 @@ impl std::fmt::Display for ObjectError {
         match self {
             ObjectError::NoSuchBucket => write!(f, "no such bucket"),
             ObjectError::NoSuchKey => write!(f, "no such key"),
+            ObjectError::NoSuchVersion => write!(f, "no such version"),
             ObjectError::BucketAlreadyExists => write!(f, "bucket already exists"),
             ObjectError::BucketNotEmpty => write!(f, "bucket not empty"),
             ObjectError::Unavailable { reason } => write!(f, "unavailable: {reason}"),
@@ -120,9 +131,10 @@ impl From<BlockError> for ObjectError {
     }
 }
 
-fn record(key: &str, stored: &StoredObject, data: Vec<u8>) -> ObjectRecord {
+fn record(key: &str, id: VersionId, stored: &StoredObject, data: Vec<u8>) -> ObjectRecord {
     ObjectRecord {
         key: key.into(),
+        version_id: id,
         size_bytes: stored.size_bytes,
         etag: stored.etag.clone(),
         last_modified_ms: stored.last_modified_ms,
@@ -175,15 +187,21 @@ impl ObjectStore {
         Ok(self.bucket_entry(name).await?.and_then(|e| e.into_value()))
     }
 
-    /// The timestamp of the object version a write would replace (0 if none): every write
-    /// is stamped above it (see `Node::stamp_after`).
-    async fn object_timestamp(&self, bucket: &str, key: &str) -> Result<u64, ObjectError> {
-        let entry = self.node.objects.get(&entry_key(bucket.as_bytes(), key.as_bytes())).await?;
-        Ok(entry.map_or(0, |e| e.timestamp()))
-    }
-
     pub async fn head_bucket(&self, name: &str) -> Result<BucketRecord, ObjectError> {
         self.bucket(name).await?.ok_or(ObjectError::NoSuchBucket)
+    }
+
+    /// Turns versioning on or off for new writes (versions written before keep their mode).
+    pub async fn set_versioning(&self, name: &str, on: bool) -> Result<(), ObjectError> {
+        let current = self.bucket_entry(name).await?;
+        let Some((seen, mut record)) = current.and_then(|e| Some((e.timestamp(), e.into_value()?)))
+        else {
+            return Err(ObjectError::NoSuchBucket);
+        };
+        record.versioning = on;
+        let key = entry_key(BUCKETS_PARTITION_KEY, name.as_bytes());
+        self.node.buckets.insert(key, &Lww::new(self.node.stamp_after(seen), Some(record))).await?;
+        Ok(())
     }
 
     pub async fn create_bucket(&self, name: &str) -> Result<(), ObjectError> {
@@ -193,7 +211,7 @@ impl ObjectStore {
         }
         let seen = current.map_or(0, |e| e.timestamp());
         let created_ms = self.node.seam.clock.now_ms();
-        let record = BucketRecord { name: name.into(), created_ms };
+        let record = BucketRecord { name: name.into(), created_ms, versioning: false };
         let key = entry_key(BUCKETS_PARTITION_KEY, name.as_bytes());
         let entry = Lww::new(self.node.stamp_after(seen), Some(record));
         self.node.buckets.insert(key, &entry).await?;
@@ -211,99 +229,5 @@ impl ObjectStore {
         let key = entry_key(BUCKETS_PARTITION_KEY, name.as_bytes());
         self.node.buckets.insert(key, &Lww::new(self.node.stamp_after(seen), None)).await?;
         Ok(())
-    }
-
-    pub async fn put_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        meta: ObjectMeta,
-        data: Vec<u8>,
-    ) -> Result<ObjectRecord, ObjectError> {
-        self.head_bucket(bucket).await?;
-        let seen = self.object_timestamp(bucket, key).await?;
-        let size_bytes = data.len() as u64;
-        // Blocks first: once the entry is visible, everything it names is stored.
-        let body = body::store(&self.node.blocks, data, BLOCK_SIZE_BYTES_DEFAULT).await?;
-        let stored = StoredObject {
-            size_bytes,
-            etag: meta.etag,
-            last_modified_ms: self.node.seam.clock.now_ms(),
-            content_type: meta.content_type,
-            user_metadata: meta.user_metadata,
-            body,
-        };
-        let entry = Lww::new(self.node.stamp_after(seen), Some(stored));
-        self.node.objects.insert(entry_key(bucket.as_bytes(), key.as_bytes()), &entry).await?;
-        Ok(record(key, entry.value().as_ref().expect("just written"), Vec::new()))
-    }
-
-    /// The stored form of a live object, or the reason there is none.
-    async fn stored(&self, bucket: &str, key: &str) -> Result<StoredObject, ObjectError> {
-        let entry = self.node.objects.get(&entry_key(bucket.as_bytes(), key.as_bytes())).await?;
-        match entry.and_then(|e| e.into_value()) {
-            Some(stored) => Ok(stored),
-            None => {
-                self.head_bucket(bucket).await?;
-                Err(ObjectError::NoSuchKey)
-            }
-        }
-    }
-
-    /// An object with its body.
-    pub async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord, ObjectError> {
-        let stored = self.stored(bucket, key).await?;
-        let data = body::load(&self.node.blocks, &stored.body).await?;
-        debug_assert_eq!(data.len() as u64, stored.size_bytes);
-        Ok(record(key, &stored, data))
-    }
-
-    /// An object's metadata, without reading its blocks.
-    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord, ObjectError> {
-        let stored = self.stored(bucket, key).await?;
-        Ok(record(key, &stored, Vec::new()))
-    }
-
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), ObjectError> {
-        self.head_bucket(bucket).await?;
-        let seen = self.object_timestamp(bucket, key).await?;
-        let entry: Lww<Option<StoredObject>> = Lww::new(self.node.stamp_after(seen), None);
-        self.node.objects.insert(entry_key(bucket.as_bytes(), key.as_bytes()), &entry).await?;
-        Ok(())
-    }
-
-    /// Objects of `bucket` whose key starts with `prefix` and sorts after `start_after`,
-    /// at most `max_keys`, in key order, without their bodies.
-    pub async fn list_objects(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        start_after: &str,
-        max_keys: usize,
-    ) -> Result<Vec<ObjectRecord>, ObjectError> {
-        self.head_bucket(bucket).await?;
-        let mut out = Vec::new();
-        let mut after = start_after.as_bytes().to_vec();
-        while out.len() < max_keys {
-            let page = self
-                .node
-                .objects
-                .get_range(bucket.as_bytes(), prefix.as_bytes(), &after, LIST_BATCH)
-                .await?;
-            let done = page.len() < LIST_BATCH;
-            after = page.last().map(|(k, _)| k.clone()).unwrap_or_default();
-            // Deleted objects leave tombstones that take room in a page but are not listed.
-            for (sort_key, entry) in page {
-                if let Some(stored) = entry.into_value() {
-                    let key = String::from_utf8_lossy(&sort_key);
-                    out.push(record(&key, &stored, Vec::new()));
-                }
-            }
-            if done {
-                break;
-            }
-        }
-        out.truncate(max_keys);
-        Ok(out)
     }
 }

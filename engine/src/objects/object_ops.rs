@@ -1,0 +1,281 @@
+//! Object operations of the `ObjectStore`: versioned writes, reads, deletes and listings.
+
+use super::body;
+use super::version::{ObjectEntry, Version, VersionData, VersionId, VersionState};
+use super::{ObjectError, ObjectMeta, ObjectRecord, ObjectStore, StoredObject, record};
+use crate::block::BLOCK_SIZE_BYTES_DEFAULT;
+use crate::table::entry_key;
+
+/// Entries fetched per range read while listing.
+const LIST_BATCH: usize = 1000;
+
+/// One line of a version listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionListing {
+    pub key: String,
+    pub version_id: VersionId,
+    /// The key's current version.
+    pub is_latest: bool,
+    /// The object (body empty), or `None` for a delete marker.
+    pub object: Option<ObjectRecord>,
+    pub last_modified_ms: u64,
+}
+
+fn object_key(bucket: &str, key: &str) -> Vec<u8> {
+    entry_key(bucket.as_bytes(), key.as_bytes())
+}
+
+fn parse_version(version: &str) -> Result<VersionId, ObjectError> {
+    VersionId::from_hex(version).ok_or(ObjectError::NoSuchVersion)
+}
+
+impl ObjectStore {
+    async fn entry(&self, bucket: &str, key: &str) -> Result<Option<ObjectEntry>, ObjectError> {
+        Ok(self.node.objects.get(&object_key(bucket, key)).await?)
+    }
+
+    /// A new version id, above every version of the key this node can see with a quorum
+    /// read (read and write quorums intersect, so above every acknowledged one).
+    async fn next_version_id(&self, bucket: &str, key: &str) -> Result<VersionId, ObjectError> {
+        let newest = self.entry(bucket, key).await?.and_then(|e| e.newest());
+        let timestamp = self.node.stamp_after(newest.map_or(0, |id| id.timestamp));
+        Ok(VersionId { timestamp, unique: self.node.id.0 })
+    }
+
+    async fn write_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: VersionId,
+        version: Version,
+    ) -> Result<(), ObjectError> {
+        let entry = ObjectEntry::with(id, version);
+        Ok(self.node.objects.insert(object_key(bucket, key), &entry).await?)
+    }
+
+    /// Stores a new version of `key` and makes it current.
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        data: Vec<u8>,
+    ) -> Result<ObjectRecord, ObjectError> {
+        let kept = self.head_bucket(bucket).await?.versioning;
+        let id = self.next_version_id(bucket, key).await?;
+        let size_bytes = data.len() as u64;
+        let inline = data.len() <= body::INLINE_MAX_BYTES;
+        if !inline {
+            // Record the upload before its blocks, so a crash leaves a visible trace for
+            // cleanup rather than anonymous blocks — and never a partial object.
+            self.write_version(bucket, key, id, Version { state: VersionState::Uploading, kept })
+                .await?;
+        }
+        let body = match body::store(&self.node.blocks, data, BLOCK_SIZE_BYTES_DEFAULT).await {
+            Ok(body) => body,
+            Err(e) => {
+                let aborted = Version { state: VersionState::Aborted, kept };
+                let _ = self.write_version(bucket, key, id, aborted).await;
+                return Err(e.into());
+            }
+        };
+        let stored = StoredObject {
+            size_bytes,
+            etag: meta.etag,
+            last_modified_ms: self.node.seam.clock.now_ms(),
+            content_type: meta.content_type,
+            user_metadata: meta.user_metadata,
+            body,
+        };
+        let complete = VersionState::Complete(VersionData::Object(stored.clone()));
+        self.write_version(bucket, key, id, Version { state: complete, kept }).await?;
+        Ok(record(key, id, &stored, Vec::new()))
+    }
+
+    /// The stored form of a complete object version (the current one if `version` is
+    /// `None`), or why there is none.
+    async fn stored(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<(VersionId, StoredObject), ObjectError> {
+        let wanted = version.map(parse_version).transpose()?;
+        let entry = self.entry(bucket, key).await?;
+        let found = entry.as_ref().and_then(|e| match wanted {
+            None => e.current().map(|(id, data)| (id, Some(data))),
+            Some(id) => e.versions.get(&id).map(|v| match &v.state {
+                VersionState::Complete(data) => (id, Some(data)),
+                _ => (id, None),
+            }),
+        });
+        match found {
+            Some((id, Some(VersionData::Object(stored)))) => Ok((id, stored.clone())),
+            Some(_) if wanted.is_some() => Err(ObjectError::NoSuchVersion),
+            Some(_) => Err(ObjectError::NoSuchKey),
+            None => {
+                self.head_bucket(bucket).await?;
+                Err(if wanted.is_some() {
+                    ObjectError::NoSuchVersion
+                } else {
+                    ObjectError::NoSuchKey
+                })
+            }
+        }
+    }
+
+    /// An object with its body: the current version, or the one named by `version`.
+    pub async fn get_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<ObjectRecord, ObjectError> {
+        let (id, stored) = self.stored(bucket, key, version).await?;
+        let data = body::load(&self.node.blocks, &stored.body).await?;
+        debug_assert_eq!(data.len() as u64, stored.size_bytes);
+        Ok(record(key, id, &stored, data))
+    }
+
+    pub async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord, ObjectError> {
+        self.get_object_version(bucket, key, None).await
+    }
+
+    /// An object's metadata, without reading its blocks.
+    pub async fn head_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<ObjectRecord, ObjectError> {
+        let (id, stored) = self.stored(bucket, key, version).await?;
+        Ok(record(key, id, &stored, Vec::new()))
+    }
+
+    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord, ObjectError> {
+        self.head_object_version(bucket, key, None).await
+    }
+
+    /// Deletes `key`: writes a delete marker as its new current version (kept as history
+    /// if the bucket is versioned). Returns the marker's id.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<VersionId, ObjectError> {
+        let kept = self.head_bucket(bucket).await?.versioning;
+        let id = self.next_version_id(bucket, key).await?;
+        let last_modified_ms = self.node.seam.clock.now_ms();
+        let marker = VersionState::Complete(VersionData::DeleteMarker { last_modified_ms });
+        self.write_version(bucket, key, id, Version { state: marker, kept }).await?;
+        Ok(id)
+    }
+
+    /// Removes one version for good (an object or a delete marker).
+    pub async fn delete_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: &str,
+    ) -> Result<(), ObjectError> {
+        let id = parse_version(version)?;
+        self.head_bucket(bucket).await?;
+        let exists = self.entry(bucket, key).await?.is_some_and(|e| e.versions.contains_key(&id));
+        if !exists {
+            // S3 answers success for a version that is not there: deleting is idempotent.
+            return Ok(());
+        }
+        self.write_version(bucket, key, id, Version { state: VersionState::Deleted, kept: true })
+            .await
+    }
+
+    /// Pages through the entries of a bucket under `prefix` after `start_after`, calling
+    /// `visit` until it returns false or the keys run out.
+    async fn scan(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: &str,
+        mut visit: impl FnMut(String, ObjectEntry) -> bool,
+    ) -> Result<(), ObjectError> {
+        self.head_bucket(bucket).await?;
+        let mut after = start_after.as_bytes().to_vec();
+        loop {
+            let page = self
+                .node
+                .objects
+                .get_range(bucket.as_bytes(), prefix.as_bytes(), &after, LIST_BATCH)
+                .await?;
+            let done = page.len() < LIST_BATCH;
+            after = page.last().map(|(k, _)| k.clone()).unwrap_or_default();
+            for (sort_key, entry) in page {
+                if !visit(String::from_utf8_lossy(&sort_key).into_owned(), entry) {
+                    return Ok(());
+                }
+            }
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Current objects of `bucket` whose key starts with `prefix` and sorts after
+    /// `start_after`, at most `max_keys`, in key order, without their bodies.
+    pub async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: &str,
+        max_keys: usize,
+    ) -> Result<Vec<ObjectRecord>, ObjectError> {
+        let mut out = Vec::new();
+        if max_keys == 0 {
+            return Ok(out);
+        }
+        self.scan(bucket, prefix, start_after, |key, entry| {
+            // Keys whose current version is a delete marker (or none) are not listed.
+            if let Some((id, VersionData::Object(stored))) = entry.current() {
+                out.push(record(&key, id, stored, Vec::new()));
+            }
+            out.len() < max_keys
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Every visible version (objects and delete markers) of keys under `prefix` after
+    /// `start_after`, newest first within a key, for at most `max_keys` keys.
+    pub async fn list_object_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: &str,
+        max_keys: usize,
+    ) -> Result<Vec<VersionListing>, ObjectError> {
+        let (mut out, mut keys) = (Vec::new(), 0);
+        if max_keys == 0 {
+            return Ok(out);
+        }
+        self.scan(bucket, prefix, start_after, |key, entry| {
+            let latest = entry.current().map(|(id, _)| id);
+            let before = out.len();
+            for (id, version) in entry.versions.iter().rev() {
+                let VersionState::Complete(data) = &version.state else { continue };
+                let (object, last_modified_ms) = match data {
+                    VersionData::Object(s) => {
+                        (Some(record(&key, *id, s, Vec::new())), s.last_modified_ms)
+                    }
+                    VersionData::DeleteMarker { last_modified_ms } => (None, *last_modified_ms),
+                };
+                let is_latest = Some(*id) == latest;
+                out.push(VersionListing {
+                    key: key.clone(),
+                    version_id: *id,
+                    is_latest,
+                    object,
+                    last_modified_ms,
+                });
+            }
+            keys += usize::from(out.len() > before);
+            keys < max_keys
+        })
+        .await?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,226 @@
+//! The versions of one object key, as one CRDT entry of the `object` table.
+//!
+//! Each write creates a version named by a `VersionId` (the writer's timestamp, then the
+//! writer's node id: a node's timestamps strictly increase, so ids are unique). A version's
+//! state only moves up: `Uploading` → `Aborted` (a failed upload) → `Complete` (an object
+//! or a delete marker) → `Deleted` (removed by version id). `Complete` beats `Aborted` so
+//! that an abort racing a successful completion never loses an acknowledged write.
+//!
+//! Merging two entries takes the union of their versions, merging each version's state by
+//! that order, then *prunes*: every version older than the newest version that ever
+//! completed (`Complete` or `Deleted`) is dropped unless it was written while the bucket
+//! kept history (versioning on). Once completed, a version stays completed, so the pruning
+//! point only moves forward: pruning commutes with merging and the merge stays a CRDT
+//! (commutative, associative, idempotent; property-tested below). An aborted upload is not
+//! a pruning point, so it never hides the version it failed to replace.
+//!
+//! Invariants: the current version of a key is its newest `Complete` one; `Uploading`,
+//! `Aborted` and `Deleted` versions are never served; a pruned version never comes back.
+//! `Deleted` versions are tombstones, kept until tombstone collection (data-path work).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::StoredObject;
+use crate::crdt::Crdt;
+
+/// Names a version; ordered by timestamp first, so newer writes sort last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VersionId {
+    pub timestamp: u64,
+    pub unique: u64,
+}
+
+impl VersionId {
+    /// The S3 `versionId` string: 32 lowercase hex digits (sorts like the id).
+    pub fn to_hex(&self) -> String {
+        format!("{:016x}{:016x}", self.timestamp, self.unique)
+    }
+
+    pub fn from_hex(s: &str) -> Option<VersionId> {
+        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let timestamp = u64::from_str_radix(&s[..16], 16).ok()?;
+        let unique = u64::from_str_radix(&s[16..], 16).ok()?;
+        Some(VersionId { timestamp, unique })
+    }
+}
+
+/// What a complete version holds.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum VersionData {
+    Object(StoredObject),
+    DeleteMarker { last_modified_ms: u64 },
+}
+
+/// A version's state, ordered as it may only move.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum VersionState {
+    /// Being written: its blocks may be partly stored. Never visible to readers.
+    Uploading,
+    /// Given up (a failed or abandoned upload).
+    Aborted,
+    Complete(VersionData),
+    /// Removed by version id.
+    Deleted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Version {
+    pub state: VersionState,
+    /// Written while the bucket kept history (versioning on): never pruned.
+    pub kept: bool,
+}
+
+impl Crdt for Version {
+    fn merge(&mut self, other: &Self) {
+        // States only move up; two different complete states of one id cannot come from a
+        // correct writer, but the tie is still broken deterministically by order.
+        if other.state > self.state {
+            self.state = other.state.clone();
+        }
+        self.kept |= other.kept;
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectEntry {
+    pub versions: BTreeMap<VersionId, Version>,
+}
+
+impl ObjectEntry {
+    pub fn with(id: VersionId, version: Version) -> Self {
+        let mut entry = ObjectEntry::default();
+        entry.versions.insert(id, version);
+        entry
+    }
+
+    /// The newest complete version: what a plain GET serves (or a delete marker).
+    pub fn current(&self) -> Option<(VersionId, &VersionData)> {
+        self.versions.iter().rev().find_map(|(id, v)| match &v.state {
+            VersionState::Complete(data) => Some((*id, data)),
+            _ => None,
+        })
+    }
+
+    /// The newest version's id, whatever its state: new writes are stamped above it.
+    pub fn newest(&self) -> Option<VersionId> {
+        self.versions.keys().next_back().copied()
+    }
+
+    fn prune(&mut self) {
+        let point = self
+            .versions
+            .iter()
+            .rev()
+            .find(|(_, v)| matches!(v.state, VersionState::Complete(_) | VersionState::Deleted))
+            .map(|(id, _)| *id);
+        if let Some(point) = point {
+            self.versions.retain(|id, v| *id >= point || v.kept);
+        }
+    }
+}
+
+impl Crdt for ObjectEntry {
+    fn merge(&mut self, other: &Self) {
+        for (id, version) in &other.versions {
+            self.versions.entry(*id).and_modify(|v| v.merge(version)).or_insert(version.clone());
+        }
+        self.prune();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::{RngCore, SeedableRng};
+
+    use super::*;
+    use crate::objects::body::Body;
+
+    fn data(n: u8) -> VersionData {
+        VersionData::Object(StoredObject {
+            size_bytes: 1,
+            etag: format!("e{n}"),
+            last_modified_ms: 0,
+            content_type: String::new(),
+            user_metadata: BTreeMap::new(),
+            body: Body::Inline(vec![n]),
+        })
+    }
+
+    /// A random entry built the way writers build them: a few versions in random states,
+    /// pruned, as any stored entry is.
+    fn entry(rng: &mut ChaCha8Rng) -> ObjectEntry {
+        let mut e = ObjectEntry::default();
+        for _ in 0..rng.next_u32() % 4 {
+            let id = VersionId { timestamp: (rng.next_u32() % 5) as u64, unique: 7 };
+            let state = match rng.next_u32() % 5 {
+                0 => VersionState::Uploading,
+                1 => VersionState::Complete(data(id.timestamp as u8)),
+                2 => VersionState::Complete(VersionData::DeleteMarker { last_modified_ms: 0 }),
+                3 => VersionState::Deleted,
+                _ => VersionState::Aborted,
+            };
+            // A version is written with history kept or not, once: derive it from the id.
+            let kept = id.timestamp % 2 == 0;
+            e.merge(&ObjectEntry::with(id, Version { state, kept }));
+        }
+        e
+    }
+
+    fn merged(a: &ObjectEntry, b: &ObjectEntry) -> ObjectEntry {
+        let mut m = a.clone();
+        m.merge(b);
+        m
+    }
+
+    #[test]
+    fn merge_is_commutative_associative_and_idempotent() {
+        for seed in 0..2000 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let (a, b, c) = (entry(&mut rng), entry(&mut rng), entry(&mut rng));
+            assert_eq!(merged(&a, &b), merged(&b, &a), "commutativity, seed {seed}");
+            let left = merged(&merged(&a, &b), &c);
+            assert_eq!(left, merged(&a, &merged(&b, &c)), "associativity, seed {seed}");
+            assert_eq!(merged(&a, &a), a, "idempotence, seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_complete_version_prunes_older_unkept_versions_but_not_newer_uploads() {
+        let id = |t| VersionId { timestamp: t, unique: 1 };
+        let v = |state, kept| Version { state, kept };
+        let mut e = ObjectEntry::with(id(1), v(VersionState::Complete(data(1)), false));
+        e.merge(&ObjectEntry::with(id(2), v(VersionState::Complete(data(2)), true)));
+        e.merge(&ObjectEntry::with(id(3), v(VersionState::Complete(data(3)), false)));
+        e.merge(&ObjectEntry::with(id(4), v(VersionState::Uploading, false)));
+        let ids: Vec<u64> = e.versions.keys().map(|k| k.timestamp).collect();
+        assert_eq!(ids, vec![2, 3, 4], "version 1 pruned, kept 2 stays, upload 4 stays");
+        assert_eq!(e.current().map(|(id, _)| id.timestamp), Some(3), "uploads are never current");
+    }
+
+    #[test]
+    fn an_aborted_upload_does_not_hide_the_version_it_failed_to_replace() {
+        let id = |t| VersionId { timestamp: t, unique: 1 };
+        let v = |state| Version { state, kept: false };
+        let mut e = ObjectEntry::with(id(1), v(VersionState::Complete(data(1))));
+        e.merge(&ObjectEntry::with(id(2), v(VersionState::Uploading)));
+        e.merge(&ObjectEntry::with(id(2), v(VersionState::Aborted)));
+        assert_eq!(e.current().map(|(id, _)| id.timestamp), Some(1));
+        // ...but a completion racing the abort wins: the client was told it succeeded.
+        e.merge(&ObjectEntry::with(id(2), v(VersionState::Complete(data(2)))));
+        assert_eq!(e.current().map(|(id, _)| id.timestamp), Some(2));
+    }
+
+    #[test]
+    fn version_ids_round_trip_through_hex_and_sort_like_their_strings() {
+        let a = VersionId { timestamp: 5, unique: u64::MAX };
+        let b = VersionId { timestamp: 6, unique: 0 };
+        assert_eq!(VersionId::from_hex(&a.to_hex()), Some(a));
+        assert!(a < b && a.to_hex() < b.to_hex());
+        assert_eq!(VersionId::from_hex("xyz"), None);
+    }
+}
