@@ -165,7 +165,7 @@ mod tests {
                 _ => VersionState::Aborted,
             };
             // A version is written with history kept or not, once: derive it from the id.
-            let kept = id.timestamp % 2 == 0;
+            let kept = id.timestamp.is_multiple_of(2);
             e.merge(&ObjectEntry::with(id, Version { state, kept }));
         }
         e
