@@ -147,7 +147,7 @@ impl<K: Ord + Clone, V: Ord + Clone> Crdt for LwwMap<K, V> {
 /// Monotonic flag: starts false, can only become true.
 ///
 /// Merge is boolean `or`, the join of the two-element lattice `false < true`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Bool(bool);
 
 impl Bool {

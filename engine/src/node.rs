@@ -10,6 +10,8 @@ use crate::block::BlockManager;
 use crate::crdt::Lww;
 use crate::kv::{KvSchema, Stamper, kv_key};
 use crate::layout::{ClusterLayout, NodeId};
+use crate::objects::block_ref::BlockRefSchema;
+use crate::objects::gc::{BlockGc, GcConfig};
 use crate::objects::{BucketSchema, ObjectSchema};
 use crate::rpc::{self, Handler, KvRequest, RemoteError, Request, Response, RpcClient, RpcConfig};
 use crate::seam::{BoxFuture, Seam, open_database};
@@ -61,6 +63,7 @@ pub struct Node {
     pub kv: Replicated<KvSchema>,
     pub buckets: Replicated<BucketSchema>,
     pub objects: Replicated<ObjectSchema>,
+    pub block_refs: Replicated<BlockRefSchema>,
     pub blocks: Arc<BlockManager>,
     tables: BTreeMap<&'static str, Arc<dyn LocalTable>>,
     stamper: Stamper,
@@ -78,23 +81,24 @@ impl Node {
         let kv_store = Arc::new(Store::<KvSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let bucket_store =
             Arc::new(Store::<BucketSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
-        let object_store = Arc::new(Store::<ObjectSchema>::open(db).map_err(|e| db_err(&e))?);
+        let object_store =
+            Arc::new(Store::<ObjectSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
+        let ref_store = Arc::new(Store::<BlockRefSchema>::open(db).map_err(|e| db_err(&e))?);
         let rpc = RpcClient::new(config.id, seam.clone(), &config.rpc_secret, config.rpc.clone());
         for (peer, addr) in &config.peers {
             rpc.set_peer_addr(*peer, addr.clone());
         }
         let layout = Arc::new(RwLock::new(config.layout.clone()));
-        let replicated = |_name: &str| (config.id, rpc.clone(), layout.clone(), config.quorums);
-        let (id, r, l, q) = replicated("kv");
-        let kv = Replicated::new(kv_store.clone(), id, r, l, q);
-        let (id, r, l, q) = replicated("bucket");
-        let buckets = Replicated::new(bucket_store.clone(), id, r, l, q);
-        let (id, r, l, q) = replicated("object");
-        let objects = Replicated::new(object_store.clone(), id, r, l, q);
+        let (id, q) = (config.id, config.quorums);
+        let kv = Replicated::new(kv_store.clone(), id, rpc.clone(), layout.clone(), q);
+        let buckets = Replicated::new(bucket_store.clone(), id, rpc.clone(), layout.clone(), q);
+        let objects = Replicated::new(object_store.clone(), id, rpc.clone(), layout.clone(), q);
+        let block_refs = Replicated::new(ref_store.clone(), id, rpc.clone(), layout.clone(), q);
         let mut tables: BTreeMap<&'static str, Arc<dyn LocalTable>> = BTreeMap::new();
         tables.insert(kv_store.name(), kv_store);
         tables.insert(bucket_store.name(), bucket_store);
         tables.insert(object_store.name(), object_store);
+        tables.insert(ref_store.name(), ref_store);
         let blocks = Arc::new(BlockManager::new(
             config.id,
             seam.clone(),
@@ -111,6 +115,7 @@ impl Node {
             kv,
             buckets,
             objects,
+            block_refs,
             blocks,
             tables,
             stamper,
@@ -122,6 +127,7 @@ impl Node {
         let handler: Arc<dyn Handler> = node.clone();
         tokio::spawn(rpc::serve(listener, node.seam.clone(), config.rpc_secret.clone(), handler));
         tokio::spawn(node.clone().anti_entropy_loop(config.sync_interval_ms));
+        tokio::spawn(BlockGc::new(node.clone(), GcConfig::default()).run());
         tracing::info!(node = %node.id, addr = %config.rpc_bind_addr, "node started");
         Ok(node)
     }

@@ -374,3 +374,60 @@ async fn an_upload_in_progress_is_never_served() {
     assert_eq!(s[1].get_object("b", "k").await.unwrap().data, b"done");
     assert_eq!(s[2].list_objects("b", "", "", 10).await.unwrap()[0].version_id, done.version_id);
 }
+
+/// Longer than the collector's default delay plus a pass or two, in virtual time.
+async fn let_gc_run() {
+    tokio::time::sleep(std::time::Duration::from_secs(15 * 60)).await;
+}
+
+fn blocks_on_each_node(cluster: &TestCluster) -> Vec<usize> {
+    cluster.nodes.iter().map(|n| n.blocks.local_list().unwrap().len()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_overwritten_body_s_blocks_are_collected_and_the_new_ones_kept() {
+    let (cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    let old = patterned(2 * crate::block::BLOCK_SIZE_BYTES_DEFAULT);
+    let new: Vec<u8> =
+        patterned(crate::block::BLOCK_SIZE_BYTES_DEFAULT + 10).into_iter().rev().collect();
+    s[0].put_object("b", "k", meta("a/b", "k"), old).await.unwrap();
+    s[1].put_object("b", "k", meta("a/b", "k"), new.clone()).await.unwrap();
+    assert_eq!(blocks_on_each_node(&cluster), vec![4, 4, 4]);
+    let_gc_run().await;
+    assert_eq!(blocks_on_each_node(&cluster), vec![2, 2, 2], "the old body's 2 blocks are gone");
+    assert_eq!(s[2].get_object("b", "k").await.unwrap().data, new);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shared_blocks_live_until_their_last_object_is_deleted() {
+    let (cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    let body = patterned(crate::block::BLOCK_SIZE_BYTES_DEFAULT + 7);
+    s[0].put_object("b", "one", meta("a/b", "1"), body.clone()).await.unwrap();
+    s[1].put_object("b", "two", meta("a/b", "2"), body.clone()).await.unwrap();
+    assert_eq!(blocks_on_each_node(&cluster), vec![2, 2, 2], "identical blocks stored once");
+    s[2].delete_object("b", "one").await.unwrap();
+    let_gc_run().await;
+    assert_eq!(blocks_on_each_node(&cluster), vec![2, 2, 2], "still used by `two`");
+    assert_eq!(s[0].get_object("b", "two").await.unwrap().data, body);
+    s[0].delete_object("b", "two").await.unwrap();
+    let_gc_run().await;
+    assert_eq!(blocks_on_each_node(&cluster), vec![0, 0, 0], "no orphan block files");
+}
+
+#[tokio::test(start_paused = true)]
+async fn versions_kept_by_versioning_keep_their_blocks() {
+    let (cluster, s) = object_stores().await;
+    s[0].create_bucket("v").await.unwrap();
+    s[0].set_versioning("v", true).await.unwrap();
+    let old = patterned(crate::block::BLOCK_SIZE_BYTES_DEFAULT + 1);
+    let first = s[0].put_object("v", "k", meta("a/b", "k"), old.clone()).await.unwrap();
+    s[0].put_object("v", "k", meta("a/b", "k"), b"small now".to_vec()).await.unwrap();
+    let_gc_run().await;
+    let back = s[1].get_object_version("v", "k", Some(&first.version_id.to_hex())).await.unwrap();
+    assert_eq!(back.data, old);
+    s[1].delete_object_version("v", "k", &first.version_id.to_hex()).await.unwrap();
+    let_gc_run().await;
+    assert_eq!(blocks_on_each_node(&cluster), vec![0, 0, 0]);
+}

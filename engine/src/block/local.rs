@@ -73,6 +73,9 @@ impl BlockManager {
             let (expected_hex, actual_hex) = (hash_hex(hash), hash_hex(&actual));
             return Err(BlockError::HashMismatch { expected_hex, actual_hex });
         }
+        // Noted even when the copy is already here: a new reference to an existing block
+        // must keep the collector away from it as much as a fresh write does.
+        self.note_put(hash);
         match self.local_get(hash) {
             Ok(Some(_)) => return Ok(()),
             Ok(None) | Err(BlockError::Corrupt { .. }) => {}

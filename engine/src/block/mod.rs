@@ -140,6 +140,9 @@ pub struct BlockManager {
     write_quorum: usize,
     sends: Arc<Semaphore>,
     counters: Counters,
+    /// When each block was last written here (monotonic ms): the garbage collector spares
+    /// recently written blocks, whose references may still be in flight.
+    recent_puts: std::sync::Mutex<std::collections::BTreeMap<BlockHash, tokio::time::Instant>>,
 }
 
 impl BlockManager {
@@ -160,7 +163,21 @@ impl BlockManager {
             write_quorum,
             sends,
             counters: Counters::default(),
+            recent_puts: Default::default(),
         }
+    }
+
+    /// Whether `hash` was written here within the last `window_ms`; forgets older writes.
+    pub fn written_within(&self, hash: &BlockHash, window_ms: u64) -> bool {
+        let window = std::time::Duration::from_millis(window_ms);
+        let now = crate::seam::monotonic_now();
+        let mut recent = self.recent_puts.lock().unwrap();
+        recent.retain(|_, at| now.saturating_duration_since(*at) < window);
+        recent.contains_key(hash)
+    }
+
+    fn note_put(&self, hash: &BlockHash) {
+        self.recent_puts.lock().unwrap().insert(*hash, crate::seam::monotonic_now());
     }
 
     /// The nodes that hold `hash`, in layout order.

@@ -4,15 +4,19 @@
 //! Why inline: a block costs a replicated file per replica and an extra read round trip;
 //! for bodies of a few KiB the entry itself is the cheaper home. Blocks are written before
 //! the entry that names them, so a visible object never points at a block that was not
-//! stored with a write quorum. (A crash between the two leaves unreferenced blocks; the
-//! garbage collector of the data-path work reclaims them.)
+//! stored with a write quorum, and each block's reference (`block_ref`) is written before
+//! the block, so the collector (`gc`) never sees a stored block it cannot account for.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
-use crate::block::{BlockError, BlockHash, BlockManager, hash_of};
+use super::block_ref::{BlockRef, ref_sort_key};
+use super::version::VersionId;
+use crate::block::{BlockError, BlockHash, hash_of};
+use crate::crdt::Bool;
+use crate::node::Node;
 
 /// Bodies up to this size stay in the object entry.
 pub const INLINE_MAX_BYTES: usize = 3 * 1024;
@@ -24,19 +28,28 @@ pub const BLOCK_PUTS_IN_FLIGHT: usize = 4;
 pub enum Body {
     Inline(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The blocks of the body, in order.
-    Blocks(Vec<BlockRef>),
+    Blocks(Vec<BodyBlock>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct BlockRef {
+pub struct BodyBlock {
     pub hash: BlockHash,
     pub size_bytes: u32,
 }
 
+/// The object version a body belongs to.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub bucket: String,
+    pub key: String,
+    pub version: VersionId,
+}
+
 /// Stores `data` as a body: inline if small, else as blocks of `block_size_bytes`, each
-/// acknowledged by a write quorum before this returns.
+/// referenced by `owner` and acknowledged by a write quorum before this returns.
 pub async fn store(
-    blocks: &Arc<BlockManager>,
+    node: &Arc<Node>,
+    owner: &Owner,
     data: Vec<u8>,
     block_size_bytes: usize,
 ) -> Result<Body, BlockError> {
@@ -47,17 +60,37 @@ pub async fn store(
     let mut writes = JoinSet::new();
     for chunk in data.chunks(block_size_bytes) {
         let hash = hash_of(chunk);
-        refs.push(BlockRef { hash, size_bytes: chunk.len() as u32 });
+        refs.push(BodyBlock { hash, size_bytes: chunk.len() as u32 });
         if writes.len() >= BLOCK_PUTS_IN_FLIGHT {
             finish_one(&mut writes).await?;
         }
-        let (blocks, chunk) = (blocks.clone(), chunk.to_vec());
-        writes.spawn(async move { blocks.put_block(hash, chunk).await });
+        let (node, owner, chunk) = (node.clone(), owner.clone(), chunk.to_vec());
+        writes.spawn(async move {
+            reference(&node, &owner, hash).await?;
+            node.blocks.put_block(hash, chunk).await
+        });
     }
     while !writes.is_empty() {
         finish_one(&mut writes).await?;
     }
     Ok(Body::Blocks(refs))
+}
+
+/// Records that `owner` uses block `hash` (before the block is stored).
+async fn reference(node: &Node, owner: &Owner, hash: BlockHash) -> Result<(), BlockError> {
+    let sort_key = ref_sort_key(&owner.bucket, &owner.key, owner.version);
+    let entry = BlockRef {
+        bucket: owner.bucket.clone(),
+        key: owner.key.clone(),
+        version: owner.version,
+        deleted: Bool::new(false),
+    };
+    let key = crate::table::entry_key(&hash, &sort_key);
+    node.block_refs.insert(key, &entry).await.map_err(|e| BlockError::Quorum {
+        quorum: e.quorum,
+        successes: e.successes,
+        errors: e.errors,
+    })
 }
 
 async fn finish_one(writes: &mut JoinSet<Result<(), BlockError>>) -> Result<(), BlockError> {
@@ -68,7 +101,7 @@ async fn finish_one(writes: &mut JoinSet<Result<(), BlockError>>) -> Result<(), 
 }
 
 /// Reads a whole body back, checking every block's size against the entry.
-pub async fn load(blocks: &BlockManager, body: &Body) -> Result<Vec<u8>, BlockError> {
+pub async fn load(blocks: &crate::block::BlockManager, body: &Body) -> Result<Vec<u8>, BlockError> {
     let refs = match body {
         Body::Inline(data) => return Ok(data.clone()),
         Body::Blocks(refs) => refs,

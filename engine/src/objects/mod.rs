@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub mod block_ref;
 pub mod body;
+pub mod gc;
 mod object_ops;
 pub use object_ops::VersionListing;
 pub mod version;

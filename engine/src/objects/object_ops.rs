@@ -71,7 +71,8 @@ impl ObjectStore {
             self.write_version(bucket, key, id, Version { state: VersionState::Uploading, kept })
                 .await?;
         }
-        let body = match body::store(&self.node.blocks, data, BLOCK_SIZE_BYTES_DEFAULT).await {
+        let owner = body::Owner { bucket: bucket.into(), key: key.into(), version: id };
+        let body = match body::store(&self.node, &owner, data, BLOCK_SIZE_BYTES_DEFAULT).await {
             Ok(body) => body,
             Err(e) => {
                 let aborted = Version { state: VersionState::Aborted, kept };

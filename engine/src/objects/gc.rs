@@ -1,0 +1,163 @@
+//! Block garbage collection: a block is deleted from a node once no live object version has
+//! referenced it for `delay_ms`.
+//!
+//! Each node collects its own copies. For every local block it reads the block's references
+//! (`block_ref`, stored on the same nodes) with a quorum; a reference whose version is gone
+//! (pruned, aborted, deleted, replaced by a delete marker) is marked deleted, and an upload
+//! that stayed `Uploading` longer than `upload_timeout_ms` is aborted first. A block with no
+//! live reference is remembered; if it is still unreferenced `delay_ms` later — checked
+//! again right before deleting — and was not written here in that time, its file is removed.
+//!
+//! Why the delay and the re-check: a PUT writes a block's reference before the block, and
+//! identical content is stored once, so a new PUT may be re-using a block the collector is
+//! about to delete. The fresh reference (or the fresh write, which `BlockManager` notes)
+//! keeps the block.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::block_ref::BlockRef;
+use super::version::{ObjectEntry, Version, VersionData, VersionState};
+use crate::block::BlockHash;
+use crate::crdt::Bool;
+use crate::node::Node;
+use crate::seam::monotonic_now;
+use crate::table::{QuorumError, entry_key};
+
+/// References of one block read per pass. Beyond it (identical content stored by more
+/// than this many live versions) a block is conservatively kept.
+const REFS_PER_BLOCK_MAX: usize = 100_000;
+
+#[derive(Debug, Clone, Copy)]
+pub struct GcConfig {
+    /// Time between two passes over the local blocks.
+    pub interval_ms: u64,
+    /// How long a block must stay unreferenced before it is deleted.
+    pub delay_ms: u64,
+    /// An upload still `Uploading` after this long is aborted.
+    pub upload_timeout_ms: u64,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig { interval_ms: 60_000, delay_ms: 600_000, upload_timeout_ms: 24 * 3_600_000 }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    pub blocks_seen: usize,
+    pub refs_retired: usize,
+    pub uploads_aborted: usize,
+    pub blocks_deleted: usize,
+    pub errors: usize,
+}
+
+pub struct BlockGc {
+    node: Arc<Node>,
+    config: GcConfig,
+    /// Blocks found without a live reference, and since when.
+    unreferenced_since: BTreeMap<BlockHash, tokio::time::Instant>,
+}
+
+impl BlockGc {
+    pub fn new(node: Arc<Node>, config: GcConfig) -> Self {
+        BlockGc { node, config, unreferenced_since: BTreeMap::new() }
+    }
+
+    /// Runs passes forever, `interval_ms` apart.
+    pub async fn run(mut self) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(self.config.interval_ms)).await;
+            let report = self.step().await;
+            if report.blocks_deleted + report.refs_retired + report.uploads_aborted > 0 {
+                self.node.seam.trace.event("gc", format!("{report:?}").as_bytes());
+            }
+        }
+    }
+
+    /// One pass over this node's blocks.
+    pub async fn step(&mut self) -> GcReport {
+        let mut report = GcReport::default();
+        let Ok(hashes) = self.node.blocks.local_list() else {
+            report.errors += 1;
+            return report;
+        };
+        let delay = Duration::from_millis(self.config.delay_ms);
+        self.unreferenced_since.retain(|h, _| hashes.binary_search(h).is_ok());
+        for hash in hashes {
+            report.blocks_seen += 1;
+            match self.live_refs(&hash, &mut report).await {
+                Err(_) => report.errors += 1,
+                Ok(live) if live > 0 => {
+                    self.unreferenced_since.remove(&hash);
+                }
+                Ok(_) => {
+                    let since = *self.unreferenced_since.entry(hash).or_insert_with(monotonic_now);
+                    if monotonic_now().saturating_duration_since(since) >= delay
+                        && self.still_unreferenced(&hash, &mut report).await
+                    {
+                        match self.node.blocks.local_delete(&hash) {
+                            Ok(()) => report.blocks_deleted += 1,
+                            Err(_) => report.errors += 1,
+                        }
+                        self.unreferenced_since.remove(&hash);
+                    }
+                }
+            }
+        }
+        report
+    }
+
+    async fn still_unreferenced(&self, hash: &BlockHash, report: &mut GcReport) -> bool {
+        !self.node.blocks.written_within(hash, self.config.delay_ms)
+            && matches!(self.live_refs(hash, report).await, Ok(0))
+    }
+
+    /// Counts the live references of a block, retiring those whose version is gone.
+    async fn live_refs(
+        &self,
+        hash: &BlockHash,
+        report: &mut GcReport,
+    ) -> Result<usize, QuorumError> {
+        let refs = self.node.block_refs.get_range(hash, b"", b"", REFS_PER_BLOCK_MAX).await?;
+        let mut live = usize::from(refs.len() >= REFS_PER_BLOCK_MAX);
+        for (sort_key, r) in refs {
+            if r.deleted.get() {
+                continue;
+            }
+            if self.version_live(&r, report).await? {
+                live += 1;
+                continue;
+            }
+            let mut retired = r.clone();
+            retired.deleted = Bool::new(true);
+            self.node.block_refs.insert(entry_key(hash, &sort_key), &retired).await?;
+            report.refs_retired += 1;
+        }
+        Ok(live)
+    }
+
+    /// Whether the version a reference names still holds its body.
+    async fn version_live(&self, r: &BlockRef, report: &mut GcReport) -> Result<bool, QuorumError> {
+        let key = entry_key(r.bucket.as_bytes(), r.key.as_bytes());
+        let entry = self.node.objects.get(&key).await?.unwrap_or_default();
+        let Some(version) = entry.versions.get(&r.version) else { return Ok(false) };
+        match &version.state {
+            VersionState::Complete(VersionData::Object(_)) => Ok(true),
+            VersionState::Uploading => {
+                let age_ms = self.node.seam.clock.now_ms().saturating_sub(r.version.timestamp);
+                if age_ms < self.config.upload_timeout_ms {
+                    return Ok(true);
+                }
+                let aborted = Version { state: VersionState::Aborted, kept: version.kept };
+                self.node.objects.insert(key, &ObjectEntry::with(r.version, aborted)).await?;
+                report.uploads_aborted += 1;
+                Ok(false)
+            }
+            _ => Ok(false),
+        }
+    }
+}
