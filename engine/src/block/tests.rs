@@ -211,43 +211,6 @@ fn the_on_disk_path_is_two_levels_of_hash_prefix_then_the_full_hex_hash() {
     assert_eq!(parse_hash_hex(&hex), Some(hash));
 }
 
-/// Why `serde_bytes` on block bodies: bincode 2's serde path encodes a plain `Vec<u8>` as a
-/// sequence, one serializer call per byte. Both forms produce the same bytes (a u8 is one
-/// byte either way), so the wire format does not change; only the cost does. Run with
-/// `--ignored --nocapture` to see the timings.
-#[test]
-#[ignore = "measurement, prints timings"]
-fn serde_bytes_encodes_a_one_mib_block_without_a_call_per_byte() {
-    #[derive(serde::Serialize, serde::Deserialize)]
-    struct Plain {
-        data: Vec<u8>,
-    }
-    let data = body(1, BLOCK_SIZE_BYTES_DEFAULT);
-    let plain = Plain { data: data.clone() };
-    let bytes_msg = Request::Block(BlockRequest::Put { hash: hash_of(&data), data });
-    let rounds = 5;
-    let time = |f: &dyn Fn() -> usize| {
-        let start = tokio::time::Instant::now();
-        let mut len = 0;
-        for _ in 0..rounds {
-            len = f();
-        }
-        (start.elapsed() / rounds, len)
-    };
-    let (plain_enc, plain_len) = time(&|| codec::encode(&plain).len());
-    let (bytes_enc, bytes_len) = time(&|| codec::encode(&bytes_msg).len());
-    let plain_bytes = codec::encode(&plain);
-    let msg_bytes = codec::encode(&bytes_msg);
-    let (plain_dec, _) =
-        time(&|| codec::decode::<Plain>("plain", &plain_bytes).unwrap().data.len());
-    let (bytes_dec, _) = time(&|| match codec::decode::<Request>("req", &msg_bytes).unwrap() {
-        Request::Block(BlockRequest::Put { data, .. }) => data.len(),
-        _ => unreachable!(),
-    });
-    println!("1 MiB Vec<u8>: encode {plain_enc:?} ({plain_len} B), decode {plain_dec:?}");
-    println!("1 MiB serde_bytes: encode {bytes_enc:?} ({bytes_len} B), decode {bytes_dec:?}");
-}
-
 #[test]
 fn block_messages_round_trip_and_stay_compact() {
     let data = body(1, 4096);
