@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::block_ref::BlockRef;
+use super::body::Body;
 use super::version::{ObjectEntry, Version, VersionData, VersionState};
 use crate::block::BlockHash;
 use crate::crdt::Bool;
@@ -128,7 +129,7 @@ impl BlockGc {
             if r.deleted.get() {
                 continue;
             }
-            if self.version_live(&r, report).await? {
+            if self.version_live(hash, &r, report).await? {
                 live += 1;
                 continue;
             }
@@ -141,12 +142,23 @@ impl BlockGc {
     }
 
     /// Whether the version a reference names still holds its body.
-    async fn version_live(&self, r: &BlockRef, report: &mut GcReport) -> Result<bool, QuorumError> {
+    async fn version_live(
+        &self,
+        hash: &BlockHash,
+        r: &BlockRef,
+        report: &mut GcReport,
+    ) -> Result<bool, QuorumError> {
         let key = entry_key(r.bucket.as_bytes(), r.key.as_bytes());
         let entry = self.node.objects.get(&key).await?.unwrap_or_default();
         let Some(version) = entry.versions.get(&r.version) else { return Ok(false) };
         match &version.state {
-            VersionState::Complete(VersionData::Object(_)) => Ok(true),
+            // A completed version holds exactly its body's blocks: a block referenced while
+            // uploading but absent from the final body (a re-uploaded multipart part) is not
+            // held by it.
+            VersionState::Complete(VersionData::Object(stored)) => Ok(match &stored.body {
+                Body::Blocks(blocks) => blocks.iter().any(|b| b.hash == *hash),
+                Body::Inline(_) => false,
+            }),
             VersionState::Uploading => {
                 let age_ms = self.node.seam.clock.now_ms().saturating_sub(r.version.timestamp);
                 if age_ms < self.config.upload_timeout_ms {
