@@ -112,8 +112,17 @@ fn meta(content_type: &str, etag: &str) -> ObjectMeta {
 }
 
 /// One `ObjectStore` per node, so each call can pick its coordinator.
-async fn object_stores() -> (TestCluster, Vec<ObjectStore>) {
-    let cluster = TestCluster::start().await;
+pub(crate) async fn object_stores() -> (TestCluster, Vec<ObjectStore>) {
+    stores_of(TestCluster::start().await)
+}
+
+/// For tests that wait many virtual minutes: anti-entropy once a minute instead of once a
+/// second keeps them fast, and they do not rely on it.
+async fn object_stores_quiet() -> (TestCluster, Vec<ObjectStore>) {
+    stores_of(TestCluster::start_with_sync_interval(60_000).await)
+}
+
+fn stores_of(cluster: TestCluster) -> (TestCluster, Vec<ObjectStore>) {
     let stores = cluster.nodes.iter().cloned().map(ObjectStore::new).collect();
     (cluster, stores)
 }
@@ -259,7 +268,7 @@ async fn a_bucket_recreated_through_another_node_after_a_delete_exists() {
 }
 
 /// A body of `len` bytes that does not repeat within a block, so its blocks differ.
-fn patterned(len: usize) -> Vec<u8> {
+pub(crate) fn patterned(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i as u64).wrapping_mul(2_654_435_761).to_le_bytes()[3]).collect()
 }
 
@@ -376,17 +385,17 @@ async fn an_upload_in_progress_is_never_served() {
 }
 
 /// Longer than the collector's default delay plus a pass or two, in virtual time.
-async fn let_gc_run() {
+pub(crate) async fn let_gc_run() {
     tokio::time::sleep(std::time::Duration::from_secs(15 * 60)).await;
 }
 
-fn blocks_on_each_node(cluster: &TestCluster) -> Vec<usize> {
+pub(crate) fn blocks_on_each_node(cluster: &TestCluster) -> Vec<usize> {
     cluster.nodes.iter().map(|n| n.blocks.local_list().unwrap().len()).collect()
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_overwritten_body_s_blocks_are_collected_and_the_new_ones_kept() {
-    let (cluster, s) = object_stores().await;
+    let (cluster, s) = object_stores_quiet().await;
     s[0].create_bucket("b").await.unwrap();
     let old = patterned(2 * crate::block::BLOCK_SIZE_BYTES_DEFAULT);
     let new: Vec<u8> =
@@ -401,7 +410,7 @@ async fn an_overwritten_body_s_blocks_are_collected_and_the_new_ones_kept() {
 
 #[tokio::test(start_paused = true)]
 async fn shared_blocks_live_until_their_last_object_is_deleted() {
-    let (cluster, s) = object_stores().await;
+    let (cluster, s) = object_stores_quiet().await;
     s[0].create_bucket("b").await.unwrap();
     let body = patterned(crate::block::BLOCK_SIZE_BYTES_DEFAULT + 7);
     s[0].put_object("b", "one", meta("a/b", "1"), body.clone()).await.unwrap();
@@ -418,7 +427,7 @@ async fn shared_blocks_live_until_their_last_object_is_deleted() {
 
 #[tokio::test(start_paused = true)]
 async fn versions_kept_by_versioning_keep_their_blocks() {
-    let (cluster, s) = object_stores().await;
+    let (cluster, s) = object_stores_quiet().await;
     s[0].create_bucket("v").await.unwrap();
     s[0].set_versioning("v", true).await.unwrap();
     let old = patterned(crate::block::BLOCK_SIZE_BYTES_DEFAULT + 1);

@@ -193,9 +193,13 @@ impl Disk for MemDisk {
     fn list(&self, dir: &str) -> io::Result<Vec<String>> {
         let prefix = format!("{dir}/");
         let files = self.files.lock().unwrap();
-        let names =
-            files.keys().filter_map(|k| k.strip_prefix(&prefix)).filter(|n| !n.contains('/'));
-        Ok(names.map(String::from).collect())
+        // Files directly inside, and the first component of deeper paths (directories).
+        let names: BTreeSet<String> = files
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
+            .collect();
+        Ok(names.into_iter().collect())
     }
     fn exists(&self, path: &str) -> io::Result<bool> {
         Ok(self.files.lock().unwrap().contains_key(path))

@@ -126,13 +126,17 @@ impl BlockManager {
     /// walking the tree. Names that are not 64 lower-case hex digits (temporaries of an
     /// interrupted write, strays) are skipped, as are files in the wrong directory.
     pub fn local_list(&self) -> Result<Vec<BlockHash>, BlockError> {
+        let list = |dir: &str| self.seam.disk.list(dir).map_err(|e| io_error("listing", dir, e));
+        let is_level = |name: &String| name.len() == 2 && u8::from_str_radix(name, 16).is_ok();
         let mut hashes = Vec::new();
-        for first in 0..=u8::MAX {
-            for second in 0..=u8::MAX {
-                let dir = format!("{BLOCKS_DIR}/{first:02x}/{second:02x}");
-                let names = self.seam.disk.list(&dir).map_err(|e| io_error("listing", &dir, e))?;
-                let parsed = names.iter().filter_map(|name| parse_hash_hex(name));
-                hashes.extend(parsed.filter(|h| h[0] == first && h[1] == second));
+        for first in list(BLOCKS_DIR)?.into_iter().filter(is_level) {
+            let dir = format!("{BLOCKS_DIR}/{first}");
+            for second in list(&dir)?.into_iter().filter(is_level) {
+                let leaf = format!("{dir}/{second}");
+                let parsed = list(&leaf)?.into_iter().filter_map(|name| parse_hash_hex(&name));
+                // Only files in their own directory count: a stray copy elsewhere is not one.
+                hashes
+                    .extend(parsed.filter(|h| block_path(h) == format!("{leaf}/{}", hash_hex(h))));
             }
         }
         hashes.sort_unstable();

@@ -1,6 +1,7 @@
 //! Blocks: pieces of object bodies (default `BLOCK_SIZE_BYTES_DEFAULT`), content-addressed
 //! by blake3 and replicated to the nodes of the ring partition of their hash
-//! (`layout::partition_of(&hash)`, the hash's first byte).
+//! (`block_partition`: the partition of the block's `block_ref` entries, whose partition key is
+//! the block hash — so a block and the references that keep it alive share their nodes).
 //!
 //! Why content addressing: a block's name is its checksum, so every copy can be verified
 //! anywhere without metadata, identical data is stored once per node, and a write is
@@ -50,7 +51,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::layout::{ClusterLayout, NodeId, partition_of};
+use crate::layout::{ClusterLayout, NodeId, Partition};
 use crate::rpc::message::BlockRequest;
 use crate::rpc::{Request, Response, RpcClient};
 use crate::seam::Seam;
@@ -65,6 +66,12 @@ pub const BLOCK_SIZE_BYTES_DEFAULT: usize = 1 << 20;
 pub const BLOCK_SENDS_IN_FLIGHT_MAX: usize = 64;
 
 /// blake3 of `data`.
+/// The ring partition of a block: that of a table entry whose partition key is the block's
+/// hash, so the block lives on the same nodes as its `block_ref` entries.
+pub fn block_partition(hash: &BlockHash) -> Partition {
+    crate::table::schema::partition_of_key(&crate::table::entry_key(hash, b""))
+}
+
 pub fn hash_of(data: &[u8]) -> BlockHash {
     *blake3::hash(data).as_bytes()
 }
@@ -182,7 +189,7 @@ impl BlockManager {
 
     /// The nodes that hold `hash`, in layout order.
     pub fn replicas(&self, hash: &BlockHash) -> Vec<NodeId> {
-        self.layout.read().unwrap().nodes_of(partition_of(hash)).to_vec()
+        self.layout.read().unwrap().nodes_of(block_partition(hash)).to_vec()
     }
 
     pub fn stats(&self) -> BlockStats {

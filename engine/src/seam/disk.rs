@@ -18,7 +18,8 @@ pub trait Disk: Send + Sync {
     fn read(&self, path: &str) -> io::Result<Vec<u8>>;
     /// Removes a file; removing an absent file is not an error.
     fn remove(&self, path: &str) -> io::Result<()>;
-    /// File names directly inside `dir`, sorted; an absent directory lists as empty.
+    /// Names of the entries (files and directories) directly inside `dir`, sorted; an
+    /// absent directory lists as empty.
     fn list(&self, dir: &str) -> io::Result<Vec<String>>;
     fn exists(&self, path: &str) -> io::Result<bool>;
     /// Renames a file and makes the rename durable (fsyncs the directory).
