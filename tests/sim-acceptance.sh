@@ -4,6 +4,8 @@
 #  - the same seed gives the same trace in two fresh processes (seeds 1..=20), and those
 #    20 seeds give at least 19 distinct traces;
 #  - the deliberately weakened scenario (R = W = 1) is caught for some seed in 1..=50;
+#  - scenarios/s3-smoke.toml (the real S3 frontend) passes for seeds 1..=10, is deterministic
+#    for seeds 1 and 2, and its weakened variant is caught for some seed in 1..=50;
 #  - every scenario kept in scenarios/regressions/ passes with its recorded seed.
 # Usage: tests/sim-acceptance.sh [path/to/hangar-sim]
 set -euo pipefail
@@ -45,6 +47,29 @@ for seed in $(seq 1 50); do
 done
 [ -n "$caught" ] || fail "the read-after-write checker missed R = W = 1 for seeds 1..50"
 echo "weakened: caught at seed $caught: $(grep '^result' <<<"$out" | cut -c1-160)"
+
+echo "== s3-smoke (the real S3 frontend over simulated TCP), seeds 1..10"
+speedups=()
+for seed in $(seq 1 10); do
+  out=$("$SIM" run scenarios/s3-smoke.toml --seed "$seed") || { echo "$out"; fail "s3-smoke seed $seed"; }
+  speedups+=("$(sed -n 's/.*speedup=\([0-9]*\).*/\1/p' <<<"$out")")
+done
+sorted=$(printf '%s\n' "${speedups[@]}" | sort -n)
+echo "s3-smoke: 10/10 pass; speedup min=$(head -1 <<<"$sorted") median=$(sed -n 5p <<<"$sorted") max=$(tail -1 <<<"$sorted")"
+for seed in 1 2; do
+  out=$("$SIM" check-determinism scenarios/s3-smoke.toml --seed "$seed") || { echo "$out"; fail "s3-smoke seed $seed is not deterministic"; }
+done
+echo "s3-smoke: seeds 1, 2 identical across processes"
+
+echo "== weakened quorums behind S3 (R = W = 1) must be caught"
+caught=""
+for seed in $(seq 1 50); do
+  set +e; out=$("$SIM" run scenarios/weakened/s3-smoke-r1w1.toml --seed "$seed"); code=$?; set -e
+  if [ "$code" -eq 1 ] && grep -q '^result: fail: read_after_write' <<<"$out"; then caught=$seed; break; fi
+  [ "$code" -eq 0 ] || { echo "$out"; fail "unexpected exit $code for the weakened s3 scenario"; }
+done
+[ -n "$caught" ] || fail "the read-after-write checker missed R = W = 1 behind S3 for seeds 1..50"
+echo "weakened s3: caught at seed $caught: $(grep '^result' <<<"$out" | cut -c1-160)"
 
 echo "== bad scenario files are refused with exit 2"
 bad=$(mktemp --suffix=.toml)

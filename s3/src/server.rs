@@ -17,14 +17,13 @@ use hangar_engine::layout::{ClusterLayout, LayoutError, NodeId, NodeRole};
 use hangar_engine::node::{Node, NodeConfig, NodeError};
 use hangar_engine::objects::ObjectStore;
 use hangar_engine::rpc::RpcConfig;
-use hangar_engine::seam::{Clock, Disk};
+use hangar_engine::seam::{Clock, Disk, Listener, Net};
 use hangar_engine::table::Quorums;
 use rand_core::{OsRng, RngCore};
-use tokio::net::TcpListener;
 
 use crate::backend::EngineBackend;
 use crate::config::Config;
-use crate::runtime::production_seam;
+use crate::runtime::{TokioNet, production_seam};
 use crate::s3api::{S3State, WallClock, serve};
 
 /// The node's identity, relative to the metadata directory.
@@ -148,15 +147,20 @@ fn parse_node_id(bytes: &[u8]) -> Option<NodeId> {
 
 /// A bound S3 listener, ready to serve.
 pub struct S3Server {
-    listener: TcpListener,
+    listener: Box<dyn Listener>,
+    addr: SocketAddr,
     state: Arc<S3State>,
 }
 
-/// Binds the S3 API port of `config` over `engine`'s object store.
+/// Binds the S3 API port of `config` over `engine`'s object store, through the seam's
+/// networking (`TokioNet`, which sets TCP_NODELAY on every accepted socket): the S3
+/// frontend only sees the seam's `Listener`, so the simulator can serve it over turmoil.
 pub async fn bind_s3(engine: &Engine, config: &Config) -> Result<S3Server, ServerError> {
     let addr = config.s3_api.api_bind_addr;
-    let listener =
-        TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
+    let listener = TokioNet
+        .listen(&addr.to_string())
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
     let keys = config
         .s3_api
         .access_keys
@@ -168,20 +172,20 @@ pub async fn bind_s3(engine: &Engine, config: &Config) -> Result<S3Server, Serve
     let backend = Arc::new(EngineBackend::new(engine.store.clone()));
     let region = config.s3_api.s3_region.clone();
     let state = Arc::new(S3State::new(backend, region, keys, wall));
-    Ok(S3Server { listener, state })
+    Ok(S3Server { listener, addr, state })
 }
 
 impl S3Server {
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+    /// The configured bind address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Serves until Ctrl-C or SIGTERM. Requests in flight are cut off when the runtime
     /// stops; that is safe because every metadata write is a redb transaction that either
     /// committed or did not.
     pub async fn run_until_shutdown(self) -> io::Result<()> {
-        let addr = self.local_addr()?;
-        tracing::info!(%addr, "S3 API listening");
+        tracing::info!(addr = %self.addr, "S3 API listening");
         tokio::select! {
             () = serve(self.listener, self.state) => {}
             signal = shutdown_signal() => {

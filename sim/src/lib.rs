@@ -3,8 +3,11 @@
 //! workloads record histories; checkers judge them. A seed replays a run bit for bit.
 
 pub mod check;
+pub mod finals;
 pub mod history;
 pub mod run;
+pub mod s3client;
+pub mod s3workload;
 pub mod scenario;
 pub mod trace;
 pub mod workload;

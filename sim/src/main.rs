@@ -82,13 +82,16 @@ fn cmd_run(
             ExitCode::from(2)
         })?;
     }
+    let [ok, failed, unknown] = result.outcomes;
     println!(
-        "ops={} events={} sim_ms={} wall_ms={} speedup={:.0}",
+        "ops={} events={} sim_ms={} wall_ms={} speedup={:.0} ok={ok} failed={failed} \
+         unknown={unknown} remote_blocks={}",
         result.ops,
         result.recorder.lock().unwrap().count(),
         result.sim_ms,
         result.wall.as_millis(),
-        result.speedup()
+        result.speedup(),
+        result.remote_blocks,
     );
     match &result.violation {
         None => {

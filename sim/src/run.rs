@@ -3,8 +3,12 @@
 //! Phases: (1) the workload runs while the fault timeline plays; (2) at the end of the
 //! workload every fault is healed and crashed nodes restart (faults a cluster must survive
 //! are always healed before judging it); (3) after `quiesce_ms`, a checker client reads
-//! every key from every replica and every partition digest; (4) the checkers judge the
-//! history and those final reads.
+//! every key from every replica and every partition digest (`finals`); (4) the checkers
+//! judge the history and those final reads.
+//!
+//! Every node host runs the engine node and, next to it, the real S3 frontend on port
+//! 3900 (`s3workload::serve_node`); the register workload talks to the nodes' RPC port,
+//! the s3 workload to their S3 port.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -13,12 +17,15 @@ use std::time::Duration;
 
 use hangar_engine::layout::{ClusterLayout, NodeId, NodeRole};
 use hangar_engine::node::{Node, NodeConfig};
-use hangar_engine::rpc::{KvRequest, Request, Response, RpcClient, RpcConfig, TableRequest};
+use hangar_engine::rpc::RpcConfig;
 use hangar_engine::seam::Seam;
 use hangar_engine::table::{ConsistencyMode, Quorums};
 
 use crate::check::{self, Violation};
-use crate::history::Op;
+use crate::finals::{FinalSpec, Finals, final_check};
+use crate::history::{Op, Outcome};
+use crate::s3client::{S3Client, S3Creds};
+use crate::s3workload::{self, S3_PORT};
 use crate::scenario::{Fault, Scenario, node_names};
 use crate::trace::Recorder;
 use crate::workload::{ClientCtx, run_client};
@@ -26,6 +33,8 @@ use crate::world::{Epochs, SimClock, SimDisk, SimNet, SimTrace};
 
 const RPC_PORT: u16 = 3901;
 const SECRET: &str = "simulated cluster secret";
+/// The one S3 access key of a run (its secret is derived from the seed).
+const S3_ACCESS_KEY: &str = "GKhangarsim";
 /// Simulated time the final checker may take before the run counts as not converging.
 const FINAL_CHECK_BUDGET_MS: u64 = 30_000;
 
@@ -38,6 +47,11 @@ pub struct RunResult {
     /// madsim, std time is simulated too).
     pub wall: Duration,
     pub ops: usize,
+    /// Operations acknowledged, failed for sure, and of unknown outcome.
+    pub outcomes: [usize; 3],
+    /// s3 workload: blocks the final reads found only on another node than the replica
+    /// they read (the replica missed the block's write; nothing resyncs blocks yet).
+    pub remote_blocks: u64,
     pub recorder: Arc<Mutex<Recorder>>,
 }
 
@@ -83,15 +97,6 @@ fn quorums(s: &Scenario) -> Quorums {
     q
 }
 
-/// What the final checker client collected.
-#[derive(Default)]
-struct Finals {
-    done: bool,
-    values: BTreeMap<String, BTreeMap<String, Option<Vec<u8>>>>,
-    digests: BTreeMap<u8, BTreeMap<String, [u8; 32]>>,
-    errors: Vec<String>,
-}
-
 struct World {
     scenario: Scenario,
     seed: u64,
@@ -100,6 +105,7 @@ struct World {
     epochs: Arc<Epochs>,
     skews: BTreeMap<String, Arc<AtomicI64>>,
     recorder: Arc<Mutex<Recorder>>,
+    s3_creds: S3Creds,
 }
 
 impl World {
@@ -116,6 +122,23 @@ impl World {
 
     fn node_addrs(&self) -> Vec<(NodeId, String)> {
         self.names.iter().map(|n| (node_id(n), format!("{n}:{RPC_PORT}"))).collect()
+    }
+
+    fn s3_addrs(&self) -> Vec<String> {
+        self.names.iter().map(|n| format!("{n}:{S3_PORT}")).collect()
+    }
+
+    fn final_spec(&self) -> FinalSpec {
+        FinalSpec {
+            names: self.names.clone(),
+            ids: self.names.iter().map(|n| node_id(n)).collect(),
+            addrs: self.node_addrs(),
+            layout: self.layout.clone(),
+            keys: self.scenario.workload.keys,
+            s3: self.scenario.workload.is_s3(),
+            seam: self.seam("checker", 0),
+            secret: SECRET.into(),
+        }
     }
 
     fn node_config(&self, name: &str) -> NodeConfig {
@@ -160,6 +183,11 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         names,
         epochs: Arc::new(Epochs::default()),
         recorder: Arc::new(Mutex::new(Recorder::new(keep_events))),
+        s3_creds: S3Creds {
+            access_key: S3_ACCESS_KEY.into(),
+            secret_key: format!("{:016x}", seed_for(seed, "s3 secret key", 0)),
+            region: s3workload::REGION.into(),
+        },
     });
     if options.canary {
         let entropy = std::collections::hash_map::RandomState::new();
@@ -186,9 +214,10 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             let boot = boots.fetch_add(1, Ordering::Relaxed);
             let seam = world.seam(&name, boot);
             let config = world.node_config(&name);
+            let creds = world.s3_creds.clone();
             async move {
-                let _node = Node::start(seam, config).await.map_err(|e| e.to_string())?;
-                std::future::pending::<()>().await;
+                let node = Node::start(seam, config).await.map_err(|e| e.to_string())?;
+                s3workload::serve_node(node, creds).await?;
                 Ok(())
             }
         });
@@ -204,14 +233,32 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             seam: world.seam(&name, 0),
             secret: SECRET.into(),
             nodes: world.node_addrs(),
+            s3_nodes: world.s3_addrs(),
             workload: scenario.workload.clone(),
             history: history.clone(),
             recorder: world.recorder.clone(),
             name,
         });
     }
+    let s3_client = |c: &ClientCtx| {
+        let timeout_ms = c.workload.client_timeout_ms;
+        S3Client::new(c.seam.net.clone(), c.seam.clock.clone(), world.s3_creds.clone(), timeout_ms)
+    };
+    let s3 = scenario.workload.is_s3().then(|| {
+        let s3_clients: Vec<Arc<S3Client>> =
+            clients.iter().map(|c| Arc::new(s3_client(c))).collect();
+        (s3_clients, world.s3_addrs(), workload_end * 1000)
+    });
     sim.client("clients", async move {
-        let tasks: Vec<_> = clients.into_iter().map(|c| tokio::spawn(run_client(c))).collect();
+        let tasks: Vec<_> = match s3 {
+            None => clients.into_iter().map(|c| tokio::spawn(run_client(c))).collect(),
+            Some((s3_clients, addrs, deadline_us)) => {
+                // One client creates the bucket before anyone uses it.
+                s3workload::create_bucket(&s3_clients[0], &addrs, deadline_us).await;
+                let run = |(c, s)| tokio::spawn(s3workload::run_s3_client(c, s));
+                clients.into_iter().zip(s3_clients).map(run).collect()
+            }
+        };
         for task in tasks {
             task.await.map_err(|e| e.to_string())??;
         }
@@ -242,7 +289,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         }
         if !checker_started && now_ms >= quiesce_end {
             checker_started = true;
-            sim.client("checker", final_check(world.clone(), finals.clone()));
+            sim.client("checker", final_check(world.final_spec(), finals.clone()));
         }
         if finals.lock().unwrap().done || now_ms >= horizon {
             break;
@@ -278,6 +325,12 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         sim_ms,
         wall: Duration::ZERO,
         ops: history.len(),
+        outcomes: [
+            history.iter().filter(|o| o.is_ok()).count(),
+            history.iter().filter(|o| o.outcome == Outcome::Fail).count(),
+            history.iter().filter(|o| o.outcome == Outcome::Info).count(),
+        ],
+        remote_blocks: finals.remote_blocks,
         recorder: world.recorder.clone(),
     }
 }
@@ -354,60 +407,4 @@ fn apply_fault(
         "fault",
         format!("{fault:?}").as_bytes(),
     );
-}
-
-/// The final checker: every key from every replica, every partition digest.
-async fn final_check(world: Arc<World>, finals: Arc<Mutex<Finals>>) -> turmoil::Result {
-    let rpc =
-        RpcClient::new(node_id("checker"), world.seam("checker", 0), SECRET, RpcConfig::default());
-    for (id, addr) in world.node_addrs() {
-        rpc.set_peer_addr(id, addr);
-    }
-    let keys: Vec<String> = (0..world.scenario.workload.keys).map(|k| format!("k{k}")).collect();
-    for name in &world.names {
-        let id = node_id(name);
-        let partitions: Vec<u8> =
-            (0..=u8::MAX).filter(|&p| world.layout.nodes_of(p).contains(&id)).collect();
-        let request = Request::Table(TableRequest::Digests {
-            table: "kv".into(),
-            partitions: partitions.clone(),
-            root: None,
-        });
-        let Response::Digests(digests) = call_retrying(&rpc, id, request, &finals).await else {
-            unreachable!("call_retrying only returns the expected variant")
-        };
-        {
-            let mut f = finals.lock().unwrap();
-            for (p, d) in partitions.into_iter().zip(digests) {
-                f.digests.entry(p).or_default().insert(name.clone(), d);
-            }
-        }
-        for key in &keys {
-            let request = Request::Kv(KvRequest::GetLocal { key: key.clone() });
-            let Response::Value(v) = call_retrying(&rpc, id, request, &finals).await else {
-                unreachable!("call_retrying only returns the expected variant")
-            };
-            finals.lock().unwrap().values.entry(name.clone()).or_default().insert(key.clone(), v);
-        }
-    }
-    finals.lock().unwrap().done = true;
-    Ok(())
-}
-
-async fn call_retrying(
-    rpc: &RpcClient,
-    node: NodeId,
-    request: Request,
-    finals: &Mutex<Finals>,
-) -> Response {
-    loop {
-        match rpc.call(node, request.clone()).await {
-            Ok(r @ (Response::Digests(_) | Response::Value(_))) => return r,
-            Ok(other) => {
-                finals.lock().unwrap().errors.push(format!("{node}: unexpected {other:?}"))
-            }
-            Err(e) => finals.lock().unwrap().errors.push(e.to_string()),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

@@ -97,6 +97,54 @@ pub struct Workload {
     pub delete_fraction: f64,
     #[serde(default = "default_client_timeout")]
     pub client_timeout_ms: u64,
+    /// s3 workload only: a PUT's body size is uniform in `min..=max` bytes.
+    #[serde(default = "default_min_object")]
+    pub min_object_bytes: Spanned<u64>,
+    #[serde(default = "default_max_object")]
+    pub max_object_bytes: Spanned<u64>,
+}
+
+/// The workload kinds: `register` (node RPC) and `s3` (the S3 frontend).
+pub const WORKLOADS: [&str; 2] = ["register", "s3"];
+/// The largest s3 workload object: the S3 frontend buffers PUT bodies up to this.
+pub const OBJECT_BYTES_MAX: u64 = hangar_s3::s3api::PUT_BODY_BYTES_MAX;
+
+impl Workload {
+    pub fn is_s3(&self) -> bool {
+        self.kind.get_ref() == "s3"
+    }
+
+    fn validate(&self) -> Result<(), (Range<usize>, &'static str, String)> {
+        if !WORKLOADS.contains(&self.kind.get_ref().as_str()) {
+            let msg = format!(
+                "`{}` is not a known workload ({})",
+                self.kind.get_ref(),
+                WORKLOADS.join(", ")
+            );
+            return Err((self.kind.span(), "workload.kind", msg));
+        }
+        let (min, max) = (&self.min_object_bytes, &self.max_object_bytes);
+        if !self.is_s3() {
+            for (field, size) in
+                [("workload.min_object_bytes", min), ("workload.max_object_bytes", max)]
+            {
+                if size.span() != (0..0) {
+                    let msg = "only the s3 workload has objects".to_string();
+                    return Err((size.span(), field, msg));
+                }
+            }
+            return Ok(());
+        }
+        if *max.get_ref() > OBJECT_BYTES_MAX {
+            let msg = format!("{} is above {OBJECT_BYTES_MAX}", max.get_ref());
+            return Err((max.span(), "workload.max_object_bytes", msg));
+        }
+        if min.get_ref() > max.get_ref() {
+            let msg = format!("{} is above max_object_bytes ({})", min.get_ref(), max.get_ref());
+            return Err((min.span(), "workload.min_object_bytes", msg));
+        }
+        Ok(())
+    }
 }
 
 fn default_workload_kind() -> Spanned<String> {
@@ -110,6 +158,12 @@ fn default_write_fraction() -> f64 {
 }
 fn default_client_timeout() -> u64 {
     3_000
+}
+fn default_min_object() -> Spanned<u64> {
+    Spanned::new(0..0, 4 * 1024)
+}
+fn default_max_object() -> Spanned<u64> {
+    Spanned::new(0..0, 1024 * 1024)
 }
 
 /// One fault on the timeline. Kinds: `isolate` (cut `node` off from the other nodes;
@@ -230,11 +284,7 @@ impl Scenario {
         if self.network.min_latency_ms > self.network.max_latency_ms {
             return Err((nowhere, "network.min_latency_ms", "exceeds max_latency_ms".into()));
         }
-        if self.workload.kind.get_ref() != "register" {
-            let msg =
-                format!("`{}` is not a known workload (register)", self.workload.kind.get_ref());
-            return Err((self.workload.kind.span(), "workload.kind", msg));
-        }
+        self.workload.validate()?;
         for name in self.check.checkers.get_ref() {
             if !CHECKERS.contains(&name.as_str()) {
                 let msg = format!("unknown checker `{name}` (known: {})", CHECKERS.join(", "));
@@ -368,6 +418,42 @@ checkers = ["read_after_write"]
         let err = Scenario::parse("bad.toml", &bad).unwrap_err();
         assert_eq!(err.line, 10, "{err}");
         assert_eq!(err.field, "keyz", "{err}");
+    }
+
+    #[test]
+    fn s3_workload_parses_with_default_and_explicit_sizes() {
+        let s3 = GOOD.replace("clients = 2", "kind = \"s3\"\nclients = 2");
+        let s = Scenario::parse("s3.toml", &s3).unwrap();
+        assert!(s.workload.is_s3());
+        assert_eq!(*s.workload.min_object_bytes.get_ref(), 4096);
+        assert_eq!(*s.workload.max_object_bytes.get_ref(), 1 << 20);
+        let sized = s3.replace("keys = 4", "keys = 4\nmin_object_bytes = 0\nmax_object_bytes = 10");
+        let s = Scenario::parse("s3.toml", &sized).unwrap();
+        assert_eq!(
+            (*s.workload.min_object_bytes.get_ref(), *s.workload.max_object_bytes.get_ref()),
+            (0, 10)
+        );
+    }
+
+    #[test]
+    fn bad_workload_kinds_and_sizes_are_reported_with_line_and_field() {
+        let unknown = GOOD.replace("clients = 2", "kind = \"s4\"\nclients = 2");
+        let err = Scenario::parse("bad.toml", &unknown).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (8, "workload.kind"), "{err}");
+        assert!(err.message.contains("register, s3"), "{err}");
+
+        let s3 = GOOD.replace("clients = 2", "kind = \"s3\"\nclients = 2");
+        let inverted =
+            s3.replace("keys = 4", "keys = 4\nmin_object_bytes = 11\nmax_object_bytes = 10");
+        let err = Scenario::parse("bad.toml", &inverted).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (11, "workload.min_object_bytes"), "{err}");
+        let huge = s3.replace("keys = 4", "keys = 4\nmax_object_bytes = 1000000000");
+        let err = Scenario::parse("bad.toml", &huge).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (11, "workload.max_object_bytes"), "{err}");
+
+        let register = GOOD.replace("keys = 4", "keys = 4\nmax_object_bytes = 10");
+        let err = Scenario::parse("bad.toml", &register).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (10, "workload.max_object_bytes"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The register workload: clients issue puts, deletes and gets on a small key space through
-//! randomly chosen coordinator nodes, and record every operation in the history.
+//! randomly chosen coordinator nodes, and record every operation in the history. (The s3
+//! workload, `s3workload`, does the same through the S3 frontend.)
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,6 +22,8 @@ pub struct ClientCtx {
     pub secret: String,
     /// The nodes it may use as coordinators, with their RPC addresses.
     pub nodes: Vec<(NodeId, String)>,
+    /// The same nodes' S3 addresses (the s3 workload).
+    pub s3_nodes: Vec<String>,
     pub workload: Workload,
     pub history: Arc<Mutex<Vec<Op>>>,
     pub recorder: Arc<Mutex<Recorder>>,
@@ -30,7 +33,7 @@ pub fn now_us() -> u64 {
     turmoil::sim_elapsed().map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
-fn roll(rng: &mut impl RngCore) -> f64 {
+pub fn roll(rng: &mut impl RngCore) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 

@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use hangar_engine::seam::Listener;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -39,7 +40,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 pub use backend::{BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta};
@@ -96,7 +96,14 @@ impl S3State {
 
 /// Serves S3 on `listener` until the task is dropped. One task per connection; at most
 /// `CONNECTIONS_MAX` at once.
-pub async fn serve(listener: TcpListener, state: Arc<S3State>) {
+///
+/// The listener is the engine seam's, so the same frontend runs over tokio TCP in
+/// production and over turmoil's simulated TCP in the simulator. Socket options are the
+/// listener's business: the production one (`runtime::TokioListener`) sets TCP_NODELAY on
+/// every accepted socket — without it small responses wait for the client's delayed ACK
+/// (~40 ms). Every timer here (accept back-off, header read timeout) is `tokio::time`,
+/// which the simulation controls.
+pub async fn serve(mut listener: Box<dyn Listener>, state: Arc<S3State>) {
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     loop {
         let permit = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
@@ -108,10 +115,6 @@ pub async fn serve(listener: TcpListener, state: Arc<S3State>) {
                 continue;
             }
         };
-        // Without this, small responses wait for the client's delayed ACK (~40 ms).
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::warn!(error = %e, %peer, "cannot set TCP_NODELAY");
-        }
         let state = state.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(state.clone(), req));

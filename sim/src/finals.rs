@@ -1,0 +1,132 @@
+//! The final checker client: after quiescence it reads every key from every replica and
+//! every partition digest of the workload's table, for `no_lost_writes` and `convergence`.
+//!
+//! Every call is retried until the node answers (a node may still be restarting): a run
+//! whose final reads do not finish within the budget fails as not live (see `run.rs`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hangar_engine::layout::{ClusterLayout, NodeId};
+use hangar_engine::rpc::{
+    KvRequest, RemoteError, Request, Response, RpcClient, RpcConfig, RpcError, TableRequest,
+};
+use hangar_engine::seam::{BoxFuture, Seam};
+
+use crate::run::node_id;
+use crate::s3workload;
+
+/// Pause between attempts of a final read.
+const RETRY_MS: u64 = 200;
+
+/// What the final checker client collected.
+#[derive(Default)]
+pub struct Finals {
+    pub done: bool,
+    /// `values[replica][key]`: the replica's own value of each key.
+    pub values: BTreeMap<String, BTreeMap<String, Option<Vec<u8>>>>,
+    pub digests: BTreeMap<u8, BTreeMap<String, [u8; 32]>>,
+    /// Failed attempts, newest last (reported if the reads never finish).
+    pub errors: Vec<String>,
+    /// Blocks the s3 final reads found only on another node than the replica read.
+    pub remote_blocks: u64,
+}
+
+/// What the final checker needs to know about the run.
+pub struct FinalSpec {
+    pub names: Vec<String>,
+    pub ids: Vec<NodeId>,
+    pub addrs: Vec<(NodeId, String)>,
+    pub layout: ClusterLayout,
+    pub keys: usize,
+    pub s3: bool,
+    pub seam: Seam,
+    pub secret: String,
+}
+
+/// Reads every key from every replica and every partition digest into `finals`.
+pub async fn final_check(spec: FinalSpec, finals: Arc<Mutex<Finals>>) -> turmoil::Result {
+    let rpc =
+        RpcClient::new(node_id("checker"), spec.seam.clone(), &spec.secret, RpcConfig::default());
+    for (id, addr) in &spec.addrs {
+        rpc.set_peer_addr(*id, addr.clone());
+    }
+    let call = |node: NodeId, request: Request| -> BoxFuture<'_, Result<Response, RemoteError>> {
+        Box::pin(call_retrying(&rpc, node, request, &finals))
+    };
+    let table = if spec.s3 { "object" } else { "kv" };
+    let keys: Vec<String> = (0..spec.keys).map(|k| format!("k{k}")).collect();
+    let remote_blocks = Mutex::new(0);
+    for (name, &id) in spec.names.iter().zip(&spec.ids) {
+        let partitions: Vec<u8> =
+            (0..=u8::MAX).filter(|&p| spec.layout.nodes_of(p).contains(&id)).collect();
+        let request = Request::Table(TableRequest::Digests {
+            table: table.into(),
+            partitions: partitions.clone(),
+            root: None,
+        });
+        let digests = loop {
+            match call(id, request.clone()).await {
+                Ok(Response::Digests(d)) => break d,
+                other => note(&finals, format!("{name}: digests answered {other:?}")).await,
+            }
+        };
+        {
+            let mut f = finals.lock().unwrap();
+            for (p, d) in partitions.into_iter().zip(digests) {
+                f.digests.entry(p).or_default().insert(name.clone(), d);
+            }
+        }
+        for key in &keys {
+            let value = loop {
+                let read = if spec.s3 {
+                    s3workload::read_replica(&call, id, &spec.ids, key, &remote_blocks).await
+                } else {
+                    let request = Request::Kv(KvRequest::GetLocal { key: key.clone() });
+                    match call(id, request).await {
+                        Ok(Response::Value(v)) => Ok(v),
+                        other => Err(format!("{name}: local read answered {other:?}")),
+                    }
+                };
+                match read {
+                    Ok(v) => break v,
+                    Err(e) => note(&finals, e).await,
+                }
+            };
+            finals
+                .lock()
+                .unwrap()
+                .values
+                .entry(name.clone())
+                .or_default()
+                .insert(key.clone(), value);
+        }
+    }
+    let mut f = finals.lock().unwrap();
+    f.remote_blocks = *remote_blocks.lock().unwrap();
+    f.done = true;
+    Ok(())
+}
+
+/// Records a failed attempt and waits before the next.
+async fn note(finals: &Mutex<Finals>, error: String) {
+    finals.lock().unwrap().errors.push(error);
+    tokio::time::sleep(Duration::from_millis(RETRY_MS)).await;
+}
+
+/// Calls `node` until it answers; an error the node itself reports is an answer.
+async fn call_retrying(
+    rpc: &RpcClient,
+    node: NodeId,
+    request: Request,
+    finals: &Mutex<Finals>,
+) -> Result<Response, RemoteError> {
+    loop {
+        match rpc.call(node, request.clone()).await {
+            Ok(response) => return Ok(response),
+            Err(RpcError::Remote { error, .. }) => return Err(error),
+            Err(e) => note(finals, e.to_string()).await,
+        }
+    }
+}

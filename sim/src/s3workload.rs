@@ -1,0 +1,241 @@
+//! The s3 workload: the register workload's operations, through the real S3 frontend.
+//!
+//! Every node host serves S3 (`serve_node`: `s3api::serve` over `EngineBackend` over the
+//! node's `ObjectStore`, on the seam's simulated TCP, with the node's skewable `SimClock`
+//! for SigV4 checks). Clients first create bucket `sim`, then PUT, GET and DELETE objects
+//! `k0..k(keys-1)` through randomly chosen nodes with `s3client`. A PUT's body is derived
+//! from the run's seed, the client and its sequence number (so every write is unique); the
+//! history records it as the hex blake3 of the body, so the register checkers apply
+//! unchanged: a GET is recorded as the hex blake3 of the body it returned (a corrupt or
+//! mixed-up body is a value nobody wrote), or as absent on 404 NoSuchKey.
+//!
+//! Final per-replica reads (`read_replica`) bypass S3, whose GET is a quorum read: the
+//! checker reads the key's entry from one node's local `object` table through the
+//! node-to-node RPC (`TableRequest::Read`, which answers from the local replica only) and
+//! takes its current version. That version's body is then fetched block by block, from
+//! the same node first and from the other nodes if it has no copy: blocks are placed and
+//! repaired separately from metadata (there is no block resync yet, so a node that missed
+//! a block's write never gets it), and a block no node has makes the value
+//! `<missing blocks>`, which the checker reports as a lost write.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hangar_engine::layout::NodeId;
+use hangar_engine::node::Node;
+use hangar_engine::objects::body::Body;
+use hangar_engine::objects::{ObjectEntry, ObjectStore, VersionData};
+use hangar_engine::rpc::message::BlockRequest;
+use hangar_engine::rpc::{RemoteError, Request, Response, TableRequest};
+use hangar_engine::seam::BoxFuture;
+use hangar_engine::table::entry_key;
+use hangar_engine::table::schema::decode_entry;
+use hangar_s3::backend::EngineBackend;
+use hangar_s3::s3api::{S3State, WallClock, serve};
+use hyper::Method;
+use rand_core::RngCore;
+
+use crate::history::{Op, OpKind, Outcome};
+use crate::s3client::{S3Client, S3Creds, S3Response};
+use crate::workload::{ClientCtx, now_us, roll};
+
+/// The S3 API port of every node.
+pub const S3_PORT: u16 = 3900;
+/// The region the simulated cluster answers for.
+pub const REGION: &str = "hangar-sim";
+/// The bucket the workload uses.
+pub const BUCKET: &str = "sim";
+/// The value of a replica whose current version names blocks no node has.
+pub const MISSING_BLOCKS: &[u8] = b"<missing blocks>";
+/// Pause between attempts to create the bucket.
+const CREATE_BUCKET_RETRY_MS: u64 = 100;
+
+/// Serves S3 on `node`'s host until the host stops (a crash drops the task).
+pub async fn serve_node(node: Arc<Node>, creds: S3Creds) -> Result<(), String> {
+    let store = Arc::new(ObjectStore::new(node.clone()));
+    let backend = Arc::new(EngineBackend::new(store));
+    let clock = node.seam.clock.clone();
+    let wall: WallClock = Arc::new(move || clock.now_ms());
+    let keys = BTreeMap::from([(creds.access_key, creds.secret_key)]);
+    let state = Arc::new(S3State::new(backend, creds.region, keys, wall));
+    let addr = format!("0.0.0.0:{S3_PORT}");
+    let listener = node.seam.net.listen(&addr).await.map_err(|e| format!("{addr}: {e}"))?;
+    serve(listener, state).await;
+    Ok(())
+}
+
+/// The body of write `seq` of a client whose seam seed is `rng_seed`: `size` bytes of
+/// blake3 output, so distinct writes have distinct bodies and a run replays them exactly.
+pub fn body_for(rng_seed: u64, seq: u64, size: usize) -> Vec<u8> {
+    let mut hasher = blake3::Hasher::new_derive_key("hangar sim s3 body v1");
+    hasher.update(&rng_seed.to_le_bytes());
+    hasher.update(&seq.to_le_bytes());
+    let mut body = vec![0u8; size];
+    hasher.finalize_xof().fill(&mut body);
+    body
+}
+
+/// How a body appears in the history: its hex blake3.
+pub fn value_of(body: &[u8]) -> Vec<u8> {
+    blake3::hash(body).to_hex().as_bytes().to_vec()
+}
+
+fn object_path(key: &str) -> String {
+    format!("/{BUCKET}/{key}")
+}
+
+/// Creates the bucket through one node after another until one answers that it exists
+/// (created now, or by an earlier attempt whose answer was lost). Gives up at
+/// `deadline_us` of simulated time; the workload's operations then fail, visibly.
+pub async fn create_bucket(client: &S3Client, nodes: &[String], deadline_us: u64) -> bool {
+    for addr in nodes.iter().cycle() {
+        if now_us() >= deadline_us {
+            return false;
+        }
+        let path = format!("/{BUCKET}");
+        match client.request(addr, Method::PUT, &path, Bytes::new()).await {
+            Ok(r) if r.status == 200 => return true,
+            Ok(r) if r.error_code() == Some("BucketAlreadyOwnedByYou") => return true,
+            Ok(_) | Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(CREATE_BUCKET_RETRY_MS)).await;
+    }
+    unreachable!("nodes is not empty")
+}
+
+/// One s3 workload client; like `workload::run_client`, over S3.
+pub async fn run_s3_client(ctx: ClientCtx, client: Arc<S3Client>) -> Result<(), String> {
+    let w = &ctx.workload;
+    let nodes = &ctx.s3_nodes;
+    let (min, max) = (*w.min_object_bytes.get_ref(), *w.max_object_bytes.get_ref());
+    let mut rng = ctx.seam.rng("workload");
+    let mut seq = 0u64;
+    while now_us() < w.duration_ms * 1000 {
+        let think = rng.next_u64() % (w.max_think_ms + 1);
+        tokio::time::sleep(Duration::from_millis(think)).await;
+        let key = format!("k{}", rng.next_u64() % w.keys as u64);
+        let addr = &nodes[(rng.next_u64() % nodes.len() as u64) as usize];
+        let r = roll(&mut rng);
+        seq += 1;
+        let (kind, method, body) = if r < w.delete_fraction {
+            (OpKind::Delete, Method::DELETE, Vec::new())
+        } else if r < w.write_fraction {
+            let size = min + rng.next_u64() % (max - min + 1);
+            let body = body_for(ctx.seam.rng_seed, seq, size as usize);
+            (OpKind::Put { value: value_of(&body) }, Method::PUT, body)
+        } else {
+            (OpKind::Get, Method::GET, Vec::new())
+        };
+        let invoke_us = now_us();
+        let answer = client.request(addr, method, &object_path(&key), Bytes::from(body)).await;
+        let status = answer.as_ref().map_or(0, |a| a.status);
+        let outcome = outcome_of(&kind, answer);
+        let op =
+            Op { client: ctx.name.clone(), key, kind, invoke_us, complete_us: now_us(), outcome };
+        let summary = format!("{op:?} via {addr} status {status}");
+        ctx.recorder.lock().unwrap().record(&ctx.name, "op", summary.as_bytes());
+        ctx.history.lock().unwrap().push(op);
+    }
+    Ok(())
+}
+
+fn outcome_of<E>(kind: &OpKind, answer: Result<S3Response, E>) -> Outcome {
+    match (kind, answer) {
+        (OpKind::Get, Ok(r)) if r.status == 200 => Outcome::Ok { read: Some(value_of(&r.body)) },
+        (OpKind::Get, Ok(r)) if r.status == 404 && r.error_code() == Some("NoSuchKey") => {
+            Outcome::Ok { read: None }
+        }
+        (OpKind::Get, _) => Outcome::Fail,
+        (OpKind::Put { .. }, Ok(r)) if r.status == 200 => Outcome::Ok { read: None },
+        (OpKind::Delete, Ok(r)) if r.status == 204 || r.status == 200 => Outcome::Ok { read: None },
+        // A write that failed may still have reached some replicas.
+        (_, _) => Outcome::Info,
+    }
+}
+
+/// A node-to-node call retried until the node answers, with its answer or its error (the
+/// final checker's transport).
+pub type CallFn<'a> =
+    &'a (dyn Fn(NodeId, Request) -> BoxFuture<'a, Result<Response, RemoteError>> + Sync);
+
+/// `key`'s value on `node`'s own replica of the object table, after quiescence: the hex
+/// blake3 of its current version's body, or `None` (no entry, or a delete marker).
+/// `nodes` are every node, tried in order for blocks `node` has no copy of.
+pub async fn read_replica(
+    call: CallFn<'_>,
+    node: NodeId,
+    nodes: &[NodeId],
+    key: &str,
+    remote_blocks: &Mutex<u64>,
+) -> Result<Option<Vec<u8>>, String> {
+    let table_key = entry_key(BUCKET.as_bytes(), key.as_bytes());
+    let request = Request::Table(TableRequest::Read { table: "object".into(), key: table_key });
+    let raw = match call(node, request).await {
+        Ok(Response::Entry(raw)) => raw,
+        other => return Err(format!("{node}: object table read answered {other:?}")),
+    };
+    let Some(raw) = raw else { return Ok(None) };
+    let entry: ObjectEntry = decode_entry(&raw).map_err(|e| format!("{node}: {e}"))?;
+    let Some((_, VersionData::Object(stored))) = entry.current() else { return Ok(None) };
+    let refs = match &stored.body {
+        Body::Inline(data) => return Ok(Some(value_of(data))),
+        Body::Blocks(refs) => refs,
+    };
+    let mut body = Vec::new();
+    for r in refs {
+        let order = std::iter::once(node).chain(nodes.iter().copied().filter(|&n| n != node));
+        let mut found = None;
+        for holder in order {
+            let request = Request::Block(BlockRequest::Get { hash: r.hash });
+            // An error (e.g. a corrupt copy) counts as no copy on that node.
+            if let Ok(Response::Block(Some(data))) = call(holder, request).await
+                && *blake3::hash(&data).as_bytes() == r.hash
+            {
+                if holder != node {
+                    *remote_blocks.lock().unwrap() += 1;
+                }
+                found = Some(data);
+                break;
+            }
+        }
+        let Some(data) = found else { return Ok(Some(MISSING_BLOCKS.to_vec())) };
+        body.extend_from_slice(&data);
+    }
+    Ok(Some(value_of(&body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_unique_per_write_and_reproducible() {
+        let a = body_for(7, 1, 4096);
+        assert_eq!(a, body_for(7, 1, 4096));
+        assert_ne!(a, body_for(7, 2, 4096));
+        assert_ne!(a, body_for(8, 1, 4096));
+        assert_eq!(value_of(&a).len(), 64);
+    }
+
+    #[test]
+    fn outcomes_follow_the_register_rules() {
+        let resp = |status, body: &'static [u8]| -> Result<S3Response, ()> {
+            Ok(S3Response { status, body: Bytes::from_static(body) })
+        };
+        let no_such_key = b"<Error><Code>NoSuchKey</Code></Error>";
+        let put = OpKind::Put { value: vec![] };
+        assert_eq!(
+            outcome_of(&OpKind::Get, resp(200, b"x")),
+            Outcome::Ok { read: Some(value_of(b"x")) }
+        );
+        assert_eq!(outcome_of(&OpKind::Get, resp(404, no_such_key)), Outcome::Ok { read: None });
+        assert_eq!(outcome_of(&OpKind::Get, resp(503, b"")), Outcome::Fail);
+        assert_eq!(outcome_of(&OpKind::Get, Err::<S3Response, ()>(())), Outcome::Fail);
+        assert_eq!(outcome_of(&put, resp(200, b"")), Outcome::Ok { read: None });
+        assert_eq!(outcome_of(&put, resp(503, b"")), Outcome::Info);
+        assert_eq!(outcome_of(&OpKind::Delete, resp(204, b"")), Outcome::Ok { read: None });
+        assert_eq!(outcome_of(&OpKind::Delete, Err::<S3Response, ()>(())), Outcome::Info);
+    }
+}
