@@ -12,6 +12,7 @@ use crate::kv::{KvSchema, Stamper, kv_key};
 use crate::layout::{ClusterLayout, NodeId};
 use crate::objects::block_ref::BlockRefSchema;
 use crate::objects::gc::{BlockGc, GcConfig};
+use crate::objects::multipart::MpuSchema;
 use crate::objects::{BucketSchema, ObjectSchema};
 use crate::rpc::{self, Handler, KvRequest, RemoteError, Request, Response, RpcClient, RpcConfig};
 use crate::seam::{BoxFuture, Seam, open_database};
@@ -64,6 +65,7 @@ pub struct Node {
     pub buckets: Replicated<BucketSchema>,
     pub objects: Replicated<ObjectSchema>,
     pub block_refs: Replicated<BlockRefSchema>,
+    pub mpu: Replicated<MpuSchema>,
     pub blocks: Arc<BlockManager>,
     tables: BTreeMap<&'static str, Arc<dyn LocalTable>>,
     stamper: Stamper,
@@ -83,7 +85,9 @@ impl Node {
             Arc::new(Store::<BucketSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let object_store =
             Arc::new(Store::<ObjectSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
-        let ref_store = Arc::new(Store::<BlockRefSchema>::open(db).map_err(|e| db_err(&e))?);
+        let ref_store =
+            Arc::new(Store::<BlockRefSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
+        let mpu_store = Arc::new(Store::<MpuSchema>::open(db).map_err(|e| db_err(&e))?);
         let rpc = RpcClient::new(config.id, seam.clone(), &config.rpc_secret, config.rpc.clone());
         for (peer, addr) in &config.peers {
             rpc.set_peer_addr(*peer, addr.clone());
@@ -94,11 +98,13 @@ impl Node {
         let buckets = Replicated::new(bucket_store.clone(), id, rpc.clone(), layout.clone(), q);
         let objects = Replicated::new(object_store.clone(), id, rpc.clone(), layout.clone(), q);
         let block_refs = Replicated::new(ref_store.clone(), id, rpc.clone(), layout.clone(), q);
+        let mpu = Replicated::new(mpu_store.clone(), id, rpc.clone(), layout.clone(), q);
         let mut tables: BTreeMap<&'static str, Arc<dyn LocalTable>> = BTreeMap::new();
         tables.insert(kv_store.name(), kv_store);
         tables.insert(bucket_store.name(), bucket_store);
         tables.insert(object_store.name(), object_store);
         tables.insert(ref_store.name(), ref_store);
+        tables.insert(mpu_store.name(), mpu_store);
         let blocks = Arc::new(BlockManager::new(
             config.id,
             seam.clone(),
@@ -116,6 +122,7 @@ impl Node {
             buckets,
             objects,
             block_refs,
+            mpu,
             blocks,
             tables,
             stamper,

@@ -10,8 +10,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hangar_engine::objects::multipart::UploadMeta;
 use hangar_engine::objects::{self, ObjectError, ObjectRecord, ObjectStore};
 
+use crate::s3api::backend::{PartInfo, UploadInfo};
 use crate::s3api::{BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta};
 
 /// The production backend: every S3 operation becomes one `ObjectStore` call.
@@ -32,6 +34,16 @@ fn map_err(err: ObjectError) -> BackendError {
         ObjectError::NoSuchKey | ObjectError::NoSuchVersion => BackendError::NoSuchKey,
         ObjectError::BucketAlreadyExists => BackendError::BucketAlreadyOwnedByYou,
         ObjectError::BucketNotEmpty => BackendError::BucketNotEmpty,
+        ObjectError::NoSuchUpload => BackendError::NoSuchUpload,
+        ObjectError::InvalidPart { part_number } => BackendError::InvalidPart { part_number },
+        ObjectError::InvalidPartOrder => BackendError::InvalidPartOrder,
+        ObjectError::EntityTooSmall { part_number, size_bytes } => {
+            BackendError::EntityTooSmall { part_number, size_bytes }
+        }
+        // The router only passes part numbers S3 allows: reaching this is a bug upstream.
+        ObjectError::InvalidPartNumber { part_number } => {
+            BackendError::Internal { reason: format!("part number {part_number} passed on") }
+        }
         ObjectError::Unavailable { reason } => BackendError::Unavailable { reason },
         ObjectError::Internal { reason } => BackendError::Internal { reason },
     }
@@ -147,6 +159,96 @@ impl ObjectBackend for EngineBackend {
                 .await
                 .map_err(map_err)?;
             Ok(records.into_iter().map(|r| split(r).0).collect())
+        })
+    }
+
+    fn create_multipart_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        meta: ObjectMeta,
+    ) -> BoxFuture<'a, Result<String, BackendError>> {
+        let meta =
+            UploadMeta { content_type: meta.content_type, user_metadata: meta.user_metadata };
+        Box::pin(async move {
+            self.store.create_multipart_upload(bucket, key, meta).await.map_err(map_err)
+        })
+    }
+
+    fn upload_part<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+        part_number: u32,
+        etag: String,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let data = Vec::from(body);
+            let stored = self.store.upload_part(bucket, key, upload_id, part_number, data, etag);
+            stored.await.map_err(map_err)
+        })
+    }
+
+    fn complete_multipart_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+        parts: Vec<(u32, String)>,
+        etag: String,
+    ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
+        Box::pin(async move {
+            let record =
+                self.store.complete_multipart_upload(bucket, key, upload_id, &parts, etag).await;
+            Ok(split(record.map_err(map_err)?).0)
+        })
+    }
+
+    fn abort_multipart_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            self.store.abort_multipart_upload(bucket, key, upload_id).await.map_err(map_err)
+        })
+    }
+
+    fn list_parts<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<PartInfo>, BackendError>> {
+        Box::pin(async move {
+            let parts = self.store.list_parts(bucket, key, upload_id).await.map_err(map_err)?;
+            let infos = parts.into_iter().map(|p| PartInfo {
+                part_number: p.part_number,
+                etag: p.etag,
+                size_bytes: p.size_bytes,
+                last_modified_ms: p.last_modified_ms,
+            });
+            Ok(infos.collect())
+        })
+    }
+
+    fn list_multipart_uploads<'a>(
+        &'a self,
+        bucket: &'a str,
+        prefix: &'a str,
+        max_uploads: usize,
+    ) -> BoxFuture<'a, Result<Vec<UploadInfo>, BackendError>> {
+        Box::pin(async move {
+            let uploads = self.store.list_multipart_uploads(bucket, prefix, max_uploads).await;
+            let infos = uploads.map_err(map_err)?.into_iter().map(|u| UploadInfo {
+                key: u.key,
+                upload_id: u.upload_id,
+                initiated_ms: u.initiated_ms,
+            });
+            Ok(infos.collect())
         })
     }
 }

@@ -56,6 +56,18 @@ pub async fn store(
     if data.len() <= INLINE_MAX_BYTES {
         return Ok(Body::Inline(data));
     }
+    Ok(Body::Blocks(store_blocks(node, owner, &data, block_size_bytes).await?))
+}
+
+/// Stores `data` as blocks of `block_size_bytes` whatever its size (a multipart part is
+/// one piece of a larger body, so it is never inline), each referenced by `owner` and
+/// acknowledged by a write quorum before this returns. Empty data gives no block.
+pub async fn store_blocks(
+    node: &Arc<Node>,
+    owner: &Owner,
+    data: &[u8],
+    block_size_bytes: usize,
+) -> Result<Vec<BodyBlock>, BlockError> {
     let mut refs = Vec::with_capacity(data.len().div_ceil(block_size_bytes));
     let mut writes = JoinSet::new();
     for chunk in data.chunks(block_size_bytes) {
@@ -73,7 +85,7 @@ pub async fn store(
     while !writes.is_empty() {
         finish_one(&mut writes).await?;
     }
-    Ok(Body::Blocks(refs))
+    Ok(refs)
 }
 
 /// Records that `owner` uses block `hash` (before the block is stored).

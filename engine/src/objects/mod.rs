@@ -8,8 +8,8 @@
 //! Bodies up to `body::INLINE_MAX_BYTES` live inline in the version; larger ones are cut
 //! into content-addressed blocks (see `body`). A large PUT first records its version as
 //! `Uploading`, then stores the blocks, then marks the version `Complete`: a crash in the
-//! middle never exposes a partial object. Still to come with the data-path work: multipart,
-//! block reference counts and garbage collection of unreferenced blocks.
+//! middle never exposes a partial object. Multipart uploads (`multipart`) are versions
+//! written the same way, in pieces, with their progress in the `mpu` table.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 pub mod block_ref;
 pub mod body;
 pub mod gc;
+pub mod multipart;
+#[cfg(test)]
+mod multipart_tests;
 mod object_ops;
 pub use object_ops::VersionListing;
 pub mod version;
@@ -97,6 +100,23 @@ pub enum ObjectError {
     NoSuchVersion,
     BucketAlreadyExists,
     BucketNotEmpty,
+    /// No unfinished multipart upload has this id (or it is malformed).
+    NoSuchUpload,
+    /// A completion names a part that was not uploaded, or not with that ETag.
+    InvalidPart {
+        part_number: u32,
+    },
+    /// A completion's parts are not listed in strictly ascending order (or not at all).
+    InvalidPartOrder,
+    /// A part other than the last of a completion is below the minimum part size.
+    EntityTooSmall {
+        part_number: u32,
+        size_bytes: u64,
+    },
+    /// Part numbers run from 1 to `multipart::PART_NUMBER_MAX`.
+    InvalidPartNumber {
+        part_number: u32,
+    },
     /// Not enough replicas answered: retry later.
     Unavailable {
         reason: String,
@@ -114,6 +134,15 @@ impl std::fmt::Display for ObjectError {
             ObjectError::NoSuchVersion => write!(f, "no such version"),
             ObjectError::BucketAlreadyExists => write!(f, "bucket already exists"),
             ObjectError::BucketNotEmpty => write!(f, "bucket not empty"),
+            ObjectError::NoSuchUpload => write!(f, "no such multipart upload"),
+            ObjectError::InvalidPart { part_number } => write!(f, "invalid part {part_number}"),
+            ObjectError::InvalidPartOrder => write!(f, "parts not in ascending order"),
+            ObjectError::EntityTooSmall { part_number, size_bytes } => {
+                write!(f, "part {part_number} is too small ({size_bytes} bytes)")
+            }
+            ObjectError::InvalidPartNumber { part_number } => {
+                write!(f, "invalid part number {part_number}")
+            }
             ObjectError::Unavailable { reason } => write!(f, "unavailable: {reason}"),
             ObjectError::Internal { reason } => write!(f, "internal error: {reason}"),
         }

@@ -21,7 +21,7 @@ pub struct VersionListing {
     pub last_modified_ms: u64,
 }
 
-fn object_key(bucket: &str, key: &str) -> Vec<u8> {
+pub(super) fn object_key(bucket: &str, key: &str) -> Vec<u8> {
     entry_key(bucket.as_bytes(), key.as_bytes())
 }
 
@@ -30,19 +30,27 @@ fn parse_version(version: &str) -> Result<VersionId, ObjectError> {
 }
 
 impl ObjectStore {
-    async fn entry(&self, bucket: &str, key: &str) -> Result<Option<ObjectEntry>, ObjectError> {
+    pub(super) async fn entry(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectEntry>, ObjectError> {
         Ok(self.node.objects.get(&object_key(bucket, key)).await?)
     }
 
     /// A new version id, above every version of the key this node can see with a quorum
     /// read (read and write quorums intersect, so above every acknowledged one).
-    async fn next_version_id(&self, bucket: &str, key: &str) -> Result<VersionId, ObjectError> {
+    pub(super) async fn next_version_id(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<VersionId, ObjectError> {
         let newest = self.entry(bucket, key).await?.and_then(|e| e.newest());
         let timestamp = self.node.stamp_after(newest.map_or(0, |id| id.timestamp));
         Ok(VersionId { timestamp, unique: self.node.id.0 })
     }
 
-    async fn write_version(
+    pub(super) async fn write_version(
         &self,
         bucket: &str,
         key: &str,

@@ -49,14 +49,48 @@ pub struct ObjectInfo {
     pub user_metadata: BTreeMap<String, String>,
 }
 
-/// Faults a backend reports. The first four are answers S3 defines; the last two are
-/// operating faults (a quorum not reached, a disk error) that clients may retry.
+/// One part of an unfinished multipart upload (the newest upload of its number).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartInfo {
+    pub part_number: u32,
+    /// Unquoted, as for objects.
+    pub etag: String,
+    pub size_bytes: u64,
+    pub last_modified_ms: u64,
+}
+
+/// One unfinished multipart upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadInfo {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated_ms: u64,
+}
+
+/// Every part but the last of a completed multipart upload must be at least this large.
+pub const PART_SIZE_BYTES_MIN: u64 = 5 * 1024 * 1024;
+
+/// Faults a backend reports. All but the last two are answers S3 defines; the last two
+/// are operating faults (a quorum not reached, a disk error) that clients may retry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BackendError {
     NoSuchBucket,
     NoSuchKey,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
+    /// No unfinished multipart upload has this id under this key.
+    NoSuchUpload,
+    /// A completion names a part that was not uploaded, or not with that ETag.
+    InvalidPart {
+        part_number: u32,
+    },
+    /// A completion's parts are not strictly ascending.
+    InvalidPartOrder,
+    /// A part other than the last is below the minimum part size.
+    EntityTooSmall {
+        part_number: u32,
+        size_bytes: u64,
+    },
     /// Not enough replicas reachable right now; S3 clients retry a 503.
     Unavailable {
         reason: String,
@@ -73,6 +107,12 @@ impl fmt::Display for BackendError {
             BackendError::NoSuchKey => f.write_str("no such key"),
             BackendError::BucketAlreadyOwnedByYou => f.write_str("bucket already exists"),
             BackendError::BucketNotEmpty => f.write_str("bucket not empty"),
+            BackendError::NoSuchUpload => f.write_str("no such upload"),
+            BackendError::InvalidPart { part_number } => write!(f, "invalid part {part_number}"),
+            BackendError::InvalidPartOrder => f.write_str("parts not in ascending order"),
+            BackendError::EntityTooSmall { part_number, size_bytes } => {
+                write!(f, "part {part_number} too small ({size_bytes} bytes)")
+            }
             BackendError::Unavailable { reason } => write!(f, "unavailable: {reason}"),
             BackendError::Internal { reason } => write!(f, "internal: {reason}"),
         }
@@ -134,4 +174,85 @@ pub trait ObjectBackend: Send + Sync + 'static {
         start_after: &'a str,
         max_keys: usize,
     ) -> BoxFuture<'a, Result<Vec<ObjectInfo>, BackendError>>;
+
+    // ---- multipart uploads (see `multipart.rs` for the S3 side) ----
+
+    /// Starts an upload of `key` and returns its id. `meta.etag` is ignored: the ETag is
+    /// known only at completion.
+    fn create_multipart_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        meta: ObjectMeta,
+    ) -> BoxFuture<'a, Result<String, BackendError>>;
+
+    /// Stores part `part_number` (1..=10000, checked by the caller); a number uploaded
+    /// again replaces the earlier upload. `NoSuchUpload` if the upload is not open.
+    fn upload_part<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+        part_number: u32,
+        etag: String,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// Makes the listed parts, concatenated, the object under `key` with ETag `etag`.
+    /// `parts` are (part number, unquoted ETag); the rules are `check_parts`'s.
+    /// A retry of a completion that succeeded answers the same object.
+    fn complete_multipart_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+        parts: Vec<(u32, String)>,
+        etag: String,
+    ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>>;
+
+    /// Abandons an upload and frees its parts. Aborting an aborted upload succeeds.
+    fn abort_multipart_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// The parts of an open upload, in part order.
+    fn list_parts<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<PartInfo>, BackendError>>;
+
+    /// At most `max_uploads` open uploads of keys starting with `prefix`, by key, then by
+    /// upload id.
+    fn list_multipart_uploads<'a>(
+        &'a self,
+        bucket: &'a str,
+        prefix: &'a str,
+        max_uploads: usize,
+    ) -> BoxFuture<'a, Result<Vec<UploadInfo>, BackendError>>;
+}
+
+/// The completion rules every backend applies to the client's list of parts against the
+/// parts it holds (the newest upload of each number): strictly ascending part numbers,
+/// each uploaded with that ETag, all but the last at least `PART_SIZE_BYTES_MIN`.
+pub fn check_parts(
+    chosen: &[(u32, String)],
+    uploaded: &BTreeMap<u32, PartInfo>,
+) -> Result<(), BackendError> {
+    if chosen.is_empty() || chosen.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(BackendError::InvalidPartOrder);
+    }
+    for (i, (part_number, etag)) in chosen.iter().enumerate() {
+        let part = uploaded.get(part_number).filter(|p| p.etag == *etag);
+        let part = part.ok_or(BackendError::InvalidPart { part_number: *part_number })?;
+        if i + 1 < chosen.len() && part.size_bytes < PART_SIZE_BYTES_MIN {
+            let (part_number, size_bytes) = (*part_number, part.size_bytes);
+            return Err(BackendError::EntityTooSmall { part_number, size_bytes });
+        }
+    }
+    Ok(())
 }

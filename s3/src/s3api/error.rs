@@ -66,6 +66,17 @@ pub enum S3Error {
         requested: String,
     },
     InvalidURI,
+    NoSuchUpload,
+    InvalidPart {
+        part_number: u32,
+    },
+    InvalidPartOrder,
+    EntityTooSmall {
+        part_number: u32,
+        size_bytes: u64,
+    },
+    /// A request document (CompleteMultipartUpload) that is not the XML S3 expects.
+    MalformedXML,
     NotImplemented {
         operation: String,
     },
@@ -105,6 +116,11 @@ impl S3Error {
             S3Error::InvalidRequest { .. } => "InvalidRequest",
             S3Error::InvalidLocationConstraint { .. } => "InvalidLocationConstraint",
             S3Error::InvalidURI => "InvalidURI",
+            S3Error::NoSuchUpload => "NoSuchUpload",
+            S3Error::InvalidPart { .. } => "InvalidPart",
+            S3Error::InvalidPartOrder => "InvalidPartOrder",
+            S3Error::EntityTooSmall { .. } => "EntityTooSmall",
+            S3Error::MalformedXML => "MalformedXML",
             S3Error::NotImplemented { .. } => "NotImplemented",
             S3Error::ServiceUnavailable { .. } => "ServiceUnavailable",
             S3Error::InternalError { .. } => "InternalError",
@@ -113,7 +129,9 @@ impl S3Error {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            S3Error::NoSuchBucket { .. } | S3Error::NoSuchKey { .. } => StatusCode::NOT_FOUND,
+            S3Error::NoSuchBucket { .. } | S3Error::NoSuchKey { .. } | S3Error::NoSuchUpload => {
+                StatusCode::NOT_FOUND
+            }
             S3Error::BucketAlreadyOwnedByYou { .. } | S3Error::BucketNotEmpty { .. } => {
                 StatusCode::CONFLICT
             }
@@ -138,7 +156,11 @@ impl S3Error {
             | S3Error::InvalidArgument { .. }
             | S3Error::InvalidRequest { .. }
             | S3Error::InvalidLocationConstraint { .. }
-            | S3Error::InvalidURI => StatusCode::BAD_REQUEST,
+            | S3Error::InvalidURI
+            | S3Error::InvalidPart { .. }
+            | S3Error::InvalidPartOrder
+            | S3Error::EntityTooSmall { .. }
+            | S3Error::MalformedXML => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -197,6 +219,23 @@ impl S3Error {
                 format!("The specified location-constraint '{requested}' is not valid")
             }
             S3Error::InvalidURI => "Couldn't parse the specified URI.".to_string(),
+            S3Error::NoSuchUpload => "The specified multipart upload does not exist. The upload \
+                ID might be invalid, or the upload might have been aborted or completed."
+                .to_string(),
+            S3Error::InvalidPart { part_number } => format!(
+                "Part {part_number} could not be found, or its entity tag did not match the \
+                 part's entity tag."
+            ),
+            S3Error::InvalidPartOrder => {
+                "The list of parts was not in ascending order by part number.".to_string()
+            }
+            S3Error::EntityTooSmall { part_number, size_bytes } => format!(
+                "Your proposed upload is smaller than the minimum allowed size: part \
+                 {part_number} has {size_bytes} bytes, parts but the last need 5 MiB."
+            ),
+            S3Error::MalformedXML => "The XML you provided was not well-formed or did not \
+                validate against our published schema."
+                .to_string(),
             S3Error::NotImplemented { operation } => {
                 format!("{operation} is not implemented by this server")
             }
@@ -245,6 +284,12 @@ impl S3Error {
                 S3Error::BucketAlreadyOwnedByYou { bucket: bucket.to_string() }
             }
             BackendError::BucketNotEmpty => S3Error::BucketNotEmpty { bucket: bucket.to_string() },
+            BackendError::NoSuchUpload => S3Error::NoSuchUpload,
+            BackendError::InvalidPart { part_number } => S3Error::InvalidPart { part_number },
+            BackendError::InvalidPartOrder => S3Error::InvalidPartOrder,
+            BackendError::EntityTooSmall { part_number, size_bytes } => {
+                S3Error::EntityTooSmall { part_number, size_bytes }
+            }
             BackendError::Unavailable { reason } => S3Error::ServiceUnavailable { reason },
             BackendError::Internal { reason } => S3Error::InternalError { reason },
         }
@@ -267,6 +312,11 @@ mod tests {
             (S3Error::NotImplemented { operation: "x".into() }, 501),
             (S3Error::ServiceUnavailable { reason: "x".into() }, 503),
             (S3Error::InvalidBucketName { bucket: "B".into() }, 400),
+            (S3Error::NoSuchUpload, 404),
+            (S3Error::InvalidPart { part_number: 2 }, 400),
+            (S3Error::InvalidPartOrder, 400),
+            (S3Error::EntityTooSmall { part_number: 1, size_bytes: 5 }, 400),
+            (S3Error::MalformedXML, 400),
         ];
         for (err, status) in cases {
             assert_eq!(err.status().as_u16(), status, "{}", err.code());

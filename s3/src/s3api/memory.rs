@@ -7,26 +7,90 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 
 use super::WallClock;
-use super::backend::{BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta};
+use super::backend::{
+    BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta, PartInfo,
+    UploadInfo, check_parts,
+};
 
 struct Bucket {
     created_ms: u64,
     objects: BTreeMap<String, (ObjectInfo, Bytes)>,
+    /// Multipart uploads by (key, upload id).
+    uploads: BTreeMap<(String, String), Upload>,
+}
+
+struct Upload {
+    meta: ObjectMeta,
+    initiated_ms: u64,
+    parts: BTreeMap<u32, (PartInfo, Bytes)>,
+    /// `Some(object)` once completed, `Some(None)` once aborted (retries answer alike).
+    finished: Option<Option<ObjectInfo>>,
 }
 
 pub struct MemoryBackend {
     clock: WallClock,
     buckets: Mutex<BTreeMap<String, Bucket>>,
+    /// Upload ids are this counter in 32 hex digits, so they sort by creation.
+    upload_seq: AtomicU64,
 }
 
 impl MemoryBackend {
     pub fn new(clock: WallClock) -> MemoryBackend {
-        MemoryBackend { clock, buckets: Mutex::new(BTreeMap::new()) }
+        MemoryBackend { clock, buckets: Mutex::new(BTreeMap::new()), upload_seq: AtomicU64::new(0) }
+    }
+
+    /// Runs `f` on an upload that is still open.
+    fn with_open_upload<T>(
+        &self,
+        (bucket, key, upload_id): (&str, &str, &str),
+        f: impl FnOnce(&mut Upload) -> T,
+    ) -> Result<T, BackendError> {
+        self.with_bucket(bucket, |b| {
+            let id = (key.to_string(), upload_id.to_string());
+            let upload = b.uploads.get_mut(&id).filter(|u| u.finished.is_none());
+            let upload = upload.ok_or(BackendError::NoSuchUpload)?;
+            Ok(f(upload))
+        })
+    }
+
+    fn complete_sync(
+        &self,
+        (bucket, key, upload_id): (&str, &str, &str),
+        chosen: &[(u32, String)],
+        etag: String,
+    ) -> Result<ObjectInfo, BackendError> {
+        let now_ms = (self.clock)();
+        self.with_bucket(bucket, |b| {
+            let id = (key.to_string(), upload_id.to_string());
+            let upload = b.uploads.get_mut(&id).ok_or(BackendError::NoSuchUpload)?;
+            match &upload.finished {
+                Some(Some(info)) => return Ok(info.clone()),
+                Some(None) => return Err(BackendError::NoSuchUpload),
+                None => {}
+            }
+            let infos = upload.parts.iter().map(|(n, (info, _))| (*n, info.clone())).collect();
+            check_parts(chosen, &infos)?;
+            let body: Vec<u8> =
+                chosen.iter().flat_map(|(n, _)| upload.parts[n].1.iter().copied()).collect();
+            let info = ObjectInfo {
+                key: key.to_string(),
+                size_bytes: body.len() as u64,
+                etag,
+                last_modified_ms: now_ms,
+                content_type: upload.meta.content_type.clone(),
+                user_metadata: upload.meta.user_metadata.clone(),
+            };
+            upload.finished = Some(Some(info.clone()));
+            upload.parts.clear();
+            b.objects.insert(key.to_string(), (info.clone(), Bytes::from(body)));
+            Ok(info)
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Bucket>> {
@@ -91,7 +155,8 @@ impl ObjectBackend for MemoryBackend {
         let result = if buckets.contains_key(bucket) {
             Err(BackendError::BucketAlreadyOwnedByYou)
         } else {
-            let fresh = Bucket { created_ms: now_ms, objects: BTreeMap::new() };
+            let fresh =
+                Bucket { created_ms: now_ms, objects: BTreeMap::new(), uploads: BTreeMap::new() };
             buckets.insert(bucket.to_string(), fresh);
             Ok(())
         };
@@ -177,6 +242,100 @@ impl ObjectBackend for MemoryBackend {
         max_keys: usize,
     ) -> BoxFuture<'a, Result<Vec<ObjectInfo>, BackendError>> {
         ready(self.list_sync(bucket, prefix, start_after, max_keys))
+    }
+
+    fn create_multipart_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        meta: ObjectMeta,
+    ) -> BoxFuture<'a, Result<String, BackendError>> {
+        let initiated_ms = (self.clock)();
+        let upload_id = format!("{:032x}", self.upload_seq.fetch_add(1, Ordering::Relaxed));
+        ready(self.with_bucket(bucket, |b| {
+            let upload = Upload { meta, initiated_ms, parts: BTreeMap::new(), finished: None };
+            b.uploads.insert((key.to_string(), upload_id.clone()), upload);
+            Ok(upload_id)
+        }))
+    }
+
+    fn upload_part<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+        part_number: u32,
+        etag: String,
+        body: Bytes,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        let last_modified_ms = (self.clock)();
+        let size_bytes = body.len() as u64;
+        let info = PartInfo { part_number, etag, size_bytes, last_modified_ms };
+        ready(self.with_open_upload((bucket, key, upload_id), |u| {
+            u.parts.insert(part_number, (info, body));
+        }))
+    }
+
+    fn complete_multipart_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+        parts: Vec<(u32, String)>,
+        etag: String,
+    ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
+        ready(self.complete_sync((bucket, key, upload_id), &parts, etag))
+    }
+
+    fn abort_multipart_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        ready(self.with_bucket(bucket, |b| {
+            let id = (key.to_string(), upload_id.to_string());
+            let upload = b.uploads.get_mut(&id).ok_or(BackendError::NoSuchUpload)?;
+            match upload.finished {
+                Some(Some(_)) => Err(BackendError::NoSuchUpload),
+                _ => {
+                    upload.finished = Some(None);
+                    upload.parts.clear();
+                    Ok(())
+                }
+            }
+        }))
+    }
+
+    fn list_parts<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<PartInfo>, BackendError>> {
+        ready(self.with_open_upload((bucket, key, upload_id), |u| {
+            u.parts.values().map(|(info, _)| info.clone()).collect()
+        }))
+    }
+
+    fn list_multipart_uploads<'a>(
+        &'a self,
+        bucket: &'a str,
+        prefix: &'a str,
+        max_uploads: usize,
+    ) -> BoxFuture<'a, Result<Vec<UploadInfo>, BackendError>> {
+        ready(self.with_bucket(bucket, |b| {
+            let open = b
+                .uploads
+                .iter()
+                .filter(|((key, _), u)| u.finished.is_none() && key.starts_with(prefix));
+            let infos = open.take(max_uploads).map(|((key, upload_id), u)| UploadInfo {
+                key: key.clone(),
+                upload_id: upload_id.clone(),
+                initiated_ms: u.initiated_ms,
+            });
+            Ok(infos.collect())
+        }))
     }
 }
 

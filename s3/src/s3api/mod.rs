@@ -19,6 +19,7 @@ pub mod encoding;
 pub mod error;
 pub mod list;
 pub mod memory;
+pub mod multipart;
 pub mod object;
 pub mod router;
 pub mod sigv4;
@@ -172,7 +173,7 @@ async fn process(
     let endpoint = router::route(&parts.method, raw_path, &query, &parts.headers)?;
     tracing::debug!(operation = endpoint.name(), access_key = %auth.access_key, "request");
     let limit = match endpoint {
-        Endpoint::PutObject { .. } => PUT_BODY_BYTES_MAX,
+        Endpoint::PutObject { .. } | Endpoint::UploadPart { .. } => PUT_BODY_BYTES_MAX,
         _ => CONTROL_BODY_BYTES_MAX,
     };
     let body = read_body(body, &parts.headers, limit).await?;
@@ -202,6 +203,25 @@ async fn process(
         }
         Endpoint::DeleteObject { bucket, key } => {
             object::delete_object(backend, &bucket, &key).await
+        }
+        Endpoint::CreateMultipartUpload { bucket, key } => {
+            multipart::create(backend, &bucket, &key, headers).await
+        }
+        Endpoint::UploadPart { bucket, key, upload_id, part_number } => {
+            let upload = (bucket.as_str(), key.as_str(), upload_id.as_str());
+            multipart::upload_part(backend, upload, part_number, headers, body).await
+        }
+        Endpoint::CompleteMultipartUpload { bucket, key, upload_id } => {
+            multipart::complete(backend, (&bucket, &key, &upload_id), &body).await
+        }
+        Endpoint::AbortMultipartUpload { bucket, key, upload_id } => {
+            multipart::abort(backend, (&bucket, &key, &upload_id)).await
+        }
+        Endpoint::ListParts { bucket, key, upload_id } => {
+            multipart::list_parts(backend, (&bucket, &key, &upload_id), &query).await
+        }
+        Endpoint::ListMultipartUploads { bucket } => {
+            multipart::list_uploads(backend, &bucket, &query).await
         }
     }
 }

@@ -63,7 +63,7 @@ pub fn resolve_range(range: ByteRange, size: u64) -> Result<(u64, u64), S3Error>
     }
 }
 
-fn header_value(value: &str) -> Result<HeaderValue, S3Error> {
+pub(super) fn header_value(value: &str) -> Result<HeaderValue, S3Error> {
     HeaderValue::from_bytes(value.as_bytes()).map_err(|_| S3Error::InternalError {
         reason: format!("unsendable header value {value:?}"),
     })
@@ -75,7 +75,7 @@ fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Checks `Content-MD5` if the client sent one: it protects the body end to end, past
 /// anything SigV4 covers when the payload is unsigned.
-fn check_content_md5(headers: &HeaderMap, md5: &[u8]) -> Result<(), S3Error> {
+pub(super) fn check_content_md5(headers: &HeaderMap, md5: &[u8]) -> Result<(), S3Error> {
     let Some(claimed) = header_string(headers, "content-md5") else {
         return Ok(());
     };
@@ -89,6 +89,20 @@ fn check_content_md5(headers: &HeaderMap, md5: &[u8]) -> Result<(), S3Error> {
     Ok(())
 }
 
+/// What the client sends with an object (content type, `x-amz-meta-*`), and `etag`.
+pub(super) fn client_meta(headers: &HeaderMap, etag: String) -> ObjectMeta {
+    let mut user_metadata = BTreeMap::new();
+    for (name, value) in headers {
+        if let Some(meta_name) = name.as_str().strip_prefix(META_PREFIX) {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            user_metadata.insert(meta_name.to_string(), value);
+        }
+    }
+    let content_type =
+        header_string(headers, "content-type").unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
+    ObjectMeta { content_type, user_metadata, etag }
+}
+
 pub async fn put_object(
     backend: &dyn ObjectBackend,
     bucket: &str,
@@ -98,19 +112,7 @@ pub async fn put_object(
 ) -> Result<Response<Full<Bytes>>, S3Error> {
     let md5 = Md5::digest(&body);
     check_content_md5(headers, &md5)?;
-    let mut user_metadata = BTreeMap::new();
-    for (name, value) in headers {
-        if let Some(meta_name) = name.as_str().strip_prefix(META_PREFIX) {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            user_metadata.insert(meta_name.to_string(), value);
-        }
-    }
-    let meta = ObjectMeta {
-        content_type: header_string(headers, "content-type")
-            .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
-        user_metadata,
-        etag: hex::encode(md5),
-    };
+    let meta = client_meta(headers, hex::encode(md5));
     let info = backend
         .put_object(bucket, key, meta, body)
         .await

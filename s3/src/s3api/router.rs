@@ -11,6 +11,9 @@ use hyper::{HeaderMap, Method};
 use super::encoding::percent_decode;
 use super::error::S3Error;
 
+/// S3 allows part numbers 1..=10000.
+pub const PART_NUMBER_MAX: u32 = 10_000;
+
 /// S3 limits keys to 1024 bytes of UTF-8.
 pub const KEY_BYTES_MAX: usize = 1024;
 
@@ -27,6 +30,12 @@ pub enum Endpoint {
     GetObject { bucket: String, key: String },
     HeadObject { bucket: String, key: String },
     DeleteObject { bucket: String, key: String },
+    CreateMultipartUpload { bucket: String, key: String },
+    UploadPart { bucket: String, key: String, upload_id: String, part_number: u32 },
+    CompleteMultipartUpload { bucket: String, key: String, upload_id: String },
+    AbortMultipartUpload { bucket: String, key: String, upload_id: String },
+    ListParts { bucket: String, key: String, upload_id: String },
+    ListMultipartUploads { bucket: String },
 }
 
 impl Endpoint {
@@ -43,6 +52,12 @@ impl Endpoint {
             Endpoint::GetObject { .. } => "GetObject",
             Endpoint::HeadObject { .. } => "HeadObject",
             Endpoint::DeleteObject { .. } => "DeleteObject",
+            Endpoint::CreateMultipartUpload { .. } => "CreateMultipartUpload",
+            Endpoint::UploadPart { .. } => "UploadPart",
+            Endpoint::CompleteMultipartUpload { .. } => "CompleteMultipartUpload",
+            Endpoint::AbortMultipartUpload { .. } => "AbortMultipartUpload",
+            Endpoint::ListParts { .. } => "ListParts",
+            Endpoint::ListMultipartUploads { .. } => "ListMultipartUploads",
         }
     }
 }
@@ -121,6 +136,9 @@ pub fn route(
     let Some(key) = key else {
         return route_bucket(method, bucket, subresource, query);
     };
+    if let Some(endpoint) = route_multipart(method, &bucket, &key, query, headers)? {
+        return Ok(endpoint);
+    }
     if let Some(sub) = subresource {
         return Err(unsupported(&format!("{method} ?{sub} on an object")));
     }
@@ -146,6 +164,7 @@ fn route_bucket(
         (&Method::HEAD, None) => Ok(Endpoint::HeadBucket { bucket }),
         (&Method::DELETE, None) => Ok(Endpoint::DeleteBucket { bucket }),
         (&Method::GET, Some("location")) => Ok(Endpoint::GetBucketLocation { bucket }),
+        (&Method::GET, Some("uploads")) => Ok(Endpoint::ListMultipartUploads { bucket }),
         (&Method::GET, None) if list_v2 => Ok(Endpoint::ListObjectsV2 { bucket }),
         (&Method::GET, None) => Ok(Endpoint::ListObjects { bucket }),
         (_, Some(sub)) => {
@@ -153,6 +172,50 @@ fn route_bucket(
         }
         (_, None) => Err(S3Error::NotImplemented { operation: format!("{method} on a bucket") }),
     }
+}
+
+/// The multipart operations on an object: `POST ?uploads`, and `?uploadId=…` with
+/// `PUT` (+ `partNumber`), `POST`, `DELETE` or `GET`. `None` for any other request.
+fn route_multipart(
+    method: &Method,
+    bucket: &str,
+    key: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+) -> Result<Option<Endpoint>, S3Error> {
+    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let (bucket, key) = (bucket.to_string(), key.to_string());
+    if *method == Method::POST && param("uploads").is_some() {
+        return Ok(Some(Endpoint::CreateMultipartUpload { bucket, key }));
+    }
+    let Some(upload_id) = param("uploadId") else { return Ok(None) };
+    let endpoint = match *method {
+        Method::PUT if headers.contains_key("x-amz-copy-source") => {
+            return Err(S3Error::NotImplemented { operation: "UploadPartCopy".into() });
+        }
+        Method::PUT => {
+            let part_number = param("partNumber").as_deref().and_then(parse_part_number).ok_or(
+                S3Error::InvalidArgument {
+                    reason: "Part number must be an integer between 1 and 10000, inclusive".into(),
+                },
+            )?;
+            Endpoint::UploadPart { bucket, key, upload_id, part_number }
+        }
+        Method::POST => Endpoint::CompleteMultipartUpload { bucket, key, upload_id },
+        Method::DELETE => Endpoint::AbortMultipartUpload { bucket, key, upload_id },
+        Method::GET => Endpoint::ListParts { bucket, key, upload_id },
+        _ => return Ok(None),
+    };
+    Ok(Some(endpoint))
+}
+
+/// A part number: decimal digits only, 1..=10000.
+fn parse_part_number(s: &str) -> Option<u32> {
+    if !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let n: u32 = s.parse().ok()?;
+    (1..=PART_NUMBER_MAX).contains(&n).then_some(n)
 }
 
 /// S3's rules for new bucket names (DNS-compatible): 3–63 characters of lower-case
@@ -214,7 +277,7 @@ mod tests {
             (Method::PUT, "/bk/k", "tagging"),
             (Method::POST, "/bk", "delete"),
             (Method::GET, "/bk", "versioning"),
-            (Method::POST, "/bk/k", "uploads"),
+            (Method::PUT, "/bk/k", "uploads"),
             (Method::PUT, "/bk", "acl"),
         ] {
             let err = r(method, path, &[(sub, "")]).unwrap_err();
@@ -224,6 +287,56 @@ mod tests {
         headers.insert("x-amz-copy-source", "/bk/src".parse().unwrap());
         let err = route(&Method::PUT, "/bk/dst", &[], &headers).unwrap_err();
         assert_eq!(err.code(), "NotImplemented");
+    }
+
+    #[test]
+    fn routes_multipart_operations() {
+        let (b, k, u) = ("bk".to_string(), "k".to_string(), "U1".to_string());
+        assert_eq!(
+            r(Method::POST, "/bk/k", &[("uploads", "")]),
+            Ok(Endpoint::CreateMultipartUpload { bucket: b.clone(), key: k.clone() })
+        );
+        let part = r(Method::PUT, "/bk/k", &[("partNumber", "7"), ("uploadId", "U1")]);
+        let upload_id = u.clone();
+        assert_eq!(
+            part,
+            Ok(Endpoint::UploadPart {
+                bucket: b.clone(),
+                key: k.clone(),
+                upload_id,
+                part_number: 7
+            })
+        );
+        let ops = [
+            (
+                Method::POST,
+                Endpoint::CompleteMultipartUpload {
+                    bucket: b.clone(),
+                    key: k.clone(),
+                    upload_id: u.clone(),
+                },
+            ),
+            (
+                Method::DELETE,
+                Endpoint::AbortMultipartUpload {
+                    bucket: b.clone(),
+                    key: k.clone(),
+                    upload_id: u.clone(),
+                },
+            ),
+            (Method::GET, Endpoint::ListParts { bucket: b.clone(), key: k.clone(), upload_id: u }),
+        ];
+        for (method, endpoint) in ops {
+            assert_eq!(r(method, "/bk/k", &[("uploadId", "U1")]), Ok(endpoint));
+        }
+        assert_eq!(
+            r(Method::GET, "/bk", &[("uploads", "")]),
+            Ok(Endpoint::ListMultipartUploads { bucket: b })
+        );
+        for bad in ["0", "10001", "x", "", "+1", "-1"] {
+            let err = r(Method::PUT, "/bk/k", &[("uploadId", "U1"), ("partNumber", bad)]);
+            assert_eq!(err.unwrap_err().code(), "InvalidArgument", "partNumber={bad}");
+        }
     }
 
     #[test]

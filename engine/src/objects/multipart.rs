@@ -1,0 +1,535 @@
+//! Multipart uploads: the `mpu` table and the `ObjectStore` operations over it.
+//!
+//! Why this shape: a multipart upload is an object version being written in pieces, so it
+//! *is* a version of the key, `Uploading` from creation until it is completed or aborted,
+//! and its upload id is that version's id (hex). Every part's blocks are referenced by that
+//! version (`block_ref`) before they are stored, exactly like a simple PUT's, so the
+//! collector needs no new rule: while the version is `Uploading` all its blocks are live;
+//! once `Complete`, only the blocks of its final body are (a part uploaded twice, or not
+//! chosen, is collected); once `Aborted` (or pruned), none are.
+//!
+//! What the `object` table cannot hold is the upload's progress: the parts received so far.
+//! That is the `mpu` table — partition key = bucket name, sort key = object key ‖ 0x00 ‖
+//! upload id, so the uploads of a bucket list in key order with one range read. Its entry,
+//! `MultipartUpload`, is a CRDT: parts merge by union (each upload of a part has its own
+//! id, the newest per part number wins when reading), `finished` by `or`.
+//!
+//! Order of writes: create writes the `Uploading` version, then the `mpu` entry; a part
+//! stores its blocks (refs first), then records the part; complete checks the chosen parts,
+//! writes the version `Complete` with the concatenated body, then marks the upload
+//! finished; abort writes `Aborted`, then marks it finished. A crash between two steps
+//! leaves a state the next call (or a retry) handles: a retried completion answers what the
+//! first one wrote, a retried abort succeeds.
+//!
+//! Known limits: an upload whose version is pruned by a newer completed write of the same
+//! key (unversioned bucket) is dead — its blocks are collected and completing it answers
+//! `NoSuchUpload`; the collector aborts uploads left `Uploading` beyond its
+//! `upload_timeout_ms`, but does not mark their `mpu` entry finished; finished entries stay
+//! as small tombstones until tombstone collection exists.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::body::{self, Body, BodyBlock};
+use super::version::{Version, VersionData, VersionId, VersionState};
+use super::{ObjectError, ObjectRecord, ObjectStore, StoredObject, record};
+use crate::block::BLOCK_SIZE_BYTES_DEFAULT;
+use crate::crdt::{Bool, Crdt};
+use crate::table::{TableSchema, entry_key};
+
+pub struct MpuSchema;
+impl TableSchema for MpuSchema {
+    const NAME: &'static str = "mpu";
+    type Entry = MultipartUpload;
+}
+
+/// Part numbers S3 allows.
+pub const PART_NUMBER_MAX: u32 = 10_000;
+/// Every part but the last of a completed upload must be at least this large.
+pub const PART_SIZE_BYTES_MIN: u64 = 5 * 1024 * 1024;
+/// Entries fetched per range read while listing uploads.
+const LIST_BATCH: usize = 1000;
+
+/// What the client supplied when it created the upload; the object gets it on completion.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UploadMeta {
+    pub content_type: String,
+    pub user_metadata: BTreeMap<String, String>,
+}
+
+/// One upload of one part: its ETag (as the client will quote it back), size and blocks.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub etag: String,
+    pub size_bytes: u64,
+    pub blocks: Vec<BodyBlock>,
+}
+
+/// Names one upload of a part: the part number, then a stamp unique to that upload
+/// (stamped above the previous upload of the same number that its writer saw).
+pub type PartId = (u32, VersionId);
+
+/// One multipart upload, as one CRDT entry of the `mpu` table.
+///
+/// Merge, for states `a`, `b` (writers keep every stored state *normal*: a finished upload
+/// holds no parts):
+/// - `key` and `meta` are written once, at creation, and copied into every later write of
+///   the entry; should two ever differ the larger is kept, so the merge stays deterministic;
+/// - `finished` is `or`;
+/// - `parts` is the union of both maps (one `PartId` is written once, so equal ids carry
+///   equal records; the larger is kept otherwise), emptied once `finished`.
+///
+/// Laws: union and `or` are commutative, associative and idempotent, and so is keeping the
+/// larger of two values. Emptying the parts when finished is applied to the result of a
+/// lawful join and depends only on that result (finished is true iff one of the inputs
+/// was), so `(a ⊔ b) ⊔ c` and `a ⊔ (b ⊔ c)` both give "finished, no parts" or the plain
+/// union; on normal states `a ⊔ a = a`. Property-tested below with seeded generators.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartUpload {
+    pub key: String,
+    pub meta: UploadMeta,
+    pub parts: BTreeMap<PartId, PartRecord>,
+    pub finished: Bool,
+}
+
+impl Crdt for MultipartUpload {
+    fn merge(&mut self, other: &Self) {
+        if (&other.key, &other.meta) > (&self.key, &self.meta) {
+            self.key = other.key.clone();
+            self.meta = other.meta.clone();
+        }
+        self.finished.merge(&other.finished);
+        if self.finished.get() {
+            self.parts.clear();
+            return;
+        }
+        for (id, part) in &other.parts {
+            match self.parts.get_mut(id) {
+                Some(ours) if part > ours => *ours = part.clone(),
+                Some(_) => {}
+                None => {
+                    self.parts.insert(*id, part.clone());
+                }
+            }
+        }
+    }
+}
+
+impl MultipartUpload {
+    pub fn new(key: &str, meta: UploadMeta) -> Self {
+        MultipartUpload { key: key.into(), meta, ..Default::default() }
+    }
+
+    /// This upload's identity with only `part` in it: what recording a part writes.
+    fn with_part(&self, id: PartId, part: PartRecord) -> Self {
+        let mut out = MultipartUpload::new(&self.key, self.meta.clone());
+        out.parts.insert(id, part);
+        out
+    }
+
+    /// This upload's identity, finished (and so without parts).
+    fn finished_marker(&self) -> Self {
+        let mut out = MultipartUpload::new(&self.key, self.meta.clone());
+        out.finished.set();
+        out
+    }
+
+    /// The newest upload of each part number, in part order.
+    pub fn current_parts(&self) -> BTreeMap<u32, (VersionId, &PartRecord)> {
+        // Ids sort by part number, then stamp: the last one seen per number is the newest.
+        self.parts.iter().map(|((n, id), part)| (*n, (*id, part))).collect()
+    }
+
+    /// The newest stamp of an upload of part `part_number`, if any.
+    fn newest_stamp(&self, part_number: u32) -> Option<u64> {
+        let first = VersionId { timestamp: 0, unique: 0 };
+        let range =
+            (part_number, first)..=(part_number, VersionId { timestamp: u64::MAX, ..first });
+        self.parts.range(range).next_back().map(|((_, id), _)| id.timestamp)
+    }
+}
+
+/// The sort key of an upload: the object key, a 0x00 separator, then the 32-hex-digit
+/// upload id (fixed length, so the split is unambiguous whatever the key holds).
+fn upload_sort_key(key: &str, id: VersionId) -> Vec<u8> {
+    let mut out = key.as_bytes().to_vec();
+    out.push(0);
+    out.extend_from_slice(id.to_hex().as_bytes());
+    out
+}
+
+fn upload_entry_key(bucket: &str, key: &str, id: VersionId) -> Vec<u8> {
+    entry_key(bucket.as_bytes(), &upload_sort_key(key, id))
+}
+
+/// The upload id at the end of a sort key.
+fn upload_id_of(sort_key: &[u8]) -> Option<VersionId> {
+    let hex = sort_key.len().checked_sub(32).map(|at| &sort_key[at..])?;
+    VersionId::from_hex(std::str::from_utf8(hex).ok()?)
+}
+
+/// The body of a completed upload: the chosen parts' blocks, concatenated, and its size.
+///
+/// `chosen` lists (part number, ETag) strictly ascending (else `InvalidPartOrder`, also for
+/// an empty list); each must name the newest upload of that part with that ETag (else
+/// `InvalidPart`); all but the last must be at least `PART_SIZE_BYTES_MIN` (else
+/// `EntityTooSmall`).
+pub fn assemble(
+    upload: &MultipartUpload,
+    chosen: &[(u32, String)],
+) -> Result<(u64, Vec<BodyBlock>), ObjectError> {
+    if chosen.is_empty() || chosen.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(ObjectError::InvalidPartOrder);
+    }
+    let current = upload.current_parts();
+    let (mut size_bytes, mut blocks) = (0u64, Vec::new());
+    for (i, (part_number, etag)) in chosen.iter().enumerate() {
+        let part = current
+            .get(part_number)
+            .map(|(_, part)| *part)
+            .filter(|part| part.etag == *etag)
+            .ok_or(ObjectError::InvalidPart { part_number: *part_number })?;
+        let last = i + 1 == chosen.len();
+        if !last && part.size_bytes < PART_SIZE_BYTES_MIN {
+            let (part_number, size_bytes) = (*part_number, part.size_bytes);
+            return Err(ObjectError::EntityTooSmall { part_number, size_bytes });
+        }
+        size_bytes += part.size_bytes;
+        blocks.extend(part.blocks.iter().cloned());
+    }
+    let body_bytes: u64 = blocks.iter().map(|b| u64::from(b.size_bytes)).sum();
+    assert_eq!(body_bytes, size_bytes, "a part's blocks disagree with its size");
+    Ok((size_bytes, blocks))
+}
+
+/// One unfinished upload, as ListMultipartUploads shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadListing {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated_ms: u64,
+}
+
+/// The newest upload of one part, as ListParts shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartListing {
+    pub part_number: u32,
+    pub etag: String,
+    pub size_bytes: u64,
+    pub last_modified_ms: u64,
+}
+
+impl ObjectStore {
+    /// The upload `upload_id` of `key` (finished or not), with its id.
+    async fn upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(VersionId, MultipartUpload), ObjectError> {
+        let id = VersionId::from_hex(upload_id).ok_or(ObjectError::NoSuchUpload)?;
+        match self.node.mpu.get(&upload_entry_key(bucket, key, id)).await? {
+            Some(upload) => Ok((id, upload)),
+            None => {
+                self.head_bucket(bucket).await?;
+                Err(ObjectError::NoSuchUpload)
+            }
+        }
+    }
+
+    /// An upload still accepting parts.
+    async fn open_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(VersionId, MultipartUpload), ObjectError> {
+        let (id, upload) = self.upload(bucket, key, upload_id).await?;
+        if upload.finished.get() {
+            return Err(ObjectError::NoSuchUpload);
+        }
+        Ok((id, upload))
+    }
+
+    /// The version an upload is writing, if it still exists.
+    async fn upload_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: VersionId,
+    ) -> Result<Option<Version>, ObjectError> {
+        Ok(self.entry(bucket, key).await?.and_then(|e| e.versions.get(&id).cloned()))
+    }
+
+    /// Starts an upload of `key`: records its version as `Uploading`, then the upload.
+    /// Returns the upload id.
+    pub async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: UploadMeta,
+    ) -> Result<String, ObjectError> {
+        let kept = self.head_bucket(bucket).await?.versioning;
+        let id = self.next_version_id(bucket, key).await?;
+        self.write_version(bucket, key, id, Version { state: VersionState::Uploading, kept })
+            .await?;
+        let upload = MultipartUpload::new(key, meta);
+        if let Err(e) = self.node.mpu.insert(upload_entry_key(bucket, key, id), &upload).await {
+            let aborted = Version { state: VersionState::Aborted, kept };
+            let _ = self.write_version(bucket, key, id, aborted).await;
+            return Err(e.into());
+        }
+        Ok(id.to_hex())
+    }
+
+    /// Stores part `part_number` (1..=`PART_NUMBER_MAX`) of an upload. Uploading a part
+    /// number again replaces it: the newest upload of each number is the one completion
+    /// uses, and the blocks of the others are collected once the upload ends.
+    pub async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        data: Vec<u8>,
+        etag: String,
+    ) -> Result<(), ObjectError> {
+        if !(1..=PART_NUMBER_MAX).contains(&part_number) {
+            return Err(ObjectError::InvalidPartNumber { part_number });
+        }
+        let (id, upload) = self.open_upload(bucket, key, upload_id).await?;
+        let seen = upload.newest_stamp(part_number).unwrap_or(0);
+        let part_id = VersionId { timestamp: self.node.stamp_after(seen), unique: self.node.id.0 };
+        let owner = body::Owner { bucket: bucket.into(), key: key.into(), version: id };
+        let size_bytes = data.len() as u64;
+        let blocks =
+            body::store_blocks(&self.node, &owner, &data, BLOCK_SIZE_BYTES_DEFAULT).await?;
+        let part = PartRecord { etag, size_bytes, blocks };
+        let entry = upload.with_part((part_number, part_id), part);
+        Ok(self.node.mpu.insert(upload_entry_key(bucket, key, id), &entry).await?)
+    }
+
+    /// Completes an upload with the listed parts (see `assemble` for the rules): writes its
+    /// version `Complete` with the parts' blocks as body and `final_etag`, then marks the
+    /// upload finished. A retried completion answers the object the first one wrote.
+    pub async fn complete_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+        final_etag: String,
+    ) -> Result<ObjectRecord, ObjectError> {
+        let (id, upload) = self.upload(bucket, key, upload_id).await?;
+        let upload_key = upload_entry_key(bucket, key, id);
+        let version = self.upload_version(bucket, key, id).await?;
+        let kept = match version.map(|v| (v.state, v.kept)) {
+            Some((VersionState::Uploading, kept)) if !upload.finished.get() => kept,
+            Some((VersionState::Complete(VersionData::Object(stored)), _)) => {
+                if !upload.finished.get() {
+                    self.node.mpu.insert(upload_key, &upload.finished_marker()).await?;
+                }
+                return Ok(record(key, id, &stored, Vec::new()));
+            }
+            _ => return Err(ObjectError::NoSuchUpload),
+        };
+        let (size_bytes, blocks) = assemble(&upload, parts)?;
+        let stored = StoredObject {
+            size_bytes,
+            etag: final_etag,
+            last_modified_ms: self.node.seam.clock.now_ms(),
+            content_type: upload.meta.content_type.clone(),
+            user_metadata: upload.meta.user_metadata.clone(),
+            body: Body::Blocks(blocks),
+        };
+        let complete = VersionState::Complete(VersionData::Object(stored.clone()));
+        self.write_version(bucket, key, id, Version { state: complete, kept }).await?;
+        self.node.mpu.insert(upload_key, &upload.finished_marker()).await?;
+        Ok(record(key, id, &stored, Vec::new()))
+    }
+
+    /// Abandons an upload: its version becomes `Aborted` (the key keeps its previous
+    /// version, and the collector removes the parts' blocks), then the upload is marked
+    /// finished. Aborting an aborted upload again succeeds; a completed one is
+    /// `NoSuchUpload`.
+    pub async fn abort_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), ObjectError> {
+        let (id, upload) = self.upload(bucket, key, upload_id).await?;
+        let version = self.upload_version(bucket, key, id).await?;
+        let kept = version.as_ref().is_some_and(|v| v.kept);
+        match version.map(|v| v.state) {
+            Some(VersionState::Complete(_) | VersionState::Deleted) => {
+                return Err(ObjectError::NoSuchUpload);
+            }
+            Some(VersionState::Aborted) if upload.finished.get() => return Ok(()),
+            // Uploading; aborted by the collector or by a failed earlier abort; or pruned
+            // by a newer write (the write below is then pruned again on merge).
+            _ => {}
+        }
+        self.write_version(bucket, key, id, Version { state: VersionState::Aborted, kept }).await?;
+        let upload_key = upload_entry_key(bucket, key, id);
+        Ok(self.node.mpu.insert(upload_key, &upload.finished_marker()).await?)
+    }
+
+    /// The newest upload of each part of an unfinished upload, in part order.
+    pub async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<PartListing>, ObjectError> {
+        let (_, upload) = self.open_upload(bucket, key, upload_id).await?;
+        let parts =
+            upload.current_parts().into_iter().map(|(part_number, (id, part))| PartListing {
+                part_number,
+                etag: part.etag.clone(),
+                size_bytes: part.size_bytes,
+                last_modified_ms: id.timestamp,
+            });
+        Ok(parts.collect())
+    }
+
+    /// Unfinished uploads of keys starting with `prefix`, by key then age, at most
+    /// `max_uploads`.
+    pub async fn list_multipart_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        max_uploads: usize,
+    ) -> Result<Vec<UploadListing>, ObjectError> {
+        self.head_bucket(bucket).await?;
+        let mut out = Vec::new();
+        let mut after = Vec::new();
+        while out.len() < max_uploads {
+            let page =
+                self.node.mpu.get_range(bucket.as_bytes(), prefix.as_bytes(), &after, LIST_BATCH);
+            let page = page.await?;
+            let done = page.len() < LIST_BATCH;
+            after = page.last().map(|(k, _)| k.clone()).unwrap_or_default();
+            for (sort_key, upload) in page {
+                let Some(id) = upload_id_of(&sort_key) else { continue };
+                if !upload.finished.get() && out.len() < max_uploads {
+                    let (key, upload_id) = (upload.key, id.to_hex());
+                    out.push(UploadListing { key, upload_id, initiated_ms: id.timestamp });
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::RngCore;
+
+    use super::*;
+    use crate::crdt::assert_crdt_laws;
+
+    fn small(rng: &mut ChaCha8Rng, below: u32) -> u32 {
+        rng.next_u32() % below
+    }
+
+    /// A random normal state built the way writers build them: an upload identity (from a
+    /// small domain, so that rare conflicting identities are exercised too), a few parts
+    /// with colliding numbers and stamps, sometimes finished.
+    fn upload(rng: &mut ChaCha8Rng) -> MultipartUpload {
+        let meta = UploadMeta { content_type: format!("t{}", small(rng, 2)), ..Default::default() };
+        let mut u = MultipartUpload::new("k", meta);
+        for _ in 0..small(rng, 4) {
+            let id = VersionId { timestamp: u64::from(small(rng, 3)), unique: 1 };
+            let number = 1 + small(rng, 3);
+            // One PartId is written once: derive its record from the id.
+            let etag = format!("e{number}-{}", id.timestamp);
+            let part = PartRecord { etag, size_bytes: u64::from(number), blocks: Vec::new() };
+            u.merge(&u.with_part((number, id), part));
+        }
+        if small(rng, 4) == 0 {
+            u.merge(&u.finished_marker());
+        }
+        u
+    }
+
+    #[test]
+    fn merge_is_commutative_associative_and_idempotent() {
+        assert_crdt_laws("MultipartUpload", 2000, upload);
+    }
+
+    #[test]
+    fn finishing_drops_the_parts_whatever_arrives_later() {
+        let mut u = MultipartUpload::new("k", UploadMeta::default());
+        let id = VersionId { timestamp: 5, unique: 1 };
+        let part = PartRecord { etag: "e".into(), size_bytes: 1, blocks: Vec::new() };
+        let late = u.with_part((1, id), part);
+        u.merge(&u.finished_marker());
+        u.merge(&late);
+        assert!(u.finished.get() && u.parts.is_empty());
+    }
+
+    /// A part of one (pretend) block of its size.
+    fn part(etag: &str, size_bytes: u64) -> PartRecord {
+        let hash = crate::block::hash_of(etag.as_bytes());
+        let blocks = vec![BodyBlock { hash, size_bytes: size_bytes as u32 }];
+        PartRecord { etag: etag.into(), size_bytes, blocks }
+    }
+
+    fn stamp(timestamp: u64) -> VersionId {
+        VersionId { timestamp, unique: 1 }
+    }
+
+    #[test]
+    fn assemble_takes_the_newest_upload_of_each_part_and_checks_the_rules() {
+        let mut u = MultipartUpload::new("k", UploadMeta::default());
+        let big = PART_SIZE_BYTES_MIN;
+        for (number, at, etag, size) in
+            [(2, 1, "old2", big), (1, 2, "one", big), (2, 3, "two", big), (3, 4, "small", 1)]
+        {
+            u.merge(&u.with_part((number, stamp(at)), part(etag, size)));
+        }
+        let list = |items: &[(u32, &str)]| -> Vec<(u32, String)> {
+            items.iter().map(|(n, e)| (*n, e.to_string())).collect()
+        };
+        let (size_bytes, blocks) =
+            assemble(&u, &list(&[(1, "one"), (2, "two"), (3, "small")])).expect("a valid choice");
+        assert_eq!(size_bytes, 2 * big + 1);
+        let expected: Vec<BodyBlock> = ["one", "two", "small"]
+            .iter()
+            .map(|e| u.parts.values().find(|p| p.etag == *e))
+            .map(|p| p.unwrap().blocks[0].clone())
+            .collect();
+        assert_eq!(blocks, expected, "blocks in part order, newest upload of part 2");
+        assert_eq!(
+            assemble(&u, &list(&[(1, "one"), (2, "old2")])),
+            Err(ObjectError::InvalidPart { part_number: 2 }),
+            "a superseded upload of a part is not a valid choice"
+        );
+        assert_eq!(
+            assemble(&u, &list(&[(2, "two"), (1, "one")])),
+            Err(ObjectError::InvalidPartOrder)
+        );
+        assert_eq!(assemble(&u, &[]), Err(ObjectError::InvalidPartOrder));
+        assert_eq!(
+            assemble(&u, &list(&[(3, "small"), (4, "none")])),
+            Err(ObjectError::EntityTooSmall { part_number: 3, size_bytes: 1 })
+        );
+        assert_eq!(
+            assemble(&u, &list(&[(1, "one"), (7, "none")])),
+            Err(ObjectError::InvalidPart { part_number: 7 })
+        );
+    }
+
+    #[test]
+    fn upload_ids_are_read_back_from_sort_keys() {
+        let id = VersionId { timestamp: 42, unique: 3 };
+        assert_eq!(upload_id_of(&upload_sort_key("a\0b", id)), Some(id));
+        assert_eq!(upload_id_of(b"short"), None);
+    }
+}

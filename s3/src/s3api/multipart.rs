@@ -1,0 +1,424 @@
+//! Multipart uploads: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+//! AbortMultipartUpload, ListParts, ListMultipartUploads.
+//!
+//! The S3 conventions live here, the storage behind `ObjectBackend`: a part's ETag is the
+//! hex MD5 of its bytes (like a simple PUT's); a completed object's ETag is the hex MD5 of
+//! the concatenated *binary* MD5s of its parts, then `-` and the part count — clients such
+//! as the aws CLI compare it with what they computed. Part bodies are buffered like PUT
+//! bodies (each part at most `PUT_BODY_BYTES_MAX`), so memory stays bounded per request.
+//!
+//! The CompleteMultipartUpload document is client input: it is read by the small parser
+//! below (elements, attributes, comments, CDATA and the predefined and numeric entities;
+//! no DTD, so no entity expansion), and anything unexpected answers MalformedXML.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap};
+use hyper::{Response, StatusCode};
+use md5::{Digest, Md5};
+
+use super::backend::{ObjectBackend, PartInfo};
+use super::encoding::uri_encode;
+use super::error::S3Error;
+use super::object::{check_content_md5, client_meta, header_value};
+use super::router::PART_NUMBER_MAX;
+use super::time::format_iso8601;
+use super::xml::XmlWriter;
+
+/// ListParts and ListMultipartUploads answer at most this many entries per page.
+pub const LIST_PAGE_MAX: usize = 1000;
+/// Open uploads of one bucket considered by one ListMultipartUploads (markers are applied
+/// above the backend, over this many).
+pub const UPLOADS_SCAN_MAX: usize = 10_000;
+/// Nesting accepted in a CompleteMultipartUpload document (it needs 3).
+const XML_DEPTH_MAX: usize = 8;
+
+fn empty(status: StatusCode, headers: HeaderMap) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
+}
+
+fn param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
+    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// A `max-*` parameter: at most `LIST_PAGE_MAX`, `LIST_PAGE_MAX` if absent.
+fn page_size(query: &[(String, String)], name: &str) -> Result<usize, S3Error> {
+    match param(query, name) {
+        None => Ok(LIST_PAGE_MAX),
+        Some(v) => v.parse::<usize>().map(|n| n.min(LIST_PAGE_MAX)).map_err(|_| {
+            S3Error::InvalidArgument { reason: format!("{name} must be a non-negative integer") }
+        }),
+    }
+}
+
+pub async fn create(
+    backend: &dyn ObjectBackend,
+    bucket: &str,
+    key: &str,
+    headers: &HeaderMap,
+) -> Result<Response<Full<Bytes>>, S3Error> {
+    let meta = client_meta(headers, String::new());
+    let upload_id = backend
+        .create_multipart_upload(bucket, key, meta)
+        .await
+        .map_err(|e| S3Error::from_backend(e, bucket, key))?;
+    let mut w = XmlWriter::new("InitiateMultipartUploadResult", true);
+    w.element("Bucket", bucket);
+    w.element("Key", key);
+    w.element("UploadId", &upload_id);
+    Ok(super::xml_response(w.finish("InitiateMultipartUploadResult")))
+}
+
+pub async fn upload_part(
+    backend: &dyn ObjectBackend,
+    (bucket, key, upload_id): (&str, &str, &str),
+    part_number: u32,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response<Full<Bytes>>, S3Error> {
+    let md5 = Md5::digest(&body);
+    check_content_md5(headers, &md5)?;
+    let etag = hex::encode(md5);
+    backend
+        .upload_part(bucket, key, upload_id, part_number, etag.clone(), body)
+        .await
+        .map_err(|e| S3Error::from_backend(e, bucket, key))?;
+    let mut out = HeaderMap::new();
+    out.insert(header::ETAG, header_value(&format!("\"{etag}\""))?);
+    Ok(empty(StatusCode::OK, out))
+}
+
+pub async fn complete(
+    backend: &dyn ObjectBackend,
+    (bucket, key, upload_id): (&str, &str, &str),
+    body: &[u8],
+) -> Result<Response<Full<Bytes>>, S3Error> {
+    let parts = parse_complete(body)?;
+    let etag = multipart_etag(&parts)?;
+    let info = backend
+        .complete_multipart_upload(bucket, key, upload_id, parts, etag)
+        .await
+        .map_err(|e| S3Error::from_backend(e, bucket, key))?;
+    let mut w = XmlWriter::new("CompleteMultipartUploadResult", true);
+    w.element("Location", &format!("/{bucket}/{}", uri_encode(key, false)));
+    w.element("Bucket", bucket);
+    w.element("Key", key);
+    w.element("ETag", &format!("\"{}\"", info.etag));
+    Ok(super::xml_response(w.finish("CompleteMultipartUploadResult")))
+}
+
+pub async fn abort(
+    backend: &dyn ObjectBackend,
+    (bucket, key, upload_id): (&str, &str, &str),
+) -> Result<Response<Full<Bytes>>, S3Error> {
+    backend
+        .abort_multipart_upload(bucket, key, upload_id)
+        .await
+        .map_err(|e| S3Error::from_backend(e, bucket, key))?;
+    Ok(empty(StatusCode::NO_CONTENT, HeaderMap::new()))
+}
+
+pub async fn list_parts(
+    backend: &dyn ObjectBackend,
+    (bucket, key, upload_id): (&str, &str, &str),
+    query: &[(String, String)],
+) -> Result<Response<Full<Bytes>>, S3Error> {
+    let max_parts = page_size(query, "max-parts")?;
+    let marker = match param(query, "part-number-marker") {
+        None => 0,
+        Some(v) => v.parse::<u32>().map_err(|_| S3Error::InvalidArgument {
+            reason: "part-number-marker must be a part number".into(),
+        })?,
+    };
+    let parts = backend
+        .list_parts(bucket, key, upload_id)
+        .await
+        .map_err(|e| S3Error::from_backend(e, bucket, key))?;
+    let mut after: Vec<&PartInfo> = parts.iter().filter(|p| p.part_number > marker).collect();
+    let truncated = after.len() > max_parts;
+    after.truncate(max_parts);
+    let mut w = XmlWriter::new("ListPartsResult", true);
+    w.element("Bucket", bucket);
+    w.element("Key", key);
+    w.element("UploadId", upload_id);
+    w.element("PartNumberMarker", &marker.to_string());
+    if let Some(last) = after.last() {
+        w.element("NextPartNumberMarker", &last.part_number.to_string());
+    }
+    w.element("MaxParts", &max_parts.to_string());
+    w.element("IsTruncated", if truncated { "true" } else { "false" });
+    w.element("StorageClass", "STANDARD");
+    for p in after {
+        w.open("Part");
+        w.element("PartNumber", &p.part_number.to_string());
+        w.element("LastModified", &format_iso8601(p.last_modified_ms));
+        w.element("ETag", &format!("\"{}\"", p.etag));
+        w.element("Size", &p.size_bytes.to_string());
+        w.close("Part");
+    }
+    Ok(super::xml_response(w.finish("ListPartsResult")))
+}
+
+pub async fn list_uploads(
+    backend: &dyn ObjectBackend,
+    bucket: &str,
+    query: &[(String, String)],
+) -> Result<Response<Full<Bytes>>, S3Error> {
+    let max_uploads = page_size(query, "max-uploads")?;
+    let url_encoding = match param(query, "encoding-type") {
+        None => false,
+        Some("url") => true,
+        Some(_) => {
+            let reason = "Invalid Encoding Method specified in Request".to_string();
+            return Err(S3Error::InvalidArgument { reason });
+        }
+    };
+    let text = |v: &str| if url_encoding { uri_encode(v, false) } else { v.to_string() };
+    let prefix = param(query, "prefix").unwrap_or("");
+    let key_marker = param(query, "key-marker").unwrap_or("");
+    let id_marker = param(query, "upload-id-marker").unwrap_or("");
+    let uploads = backend
+        .list_multipart_uploads(bucket, prefix, UPLOADS_SCAN_MAX)
+        .await
+        .map_err(|e| S3Error::from_backend(e, bucket, ""))?;
+    // S3: after the key marker; with an upload-id marker, also the later uploads of the
+    // marker key itself.
+    let mut page: Vec<_> = uploads
+        .iter()
+        .filter(|u| {
+            key_marker.is_empty()
+                || u.key.as_str() > key_marker
+                || (u.key == key_marker
+                    && !id_marker.is_empty()
+                    && u.upload_id.as_str() > id_marker)
+        })
+        .take(max_uploads + 1)
+        .collect();
+    let truncated = page.len() > max_uploads;
+    page.truncate(max_uploads);
+    let mut w = XmlWriter::new("ListMultipartUploadsResult", true);
+    w.element("Bucket", bucket);
+    w.element("KeyMarker", &text(key_marker));
+    w.element("UploadIdMarker", id_marker);
+    if let Some(last) = page.last().filter(|_| truncated) {
+        w.element("NextKeyMarker", &text(&last.key));
+        w.element("NextUploadIdMarker", &last.upload_id);
+    }
+    w.element("Prefix", &text(prefix));
+    if url_encoding {
+        w.element("EncodingType", "url");
+    }
+    w.element("MaxUploads", &max_uploads.to_string());
+    w.element("IsTruncated", if truncated { "true" } else { "false" });
+    for u in page {
+        w.open("Upload");
+        w.element("Key", &text(&u.key));
+        w.element("UploadId", &u.upload_id);
+        w.element("StorageClass", "STANDARD");
+        w.element("Initiated", &format_iso8601(u.initiated_ms));
+        w.close("Upload");
+    }
+    Ok(super::xml_response(w.finish("ListMultipartUploadsResult")))
+}
+
+/// The ETag of a completed upload: hex MD5 of the parts' binary MD5s, then `-N`. A part
+/// ETag that is not an MD5 cannot name a part this server stored: `InvalidPart`.
+pub fn multipart_etag(parts: &[(u32, String)]) -> Result<String, S3Error> {
+    let mut md5 = Md5::new();
+    for (part_number, etag) in parts {
+        let binary = hex::decode(etag).ok().filter(|b| b.len() == 16);
+        let binary = binary.ok_or(S3Error::InvalidPart { part_number: *part_number })?;
+        md5.update(binary);
+    }
+    Ok(format!("{}-{}", hex::encode(md5.finalize()), parts.len()))
+}
+
+// ---- the CompleteMultipartUpload document ----
+
+#[derive(Debug, PartialEq, Eq)]
+enum Token {
+    Open(String),
+    Close(String),
+    Text(String),
+}
+
+/// `(part number, unquoted lowercase ETag)` of each `Part`, in document order. Order and
+/// existence are the backend's to judge (InvalidPartOrder, InvalidPart); an empty list or
+/// a part missing its number or ETag is MalformedXML, as in S3.
+pub fn parse_complete(doc: &[u8]) -> Result<Vec<(u32, String)>, S3Error> {
+    let doc = std::str::from_utf8(doc).map_err(|_| S3Error::MalformedXML)?;
+    let (mut stack, mut text) = (Vec::<String>::new(), String::new());
+    let mut parts = Vec::new();
+    let mut part: (Option<u32>, Option<String>) = (None, None);
+    let mut seen_root = false;
+    for token in tokens(doc)? {
+        match token {
+            Token::Open(name) => {
+                if stack.is_empty() && (seen_root || name != "CompleteMultipartUpload") {
+                    return Err(S3Error::MalformedXML);
+                }
+                seen_root = true;
+                if stack.len() == 1 && name == "Part" {
+                    part = (None, None);
+                }
+                stack.push(name);
+                if stack.len() > XML_DEPTH_MAX {
+                    return Err(S3Error::MalformedXML);
+                }
+                text.clear();
+            }
+            Token::Text(t) if stack.is_empty() && !t.trim().is_empty() => {
+                return Err(S3Error::MalformedXML);
+            }
+            Token::Text(t) => text.push_str(&t),
+            Token::Close(name) => {
+                if stack.pop().as_deref() != Some(name.as_str()) {
+                    return Err(S3Error::MalformedXML);
+                }
+                let in_part = stack.len() == 2 && stack[1] == "Part";
+                match (in_part, stack.len(), name.as_str()) {
+                    (true, _, "PartNumber") if part.0.is_none() => {
+                        part.0 = Some(parse_number(text.trim())?);
+                    }
+                    (true, _, "ETag") if part.1.is_none() => {
+                        part.1 = Some(text.trim().trim_matches('"').to_ascii_lowercase());
+                    }
+                    (true, _, "PartNumber" | "ETag") => return Err(S3Error::MalformedXML),
+                    (false, 1, "Part") => match std::mem::take(&mut part) {
+                        (Some(n), Some(etag)) => parts.push((n, etag)),
+                        _ => return Err(S3Error::MalformedXML),
+                    },
+                    _ => {}
+                }
+                text.clear();
+            }
+        }
+    }
+    if !seen_root || !stack.is_empty() || parts.is_empty() || parts.len() > PART_NUMBER_MAX as usize
+    {
+        return Err(S3Error::MalformedXML);
+    }
+    Ok(parts)
+}
+
+fn parse_number(s: &str) -> Result<u32, S3Error> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(S3Error::MalformedXML);
+    }
+    // Out-of-range numbers name no part: the backend answers InvalidPart for them.
+    Ok(s.parse::<u32>().unwrap_or(u32::MAX))
+}
+
+/// Splits a document into element opens and closes (names without namespace prefix) and
+/// unescaped text. Declarations and comments are skipped; a DTD is refused.
+fn tokens(doc: &str) -> Result<Vec<Token>, S3Error> {
+    let malformed = || S3Error::MalformedXML;
+    let mut out = Vec::new();
+    let mut rest = doc;
+    while !rest.is_empty() {
+        let Some(lt) = rest.find('<') else {
+            out.push(Token::Text(unescape(rest)?));
+            break;
+        };
+        if lt > 0 {
+            out.push(Token::Text(unescape(&rest[..lt])?));
+        }
+        rest = &rest[lt..];
+        let skip_past = |rest: &str, end: &str| rest.find(end).map(|i| i + end.len());
+        if rest.starts_with("<?") {
+            rest = &rest[skip_past(rest, "?>").ok_or_else(malformed)?..];
+        } else if rest.starts_with("<!--") {
+            rest = &rest[skip_past(rest, "-->").ok_or_else(malformed)?..];
+        } else if let Some(cdata) = rest.strip_prefix("<![CDATA[") {
+            let end = cdata.find("]]>").ok_or_else(malformed)?;
+            out.push(Token::Text(cdata[..end].to_string()));
+            rest = &cdata[end + 3..];
+        } else if rest.starts_with("<!") {
+            return Err(malformed());
+        } else {
+            let end = tag_end(rest).ok_or_else(malformed)?;
+            let inner = &rest[1..end];
+            rest = &rest[end + 1..];
+            if let Some(name) = inner.strip_prefix('/') {
+                out.push(Token::Close(local_name(name.trim())?));
+                continue;
+            }
+            let self_closing = inner.ends_with('/');
+            let inner = inner.strip_suffix('/').unwrap_or(inner);
+            let name_end = inner.find(|c: char| c.is_ascii_whitespace()).unwrap_or(inner.len());
+            let name = local_name(&inner[..name_end])?;
+            out.push(Token::Open(name.clone()));
+            if self_closing {
+                out.push(Token::Close(name));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The index of the `>` closing the tag that starts `rest`, skipping quoted attribute
+/// values (which may contain `>`).
+fn tag_end(rest: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, c) in rest.char_indices().skip(1) {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '>') => return Some(i),
+            (None, '<') => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+fn local_name(name: &str) -> Result<String, S3Error> {
+    let local = name.rsplit(':').next().unwrap_or(name);
+    let valid = !local.is_empty()
+        && local.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !valid {
+        return Err(S3Error::MalformedXML);
+    }
+    Ok(local.to_string())
+}
+
+/// Replaces the five predefined entities and character references; any other `&` is
+/// malformed.
+fn unescape(text: &str) -> Result<String, S3Error> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let semi = after.find(';').ok_or(S3Error::MalformedXML)?;
+        let entity = &after[..semi];
+        let c = match entity {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "quot" => '"',
+            "apos" => '\'',
+            _ => {
+                let code = if let Some(hex) = entity.strip_prefix("#x") {
+                    u32::from_str_radix(hex, 16).ok()
+                } else if let Some(dec) = entity.strip_prefix('#') {
+                    dec.parse::<u32>().ok()
+                } else {
+                    None
+                };
+                code.and_then(char::from_u32).ok_or(S3Error::MalformedXML)?
+            }
+        };
+        out.push(c);
+        rest = &after[semi + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+#[path = "multipart_tests.rs"]
+mod tests;

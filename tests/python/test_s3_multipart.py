@@ -1,0 +1,218 @@
+"""Real-client tests of multipart uploads: boto3 part by part, and the aws CLI's `s3 cp`.
+
+Why: multipart is how every SDK and the CLI upload anything large, and they check what the
+server answers against what they computed (the "-N" ETag of a completed upload), so only
+real clients show that both sides agree.
+
+Configuration: the same environment as test_s3_basic.py (see conftest.py); the tests use
+their own bucket, HANGAR_TEST_BUCKET + "-mpu".
+Run: tests/run-s3-tests.sh -k multipart
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ENDPOINT = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
+REGION = os.environ["AWS_REGION"]
+BUCKET = os.environ["HANGAR_TEST_BUCKET"] + "-mpu"
+MIB = 1024 * 1024
+
+CONFIG = Config(
+    signature_version="s3v4",
+    s3={"addressing_style": "path"},
+    retries={"max_attempts": 1, "mode": "standard"},
+)
+
+
+def error_code(excinfo):
+    return excinfo.value.response["Error"]["Code"]
+
+
+@pytest.fixture(scope="module")
+def s3():
+    return boto3.client(
+        "s3",
+        endpoint_url=ENDPOINT,
+        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        region_name=REGION,
+        config=CONFIG,
+    )
+
+
+def abort_all(s3, bucket):
+    for upload in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+        s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
+def empty_bucket(s3, bucket):
+    abort_all(s3, bucket)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+
+
+@pytest.fixture(scope="module")
+def bucket(s3):
+    try:
+        s3.create_bucket(Bucket=BUCKET)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+            raise
+        empty_bucket(s3, BUCKET)
+    yield BUCKET
+    empty_bucket(s3, BUCKET)
+    s3.delete_bucket(Bucket=BUCKET)
+
+
+def multipart_etag(parts):
+    """The ETag S3 gives a completed upload: MD5 of the binary part MD5s, then "-N"."""
+    digests = b"".join(hashlib.md5(p).digest() for p in parts)
+    return f'"{hashlib.md5(digests).hexdigest()}-{len(parts)}"'
+
+
+def test_parts_out_of_order_complete_into_the_object(s3, bucket):
+    key = "mpu/three-parts.bin"
+    parts = [os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(1 * MIB)]
+    created = s3.create_multipart_upload(
+        Bucket=bucket, Key=key, ContentType="video/mp4", Metadata={"owner": "ops"}
+    )
+    upload_id = created["UploadId"]
+    etags = {}
+    for number in (3, 1, 2):
+        resp = s3.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=parts[number - 1]
+        )
+        assert resp["ETag"] == f'"{hashlib.md5(parts[number - 1]).hexdigest()}"'
+        etags[number] = resp["ETag"]
+
+    listed = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)["Parts"]
+    assert [(p["PartNumber"], p["ETag"], p["Size"]) for p in listed] == [
+        (n, etags[n], len(parts[n - 1])) for n in (1, 2, 3)
+    ]
+    uploads = s3.list_multipart_uploads(Bucket=bucket, Prefix="mpu/")["Uploads"]
+    assert [(u["Key"], u["UploadId"]) for u in uploads] == [(key, upload_id)]
+
+    done = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n]} for n in (1, 2, 3)]},
+    )
+    assert done["ETag"] == multipart_etag(parts)
+    assert done["ETag"].endswith('-3"')
+
+    got = s3.get_object(Bucket=bucket, Key=key)
+    assert got["Body"].read() == b"".join(parts)
+    assert got["ETag"] == done["ETag"]
+    assert got["ContentType"] == "video/mp4"
+    assert got["Metadata"] == {"owner": "ops"}
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket, Prefix="mpu/")
+
+
+def test_abort_leaves_no_upload_and_no_object(s3, bucket):
+    key = "mpu/aborted.bin"
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"x" * 1000)
+    s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket=bucket, Key=key)
+    assert error_code(exc) == "NoSuchKey"
+    with pytest.raises(ClientError) as exc:
+        s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)
+    assert error_code(exc) == "NoSuchUpload"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_completion_with_a_wrong_part_etag_is_invalid_part(s3, bucket):
+    key = "mpu/wrong-etag.bin"
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    try:
+        s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"data")
+        wrong = '"' + "0" * 32 + '"'
+        with pytest.raises(ClientError) as exc:
+            s3.complete_multipart_upload(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": wrong}]},
+            )
+        assert error_code(exc) == "InvalidPart"
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    finally:
+        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+
+def test_small_middle_part_is_entity_too_small(s3, bucket):
+    key = "mpu/too-small.bin"
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    try:
+        etags = [
+            s3.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=b"p" * 100
+            )["ETag"]
+            for n in (1, 2)
+        ]
+        with pytest.raises(ClientError) as exc:
+            s3.complete_multipart_upload(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": n, "ETag": e} for n, e in zip((1, 2), etags)]
+                },
+            )
+        assert error_code(exc) == "EntityTooSmall"
+    finally:
+        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory):
+    """The aws CLI, isolated from ~/.aws. Parts of 16 MiB keep each request far below the
+    server's body cap, and 4 concurrent requests bound what the server buffers at once."""
+    exe = os.path.join(os.path.dirname(sys.executable), "aws")
+    home = tmp_path_factory.mktemp("aws-home-mpu")
+    config = home / "config"
+    config.write_text(
+        f"[default]\nregion = {REGION}\ns3 =\n    addressing_style = path\n"
+        "    multipart_threshold = 8MB\n    multipart_chunksize = 16MB\n"
+        "    max_concurrent_requests = 4\n"
+    )
+    env = dict(os.environ)
+    env.update(
+        AWS_CONFIG_FILE=str(config),
+        AWS_SHARED_CREDENTIALS_FILE=str(home / "credentials"),
+        AWS_ENDPOINT_URL=ENDPOINT,
+        AWS_DEFAULT_REGION=REGION,
+        AWS_MAX_ATTEMPTS="1",
+    )
+
+    def run(*args):
+        proc = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"aws {' '.join(args)} failed:\n{proc.stderr}"
+        return proc.stdout
+
+    return run
+
+
+def test_cli_copies_100_mib_up_and_down(aws, s3, bucket, tmp_path):
+    src, dst = tmp_path / "big.bin", tmp_path / "back.bin"
+    with open(src, "wb") as f:
+        for _ in range(100):
+            f.write(os.urandom(MIB))
+    aws("s3", "cp", "--only-show-errors", str(src), f"s3://{bucket}/cli/big.bin")
+    head = s3.head_object(Bucket=bucket, Key="cli/big.bin")
+    assert head["ContentLength"] == 100 * MIB
+    assert head["ETag"].endswith('-7"'), "100 MiB in 16 MiB parts is a 7-part upload"
+    aws("s3", "cp", "--only-show-errors", f"s3://{bucket}/cli/big.bin", str(dst))
+    with open(src, "rb") as a, open(dst, "rb") as b:
+        assert hashlib.sha256(a.read()).digest() == hashlib.sha256(b.read()).digest()
