@@ -7,6 +7,7 @@ use std::time::Duration;
 use rand_core::RngCore;
 
 use crate::block::BlockManager;
+use crate::block::repair::{BlockRepair, RepairConfig};
 use crate::crdt::Lww;
 use crate::kv::{KvSchema, Stamper, kv_key};
 use crate::layout::{ClusterLayout, NodeId};
@@ -135,6 +136,7 @@ impl Node {
         tokio::spawn(rpc::serve(listener, node.seam.clone(), config.rpc_secret.clone(), handler));
         tokio::spawn(node.clone().anti_entropy_loop(config.sync_interval_ms));
         tokio::spawn(BlockGc::new(node.clone(), GcConfig::default()).run());
+        tokio::spawn(BlockRepair::new(node.clone(), RepairConfig::default()).run());
         tracing::info!(node = %node.id, addr = %config.rpc_bind_addr, "node started");
         Ok(node)
     }

@@ -440,3 +440,42 @@ async fn versions_kept_by_versioning_keep_their_blocks() {
     let_gc_run().await;
     assert_eq!(blocks_on_each_node(&cluster), vec![0, 0, 0]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn resync_refetches_the_blocks_of_a_node_that_lost_them() {
+    use crate::block::repair::{BlockRepair, RepairConfig};
+    let (cluster, s) = object_stores_quiet().await;
+    s[0].create_bucket("b").await.unwrap();
+    let data = patterned(2 * crate::block::BLOCK_SIZE_BYTES_DEFAULT + 5);
+    s[0].put_object("b", "k", meta("a/b", "k"), data.clone()).await.unwrap();
+    let n3 = cluster.node(3);
+    // A replaced, empty block store on n3.
+    for hash in n3.blocks.local_list().unwrap() {
+        n3.blocks.local_delete(&hash).unwrap();
+    }
+    let report = BlockRepair::new(n3.clone(), RepairConfig::default()).resync_step().await;
+    assert_eq!((report.fetched, report.errors), (3, 0), "{report:?}");
+    assert_eq!(blocks_on_each_node(&cluster), vec![3, 3, 3]);
+    cluster.set_down(1, true);
+    cluster.set_down(2, true);
+    for hash in n3.blocks.local_list().unwrap() {
+        assert!(n3.blocks.local_get(&hash).unwrap().is_some(), "n3 holds a verified copy");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn scrub_replaces_a_silently_corrupted_copy() {
+    use crate::block::repair::{BlockRepair, RepairConfig};
+    use crate::block::{BlockError, block_path};
+    let (cluster, s) = object_stores_quiet().await;
+    s[0].create_bucket("b").await.unwrap();
+    let data = patterned(crate::block::BLOCK_SIZE_BYTES_DEFAULT + 5);
+    s[0].put_object("b", "k", meta("a/b", "k"), data).await.unwrap();
+    let n2 = cluster.node(2);
+    let victim = n2.blocks.local_list().unwrap()[0];
+    n2.seam.disk.write_durable(&block_path(&victim), b"\x01bit rot").unwrap();
+    assert!(matches!(n2.blocks.local_get(&victim), Err(BlockError::Corrupt { .. })));
+    let report = BlockRepair::new(n2.clone(), RepairConfig::default()).scrub_step().await;
+    assert_eq!((report.checked, report.corrupt_replaced, report.errors), (2, 1, 0), "{report:?}");
+    assert!(n2.blocks.local_get(&victim).unwrap().is_some());
+}

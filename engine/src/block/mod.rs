@@ -41,6 +41,7 @@
 //! verifies, so a healthy cluster serves a read with one local read or one RPC.
 
 mod local;
+pub mod repair;
 #[cfg(test)]
 mod tests;
 

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::version::VersionId;
+use crate::block::BlockHash;
 use crate::crdt::{Bool, Crdt};
 use crate::table::TableSchema;
 
@@ -21,6 +22,9 @@ impl TableSchema for BlockRefSchema {
 /// One version's use of one block. Only `deleted` ever changes (false → true).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BlockRef {
+    /// The block (the partition key is hashed into the storage key, so it is kept here too:
+    /// resync walks a node's references to find the blocks it should hold).
+    pub block: BlockHash,
     pub bucket: String,
     pub key: String,
     pub version: VersionId,

@@ -92,6 +92,7 @@ pub async fn store_blocks(
 async fn reference(node: &Node, owner: &Owner, hash: BlockHash) -> Result<(), BlockError> {
     let sort_key = ref_sort_key(&owner.bucket, &owner.key, owner.version);
     let entry = BlockRef {
+        block: hash,
         bucket: owner.bucket.clone(),
         key: owner.key.clone(),
         version: owner.version,
