@@ -35,6 +35,10 @@ pub struct NodeConfig {
     pub rpc: RpcConfig,
     /// Period of the anti-entropy worker (jittered by up to a quarter).
     pub sync_interval_ms: u64,
+    /// Block garbage collection timings.
+    pub gc: GcConfig,
+    /// Block resync and scrub timings.
+    pub repair: RepairConfig,
 }
 
 /// Why a node could not start.
@@ -135,8 +139,8 @@ impl Node {
         let handler: Arc<dyn Handler> = node.clone();
         tokio::spawn(rpc::serve(listener, node.seam.clone(), config.rpc_secret.clone(), handler));
         tokio::spawn(node.clone().anti_entropy_loop(config.sync_interval_ms));
-        tokio::spawn(BlockGc::new(node.clone(), GcConfig::default()).run());
-        tokio::spawn(BlockRepair::new(node.clone(), RepairConfig::default()).run());
+        tokio::spawn(BlockGc::new(node.clone(), config.gc).run());
+        tokio::spawn(BlockRepair::new(node.clone(), config.repair).run());
         tracing::info!(node = %node.id, addr = %config.rpc_bind_addr, "node started");
         Ok(node)
     }

@@ -75,6 +75,8 @@ impl TestCluster {
                 quorums: Quorums::for_mode(ConsistencyMode::Consistent, NODE_COUNT as usize),
                 rpc: test_rpc_config(),
                 sync_interval_ms,
+                gc: Default::default(),
+                repair: Default::default(),
             };
             let node = Node::start(seam(&board, &node_name(n), n), config).await;
             nodes.push(node.expect("node starts"));

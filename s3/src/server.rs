@@ -101,6 +101,8 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
         quorums: Quorums::for_mode(config.consistency_mode, rf),
         rpc: RpcConfig::default(),
         sync_interval_ms: SYNC_INTERVAL_MS,
+        gc: Default::default(),
+        repair: Default::default(),
     };
     let node = Node::start(seam, node_config).await.map_err(ServerError::Node)?;
     let store = Arc::new(ObjectStore::new(node.clone()));

@@ -152,6 +152,8 @@ impl World {
             quorums: quorums(&self.scenario),
             rpc: RpcConfig { call_timeout_ms: c.rpc_timeout_ms, ..RpcConfig::default() },
             sync_interval_ms: c.sync_interval_ms,
+            gc: Default::default(),
+            repair: Default::default(),
         }
     }
 }
