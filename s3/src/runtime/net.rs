@@ -1,7 +1,7 @@
 //! `Net` over tokio TCP.
 //!
-//! Every socket, accepted or connected, gets TCP_NODELAY: the RPC protocol sends small
-//! request/response frames, and with Nagle plus the peer's delayed ACK each round trip can
+//! Every socket, accepted or connected, gets TCP_NODELAY: RPC and S3 both send small
+//! request/response messages, and with Nagle plus the peer's delayed ACK a round trip can
 //! stall for ~40 ms.
 
 use std::io;
@@ -49,7 +49,7 @@ impl Listener for TokioListener {
             let (stream, peer) = self.inner.accept().await?;
             // A connection we cannot tune is still a working connection; say so and go on.
             if let Err(e) = stream.set_nodelay(true) {
-                tracing::warn!(error = %e, %peer, "cannot set TCP_NODELAY on an RPC socket");
+                tracing::warn!(error = %e, %peer, "cannot set TCP_NODELAY on an accepted socket");
             }
             Ok((Box::new(stream) as BoxStream, peer.to_string()))
         })
