@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::layout::{ClusterLayout, NodeId, NodeRole};
 use crate::node::{Node, NodeConfig};
-use crate::objects::{ObjectError, ObjectMeta, ObjectStore};
+use crate::objects::{ObjectError, ObjectMeta, ObjectStore, Versioning};
 use crate::rpc::RpcConfig;
 use crate::table::{ConsistencyMode, Quorums};
 use crate::testkit::{Switchboard, seam};
@@ -320,7 +320,7 @@ async fn a_large_put_without_a_block_quorum_fails_and_leaves_no_visible_object()
 async fn a_versioned_bucket_keeps_every_version_and_delete_markers() {
     let (_cluster, s) = object_stores().await;
     s[0].create_bucket("v").await.unwrap();
-    s[0].set_versioning("v", true).await.unwrap();
+    s[0].set_versioning("v", Versioning::Enabled).await.unwrap();
     let one = s[0].put_object("v", "k", meta("text/plain", "1"), b"one".to_vec()).await.unwrap();
     let two = s[1].put_object("v", "k", meta("text/plain", "2"), b"two".to_vec()).await.unwrap();
     assert_eq!(s[2].get_object("v", "k").await.unwrap().data, b"two");
@@ -431,7 +431,7 @@ async fn shared_blocks_live_until_their_last_object_is_deleted() {
 async fn versions_kept_by_versioning_keep_their_blocks() {
     let (cluster, s) = object_stores_quiet().await;
     s[0].create_bucket("v").await.unwrap();
-    s[0].set_versioning("v", true).await.unwrap();
+    s[0].set_versioning("v", Versioning::Enabled).await.unwrap();
     let old = patterned(crate::block::BLOCK_SIZE_BYTES_DEFAULT + 1);
     let first = s[0].put_object("v", "k", meta("a/b", "k"), old.clone()).await.unwrap();
     s[0].put_object("v", "k", meta("a/b", "k"), b"small now".to_vec()).await.unwrap();

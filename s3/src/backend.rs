@@ -6,14 +6,17 @@
 //!   every key may use every bucket, so an existing bucket is always "yours".
 //! - `Unavailable` stays `Unavailable` (503), which S3 clients retry; it means a quorum was
 //!   not reached, not that the request was wrong.
+//! - The engine answers NoSuchKey / NoSuchVersion whether or not a delete marker is in the
+//!   way; only after such an answer is the key read again (`delete_marker`) to tell which,
+//!   so successful reads cost nothing extra.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use hangar_engine::objects::multipart::UploadMeta;
-use hangar_engine::objects::{self, ObjectError, ObjectRecord, ObjectStore};
+use hangar_engine::objects::{self, ObjectError, ObjectRecord, ObjectStore, VersionListing};
 
-use crate::s3api::backend::{PartInfo, UploadInfo};
+use crate::s3api::backend::{Deleted, PartInfo, UploadInfo, VersionInfo, Versioning};
 use crate::s3api::{BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta};
 
 /// The production backend: every S3 operation becomes one `ObjectStore` call.
@@ -30,8 +33,8 @@ impl EngineBackend {
 fn map_err(err: ObjectError) -> BackendError {
     match err {
         ObjectError::NoSuchBucket => BackendError::NoSuchBucket,
-        // The S3 layer has no versionId parameters yet; a missing version is a missing key.
-        ObjectError::NoSuchKey | ObjectError::NoSuchVersion => BackendError::NoSuchKey,
+        ObjectError::NoSuchKey => BackendError::NoSuchKey,
+        ObjectError::NoSuchVersion => BackendError::NoSuchVersion,
         ObjectError::BucketAlreadyExists => BackendError::BucketAlreadyOwnedByYou,
         ObjectError::BucketNotEmpty => BackendError::BucketNotEmpty,
         ObjectError::NoSuchUpload => BackendError::NoSuchUpload,
@@ -53,6 +56,7 @@ fn map_err(err: ObjectError) -> BackendError {
 fn split(record: ObjectRecord) -> (ObjectInfo, Bytes) {
     let info = ObjectInfo {
         key: record.key,
+        version_id: record.version_id.to_hex(),
         size_bytes: record.size_bytes,
         etag: record.etag,
         last_modified_ms: record.last_modified_ms,
@@ -60,6 +64,34 @@ fn split(record: ObjectRecord) -> (ObjectInfo, Bytes) {
         user_metadata: record.user_metadata,
     };
     (info, Bytes::from(record.data))
+}
+
+fn version_info(line: VersionListing) -> VersionInfo {
+    VersionInfo {
+        key: line.key,
+        version_id: line.version_id.to_hex(),
+        is_latest: line.is_latest,
+        object: line.object.map(|r| split(r).0),
+        last_modified_ms: line.last_modified_ms,
+    }
+}
+
+impl EngineBackend {
+    /// Maps a failed read, telling a delete marker in the way from a missing key/version.
+    async fn read_error(
+        &self,
+        (bucket, key, version_id): (&str, &str, Option<&str>),
+        err: ObjectError,
+    ) -> BackendError {
+        if !matches!(err, ObjectError::NoSuchKey | ObjectError::NoSuchVersion) {
+            return map_err(err);
+        }
+        match self.store.delete_marker(bucket, key, version_id).await {
+            Ok(Some(id)) => BackendError::DeleteMarker { version_id: id.to_hex() },
+            Ok(None) => map_err(err),
+            Err(e) => map_err(e),
+        }
+    }
 }
 
 impl ObjectBackend for EngineBackend {
@@ -112,10 +144,13 @@ impl ObjectBackend for EngineBackend {
         &'a self,
         bucket: &'a str,
         key: &'a str,
+        version_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(ObjectInfo, Bytes), BackendError>> {
         Box::pin(async move {
-            let record = self.store.get_object(bucket, key).await.map_err(map_err)?;
-            Ok(split(record))
+            match self.store.get_object_version(bucket, key, version_id).await {
+                Ok(record) => Ok(split(record)),
+                Err(e) => Err(self.read_error((bucket, key, version_id), e).await),
+            }
         })
     }
 
@@ -123,11 +158,14 @@ impl ObjectBackend for EngineBackend {
         &'a self,
         bucket: &'a str,
         key: &'a str,
+        version_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
         // Metadata only: the body's blocks are not read.
         Box::pin(async move {
-            let record = self.store.head_object(bucket, key).await.map_err(map_err)?;
-            Ok(split(record).0)
+            match self.store.head_object_version(bucket, key, version_id).await {
+                Ok(record) => Ok(split(record).0),
+                Err(e) => Err(self.read_error((bucket, key, version_id), e).await),
+            }
         })
     }
 
@@ -135,13 +173,58 @@ impl ObjectBackend for EngineBackend {
         &'a self,
         bucket: &'a str,
         key: &'a str,
-    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        version_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Deleted, BackendError>> {
         Box::pin(async move {
-            match self.store.delete_object(bucket, key).await {
-                // S3 answers 204 for an absent key; the seam's contract says the same.
-                Ok(_) | Err(ObjectError::NoSuchKey) => Ok(()),
-                Err(e) => Err(map_err(e)),
-            }
+            let Some(version) = version_id else {
+                let id = self.store.delete_object(bucket, key).await.map_err(map_err)?;
+                return Ok(Deleted { version_id: id.to_hex(), delete_marker: true });
+            };
+            // Read first only to say whether it was a marker (S3 tells the client so).
+            let marker = self.store.delete_marker(bucket, key, Some(version)).await;
+            let delete_marker = marker.map_err(map_err)?.is_some();
+            self.store.delete_object_version(bucket, key, version).await.map_err(map_err)?;
+            Ok(Deleted { version_id: version.to_string(), delete_marker })
+        })
+    }
+
+    fn get_bucket_versioning<'a>(
+        &'a self,
+        bucket: &'a str,
+    ) -> BoxFuture<'a, Result<Versioning, BackendError>> {
+        Box::pin(async move {
+            let record = self.store.head_bucket(bucket).await.map_err(map_err)?;
+            Ok(match record.versioning {
+                objects::Versioning::Unversioned => Versioning::Unversioned,
+                objects::Versioning::Enabled => Versioning::Enabled,
+                objects::Versioning::Suspended => Versioning::Suspended,
+            })
+        })
+    }
+
+    fn put_bucket_versioning<'a>(
+        &'a self,
+        bucket: &'a str,
+        state: Versioning,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        let state = match state {
+            Versioning::Unversioned => objects::Versioning::Unversioned,
+            Versioning::Enabled => objects::Versioning::Enabled,
+            Versioning::Suspended => objects::Versioning::Suspended,
+        };
+        Box::pin(async move { self.store.set_versioning(bucket, state).await.map_err(map_err) })
+    }
+
+    fn list_object_versions<'a>(
+        &'a self,
+        bucket: &'a str,
+        prefix: &'a str,
+        start_after: &'a str,
+        max_keys: usize,
+    ) -> BoxFuture<'a, Result<Vec<VersionInfo>, BackendError>> {
+        Box::pin(async move {
+            let lines = self.store.list_object_versions(bucket, prefix, start_after, max_keys);
+            Ok(lines.await.map_err(map_err)?.into_iter().map(version_info).collect())
         })
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use hangar_s3::backend::EngineBackend;
 use hangar_s3::config::Config;
-use hangar_s3::s3api::{BackendError, ObjectBackend, ObjectMeta};
+use hangar_s3::s3api::{BackendError, ObjectBackend, ObjectMeta, Versioning};
 use hangar_s3::server::start_engine;
 
 struct TempDir(PathBuf);
@@ -55,23 +55,53 @@ fn engine_backend_maps_errors_and_keeps_data_across_restart() {
         let info = backend.put_object("b", "k1", meta("e1"), body.clone()).await.unwrap();
         assert_eq!((info.size_bytes, info.etag.as_str()), (5, "e1"));
         backend.put_object("b", "k2", meta("e2"), Bytes::new()).await.unwrap();
-        assert_eq!(backend.head_object("b", "k0").await, Err(BackendError::NoSuchKey));
+        assert_eq!(backend.head_object("b", "k0", None).await, Err(BackendError::NoSuchKey));
         // Deleting an absent key succeeds: S3 answers 204 either way.
-        backend.delete_object("b", "k0").await.unwrap();
+        backend.delete_object("b", "k0", None).await.unwrap();
         assert_eq!(backend.delete_bucket("b").await, Err(BackendError::BucketNotEmpty));
         let listed = backend.list_objects("b", "k", "k1", 10).await.unwrap();
         assert_eq!(listed.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), ["k2"]);
+        versions_and_delete_markers(&backend).await;
     });
     // A new runtime is a restart: the first one's tasks, and with them the node and its
     // database, are gone.
     runtime().block_on(async {
         let engine = start_engine(&config).await.unwrap();
         let backend = EngineBackend::new(engine.store.clone());
-        let (info, body) = backend.get_object("b", "k1").await.unwrap();
+        let (info, body) = backend.get_object("b", "k1", None).await.unwrap();
         assert_eq!(body, Bytes::from_static(b"hello"));
         assert_eq!(info.content_type, "text/plain");
         assert_eq!(info.user_metadata.get("colour").map(String::as_str), Some("blue"));
         let buckets = backend.list_buckets().await.unwrap();
-        assert_eq!(buckets.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(buckets.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["b", "v"]);
+        assert_eq!(backend.get_bucket_versioning("v").await, Ok(Versioning::Suspended));
     });
+}
+
+/// The engine reports a delete marker as NoSuchKey / NoSuchVersion; the backend must tell
+/// the S3 layer it was a marker (for `x-amz-delete-marker`), and which one.
+async fn versions_and_delete_markers(backend: &EngineBackend) {
+    backend.create_bucket("v").await.unwrap();
+    assert_eq!(backend.get_bucket_versioning("v").await, Ok(Versioning::Unversioned));
+    backend.put_bucket_versioning("v", Versioning::Enabled).await.unwrap();
+    let one = backend.put_object("v", "k", meta("e1"), Bytes::from_static(b"1")).await.unwrap();
+    let two = backend.put_object("v", "k", meta("e2"), Bytes::from_static(b"2")).await.unwrap();
+    assert!(one.version_id < two.version_id);
+    let (info, body) = backend.get_object("v", "k", Some(&one.version_id)).await.unwrap();
+    assert_eq!((info.version_id, body), (one.version_id.clone(), Bytes::from_static(b"1")));
+    let marker = backend.delete_object("v", "k", None).await.unwrap();
+    assert!(marker.delete_marker);
+    let deleted = Err(BackendError::DeleteMarker { version_id: marker.version_id.clone() });
+    assert_eq!(backend.head_object("v", "k", None).await, deleted);
+    assert_eq!(backend.head_object("v", "k", Some(&marker.version_id)).await, deleted);
+    let missing = backend.head_object("v", "k", Some("0000000000000001000000000000000a")).await;
+    assert_eq!(missing, Err(BackendError::NoSuchVersion));
+    let listed = backend.list_object_versions("v", "", "", 10).await.unwrap();
+    let latest: Vec<_> = listed.iter().map(|v| (v.object.is_some(), v.is_latest)).collect();
+    assert_eq!(latest, [(false, true), (true, false), (true, false)]);
+    // Removing the marker by id brings the newest version back.
+    let removed = backend.delete_object("v", "k", Some(&marker.version_id)).await.unwrap();
+    assert!(removed.delete_marker);
+    assert_eq!(backend.head_object("v", "k", None).await.unwrap().version_id, two.version_id);
+    backend.put_bucket_versioning("v", Versioning::Suspended).await.unwrap();
 }

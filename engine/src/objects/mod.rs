@@ -55,8 +55,28 @@ const LIST_BATCH: usize = 1000;
 pub struct BucketRecord {
     pub name: String,
     pub created_ms: u64,
-    /// Versioning on: every version is kept until deleted by id.
-    pub versioning: bool,
+    pub versioning: Versioning,
+}
+
+/// A bucket's versioning state, as S3 reports it. Only `Enabled` keeps history: new writes
+/// under `Suspended` replace the current version as under `Unversioned`; the two differ
+/// only in what GetBucketVersioning answers (a bucket once versioned never goes back).
+///
+/// Persisted layout: bincode encodes a unit variant as its index (varint), so the variants
+/// keep this order — `Unversioned` = 0 and `Enabled` = 1 read the bytes of the `bool`
+/// (`false`/`true`) this field was before `Suspended` was added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Versioning {
+    Unversioned,
+    Enabled,
+    Suspended,
+}
+
+impl Versioning {
+    /// Versions written now are kept until deleted by id.
+    pub fn keeps_history(self) -> bool {
+        self == Versioning::Enabled
+    }
 }
 
 /// What a client supplies with an object.
@@ -222,14 +242,14 @@ impl ObjectStore {
         self.bucket(name).await?.ok_or(ObjectError::NoSuchBucket)
     }
 
-    /// Turns versioning on or off for new writes (versions written before keep their mode).
-    pub async fn set_versioning(&self, name: &str, on: bool) -> Result<(), ObjectError> {
+    /// Sets the versioning state for new writes (versions written before keep their mode).
+    pub async fn set_versioning(&self, name: &str, state: Versioning) -> Result<(), ObjectError> {
         let current = self.bucket_entry(name).await?;
         let Some((seen, mut record)) = current.and_then(|e| Some((e.timestamp(), e.into_value()?)))
         else {
             return Err(ObjectError::NoSuchBucket);
         };
-        record.versioning = on;
+        record.versioning = state;
         let key = entry_key(BUCKETS_PARTITION_KEY, name.as_bytes());
         self.node.buckets.insert(key, &Lww::new(self.node.stamp_after(seen), Some(record))).await?;
         Ok(())
@@ -242,7 +262,8 @@ impl ObjectStore {
         }
         let seen = current.map_or(0, |e| e.timestamp());
         let created_ms = self.node.seam.clock.now_ms();
-        let record = BucketRecord { name: name.into(), created_ms, versioning: false };
+        let record =
+            BucketRecord { name: name.into(), created_ms, versioning: Versioning::Unversioned };
         let key = entry_key(BUCKETS_PARTITION_KEY, name.as_bytes());
         let entry = Lww::new(self.node.stamp_after(seen), Some(record));
         self.node.buckets.insert(key, &entry).await?;
@@ -260,5 +281,29 @@ impl ObjectStore {
         let key = entry_key(BUCKETS_PARTITION_KEY, name.as_bytes());
         self.node.buckets.insert(key, &Lww::new(self.node.stamp_after(seen), None)).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guards the persisted layout: `versioning` was a `bool` before `Suspended` existed,
+    /// and bucket entries written then must still read as `Unversioned` / `Enabled`.
+    #[test]
+    fn versioning_reads_the_bool_it_replaced() {
+        #[derive(Serialize)]
+        struct Before {
+            name: String,
+            created_ms: u64,
+            versioning: bool,
+        }
+        for (old, new) in [(false, Versioning::Unversioned), (true, Versioning::Enabled)] {
+            let bytes =
+                crate::codec::encode(&Before { name: "b".into(), created_ms: 7, versioning: old });
+            let read: BucketRecord = crate::codec::decode("bucket", &bytes).unwrap();
+            assert_eq!(read, BucketRecord { name: "b".into(), created_ms: 7, versioning: new });
+            assert_eq!(crate::codec::encode(&read), bytes);
+        }
     }
 }

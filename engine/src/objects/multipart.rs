@@ -270,7 +270,7 @@ impl ObjectStore {
         key: &str,
         meta: UploadMeta,
     ) -> Result<String, ObjectError> {
-        let kept = self.head_bucket(bucket).await?.versioning;
+        let kept = self.head_bucket(bucket).await?.versioning.keeps_history();
         let id = self.next_version_id(bucket, key).await?;
         self.write_version(bucket, key, id, Version { state: VersionState::Uploading, kept })
             .await?;

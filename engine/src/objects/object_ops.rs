@@ -69,7 +69,7 @@ impl ObjectStore {
         meta: ObjectMeta,
         data: Vec<u8>,
     ) -> Result<ObjectRecord, ObjectError> {
-        let kept = self.head_bucket(bucket).await?.versioning;
+        let kept = self.head_bucket(bucket).await?.versioning.keeps_history();
         let id = self.next_version_id(bucket, key).await?;
         let size_bytes = data.len() as u64;
         let inline = data.len() <= body::INLINE_MAX_BYTES;
@@ -165,10 +165,32 @@ impl ObjectStore {
         self.head_object_version(bucket, key, None).await
     }
 
+    /// The delete marker a read of `key` ran into: the current version if `version` is
+    /// `None`, else the named one; `None` if that version is not a delete marker. Lets the
+    /// S3 layer say `x-amz-delete-marker` next to its NoSuchKey / MethodNotAllowed.
+    pub async fn delete_marker(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<VersionId>, ObjectError> {
+        let wanted = version.map(parse_version).transpose()?;
+        let Some(entry) = self.entry(bucket, key).await? else { return Ok(None) };
+        let found = match wanted {
+            None => entry.current(),
+            Some(id) => entry.versions.get(&id).and_then(|v| match &v.state {
+                VersionState::Complete(data) => Some((id, data)),
+                _ => None,
+            }),
+        };
+        Ok(found
+            .and_then(|(id, data)| matches!(data, VersionData::DeleteMarker { .. }).then_some(id)))
+    }
+
     /// Deletes `key`: writes a delete marker as its new current version (kept as history
     /// if the bucket is versioned). Returns the marker's id.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<VersionId, ObjectError> {
-        let kept = self.head_bucket(bucket).await?.versioning;
+        let kept = self.head_bucket(bucket).await?.versioning.keeps_history();
         let id = self.next_version_id(bucket, key).await?;
         let last_modified_ms = self.node.seam.clock.now_ms();
         let marker = VersionState::Complete(VersionData::DeleteMarker { last_modified_ms });

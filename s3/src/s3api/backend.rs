@@ -37,10 +37,31 @@ pub struct ObjectMeta {
     pub etag: String,
 }
 
+/// A bucket's versioning state (see `versions.rs` for what the S3 layer makes of it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Versioning {
+    /// Never versioned: GetBucketVersioning answers an empty configuration.
+    Unversioned,
+    /// Every write adds a version, kept until deleted by id.
+    Enabled,
+    /// Once versioned, now off: new writes replace the current version, history stays.
+    Suspended,
+}
+
+impl Versioning {
+    /// Versions written now are kept until deleted by id.
+    pub fn keeps_history(self) -> bool {
+        self == Versioning::Enabled
+    }
+}
+
 /// A stored object's description, as returned by HEAD, GET and listings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {
     pub key: String,
+    /// The version this is (see `valid_version_id`); every write gets one, versioned
+    /// bucket or not: the S3 layer decides when to show it.
+    pub version_id: String,
     pub size_bytes: u64,
     /// Unquoted; the HTTP layer adds the quotes S3 clients expect.
     pub etag: String,
@@ -67,6 +88,35 @@ pub struct UploadInfo {
     pub initiated_ms: u64,
 }
 
+/// One line of a version listing: an object version or a delete marker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub key: String,
+    pub version_id: String,
+    /// The key's current version.
+    pub is_latest: bool,
+    /// The object, or `None` for a delete marker.
+    pub object: Option<ObjectInfo>,
+    pub last_modified_ms: u64,
+}
+
+/// What a DELETE did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deleted {
+    /// The delete marker written (a plain delete), or the version removed (by id).
+    pub version_id: String,
+    /// A delete marker was written, or the version removed by id was one.
+    pub delete_marker: bool,
+}
+
+/// Backends name versions with 32 lowercase hex digits that sort, within a key, in the
+/// order the versions were written (the engine's `VersionId::to_hex`). The S3 layer
+/// refuses any other `versionId` before asking the backend, and pages version listings by
+/// comparing ids.
+pub fn valid_version_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Every part but the last of a completed multipart upload must be at least this large.
 pub const PART_SIZE_BYTES_MIN: u64 = 5 * 1024 * 1024;
 
@@ -76,6 +126,12 @@ pub const PART_SIZE_BYTES_MIN: u64 = 5 * 1024 * 1024;
 pub enum BackendError {
     NoSuchBucket,
     NoSuchKey,
+    /// The version named does not exist (or no longer does).
+    NoSuchVersion,
+    /// The version read (the current one, or the one named) is a delete marker.
+    DeleteMarker {
+        version_id: String,
+    },
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
     /// No unfinished multipart upload has this id under this key.
@@ -105,6 +161,8 @@ impl fmt::Display for BackendError {
         match self {
             BackendError::NoSuchBucket => f.write_str("no such bucket"),
             BackendError::NoSuchKey => f.write_str("no such key"),
+            BackendError::NoSuchVersion => f.write_str("no such version"),
+            BackendError::DeleteMarker { version_id } => write!(f, "delete marker {version_id}"),
             BackendError::BucketAlreadyOwnedByYou => f.write_str("bucket already exists"),
             BackendError::BucketNotEmpty => f.write_str("bucket not empty"),
             BackendError::NoSuchUpload => f.write_str("no such upload"),
@@ -144,26 +202,57 @@ pub trait ObjectBackend: Send + Sync + 'static {
         body: Bytes,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>>;
 
-    /// `NoSuchKey` if absent.
+    /// The current version, or the one named by `version_id` (a `valid_version_id`).
+    /// `NoSuchKey` if absent, `NoSuchVersion` if the named version is, `DeleteMarker` if
+    /// the version read is one.
     fn get_object<'a>(
         &'a self,
         bucket: &'a str,
         key: &'a str,
+        version_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(ObjectInfo, Bytes), BackendError>>;
 
-    /// `NoSuchKey` if absent.
+    /// As `get_object`, without the body.
     fn head_object<'a>(
         &'a self,
         bucket: &'a str,
         key: &'a str,
+        version_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>>;
 
-    /// Idempotent: deleting an absent key succeeds (S3 answers 204 either way).
+    /// Without `version_id`: writes a delete marker (kept as history if versioning is
+    /// `Enabled`). With one: removes that version for good. Idempotent: deleting an absent
+    /// key or version succeeds (S3 answers 204 either way).
     fn delete_object<'a>(
         &'a self,
         bucket: &'a str,
         key: &'a str,
+        version_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Deleted, BackendError>>;
+
+    /// `NoSuchBucket` if absent.
+    fn get_bucket_versioning<'a>(
+        &'a self,
+        bucket: &'a str,
+    ) -> BoxFuture<'a, Result<Versioning, BackendError>>;
+
+    /// Sets `Enabled` or `Suspended` (the S3 layer never asks for `Unversioned`).
+    fn put_bucket_versioning<'a>(
+        &'a self,
+        bucket: &'a str,
+        state: Versioning,
     ) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// Every version (objects and delete markers) of the keys starting with `prefix` and
+    /// strictly greater than `start_after`, by key, newest version first within a key, for
+    /// at most `max_keys` keys — all of a key's versions or none.
+    fn list_object_versions<'a>(
+        &'a self,
+        bucket: &'a str,
+        prefix: &'a str,
+        start_after: &'a str,
+        max_keys: usize,
+    ) -> BoxFuture<'a, Result<Vec<VersionInfo>, BackendError>>;
 
     /// At most `max_keys` objects whose key starts with `prefix` and is strictly greater
     /// than `start_after`, sorted by key (byte order of the UTF-8 encoding).

@@ -17,6 +17,19 @@ pub enum S3Error {
     NoSuchKey {
         key: String,
     },
+    /// NoSuchKey because the key's current version is a delete marker (S3 says so in
+    /// `x-amz-delete-marker` and names the marker in `x-amz-version-id`).
+    DeleteMarkerIsCurrent {
+        key: String,
+        version_id: String,
+    },
+    /// A GET or HEAD naming a delete marker's version id: S3 answers 405 MethodNotAllowed.
+    VersionIsDeleteMarker {
+        version_id: String,
+    },
+    NoSuchVersion {
+        key: String,
+    },
     BucketAlreadyOwnedByYou {
         bucket: String,
     },
@@ -92,7 +105,9 @@ impl S3Error {
     pub fn code(&self) -> &'static str {
         match self {
             S3Error::NoSuchBucket { .. } => "NoSuchBucket",
-            S3Error::NoSuchKey { .. } => "NoSuchKey",
+            S3Error::NoSuchKey { .. } | S3Error::DeleteMarkerIsCurrent { .. } => "NoSuchKey",
+            S3Error::VersionIsDeleteMarker { .. } => "MethodNotAllowed",
+            S3Error::NoSuchVersion { .. } => "NoSuchVersion",
             S3Error::BucketAlreadyOwnedByYou { .. } => "BucketAlreadyOwnedByYou",
             S3Error::BucketNotEmpty { .. } => "BucketNotEmpty",
             S3Error::InvalidBucketName { .. } => "InvalidBucketName",
@@ -129,9 +144,12 @@ impl S3Error {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            S3Error::NoSuchBucket { .. } | S3Error::NoSuchKey { .. } | S3Error::NoSuchUpload => {
-                StatusCode::NOT_FOUND
-            }
+            S3Error::NoSuchBucket { .. }
+            | S3Error::NoSuchKey { .. }
+            | S3Error::DeleteMarkerIsCurrent { .. }
+            | S3Error::NoSuchVersion { .. }
+            | S3Error::NoSuchUpload => StatusCode::NOT_FOUND,
+            S3Error::VersionIsDeleteMarker { .. } => StatusCode::METHOD_NOT_ALLOWED,
             S3Error::BucketAlreadyOwnedByYou { .. } | S3Error::BucketNotEmpty { .. } => {
                 StatusCode::CONFLICT
             }
@@ -169,7 +187,15 @@ impl S3Error {
     pub fn message(&self) -> String {
         match self {
             S3Error::NoSuchBucket { bucket } => format!("The bucket '{bucket}' does not exist"),
-            S3Error::NoSuchKey { key } => format!("The key '{key}' does not exist"),
+            S3Error::NoSuchKey { key } | S3Error::DeleteMarkerIsCurrent { key, .. } => {
+                format!("The key '{key}' does not exist")
+            }
+            S3Error::VersionIsDeleteMarker { .. } => {
+                "The specified method is not allowed against this resource.".to_string()
+            }
+            S3Error::NoSuchVersion { key } => {
+                format!("The specified version of '{key}' does not exist.")
+            }
             S3Error::BucketAlreadyOwnedByYou { bucket } => {
                 format!("The bucket '{bucket}' already exists and is owned by you")
             }
@@ -272,6 +298,12 @@ impl S3Error {
         if let S3Error::AuthorizationHeaderMalformed { expected_region: Some(region), .. } = self {
             builder = builder.header("x-amz-bucket-region", region.as_str());
         }
+        if let S3Error::DeleteMarkerIsCurrent { version_id, .. }
+        | S3Error::VersionIsDeleteMarker { version_id } = self
+        {
+            builder = builder.header("x-amz-delete-marker", "true");
+            builder = builder.header("x-amz-version-id", version_id.as_str());
+        }
         builder.body(Full::new(body)).expect("static error response headers are valid")
     }
 
@@ -280,6 +312,10 @@ impl S3Error {
         match err {
             BackendError::NoSuchBucket => S3Error::NoSuchBucket { bucket: bucket.to_string() },
             BackendError::NoSuchKey => S3Error::NoSuchKey { key: key.to_string() },
+            BackendError::NoSuchVersion => S3Error::NoSuchVersion { key: key.to_string() },
+            BackendError::DeleteMarker { version_id } => {
+                S3Error::DeleteMarkerIsCurrent { key: key.to_string(), version_id }
+            }
             BackendError::BucketAlreadyOwnedByYou => {
                 S3Error::BucketAlreadyOwnedByYou { bucket: bucket.to_string() }
             }
@@ -317,6 +353,9 @@ mod tests {
             (S3Error::InvalidPartOrder, 400),
             (S3Error::EntityTooSmall { part_number: 1, size_bytes: 5 }, 400),
             (S3Error::MalformedXML, 400),
+            (S3Error::NoSuchVersion { key: "k".into() }, 404),
+            (S3Error::DeleteMarkerIsCurrent { key: "k".into(), version_id: "v".into() }, 404),
+            (S3Error::VersionIsDeleteMarker { version_id: "v".into() }, 405),
         ];
         for (err, status) in cases {
             assert_eq!(err.status().as_u16(), status, "{}", err.code());
@@ -337,6 +376,22 @@ mod tests {
         assert!(text.contains("<Resource>/bk/a&lt;b</Resource>"), "{text}");
         assert!(text.contains("<RequestId>REQ1</RequestId>"), "{text}");
         assert!(text.contains("<Region>us-east-1</Region>"), "{text}");
+    }
+
+    #[test]
+    fn delete_marker_errors_say_so_in_headers() {
+        let current = S3Error::DeleteMarkerIsCurrent { key: "k".into(), version_id: "v1".into() };
+        let named = S3Error::VersionIsDeleteMarker { version_id: "v2".into() };
+        for (err, code, version) in
+            [(current, "NoSuchKey", "v1"), (named, "MethodNotAllowed", "v2")]
+        {
+            assert_eq!(err.code(), code);
+            let resp = err.to_response("/bk/k", "REQ", true);
+            assert_eq!(resp.headers()["x-amz-delete-marker"], "true");
+            assert_eq!(resp.headers()["x-amz-version-id"], version);
+        }
+        let plain = S3Error::NoSuchKey { key: "k".into() }.to_response("/bk/k", "REQ", true);
+        assert!(plain.headers().get("x-amz-delete-marker").is_none());
     }
 
     #[test]

@@ -42,7 +42,11 @@ pub struct Listing {
 }
 
 /// The common prefix `key` rolls up to, if the delimiter occurs after the list prefix.
-fn rolled_up<'k>(key: &'k str, prefix: &str, delimiter: Option<&str>) -> Option<&'k str> {
+pub(super) fn rolled_up<'k>(
+    key: &'k str,
+    prefix: &str,
+    delimiter: Option<&str>,
+) -> Option<&'k str> {
     let delimiter = delimiter?;
     let tail = &key[prefix.len()..];
     tail.find(delimiter).map(|i| &key[..prefix.len() + i + delimiter.len()])
@@ -101,16 +105,19 @@ pub async fn collect(
 }
 
 /// Request parameters shared by both list versions.
-struct ListParams {
-    query: ListQuery,
-    url_encoding: bool,
+pub(super) struct ListParams {
+    pub query: ListQuery,
+    pub url_encoding: bool,
 }
 
-fn param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
+pub(super) fn param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
     query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-fn parse_common(query: &[(String, String)], start_after: String) -> Result<ListParams, S3Error> {
+pub(super) fn parse_common(
+    query: &[(String, String)],
+    start_after: String,
+) -> Result<ListParams, S3Error> {
     let invalid = |reason: &str| S3Error::InvalidArgument { reason: reason.to_string() };
     let max_keys = match param(query, "max-keys") {
         None => LIST_KEYS_MAX,
@@ -134,7 +141,7 @@ fn parse_common(query: &[(String, String)], start_after: String) -> Result<ListP
 
 /// Keys and prefixes in a listing, `encoding-type=url` applied when asked (SDKs ask for it
 /// so keys with characters XML 1.0 cannot carry survive).
-fn text(value: &str, url_encoding: bool) -> String {
+pub(super) fn text(value: &str, url_encoding: bool) -> String {
     if url_encoding { uri_encode(value, false) } else { value.to_string() }
 }
 

@@ -4,6 +4,9 @@
 //! atomic, which is the behaviour the replicated engine must imitate as seen by one client.
 //! The lock is never held across an await (each method completes before returning its
 //! future), so a std mutex is right here.
+//!
+//! Versions follow the engine's rule (docs/data-model.md): a write made while versioning is
+//! not `Enabled` drops the key's older versions that were not kept as history.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -14,15 +17,59 @@ use bytes::Bytes;
 
 use super::WallClock;
 use super::backend::{
-    BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta, PartInfo,
-    UploadInfo, check_parts,
+    BackendError, BoxFuture, BucketInfo, Deleted, ObjectBackend, ObjectInfo, ObjectMeta, PartInfo,
+    UploadInfo, VersionInfo, Versioning, check_parts,
 };
 
 struct Bucket {
     created_ms: u64,
-    objects: BTreeMap<String, (ObjectInfo, Bytes)>,
+    versioning: Versioning,
+    /// Each key's versions, oldest first.
+    objects: BTreeMap<String, Vec<Version>>,
     /// Multipart uploads by (key, upload id).
     uploads: BTreeMap<(String, String), Upload>,
+}
+
+struct Version {
+    version_id: String,
+    /// Written while versioning was `Enabled`: only a delete by id removes it.
+    kept: bool,
+    /// The object and its body, or `None` for a delete marker.
+    object: Option<(ObjectInfo, Bytes)>,
+    last_modified_ms: u64,
+}
+
+impl Bucket {
+    /// Makes `version` the key's current one.
+    fn push(&mut self, key: &str, version: Version) {
+        let versions = self.objects.entry(key.to_string()).or_default();
+        if !version.kept {
+            versions.retain(|v| v.kept);
+        }
+        versions.push(version);
+    }
+
+    /// The current version, or the one named.
+    fn read(
+        &self,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<&(ObjectInfo, Bytes), BackendError> {
+        let versions = self.objects.get(key).map(Vec::as_slice).unwrap_or_default();
+        let found = match version_id {
+            None => versions.last().ok_or(BackendError::NoSuchKey)?,
+            Some(id) => {
+                versions.iter().find(|v| v.version_id == id).ok_or(BackendError::NoSuchVersion)?
+            }
+        };
+        let marker = || BackendError::DeleteMarker { version_id: found.version_id.clone() };
+        found.object.as_ref().ok_or_else(marker)
+    }
+
+    /// Keys whose current version is an object (not a delete marker).
+    fn current_objects(&self) -> impl Iterator<Item = &ObjectInfo> {
+        self.objects.values().filter_map(|v| v.last()?.object.as_ref().map(|(info, _)| info))
+    }
 }
 
 struct Upload {
@@ -38,11 +85,19 @@ pub struct MemoryBackend {
     buckets: Mutex<BTreeMap<String, Bucket>>,
     /// Upload ids are this counter in 32 hex digits, so they sort by creation.
     upload_seq: AtomicU64,
+    /// Version ids likewise (`valid_version_id`).
+    version_seq: AtomicU64,
 }
 
 impl MemoryBackend {
     pub fn new(clock: WallClock) -> MemoryBackend {
-        MemoryBackend { clock, buckets: Mutex::new(BTreeMap::new()), upload_seq: AtomicU64::new(0) }
+        let buckets = Mutex::new(BTreeMap::new());
+        let (upload_seq, version_seq) = (AtomicU64::new(0), AtomicU64::new(0));
+        MemoryBackend { clock, buckets, upload_seq, version_seq }
+    }
+
+    fn next_version_id(&self) -> String {
+        format!("{:032x}", self.version_seq.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Runs `f` on an upload that is still open.
@@ -66,6 +121,7 @@ impl MemoryBackend {
         etag: String,
     ) -> Result<ObjectInfo, BackendError> {
         let now_ms = (self.clock)();
+        let version_id = self.next_version_id();
         self.with_bucket(bucket, |b| {
             let id = (key.to_string(), upload_id.to_string());
             let upload = b.uploads.get_mut(&id).ok_or(BackendError::NoSuchUpload)?;
@@ -80,6 +136,7 @@ impl MemoryBackend {
                 chosen.iter().flat_map(|(n, _)| upload.parts[n].1.iter().copied()).collect();
             let info = ObjectInfo {
                 key: key.to_string(),
+                version_id: version_id.clone(),
                 size_bytes: body.len() as u64,
                 etag,
                 last_modified_ms: now_ms,
@@ -88,7 +145,9 @@ impl MemoryBackend {
             };
             upload.finished = Some(Some(info.clone()));
             upload.parts.clear();
-            b.objects.insert(key.to_string(), (info.clone(), Bytes::from(body)));
+            let kept = b.versioning.keeps_history();
+            let object = Some((info.clone(), Bytes::from(body)));
+            b.push(key, Version { version_id, kept, object, last_modified_ms: now_ms });
             Ok(info)
         })
     }
@@ -127,10 +186,42 @@ impl MemoryBackend {
                 .objects
                 .range((lower, Bound::Unbounded))
                 .take_while(|(k, _)| k.starts_with(prefix))
+                .filter_map(|(_, versions)| versions.last()?.object.as_ref())
                 .take(max_keys)
-                .map(|(_, (info, _))| info.clone())
+                .map(|(info, _)| info.clone())
                 .collect();
             Ok(found)
+        })
+    }
+
+    fn list_versions_sync(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: &str,
+        max_keys: usize,
+    ) -> Result<Vec<VersionInfo>, BackendError> {
+        self.with_bucket(bucket, |b| {
+            let lower = if start_after >= prefix {
+                Bound::Excluded(start_after.to_string())
+            } else {
+                Bound::Included(prefix.to_string())
+            };
+            let keys = b.objects.range((lower, Bound::Unbounded));
+            let keys = keys.take_while(|(k, _)| k.starts_with(prefix));
+            let mut out = Vec::new();
+            for (key, versions) in keys.filter(|(_, v)| !v.is_empty()).take(max_keys) {
+                for (i, v) in versions.iter().enumerate().rev() {
+                    out.push(VersionInfo {
+                        key: key.clone(),
+                        version_id: v.version_id.clone(),
+                        is_latest: i + 1 == versions.len(),
+                        object: v.object.as_ref().map(|(info, _)| info.clone()),
+                        last_modified_ms: v.last_modified_ms,
+                    });
+                }
+            }
+            Ok(out)
         })
     }
 }
@@ -155,8 +246,12 @@ impl ObjectBackend for MemoryBackend {
         let result = if buckets.contains_key(bucket) {
             Err(BackendError::BucketAlreadyOwnedByYou)
         } else {
-            let fresh =
-                Bucket { created_ms: now_ms, objects: BTreeMap::new(), uploads: BTreeMap::new() };
+            let fresh = Bucket {
+                created_ms: now_ms,
+                versioning: Versioning::Unversioned,
+                objects: BTreeMap::new(),
+                uploads: BTreeMap::new(),
+            };
             buckets.insert(bucket.to_string(), fresh);
             Ok(())
         };
@@ -171,7 +266,8 @@ impl ObjectBackend for MemoryBackend {
         let mut buckets = self.lock();
         let result = match buckets.get(bucket) {
             None => Err(BackendError::NoSuchBucket),
-            Some(b) if !b.objects.is_empty() => Err(BackendError::BucketNotEmpty),
+            // As the engine: only current objects count (delete markers do not).
+            Some(b) if b.current_objects().next().is_some() => Err(BackendError::BucketNotEmpty),
             Some(_) => {
                 buckets.remove(bucket);
                 Ok(())
@@ -187,16 +283,20 @@ impl ObjectBackend for MemoryBackend {
         meta: ObjectMeta,
         body: Bytes,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
+        let last_modified_ms = (self.clock)();
         let info = ObjectInfo {
             key: key.to_string(),
+            version_id: self.next_version_id(),
             size_bytes: body.len() as u64,
             etag: meta.etag,
-            last_modified_ms: (self.clock)(),
+            last_modified_ms,
             content_type: meta.content_type,
             user_metadata: meta.user_metadata,
         };
         ready(self.with_bucket(bucket, |b| {
-            b.objects.insert(key.to_string(), (info.clone(), body));
+            let (version_id, kept) = (info.version_id.clone(), b.versioning.keeps_history());
+            let object = Some((info.clone(), body));
+            b.push(key, Version { version_id, kept, object, last_modified_ms });
             Ok(info)
         }))
     }
@@ -205,33 +305,74 @@ impl ObjectBackend for MemoryBackend {
         &'a self,
         bucket: &'a str,
         key: &'a str,
+        version_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(ObjectInfo, Bytes), BackendError>> {
-        ready(
-            self.with_bucket(bucket, |b| {
-                b.objects.get(key).cloned().ok_or(BackendError::NoSuchKey)
-            }),
-        )
+        ready(self.with_bucket(bucket, |b| b.read(key, version_id).cloned()))
     }
 
     fn head_object<'a>(
         &'a self,
         bucket: &'a str,
         key: &'a str,
+        version_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
-        ready(self.with_bucket(bucket, |b| {
-            b.objects.get(key).map(|(info, _)| info.clone()).ok_or(BackendError::NoSuchKey)
-        }))
+        ready(self.with_bucket(bucket, |b| b.read(key, version_id).map(|(info, _)| info.clone())))
     }
 
     fn delete_object<'a>(
         &'a self,
         bucket: &'a str,
         key: &'a str,
+        version_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Deleted, BackendError>> {
+        let (new_id, last_modified_ms) = (self.next_version_id(), (self.clock)());
+        ready(self.with_bucket(bucket, |b| {
+            let Some(id) = version_id else {
+                let kept = b.versioning.keeps_history();
+                let marker =
+                    Version { version_id: new_id.clone(), kept, object: None, last_modified_ms };
+                b.push(key, marker);
+                return Ok(Deleted { version_id: new_id, delete_marker: true });
+            };
+            let versions = b.objects.get_mut(key);
+            let found = versions.as_ref().and_then(|vs| vs.iter().position(|v| v.version_id == id));
+            let mut delete_marker = false;
+            if let (Some(versions), Some(i)) = (versions, found) {
+                delete_marker = versions.remove(i).object.is_none();
+                if versions.is_empty() {
+                    b.objects.remove(key);
+                }
+            }
+            Ok(Deleted { version_id: id.to_string(), delete_marker })
+        }))
+    }
+
+    fn get_bucket_versioning<'a>(
+        &'a self,
+        bucket: &'a str,
+    ) -> BoxFuture<'a, Result<Versioning, BackendError>> {
+        ready(self.with_bucket(bucket, |b| Ok(b.versioning)))
+    }
+
+    fn put_bucket_versioning<'a>(
+        &'a self,
+        bucket: &'a str,
+        state: Versioning,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         ready(self.with_bucket(bucket, |b| {
-            b.objects.remove(key);
+            b.versioning = state;
             Ok(())
         }))
+    }
+
+    fn list_object_versions<'a>(
+        &'a self,
+        bucket: &'a str,
+        prefix: &'a str,
+        start_after: &'a str,
+        max_keys: usize,
+    ) -> BoxFuture<'a, Result<Vec<VersionInfo>, BackendError>> {
+        ready(self.list_versions_sync(bucket, prefix, start_after, max_keys))
     }
 
     fn list_objects<'a>(
@@ -388,8 +529,8 @@ mod tests {
         poll_now(b.create_bucket("bk")).unwrap();
         put(&b, "k");
         assert_eq!(poll_now(b.delete_bucket("bk")), Err(BackendError::BucketNotEmpty));
-        poll_now(b.delete_object("bk", "k")).unwrap();
-        poll_now(b.delete_object("bk", "k")).unwrap();
+        poll_now(b.delete_object("bk", "k", None)).unwrap();
+        poll_now(b.delete_object("bk", "k", None)).unwrap();
         assert_eq!(poll_now(b.delete_bucket("bk")), Ok(()));
         assert_eq!(poll_now(b.head_bucket("bk")), Err(BackendError::NoSuchBucket));
     }

@@ -24,6 +24,7 @@ pub mod object;
 pub mod router;
 pub mod sigv4;
 pub mod time;
+pub mod versions;
 pub mod xml;
 
 use std::collections::BTreeMap;
@@ -43,7 +44,9 @@ use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::Semaphore;
 
-pub use backend::{BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta};
+pub use backend::{
+    BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta, Versioning,
+};
 pub use error::S3Error;
 pub use memory::MemoryBackend;
 
@@ -56,7 +59,8 @@ pub type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
 /// PUT bodies are buffered whole in this first version, so their size is capped; above it
 /// the answer is EntityTooLarge. The streaming body path will lift this to S3's 5 GiB.
 pub const PUT_BODY_BYTES_MAX: u64 = 64 * 1024 * 1024;
-/// Every other request body (only CreateBucketConfiguration is read) is a small document.
+/// Every other request body (CreateBucketConfiguration, VersioningConfiguration,
+/// CompleteMultipartUpload) is a small document.
 pub const CONTROL_BODY_BYTES_MAX: u64 = 1024 * 1024;
 /// Open client connections; further clients wait in the listen backlog.
 pub const CONNECTIONS_MAX: usize = 1024;
@@ -192,17 +196,28 @@ async fn process(
         }
         Endpoint::ListObjectsV2 { bucket } => list::list_objects_v2(backend, &bucket, &query).await,
         Endpoint::ListObjects { bucket } => list::list_objects_v1(backend, &bucket, &query).await,
+        Endpoint::ListObjectVersions { bucket } => {
+            versions::list_object_versions(backend, &bucket, &query).await
+        }
+        Endpoint::GetBucketVersioning { bucket } => {
+            versions::get_bucket_versioning(backend, &bucket).await
+        }
+        Endpoint::PutBucketVersioning { bucket } => {
+            versions::put_bucket_versioning(backend, &bucket, &body).await
+        }
         Endpoint::PutObject { bucket, key } => {
             object::put_object(backend, &bucket, &key, headers, body).await
         }
-        Endpoint::GetObject { bucket, key } => {
-            object::get_object(backend, &bucket, &key, headers, &query, false).await
+        Endpoint::GetObject { bucket, key, version_id } => {
+            let target = (bucket.as_str(), key.as_str(), version_id.as_deref());
+            object::get_object(backend, target, headers, &query, false).await
         }
-        Endpoint::HeadObject { bucket, key } => {
-            object::get_object(backend, &bucket, &key, headers, &query, true).await
+        Endpoint::HeadObject { bucket, key, version_id } => {
+            let target = (bucket.as_str(), key.as_str(), version_id.as_deref());
+            object::get_object(backend, target, headers, &query, true).await
         }
-        Endpoint::DeleteObject { bucket, key } => {
-            object::delete_object(backend, &bucket, &key).await
+        Endpoint::DeleteObject { bucket, key, version_id } => {
+            object::delete_object(backend, &bucket, &key, version_id.as_deref()).await
         }
         Endpoint::CreateMultipartUpload { bucket, key } => {
             multipart::create(backend, &bucket, &key, headers).await

@@ -7,9 +7,8 @@
 //! as the aws CLI compare it with what they computed. Part bodies are buffered like PUT
 //! bodies (each part at most `PUT_BODY_BYTES_MAX`), so memory stays bounded per request.
 //!
-//! The CompleteMultipartUpload document is client input: it is read by the small parser
-//! below (elements, attributes, comments, CDATA and the predefined and numeric entities;
-//! no DTD, so no entity expansion), and anything unexpected answers MalformedXML.
+//! The CompleteMultipartUpload document is client input: it is read with `xml::tokens`
+//! (no DTD, so no entity expansion), and anything unexpected answers MalformedXML.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -23,7 +22,7 @@ use super::error::S3Error;
 use super::object::{check_content_md5, client_meta, header_value};
 use super::router::PART_NUMBER_MAX;
 use super::time::format_iso8601;
-use super::xml::XmlWriter;
+use super::xml::{Token, XmlWriter, tokens};
 
 /// ListParts and ListMultipartUploads answer at most this many entries per page.
 pub const LIST_PAGE_MAX: usize = 1000;
@@ -238,13 +237,6 @@ pub fn multipart_etag(parts: &[(u32, String)]) -> Result<String, S3Error> {
 
 // ---- the CompleteMultipartUpload document ----
 
-#[derive(Debug, PartialEq, Eq)]
-enum Token {
-    Open(String),
-    Close(String),
-    Text(String),
-}
-
 /// `(part number, unquoted lowercase ETag)` of each `Part`, in document order. Order and
 /// existence are the backend's to judge (InvalidPartOrder, InvalidPart); an empty list or
 /// a part missing its number or ETag is MalformedXML, as in S3.
@@ -310,113 +302,6 @@ fn parse_number(s: &str) -> Result<u32, S3Error> {
     }
     // Out-of-range numbers name no part: the backend answers InvalidPart for them.
     Ok(s.parse::<u32>().unwrap_or(u32::MAX))
-}
-
-/// Splits a document into element opens and closes (names without namespace prefix) and
-/// unescaped text. Declarations and comments are skipped; a DTD is refused.
-fn tokens(doc: &str) -> Result<Vec<Token>, S3Error> {
-    let malformed = || S3Error::MalformedXML;
-    let mut out = Vec::new();
-    let mut rest = doc;
-    while !rest.is_empty() {
-        let Some(lt) = rest.find('<') else {
-            out.push(Token::Text(unescape(rest)?));
-            break;
-        };
-        if lt > 0 {
-            out.push(Token::Text(unescape(&rest[..lt])?));
-        }
-        rest = &rest[lt..];
-        let skip_past = |rest: &str, end: &str| rest.find(end).map(|i| i + end.len());
-        if rest.starts_with("<?") {
-            rest = &rest[skip_past(rest, "?>").ok_or_else(malformed)?..];
-        } else if rest.starts_with("<!--") {
-            rest = &rest[skip_past(rest, "-->").ok_or_else(malformed)?..];
-        } else if let Some(cdata) = rest.strip_prefix("<![CDATA[") {
-            let end = cdata.find("]]>").ok_or_else(malformed)?;
-            out.push(Token::Text(cdata[..end].to_string()));
-            rest = &cdata[end + 3..];
-        } else if rest.starts_with("<!") {
-            return Err(malformed());
-        } else {
-            let end = tag_end(rest).ok_or_else(malformed)?;
-            let inner = &rest[1..end];
-            rest = &rest[end + 1..];
-            if let Some(name) = inner.strip_prefix('/') {
-                out.push(Token::Close(local_name(name.trim())?));
-                continue;
-            }
-            let self_closing = inner.ends_with('/');
-            let inner = inner.strip_suffix('/').unwrap_or(inner);
-            let name_end = inner.find(|c: char| c.is_ascii_whitespace()).unwrap_or(inner.len());
-            let name = local_name(&inner[..name_end])?;
-            out.push(Token::Open(name.clone()));
-            if self_closing {
-                out.push(Token::Close(name));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The index of the `>` closing the tag that starts `rest`, skipping quoted attribute
-/// values (which may contain `>`).
-fn tag_end(rest: &str) -> Option<usize> {
-    let mut quote = None;
-    for (i, c) in rest.char_indices().skip(1) {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            (None, '>') => return Some(i),
-            (None, '<') => return None,
-            _ => {}
-        }
-    }
-    None
-}
-
-fn local_name(name: &str) -> Result<String, S3Error> {
-    let local = name.rsplit(':').next().unwrap_or(name);
-    let valid = !local.is_empty()
-        && local.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if !valid {
-        return Err(S3Error::MalformedXML);
-    }
-    Ok(local.to_string())
-}
-
-/// Replaces the five predefined entities and character references; any other `&` is
-/// malformed.
-fn unescape(text: &str) -> Result<String, S3Error> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        let after = &rest[amp + 1..];
-        let semi = after.find(';').ok_or(S3Error::MalformedXML)?;
-        let entity = &after[..semi];
-        let c = match entity {
-            "lt" => '<',
-            "gt" => '>',
-            "amp" => '&',
-            "quot" => '"',
-            "apos" => '\'',
-            _ => {
-                let code = if let Some(hex) = entity.strip_prefix("#x") {
-                    u32::from_str_radix(hex, 16).ok()
-                } else if let Some(dec) = entity.strip_prefix('#') {
-                    dec.parse::<u32>().ok()
-                } else {
-                    None
-                };
-                code.and_then(char::from_u32).ok_or(S3Error::MalformedXML)?
-            }
-        };
-        out.push(c);
-        rest = &after[semi + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -128,7 +128,7 @@ async fn a_whole_upload_over_the_memory_backend() {
         text_of(complete(&backend, upload, doc(&as_refs).as_bytes()).await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(between(&done, "<ETag>", "</ETag>").ends_with("-2&quot;"), "{done}");
-    let (_, body) = backend.get_object("bk", "k").await.unwrap();
+    let (_, body) = backend.get_object("bk", "k", None).await.unwrap();
     assert_eq!(body, [big, Bytes::from_static(b"tail")].concat());
     let (_, _, listed) = text_of(list_uploads(&backend, "bk", &[]).await.unwrap()).await;
     assert!(!listed.contains("<Upload>"), "{listed}");

@@ -3,6 +3,10 @@
 //! Bodies are whole `Bytes` in this first version (see `PUT_BODY_BYTES_MAX` in mod.rs);
 //! ranges are slices of the buffered body. The ETag of a simple PUT is the hex MD5 of the
 //! body, computed here because that is an S3 convention the backend need not know.
+//!
+//! Version ids are shown as `versions.rs` explains: `x-amz-version-id` once the bucket has
+//! been versioned, or when the request named a version. The bucket's versioning state is
+//! read next to the operation (`tokio::join!`), so it costs no extra round trip.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +16,7 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use md5::{Digest, Md5};
 
-use super::backend::{ObjectBackend, ObjectInfo, ObjectMeta};
+use super::backend::{BackendError, ObjectBackend, ObjectInfo, ObjectMeta, Versioning};
 use super::encoding::base64_encode;
 use super::error::S3Error;
 use super::time::format_http_date;
@@ -113,13 +117,37 @@ pub async fn put_object(
     let md5 = Md5::digest(&body);
     check_content_md5(headers, &md5)?;
     let meta = client_meta(headers, hex::encode(md5));
-    let info = backend
-        .put_object(bucket, key, meta, body)
-        .await
-        .map_err(|e| S3Error::from_backend(e, bucket, key))?;
+    let (state, info) = tokio::join!(
+        backend.get_bucket_versioning(bucket),
+        backend.put_object(bucket, key, meta, body)
+    );
+    let to_s3 = |e| S3Error::from_backend(e, bucket, key);
+    let info = info.map_err(to_s3)?;
     let mut out = HeaderMap::new();
     out.insert(header::ETAG, header_value(&format!("\"{}\"", info.etag))?);
+    if state.map_err(to_s3)? != Versioning::Unversioned {
+        out.insert("x-amz-version-id", header_value(&info.version_id)?);
+    }
     Ok(respond(StatusCode::OK, out, Bytes::new()))
+}
+
+/// A failed read as S3 answers it: a delete marker in the way is NoSuchKey with
+/// `x-amz-delete-marker` (current version) or MethodNotAllowed (named version) — except in
+/// a bucket never versioned, where a deleted key is just absent.
+fn read_error(
+    err: BackendError,
+    (bucket, key, version_id): (&str, &str, Option<&str>),
+    state: Option<Versioning>,
+) -> S3Error {
+    match err {
+        BackendError::DeleteMarker { version_id: marker } if version_id.is_some() => {
+            S3Error::VersionIsDeleteMarker { version_id: marker }
+        }
+        BackendError::DeleteMarker { .. } if state == Some(Versioning::Unversioned) => {
+            S3Error::NoSuchKey { key: key.to_string() }
+        }
+        err => S3Error::from_backend(err, bucket, key),
+    }
 }
 
 /// `If-Match` / `If-None-Match` against the object's ETag (`*` matches any object).
@@ -149,22 +177,29 @@ const RESPONSE_OVERRIDES: [(&str, header::HeaderName); 6] = [
 /// GET and HEAD share everything but the body.
 pub async fn get_object(
     backend: &dyn ObjectBackend,
-    bucket: &str,
-    key: &str,
+    (bucket, key, version_id): (&str, &str, Option<&str>),
     headers: &HeaderMap,
     query: &[(String, String)],
     head: bool,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    let to_s3 = |e| S3Error::from_backend(e, bucket, key);
-    let (info, body) = if head {
-        let info = backend.head_object(bucket, key).await.map_err(to_s3)?;
-        (info, Bytes::new())
-    } else {
-        backend.get_object(bucket, key).await.map_err(to_s3)?
+    let read = async {
+        if head {
+            let info = backend.head_object(bucket, key, version_id).await?;
+            Ok((info, Bytes::new()))
+        } else {
+            backend.get_object(bucket, key, version_id).await
+        }
     };
+    let (state, read) = tokio::join!(backend.get_bucket_versioning(bucket), read);
+    let (info, body) =
+        read.map_err(|e| read_error(e, (bucket, key, version_id), state.as_ref().ok().copied()))?;
+    let state = state.map_err(|e| S3Error::from_backend(e, bucket, key))?;
     let consistent = head || body.len() as u64 == info.size_bytes;
     assert!(consistent, "backend size disagrees with body");
     let mut out = HeaderMap::new();
+    if version_id.is_some() || state != Versioning::Unversioned {
+        out.insert("x-amz-version-id", header_value(&info.version_id)?);
+    }
     out.insert(header::ETAG, header_value(&format!("\"{}\"", info.etag))?);
     let last_modified = format_http_date(info.last_modified_ms);
     out.insert(header::LAST_MODIFIED, header_value(&last_modified)?);
@@ -207,13 +242,28 @@ fn respond(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response<Full
     resp
 }
 
+/// Without a version id: writes a delete marker, announced (with its id) once the bucket
+/// has been versioned. With one: removes that version, saying whether it was a marker.
 pub async fn delete_object(
     backend: &dyn ObjectBackend,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    backend.delete_object(bucket, key).await.map_err(|e| S3Error::from_backend(e, bucket, key))?;
-    Ok(respond(StatusCode::NO_CONTENT, HeaderMap::new(), Bytes::new()))
+    let (state, deleted) = tokio::join!(
+        backend.get_bucket_versioning(bucket),
+        backend.delete_object(bucket, key, version_id)
+    );
+    let to_s3 = |e| S3Error::from_backend(e, bucket, key);
+    let deleted = deleted.map_err(to_s3)?;
+    let mut out = HeaderMap::new();
+    if version_id.is_some() || state.map_err(to_s3)? != Versioning::Unversioned {
+        out.insert("x-amz-version-id", header_value(&deleted.version_id)?);
+        if deleted.delete_marker {
+            out.insert("x-amz-delete-marker", HeaderValue::from_static("true"));
+        }
+    }
+    Ok(respond(StatusCode::NO_CONTENT, out, Bytes::new()))
 }
 
 #[cfg(test)]

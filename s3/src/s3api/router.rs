@@ -4,10 +4,13 @@
 //! S3 selects operations by query "sub-resources" (`?acl`, `?uploads`, `?tagging`, …). An
 //! unimplemented one must not fall through to the plain operation on the same path (a
 //! `PUT ?tagging` is not a PutObject that overwrites the object with an XML document), so
-//! every known sub-resource that is not handled answers NotImplemented.
+//! every known sub-resource that is not handled answers NotImplemented. `versionId` is the
+//! exception on objects: it qualifies GetObject, HeadObject and DeleteObject, and is checked
+//! here (`valid_version_id`) so that every handler gets a well-formed id or none.
 
 use hyper::{HeaderMap, Method};
 
+use super::backend::valid_version_id;
 use super::encoding::percent_decode;
 use super::error::S3Error;
 
@@ -26,10 +29,13 @@ pub enum Endpoint {
     GetBucketLocation { bucket: String },
     ListObjectsV2 { bucket: String },
     ListObjects { bucket: String },
+    ListObjectVersions { bucket: String },
+    GetBucketVersioning { bucket: String },
+    PutBucketVersioning { bucket: String },
     PutObject { bucket: String, key: String },
-    GetObject { bucket: String, key: String },
-    HeadObject { bucket: String, key: String },
-    DeleteObject { bucket: String, key: String },
+    GetObject { bucket: String, key: String, version_id: Option<String> },
+    HeadObject { bucket: String, key: String, version_id: Option<String> },
+    DeleteObject { bucket: String, key: String, version_id: Option<String> },
     CreateMultipartUpload { bucket: String, key: String },
     UploadPart { bucket: String, key: String, upload_id: String, part_number: u32 },
     CompleteMultipartUpload { bucket: String, key: String, upload_id: String },
@@ -48,6 +54,9 @@ impl Endpoint {
             Endpoint::GetBucketLocation { .. } => "GetBucketLocation",
             Endpoint::ListObjectsV2 { .. } => "ListObjectsV2",
             Endpoint::ListObjects { .. } => "ListObjects",
+            Endpoint::ListObjectVersions { .. } => "ListObjectVersions",
+            Endpoint::GetBucketVersioning { .. } => "GetBucketVersioning",
+            Endpoint::PutBucketVersioning { .. } => "PutBucketVersioning",
             Endpoint::PutObject { .. } => "PutObject",
             Endpoint::GetObject { .. } => "GetObject",
             Endpoint::HeadObject { .. } => "HeadObject",
@@ -139,17 +148,33 @@ pub fn route(
     if let Some(endpoint) = route_multipart(method, &bucket, &key, query, headers)? {
         return Ok(endpoint);
     }
-    if let Some(sub) = subresource {
+    let other = query.iter().map(|(k, _)| k.as_str());
+    if let Some(sub) = other.filter(|k| *k != "versionId").find(|k| SUBRESOURCES.contains(k)) {
         return Err(unsupported(&format!("{method} ?{sub} on an object")));
     }
+    if *method == Method::PUT && query.iter().any(|(k, _)| k == "versionId") {
+        return Err(unsupported("PUT ?versionId on an object"));
+    }
+    let version_id = parse_version_id(query)?;
     match *method {
         Method::PUT if headers.contains_key("x-amz-copy-source") => Err(unsupported("CopyObject")),
         Method::PUT => Ok(Endpoint::PutObject { bucket, key }),
-        Method::GET => Ok(Endpoint::GetObject { bucket, key }),
-        Method::HEAD => Ok(Endpoint::HeadObject { bucket, key }),
-        Method::DELETE => Ok(Endpoint::DeleteObject { bucket, key }),
+        Method::GET => Ok(Endpoint::GetObject { bucket, key, version_id }),
+        Method::HEAD => Ok(Endpoint::HeadObject { bucket, key, version_id }),
+        Method::DELETE => Ok(Endpoint::DeleteObject { bucket, key, version_id }),
         _ => Err(unsupported(&format!("{method} on an object"))),
     }
+}
+
+/// The `versionId` parameter, if any. Hangar names versions with 32 hex digits; anything
+/// else (S3's `null` included: no Hangar version has that name) is refused as S3 refuses
+/// ids it cannot have issued.
+fn parse_version_id(query: &[(String, String)]) -> Result<Option<String>, S3Error> {
+    let Some((_, id)) = query.iter().find(|(k, _)| k == "versionId") else { return Ok(None) };
+    if !valid_version_id(id) {
+        return Err(S3Error::InvalidArgument { reason: "Invalid version id specified".into() });
+    }
+    Ok(Some(id.clone()))
 }
 
 fn route_bucket(
@@ -165,6 +190,9 @@ fn route_bucket(
         (&Method::DELETE, None) => Ok(Endpoint::DeleteBucket { bucket }),
         (&Method::GET, Some("location")) => Ok(Endpoint::GetBucketLocation { bucket }),
         (&Method::GET, Some("uploads")) => Ok(Endpoint::ListMultipartUploads { bucket }),
+        (&Method::GET, Some("versions")) => Ok(Endpoint::ListObjectVersions { bucket }),
+        (&Method::GET, Some("versioning")) => Ok(Endpoint::GetBucketVersioning { bucket }),
+        (&Method::PUT, Some("versioning")) => Ok(Endpoint::PutBucketVersioning { bucket }),
         (&Method::GET, None) if list_v2 => Ok(Endpoint::ListObjectsV2 { bucket }),
         (&Method::GET, None) => Ok(Endpoint::ListObjects { bucket }),
         (_, Some(sub)) => {
@@ -267,8 +295,38 @@ mod tests {
         let key = "dir/a b+c".to_string();
         assert_eq!(
             r(Method::GET, "/bk/dir/a%20b+c", &[]),
-            Ok(Endpoint::GetObject { bucket: bk(), key })
+            Ok(Endpoint::GetObject { bucket: bk(), key, version_id: None })
         );
+    }
+
+    #[test]
+    fn routes_versioning_and_version_ids() {
+        let bk = || "bk".to_string();
+        let cases = [
+            (Method::GET, "versions", Endpoint::ListObjectVersions { bucket: bk() }),
+            (Method::GET, "versioning", Endpoint::GetBucketVersioning { bucket: bk() }),
+            (Method::PUT, "versioning", Endpoint::PutBucketVersioning { bucket: bk() }),
+        ];
+        for (method, sub, endpoint) in cases {
+            assert_eq!(r(method, "/bk", &[(sub, "")]), Ok(endpoint));
+        }
+        let id = "0000018f00000000000000000000000a";
+        let version_id = Some(id.to_string());
+        let (bucket, key) = (bk(), "k".to_string());
+        assert_eq!(
+            r(Method::DELETE, "/bk/k", &[("versionId", id)]),
+            Ok(Endpoint::DeleteObject { bucket, key, version_id })
+        );
+        for bad in ["", "null", "xyz", &id.to_uppercase(), &id[1..]] {
+            let err = r(Method::GET, "/bk/k", &[("versionId", bad)]).unwrap_err();
+            assert_eq!(
+                err,
+                S3Error::InvalidArgument { reason: "Invalid version id specified".into() }
+            );
+        }
+        // Another sub-resource next to versionId is still not a plain GetObject.
+        let err = r(Method::GET, "/bk/k", &[("versionId", id), ("tagging", "")]).unwrap_err();
+        assert_eq!(err.code(), "NotImplemented");
     }
 
     #[test]
@@ -276,7 +334,8 @@ mod tests {
         for (method, path, sub) in [
             (Method::PUT, "/bk/k", "tagging"),
             (Method::POST, "/bk", "delete"),
-            (Method::GET, "/bk", "versioning"),
+            (Method::POST, "/bk", "versioning"),
+            (Method::PUT, "/bk/k", "versionId"),
             (Method::PUT, "/bk/k", "uploads"),
             (Method::PUT, "/bk", "acl"),
         ] {

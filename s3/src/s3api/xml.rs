@@ -3,6 +3,13 @@
 //! S3 responses are small, flat documents built in one pass, so a string builder with
 //! correct escaping is all that is needed; the only thing that can go wrong is escaping,
 //! which is tested below. Object keys are user data and may contain any character.
+//!
+//! Request documents (CompleteMultipartUpload, VersioningConfiguration) are client input,
+//! read by the small tokenizer `tokens`: elements, attributes (skipped), comments, CDATA and
+//! the predefined and numeric entities; a DTD is refused, so there is no entity expansion.
+//! Anything it cannot read is MalformedXML.
+
+use super::error::S3Error;
 
 pub const S3_NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
@@ -94,6 +101,122 @@ pub fn first_element_text(doc: &str, tag: &str) -> Option<String> {
             .replace("&apos;", "'")
             .replace("&amp;", "&"),
     )
+}
+
+// ---- reading request documents ----
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Token {
+    Open(String),
+    Close(String),
+    Text(String),
+}
+
+/// Splits a document into element opens and closes (names without namespace prefix) and
+/// unescaped text. Declarations and comments are skipped; a DTD is refused.
+pub fn tokens(doc: &str) -> Result<Vec<Token>, S3Error> {
+    let malformed = || S3Error::MalformedXML;
+    let mut out = Vec::new();
+    let mut rest = doc;
+    while !rest.is_empty() {
+        let Some(lt) = rest.find('<') else {
+            out.push(Token::Text(unescape(rest)?));
+            break;
+        };
+        if lt > 0 {
+            out.push(Token::Text(unescape(&rest[..lt])?));
+        }
+        rest = &rest[lt..];
+        let skip_past = |rest: &str, end: &str| rest.find(end).map(|i| i + end.len());
+        if rest.starts_with("<?") {
+            rest = &rest[skip_past(rest, "?>").ok_or_else(malformed)?..];
+        } else if rest.starts_with("<!--") {
+            rest = &rest[skip_past(rest, "-->").ok_or_else(malformed)?..];
+        } else if let Some(cdata) = rest.strip_prefix("<![CDATA[") {
+            let end = cdata.find("]]>").ok_or_else(malformed)?;
+            out.push(Token::Text(cdata[..end].to_string()));
+            rest = &cdata[end + 3..];
+        } else if rest.starts_with("<!") {
+            return Err(malformed());
+        } else {
+            let end = tag_end(rest).ok_or_else(malformed)?;
+            let inner = &rest[1..end];
+            rest = &rest[end + 1..];
+            if let Some(name) = inner.strip_prefix('/') {
+                out.push(Token::Close(local_name(name.trim())?));
+                continue;
+            }
+            let self_closing = inner.ends_with('/');
+            let inner = inner.strip_suffix('/').unwrap_or(inner);
+            let name_end = inner.find(|c: char| c.is_ascii_whitespace()).unwrap_or(inner.len());
+            let name = local_name(&inner[..name_end])?;
+            out.push(Token::Open(name.clone()));
+            if self_closing {
+                out.push(Token::Close(name));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The index of the `>` closing the tag that starts `rest`, skipping quoted attribute
+/// values (which may contain `>`).
+fn tag_end(rest: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, c) in rest.char_indices().skip(1) {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '>') => return Some(i),
+            (None, '<') => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+fn local_name(name: &str) -> Result<String, S3Error> {
+    let local = name.rsplit(':').next().unwrap_or(name);
+    let valid = !local.is_empty()
+        && local.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !valid {
+        return Err(S3Error::MalformedXML);
+    }
+    Ok(local.to_string())
+}
+
+/// Replaces the five predefined entities and character references; any other `&` is
+/// malformed.
+fn unescape(text: &str) -> Result<String, S3Error> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let semi = after.find(';').ok_or(S3Error::MalformedXML)?;
+        let entity = &after[..semi];
+        let c = match entity {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "quot" => '"',
+            "apos" => '\'',
+            _ => {
+                let code = if let Some(hex) = entity.strip_prefix("#x") {
+                    u32::from_str_radix(hex, 16).ok()
+                } else if let Some(dec) = entity.strip_prefix('#') {
+                    dec.parse::<u32>().ok()
+                } else {
+                    None
+                };
+                code.and_then(char::from_u32).ok_or(S3Error::MalformedXML)?
+            }
+        };
+        out.push(c);
+        rest = &after[semi + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 #[cfg(test)]
