@@ -481,3 +481,21 @@ async fn scrub_replaces_a_silently_corrupted_copy() {
     assert_eq!((report.checked, report.corrupt_replaced, report.errors), (2, 1, 0), "{report:?}");
     assert!(n2.blocks.local_get(&victim).unwrap().is_some());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_bucket_with_only_old_versions_is_not_empty_and_unversioned_deletes_leave_no_marker() {
+    use crate::objects::Versioning;
+    let (_cluster, s) = object_stores().await;
+    s[0].create_bucket("v").await.unwrap();
+    s[0].set_versioning("v", Versioning::Enabled).await.unwrap();
+    s[0].put_object("v", "k", meta("text/plain", "1"), b"one".to_vec()).await.unwrap();
+    s[0].delete_object("v", "k").await.unwrap();
+    assert!(s[1].list_objects("v", "", "", 10).await.unwrap().is_empty());
+    assert_eq!(s[1].delete_bucket("v").await.unwrap_err(), ObjectError::BucketNotEmpty);
+
+    s[0].create_bucket("u").await.unwrap();
+    s[0].put_object("u", "k", meta("text/plain", "1"), b"one".to_vec()).await.unwrap();
+    s[0].delete_object("u", "k").await.unwrap();
+    assert!(s[1].list_object_versions("u", "", "", 10).await.unwrap().is_empty());
+    s[1].delete_bucket("u").await.unwrap();
+}

@@ -275,7 +275,8 @@ impl ObjectStore {
         let Some(seen) = current.filter(|e| e.value().is_some()).map(|e| e.timestamp()) else {
             return Err(ObjectError::NoSuchBucket);
         };
-        if !self.list_objects(name, "", "", 1).await?.is_empty() {
+        // Like S3: a bucket holding only old versions or delete markers is not empty.
+        if !self.list_object_versions(name, "", "", 1).await?.is_empty() {
             return Err(ObjectError::BucketNotEmpty);
         }
         let key = entry_key(BUCKETS_PARTITION_KEY, name.as_bytes());

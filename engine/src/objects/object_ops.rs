@@ -288,6 +288,11 @@ impl ObjectStore {
             let before = out.len();
             for (id, version) in entry.versions.iter().rev() {
                 let VersionState::Complete(data) = &version.state else { continue };
+                // A delete in a bucket that keeps no history leaves a marker only so that the
+                // delete is ordered against writes; S3 shows no marker there.
+                if matches!(data, VersionData::DeleteMarker { .. }) && !version.kept {
+                    continue;
+                }
                 let (object, last_modified_ms) = match data {
                     VersionData::Object(s) => {
                         (Some(record(&key, *id, s, Vec::new())), s.last_modified_ms)
