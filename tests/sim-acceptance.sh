@@ -6,6 +6,11 @@
 #  - the deliberately weakened scenario (R = W = 1) is caught for some seed in 1..=50;
 #  - scenarios/s3-smoke.toml (the real S3 frontend) passes for seeds 1..=10, is deterministic
 #    for seeds 1 and 2, and its weakened variant is caught for some seed in 1..=50;
+#  - the data-path scenarios (s3-disk-loss, s3-corruption, s3-crash-mid-put) pass for seeds
+#    1..=10 with every replica reading its own blocks, and seed 1 of each is deterministic;
+#  - their weakened variants are caught by block_refs: no resync after a disk loss (missing
+#    blocks), no collection (orphans), no scrub after corruption (a corrupt live copy, or
+#    no_lost_writes' own-copy rule) for some seed;
 #  - every scenario kept in scenarios/regressions/ passes with its recorded seed.
 # Usage: tests/sim-acceptance.sh [path/to/hangar-sim]
 set -euo pipefail
@@ -70,6 +75,36 @@ for seed in $(seq 1 50); do
 done
 [ -n "$caught" ] || fail "the read-after-write checker missed R = W = 1 behind S3 for seeds 1..50"
 echo "weakened s3: caught at seed $caught: $(grep '^result' <<<"$out" | cut -c1-160)"
+
+echo "== data path: s3-disk-loss, s3-corruption, s3-crash-mid-put, seeds 1..10 each"
+for name in s3-disk-loss s3-corruption s3-crash-mid-put; do
+  speedups=()
+  for seed in $(seq 1 10); do
+    out=$("$SIM" run "scenarios/$name.toml" --seed "$seed") || { echo "$out"; fail "$name seed $seed"; }
+    grep -q 'remote_blocks=0' <<<"$out" || { echo "$out"; fail "$name seed $seed read blocks from other nodes"; }
+    speedups+=("$(sed -n 's/.*speedup=\([0-9]*\).*/\1/p' <<<"$out")")
+  done
+  sorted=$(printf '%s\n' "${speedups[@]}" | sort -n)
+  echo "$name: 10/10 pass; speedup min=$(head -1 <<<"$sorted") median=$(sed -n 5p <<<"$sorted") max=$(tail -1 <<<"$sorted")"
+  out=$("$SIM" check-determinism "scenarios/$name.toml" --seed 1) || { echo "$out"; fail "$name seed 1 is not deterministic"; }
+done
+echo "data path: seed 1 of each identical across processes"
+
+echo "== weakened block repair and collection must be caught by block_refs"
+# must_catch FILE PATTERN SEEDS: some seed must fail with a result line matching PATTERN.
+must_catch() {
+  local file=$1 pattern=$2 seeds=$3 caught="" out code
+  for seed in $(seq 1 "$seeds"); do
+    set +e; out=$("$SIM" run "$file" --seed "$seed"); code=$?; set -e
+    if [ "$code" -eq 1 ] && grep -Eq "^result: fail: ($pattern)" <<<"$out"; then caught=$seed; break; fi
+    [ "$code" -eq 0 ] || { echo "$out"; fail "unexpected exit $code for $file seed $seed"; }
+  done
+  [ -n "$caught" ] || fail "$file was not caught for seeds 1..$seeds"
+  echo "$(basename "$file"): caught at seed $caught: $(grep '^result' <<<"$out" | cut -c1-150)"
+}
+must_catch scenarios/weakened/s3-disk-loss-no-resync.toml 'block_refs .*missing' 10
+must_catch scenarios/weakened/s3-overwrite-no-gc.toml 'block_refs .*orphan' 10
+must_catch scenarios/weakened/s3-corruption-no-scrub.toml 'block_refs .*corrupt|no_lost_writes' 20
 
 echo "== bad scenario files are refused with exit 2"
 bad=$(mktemp --suffix=.toml)

@@ -8,14 +8,17 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hangar_engine::crdt::Crdt;
 use hangar_engine::layout::{ClusterLayout, NodeId};
+use hangar_engine::objects::ObjectEntry;
 use hangar_engine::rpc::{
     KvRequest, RemoteError, Request, Response, RpcClient, RpcConfig, RpcError, TableRequest,
 };
 use hangar_engine::seam::{BoxFuture, Seam};
 
+use crate::check::block_refs::NodeBlocks;
 use crate::run::node_id;
-use crate::s3workload;
+use crate::s3workload::{self, BlockSources};
 
 /// Pause between attempts of a final read.
 const RETRY_MS: u64 = 200;
@@ -31,6 +34,10 @@ pub struct Finals {
     pub errors: Vec<String>,
     /// Blocks the s3 final reads found only on another node than the replica read.
     pub remote_blocks: u64,
+    /// s3: each key's `object` entry, merged over every replica.
+    pub objects: BTreeMap<String, ObjectEntry>,
+    /// s3: every node's block files, scanned by the runner once the reads are done.
+    pub disks: BTreeMap<String, NodeBlocks>,
 }
 
 /// What the final checker needs to know about the run.
@@ -41,6 +48,8 @@ pub struct FinalSpec {
     pub layout: ClusterLayout,
     pub keys: usize,
     pub s3: bool,
+    /// s3: a replica must hold its own copy of each block placed on it (resync is on).
+    pub require_own_blocks: bool,
     pub seam: Seam,
     pub secret: String,
 }
@@ -58,6 +67,11 @@ pub async fn final_check(spec: FinalSpec, finals: Arc<Mutex<Finals>>) -> turmoil
     let table = if spec.s3 { "object" } else { "kv" };
     let keys: Vec<String> = (0..spec.keys).map(|k| format!("k{k}")).collect();
     let remote_blocks = Mutex::new(0);
+    let sources = BlockSources {
+        nodes: &spec.ids,
+        layout: &spec.layout,
+        require_own: spec.require_own_blocks,
+    };
     for (name, &id) in spec.names.iter().zip(&spec.ids) {
         let partitions: Vec<u8> =
             (0..=u8::MAX).filter(|&p| spec.layout.nodes_of(p).contains(&id)).collect();
@@ -81,7 +95,15 @@ pub async fn final_check(spec: FinalSpec, finals: Arc<Mutex<Finals>>) -> turmoil
         for key in &keys {
             let value = loop {
                 let read = if spec.s3 {
-                    s3workload::read_replica(&call, id, &spec.ids, key, &remote_blocks).await
+                    let read = s3workload::read_replica(&call, id, &sources, key, &remote_blocks);
+                    read.await.map(|r| {
+                        let mut f = finals.lock().unwrap();
+                        if let Some(entry) = r.entry {
+                            let merged = f.objects.entry(key.clone()).or_default();
+                            merged.merge(&entry);
+                        }
+                        r.value
+                    })
                 } else {
                     let request = Request::Kv(KvRequest::GetLocal { key: key.clone() });
                     match call(id, request).await {

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod finals;
 pub mod history;
+pub mod hostfs;
 pub mod run;
 pub mod s3client;
 pub mod s3workload;

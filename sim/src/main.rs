@@ -82,6 +82,9 @@ fn cmd_run(
             ExitCode::from(2)
         })?;
     }
+    for note in &result.fault_notes {
+        println!("fault: {note}");
+    }
     let [ok, failed, unknown] = result.outcomes;
     println!(
         "ops={} events={} sim_ms={} wall_ms={} speedup={:.0} ok={ok} failed={failed} \

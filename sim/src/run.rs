@@ -15,8 +15,11 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hangar_engine::block::block_partition;
+use hangar_engine::block::repair::RepairConfig;
 use hangar_engine::layout::{ClusterLayout, NodeId, NodeRole};
 use hangar_engine::node::{Node, NodeConfig};
+use hangar_engine::objects::gc::GcConfig;
 use hangar_engine::rpc::RpcConfig;
 use hangar_engine::seam::Seam;
 use hangar_engine::table::{ConsistencyMode, Quorums};
@@ -24,6 +27,7 @@ use hangar_engine::table::{ConsistencyMode, Quorums};
 use crate::check::{self, Violation};
 use crate::finals::{FinalSpec, Finals, final_check};
 use crate::history::{Op, Outcome};
+use crate::hostfs::{self, HostDisks};
 use crate::s3client::{S3Client, S3Creds};
 use crate::s3workload::{self, S3_PORT};
 use crate::scenario::{Fault, Scenario, node_names};
@@ -50,8 +54,10 @@ pub struct RunResult {
     /// Operations acknowledged, failed for sure, and of unknown outcome.
     pub outcomes: [usize; 3],
     /// s3 workload: blocks the final reads found only on another node than the replica
-    /// they read (the replica missed the block's write; nothing resyncs blocks yet).
+    /// they read (the replica missed the block's write and resync did not repair it).
     pub remote_blocks: u64,
+    /// What each disk fault did (which block it corrupted, how many files it erased).
+    pub fault_notes: Vec<String>,
     pub recorder: Arc<Mutex<Recorder>>,
 }
 
@@ -106,6 +112,10 @@ struct World {
     skews: BTreeMap<String, Arc<AtomicI64>>,
     recorder: Arc<Mutex<Recorder>>,
     s3_creds: S3Creds,
+    /// Every node's simulated file system, for the faults and scans of `hostfs`.
+    disks: HostDisks,
+    /// What disk faults did (`RunResult::fault_notes`).
+    fault_notes: Mutex<Vec<String>>,
 }
 
 impl World {
@@ -129,6 +139,7 @@ impl World {
     }
 
     fn final_spec(&self) -> FinalSpec {
+        let c = &self.scenario.cluster;
         FinalSpec {
             names: self.names.clone(),
             ids: self.names.iter().map(|n| node_id(n)).collect(),
@@ -136,6 +147,7 @@ impl World {
             layout: self.layout.clone(),
             keys: self.scenario.workload.keys,
             s3: self.scenario.workload.is_s3(),
+            require_own_blocks: c.resync_enabled(self.scenario.check.quiesce_ms),
             seam: self.seam("checker", 0),
             secret: SECRET.into(),
         }
@@ -152,8 +164,16 @@ impl World {
             quorums: quorums(&self.scenario),
             rpc: RpcConfig { call_timeout_ms: c.rpc_timeout_ms, ..RpcConfig::default() },
             sync_interval_ms: c.sync_interval_ms,
-            gc: Default::default(),
-            repair: Default::default(),
+            gc: GcConfig {
+                interval_ms: *c.gc_interval_ms.get_ref(),
+                delay_ms: *c.gc_delay_ms.get_ref(),
+                upload_timeout_ms: *c.upload_timeout_ms.get_ref(),
+            },
+            repair: RepairConfig {
+                resync_interval_ms: *c.resync_interval_ms.get_ref(),
+                scrub_interval_ms: *c.scrub_interval_ms.get_ref(),
+                ..RepairConfig::default()
+            },
         }
     }
 }
@@ -190,6 +210,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             secret_key: format!("{:016x}", seed_for(seed, "s3 secret key", 0)),
             region: s3workload::REGION.into(),
         },
+        disks: HostDisks::default(),
+        fault_notes: Mutex::default(),
     });
     if options.canary {
         let entropy = std::collections::hash_map::RandomState::new();
@@ -217,7 +239,11 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             let seam = world.seam(&name, boot);
             let config = world.node_config(&name);
             let creds = world.s3_creds.clone();
+            let disks_world = world.clone();
+            let host = name.clone();
             async move {
+                // On the host: see hostfs.rs on why the runner reaches disks this way.
+                disks_world.disks.capture(&host);
                 let node = Node::start(seam, config).await.map_err(|e| e.to_string())?;
                 s3workload::serve_node(node, creds).await?;
                 Ok(())
@@ -293,7 +319,17 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             checker_started = true;
             sim.client("checker", final_check(world.final_spec(), finals.clone()));
         }
-        if finals.lock().unwrap().done || now_ms >= horizon {
+        if finals.lock().unwrap().done {
+            if scenario.check.checkers.get_ref().iter().any(|c| c == "block_refs") {
+                let mut f = finals.lock().unwrap();
+                for name in &world.names {
+                    let scanned = world.disks.with_disk(name, hostfs::scan_blocks);
+                    f.disks.insert(name.clone(), scanned.unwrap_or_default());
+                }
+            }
+            break;
+        }
+        if now_ms >= horizon {
             break;
         }
         if let Err(e) = sim.step() {
@@ -310,7 +346,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
     let finals = std::mem::take(&mut *finals.lock().unwrap());
     let violation = match error {
         Some(e) => Some(Violation { checker: "simulation", details: e }),
-        None => judge(scenario, &history, &finals),
+        None => judge(scenario, &world.layout, &history, &finals),
     };
     let verdict = violation.as_ref().map_or("pass".to_string(), |v| v.to_string());
     world.recorder.lock().unwrap().record_at(
@@ -333,15 +369,27 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             history.iter().filter(|o| o.outcome == Outcome::Info).count(),
         ],
         remote_blocks: finals.remote_blocks,
+        fault_notes: std::mem::take(&mut *world.fault_notes.lock().unwrap()),
         recorder: world.recorder.clone(),
     }
 }
 
-fn judge(scenario: &Scenario, history: &[Op], finals: &Finals) -> Option<Violation> {
+fn judge(
+    scenario: &Scenario,
+    layout: &ClusterLayout,
+    history: &[Op],
+    finals: &Finals,
+) -> Option<Violation> {
+    let names = node_names(scenario.cluster.nodes);
+    let name_of: BTreeMap<NodeId, &String> = names.iter().map(|n| (node_id(n), n)).collect();
+    let replicas = |hash: &[u8; 32]| -> Vec<String> {
+        let ids = layout.nodes_of(block_partition(hash));
+        ids.iter().map(|id| name_of[id].clone()).collect()
+    };
     for checker in scenario.check.checkers.get_ref() {
         let result = match checker.as_str() {
             "read_after_write" => check::register::check_read_after_write(history),
-            "no_lost_writes" | "convergence" if !finals.done => Err(Violation {
+            "no_lost_writes" | "convergence" | "block_refs" if !finals.done => Err(Violation {
                 checker: "liveness",
                 details: format!(
                     "final reads did not complete within {FINAL_CHECK_BUDGET_MS} ms after quiescence: {}",
@@ -350,6 +398,10 @@ fn judge(scenario: &Scenario, history: &[Op], finals: &Finals) -> Option<Violati
             }),
             "no_lost_writes" => check::register::check_final_state(history, &finals.values),
             "convergence" => check::convergence::check_convergence(&finals.digests),
+            "block_refs" => {
+                let live = check::block_refs::live_blocks(finals.objects.values());
+                check::block_refs::check_block_refs(&finals.disks, &live, &replicas)
+            }
             other => unreachable!("checker {other} validated at load"),
         };
         if let Err(v) = result {
@@ -366,6 +418,8 @@ fn apply_fault(
     crashed: &mut Vec<String>,
 ) {
     let names = &world.names;
+    let at_ms = sim.elapsed().as_millis() as u64;
+    let mut detail = String::new();
     match fault {
         Fault::Isolate { node } => {
             for other in names.iter().filter(|n| *n != node) {
@@ -401,12 +455,34 @@ fn apply_fault(
         Fault::ClockSkew { node, skew_ms } => {
             world.skews[node].store(*skew_ms, Ordering::Relaxed);
         }
+        Fault::CorruptBlock { node } => {
+            let choice = seed_for(world.seed, &format!("corrupt_block {node}"), at_ms);
+            detail = match world.disks.with_disk(node, || hostfs::corrupt_block(choice)) {
+                None => "the node never booted: nothing corrupted".into(),
+                Some(Ok(detail)) => detail,
+                Some(Err(e)) => panic!("corrupt_block on {node}: simulated fs failed: {e}"),
+            };
+        }
+        Fault::DiskLoss { node } => {
+            // A power cut, then a blank disk in its place: same node id, same layout role.
+            if !crashed.contains(node) {
+                world.epochs.bump(node);
+                sim.crash(node.as_str());
+            }
+            crashed.retain(|n| n != node);
+            detail = match world.disks.with_disk(node, hostfs::wipe_data_root) {
+                None => "the node never booted: nothing to erase".into(),
+                Some(Ok(files)) => format!("erased {files} files"),
+                Some(Err(e)) => panic!("disk_loss on {node}: simulated fs failed: {e}"),
+            };
+            sim.bounce(node.as_str());
+        }
     }
+    let mut recorder = world.recorder.lock().unwrap();
     let at = sim.elapsed().as_micros();
-    world.recorder.lock().unwrap().record_at(
-        at,
-        "runner",
-        "fault",
-        format!("{fault:?}").as_bytes(),
-    );
+    recorder.record_at(at, "runner", "fault", format!("{fault:?}").as_bytes());
+    if !detail.is_empty() {
+        recorder.record_at(at, "runner", "fault.detail", detail.as_bytes());
+        world.fault_notes.lock().unwrap().push(format!("at {at_ms} ms {fault:?}: {detail}"));
+    }
 }

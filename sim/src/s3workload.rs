@@ -13,19 +13,22 @@
 //! checker reads the key's entry from one node's local `object` table through the
 //! node-to-node RPC (`TableRequest::Read`, which answers from the local replica only) and
 //! takes its current version. That version's body is then fetched block by block, from
-//! the same node first and from the other nodes if it has no copy: blocks are placed and
-//! repaired separately from metadata (there is no block resync yet, so a node that missed
-//! a block's write never gets it), and a block no node has makes the value
-//! `<missing blocks>`, which the checker reports as a lost write.
+//! the same node first and from the other nodes if it has no copy (such fetches are
+//! counted as `remote_blocks`): blocks are placed and repaired separately from metadata.
+//! When the scenario lets resync run during the quiet period, a replica must hold its own
+//! verified copy of every block the layout places on it: a block found only elsewhere
+//! makes the value `<blocks missing on this replica>`; a block no node has makes it
+//! `<missing blocks>`. Either is a value nobody wrote, which `no_lost_writes` reports.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hangar_engine::layout::NodeId;
+use hangar_engine::block::block_partition;
+use hangar_engine::layout::{ClusterLayout, NodeId};
 use hangar_engine::node::Node;
-use hangar_engine::objects::body::Body;
+use hangar_engine::objects::body::{Body, BodyBlock};
 use hangar_engine::objects::{ObjectEntry, ObjectStore, VersionData};
 use hangar_engine::rpc::message::BlockRequest;
 use hangar_engine::rpc::{RemoteError, Request, Response, TableRequest};
@@ -49,6 +52,8 @@ pub const REGION: &str = "hangar-sim";
 pub const BUCKET: &str = "sim";
 /// The value of a replica whose current version names blocks no node has.
 pub const MISSING_BLOCKS: &[u8] = b"<missing blocks>";
+/// The value of a replica that must hold its own copies (resync on) but lacks one.
+pub const MISSING_OWN_BLOCKS: &[u8] = b"<blocks missing on this replica>";
 /// Pause between attempts to create the bucket.
 const CREATE_BUCKET_RETRY_MS: u64 = 100;
 
@@ -160,34 +165,66 @@ fn outcome_of<E>(kind: &OpKind, answer: Result<S3Response, E>) -> Outcome {
 pub type CallFn<'a> =
     &'a (dyn Fn(NodeId, Request) -> BoxFuture<'a, Result<Response, RemoteError>> + Sync);
 
-/// `key`'s value on `node`'s own replica of the object table, after quiescence: the hex
-/// blake3 of its current version's body, or `None` (no entry, or a delete marker).
-/// `nodes` are every node, tried in order for blocks `node` has no copy of.
+/// What a final read found on one replica.
+#[derive(Debug, Default)]
+pub struct ReplicaRead {
+    /// The key's value: the hex blake3 of its current version's body, or `None` (no
+    /// entry, or a delete marker).
+    pub value: Option<Vec<u8>>,
+    /// The replica's entry, as stored.
+    pub entry: Option<ObjectEntry>,
+}
+
+/// Where the final reads may find a replica's blocks.
+pub struct BlockSources<'a> {
+    /// Every node, tried in order for blocks the replica has no copy of.
+    pub nodes: &'a [NodeId],
+    /// The nodes each block is placed on.
+    pub layout: &'a ClusterLayout,
+    /// Whether the replica must hold its own copy of every block placed on it.
+    pub require_own: bool,
+}
+
+/// `key` on `node`'s own replica of the object table, after quiescence.
 pub async fn read_replica(
     call: CallFn<'_>,
     node: NodeId,
-    nodes: &[NodeId],
+    sources: &BlockSources<'_>,
     key: &str,
     remote_blocks: &Mutex<u64>,
-) -> Result<Option<Vec<u8>>, String> {
+) -> Result<ReplicaRead, String> {
     let table_key = entry_key(BUCKET.as_bytes(), key.as_bytes());
     let request = Request::Table(TableRequest::Read { table: "object".into(), key: table_key });
     let raw = match call(node, request).await {
         Ok(Response::Entry(raw)) => raw,
         other => return Err(format!("{node}: object table read answered {other:?}")),
     };
-    let Some(raw) = raw else { return Ok(None) };
+    let Some(raw) = raw else { return Ok(ReplicaRead::default()) };
     let entry: ObjectEntry = decode_entry(&raw).map_err(|e| format!("{node}: {e}"))?;
-    let Some((_, VersionData::Object(stored))) = entry.current() else { return Ok(None) };
-    let refs = match &stored.body {
-        Body::Inline(data) => return Ok(Some(value_of(data))),
-        Body::Blocks(refs) => refs,
+    let value = match entry.current() {
+        Some((_, VersionData::Object(stored))) => match &stored.body {
+            Body::Inline(data) => Some(value_of(data)),
+            Body::Blocks(refs) => Some(read_body(call, node, sources, refs, remote_blocks).await),
+        },
+        _ => None,
     };
+    Ok(ReplicaRead { value, entry: Some(entry) })
+}
+
+/// The value of a body stored as blocks, read for replica `node` (see the module).
+async fn read_body(
+    call: CallFn<'_>,
+    node: NodeId,
+    sources: &BlockSources<'_>,
+    refs: &[BodyBlock],
+    remote_blocks: &Mutex<u64>,
+) -> Vec<u8> {
     let mut body = Vec::new();
+    let mut lacks_own = false;
     for r in refs {
-        let order = std::iter::once(node).chain(nodes.iter().copied().filter(|&n| n != node));
+        let others = sources.nodes.iter().copied().filter(|&n| n != node);
         let mut found = None;
-        for holder in order {
+        for holder in std::iter::once(node).chain(others) {
             let request = Request::Block(BlockRequest::Get { hash: r.hash });
             // An error (e.g. a corrupt copy) counts as no copy on that node.
             if let Ok(Response::Block(Some(data))) = call(holder, request).await
@@ -195,15 +232,17 @@ pub async fn read_replica(
             {
                 if holder != node {
                     *remote_blocks.lock().unwrap() += 1;
+                    let placed = sources.layout.nodes_of(block_partition(&r.hash));
+                    lacks_own |= sources.require_own && placed.contains(&node);
                 }
                 found = Some(data);
                 break;
             }
         }
-        let Some(data) = found else { return Ok(Some(MISSING_BLOCKS.to_vec())) };
+        let Some(data) = found else { return MISSING_BLOCKS.to_vec() };
         body.extend_from_slice(&data);
     }
-    Ok(Some(value_of(&body)))
+    if lacks_own { MISSING_OWN_BLOCKS.to_vec() } else { value_of(&body) }
 }
 
 #[cfg(test)]

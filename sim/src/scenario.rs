@@ -37,6 +37,48 @@ pub struct Cluster {
     pub sync_interval_ms: u64,
     #[serde(default = "default_rpc_timeout")]
     pub rpc_timeout_ms: u64,
+    /// Block GC: time between passes, how long a block stays unreferenced before it is
+    /// deleted, and the age at which an upload still `Uploading` is aborted.
+    #[serde(default = "default_gc_interval")]
+    pub gc_interval_ms: Spanned<u64>,
+    #[serde(default = "default_gc_delay")]
+    pub gc_delay_ms: Spanned<u64>,
+    #[serde(default = "default_upload_timeout")]
+    pub upload_timeout_ms: Spanned<u64>,
+    /// Block repair: time between resync passes, and between scrubs (a scrub runs after
+    /// the resync pass that reaches it, so its period is rounded up to resync passes).
+    #[serde(default = "default_resync_interval")]
+    pub resync_interval_ms: Spanned<u64>,
+    #[serde(default = "default_scrub_interval")]
+    pub scrub_interval_ms: Spanned<u64>,
+}
+
+/// The longest timing a scenario may set (about a year): "never" within any run.
+pub const TIMING_MS_MAX: u64 = 365 * 24 * 3_600_000;
+
+impl Cluster {
+    /// Resync can run during the quiet period before the final reads: the final reads then
+    /// require every replica's own copy of each block it should hold.
+    pub fn resync_enabled(&self, quiesce_ms: u64) -> bool {
+        *self.resync_interval_ms.get_ref() < quiesce_ms
+    }
+
+    fn validate_timings(&self) -> Result<(), (Range<usize>, &'static str, String)> {
+        let timings = [
+            ("cluster.gc_interval_ms", &self.gc_interval_ms, 1),
+            ("cluster.gc_delay_ms", &self.gc_delay_ms, 0),
+            ("cluster.upload_timeout_ms", &self.upload_timeout_ms, 1),
+            ("cluster.resync_interval_ms", &self.resync_interval_ms, 1),
+            ("cluster.scrub_interval_ms", &self.scrub_interval_ms, 1),
+        ];
+        for (field, value, min) in timings {
+            if !(min..=TIMING_MS_MAX).contains(value.get_ref()) {
+                let msg = format!("{} is not in {min}..={TIMING_MS_MAX}", value.get_ref());
+                return Err((value.span(), field, msg));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_mode() -> Spanned<String> {
@@ -47,6 +89,22 @@ fn default_sync_interval() -> u64 {
 }
 fn default_rpc_timeout() -> u64 {
     1_000
+}
+// Node timings that suit a run of about 30 s (production defaults are minutes to days).
+fn default_gc_interval() -> Spanned<u64> {
+    Spanned::new(0..0, 1_000)
+}
+fn default_gc_delay() -> Spanned<u64> {
+    Spanned::new(0..0, 3_000)
+}
+fn default_upload_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 10_000)
+}
+fn default_resync_interval() -> Spanned<u64> {
+    Spanned::new(0..0, 1_000)
+}
+fn default_scrub_interval() -> Spanned<u64> {
+    Spanned::new(0..0, 5_000)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,7 +227,9 @@ fn default_max_object() -> Spanned<u64> {
 /// One fault on the timeline. Kinds: `isolate` (cut `node` off from the other nodes;
 /// clients still reach it), `partition` (cut `nodes` off from the rest of the cluster),
 /// `heal` (repair every network fault), `crash` (power cut: unsynced writes are lost),
-/// `restart` (start a crashed node again), `clock_skew` (set `node`'s clock `skew_ms` off).
+/// `restart` (start a crashed node again), `clock_skew` (set `node`'s clock `skew_ms` off),
+/// `corrupt_block` (overwrite one of `node`'s block files with bytes that do not verify),
+/// `disk_loss` (power-cut `node`, erase its data root, start it again empty).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
@@ -196,9 +256,22 @@ pub enum Fault {
     Crash { node: String },
     Restart { node: String },
     ClockSkew { node: String, skew_ms: i64 },
+    CorruptBlock { node: String },
+    DiskLoss { node: String },
 }
 
-pub const CHECKERS: [&str; 3] = ["read_after_write", "no_lost_writes", "convergence"];
+pub const CHECKERS: [&str; 4] = ["read_after_write", "no_lost_writes", "convergence", "block_refs"];
+/// The fault kinds, as named in scenario files.
+pub const FAULTS: [&str; 8] = [
+    "isolate",
+    "partition",
+    "heal",
+    "crash",
+    "restart",
+    "clock_skew",
+    "corrupt_block",
+    "disk_loss",
+];
 
 /// A scenario file that cannot be used, with where and why.
 #[derive(Debug)]
@@ -284,10 +357,15 @@ impl Scenario {
         if self.network.min_latency_ms > self.network.max_latency_ms {
             return Err((nowhere, "network.min_latency_ms", "exceeds max_latency_ms".into()));
         }
+        c.validate_timings()?;
         self.workload.validate()?;
         for name in self.check.checkers.get_ref() {
             if !CHECKERS.contains(&name.as_str()) {
                 let msg = format!("unknown checker `{name}` (known: {})", CHECKERS.join(", "));
+                return Err((self.check.checkers.span(), "check.checkers", msg));
+            }
+            if name == "block_refs" && !self.workload.is_s3() {
+                let msg = "block_refs needs the s3 workload (only it stores blocks)".to_string();
                 return Err((self.check.checkers.span(), "check.checkers", msg));
             }
         }
@@ -319,6 +397,8 @@ impl Scenario {
             "isolate" => Ok(Fault::Isolate { node: self.node_arg(spec)? }),
             "crash" => Ok(Fault::Crash { node: self.node_arg(spec)? }),
             "restart" => Ok(Fault::Restart { node: self.node_arg(spec)? }),
+            "corrupt_block" => Ok(Fault::CorruptBlock { node: self.node_arg(spec)? }),
+            "disk_loss" => Ok(Fault::DiskLoss { node: self.node_arg(spec)? }),
             "heal" => Ok(Fault::Heal),
             "clock_skew" => {
                 let node = self.node_arg(spec)?;
@@ -341,9 +421,7 @@ impl Scenario {
                 Ok(Fault::Partition { nodes: nodes.get_ref().clone() })
             }
             other => {
-                let msg = format!(
-                    "unknown fault `{other}` (known: isolate, partition, heal, crash, restart, clock_skew)"
-                );
+                let msg = format!("unknown fault `{other}` (known: {})", FAULTS.join(", "));
                 Err((spec.kind.span(), "faults.kind", msg))
             }
         }
@@ -454,6 +532,54 @@ checkers = ["read_after_write"]
         let register = GOOD.replace("keys = 4", "keys = 4\nmax_object_bytes = 10");
         let err = Scenario::parse("bad.toml", &register).unwrap_err();
         assert_eq!((err.line, err.field.as_str()), (10, "workload.max_object_bytes"), "{err}");
+    }
+
+    #[test]
+    fn node_timings_have_defaults_and_are_validated_with_line_and_field() {
+        let s = Scenario::parse("good.toml", GOOD).unwrap();
+        let c = &s.cluster;
+        let timings = [
+            *c.gc_interval_ms.get_ref(),
+            *c.gc_delay_ms.get_ref(),
+            *c.upload_timeout_ms.get_ref(),
+            *c.resync_interval_ms.get_ref(),
+            *c.scrub_interval_ms.get_ref(),
+        ];
+        assert_eq!(timings, [1_000, 3_000, 10_000, 1_000, 5_000]);
+        assert!(c.resync_enabled(s.check.quiesce_ms + 1));
+        let set = GOOD.replace(
+            "replication_factor = 3",
+            "replication_factor = 3\ngc_delay_ms = 0\nresync_interval_ms = 1000000000",
+        );
+        let s = Scenario::parse("set.toml", &set).unwrap();
+        assert_eq!(*s.cluster.gc_delay_ms.get_ref(), 0);
+        assert!(!s.cluster.resync_enabled(s.check.quiesce_ms), "a resync after the run");
+        for (key, line) in [("gc_interval_ms = 0", 7), ("scrub_interval_ms = 100000000000000", 7)] {
+            let bad =
+                GOOD.replace("replication_factor = 3", &format!("replication_factor = 3\n{key}"));
+            let err = Scenario::parse("bad.toml", &bad).unwrap_err();
+            let field = format!("cluster.{}", key.split(' ').next().unwrap());
+            assert_eq!((err.line, err.field.as_str()), (line, field.as_str()), "{err}");
+        }
+    }
+
+    #[test]
+    fn disk_faults_parse_and_block_refs_needs_the_s3_workload() {
+        let faults = GOOD.replace("kind = \"crash\"", "kind = \"corrupt_block\"");
+        let s = Scenario::parse("f.toml", &faults).unwrap();
+        assert_eq!(s.timeline(), vec![(10, Fault::CorruptBlock { node: "n2".into() })]);
+        let faults = GOOD.replace("kind = \"crash\"", "kind = \"disk_loss\"");
+        let s = Scenario::parse("f.toml", &faults).unwrap();
+        assert_eq!(s.timeline(), vec![(10, Fault::DiskLoss { node: "n2".into() })]);
+        let nodeless = faults.replace("node = \"n2\"\n", "");
+        let err = Scenario::parse("bad.toml", &nodeless).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (13, "faults.node"), "{err}");
+
+        let checked = GOOD.replace("[\"read_after_write\"]", "[\"block_refs\"]");
+        let err = Scenario::parse("bad.toml", &checked).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (17, "check.checkers"), "{err}");
+        let s3 = checked.replace("clients = 2", "kind = \"s3\"\nclients = 2");
+        assert!(Scenario::parse("s3.toml", &s3).is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Checkers: each takes what a run recorded and either passes or names a violation.
 //! They are shared by the simulation and the Jepsen harness.
 
+pub mod block_refs;
 pub mod convergence;
 pub mod register;
 

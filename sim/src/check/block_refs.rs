@@ -1,0 +1,205 @@
+//! Block files after quiescence: every node holds exactly the blocks that live object
+//! versions reference and that the layout places on it, and every such copy verifies.
+//!
+//! By then every fault is healed and the quiet period has covered anti-entropy, resync,
+//! scrub and the collector's delay, so each of the block layer's repairs had its chance:
+//!
+//! - `missing`: a live block is absent from a node that should hold it (resync did not
+//!   fetch it: a lost disk, a write that reached only a quorum);
+//! - `corrupt`: a node's copy of a live block does not verify (scrub did not replace it);
+//! - `orphan`: a node holds a block no live version references, or one the layout does not
+//!   place on it (the collector did not delete it).
+//!
+//! Liveness follows the collector's rule (`engine/src/objects/gc.rs`): a `Complete` object
+//! version holds exactly the blocks of its body; aborted, deleted and pruned versions hold
+//! nothing. A version still `Uploading` names no blocks yet (its body is recorded when it
+//! completes): the blocks its writer stored before crashing are referenced only in
+//! `block_ref`, and the collector aborts such an upload after `upload_timeout_ms`, so the
+//! quiet period must cover that timeout plus the collector's delay, and they count as
+//! orphans here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hangar_engine::block::{BlockHash, hash_hex};
+use hangar_engine::objects::body::Body;
+use hangar_engine::objects::{ObjectEntry, VersionData, VersionState};
+
+use super::Violation;
+
+/// One node's block files as found on its disk.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct NodeBlocks {
+    /// Each block file, and whether its content verifies against its name.
+    pub files: BTreeMap<BlockHash, bool>,
+    /// Files in the block tree that are not block files (temporaries of interrupted
+    /// writes); reported, not judged.
+    pub strays: usize,
+}
+
+/// The blocks of the complete versions of `entries` (the object table, merged over its
+/// replicas): every replica of each must hold a copy that verifies.
+pub fn live_blocks<'a>(entries: impl IntoIterator<Item = &'a ObjectEntry>) -> BTreeSet<BlockHash> {
+    let mut live = BTreeSet::new();
+    for entry in entries {
+        for version in entry.versions.values() {
+            if let VersionState::Complete(VersionData::Object(stored)) = &version.state
+                && let Body::Blocks(blocks) = &stored.body
+            {
+                live.extend(blocks.iter().map(|b| b.hash));
+            }
+        }
+    }
+    live
+}
+
+fn short(hash: &BlockHash) -> String {
+    hash_hex(hash)[..12].to_string()
+}
+
+/// Judges every node's block files; `replicas` names the nodes the layout places a block
+/// on.
+pub fn check_block_refs(
+    disks: &BTreeMap<String, NodeBlocks>,
+    live: &BTreeSet<BlockHash>,
+    replicas: &dyn Fn(&BlockHash) -> Vec<String>,
+) -> Result<(), Violation> {
+    let mut problems: Vec<String> = Vec::new();
+    let empty = NodeBlocks::default();
+    // Missing and corrupt copies of live blocks, block by block.
+    for hash in live {
+        for node in replicas(hash) {
+            match disks.get(&node).unwrap_or(&empty).files.get(hash) {
+                None => problems.push(format!("missing {} on {node}", short(hash))),
+                Some(false) => problems.push(format!("corrupt {} on {node}", short(hash))),
+                Some(true) => {}
+            }
+        }
+    }
+    // Orphans, node by node.
+    for (node, blocks) in disks {
+        for hash in blocks.files.keys() {
+            if !live.contains(hash) {
+                problems.push(format!("orphan {} on {node} (no live reference)", short(hash)));
+            } else if !replicas(hash).contains(node) {
+                problems.push(format!("orphan {} on {node} (not a replica)", short(hash)));
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = problems.iter().take(6).map(String::as_str).collect();
+    let more = problems.len().saturating_sub(shown.len());
+    let files: usize = disks.values().map(|d| d.files.len()).sum();
+    Err(Violation {
+        checker: "block_refs",
+        details: format!(
+            "{} problems ({} live blocks, {files} block files): {}{}",
+            problems.len(),
+            live.len(),
+            shown.join(", "),
+            if more > 0 { format!(", and {more} more") } else { String::new() }
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use hangar_engine::objects::body::BodyBlock;
+    use hangar_engine::objects::version::Version;
+    use hangar_engine::objects::{StoredObject, VersionId};
+
+    use super::*;
+
+    fn h(n: u8) -> BlockHash {
+        [n; 32]
+    }
+
+    fn all_three(_: &BlockHash) -> Vec<String> {
+        vec!["n1".into(), "n2".into(), "n3".into()]
+    }
+
+    fn disks(rows: &[(&str, &[(u8, bool)])]) -> BTreeMap<String, NodeBlocks> {
+        rows.iter()
+            .map(|(node, files)| {
+                let files = files.iter().map(|&(n, ok)| (h(n), ok)).collect();
+                (node.to_string(), NodeBlocks { files, strays: 0 })
+            })
+            .collect()
+    }
+
+    fn live(blocks: &[u8]) -> BTreeSet<BlockHash> {
+        blocks.iter().map(|&n| h(n)).collect()
+    }
+
+    #[test]
+    fn every_replica_holding_exactly_the_live_blocks_passes() {
+        let d = disks(&[
+            ("n1", &[(1, true), (2, true)]),
+            ("n2", &[(1, true), (2, true)]),
+            ("n3", &[(1, true), (2, true)]),
+        ]);
+        assert_eq!(check_block_refs(&d, &live(&[1, 2]), &all_three), Ok(()));
+    }
+
+    #[test]
+    fn a_missing_copy_is_caught_and_named() {
+        let d = disks(&[("n1", &[(1, true)]), ("n2", &[(1, true)]), ("n3", &[])]);
+        let err = check_block_refs(&d, &live(&[1]), &all_three).unwrap_err();
+        assert_eq!(err.checker, "block_refs");
+        assert!(err.details.contains("missing 010101010101 on n3"), "{err}");
+        // A node whose disk holds nothing at all is judged too.
+        let d = disks(&[("n1", &[(1, true)]), ("n2", &[(1, true)])]);
+        let err = check_block_refs(&d, &live(&[1]), &all_three).unwrap_err();
+        assert!(err.details.contains("missing 010101010101 on n3"), "{err}");
+    }
+
+    #[test]
+    fn a_corrupt_copy_of_a_live_block_is_caught() {
+        let d = disks(&[("n1", &[(1, true)]), ("n2", &[(1, false)]), ("n3", &[(1, true)])]);
+        let err = check_block_refs(&d, &live(&[1]), &all_three).unwrap_err();
+        assert!(err.details.contains("corrupt 010101010101 on n2"), "{err}");
+    }
+
+    #[test]
+    fn an_unreferenced_or_misplaced_file_is_an_orphan() {
+        let d = disks(&[("n1", &[(1, true), (9, true)]), ("n2", &[(1, true)])]);
+        let two = |_: &BlockHash| vec!["n1".to_string(), "n2".to_string()];
+        let err = check_block_refs(&d, &live(&[1]), &two).unwrap_err();
+        assert!(err.details.contains("orphan 090909090909 on n1 (no live reference)"), "{err}");
+        let only_n1 = |_: &BlockHash| vec!["n1".to_string()];
+        let d = disks(&[("n1", &[(1, true)]), ("n2", &[(1, true)])]);
+        let err = check_block_refs(&d, &live(&[1]), &only_n1).unwrap_err();
+        assert!(err.details.contains("orphan 010101010101 on n2 (not a replica)"), "{err}");
+    }
+
+    fn version(state: VersionState) -> Version {
+        Version { state, kept: false }
+    }
+
+    fn object(blocks: &[u8]) -> VersionState {
+        let blocks = blocks.iter().map(|&n| BodyBlock { hash: h(n), size_bytes: 1 }).collect();
+        VersionState::Complete(VersionData::Object(StoredObject {
+            size_bytes: 1,
+            etag: String::new(),
+            last_modified_ms: 0,
+            content_type: String::new(),
+            user_metadata: BTreeMap::new(),
+            body: Body::Blocks(blocks),
+        }))
+    }
+
+    #[test]
+    fn live_blocks_are_those_of_complete_versions() {
+        let id = |t| VersionId { timestamp: t, unique: 1 };
+        let mut a = ObjectEntry::with(id(1), version(object(&[1, 2])));
+        a.versions.insert(id(2), version(VersionState::Uploading));
+        let b = ObjectEntry::with(id(3), version(VersionState::Aborted));
+        let c = ObjectEntry::with(
+            id(4),
+            version(VersionState::Complete(VersionData::DeleteMarker { last_modified_ms: 0 })),
+        );
+        let got = live_blocks([&a, &b, &c]);
+        assert_eq!(got, live(&[1, 2]));
+    }
+}
