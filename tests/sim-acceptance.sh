@@ -114,6 +114,12 @@ rm -f "$bad"
 [ "$code" -eq 2 ] && grep -q 'field `faults.node`' <<<"$out" || { echo "$out"; fail "bad scenario not refused"; }
 echo "bad file: $out"
 
+echo "== clock skew (two minutes each way), seeds 1..10"
+for seed in $(seq 1 10); do
+  out=$("$SIM" run scenarios/clock-skew.toml --seed "$seed") || { echo "$out"; fail "clock-skew seed $seed"; }
+done
+echo "clock-skew: 10/10 pass"
+
 echo "== regressions"
 shopt -s nullglob
 for file in scenarios/regressions/*.toml; do
