@@ -73,13 +73,21 @@ fn judge(
     }
     let superseding = |w: &Write<'_>| {
         let done = w.acked_at()?;
-        writes.iter().find(|w2| w2.acked_at().is_some_and(|t| t < invoke) && done < w2.invoke())
+        writes
+            .iter()
+            .filter(|w2| w2.acked_at().is_some_and(|t| t < invoke) && done < w2.invoke())
+            .max_by_key(|w2| w2.acked_at())
     };
-    let mut witness = None;
+    // Report the most recent superseding write: the one the read most clearly missed.
+    let mut witness: Option<&Write<'_>> = None;
     for w in &from_past {
         match superseding(w) {
             None => return None,
-            Some(w2) => witness = Some(w2),
+            Some(w2) => {
+                if witness.is_none_or(|best| w2.acked_at() > best.acked_at()) {
+                    witness = Some(w2);
+                }
+            }
         }
     }
     let w2 = witness.expect("from_past is not empty");
