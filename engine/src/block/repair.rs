@@ -10,6 +10,7 @@
 //! Scrub reads everything, so it is paced: a pause after each block (`scrub_pause_ms`)
 //! keeps it from competing with clients (the "tranquility" setting).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use super::{BlockError, BlockHash, block_partition};
 use crate::node::Node;
 use crate::objects::block_ref::BlockRef;
 use crate::table::LocalTable;
-use crate::table::schema::decode_entry;
+use crate::table::schema::{decode_entry, partition_of_key};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RepairConfig {
@@ -81,14 +82,18 @@ impl BlockRepair {
     /// The blocks this node should hold: those of live references in its partitions.
     fn wanted(&self) -> Result<Vec<BlockHash>, String> {
         let store = &self.node.block_refs.local;
-        let mine = self.node.layout.read().unwrap().partitions_of(self.node.id);
+        let mine: BTreeSet<u8> =
+            self.node.layout.read().unwrap().partitions_of(self.node.id).into_iter().collect();
+        // One scan of the local replica (one read transaction), not one per partition: this
+        // runs every resync interval, usually to find nothing missing.
         let mut wanted = Vec::new();
-        for partition in mine {
-            for (_, raw) in store.partition_entries(partition).map_err(|e| e.to_string())? {
-                let r: BlockRef = decode_entry(&raw).map_err(|e| e.to_string())?;
-                if !r.deleted.get() && block_partition(&r.block) == partition {
-                    wanted.push(r.block);
-                }
+        for (key, raw) in store.range(b"", b"", usize::MAX).map_err(|e| e.to_string())? {
+            if !mine.contains(&partition_of_key(&key)) {
+                continue;
+            }
+            let r: BlockRef = decode_entry(&raw).map_err(|e| e.to_string())?;
+            if !r.deleted.get() && block_partition(&r.block) == partition_of_key(&key) {
+                wanted.push(r.block);
             }
         }
         wanted.sort_unstable();
