@@ -23,42 +23,16 @@ import time
 import urllib.error
 import urllib.request
 
-import boto3
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-ENDPOINT = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
-ACCESS_KEY = os.environ["AWS_ACCESS_KEY_ID"]
-SECRET_KEY = os.environ["AWS_SECRET_ACCESS_KEY"]
-REGION = os.environ["AWS_REGION"]
+from s3util import ACCESS_KEY, ENDPOINT, REGION, SECRET_KEY, error_code, make_client
+from s3util import own_bucket
+
 BUCKET = os.environ["HANGAR_TEST_BUCKET"]
-
-# Path-style addressing (the server has no wildcard DNS) and no retries: a retried request
-# could hide an error the test is looking for.
-CONFIG = Config(
-    signature_version="s3v4",
-    s3={"addressing_style": "path"},
-    retries={"max_attempts": 1, "mode": "standard"},
-)
-
-
-def make_client(access_key=ACCESS_KEY, secret_key=SECRET_KEY, region=REGION):
-    return boto3.client(
-        "s3",
-        endpoint_url=ENDPOINT,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        region_name=region,
-        config=CONFIG,
-    )
-
-
-def error_code(excinfo):
-    return excinfo.value.response["Error"]["Code"]
 
 
 def http_status(excinfo):
@@ -78,16 +52,7 @@ def s3():
 
 @pytest.fixture(scope="module")
 def bucket(s3):
-    try:
-        s3.create_bucket(Bucket=BUCKET)
-    except ClientError as e:
-        # A previous run that died may have left it behind.
-        if e.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
-            raise
-        empty_bucket(s3, BUCKET)
-    yield BUCKET
-    empty_bucket(s3, BUCKET)
-    s3.delete_bucket(Bucket=BUCKET)
+    yield from own_bucket(s3, BUCKET, empty_bucket)
 
 
 def raw_request(method, path, region=REGION, secret=SECRET_KEY, body=b"", send_body=None):

@@ -14,37 +14,19 @@ import os
 import subprocess
 import sys
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-ENDPOINT = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
-REGION = os.environ["AWS_REGION"]
+from s3util import ENDPOINT, REGION, error_code, make_client, own_bucket
+
 BUCKET = os.environ["HANGAR_TEST_BUCKET"] + "-mpu"
 MIB = 1024 * 1024
 
-CONFIG = Config(
-    signature_version="s3v4",
-    s3={"addressing_style": "path"},
-    retries={"max_attempts": 1, "mode": "standard"},
-)
-
-
-def error_code(excinfo):
-    return excinfo.value.response["Error"]["Code"]
 
 
 @pytest.fixture(scope="module")
 def s3():
-    return boto3.client(
-        "s3",
-        endpoint_url=ENDPOINT,
-        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-        region_name=REGION,
-        config=CONFIG,
-    )
+    return make_client()
 
 
 def abort_all(s3, bucket):
@@ -61,15 +43,7 @@ def empty_bucket(s3, bucket):
 
 @pytest.fixture(scope="module")
 def bucket(s3):
-    try:
-        s3.create_bucket(Bucket=BUCKET)
-    except ClientError as e:
-        if e.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
-            raise
-        empty_bucket(s3, BUCKET)
-    yield BUCKET
-    empty_bucket(s3, BUCKET)
-    s3.delete_bucket(Bucket=BUCKET)
+    yield from own_bucket(s3, BUCKET, empty_bucket)
 
 
 def multipart_etag(parts):
