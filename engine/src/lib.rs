@@ -8,6 +8,7 @@
 pub mod block;
 pub mod codec;
 pub mod crdt;
+pub mod keys;
 pub mod kv;
 pub mod layout;
 pub mod node;

@@ -9,6 +9,7 @@ use rand_core::RngCore;
 use crate::block::BlockManager;
 use crate::block::repair::{BlockRepair, RepairConfig};
 use crate::crdt::Lww;
+use crate::keys::KeySchema;
 use crate::kv::{KvSchema, Stamper, kv_key};
 use crate::layout::{ClusterLayout, NodeId};
 use crate::objects::block_ref::BlockRefSchema;
@@ -71,6 +72,8 @@ pub struct Node {
     pub objects: Replicated<ObjectSchema>,
     pub block_refs: Replicated<BlockRefSchema>,
     pub mpu: Replicated<MpuSchema>,
+    /// Access keys and their bucket permissions (`keys`).
+    pub keys: Replicated<KeySchema>,
     pub blocks: Arc<BlockManager>,
     tables: BTreeMap<&'static str, Arc<dyn LocalTable>>,
     stamper: Stamper,
@@ -92,7 +95,8 @@ impl Node {
             Arc::new(Store::<ObjectSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let ref_store =
             Arc::new(Store::<BlockRefSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
-        let mpu_store = Arc::new(Store::<MpuSchema>::open(db).map_err(|e| db_err(&e))?);
+        let mpu_store = Arc::new(Store::<MpuSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
+        let key_store = Arc::new(Store::<KeySchema>::open(db).map_err(|e| db_err(&e))?);
         let rpc = RpcClient::new(config.id, seam.clone(), &config.rpc_secret, config.rpc.clone());
         for (peer, addr) in &config.peers {
             rpc.set_peer_addr(*peer, addr.clone());
@@ -104,12 +108,14 @@ impl Node {
         let objects = Replicated::new(object_store.clone(), id, rpc.clone(), layout.clone(), q);
         let block_refs = Replicated::new(ref_store.clone(), id, rpc.clone(), layout.clone(), q);
         let mpu = Replicated::new(mpu_store.clone(), id, rpc.clone(), layout.clone(), q);
+        let keys = Replicated::new(key_store.clone(), id, rpc.clone(), layout.clone(), q);
         let mut tables: BTreeMap<&'static str, Arc<dyn LocalTable>> = BTreeMap::new();
         tables.insert(kv_store.name(), kv_store);
         tables.insert(bucket_store.name(), bucket_store);
         tables.insert(object_store.name(), object_store);
         tables.insert(ref_store.name(), ref_store);
         tables.insert(mpu_store.name(), mpu_store);
+        tables.insert(key_store.name(), key_store);
         let blocks = Arc::new(BlockManager::new(
             config.id,
             seam.clone(),
@@ -128,6 +134,7 @@ impl Node {
             objects,
             block_refs,
             mpu,
+            keys,
             blocks,
             tables,
             stamper,

@@ -1,0 +1,452 @@
+//! Access keys: who may sign S3 requests, and what each key may do to which bucket.
+//!
+//! One table, `key`: partition key `"keys"` (every key under one partition key, like the
+//! `bucket` table, so listing keys is one range read), sort key = the access key id. The
+//! table is small; it lives on the replicas of that one partition (every node holds it
+//! while the replication factor covers the cluster; a full-copy replication mode for small
+//! tables comes with the table layer's replication strategies).
+//!
+//! Every field of an entry merges on its own (see `KeyEntry`), so a permission granted
+//! through one node and a rename through another both survive; a deletion is final: a
+//! deleted key id can never sign again, even if an old config file imports it again.
+
+use std::sync::{Arc, Mutex};
+
+use rand_core::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::crdt::{Bool, Crdt, Lww, LwwMap};
+use crate::node::Node;
+use crate::seam::NodeRng;
+use crate::table::{QuorumError, TableSchema, entry_key};
+
+pub struct KeySchema;
+impl TableSchema for KeySchema {
+    const NAME: &'static str = "key";
+    type Entry = KeyEntry;
+}
+
+/// All access keys live under this partition key.
+const KEYS_PARTITION_KEY: &[u8] = b"keys";
+/// Entries fetched per range read while listing.
+const LIST_BATCH: usize = 1000;
+/// Generated ids: "GK" + 24 hex digits (AWS-like length; the prefix tells them apart).
+const GENERATED_ID_HEX_DIGITS_BYTES: usize = 12;
+/// Generated secrets: 64 hex digits (32 random bytes).
+const GENERATED_SECRET_BYTES: usize = 32;
+
+/// What a key may do to one bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BucketPerms {
+    /// GET, HEAD and listings.
+    pub read: bool,
+    /// PUT, DELETE of objects, multipart uploads.
+    pub write: bool,
+    /// Bucket settings (versioning) and deleting the bucket.
+    pub owner: bool,
+}
+
+impl BucketPerms {
+    pub const ALL: BucketPerms = BucketPerms { read: true, write: true, owner: true };
+    pub const NONE: BucketPerms = BucketPerms { read: false, write: false, owner: false };
+
+    pub fn any(&self) -> bool {
+        self.read || self.write || self.owner
+    }
+}
+
+/// One access key, as the table stores it.
+///
+/// Merge, field by field (each a semilattice, so the product is one and the CRDT laws hold;
+/// property-tested below):
+/// - `secret`, `name`, `allow_create_bucket`: last writer wins (`Lww`);
+/// - `created_ms`: the minimum (the first creation any replica saw);
+/// - `deleted`: or-ed (`Bool`): a deleted key never comes back;
+/// - `buckets`: per bucket, last writer wins on the whole `BucketPerms` (`LwwMap`); a
+///   revoked permission is an entry of `BucketPerms::NONE`, not a removal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyEntry {
+    pub secret: Lww<String>,
+    pub name: Lww<String>,
+    pub created_ms: u64,
+    pub allow_create_bucket: Lww<bool>,
+    pub deleted: Bool,
+    pub buckets: LwwMap<String, BucketPerms>,
+}
+
+impl Crdt for KeyEntry {
+    fn merge(&mut self, other: &Self) {
+        self.secret.merge(&other.secret);
+        self.name.merge(&other.name);
+        self.created_ms = self.created_ms.min(other.created_ms);
+        self.allow_create_bucket.merge(&other.allow_create_bucket);
+        self.deleted.merge(&other.deleted);
+        self.buckets.merge(&other.buckets);
+    }
+}
+
+impl KeyEntry {
+    /// The newest timestamp of any field: a write replacing this entry is stamped above it.
+    fn newest_timestamp(&self) -> u64 {
+        let perms = self.buckets.iter().filter_map(|(b, _)| self.buckets.get_entry(b));
+        [self.secret.timestamp(), self.name.timestamp(), self.allow_create_bucket.timestamp()]
+            .into_iter()
+            .chain(perms.map(|p| p.timestamp()))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// An access key as callers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKey {
+    pub id: String,
+    pub name: String,
+    pub secret: String,
+    pub created_ms: u64,
+    pub allow_create_bucket: bool,
+    pub deleted: bool,
+    /// Buckets with at least one permission, in name order.
+    pub buckets: Vec<(String, BucketPerms)>,
+}
+
+impl AccessKey {
+    fn from_entry(id: String, e: &KeyEntry) -> AccessKey {
+        AccessKey {
+            id,
+            name: e.name.value().clone(),
+            secret: e.secret.value().clone(),
+            created_ms: e.created_ms,
+            allow_create_bucket: *e.allow_create_bucket.value(),
+            deleted: e.deleted.get(),
+            buckets: e
+                .buckets
+                .iter()
+                .filter(|(_, p)| p.any())
+                .map(|(b, p)| (b.clone(), *p))
+                .collect(),
+        }
+    }
+
+    /// This key's permissions on `bucket` (none for a deleted key).
+    pub fn perms(&self, bucket: &str) -> BucketPerms {
+        if self.deleted {
+            return BucketPerms::NONE;
+        }
+        self.buckets.iter().find(|(b, _)| b == bucket).map_or(BucketPerms::NONE, |(_, p)| *p)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    NoSuchKey {
+        id: String,
+    },
+    /// Importing an id that exists with another secret.
+    AlreadyExists {
+        id: String,
+    },
+    /// The id was deleted; deleted ids are never reused.
+    Deleted {
+        id: String,
+    },
+    InvalidId {
+        id: String,
+        problem: &'static str,
+    },
+    InvalidSecret {
+        problem: &'static str,
+    },
+    Unavailable {
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyError::NoSuchKey { id } => write!(f, "no access key {id:?}"),
+            KeyError::AlreadyExists { id } => {
+                write!(f, "access key {id:?} already exists with another secret")
+            }
+            KeyError::Deleted { id } => {
+                write!(f, "access key {id:?} was deleted; deleted ids are never reused")
+            }
+            KeyError::InvalidId { id, problem } => write!(f, "access key id {id:?}: {problem}"),
+            KeyError::InvalidSecret { problem } => write!(f, "secret key: {problem}"),
+            KeyError::Unavailable { reason } => write!(f, "unavailable: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+impl From<QuorumError> for KeyError {
+    fn from(e: QuorumError) -> Self {
+        KeyError::Unavailable { reason: e.to_string() }
+    }
+}
+
+/// AWS's bounds on ids: 16 to 128 letters and digits.
+pub fn check_key_id(id: &str) -> Result<(), KeyError> {
+    let ok = (16..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyError::InvalidId {
+            id: id.into(),
+            problem: "use 16 to 128 ASCII letters and digits",
+        })
+    }
+}
+
+/// Secrets shorter than 16 characters are guessable; AWS issues 40.
+pub fn check_secret(secret: &str) -> Result<(), KeyError> {
+    if secret.len() >= 16 && secret.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(KeyError::InvalidSecret {
+            problem: "must be at least 16 printable ASCII characters, no spaces",
+        })
+    }
+}
+
+/// The access key table, over a node.
+pub struct KeyStore {
+    node: Arc<Node>,
+    /// One stream for the life of the store: `Seam::rng` restarts a purpose's stream.
+    rng: Mutex<NodeRng>,
+}
+
+impl KeyStore {
+    pub fn new(node: Arc<Node>) -> Self {
+        let rng = Mutex::new(node.seam.rng("access-keys"));
+        KeyStore { node, rng }
+    }
+
+    fn random_hex(&self, bytes: usize) -> String {
+        let mut buf = vec![0u8; bytes];
+        self.rng.lock().unwrap().fill_bytes(&mut buf);
+        buf.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    async fn entry(&self, id: &str) -> Result<Option<KeyEntry>, KeyError> {
+        let key = entry_key(KEYS_PARTITION_KEY, id.as_bytes());
+        Ok(self.node.keys.get(&key).await?)
+    }
+
+    async fn write(&self, id: &str, entry: &KeyEntry) -> Result<(), KeyError> {
+        let key = entry_key(KEYS_PARTITION_KEY, id.as_bytes());
+        Ok(self.node.keys.insert(key, entry).await?)
+    }
+
+    /// The key, deleted or not; `None` if the id was never created.
+    pub async fn get(&self, id: &str) -> Result<Option<AccessKey>, KeyError> {
+        Ok(self.entry(id).await?.map(|e| AccessKey::from_entry(id.into(), &e)))
+    }
+
+    /// A live key, or `NoSuchKey`.
+    pub async fn get_live(&self, id: &str) -> Result<AccessKey, KeyError> {
+        match self.get(id).await? {
+            Some(key) if !key.deleted => Ok(key),
+            _ => Err(KeyError::NoSuchKey { id: id.into() }),
+        }
+    }
+
+    /// Creates a key with a generated id and secret.
+    pub async fn create(&self, name: &str) -> Result<AccessKey, KeyError> {
+        let id = format!("GK{}", self.random_hex(GENERATED_ID_HEX_DIGITS_BYTES));
+        let secret = self.random_hex(GENERATED_SECRET_BYTES);
+        self.import(&id, &secret, name).await
+    }
+
+    /// Creates a key with a given id and secret. Idempotent: importing a live key again with
+    /// the same secret changes nothing and returns it.
+    pub async fn import(&self, id: &str, secret: &str, name: &str) -> Result<AccessKey, KeyError> {
+        check_key_id(id)?;
+        check_secret(secret)?;
+        let current = self.entry(id).await?;
+        if let Some(e) = &current {
+            if e.deleted.get() {
+                return Err(KeyError::Deleted { id: id.into() });
+            }
+            if e.secret.value() != secret {
+                return Err(KeyError::AlreadyExists { id: id.into() });
+            }
+            return Ok(AccessKey::from_entry(id.into(), e));
+        }
+        let ts = self.node.stamp();
+        let entry = KeyEntry {
+            secret: Lww::new(ts, secret.into()),
+            name: Lww::new(ts, name.into()),
+            created_ms: self.node.seam.clock.now_ms(),
+            allow_create_bucket: Lww::new(ts, false),
+            deleted: Bool::new(false),
+            buckets: LwwMap::new(),
+        };
+        self.write(id, &entry).await?;
+        Ok(AccessKey::from_entry(id.into(), &entry))
+    }
+
+    /// Live keys in id order.
+    pub async fn list(&self) -> Result<Vec<AccessKey>, KeyError> {
+        let mut out = Vec::new();
+        let mut after = Vec::new();
+        loop {
+            let page =
+                self.node.keys.get_range(KEYS_PARTITION_KEY, b"", &after, LIST_BATCH).await?;
+            let done = page.len() < LIST_BATCH;
+            after = page.last().map(|(k, _)| k.clone()).unwrap_or_default();
+            for (id, entry) in page {
+                let id = String::from_utf8_lossy(&id).into_owned();
+                if !entry.deleted.get() {
+                    out.push(AccessKey::from_entry(id, &entry));
+                }
+            }
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Reads a live key, changes it with `change(entry, timestamp)` and writes it back,
+    /// stamped above everything the entry held.
+    async fn update(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut KeyEntry, u64),
+    ) -> Result<AccessKey, KeyError> {
+        let Some(mut entry) = self.entry(id).await?.filter(|e| !e.deleted.get()) else {
+            return Err(KeyError::NoSuchKey { id: id.into() });
+        };
+        let ts = self.node.stamp_after(entry.newest_timestamp());
+        change(&mut entry, ts);
+        self.write(id, &entry).await?;
+        Ok(AccessKey::from_entry(id.into(), &entry))
+    }
+
+    /// Deletes a key for good (its id can never be imported again).
+    pub async fn delete(&self, id: &str) -> Result<(), KeyError> {
+        self.update(id, |e, _| e.deleted.set()).await.map(|_| ())
+    }
+
+    pub async fn set_allow_create_bucket(
+        &self,
+        id: &str,
+        allow: bool,
+    ) -> Result<AccessKey, KeyError> {
+        self.update(id, |e, ts| e.allow_create_bucket.update(ts, allow)).await
+    }
+
+    pub async fn set_name(&self, id: &str, name: &str) -> Result<AccessKey, KeyError> {
+        self.update(id, |e, ts| e.name.update(ts, name.to_string())).await
+    }
+
+    /// Replaces the key's permissions on `bucket`.
+    pub async fn set_perms(
+        &self,
+        id: &str,
+        bucket: &str,
+        perms: BucketPerms,
+    ) -> Result<AccessKey, KeyError> {
+        self.update(id, |e, ts| e.buckets.insert(bucket.to_string(), ts, perms)).await
+    }
+
+    /// Takes every permission on `bucket` away from every key: called when the bucket is
+    /// deleted, so that a later bucket of the same name starts with no grants.
+    pub async fn revoke_bucket(&self, bucket: &str) -> Result<(), KeyError> {
+        for key in self.list().await? {
+            if key.perms(bucket).any() {
+                self.set_perms(&key.id, bucket, BucketPerms::NONE).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::assert_crdt_laws;
+    use crate::node_tests::TestCluster;
+    use rand_chacha::ChaCha8Rng;
+
+    fn small(rng: &mut ChaCha8Rng, below: u32) -> u32 {
+        rng.next_u32() % below
+    }
+
+    fn entry(rng: &mut ChaCha8Rng) -> KeyEntry {
+        let mut buckets = LwwMap::new();
+        for _ in 0..small(rng, 3) {
+            let bits = small(rng, 8);
+            let perms =
+                BucketPerms { read: bits & 1 != 0, write: bits & 2 != 0, owner: bits & 4 != 0 };
+            buckets.insert(format!("b{}", small(rng, 3)), u64::from(small(rng, 4)), perms);
+        }
+        KeyEntry {
+            secret: Lww::new(u64::from(small(rng, 4)), format!("s{}", small(rng, 2))),
+            name: Lww::new(u64::from(small(rng, 4)), format!("n{}", small(rng, 2))),
+            created_ms: u64::from(small(rng, 5)),
+            allow_create_bucket: Lww::new(u64::from(small(rng, 4)), small(rng, 2) == 1),
+            deleted: Bool::new(small(rng, 4) == 0),
+            buckets,
+        }
+    }
+
+    #[test]
+    fn key_entry_obeys_crdt_laws() {
+        assert_crdt_laws("KeyEntry", 500, entry);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_created_on_one_node_are_seen_with_their_permissions_on_another() {
+        let cluster = TestCluster::start().await;
+        let (a, b) =
+            (KeyStore::new(cluster.node(1).clone()), KeyStore::new(cluster.node(2).clone()));
+        let key = a.create("alice").await.unwrap();
+        assert!(key.id.starts_with("GK") && key.id.len() == 26, "{}", key.id);
+        assert_eq!(key.secret.len(), 64);
+        b.set_perms(&key.id, "photos", BucketPerms { read: true, write: false, owner: false })
+            .await
+            .unwrap();
+        a.set_allow_create_bucket(&key.id, true).await.unwrap();
+        let seen = b.get_live(&key.id).await.unwrap();
+        assert!(seen.allow_create_bucket);
+        assert_eq!(seen.perms("photos"), BucketPerms { read: true, write: false, owner: false });
+        assert_eq!(seen.perms("other"), BucketPerms::NONE);
+        assert_eq!(a.list().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn import_is_idempotent_and_a_deleted_id_never_returns() {
+        let cluster = TestCluster::start().await;
+        let keys = KeyStore::new(cluster.node(1).clone());
+        let (id, secret) = ("GKimported0000000001", "s3cr3t-s3cr3t-s3cr3t");
+        let first = keys.import(id, secret, "ops").await.unwrap();
+        keys.set_perms(id, "b", BucketPerms::ALL).await.unwrap();
+        // Importing again (as every start does for config keys) keeps the grants.
+        let again = keys.import(id, secret, "ops").await.unwrap();
+        assert_eq!(again.perms("b"), BucketPerms::ALL);
+        assert_eq!(again.created_ms, first.created_ms);
+        let other = keys.import(id, "another-secret-0000", "ops").await;
+        assert_eq!(other, Err(KeyError::AlreadyExists { id: id.into() }));
+        keys.delete(id).await.unwrap();
+        assert_eq!(keys.get_live(id).await, Err(KeyError::NoSuchKey { id: id.into() }));
+        assert_eq!(keys.import(id, secret, "ops").await, Err(KeyError::Deleted { id: id.into() }));
+        assert!(keys.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn revoking_a_bucket_clears_it_from_every_key() {
+        let cluster = TestCluster::start().await;
+        let keys = KeyStore::new(cluster.node(1).clone());
+        let (k1, k2) = (keys.create("one").await.unwrap(), keys.create("two").await.unwrap());
+        assert_ne!(k1.id, k2.id, "each key gets a fresh id");
+        keys.set_perms(&k1.id, "b", BucketPerms::ALL).await.unwrap();
+        keys.set_perms(&k2.id, "c", BucketPerms::ALL).await.unwrap();
+        keys.revoke_bucket("b").await.unwrap();
+        assert_eq!(keys.get_live(&k1.id).await.unwrap().perms("b"), BucketPerms::NONE);
+        assert_eq!(keys.get_live(&k2.id).await.unwrap().perms("c"), BucketPerms::ALL);
+        assert!(keys.get_live(&k1.id).await.unwrap().buckets.is_empty());
+    }
+}
