@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 
 pub mod block_ref;
 pub mod body;
+pub mod body_reader;
+#[cfg(test)]
+mod body_tests;
 pub mod gc;
 pub mod multipart;
 #[cfg(test)]
@@ -26,10 +29,10 @@ mod object_ops;
 pub use object_ops::VersionListing;
 pub mod version;
 
-use body::Body;
+use body::{Body, BodyMemory};
 pub use version::{ObjectEntry, VersionData, VersionId, VersionState};
 
-use crate::block::BlockError;
+use crate::block::{BLOCK_SIZE_BYTES_DEFAULT, BlockError};
 use crate::crdt::Lww;
 use crate::node::Node;
 use crate::table::{QuorumError, TableSchema, entry_key};
@@ -138,6 +141,11 @@ pub enum ObjectError {
         part_number: u32,
     },
     /// Not enough replicas answered: retry later.
+    /// The body's source refused it (a signature, checksum or digest that did not match,
+    /// or the client's connection failed): nothing was made visible.
+    BodyRefused {
+        reason: String,
+    },
     Unavailable {
         reason: String,
     },
@@ -163,6 +171,7 @@ impl std::fmt::Display for ObjectError {
             ObjectError::InvalidPartNumber { part_number } => {
                 write!(f, "invalid part number {part_number}")
             }
+            ObjectError::BodyRefused { reason } => write!(f, "body refused: {reason}"),
             ObjectError::Unavailable { reason } => write!(f, "unavailable: {reason}"),
             ObjectError::Internal { reason } => write!(f, "internal error: {reason}"),
         }
@@ -195,6 +204,15 @@ fn record(key: &str, id: VersionId, stored: &StoredObject, data: Vec<u8>) -> Obj
     }
 }
 
+impl From<body::StoreError> for ObjectError {
+    fn from(e: body::StoreError) -> Self {
+        match e {
+            body::StoreError::Refused(r) => object_ops::refused(r),
+            body::StoreError::Block(b) => b.into(),
+        }
+    }
+}
+
 impl From<QuorumError> for ObjectError {
     fn from(e: QuorumError) -> Self {
         ObjectError::Unavailable { reason: e.to_string() }
@@ -203,11 +221,26 @@ impl From<QuorumError> for ObjectError {
 
 pub struct ObjectStore {
     node: Arc<Node>,
+    /// New bodies are cut into blocks of this size.
+    block_size_bytes: usize,
+    /// Body bytes held by this store's PUTs and GETs (see `body`).
+    memory: Arc<BodyMemory>,
 }
 
 impl ObjectStore {
     pub fn new(node: Arc<Node>) -> Self {
-        ObjectStore { node }
+        Self::with_block_size(node, BLOCK_SIZE_BYTES_DEFAULT)
+    }
+
+    /// A store cutting new bodies into blocks of `block_size_bytes` (reads take any size).
+    pub fn with_block_size(node: Arc<Node>, block_size_bytes: usize) -> Self {
+        assert!(block_size_bytes > 0, "blocks have a size");
+        ObjectStore { node, block_size_bytes, memory: Arc::default() }
+    }
+
+    /// Body bytes held now and at most so far by this store's PUTs and GETs.
+    pub fn body_memory(&self) -> &BodyMemory {
+        &self.memory
     }
 
     pub async fn list_buckets(&self) -> Result<Vec<BucketRecord>, ObjectError> {

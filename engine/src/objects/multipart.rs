@@ -31,10 +31,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::body::{self, Body, BodyBlock};
+use super::body::{self, Body, BodyBlock, BodySource, VecSource};
 use super::version::{Version, VersionData, VersionId, VersionState};
 use super::{ObjectError, ObjectRecord, ObjectStore, StoredObject, record};
-use crate::block::BLOCK_SIZE_BYTES_DEFAULT;
 use crate::crdt::{Bool, Crdt};
 use crate::table::{TableSchema, entry_key};
 
@@ -283,9 +282,8 @@ impl ObjectStore {
         Ok(id.to_hex())
     }
 
-    /// Stores part `part_number` (1..=`PART_NUMBER_MAX`) of an upload. Uploading a part
-    /// number again replaces it: the newest upload of each number is the one completion
-    /// uses, and the blocks of the others are collected once the upload ends.
+    /// Stores part `part_number` (1..=`PART_NUMBER_MAX`) of an upload from memory, with
+    /// `etag` as its ETag (see `upload_part_stream`).
     pub async fn upload_part(
         &self,
         bucket: &str,
@@ -295,6 +293,24 @@ impl ObjectStore {
         data: Vec<u8>,
         etag: String,
     ) -> Result<(), ObjectError> {
+        let mut source = VecSource::new(data, etag);
+        self.upload_part_stream(bucket, key, upload_id, part_number, &mut source).await.map(|_| ())
+    }
+
+    /// Stores part `part_number` (1..=`PART_NUMBER_MAX`) of an upload, streamed into blocks
+    /// as it arrives (memory bound: `body::PUT_BLOCKS_HELD_MAX` blocks), and records it
+    /// once the source's `finish` accepted it; returns the part's ETag. Uploading a part
+    /// number again replaces it: the newest upload of each number is the one completion
+    /// uses, and the blocks of the others are collected once the upload ends. A refused
+    /// or failed part is not recorded (its blocks go with the upload's other leftovers).
+    pub async fn upload_part_stream(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        source: &mut dyn BodySource,
+    ) -> Result<String, ObjectError> {
         if !(1..=PART_NUMBER_MAX).contains(&part_number) {
             return Err(ObjectError::InvalidPartNumber { part_number });
         }
@@ -302,12 +318,15 @@ impl ObjectStore {
         let seen = upload.newest_stamp(part_number).unwrap_or(0);
         let part_id = VersionId { timestamp: self.node.stamp_after(seen), unique: self.node.id.0 };
         let owner = body::Owner { bucket: bucket.into(), key: key.into(), version: id };
-        let size_bytes = data.len() as u64;
-        let blocks =
-            body::store_blocks(&self.node, &owner, &data, BLOCK_SIZE_BYTES_DEFAULT).await?;
-        let part = PartRecord { etag, size_bytes, blocks };
+        let size = self.block_size_bytes;
+        let stored =
+            body::store_stream(&self.node, &self.memory, &owner, Vec::new(), source, size).await?;
+        let end = source.finish(&stored.summary).map_err(super::object_ops::refused)?;
+        let size_bytes = stored.summary.size_bytes;
+        let part = PartRecord { etag: end.etag.clone(), size_bytes, blocks: stored.blocks };
         let entry = upload.with_part((part_number, part_id), part);
-        Ok(self.node.mpu.insert(upload_entry_key(bucket, key, id), &entry).await?)
+        self.node.mpu.insert(upload_entry_key(bucket, key, id), &entry).await?;
+        Ok(end.etag)
     }
 
     /// Completes an upload with the listed parts (see `assemble` for the rules): writes its

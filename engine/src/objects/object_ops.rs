@@ -1,9 +1,10 @@
 //! Object operations of the `ObjectStore`: versioned writes, reads, deletes and listings.
 
-use super::body;
+use super::body::{self, Body, BodyRefused, BodySource, BodySummary, VecSource};
+use super::body_reader::BodyReader;
+use super::multipart::UploadMeta;
 use super::version::{ObjectEntry, Version, VersionData, VersionId, VersionState};
 use super::{ObjectError, ObjectMeta, ObjectRecord, ObjectStore, StoredObject, record};
-use crate::block::BLOCK_SIZE_BYTES_DEFAULT;
 use crate::table::entry_key;
 
 /// Entries fetched per range read while listing.
@@ -23,6 +24,10 @@ pub struct VersionListing {
 
 pub(super) fn object_key(bucket: &str, key: &str) -> Vec<u8> {
     entry_key(bucket.as_bytes(), key.as_bytes())
+}
+
+pub(super) fn refused(e: BodyRefused) -> ObjectError {
+    ObjectError::BodyRefused { reason: e.reason }
 }
 
 fn parse_version(version: &str) -> Result<VersionId, ObjectError> {
@@ -61,7 +66,7 @@ impl ObjectStore {
         Ok(self.node.objects.insert(object_key(bucket, key), &entry).await?)
     }
 
-    /// Stores a new version of `key` and makes it current.
+    /// Stores a new version of `key` from an in-memory body, with `meta.etag` as its ETag.
     pub async fn put_object(
         &self,
         bucket: &str,
@@ -69,36 +74,87 @@ impl ObjectStore {
         meta: ObjectMeta,
         data: Vec<u8>,
     ) -> Result<ObjectRecord, ObjectError> {
+        let upload =
+            UploadMeta { content_type: meta.content_type, user_metadata: meta.user_metadata };
+        self.put_object_stream(bucket, key, upload, &mut VecSource::new(data, meta.etag)).await
+    }
+
+    /// Stores a new version of `key` from a body read chunk by chunk, and makes it current
+    /// once the source's `finish` accepted it (which gives the ETag). A body above
+    /// `INLINE_MAX_BYTES` is recorded `Uploading` first, then streamed into blocks (memory
+    /// bound: `body::PUT_BLOCKS_HELD_MAX` blocks); any failure or refusal writes `Aborted`,
+    /// so no partial or refused body is ever visible, and the collector frees its blocks.
+    pub async fn put_object_stream(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: UploadMeta,
+        source: &mut dyn BodySource,
+    ) -> Result<ObjectRecord, ObjectError> {
         let kept = self.head_bucket(bucket).await?.versioning.keeps_history();
         let id = self.next_version_id(bucket, key).await?;
-        let size_bytes = data.len() as u64;
-        let inline = data.len() <= body::INLINE_MAX_BYTES;
-        if !inline {
-            // Record the upload before its blocks, so a crash leaves a visible trace for
-            // cleanup rather than anonymous blocks — and never a partial object.
-            self.write_version(bucket, key, id, Version { state: VersionState::Uploading, kept })
-                .await?;
-        }
-        let owner = body::Owner { bucket: bucket.into(), key: key.into(), version: id };
-        let body = match body::store(&self.node, &owner, data, BLOCK_SIZE_BYTES_DEFAULT).await {
-            Ok(body) => body,
+        let (head, ended) = body::read_head(source).await.map_err(refused)?;
+        let (body, summary) = if ended {
+            let summary = BodySummary { size_bytes: head.len() as u64, md5: body::md5_of(&head) };
+            if head.len() <= body::INLINE_MAX_BYTES {
+                (Body::Inline(head), summary)
+            } else {
+                // One chunk took the body past the inline size and ended it.
+                self.store_blocks_of(bucket, key, id, kept, head, source).await?
+            }
+        } else {
+            self.store_blocks_of(bucket, key, id, kept, head, source).await?
+        };
+        let end = match source.finish(&summary) {
+            Ok(end) => end,
             Err(e) => {
-                let aborted = Version { state: VersionState::Aborted, kept };
-                let _ = self.write_version(bucket, key, id, aborted).await;
-                return Err(e.into());
+                if matches!(body, Body::Blocks(_)) {
+                    let aborted = Version { state: VersionState::Aborted, kept };
+                    let _ = self.write_version(bucket, key, id, aborted).await;
+                }
+                return Err(refused(e));
             }
         };
+        let mut user_metadata = meta.user_metadata;
+        user_metadata.extend(end.extra_metadata);
         let stored = StoredObject {
-            size_bytes,
-            etag: meta.etag,
+            size_bytes: summary.size_bytes,
+            etag: end.etag,
             last_modified_ms: self.node.seam.clock.now_ms(),
             content_type: meta.content_type,
-            user_metadata: meta.user_metadata,
+            user_metadata,
             body,
         };
         let complete = VersionState::Complete(VersionData::Object(stored.clone()));
         self.write_version(bucket, key, id, Version { state: complete, kept }).await?;
         Ok(record(key, id, &stored, Vec::new()))
+    }
+
+    /// Records version `id` `Uploading`, then streams the body into its blocks; on failure
+    /// writes the version `Aborted`.
+    async fn store_blocks_of(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: VersionId,
+        kept: bool,
+        head: Vec<u8>,
+        source: &mut dyn BodySource,
+    ) -> Result<(Body, BodySummary), ObjectError> {
+        // Record the upload before its blocks, so a crash leaves a visible trace for
+        // cleanup rather than anonymous blocks — and never a partial object.
+        self.write_version(bucket, key, id, Version { state: VersionState::Uploading, kept })
+            .await?;
+        let owner = body::Owner { bucket: bucket.into(), key: key.into(), version: id };
+        let size = self.block_size_bytes;
+        match body::store_stream(&self.node, &self.memory, &owner, head, source, size).await {
+            Ok(stored) => Ok((Body::Blocks(stored.blocks), stored.summary)),
+            Err(e) => {
+                let aborted = Version { state: VersionState::Aborted, kept };
+                let _ = self.write_version(bucket, key, id, aborted).await;
+                Err(e.into())
+            }
+        }
     }
 
     /// The stored form of a complete object version (the current one if `version` is
@@ -133,17 +189,31 @@ impl ObjectStore {
         }
     }
 
-    /// An object with its body: the current version, or the one named by `version`.
+    /// An object with its whole body in memory: the current version, or the one named by
+    /// `version` (tests and small objects; the S3 layer streams with `open_object`).
     pub async fn get_object_version(
         &self,
         bucket: &str,
         key: &str,
         version: Option<&str>,
     ) -> Result<ObjectRecord, ObjectError> {
+        let (mut record, reader) = self.open_object(bucket, key, version).await?;
+        record.data = reader.read_all().await?;
+        debug_assert_eq!(record.data.len() as u64, record.size_bytes);
+        Ok(record)
+    }
+
+    /// An object's metadata and a reader of its body, which fetches nothing until read
+    /// (`BodyReader::select` narrows it to a range first).
+    pub async fn open_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<(ObjectRecord, BodyReader), ObjectError> {
         let (id, stored) = self.stored(bucket, key, version).await?;
-        let data = body::load(&self.node.blocks, &stored.body).await?;
-        debug_assert_eq!(data.len() as u64, stored.size_bytes);
-        Ok(record(key, id, &stored, data))
+        let reader = BodyReader::new(self.node.clone(), self.memory.clone(), &stored.body);
+        Ok((record(key, id, &stored, Vec::new()), reader))
     }
 
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord, ObjectError> {
