@@ -1,7 +1,7 @@
 //! A Hangar node: its metadata database, its tables, its RPC server, its background workers.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand_core::RngCore;
@@ -11,11 +11,15 @@ use crate::block::repair::{BlockRepair, RepairConfig};
 use crate::crdt::Lww;
 use crate::keys::KeySchema;
 use crate::kv::{KvSchema, Stamper, kv_key};
-use crate::layout::{ClusterLayout, NodeId};
+use crate::layout::history::LayoutHistory;
+use crate::layout::manager::{LayoutManager, LayoutManagerError};
+use crate::layout::worker::LayoutWorker;
+use crate::layout::{ClusterLayout, LayoutDiff, NodeId, NodeRole};
 use crate::objects::block_ref::BlockRefSchema;
 use crate::objects::gc::{BlockGc, GcConfig};
 use crate::objects::multipart::MpuSchema;
 use crate::objects::{BucketSchema, ObjectSchema};
+use crate::rpc::message::LayoutRequest;
 use crate::rpc::{self, Handler, KvRequest, RemoteError, Request, Response, RpcClient, RpcConfig};
 use crate::seam::{BoxFuture, Seam, open_database};
 use crate::table::replicated::serve_local;
@@ -28,8 +32,15 @@ pub const METADATA_DB_PATH: &str = "meta/hangar.redb";
 pub struct NodeConfig {
     pub id: NodeId,
     pub rpc_bind_addr: String,
-    /// Every other node's RPC address.
+    /// The address other nodes reach this one at, gossiped with the layout. `None`:
+    /// `rpc_bind_addr`, unless that is a wildcard (0.0.0.0, [::]), which is not advertised.
+    pub public_addr: Option<String>,
+    /// RPC addresses of peers known at start: every other node, or just one or more
+    /// bootstrap peers — the others' addresses are learnt from the layout gossip.
     pub peers: BTreeMap<NodeId, String>,
+    /// The initial layout: a full applied layout, or `ClusterLayout::new(rf)` (version 0)
+    /// for a node that joins and learns the layout from its peers. A newer layout persisted
+    /// by an earlier run wins over it.
     pub layout: ClusterLayout,
     pub rpc_secret: String,
     pub quorums: Quorums,
@@ -47,6 +58,7 @@ pub struct NodeConfig {
 pub enum NodeError {
     Database { path: String, reason: String },
     Bind { addr: String, reason: String },
+    Layout(LayoutManagerError),
 }
 
 impl std::fmt::Display for NodeError {
@@ -56,6 +68,7 @@ impl std::fmt::Display for NodeError {
                 write!(f, "cannot open metadata database {path}: {reason}")
             }
             NodeError::Bind { addr, reason } => write!(f, "cannot listen on {addr}: {reason}"),
+            NodeError::Layout(e) => write!(f, "{e}"),
         }
     }
 }
@@ -66,7 +79,9 @@ pub struct Node {
     pub id: NodeId,
     pub seam: Seam,
     pub rpc: Arc<RpcClient>,
-    pub layout: Arc<RwLock<ClusterLayout>>,
+    /// The layout history and the replica sets it gives (see `layout::manager`).
+    pub layouts: Arc<LayoutManager>,
+    pub quorums: Quorums,
     pub kv: Replicated<KvSchema>,
     pub buckets: Replicated<BucketSchema>,
     pub objects: Replicated<ObjectSchema>,
@@ -75,7 +90,7 @@ pub struct Node {
     /// Access keys and their bucket permissions (`keys`).
     pub keys: Replicated<KeySchema>,
     pub blocks: Arc<BlockManager>,
-    tables: BTreeMap<&'static str, Arc<dyn LocalTable>>,
+    pub(crate) tables: BTreeMap<&'static str, Arc<dyn LocalTable>>,
     stamper: Stamper,
 }
 
@@ -101,7 +116,18 @@ impl Node {
         for (peer, addr) in &config.peers {
             rpc.set_peer_addr(*peer, addr.clone());
         }
-        let layout = Arc::new(RwLock::new(config.layout.clone()));
+        let layout = LayoutManager::open(config.id, seam.clone(), &config.layout)
+            .map_err(NodeError::Layout)?;
+        let layout = Arc::new(layout);
+        if let Some(addr) = advertised_addr(&config) {
+            let stamp = seam.clock.now_ms();
+            layout
+                .update(|h| {
+                    h.set_addr(config.id, stamp, addr);
+                    Ok(())
+                })
+                .map_err(NodeError::Layout)?;
+        }
         let (id, q) = (config.id, config.quorums);
         let kv = Replicated::new(kv_store.clone(), id, rpc.clone(), layout.clone(), q);
         let buckets = Replicated::new(bucket_store.clone(), id, rpc.clone(), layout.clone(), q);
@@ -128,7 +154,8 @@ impl Node {
             id: config.id,
             seam,
             rpc,
-            layout,
+            layouts: layout,
+            quorums: config.quorums,
             kv,
             buckets,
             objects,
@@ -146,6 +173,8 @@ impl Node {
         let handler: Arc<dyn Handler> = node.clone();
         tokio::spawn(rpc::serve(listener, node.seam.clone(), config.rpc_secret.clone(), handler));
         tokio::spawn(node.clone().anti_entropy_loop(config.sync_interval_ms));
+        let bootstrap = config.peers.keys().copied().collect();
+        tokio::spawn(LayoutWorker::new(node.clone(), bootstrap).run(config.sync_interval_ms));
         tokio::spawn(BlockGc::new(node.clone(), config.gc).run());
         tokio::spawn(BlockRepair::new(node.clone(), config.repair).run());
         tracing::info!(node = %node.id, addr = %config.rpc_bind_addr, "node started");
@@ -156,7 +185,7 @@ impl Node {
         let worker = SyncWorker {
             self_id: self.id,
             rpc: self.rpc.clone(),
-            layout: self.layout.clone(),
+            layout: self.layouts.clone(),
             tables: self.tables.values().cloned().collect(),
         };
         let mut rng = self.seam.rng("anti-entropy");
@@ -167,6 +196,58 @@ impl Node {
             if report.partitions_differing > 0 {
                 let summary = format!("{report:?}");
                 self.seam.trace.event("anti-entropy", summary.as_bytes());
+            }
+        }
+    }
+
+    /// The newest layout this node knows (`None` until it learnt one).
+    pub fn current_layout(&self) -> Option<ClusterLayout> {
+        self.layouts.current()
+    }
+
+    /// The stored layout versions and the transition trackers.
+    pub fn layout_history(&self) -> LayoutHistory {
+        self.layouts.snapshot()
+    }
+
+    /// Stages a role change on the newest layout (`None` removes `node`); gossip spreads it.
+    pub fn stage_role(
+        &self,
+        node: NodeId,
+        role: Option<NodeRole>,
+    ) -> Result<(), LayoutManagerError> {
+        self.layouts.stage_role(node, role)
+    }
+
+    /// Applies the staged changes as version `expected_version` (the current one plus one)
+    /// and starts the transition to it.
+    pub fn apply_staged(&self, expected_version: u64) -> Result<LayoutDiff, LayoutManagerError> {
+        self.layouts.apply_staged(expected_version)
+    }
+
+    /// Serves a peer's layout gossip.
+    fn serve_layout(&self, request: LayoutRequest) -> Result<Response, RemoteError> {
+        let storage = |e: LayoutManagerError| RemoteError::Storage { reason: e.to_string() };
+        match request {
+            LayoutRequest::Gossip { digest } => {
+                let ours = self.layouts.snapshot();
+                Ok(Response::Layout((ours.digest() != digest).then(|| Box::new(ours))))
+            }
+            LayoutRequest::Push { history } => {
+                if self.layouts.merge(&history).map_err(storage)? {
+                    self.learn_peer_addrs();
+                }
+                Ok(Response::Done)
+            }
+        }
+    }
+
+    /// Points the RPC client at every address the layout gossip advertises, so that a
+    /// write to a node that just joined does not wait for the next gossip round.
+    pub(crate) fn learn_peer_addrs(&self) {
+        for (peer, addr) in self.layouts.snapshot().addrs() {
+            if peer != self.id {
+                self.rpc.set_peer_addr(peer, addr.to_string());
             }
         }
     }
@@ -229,12 +310,14 @@ impl Handler for Node {
                 Request::Table(_) => "rpc.table",
                 Request::Kv(_) => "rpc.kv",
                 Request::Block(_) => "rpc.block",
+                Request::Layout(_) => "rpc.layout",
             };
             self.seam.trace.event(kind, &from.0.to_le_bytes());
             match request {
                 Request::Ping => Ok(Response::Pong),
                 Request::Kv(kv) => self.serve_kv(kv).await,
                 Request::Block(b) => self.blocks.serve(b),
+                Request::Layout(l) => self.serve_layout(l),
                 Request::Table(t) => {
                     let Some(table) = self.tables.get(t.table()) else {
                         return Err(RemoteError::UnknownTable { table: t.table().into() });
@@ -245,4 +328,13 @@ impl Handler for Node {
             }
         })
     }
+}
+
+/// The address this node advertises to its peers, if it has a usable one.
+fn advertised_addr(config: &NodeConfig) -> Option<String> {
+    if let Some(addr) = &config.public_addr {
+        return Some(addr.clone());
+    }
+    let wildcard = ["0.0.0.0:", "[::]:"].iter().any(|w| config.rpc_bind_addr.starts_with(w));
+    (!wildcard).then(|| config.rpc_bind_addr.clone())
 }

@@ -24,19 +24,23 @@ const POLL_STEP_MS: u64 = 50;
 
 pub(crate) struct TestCluster {
     pub board: Arc<Switchboard>,
-    /// n1, n2, n3 in that order.
+    /// n1, n2, n3 (then any spare nodes) in that order.
     pub nodes: Vec<Arc<Node>>,
 }
 
-fn node_name(n: u64) -> String {
+pub(crate) fn node_name(n: u64) -> String {
     format!("n{n}")
 }
 
-fn test_layout() -> ClusterLayout {
+/// Node `n`'s role in test layouts: zone `z<n>`, capacity 1.
+pub(crate) fn test_role(n: u64) -> NodeRole {
+    NodeRole { zone: format!("z{n}"), capacity: 1, tags: Vec::new() }
+}
+
+fn test_layout(nodes: u64) -> ClusterLayout {
     let mut layout = ClusterLayout::new(NODE_COUNT as usize).expect("RF 3 is valid");
-    for n in 1..=NODE_COUNT {
-        let role = NodeRole { zone: format!("z{n}"), capacity: 1, tags: Vec::new() };
-        layout.stage_assign(NodeId(n), role).expect("valid role");
+    for n in 1..=nodes {
+        layout.stage_assign(NodeId(n), test_role(n)).expect("valid role");
     }
     layout.apply_staged(1).expect("first layout applies");
     layout
@@ -60,17 +64,30 @@ impl TestCluster {
     /// A cluster whose anti-entropy runs every `sync_interval_ms` (a huge value keeps it out
     /// of a test, so that only the mechanism under test can repair a replica).
     pub async fn start_with_sync_interval(sync_interval_ms: u64) -> Self {
+        Self::start_with_spares(NODE_COUNT, 0, sync_interval_ms).await
+    }
+
+    /// `members` nodes in the first layout (RF 3), each knowing all the others, plus
+    /// `spares` nodes started without a layout and with only n1 as bootstrap peer (they
+    /// learn the layout and the other addresses by gossip).
+    pub async fn start_with_spares(members: u64, spares: u64, sync_interval_ms: u64) -> Self {
         let board = Arc::new(Switchboard::default());
-        let layout = test_layout();
+        let layout = test_layout(members);
         let mut nodes = Vec::new();
-        for n in 1..=NODE_COUNT {
-            let peers =
-                (1..=NODE_COUNT).filter(|&p| p != n).map(|p| (NodeId(p), node_name(p))).collect();
+        for n in 1..=members + spares {
+            let (peers, layout) = if n <= members {
+                let peers = (1..=members).filter(|&p| p != n);
+                (peers.map(|p| (NodeId(p), node_name(p))).collect(), layout.clone())
+            } else {
+                let empty = ClusterLayout::new(NODE_COUNT as usize).expect("RF 3 is valid");
+                (BTreeMap::from([(NodeId(1), node_name(1))]), empty)
+            };
             let config = NodeConfig {
                 id: NodeId(n),
                 rpc_bind_addr: node_name(n),
+                public_addr: None,
                 peers,
-                layout: layout.clone(),
+                layout,
                 rpc_secret: "test-secret".into(),
                 quorums: Quorums::for_mode(ConsistencyMode::Consistent, NODE_COUNT as usize),
                 rpc: test_rpc_config(),
@@ -105,7 +122,7 @@ pub(crate) async fn wait_until(what: &str, limit_ms: u64, mut condition: impl Fn
     }
 }
 
-fn meta(content_type: &str, etag: &str) -> ObjectMeta {
+pub(crate) fn meta(content_type: &str, etag: &str) -> ObjectMeta {
     ObjectMeta {
         content_type: content_type.into(),
         user_metadata: BTreeMap::from([("owner".to_string(), "ops".to_string())]),

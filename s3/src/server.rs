@@ -95,6 +95,7 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
     let node_config = NodeConfig {
         id,
         rpc_bind_addr: config.rpc_bind_addr.to_string(),
+        public_addr: None,
         peers: Default::default(),
         layout: single_node_layout(id, rf)?,
         rpc_secret: config.rpc_secret.0.clone(),

@@ -158,6 +158,7 @@ impl World {
         NodeConfig {
             id: node_id(name),
             rpc_bind_addr: format!("0.0.0.0:{RPC_PORT}"),
+            public_addr: Some(format!("{name}:{RPC_PORT}")),
             peers: self.node_addrs().into_iter().filter(|(id, _)| *id != node_id(name)).collect(),
             layout: self.layout.clone(),
             rpc_secret: SECRET.into(),

@@ -47,12 +47,13 @@ mod tests;
 
 pub use local::{BLOCK_FORMAT_V1, BLOCK_HEADER_BYTES, BLOCKS_DIR, block_path, parse_hash_hex};
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::layout::{ClusterLayout, NodeId, Partition};
+use crate::layout::manager::{LayoutManager, SetQuorums};
+use crate::layout::{NodeId, Partition};
 use crate::rpc::message::BlockRequest;
 use crate::rpc::{Request, Response, RpcClient};
 use crate::seam::Seam;
@@ -137,6 +138,10 @@ struct Counters {
     missing_copies: AtomicU64,
 }
 
+/// What `get_block` reports for a replica that answered it has no copy (as opposed to
+/// failing to answer): resync tells a block that exists nowhere from one it cannot reach.
+pub const NO_COPY: &str = "no copy";
+
 /// One replica's answer to a put.
 type Answer = (NodeId, Result<(), String>);
 
@@ -144,7 +149,7 @@ pub struct BlockManager {
     self_id: NodeId,
     seam: Seam,
     rpc: Arc<RpcClient>,
-    layout: Arc<RwLock<ClusterLayout>>,
+    layout: Arc<LayoutManager>,
     write_quorum: usize,
     sends: Arc<Semaphore>,
     counters: Counters,
@@ -158,7 +163,7 @@ impl BlockManager {
         self_id: NodeId,
         seam: Seam,
         rpc: Arc<RpcClient>,
-        layout: Arc<RwLock<ClusterLayout>>,
+        layout: Arc<LayoutManager>,
         write_quorum: usize,
     ) -> Self {
         assert!(write_quorum >= 1, "a block write quorum of 0 would acknowledge nothing");
@@ -188,9 +193,10 @@ impl BlockManager {
         self.recent_puts.lock().unwrap().insert(*hash, crate::seam::monotonic_now());
     }
 
-    /// The nodes that hold `hash`, in layout order.
+    /// The nodes that hold `hash`, in layout order: the read version's set, then (during a
+    /// layout transition) the other versions' nodes, which may hold it too.
     pub fn replicas(&self, hash: &BlockHash) -> Vec<NodeId> {
-        self.layout.read().unwrap().nodes_of(block_partition(hash)).to_vec()
+        self.layout.all_nodes(block_partition(hash))
     }
 
     pub fn stats(&self) -> BlockStats {
@@ -211,15 +217,19 @@ impl BlockManager {
     }
 
     /// Stores `data` on the replicas of its partition; `Ok` once `write_quorum` of them
-    /// (fewer if the partition has fewer replicas) hold it durably.
+    /// (fewer if the partition has fewer replicas) hold it durably — in the replica set of
+    /// every stored layout version, during a transition.
     ///
     /// Panics if `data` does not hash to `hash`: the caller computed the hash from the data,
     /// so a mismatch is a bug, and sending it would only be refused by every replica.
     pub async fn put_block(&self, hash: BlockHash, data: Vec<u8>) -> Result<(), BlockError> {
         assert!(hash_of(&data) == hash, "put_block: data does not hash to {}", hash_hex(&hash));
-        let replicas = self.replicas(&hash);
-        let quorum = self.write_quorum.min(replicas.len());
-        if quorum == 0 {
+        // Held until the answer: a layout acknowledgement waits for writes like this one.
+        let _guard = self.layout.write_guard().await;
+        let mut quorums =
+            SetQuorums::new(self.layout.write_sets(block_partition(&hash)), self.write_quorum);
+        let replicas = quorums.union();
+        if replicas.is_empty() {
             let errors = vec!["the layout has no replica for this block".to_string()];
             return Err(BlockError::Quorum { quorum: self.write_quorum, successes: 0, errors });
         }
@@ -244,16 +254,17 @@ impl BlockManager {
             tx.try_send((self.self_id, answer)).expect("one slot per replica");
         }
         drop(tx);
-        let (mut successes, mut errors) = (0, Vec::new());
+        let mut errors = Vec::new();
         while let Some((node, answer)) = answers.recv().await {
             match answer {
-                Ok(()) => successes += 1,
+                Ok(()) => quorums.success(node),
                 Err(e) => errors.push(format!("{node}: {e}")),
             }
-            if successes >= quorum {
+            if quorums.reached() {
                 return Ok(());
             }
         }
+        let (quorum, successes) = quorums.worst();
         Err(BlockError::Quorum { quorum, successes, errors })
     }
 
@@ -299,7 +310,7 @@ impl BlockManager {
             Some(data) => Ok(data),
             None => {
                 self.note_missing(hash, node);
-                Err("no copy".into())
+                Err(NO_COPY.into())
             }
         }
     }

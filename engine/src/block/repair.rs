@@ -7,6 +7,10 @@
 //! own replica of `block_ref` and checks each live reference's block. Anti-entropy brings
 //! that replica up to date first (after a disk loss the table comes back before the blocks).
 //!
+//! During a layout transition a node holds the partitions it has in any stored version:
+//! the ones it keeps serving and the ones it gains (the layout worker runs a resync pass
+//! before it reports a new version synced).
+//!
 //! Scrub reads everything, so it is paced: a pause after each block (`scrub_pause_ms`)
 //! keeps it from competing with clients (the "tranquility" setting).
 
@@ -14,7 +18,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BlockError, BlockHash, block_partition};
+use super::{BlockError, BlockHash, NO_COPY, block_partition};
 use crate::node::Node;
 use crate::objects::block_ref::BlockRef;
 use crate::table::LocalTable;
@@ -43,6 +47,9 @@ pub struct RepairReport {
     pub checked: usize,
     pub fetched: usize,
     pub corrupt_replaced: usize,
+    /// Wanted blocks that every replica answered it has no copy of (lost, or never
+    /// written by a failed upload): nothing to fetch, and not a reason to retry.
+    pub absent: usize,
     pub errors: usize,
 }
 
@@ -82,8 +89,7 @@ impl BlockRepair {
     /// The blocks this node should hold: those of live references in its partitions.
     fn wanted(&self) -> Result<Vec<BlockHash>, String> {
         let store = &self.node.block_refs.local;
-        let mine: BTreeSet<u8> =
-            self.node.layout.read().unwrap().partitions_of(self.node.id).into_iter().collect();
+        let mine: BTreeSet<u8> = self.node.layouts.snapshot().partitions_of_any(self.node.id);
         // One scan of the local replica (one read transaction), not one per partition: this
         // runs every resync interval, usually to find nothing missing.
         let mut wanted = Vec::new();
@@ -118,6 +124,11 @@ impl BlockRepair {
                 Ok(true) => {}
                 Ok(false) => match self.fetch(&hash).await {
                     Ok(()) => report.fetched += 1,
+                    Err(BlockError::NotFound { tried, .. })
+                        if tried.iter().all(|t| t.ends_with(NO_COPY)) =>
+                    {
+                        report.absent += 1
+                    }
                     Err(_) => report.errors += 1,
                 },
                 Err(_) => report.errors += 1,

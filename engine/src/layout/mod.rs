@@ -37,6 +37,13 @@
 //! `ceil` of its ideal); on random clusters an added node costs at most its ideal plus 5% of
 //! `256·RF`, and a removed node what it held plus 5% of `256·RF`.
 //!
+//! # Changing the layout of a running cluster
+//!
+//! `history.rs` keeps the versions still in transition with per-node progress trackers,
+//! `manager.rs` persists it and gives the tables their replica sets (and states the
+//! transition protocol and its invariants), `worker.rs` gossips it and drives a node
+//! through a transition.
+//!
 //! # How
 //!
 //! `ideal.rs` computes the shares by two-level water-filling (zones, then nodes inside a
@@ -47,11 +54,18 @@
 //! of (previous assignment, roles, RF): no clock, no randomness (ties are broken by a fixed
 //! hash of partition and NodeId), and every iteration is over sorted maps or index ranges.
 
+#[cfg(test)]
+mod change_tests;
 mod flow;
+pub mod history;
+#[cfg(test)]
+mod history_tests;
 mod ideal;
+pub mod manager;
 mod plan;
 #[cfg(test)]
 mod tests;
+pub mod worker;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

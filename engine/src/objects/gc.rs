@@ -12,6 +12,13 @@
 //! identical content is stored once, so a new PUT may be re-using a block the collector is
 //! about to delete. The fresh reference (or the fresh write, which `BlockManager` notes)
 //! keeps the block.
+//!
+//! Layout changes (`crate::layout::manager`): while more than one layout version is stored,
+//! nothing is deleted — a node may be about to be read from for a block under either
+//! version. Once a single version remains (every node synced and reads moved), a node
+//! deletes the blocks of partitions it no longer holds (unless written here within
+//! `delay_ms`: a writer with a newer layout this node has not heard of yet may have just
+//! placed it here).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +27,7 @@ use std::time::Duration;
 use super::block_ref::BlockRef;
 use super::body::Body;
 use super::version::{ObjectEntry, Version, VersionData, VersionState};
-use crate::block::BlockHash;
+use crate::block::{BlockHash, block_partition};
 use crate::crdt::Bool;
 use crate::node::Node;
 use crate::seam::monotonic_now;
@@ -53,6 +60,8 @@ pub struct GcReport {
     pub refs_retired: usize,
     pub uploads_aborted: usize,
     pub blocks_deleted: usize,
+    /// Blocks deleted because a layout change moved their partition to other nodes.
+    pub blocks_moved_away: usize,
     pub errors: usize,
 }
 
@@ -73,7 +82,8 @@ impl BlockGc {
         loop {
             tokio::time::sleep(Duration::from_millis(self.config.interval_ms)).await;
             let report = self.step().await;
-            if report.blocks_deleted + report.refs_retired + report.uploads_aborted > 0 {
+            let done = report.blocks_deleted + report.blocks_moved_away;
+            if done + report.refs_retired + report.uploads_aborted > 0 {
                 self.node.seam.trace.event("gc", format!("{report:?}").as_bytes());
             }
         }
@@ -88,13 +98,27 @@ impl BlockGc {
         };
         let delay = Duration::from_millis(self.config.delay_ms);
         self.unreferenced_since.retain(|h, _| hashes.binary_search(h).is_ok());
+        let layouts = self.node.layouts.snapshot();
+        let settled = layouts.versions().len() == 1;
+        let mine = layouts.partitions_of_any(self.node.id);
         for hash in hashes {
             report.blocks_seen += 1;
+            if settled
+                && !mine.contains(&block_partition(&hash))
+                && !self.node.blocks.written_within(&hash, self.config.delay_ms)
+            {
+                match self.node.blocks.local_delete(&hash) {
+                    Ok(()) => report.blocks_moved_away += 1,
+                    Err(_) => report.errors += 1,
+                }
+                continue;
+            }
             match self.live_refs(&hash, &mut report).await {
                 Err(_) => report.errors += 1,
                 Ok(live) if live > 0 => {
                     self.unreferenced_since.remove(&hash);
                 }
+                Ok(_) if !settled => {}
                 Ok(_) => {
                     let since = *self.unreferenced_since.entry(hash).or_insert_with(monotonic_now);
                     if monotonic_now().saturating_duration_since(since) >= delay

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::layout::NodeId;
+use crate::layout::history::LayoutHistory;
 
 /// Bumped on any incompatible change to the messages below.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -36,6 +37,18 @@ pub enum Request {
     Table(TableRequest),
     Kv(KvRequest),
     Block(BlockRequest),
+    Layout(LayoutRequest),
+}
+
+/// Layout gossip (see `crate::layout::manager`). Histories are a few KiB per stored
+/// version, so they travel whole; the digest keeps the common case to one tiny round trip.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum LayoutRequest {
+    /// "My history hashes to `digest`": answered `Layout(None)` if yours does too, else
+    /// `Layout(Some(yours))`.
+    Gossip { digest: [u8; 32] },
+    /// Merge this history into yours; answered `Done`.
+    Push { history: Box<LayoutHistory> },
 }
 
 /// Node-to-node table replication.
@@ -128,6 +141,8 @@ pub enum Response {
     Value(Option<Vec<u8>>),
     /// A block body (`None`: this node has no copy of it).
     Block(#[serde(with = "serde_bytes")] Option<Vec<u8>>),
+    /// A layout history (`None`: the same as the caller's).
+    Layout(Option<Box<LayoutHistory>>),
 }
 
 /// An error the remote side reports (as opposed to failing to reach it).

@@ -6,16 +6,21 @@
 //! answered something older. With `read + write > replication_factor`, every read quorum
 //! intersects every write quorum, so a read that starts after a write was acknowledged
 //! sees it (or something newer).
+//!
+//! While a layout change is in transition (`crate::layout::manager`), a write needs its
+//! quorum in the replica set of *every* stored layout version, and reads use the read
+//! version's set: the old one until the new set has synced.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::schema::{TableSchema, decode_entry, encode_entry, partition_of_key};
 use super::store::{LocalTable, Store};
 use crate::crdt::Crdt;
-use crate::layout::{ClusterLayout, NodeId};
+use crate::layout::NodeId;
+use crate::layout::manager::{LayoutManager, SetQuorums};
 use crate::rpc::{Request, Response, RpcClient, TableRequest};
 
 /// How many replicas must answer.
@@ -82,7 +87,7 @@ pub struct Replicated<S: TableSchema> {
     pub local: Arc<Store<S>>,
     self_id: NodeId,
     rpc: Arc<RpcClient>,
-    layout: Arc<RwLock<ClusterLayout>>,
+    layout: Arc<LayoutManager>,
     quorums: Quorums,
 }
 
@@ -93,15 +98,15 @@ impl<S: TableSchema> Replicated<S> {
         local: Arc<Store<S>>,
         self_id: NodeId,
         rpc: Arc<RpcClient>,
-        layout: Arc<RwLock<ClusterLayout>>,
+        layout: Arc<LayoutManager>,
         quorums: Quorums,
     ) -> Self {
         Replicated { local, self_id, rpc, layout, quorums }
     }
 
+    /// The replicas a read of `key` asks (the read version's set).
     fn replicas(&self, key: &[u8]) -> Vec<NodeId> {
-        let layout = self.layout.read().unwrap();
-        layout.nodes_of(partition_of_key(key)).to_vec()
+        self.layout.read_nodes(partition_of_key(key))
     }
 
     /// Sends `request` to one replica (ourselves through the local store) on its own task,
@@ -167,24 +172,34 @@ impl<S: TableSchema> Replicated<S> {
         Ok(())
     }
 
-    /// Writes `entry` under `key` to a write quorum of replicas.
+    /// Writes `entry` under `key` to a write quorum of replicas (of every stored layout
+    /// version's replica set, during a transition).
     pub async fn insert(&self, key: Vec<u8>, entry: &S::Entry) -> Result<(), QuorumError> {
-        let replicas = self.replicas(&key);
+        // Held until the answer: a layout acknowledgement waits for writes like this one.
+        let _guard = self.layout.write_guard().await;
+        let mut quorums =
+            SetQuorums::new(self.layout.write_sets(partition_of_key(&key)), self.quorums.write);
+        let replicas = quorums.union();
         let entries = vec![(key, encode_entry(entry))];
         let request = TableRequest::Update { table: S::NAME.into(), entries };
         let mut answers = self.fan_out(&replicas, request);
-        let quorum = self.quorums.write.min(replicas.len());
-        let (mut successes, mut errors) = (0, Vec::new());
-        while let Some((node, answer)) = answers.recv().await {
+        let mut errors = Vec::new();
+        while !quorums.reached()
+            && let Some((node, answer)) = answers.recv().await
+        {
             match answer {
-                Ok(Response::Done) => successes += 1,
+                Ok(Response::Done) => quorums.success(node),
                 Ok(other) => errors.push(format!("{node}: unexpected answer {other:?}")),
                 Err(e) => errors.push(e),
             }
-            if successes >= quorum {
-                return Ok(());
-            }
         }
+        if quorums.reached() {
+            return Ok(());
+        }
+        if replicas.is_empty() {
+            errors.push("no layout is known yet".into());
+        }
+        let (quorum, successes) = quorums.worst();
         Err(QuorumError { quorum, successes, errors })
     }
 

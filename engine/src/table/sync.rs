@@ -10,11 +10,12 @@
 //! it with Merkle trees so big partitions exchange only what differs.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use super::replicated::serve_local;
 use super::store::LocalTable;
-use crate::layout::{ClusterLayout, NodeId};
+use crate::layout::NodeId;
+use crate::layout::manager::LayoutManager;
 use crate::rpc::message::root_digest;
 use crate::rpc::{Request, Response, RpcClient, TableRequest};
 
@@ -29,17 +30,18 @@ pub struct SyncReport {
 pub struct SyncWorker {
     pub self_id: NodeId,
     pub rpc: Arc<RpcClient>,
-    pub layout: Arc<RwLock<ClusterLayout>>,
+    pub layout: Arc<LayoutManager>,
     pub tables: Vec<Arc<dyn LocalTable>>,
 }
 
 impl SyncWorker {
     /// Partitions we hold, grouped by the peer that holds them too, in deterministic order.
+    /// During a layout transition, "hold" means in any stored version: old and new
+    /// replicas of a partition keep exchanging until the old version is dropped.
     fn shared_partitions(&self) -> BTreeMap<NodeId, Vec<u8>> {
-        let layout = self.layout.read().unwrap();
         let mut shared: BTreeMap<NodeId, Vec<u8>> = BTreeMap::new();
         for p in 0..=u8::MAX {
-            let nodes = layout.nodes_of(p);
+            let nodes = self.layout.all_nodes(p);
             if !nodes.contains(&self.self_id) {
                 continue;
             }
@@ -68,7 +70,9 @@ impl SyncWorker {
         report
     }
 
-    async fn sync_with(
+    /// Compares `parts` of `table` with `peer` and exchanges (pull, then push) every
+    /// partition that differs; returns how many did.
+    pub async fn sync_with(
         &self,
         table: &dyn LocalTable,
         peer: NodeId,
