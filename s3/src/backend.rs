@@ -13,10 +13,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hangar_engine::objects::body_reader::BodyReader;
 use hangar_engine::objects::multipart::UploadMeta;
 use hangar_engine::objects::{self, ObjectError, ObjectRecord, ObjectStore, VersionListing};
 
-use crate::s3api::backend::{Deleted, PartInfo, UploadInfo, VersionInfo, Versioning};
+use crate::s3api::backend::{
+    BodySource, Deleted, ObjectBody, OpenedObject, PartInfo, UploadInfo, VersionInfo, Versioning,
+};
 use crate::s3api::{BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta};
 
 /// The production backend: every S3 operation becomes one `ObjectStore` call.
@@ -47,8 +50,22 @@ fn map_err(err: ObjectError) -> BackendError {
         ObjectError::InvalidPartNumber { part_number } => {
             BackendError::Internal { reason: format!("part number {part_number} passed on") }
         }
+        ObjectError::BodyRefused { reason } => BackendError::BodyRefused { reason },
         ObjectError::Unavailable { reason } => BackendError::Unavailable { reason },
         ObjectError::Internal { reason } => BackendError::Internal { reason },
+    }
+}
+
+/// A body read from the engine, a bounded few blocks at a time (`BodyReader`).
+struct EngineBody(BodyReader);
+
+impl ObjectBody for EngineBody {
+    fn select(&mut self, start: u64, end: u64) {
+        self.0.select(start, end);
+    }
+
+    fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, BackendError>> {
+        Box::pin(async move { self.0.next_chunk().await.map_err(map_err) })
     }
 }
 
@@ -126,16 +143,12 @@ impl ObjectBackend for EngineBackend {
         bucket: &'a str,
         key: &'a str,
         meta: ObjectMeta,
-        body: Bytes,
+        body: &'a mut dyn BodySource,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
         Box::pin(async move {
-            let meta = objects::ObjectMeta {
-                content_type: meta.content_type,
-                user_metadata: meta.user_metadata,
-                etag: meta.etag,
-            };
-            // The engine takes ownership of a Vec; for a uniquely held Bytes this is a move.
-            let record = self.store.put_object(bucket, key, meta, Vec::from(body)).await;
+            let meta =
+                UploadMeta { content_type: meta.content_type, user_metadata: meta.user_metadata };
+            let record = self.store.put_object_stream(bucket, key, meta, body).await;
             Ok(split(record.map_err(map_err)?).0)
         })
     }
@@ -145,10 +158,13 @@ impl ObjectBackend for EngineBackend {
         bucket: &'a str,
         key: &'a str,
         version_id: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(ObjectInfo, Bytes), BackendError>> {
+    ) -> BoxFuture<'a, Result<OpenedObject, BackendError>> {
         Box::pin(async move {
-            match self.store.get_object_version(bucket, key, version_id).await {
-                Ok(record) => Ok(split(record)),
+            match self.store.open_object(bucket, key, version_id).await {
+                Ok((record, reader)) => {
+                    let body: Box<dyn ObjectBody> = Box::new(EngineBody(reader));
+                    Ok((split(record).0, body))
+                }
                 Err(e) => Err(self.read_error((bucket, key, version_id), e).await),
             }
         })
@@ -264,12 +280,10 @@ impl ObjectBackend for EngineBackend {
         key: &'a str,
         upload_id: &'a str,
         part_number: u32,
-        etag: String,
-        body: Bytes,
-    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        body: &'a mut dyn BodySource,
+    ) -> BoxFuture<'a, Result<String, BackendError>> {
         Box::pin(async move {
-            let data = Vec::from(body);
-            let stored = self.store.upload_part(bucket, key, upload_id, part_number, data, etag);
+            let stored = self.store.upload_part_stream(bucket, key, upload_id, part_number, body);
             stored.await.map_err(map_err)
         })
     }

@@ -5,9 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use hangar_engine::objects::body::VecSource;
 use hangar_s3::backend::EngineBackend;
 use hangar_s3::config::Config;
-use hangar_s3::s3api::{BackendError, ObjectBackend, ObjectMeta, Versioning};
+use hangar_s3::s3api::backend::ObjectBody;
+use hangar_s3::s3api::{BackendError, ObjectBackend, ObjectInfo, ObjectMeta, Versioning};
 use hangar_s3::server::start_engine;
 
 struct TempDir(PathBuf);
@@ -32,12 +34,25 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
 }
 
-fn meta(etag: &str) -> ObjectMeta {
+fn meta() -> ObjectMeta {
     ObjectMeta {
         content_type: "text/plain".into(),
         user_metadata: [("colour".to_string(), "blue".to_string())].into(),
-        etag: etag.into(),
     }
+}
+
+/// Stores `data` with the ETag `etag` (the body source names the ETag).
+async fn put(backend: &EngineBackend, key: (&str, &str), data: &[u8], etag: &str) -> ObjectInfo {
+    let mut body = VecSource::new(data.to_vec(), etag.into());
+    backend.put_object(key.0, key.1, meta(), &mut body).await.unwrap()
+}
+
+async fn read_all(mut body: Box<dyn ObjectBody>) -> Bytes {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next_chunk().await.unwrap() {
+        out.extend_from_slice(&chunk);
+    }
+    Bytes::from(out)
 }
 
 #[test]
@@ -51,10 +66,9 @@ fn engine_backend_maps_errors_and_keeps_data_across_restart() {
         let again = backend.create_bucket("b").await;
         assert_eq!(again, Err(BackendError::BucketAlreadyOwnedByYou));
         assert_eq!(backend.head_bucket("nope").await, Err(BackendError::NoSuchBucket));
-        let body = Bytes::from_static(b"hello");
-        let info = backend.put_object("b", "k1", meta("e1"), body.clone()).await.unwrap();
+        let info = put(&backend, ("b", "k1"), b"hello", "e1").await;
         assert_eq!((info.size_bytes, info.etag.as_str()), (5, "e1"));
-        backend.put_object("b", "k2", meta("e2"), Bytes::new()).await.unwrap();
+        put(&backend, ("b", "k2"), b"", "e2").await;
         assert_eq!(backend.head_object("b", "k0", None).await, Err(BackendError::NoSuchKey));
         // Deleting an absent key succeeds: S3 answers 204 either way.
         backend.delete_object("b", "k0", None).await.unwrap();
@@ -69,7 +83,7 @@ fn engine_backend_maps_errors_and_keeps_data_across_restart() {
         let engine = start_engine(&config).await.unwrap();
         let backend = EngineBackend::new(engine.store.clone());
         let (info, body) = backend.get_object("b", "k1", None).await.unwrap();
-        assert_eq!(body, Bytes::from_static(b"hello"));
+        assert_eq!(read_all(body).await, Bytes::from_static(b"hello"));
         assert_eq!(info.content_type, "text/plain");
         assert_eq!(info.user_metadata.get("colour").map(String::as_str), Some("blue"));
         let buckets = backend.list_buckets().await.unwrap();
@@ -84,10 +98,11 @@ async fn versions_and_delete_markers(backend: &EngineBackend) {
     backend.create_bucket("v").await.unwrap();
     assert_eq!(backend.get_bucket_versioning("v").await, Ok(Versioning::Unversioned));
     backend.put_bucket_versioning("v", Versioning::Enabled).await.unwrap();
-    let one = backend.put_object("v", "k", meta("e1"), Bytes::from_static(b"1")).await.unwrap();
-    let two = backend.put_object("v", "k", meta("e2"), Bytes::from_static(b"2")).await.unwrap();
+    let one = put(backend, ("v", "k"), b"1", "e1").await;
+    let two = put(backend, ("v", "k"), b"2", "e2").await;
     assert!(one.version_id < two.version_id);
     let (info, body) = backend.get_object("v", "k", Some(&one.version_id)).await.unwrap();
+    let body = read_all(body).await;
     assert_eq!((info.version_id, body), (one.version_id.clone(), Bytes::from_static(b"1")));
     let marker = backend.delete_object("v", "k", None).await.unwrap();
     assert!(marker.delete_marker);

@@ -164,8 +164,8 @@ pub struct Workload {
 
 /// The workload kinds: `register` (node RPC) and `s3` (the S3 frontend).
 pub const WORKLOADS: [&str; 2] = ["register", "s3"];
-/// The largest s3 workload object: the S3 frontend buffers PUT bodies up to this.
-pub const OBJECT_BYTES_MAX: u64 = hangar_s3::s3api::PUT_BODY_BYTES_MAX;
+/// The largest s3 workload object: the workload's clients hold each body in memory.
+pub const OBJECT_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 impl Workload {
     pub fn is_s3(&self) -> bool {

@@ -15,27 +15,46 @@ use std::collections::BTreeMap;
 use hyper::HeaderMap;
 use sha2::{Digest, Sha256};
 
+use super::chunked::ChunkSigning;
 use super::error::S3Error;
 use super::sigv4::{self, ALGORITHM, CanonicalInput, UNSIGNED_PAYLOAD};
 use super::time::parse_amz_date;
+
+/// `x-amz-content-sha256` values of aws-chunked bodies (ECDSA-signed chunks are not
+/// supported: Hangar has no asymmetric keys).
+pub const STREAMING_SIGNED: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+pub const STREAMING_SIGNED_TRAILER: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER";
+pub const STREAMING_UNSIGNED_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
 
 /// How far a signed request's time may be from ours, both ways.
 pub const CLOCK_SKEW_MS_MAX: u64 = 15 * 60 * 1000;
 /// The longest validity S3 accepts for a presigned URL (7 days).
 pub const PRESIGNED_EXPIRES_SECS_MAX: u64 = 7 * 24 * 3600;
 
+/// What `x-amz-content-sha256` says about the body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PayloadHash {
     Unsigned,
     Sha256([u8; 32]),
+    /// An `aws-chunked` body (`STREAMING-…`): chunk signatures checked with `signing` if
+    /// the chunks are signed, trailer lines expected if `trailer`.
+    Chunked {
+        signing: Option<ChunkSigning>,
+        trailer: bool,
+    },
 }
 
 impl PayloadHash {
+    /// Checks a body read whole (request documents); object bodies are checked while they
+    /// stream (`request_body`).
     pub fn verify(&self, body: &[u8]) -> Result<(), S3Error> {
         match self {
             PayloadHash::Unsigned => Ok(()),
             PayloadHash::Sha256(expected) if Sha256::digest(body).as_slice() == expected => Ok(()),
             PayloadHash::Sha256(_) => Err(S3Error::ContentSha256Mismatch),
+            PayloadHash::Chunked { .. } => Err(S3Error::InvalidRequest {
+                reason: "aws-chunked bodies are accepted for object uploads only".into(),
+            }),
         }
     }
 }
@@ -173,7 +192,7 @@ fn authenticate_header(
         header_str(req.headers, "x-amz-content-sha256").ok_or_else(|| S3Error::InvalidRequest {
             reason: "Missing required header for this request: x-amz-content-sha256".into(),
         })?;
-    let payload = parse_payload_hash(claimed)?;
+    let mut payload = parse_payload_hash(claimed)?;
     let signed = parse_signed_headers(signed_headers, req.headers, malformed_header)?;
     let input = CanonicalInput {
         method: req.method,
@@ -184,6 +203,15 @@ fn authenticate_header(
         payload_hash: claimed,
     };
     check_signature(&input, &cred, secret, amz_date, signature)?;
+    if let PayloadHash::Chunked { signing: Some(chain), .. } = &mut payload {
+        // The first chunk's signature chains from this request's.
+        *chain = ChunkSigning {
+            key: sigv4::signing_key(secret, cred.date, cred.region),
+            amz_date: amz_date.to_string(),
+            scope: sigv4::scope(cred.date, cred.region),
+            seed_signature: signature.to_string(),
+        };
+    }
     Ok(Authenticated { access_key: cred.access_key.to_string(), payload })
 }
 
@@ -213,6 +241,12 @@ fn authenticate_presigned(
     // A presigned URL signs no body unless the client also sent the hash header.
     let claimed = header_str(req.headers, "x-amz-content-sha256").unwrap_or(UNSIGNED_PAYLOAD);
     let payload = parse_payload_hash(claimed)?;
+    if matches!(payload, PayloadHash::Chunked { signing: Some(_), .. }) {
+        // Signed chunks chain from a header signature; a URL has none to chain from.
+        return Err(S3Error::InvalidRequest {
+            reason: "signed aws-chunked payloads need Authorization-header signing".into(),
+        });
+    }
     let signed = parse_signed_headers(signed_headers, req.headers, malformed_query)?;
     let query: Vec<(String, String)> =
         req.query.iter().filter(|(k, _)| k != "X-Amz-Signature").cloned().collect();
@@ -271,9 +305,26 @@ fn parse_payload_hash(claimed: &str) -> Result<PayloadHash, S3Error> {
     if claimed == UNSIGNED_PAYLOAD {
         return Ok(PayloadHash::Unsigned);
     }
-    if claimed.starts_with("STREAMING-") {
-        // aws-chunked uploads sign each chunk; not supported until the streaming body path.
-        return Err(S3Error::NotImplemented { operation: format!("Payload {claimed}") });
+    let placeholder = || {
+        // Filled in once the request signature, which the chunks chain from, is checked.
+        let empty = String::new();
+        let (amz_date, scope, seed_signature) = (empty.clone(), empty.clone(), empty);
+        Some(ChunkSigning { key: [0; 32], amz_date, scope, seed_signature })
+    };
+    match claimed {
+        STREAMING_SIGNED => {
+            return Ok(PayloadHash::Chunked { signing: placeholder(), trailer: false });
+        }
+        STREAMING_SIGNED_TRAILER => {
+            return Ok(PayloadHash::Chunked { signing: placeholder(), trailer: true });
+        }
+        STREAMING_UNSIGNED_TRAILER => {
+            return Ok(PayloadHash::Chunked { signing: None, trailer: true });
+        }
+        _ if claimed.starts_with("STREAMING-") => {
+            return Err(S3Error::NotImplemented { operation: format!("Payload {claimed}") });
+        }
+        _ => {}
     }
     let mut hash = [0u8; 32];
     let lower = claimed.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));

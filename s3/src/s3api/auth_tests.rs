@@ -159,11 +159,30 @@ fn skewed_clock_is_refused_both_ways() {
 }
 
 #[test]
-fn streaming_payload_is_not_implemented_yet() {
+fn streaming_payloads_chain_from_the_request_signature() {
     let req = TestRequest::new("PUT", "/bk/k")
-        .header("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
+        .header("x-amz-content-sha256", STREAMING_SIGNED_TRAILER)
         .sign_header(REGION, SECRET);
-    assert_eq!(req.check(NOW_MS).unwrap_err().code(), "NotImplemented");
+    let PayloadHash::Chunked { signing: Some(chain), trailer: true } =
+        req.check(NOW_MS).unwrap().payload
+    else {
+        panic!("a signed chunked payload with a trailer");
+    };
+    let date = &AMZ_DATE[..8];
+    assert_eq!(chain.key, sigv4::signing_key(SECRET, date, REGION));
+    assert_eq!((chain.amz_date.as_str(), chain.scope), (AMZ_DATE, sigv4::scope(date, REGION)));
+    let authorization = req.headers["authorization"].to_str().unwrap();
+    assert!(authorization.ends_with(&format!("Signature={}", chain.seed_signature)));
+
+    let unsigned = TestRequest::new("PUT", "/bk/k")
+        .header("x-amz-content-sha256", STREAMING_UNSIGNED_TRAILER)
+        .sign_header(REGION, SECRET);
+    let payload = unsigned.check(NOW_MS).unwrap().payload;
+    assert_eq!(payload, PayloadHash::Chunked { signing: None, trailer: true });
+    let ecdsa = TestRequest::new("PUT", "/bk/k")
+        .header("x-amz-content-sha256", "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD")
+        .sign_header(REGION, SECRET);
+    assert_eq!(ecdsa.check(NOW_MS).unwrap_err().code(), "NotImplemented");
 }
 
 #[test]

@@ -16,6 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use bytes::Bytes;
+pub use hangar_engine::objects::body::{BodyEnd, BodyRefused, BodySource, BodySummary};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -26,15 +27,25 @@ pub struct BucketInfo {
     pub created_ms: u64,
 }
 
-/// What the client supplies with a PUT, stored verbatim next to the body.
+/// What the client supplies with a PUT, stored verbatim next to the body. (The ETag is
+/// the body source's to say, once the body is in: `BodyEnd`.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectMeta {
     pub content_type: String,
     /// `x-amz-meta-*` headers, names lowercased and without the prefix.
     pub user_metadata: BTreeMap<String, String>,
-    /// Computed by the S3 layer (the hex MD5 of the body for a simple PUT, unquoted). The
-    /// backend stores it as an opaque string: multipart ETags will have another shape.
-    pub etag: String,
+}
+
+/// An object's description and its (not yet read) body.
+pub type OpenedObject = (ObjectInfo, Box<dyn ObjectBody>);
+
+/// An object's body as a backend hands it out: nothing is read until `next_chunk`.
+pub trait ObjectBody: Send {
+    /// Narrows the body to bytes `start..end` (exclusive); only before the first read.
+    fn select(&mut self, start: u64, end: u64);
+
+    /// The next piece, `None` after the last.
+    fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, BackendError>>;
 }
 
 /// A bucket's versioning state (see `versions.rs` for what the S3 layer makes of it).
@@ -147,6 +158,10 @@ pub enum BackendError {
         part_number: u32,
         size_bytes: u64,
     },
+    /// The body source refused the body (it knows why); nothing was stored.
+    BodyRefused {
+        reason: String,
+    },
     /// Not enough replicas reachable right now; S3 clients retry a 503.
     Unavailable {
         reason: String,
@@ -171,6 +186,7 @@ impl fmt::Display for BackendError {
             BackendError::EntityTooSmall { part_number, size_bytes } => {
                 write!(f, "part {part_number} too small ({size_bytes} bytes)")
             }
+            BackendError::BodyRefused { reason } => write!(f, "body refused: {reason}"),
             BackendError::Unavailable { reason } => write!(f, "unavailable: {reason}"),
             BackendError::Internal { reason } => write!(f, "internal: {reason}"),
         }
@@ -193,13 +209,15 @@ pub trait ObjectBackend: Send + Sync + 'static {
     /// `BucketNotEmpty` while it holds objects, `NoSuchBucket` if absent.
     fn delete_bucket<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
 
-    /// Replaces any existing object under `key`.
+    /// Replaces any existing object under `key` with the body read from `body`, once its
+    /// `finish` accepted it (the ETag and extra metadata are what `finish` answers). A
+    /// refused or broken body stores nothing visible (`BodyRefused`).
     fn put_object<'a>(
         &'a self,
         bucket: &'a str,
         key: &'a str,
         meta: ObjectMeta,
-        body: Bytes,
+        body: &'a mut dyn BodySource,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>>;
 
     /// The current version, or the one named by `version_id` (a `valid_version_id`).
@@ -210,7 +228,7 @@ pub trait ObjectBackend: Send + Sync + 'static {
         bucket: &'a str,
         key: &'a str,
         version_id: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(ObjectInfo, Bytes), BackendError>>;
+    ) -> BoxFuture<'a, Result<OpenedObject, BackendError>>;
 
     /// As `get_object`, without the body.
     fn head_object<'a>(
@@ -266,8 +284,7 @@ pub trait ObjectBackend: Send + Sync + 'static {
 
     // ---- multipart uploads (see `multipart.rs` for the S3 side) ----
 
-    /// Starts an upload of `key` and returns its id. `meta.etag` is ignored: the ETag is
-    /// known only at completion.
+    /// Starts an upload of `key` and returns its id.
     fn create_multipart_upload<'a>(
         &'a self,
         bucket: &'a str,
@@ -275,17 +292,17 @@ pub trait ObjectBackend: Send + Sync + 'static {
         meta: ObjectMeta,
     ) -> BoxFuture<'a, Result<String, BackendError>>;
 
-    /// Stores part `part_number` (1..=10000, checked by the caller); a number uploaded
-    /// again replaces the earlier upload. `NoSuchUpload` if the upload is not open.
+    /// Stores part `part_number` (1..=10000, checked by the caller) from `body`, as
+    /// `put_object` does; a number uploaded again replaces the earlier upload. Returns the
+    /// part's ETag (from `finish`). `NoSuchUpload` if the upload is not open.
     fn upload_part<'a>(
         &'a self,
         bucket: &'a str,
         key: &'a str,
         upload_id: &'a str,
         part_number: u32,
-        etag: String,
-        body: Bytes,
-    ) -> BoxFuture<'a, Result<(), BackendError>>;
+        body: &'a mut dyn BodySource,
+    ) -> BoxFuture<'a, Result<String, BackendError>>;
 
     /// Makes the listed parts, concatenated, the object under `key` with ETag `etag`.
     /// `parts` are (part number, unquoted ETag); the rules are `check_parts`'s.

@@ -69,6 +69,8 @@ pub enum S3Error {
         size_bytes_max: u64,
     },
     IncompleteBody,
+    /// An aws-chunked upload without `x-amz-decoded-content-length`.
+    MissingContentLength,
     InvalidArgument {
         reason: String,
     },
@@ -127,6 +129,7 @@ impl S3Error {
             S3Error::PreconditionFailed => "PreconditionFailed",
             S3Error::EntityTooLarge { .. } => "EntityTooLarge",
             S3Error::IncompleteBody => "IncompleteBody",
+            S3Error::MissingContentLength => "MissingContentLength",
             S3Error::InvalidArgument { .. } => "InvalidArgument",
             S3Error::InvalidRequest { .. } => "InvalidRequest",
             S3Error::InvalidLocationConstraint { .. } => "InvalidLocationConstraint",
@@ -159,6 +162,7 @@ impl S3Error {
             | S3Error::RequestTimeTooSkewed => StatusCode::FORBIDDEN,
             S3Error::InvalidRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             S3Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            S3Error::MissingContentLength => StatusCode::LENGTH_REQUIRED,
             S3Error::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
             S3Error::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             S3Error::InternalError { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -226,9 +230,9 @@ impl S3Error {
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
                     .to_string()
             }
-            S3Error::BadDigest => {
-                "The Content-MD5 you specified did not match what we received.".to_string()
-            }
+            S3Error::BadDigest => "The Content-MD5 or checksum value that you specified did \
+                not match what the server received."
+                .to_string(),
             S3Error::InvalidDigest => "The Content-MD5 you specified is not valid.".to_string(),
             S3Error::InvalidRange { .. } => "The requested range is not satisfiable".to_string(),
             S3Error::PreconditionFailed => {
@@ -237,7 +241,12 @@ impl S3Error {
             S3Error::EntityTooLarge { size_bytes_max } => {
                 format!("Your proposed upload exceeds the maximum of {size_bytes_max} bytes")
             }
-            S3Error::IncompleteBody => "The request body ended early".to_string(),
+            S3Error::IncompleteBody => {
+                "The request body ended early, or was longer than declared".to_string()
+            }
+            S3Error::MissingContentLength => {
+                "aws-chunked uploads need x-amz-decoded-content-length".to_string()
+            }
             S3Error::InvalidArgument { reason } | S3Error::InvalidRequest { reason } => {
                 reason.clone()
             }
@@ -326,6 +335,9 @@ impl S3Error {
             BackendError::EntityTooSmall { part_number, size_bytes } => {
                 S3Error::EntityTooSmall { part_number, size_bytes }
             }
+            // The S3 layer answers its own refusal; a backend that refuses alone saw the
+            // body break off.
+            BackendError::BodyRefused { .. } => S3Error::IncompleteBody,
             BackendError::Unavailable { reason } => S3Error::ServiceUnavailable { reason },
             BackendError::Internal { reason } => S3Error::InternalError { reason },
         }

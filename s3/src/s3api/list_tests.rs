@@ -2,6 +2,8 @@ use std::sync::Arc;
 
 use http_body_util::BodyExt;
 
+use hangar_engine::objects::body::VecSource;
+
 use super::*;
 use crate::s3api::backend::ObjectMeta;
 use crate::s3api::memory::MemoryBackend;
@@ -11,7 +13,8 @@ async fn backend_with(keys: &[&str]) -> MemoryBackend {
     b.create_bucket("bk").await.unwrap();
     for key in keys {
         let meta = ObjectMeta::default();
-        b.put_object("bk", key, meta, Bytes::from_static(b"v")).await.unwrap();
+        let mut body = VecSource::new(b"v".to_vec(), "e".into());
+        b.put_object("bk", key, meta, &mut body).await.unwrap();
     }
     b
 }

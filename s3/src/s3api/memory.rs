@@ -16,9 +16,12 @@ use std::sync::{Mutex, MutexGuard};
 use bytes::Bytes;
 
 use super::WallClock;
+use md5::{Digest, Md5};
+
 use super::backend::{
-    BackendError, BoxFuture, BucketInfo, Deleted, ObjectBackend, ObjectInfo, ObjectMeta, PartInfo,
-    UploadInfo, VersionInfo, Versioning, check_parts,
+    BackendError, BodyEnd, BodyRefused, BodySource, BodySummary, BoxFuture, BucketInfo, Deleted,
+    ObjectBackend, ObjectBody, ObjectInfo, ObjectMeta, OpenedObject, PartInfo, UploadInfo,
+    VersionInfo, Versioning, check_parts,
 };
 
 struct Bucket {
@@ -230,6 +233,34 @@ fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
     Box::pin(std::future::ready(value))
 }
 
+/// Reads a whole body (this backend keeps bodies whole) and lets its source accept it.
+async fn drain(body: &mut dyn BodySource) -> Result<(Bytes, BodyEnd), BackendError> {
+    let refused = |e: BodyRefused| BackendError::BodyRefused { reason: e.reason };
+    let mut data = Vec::new();
+    while let Some(chunk) = body.next_chunk().await.map_err(refused)? {
+        data.extend_from_slice(&chunk);
+    }
+    let summary = BodySummary { size_bytes: data.len() as u64, md5: Md5::digest(&data).into() };
+    let end = body.finish(&summary).map_err(refused)?;
+    Ok((Bytes::from(data), end))
+}
+
+/// A stored body handed out whole (or the selected part of it) in one chunk.
+struct BytesBody(Option<Bytes>);
+
+impl ObjectBody for BytesBody {
+    fn select(&mut self, start: u64, end: u64) {
+        if let Some(data) = &mut self.0 {
+            let end = (end as usize).min(data.len());
+            *data = data.slice((start as usize).min(end)..end);
+        }
+    }
+
+    fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, BackendError>> {
+        ready(Ok(self.0.take().filter(|d| !d.is_empty())))
+    }
+}
+
 impl ObjectBackend for MemoryBackend {
     fn list_buckets(&self) -> BoxFuture<'_, Result<Vec<BucketInfo>, BackendError>> {
         let list = self
@@ -281,24 +312,29 @@ impl ObjectBackend for MemoryBackend {
         bucket: &'a str,
         key: &'a str,
         meta: ObjectMeta,
-        body: Bytes,
+        body: &'a mut dyn BodySource,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
-        let last_modified_ms = (self.clock)();
-        let info = ObjectInfo {
-            key: key.to_string(),
-            version_id: self.next_version_id(),
-            size_bytes: body.len() as u64,
-            etag: meta.etag,
-            last_modified_ms,
-            content_type: meta.content_type,
-            user_metadata: meta.user_metadata,
-        };
-        ready(self.with_bucket(bucket, |b| {
-            let (version_id, kept) = (info.version_id.clone(), b.versioning.keeps_history());
-            let object = Some((info.clone(), body));
-            b.push(key, Version { version_id, kept, object, last_modified_ms });
-            Ok(info)
-        }))
+        Box::pin(async move {
+            let (body, end) = drain(body).await?;
+            let last_modified_ms = (self.clock)();
+            let mut user_metadata = meta.user_metadata;
+            user_metadata.extend(end.extra_metadata);
+            let info = ObjectInfo {
+                key: key.to_string(),
+                version_id: self.next_version_id(),
+                size_bytes: body.len() as u64,
+                etag: end.etag,
+                last_modified_ms,
+                content_type: meta.content_type,
+                user_metadata,
+            };
+            self.with_bucket(bucket, |b| {
+                let (version_id, kept) = (info.version_id.clone(), b.versioning.keeps_history());
+                let object = Some((info.clone(), body));
+                b.push(key, Version { version_id, kept, object, last_modified_ms });
+                Ok(info)
+            })
+        })
     }
 
     fn get_object<'a>(
@@ -306,8 +342,11 @@ impl ObjectBackend for MemoryBackend {
         bucket: &'a str,
         key: &'a str,
         version_id: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(ObjectInfo, Bytes), BackendError>> {
-        ready(self.with_bucket(bucket, |b| b.read(key, version_id).cloned()))
+    ) -> BoxFuture<'a, Result<OpenedObject, BackendError>> {
+        let read = self.with_bucket(bucket, |b| b.read(key, version_id).cloned());
+        ready(
+            read.map(|(info, data)| (info, Box::new(BytesBody(Some(data))) as Box<dyn ObjectBody>)),
+        )
     }
 
     fn head_object<'a>(
@@ -406,15 +445,21 @@ impl ObjectBackend for MemoryBackend {
         key: &'a str,
         upload_id: &'a str,
         part_number: u32,
-        etag: String,
-        body: Bytes,
-    ) -> BoxFuture<'a, Result<(), BackendError>> {
-        let last_modified_ms = (self.clock)();
-        let size_bytes = body.len() as u64;
-        let info = PartInfo { part_number, etag, size_bytes, last_modified_ms };
-        ready(self.with_open_upload((bucket, key, upload_id), |u| {
-            u.parts.insert(part_number, (info, body));
-        }))
+        body: &'a mut dyn BodySource,
+    ) -> BoxFuture<'a, Result<String, BackendError>> {
+        Box::pin(async move {
+            // Refuse early for a closed upload, as the engine does, before reading the body.
+            self.with_open_upload((bucket, key, upload_id), |_| ())?;
+            let (body, end) = drain(body).await?;
+            let last_modified_ms = (self.clock)();
+            let size_bytes = body.len() as u64;
+            let etag = end.etag;
+            let info = PartInfo { part_number, etag: etag.clone(), size_bytes, last_modified_ms };
+            self.with_open_upload((bucket, key, upload_id), |u| {
+                u.parts.insert(part_number, (info, body));
+            })?;
+            Ok(etag)
+        })
     }
 
     fn complete_multipart_upload<'a>(
@@ -484,6 +529,8 @@ impl ObjectBackend for MemoryBackend {
 mod tests {
     use std::sync::Arc;
 
+    use hangar_engine::objects::body::VecSource;
+
     use super::*;
 
     fn backend() -> MemoryBackend {
@@ -492,8 +539,8 @@ mod tests {
 
     fn put(b: &MemoryBackend, key: &str) {
         let meta = ObjectMeta::default();
-        let fut = b.put_object("bk", key, meta, Bytes::from_static(b"x"));
-        poll_now(fut).unwrap();
+        let mut body = VecSource::new(b"x".to_vec(), "etag".into());
+        poll_now(b.put_object("bk", key, meta, &mut body)).unwrap();
     }
 
     /// The memory backend's futures are always ready; poll once without a runtime.

@@ -4,8 +4,8 @@
 //! The S3 conventions live here, the storage behind `ObjectBackend`: a part's ETag is the
 //! hex MD5 of its bytes (like a simple PUT's); a completed object's ETag is the hex MD5 of
 //! the concatenated *binary* MD5s of its parts, then `-` and the part count — clients such
-//! as the aws CLI compare it with what they computed. Part bodies are buffered like PUT
-//! bodies (each part at most `PUT_BODY_BYTES_MAX`), so memory stays bounded per request.
+//! as the aws CLI compare it with what they computed. Part bodies stream like PUT bodies,
+//! so memory stays bounded per request whatever the part's size.
 //!
 //! The CompleteMultipartUpload document is client input: it is read with `xml::tokens`
 //! (no DTD, so no entity expansion), and anything unexpected answers MalformedXML.
@@ -19,7 +19,8 @@ use md5::{Digest, Md5};
 use super::backend::{ObjectBackend, PartInfo};
 use super::encoding::uri_encode;
 use super::error::S3Error;
-use super::object::{check_content_md5, client_meta, header_value};
+use super::object::{client_meta, header_value, upload_error};
+use super::request_body::RequestBody;
 use super::router::PART_NUMBER_MAX;
 use super::time::format_iso8601;
 use super::xml::{Token, XmlWriter, tokens};
@@ -59,7 +60,7 @@ pub async fn create(
     key: &str,
     headers: &HeaderMap,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    let meta = client_meta(headers, String::new());
+    let meta = client_meta(headers);
     let upload_id = backend
         .create_multipart_upload(bucket, key, meta)
         .await
@@ -71,22 +72,21 @@ pub async fn create(
     Ok(super::xml_response(w.finish("InitiateMultipartUploadResult")))
 }
 
+/// Stores a part from the streaming request body; its ETag is the hex MD5 of its bytes
+/// (`RequestBody::finish`), and a checksum it was verified with is echoed.
 pub async fn upload_part(
     backend: &dyn ObjectBackend,
     (bucket, key, upload_id): (&str, &str, &str),
     part_number: u32,
-    headers: &HeaderMap,
-    body: Bytes,
+    body: &mut RequestBody,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    let md5 = Md5::digest(&body);
-    check_content_md5(headers, &md5)?;
-    let etag = hex::encode(md5);
-    backend
-        .upload_part(bucket, key, upload_id, part_number, etag.clone(), body)
-        .await
-        .map_err(|e| S3Error::from_backend(e, bucket, key))?;
+    let stored = backend.upload_part(bucket, key, upload_id, part_number, body).await;
+    let etag = stored.map_err(|e| upload_error(e, body, (bucket, key)))?;
     let mut out = HeaderMap::new();
     out.insert(header::ETAG, header_value(&format!("\"{etag}\""))?);
+    if let Some((algorithm, value)) = body.verified_checksum() {
+        out.insert(algorithm.header(), header_value(&value)?);
+    }
     Ok(empty(StatusCode::OK, out))
 }
 

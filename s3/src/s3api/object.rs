@@ -1,8 +1,11 @@
 //! PutObject, GetObject, HeadObject, DeleteObject.
 //!
-//! Bodies are whole `Bytes` in this first version (see `PUT_BODY_BYTES_MAX` in mod.rs);
-//! ranges are slices of the buffered body. The ETag of a simple PUT is the hex MD5 of the
-//! body, computed here because that is an S3 convention the backend need not know.
+//! Bodies stream: a PUT's body goes from the request into the backend as it arrives
+//! (`request_body`, which checks signatures, checksums and Content-MD5 before the object
+//! becomes visible), a GET's comes out of the backend into the response as the client
+//! reads it (`response_body`); a range asks the backend for those bytes only. The ETag of a
+//! simple PUT is the hex MD5 of the body (`RequestBody::finish` says so: an S3 convention
+//! the backend need not know).
 //!
 //! Version ids are shown as `versions.rs` explains: `x-amz-version-id` once the bucket has
 //! been versioned, or when the request named a version. The bucket's versioning state is
@@ -14,11 +17,12 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
-use md5::{Digest, Md5};
 
 use super::backend::{BackendError, ObjectBackend, ObjectInfo, ObjectMeta, Versioning};
-use super::encoding::base64_encode;
+use super::checksum;
 use super::error::S3Error;
+use super::request_body::RequestBody;
+use super::response_body::{ObjectStream, ResponseBody};
 use super::time::format_http_date;
 
 /// S3's content type for objects stored without one.
@@ -77,24 +81,8 @@ fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
-/// Checks `Content-MD5` if the client sent one: it protects the body end to end, past
-/// anything SigV4 covers when the payload is unsigned.
-pub(super) fn check_content_md5(headers: &HeaderMap, md5: &[u8]) -> Result<(), S3Error> {
-    let Some(claimed) = header_string(headers, "content-md5") else {
-        return Ok(());
-    };
-    let claimed = claimed.trim();
-    if claimed.len() != 24 {
-        return Err(S3Error::InvalidDigest);
-    }
-    if claimed != base64_encode(md5) {
-        return Err(S3Error::BadDigest);
-    }
-    Ok(())
-}
-
-/// What the client sends with an object (content type, `x-amz-meta-*`), and `etag`.
-pub(super) fn client_meta(headers: &HeaderMap, etag: String) -> ObjectMeta {
+/// What the client sends with an object (content type, `x-amz-meta-*`).
+pub(super) fn client_meta(headers: &HeaderMap) -> ObjectMeta {
     let mut user_metadata = BTreeMap::new();
     for (name, value) in headers {
         if let Some(meta_name) = name.as_str().strip_prefix(META_PREFIX) {
@@ -104,7 +92,28 @@ pub(super) fn client_meta(headers: &HeaderMap, etag: String) -> ObjectMeta {
     }
     let content_type =
         header_string(headers, "content-type").unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
-    ObjectMeta { content_type, user_metadata, etag }
+    ObjectMeta { content_type, user_metadata }
+}
+
+/// The S3 error of a failed upload: the body's own refusal if it refused (a signature,
+/// checksum or digest that did not match), else the backend's answer.
+pub(super) fn upload_error(
+    err: BackendError,
+    body: &mut RequestBody,
+    (bucket, key): (&str, &str),
+) -> S3Error {
+    body.failure.take().unwrap_or_else(|| S3Error::from_backend(err, bucket, key))
+}
+
+/// The checksum an upload was verified with, echoed as S3 does.
+pub(super) fn checksum_headers(
+    out: &mut HeaderMap,
+    user_metadata: &BTreeMap<String, String>,
+) -> Result<(), S3Error> {
+    for (name, value) in checksum::stored(user_metadata) {
+        out.insert(name, header_value(&value)?);
+    }
+    Ok(())
 }
 
 pub async fn put_object(
@@ -112,19 +121,18 @@ pub async fn put_object(
     bucket: &str,
     key: &str,
     headers: &HeaderMap,
-    body: Bytes,
+    body: &mut RequestBody,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    let md5 = Md5::digest(&body);
-    check_content_md5(headers, &md5)?;
-    let meta = client_meta(headers, hex::encode(md5));
+    let meta = client_meta(headers);
     let (state, info) = tokio::join!(
         backend.get_bucket_versioning(bucket),
         backend.put_object(bucket, key, meta, body)
     );
+    let info = info.map_err(|e| upload_error(e, body, (bucket, key)))?;
     let to_s3 = |e| S3Error::from_backend(e, bucket, key);
-    let info = info.map_err(to_s3)?;
     let mut out = HeaderMap::new();
     out.insert(header::ETAG, header_value(&format!("\"{}\"", info.etag))?);
+    checksum_headers(&mut out, &info.user_metadata)?;
     if state.map_err(to_s3)? != Versioning::Unversioned {
         out.insert("x-amz-version-id", header_value(&info.version_id)?);
     }
@@ -174,28 +182,27 @@ const RESPONSE_OVERRIDES: [(&str, header::HeaderName); 6] = [
     ("response-content-encoding", header::CONTENT_ENCODING),
 ];
 
-/// GET and HEAD share everything but the body.
+/// GET and HEAD share everything but the body. The body is not read here: it streams
+/// from the backend as the client reads the response.
 pub async fn get_object(
     backend: &dyn ObjectBackend,
     (bucket, key, version_id): (&str, &str, Option<&str>),
     headers: &HeaderMap,
     query: &[(String, String)],
     head: bool,
-) -> Result<Response<Full<Bytes>>, S3Error> {
+) -> Result<Response<ResponseBody>, S3Error> {
     let read = async {
         if head {
-            let info = backend.head_object(bucket, key, version_id).await?;
-            Ok((info, Bytes::new()))
+            Ok((backend.head_object(bucket, key, version_id).await?, None))
         } else {
-            backend.get_object(bucket, key, version_id).await
+            let (info, body) = backend.get_object(bucket, key, version_id).await?;
+            Ok((info, Some(body)))
         }
     };
     let (state, read) = tokio::join!(backend.get_bucket_versioning(bucket), read);
     let (info, body) =
         read.map_err(|e| read_error(e, (bucket, key, version_id), state.as_ref().ok().copied()))?;
     let state = state.map_err(|e| S3Error::from_backend(e, bucket, key))?;
-    let consistent = head || body.len() as u64 == info.size_bytes;
-    assert!(consistent, "backend size disagrees with body");
     let mut out = HeaderMap::new();
     if version_id.is_some() || state != Versioning::Unversioned {
         out.insert("x-amz-version-id", header_value(&info.version_id)?);
@@ -205,10 +212,13 @@ pub async fn get_object(
     out.insert(header::LAST_MODIFIED, header_value(&last_modified)?);
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if check_preconditions(headers, &info)? {
-        return Ok(respond(StatusCode::NOT_MODIFIED, out, Bytes::new()));
+        return Ok(respond(StatusCode::NOT_MODIFIED, out, Bytes::new()).map(ResponseBody::from));
     }
     out.insert(header::CONTENT_TYPE, header_value(&info.content_type)?);
-    for (name, value) in &info.user_metadata {
+    // Checksums are stored among the metadata under names no header can have.
+    let user_metadata =
+        info.user_metadata.iter().filter(|(n, _)| !n.starts_with(checksum::STORED_PREFIX));
+    for (name, value) in user_metadata {
         let name = HeaderName::from_bytes(format!("{META_PREFIX}{name}").as_bytes())
             .map_err(|_| S3Error::InternalError { reason: format!("bad metadata {name:?}") })?;
         out.insert(name, header_value(value)?);
@@ -229,10 +239,23 @@ pub async fn get_object(
             (StatusCode::PARTIAL_CONTENT, a, b + 1)
         }
     };
+    let checksum_mode = header_string(headers, "x-amz-checksum-mode");
+    if checksum_mode.is_some_and(|m| m.eq_ignore_ascii_case("ENABLED")) && range.is_none() {
+        // A checksum covers the whole object: S3 sends none with a range.
+        checksum_headers(&mut out, &info.user_metadata)?;
+    }
     // HEAD announces the length GET would send, without the bytes.
     out.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-    let payload = if head { Bytes::new() } else { body.slice(start as usize..end as usize) };
-    Ok(respond(status, out, payload))
+    let mut resp = Response::new(match body {
+        None => ResponseBody::from(Full::new(Bytes::new())),
+        Some(mut body) => {
+            body.select(start, end);
+            ResponseBody::Object(ObjectStream::new(body, end - start))
+        }
+    });
+    *resp.status_mut() = status;
+    *resp.headers_mut() = out;
+    Ok(resp)
 }
 
 fn respond(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response<Full<Bytes>> {
@@ -301,17 +324,5 @@ mod tests {
         assert_eq!(resolve_range(ByteRange::Suffix(0), 10), err);
         let empty = Err(S3Error::InvalidRange { size_bytes: 0 });
         assert_eq!(resolve_range(ByteRange::Suffix(1), 0), empty);
-    }
-
-    #[test]
-    fn content_md5_is_checked() {
-        let md5 = Md5::digest(b"hello");
-        let mut headers = HeaderMap::new();
-        headers.insert("content-md5", HeaderValue::from_static("XUFAKrxLKna5cZ2REBfFkg=="));
-        assert_eq!(check_content_md5(&headers, &md5), Ok(()));
-        headers.insert("content-md5", HeaderValue::from_static("AAAAKrxLKna5cZ2REBfFkg=="));
-        assert_eq!(check_content_md5(&headers, &md5), Err(S3Error::BadDigest));
-        headers.insert("content-md5", HeaderValue::from_static("short"));
-        assert_eq!(check_content_md5(&headers, &md5), Err(S3Error::InvalidDigest));
     }
 }

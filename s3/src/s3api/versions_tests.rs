@@ -1,5 +1,7 @@
 use std::sync::Arc;
 
+use hangar_engine::objects::body::VecSource;
+
 use super::*;
 use crate::s3api::backend::ObjectMeta;
 use crate::s3api::memory::MemoryBackend;
@@ -58,8 +60,8 @@ async fn versioned(writes: &[(&str, bool)]) -> MemoryBackend {
     b.put_bucket_versioning("bk", Versioning::Enabled).await.unwrap();
     for (key, is_put) in writes {
         if *is_put {
-            let meta = ObjectMeta { etag: "e".into(), ..ObjectMeta::default() };
-            b.put_object("bk", key, meta, Bytes::from_static(b"body")).await.unwrap();
+            let mut body = VecSource::new(b"body".to_vec(), "e".into());
+            b.put_object("bk", key, ObjectMeta::default(), &mut body).await.unwrap();
         } else {
             b.delete_object("bk", key, None).await.unwrap();
         }
@@ -183,7 +185,9 @@ async fn object_responses_carry_version_headers() {
     use crate::s3api::object::{delete_object, get_object};
     let b = MemoryBackend::new(Arc::new(|| 1_000));
     b.create_bucket("bk").await.unwrap();
-    b.put_object("bk", "k", ObjectMeta::default(), Bytes::new()).await.unwrap();
+    b.put_object("bk", "k", ObjectMeta::default(), &mut VecSource::new(Vec::new(), "e".into()))
+        .await
+        .unwrap();
     let (none, query) = (HeaderMap::new(), Vec::new());
     let plain = get_object(&b, ("bk", "k", None), &none, &query, true).await.unwrap();
     assert!(plain.headers().get("x-amz-version-id").is_none());
@@ -193,7 +197,10 @@ async fn object_responses_carry_version_headers() {
     assert_eq!(err, S3Error::NoSuchKey { key: "k".into() });
 
     b.put_bucket_versioning("bk", Versioning::Enabled).await.unwrap();
-    let info = b.put_object("bk", "k", ObjectMeta::default(), Bytes::new()).await.unwrap();
+    let info = b
+        .put_object("bk", "k", ObjectMeta::default(), &mut VecSource::new(Vec::new(), "e".into()))
+        .await
+        .unwrap();
     let got = get_object(&b, ("bk", "k", None), &none, &query, false).await.unwrap();
     assert_eq!(got.headers()["x-amz-version-id"], info.version_id.as_str());
     let marked = delete_object(&b, "bk", "k", None).await.unwrap();
