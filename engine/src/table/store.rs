@@ -65,11 +65,17 @@ pub trait LocalTable: Send + Sync {
 /// Root digests are cached too, per partition set (one set per peer we share partitions
 /// with): hashing 256 partition digests on both sides of every anti-entropy probe was a
 /// tenth of a simulated cluster's work while nothing changed. Any write forgets them all.
-#[derive(Default)]
 struct DigestCache {
     generation: u64,
-    digests: BTreeMap<u8, [u8; 32]>,
+    /// Indexed by partition: a lookup per partition per probe, so no map.
+    digests: Box<[Option<[u8; 32]>; 256]>,
     roots: BTreeMap<Vec<u8>, [u8; 32]>,
+}
+
+impl Default for DigestCache {
+    fn default() -> Self {
+        DigestCache { generation: 0, digests: Box::new([None; 256]), roots: BTreeMap::new() }
+    }
 }
 
 /// Distinct partition sets whose roots are kept; a node has one set per peer, so this is
@@ -196,7 +202,7 @@ impl<S: TableSchema> LocalTable for Store<S> {
                 cache.generation += 1;
                 cache.roots.clear();
                 for (key, _) in entries {
-                    cache.digests.remove(&partition_of_key(key));
+                    cache.digests[usize::from(partition_of_key(key))] = None;
                 }
             }
             txn.commit().map_err(storage(S::NAME))?;
@@ -218,7 +224,7 @@ impl<S: TableSchema> LocalTable for Store<S> {
         let (mut out, generation) = {
             let cache = self.digests.lock().unwrap();
             let out: Vec<Option<[u8; 32]>> =
-                partitions.iter().map(|p| cache.digests.get(p).copied()).collect();
+                partitions.iter().map(|&p| cache.digests[usize::from(p)]).collect();
             (out, cache.generation)
         };
         let mut computed = Vec::new();
@@ -232,7 +238,9 @@ impl<S: TableSchema> LocalTable for Store<S> {
         if !computed.is_empty() {
             let mut cache = self.digests.lock().unwrap();
             if cache.generation == generation {
-                cache.digests.extend(computed);
+                for (partition, digest) in computed {
+                    cache.digests[usize::from(partition)] = Some(digest);
+                }
             }
         }
         Ok(out.into_iter().map(|d| d.expect("every slot was filled above")).collect())
