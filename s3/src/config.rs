@@ -10,9 +10,12 @@
 //! meaning the same thing wherever the server is started from.
 //!
 //! Environment overrides, applied after the file: `HANGAR_RPC_SECRET` replaces the RPC
-//! secret; `HANGAR_ACCESS_KEY_ID` + `HANGAR_SECRET_ACCESS_KEY` add one S3 access key.
+//! secret; `HANGAR_ACCESS_KEY_ID` + `HANGAR_SECRET_ACCESS_KEY` add one S3 access key;
+//! `HANGAR_ADMIN_TOKEN` replaces the admin API token.
 //!
-//! Access keys live in the file only until the replicated key table exists.
+//! Access keys listed here are imported into the replicated key table at every start
+//! (idempotent, allowed to create buckets); the table is the truth, managed with
+//! `hangar key …`. Every key is documented in docs/configuration.md.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,6 +30,10 @@ use toml::Spanned;
 pub const DEFAULT_RPC_BIND_ADDR: &str = "0.0.0.0:3901";
 pub const DEFAULT_API_BIND_ADDR: &str = "0.0.0.0:3900";
 pub const DEFAULT_S3_REGION: &str = "hangar";
+/// The admin API listens on loopback unless told otherwise: it manages keys.
+pub const DEFAULT_ADMIN_BIND_ADDR: &str = "127.0.0.1:3903";
+/// Bearer tokens shorter than this are guessable.
+const TOKEN_LEN_MIN: usize = 16;
 /// The RPC secret is a 32-byte key in hex, as `openssl rand -hex 32` prints it.
 pub const RPC_SECRET_HEX_LEN: usize = 64;
 /// AWS's own bounds on access key ids.
@@ -58,6 +65,17 @@ pub struct Config {
     pub rpc_public_addr: Option<String>,
     pub rpc_secret: Secret,
     pub s3_api: S3ApiConfig,
+    pub admin: AdminConfig,
+}
+
+/// The `[admin]` section: the admin HTTP API and `/metrics`.
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    pub api_bind_addr: SocketAddr,
+    /// Bearer token of the admin API; without one, only `/metrics` is served.
+    pub admin_token: Option<Secret>,
+    /// Bearer token of `/metrics`; without one, `/metrics` is open.
+    pub metrics_token: Option<Secret>,
 }
 
 #[derive(Clone, Debug)]
@@ -122,6 +140,16 @@ struct RawConfig {
     rpc_secret_file: Option<Spanned<String>>,
     #[serde(default)]
     s3_api: RawS3Api,
+    #[serde(default)]
+    admin: RawAdmin,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    api_bind_addr: Option<Spanned<String>>,
+    admin_token: Option<Spanned<String>>,
+    metrics_token: Option<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -197,12 +225,6 @@ impl Config {
                            (generate one with `openssl rand -hex 32`)";
             return Err(src.invalid("rpc_secret", None, problem.into()));
         }
-        if config.s3_api.access_keys.is_empty() {
-            let problem = "no access key: add [[s3_api.access_keys]] or set \
-                           HANGAR_ACCESS_KEY_ID and HANGAR_SECRET_ACCESS_KEY"
-                .to_string();
-            return Err(src.invalid("s3_api.access_keys", None, problem));
-        }
         Ok(config)
     }
 }
@@ -238,6 +260,7 @@ fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
     };
     let rpc_secret = rpc_secret(src, &raw)?;
     let s3_api = validate_s3_api(src, &raw.s3_api)?;
+    let admin = validate_admin(src, &raw.admin)?;
     Ok(Config {
         metadata_dir,
         data_dir,
@@ -247,6 +270,34 @@ fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
         rpc_public_addr,
         rpc_secret,
         s3_api,
+        admin,
+    })
+}
+
+fn validate_admin(src: &Source, raw: &RawAdmin) -> Result<AdminConfig, ConfigError> {
+    let api_bind_addr =
+        socket_addr(src, "admin.api_bind_addr", &raw.api_bind_addr, DEFAULT_ADMIN_BIND_ADDR)?;
+    let token = |key: &str, value: &Option<Spanned<String>>| match value {
+        None => Ok(None),
+        Some(v) => match token_problem(v.get_ref()) {
+            Some(problem) => Err(src.invalid(key, Some(v.span()), problem)),
+            None => Ok(Some(Secret(v.get_ref().clone()))),
+        },
+    };
+    Ok(AdminConfig {
+        api_bind_addr,
+        admin_token: token("admin.admin_token", &raw.admin_token)?,
+        metrics_token: token("admin.metrics_token", &raw.metrics_token)?,
+    })
+}
+
+fn token_problem(token: &str) -> Option<String> {
+    let ok = token.len() >= TOKEN_LEN_MIN && token.bytes().all(|b| b.is_ascii_graphic());
+    (!ok).then(|| {
+        format!(
+            "must be at least {TOKEN_LEN_MIN} printable ASCII characters, no spaces (e.g. from \
+             `openssl rand -hex 32`)"
+        )
     })
 }
 
@@ -350,6 +401,12 @@ fn apply_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Resul
             return Err(env_invalid("HANGAR_RPC_SECRET", problem));
         }
         config.rpc_secret = Secret(secret);
+    }
+    if let Some(token) = env("HANGAR_ADMIN_TOKEN") {
+        if let Some(problem) = token_problem(&token) {
+            return Err(env_invalid("HANGAR_ADMIN_TOKEN", problem));
+        }
+        config.admin.admin_token = Some(Secret(token));
     }
     match (env("HANGAR_ACCESS_KEY_ID"), env("HANGAR_SECRET_ACCESS_KEY")) {
         (None, None) => {}

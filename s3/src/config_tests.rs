@@ -99,13 +99,34 @@ fn secret_and_keys_come_from_the_environment() {
 }
 
 #[test]
-fn access_keys_are_required_and_unique() {
+fn access_keys_are_optional_and_unique() {
     let text = minimal();
+    // Keys may all live in the key table (created with `hangar key create`).
     let (head, _) = text.split_once("[[s3_api").unwrap();
-    assert!(error_text(head).contains("no access key"));
+    assert!(parse(head).unwrap().s3_api.access_keys.is_empty());
     let twice = format!(
         "{text}[[s3_api.access_keys]]\nid = \"GK0123456789abcdef\"\n\
          secret = \"x123456789abcdef0\"\n"
     );
     assert!(error_text(&twice).contains("listed twice"));
+}
+
+#[test]
+fn the_admin_section_has_safe_defaults_and_checks_its_tokens() {
+    let c = parse(&minimal()).unwrap();
+    assert_eq!(c.admin.api_bind_addr.to_string(), "127.0.0.1:3903");
+    assert!(c.admin.admin_token.is_none() && c.admin.metrics_token.is_none());
+    let with = format!(
+        "{}[admin]\napi_bind_addr = \"0.0.0.0:4903\"\nadmin_token = \"0123456789abcdefXYZ\"\n",
+        minimal()
+    );
+    let c = parse(&with).unwrap();
+    assert_eq!(c.admin.api_bind_addr.port(), 4903);
+    assert_eq!(c.admin.admin_token.unwrap().0, "0123456789abcdefXYZ");
+    assert!(!format!("{:?}", parse(&with).unwrap()).contains("0123456789abcdefXYZ"));
+    let short = format!("{}[admin]\nadmin_token = \"abc\"\n", minimal());
+    let err = error_text(&short);
+    assert!(err.contains("admin.admin_token") && err.contains(":8:"), "{err}");
+    let c = parse_env(&minimal(), &[("HANGAR_ADMIN_TOKEN", "from-the-environment-1")]).unwrap();
+    assert_eq!(c.admin.admin_token.unwrap().0, "from-the-environment-1");
 }

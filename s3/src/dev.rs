@@ -1,8 +1,8 @@
 //! `hangar dev`: a single-node server for development, with no configuration to write.
 //!
 //! Everything lives in one directory: at first start it receives a generated `hangar.toml`
-//! (fresh access key and RPC secret from OS randomness, metadata under `meta/`, data under
-//! `data/`) and `credentials.env` (shell exports for the aws CLI and SDKs). Later starts reuse
+//! (fresh access key, RPC secret and admin token from OS randomness, metadata under `meta/`,
+//! data under `data/`, the admin API on 127.0.0.1:3903) and `credentials.env` (shell exports for the aws CLI and SDKs). Later starts reuse
 //! both, so data and credentials survive restarts; `hangar server -c DIR/hangar.toml` runs the
 //! very same node. Port flags given on a later start are written back into `hangar.toml`.
 //!
@@ -22,6 +22,7 @@ use crate::runtime::os_random_hex;
 pub const DEFAULT_DIR: &str = "./hangar-dev";
 pub const DEFAULT_S3_PORT: u16 = 3900;
 pub const DEFAULT_RPC_PORT: u16 = 3901;
+pub const DEFAULT_ADMIN_PORT: u16 = 3903;
 /// The bucket a dev server always has, so `aws s3 ls s3://hangar` works at once.
 pub const DEV_BUCKET: &str = "hangar";
 pub const CONFIG_FILE: &str = "hangar.toml";
@@ -60,8 +61,10 @@ impl std::error::Error for DevError {}
 struct DevSettings {
     s3_port: u16,
     rpc_port: u16,
+    admin_port: u16,
     region: String,
     rpc_secret: String,
+    admin_token: String,
     /// Access key id → secret.
     keys: Vec<(String, String)>,
 }
@@ -84,31 +87,27 @@ fn lock_dir(dir: &Path) -> Result<DirLock, DevError> {
 }
 
 /// Locks `dir` and loads `dir/hangar.toml`, creating the directory and the file at first
-/// start. Explicit ports that differ from the file's are written back.
-pub fn prepare(
-    dir: &Path,
-    s3_port: Option<u16>,
-    rpc_port: Option<u16>,
-) -> Result<(Config, DirLock), DevError> {
+/// start. `ports` are the S3, RPC and admin ports asked for; explicit ports that differ
+/// from the file's are written back.
+pub fn prepare(dir: &Path, ports: [Option<u16>; 3]) -> Result<(Config, DirLock), DevError> {
     std::fs::create_dir_all(dir).map_err(|source| io_err(dir, source))?;
     let lock = lock_dir(dir)?;
-    let config = load_or_generate(dir, s3_port, rpc_port)?;
+    let config = load_or_generate(dir, ports)?;
     Ok((config, lock))
 }
 
-fn load_or_generate(
-    dir: &Path,
-    s3_port: Option<u16>,
-    rpc_port: Option<u16>,
-) -> Result<Config, DevError> {
+fn load_or_generate(dir: &Path, ports: [Option<u16>; 3]) -> Result<Config, DevError> {
+    let [s3_port, rpc_port, admin_port] = ports;
     let path = dir.join(CONFIG_FILE);
     let no_env = |_: &str| None;
     if !path.exists() {
         let settings = DevSettings {
             s3_port: s3_port.unwrap_or(DEFAULT_S3_PORT),
             rpc_port: rpc_port.unwrap_or(DEFAULT_RPC_PORT),
+            admin_port: admin_port.unwrap_or(DEFAULT_ADMIN_PORT),
             region: DEFAULT_S3_REGION.into(),
             rpc_secret: os_random_hex(32),
+            admin_token: os_random_hex(32),
             // AWS-style shape: "GK" + 24 hex digits, a 64-hex-digit secret.
             keys: vec![(format!("GK{}", os_random_hex(12)), os_random_hex(32))],
         };
@@ -118,19 +117,27 @@ fn load_or_generate(
     let config = Config::load(&path, &no_env).map_err(DevError::Config)?;
     let wanted_s3 = s3_port.unwrap_or(config.s3_api.api_bind_addr.port());
     let wanted_rpc = rpc_port.unwrap_or(config.rpc_bind_addr.port());
-    if wanted_s3 == config.s3_api.api_bind_addr.port() && wanted_rpc == config.rpc_bind_addr.port()
+    let wanted_admin = admin_port.unwrap_or(config.admin.api_bind_addr.port());
+    // A directory made before the admin API existed gets a token now.
+    let admin_token = config.admin.admin_token.as_ref().map(|t| t.0.clone());
+    if wanted_s3 == config.s3_api.api_bind_addr.port()
+        && wanted_rpc == config.rpc_bind_addr.port()
+        && wanted_admin == config.admin.api_bind_addr.port()
+        && admin_token.is_some()
     {
         return Ok(config);
     }
     let settings = DevSettings {
         s3_port: wanted_s3,
         rpc_port: wanted_rpc,
+        admin_port: wanted_admin,
         region: config.s3_api.s3_region.clone(),
         rpc_secret: config.rpc_secret.0.clone(),
+        admin_token: admin_token.unwrap_or_else(|| os_random_hex(32)),
         keys: config.s3_api.access_keys.iter().map(|(k, s)| (k.clone(), s.0.clone())).collect(),
     };
     write_private(&path, &render(&settings))?;
-    tracing::info!(path = %path.display(), "rewrote the dev configuration with the new ports");
+    tracing::info!(path = %path.display(), "rewrote the dev configuration (ports, admin token)");
     Config::load(&path, &no_env).map_err(DevError::Config)
 }
 
@@ -151,6 +158,9 @@ fn render(s: &DevSettings) -> String {
     for (id, secret) in &s.keys {
         let _ = write!(out, "\n[[s3_api.access_keys]]\nid = \"{id}\"\nsecret = \"{secret}\"\n");
     }
+    out.push_str("\n# The admin API: `hangar -c <this file> status`, `key list`, ...\n[admin]\n");
+    let _ = writeln!(out, "api_bind_addr = \"127.0.0.1:{}\"", s.admin_port);
+    let _ = writeln!(out, "admin_token = \"{}\"", s.admin_token);
     out
 }
 
@@ -228,8 +238,8 @@ mod tests {
     #[test]
     fn first_start_generates_and_restart_reuses() {
         let dir = temp_dir("reuse");
-        let (first, lock) = prepare(&dir.0, Some(4900), None).unwrap();
-        assert!(matches!(prepare(&dir.0, Some(4999), None), Err(DevError::Busy { .. })));
+        let (first, lock) = prepare(&dir.0, [Some(4900), None, None]).unwrap();
+        assert!(matches!(prepare(&dir.0, [Some(4999), None, None]), Err(DevError::Busy { .. })));
         drop(lock);
         assert_eq!(first.s3_api.api_bind_addr.to_string(), "127.0.0.1:4900");
         assert_eq!(first.rpc_bind_addr.port(), DEFAULT_RPC_PORT);
@@ -237,11 +247,17 @@ mod tests {
         assert!(id.starts_with("GK") && id.len() == 26, "{id}");
         assert_eq!(secret.0.len(), 64);
         assert_eq!(first.metadata_dir, dir.0.join("meta"));
-        let (again, _) = prepare(&dir.0, None, None).unwrap();
+        assert_eq!(first.admin.api_bind_addr.to_string(), "127.0.0.1:3903");
+        let token = first.admin.admin_token.clone().expect("dev configs carry an admin token");
+        assert_eq!(token.0.len(), 64);
+        let (again, _) = prepare(&dir.0, [None, None, None]).unwrap();
+        assert_eq!(again.admin.admin_token, Some(token.clone()));
         assert_eq!(again.s3_api.access_keys, first.s3_api.access_keys);
         assert_eq!(again.rpc_secret, first.rpc_secret);
         assert_eq!(again.s3_api.api_bind_addr.port(), 4900);
-        let (moved, _) = prepare(&dir.0, Some(4901), Some(4902)).unwrap();
+        let (moved, _) = prepare(&dir.0, [Some(4901), Some(4902), Some(4903)]).unwrap();
+        assert_eq!(moved.admin.api_bind_addr.port(), 4903);
+        assert_eq!(moved.admin.admin_token, Some(token));
         assert_eq!(moved.s3_api.access_keys, first.s3_api.access_keys);
         assert_eq!(moved.rpc_bind_addr.port(), 4902);
         write_credentials(&dir.0, &moved).unwrap();

@@ -3,13 +3,20 @@
 //! - `hangar server -c FILE` runs a node from a TOML configuration file.
 //! - `hangar dev` runs a single-node development server from a directory it manages,
 //!   printing shell exports for the aws CLI on stdout (logs go to stderr).
+//! - `hangar -c FILE status | key … | bucket … | worker list` talk to a running node's
+//!   admin API (`hangar_s3::cli`); docs/cli.md lists them.
+//!
+//! Logs: human-readable on stderr by default, one JSON object per line with
+//! `--log-format json`; the level comes from `RUST_LOG` (default `info`).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use hangar_engine::keys::BucketPerms;
 use hangar_engine::objects::ObjectError;
+use hangar_s3::cli::{self, AdminCommand, client::AdminClient};
 use hangar_s3::config::Config;
 use hangar_s3::dev;
 use hangar_s3::server::{self, Engine};
@@ -18,21 +25,33 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser)]
 #[command(name = "hangar", version, about = "Hangar: a geo-distributed S3-compatible object store")]
 struct Cli {
+    /// The node's TOML configuration file (`server` runs it; the other verbs read the
+    /// admin API's address and token from it).
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Print the admin API's JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run a node from a configuration file.
+    /// Run a node from a configuration file (`-c FILE`).
     ///
     /// This version runs a single-node cluster (replication factor capped at 1);
     /// multi-node layouts come with the operations commands.
-    Server {
-        /// The TOML configuration file.
-        #[arg(short = 'c', long = "config", value_name = "FILE")]
-        config: PathBuf,
-    },
+    Server,
     /// Run a single-node development server; no configuration needed.
     ///
     /// The first start writes DIR/hangar.toml (a fresh access key and RPC secret) and
@@ -48,20 +67,33 @@ enum Command {
         /// Inter-node RPC port on 127.0.0.1 [default: 3901, or the port in DIR/hangar.toml]
         #[arg(long, value_name = "PORT")]
         rpc_port: Option<u16>,
+        /// Admin API port on 127.0.0.1 [default: 3903, or the port in DIR/hangar.toml]
+        #[arg(long, value_name = "PORT")]
+        admin_port: Option<u16>,
     },
+    #[command(flatten)]
+    Admin(AdminCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // CLI verbs log only warnings unless asked: their output is the answer.
+    let default_level = if matches!(cli.command, Command::Admin(_)) { "warn" } else { "info" };
+    init_logging(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
+    let config = cli.config;
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Server { config } => run_server(&config).await,
-            Command::Dev { dir, s3_port, rpc_port } => run_dev(&dir, s3_port, rpc_port).await,
+            Command::Server => run_server(&need_config(config.as_deref(), "server")?).await,
+            Command::Dev { dir, s3_port, rpc_port, admin_port } => {
+                run_dev(&dir, [s3_port, rpc_port, admin_port]).await
+            }
+            Command::Admin(verb) => {
+                run_admin(&need_config(config.as_deref(), "this verb")?, verb, cli.json).await
+            }
         }
     });
     match result {
@@ -70,14 +102,33 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
         // Colour codes are noise in log files and CI output.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+fn need_config(config: Option<&Path>, what: &str) -> Result<PathBuf, String> {
+    config.map(Path::to_path_buf).ok_or_else(|| {
+        format!(
+            "{what} needs the node's config file: hangar -c FILE … (for `hangar dev`: \
+             -c hangar-dev/hangar.toml)"
+        )
+    })
+}
+
+async fn run_admin(path: &Path, verb: AdminCommand, json: bool) -> Result<(), String> {
+    let env = |name: &str| std::env::var(name).ok();
+    let config = Config::load(path, &env).map_err(|e| e.to_string())?;
+    let client = AdminClient::from_config(&config, path);
+    let out = cli::run(&client, verb, json).await?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()).map_err(|e| e.to_string())
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -89,24 +140,30 @@ async fn run_server(path: &Path) -> Result<(), String> {
     let env = |name: &str| std::env::var(name).ok();
     let config = Config::load(path, &env).map_err(|e| e.to_string())?;
     let engine = server::start_engine(&config).await.map_err(|e| e.to_string())?;
+    let admin = server::bind_admin(&engine, &config).await.map_err(|e| e.to_string())?;
     let s3 = server::bind_s3(&engine, &config).await.map_err(|e| e.to_string())?;
+    tokio::spawn(admin.serve());
     s3.run_until_shutdown().await.map_err(|e| e.to_string())
 }
 
-async fn run_dev(dir: &Path, s3_port: Option<u16>, rpc_port: Option<u16>) -> Result<(), String> {
+/// `ports`: S3, RPC, admin.
+async fn run_dev(dir: &Path, ports: [Option<u16>; 3]) -> Result<(), String> {
     // `_lock` keeps other dev servers off this directory for as long as this one runs.
-    let (config, _lock) = dev::prepare(dir, s3_port, rpc_port).map_err(|e| e.to_string())?;
+    let (config, _lock) = dev::prepare(dir, ports).map_err(|e| e.to_string())?;
     dev::write_credentials(dir, &config).map_err(|e| e.to_string())?;
     let engine = server::start_engine(&config).await.map_err(|e| e.to_string())?;
-    ensure_dev_bucket(&engine).await?;
+    ensure_dev_bucket(&engine, &config).await?;
+    let admin = server::bind_admin(&engine, &config).await.map_err(|e| e.to_string())?;
     let s3 = server::bind_s3(&engine, &config).await.map_err(|e| e.to_string())?;
+    tokio::spawn(admin.serve());
     // Ready: the exports go to stdout (for `eval`), then the server stays in the
     // foreground, so flush before serving.
     let mut out = std::io::stdout().lock();
     let hint = format!(
-        "# hangar dev ready: aws s3 ls s3://{} (config: hangar server -c {})\n",
-        dev::DEV_BUCKET,
-        dir.join(dev::CONFIG_FILE).display()
+        "# hangar dev ready: aws s3 ls s3://{bucket} (config: hangar server -c {file}; \
+         admin: hangar -c {file} status)\n",
+        bucket = dev::DEV_BUCKET,
+        file = dir.join(dev::CONFIG_FILE).display()
     );
     let printed = out
         .write_all(dev::credential_exports(&config).as_bytes())
@@ -120,13 +177,19 @@ async fn run_dev(dir: &Path, s3_port: Option<u16>, rpc_port: Option<u16>) -> Res
     s3.run_until_shutdown().await.map_err(|e| e.to_string())
 }
 
-async fn ensure_dev_bucket(engine: &Engine) -> Result<(), String> {
+/// Creates the dev bucket and makes the dev key its owner (both idempotent).
+async fn ensure_dev_bucket(engine: &Engine, config: &Config) -> Result<(), String> {
     match engine.store.create_bucket(dev::DEV_BUCKET).await {
-        Ok(()) => {
-            tracing::info!(bucket = dev::DEV_BUCKET, "created the dev bucket");
-            Ok(())
-        }
-        Err(ObjectError::BucketAlreadyExists) => Ok(()),
-        Err(e) => Err(format!("cannot create bucket {:?}: {e:?}", dev::DEV_BUCKET)),
+        Ok(()) => tracing::info!(bucket = dev::DEV_BUCKET, "created the dev bucket"),
+        Err(ObjectError::BucketAlreadyExists) => {}
+        Err(e) => return Err(format!("cannot create bucket {:?}: {e:?}", dev::DEV_BUCKET)),
     }
+    for id in config.s3_api.access_keys.keys() {
+        let key = engine.keys.get_live(id).await.map_err(|e| e.to_string())?;
+        if key.perms(dev::DEV_BUCKET) != BucketPerms::ALL {
+            let granted = engine.keys.set_perms(id, dev::DEV_BUCKET, BucketPerms::ALL).await;
+            granted.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }

@@ -4,6 +4,8 @@
 //! state through the engine (`hangar dev` creates its bucket) before the S3 port answers:
 //! a port that accepts connections means the server is ready.
 //!
+//! The admin API (`bind_admin`) serves the same engine on its own port.
+//!
 //! This first version runs a single-node cluster: the layout holds this node only (zone
 //! "dc1", capacity 1) and the replication factor is capped at 1. Multi-node layouts come
 //! with the operations commands.
@@ -13,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use hangar_engine::keys::{KeyError, KeyStore};
 use hangar_engine::layout::{ClusterLayout, LayoutError, NodeId, NodeRole};
 use hangar_engine::node::{Node, NodeConfig, NodeError};
 use hangar_engine::objects::ObjectStore;
@@ -21,8 +24,11 @@ use hangar_engine::seam::{Clock, Disk, Listener, Net};
 use hangar_engine::table::Quorums;
 use rand_core::{OsRng, RngCore};
 
+use crate::access::EngineKeys;
+use crate::admin::{AdminServer, AdminState, WorkerSettings};
 use crate::backend::EngineBackend;
 use crate::config::Config;
+use crate::metrics::S3Metrics;
 use crate::runtime::{TokioNet, production_seam};
 use crate::s3api::{S3State, WallClock, serve};
 
@@ -40,11 +46,26 @@ const SYNC_INTERVAL_MS: u64 = 60_000;
 /// Why a node could not start.
 #[derive(Debug)]
 pub enum ServerError {
-    CreateDir { path: PathBuf, source: io::Error },
-    NodeId { path: PathBuf, problem: String },
+    CreateDir {
+        path: PathBuf,
+        source: io::Error,
+    },
+    NodeId {
+        path: PathBuf,
+        problem: String,
+    },
     Layout(LayoutError),
     Node(NodeError),
-    Bind { addr: SocketAddr, source: io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    BindAdmin {
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    /// The key table could not take the config's access keys.
+    Keys(KeyError),
 }
 
 impl std::fmt::Display for ServerError {
@@ -61,16 +82,25 @@ impl std::fmt::Display for ServerError {
             ServerError::Bind { addr, source } => {
                 write!(f, "cannot listen for S3 on {addr}: {source}")
             }
+            ServerError::BindAdmin { addr, source } => write!(
+                f,
+                "cannot listen for the admin API on {addr}: {source} (set [admin] api_bind_addr)"
+            ),
+            ServerError::Keys(e) => write!(f, "cannot import the config's access keys: {e}"),
         }
     }
 }
 
 impl std::error::Error for ServerError {}
 
-/// A started engine node and the object store over it.
+/// A started engine node, the object store and key table over it, and the S3 counters
+/// its frontends share.
 pub struct Engine {
     pub node: Arc<Node>,
     pub store: Arc<ObjectStore>,
+    pub keys: Arc<KeyStore>,
+    pub s3_metrics: Arc<S3Metrics>,
+    pub workers: WorkerSettings,
 }
 
 /// Opens the node's storage and starts its RPC server.
@@ -92,6 +122,11 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
              come with the operations commands"
         );
     }
+    let workers = WorkerSettings {
+        sync_interval_ms: SYNC_INTERVAL_MS,
+        gc: Default::default(),
+        repair: Default::default(),
+    };
     let node_config = NodeConfig {
         id,
         rpc_bind_addr: config.rpc_bind_addr.to_string(),
@@ -101,13 +136,56 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
         rpc_secret: config.rpc_secret.0.clone(),
         quorums: Quorums::for_mode(config.consistency_mode, rf),
         rpc: RpcConfig::default(),
-        sync_interval_ms: SYNC_INTERVAL_MS,
-        gc: Default::default(),
-        repair: Default::default(),
+        sync_interval_ms: workers.sync_interval_ms,
+        gc: workers.gc,
+        repair: workers.repair,
     };
     let node = Node::start(seam, node_config).await.map_err(ServerError::Node)?;
     let store = Arc::new(ObjectStore::new(node.clone()));
-    Ok(Engine { node, store })
+    let keys = Arc::new(KeyStore::new(node.clone()));
+    import_config_keys(&keys, config).await?;
+    let s3_metrics = Arc::new(S3Metrics::default());
+    Ok(Engine { node, store, keys, s3_metrics, workers })
+}
+
+/// Imports `[[s3_api.access_keys]]` into the key table. Idempotent: a key already there
+/// is left alone (grants and settings changed since stay), so a key first imported gets
+/// `allow_create_bucket` once. The table is the truth: a config key that was deleted, or
+/// whose id the table holds with another secret, is skipped with a warning.
+async fn import_config_keys(keys: &KeyStore, config: &Config) -> Result<(), ServerError> {
+    for (id, secret) in &config.s3_api.access_keys {
+        let existed = keys.get(id).await.map_err(ServerError::Keys)?.is_some();
+        match keys.import(id, &secret.0, "from config").await {
+            Ok(_) if existed => {}
+            Ok(_) => {
+                keys.set_allow_create_bucket(id, true).await.map_err(ServerError::Keys)?;
+                tracing::info!(key = %id, "imported an access key from the config");
+            }
+            Err(e @ (KeyError::Deleted { .. } | KeyError::AlreadyExists { .. })) => {
+                tracing::warn!(key = %id, "config access key skipped: {e}");
+            }
+            Err(e) => return Err(ServerError::Keys(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Binds the admin API of `config` over `engine`.
+pub async fn bind_admin(engine: &Engine, config: &Config) -> Result<AdminServer, ServerError> {
+    let addr = config.admin.api_bind_addr;
+    let state = Arc::new(AdminState {
+        node: engine.node.clone(),
+        store: engine.store.clone(),
+        keys: engine.keys.clone(),
+        admin_token: config.admin.admin_token.as_ref().map(|t| t.0.clone()),
+        metrics_token: config.admin.metrics_token.as_ref().map(|t| t.0.clone()),
+        s3_metrics: engine.s3_metrics.clone(),
+        workers: engine.workers,
+    });
+    if state.admin_token.is_none() {
+        tracing::warn!("no [admin] admin_token: the admin API refuses every request");
+    }
+    AdminServer::bind(addr, state).await.map_err(|source| ServerError::BindAdmin { addr, source })
 }
 
 fn single_node_layout(id: NodeId, rf: usize) -> Result<ClusterLayout, ServerError> {
@@ -164,17 +242,14 @@ pub async fn bind_s3(engine: &Engine, config: &Config) -> Result<S3Server, Serve
         .listen(&addr.to_string())
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
-    let keys = config
-        .s3_api
-        .access_keys
-        .iter()
-        .map(|(id, secret)| (id.clone(), secret.0.clone()))
-        .collect();
     let clock = engine.node.seam.clock.clone();
     let wall: WallClock = Arc::new(move || Clock::now_ms(clock.as_ref()));
     let backend = Arc::new(EngineBackend::new(engine.store.clone()));
     let region = config.s3_api.s3_region.clone();
-    let state = Arc::new(S3State::new(backend, region, keys, wall));
+    let state = S3State::new(backend, region, Default::default(), wall)
+        .with_keys(Arc::new(EngineKeys(engine.keys.clone())))
+        .with_observer(engine.s3_metrics.clone());
+    let state = Arc::new(state);
     Ok(S3Server { listener, addr, state })
 }
 

@@ -1,0 +1,177 @@
+//! `/v1/status`, `/v1/health`, `/v1/workers` and `/metrics`: what the engine offers today.
+//!
+//! Connectivity is measured, not remembered: every node of the layout other than this one
+//! is pinged (bounded by the RPC call timeout), so "connected" means "answered just now".
+
+use std::collections::BTreeSet;
+
+use hangar_engine::layout::NodeId;
+use hangar_engine::rpc::{Request, Response};
+use serde_json::{Value, json};
+
+use super::{AdminError, AdminState};
+use crate::metrics::TextWriter;
+
+/// The nodes of the current layout, and which of them answered a ping.
+struct ClusterView {
+    version: u64,
+    replication_factor: usize,
+    /// Node → zone, capacity.
+    nodes: Vec<(NodeId, String, u64)>,
+    connected: BTreeSet<NodeId>,
+    /// Per partition: how many of its replicas answered.
+    replicas_up: Vec<usize>,
+}
+
+async fn view(state: &AdminState) -> ClusterView {
+    // A node that has not learnt a layout yet (joining) shows version 0 and no nodes.
+    let layout = state.node.current_layout();
+    let (version, replication_factor) =
+        layout.as_ref().map_or((0, 0), |l| (l.version(), l.replication_factor()));
+    let nodes: Vec<(NodeId, String, u64)> = layout.as_ref().map_or_else(Vec::new, |l| {
+        l.roles().iter().map(|(id, r)| (*id, r.zone.clone(), r.capacity)).collect()
+    });
+    let placement: Vec<Vec<NodeId>> = match &layout {
+        Some(l) => (0..=255u8).map(|p| l.nodes_of(p).to_vec()).collect(),
+        None => Vec::new(),
+    };
+    let pings = nodes.iter().filter(|(id, ..)| *id != state.node.id).map(|(id, ..)| {
+        let (rpc, id) = (state.node.rpc.clone(), *id);
+        async move { (id, matches!(rpc.call(id, Request::Ping).await, Ok(Response::Pong))) }
+    });
+    let mut connected: BTreeSet<NodeId> = futures_join(pings).await;
+    connected.insert(state.node.id);
+    let replicas_up = placement
+        .iter()
+        .map(|nodes| nodes.iter().filter(|n| connected.contains(n)).count())
+        .collect();
+    ClusterView { version, replication_factor, nodes, connected, replicas_up }
+}
+
+/// Awaits every ping concurrently (each on its own task) and keeps the nodes that answered.
+async fn futures_join<F>(pings: impl Iterator<Item = F>) -> BTreeSet<NodeId>
+where
+    F: std::future::Future<Output = (NodeId, bool)> + Send + 'static,
+{
+    let tasks: Vec<_> = pings.map(tokio::spawn).collect();
+    let mut up = BTreeSet::new();
+    for task in tasks {
+        if let Ok((id, true)) = task.await {
+            up.insert(id);
+        }
+    }
+    up
+}
+
+impl ClusterView {
+    fn quorum(&self) -> usize {
+        self.replication_factor / 2 + 1
+    }
+
+    fn partitions_all_ok(&self) -> usize {
+        self.replicas_up.iter().filter(|&&n| n >= self.replication_factor).count()
+    }
+
+    fn partitions_quorum_ok(&self) -> usize {
+        self.replicas_up.iter().filter(|&&n| n >= self.quorum()).count()
+    }
+
+    fn healthy(&self) -> bool {
+        self.partitions_quorum_ok() == self.replicas_up.len()
+    }
+}
+
+pub async fn status(state: &AdminState) -> Result<Value, AdminError> {
+    let v = view(state).await;
+    let nodes: Vec<Value> = v
+        .nodes
+        .iter()
+        .map(|(id, zone, capacity)| {
+            json!({
+                "id": id.to_string(),
+                "zone": zone,
+                "capacity": capacity,
+                "connected": v.connected.contains(id),
+                "is_self": *id == state.node.id,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "node_id": state.node.id.to_string(),
+        "zone": v.nodes.iter().find(|(id, ..)| *id == state.node.id).map(|(_, z, _)| z.clone()),
+        "layout_version": v.version,
+        "replication_factor": v.replication_factor,
+        "nodes": nodes,
+        // Layout changes (show / assign / apply / revert) get their own endpoints under
+        // /v1/layout with the live layout work.
+    }))
+}
+
+/// 200 when every partition has a write quorum of connected replicas, else 503.
+pub async fn health(state: &AdminState) -> (bool, Value) {
+    let v = view(state).await;
+    let healthy = v.healthy();
+    let body = json!({
+        "status": if healthy { "ok" } else { "degraded" },
+        "nodes": v.nodes.len(),
+        "nodes_connected": v.connected.len(),
+        "partitions": v.replicas_up.len(),
+        "partitions_quorum_ok": v.partitions_quorum_ok(),
+        "partitions_all_ok": v.partitions_all_ok(),
+    });
+    (healthy, body)
+}
+
+/// The engine's background workers. Their periods are the engine defaults this server
+/// starts them with; the engine does not report last runs yet.
+pub fn workers(state: &AdminState) -> Value {
+    let w = &state.workers;
+    json!({ "workers": [
+        { "name": "anti-entropy", "what": "compares table replicas, exchanges differing partitions",
+          "interval_ms": w.sync_interval_ms, "last_run": null },
+        { "name": "block-gc", "what": "retires dead block references, deletes unreferenced blocks",
+          "interval_ms": w.gc.interval_ms, "delay_ms": w.gc.delay_ms, "last_run": null },
+        { "name": "block-resync", "what": "fetches blocks this node should hold but lacks",
+          "interval_ms": w.repair.resync_interval_ms, "last_run": null },
+        { "name": "block-scrub", "what": "re-reads every local block, replaces corrupt copies",
+          "interval_ms": w.repair.scrub_interval_ms, "pause_ms": w.repair.scrub_pause_ms,
+          "last_run": null },
+    ]})
+}
+
+/// `/metrics`: the S3 counters plus engine state sampled now.
+pub async fn metrics_text(state: &AdminState) -> String {
+    let mut out = TextWriter::default();
+    state.s3_metrics.render(&mut out);
+    let v = view(state).await;
+    out.single("hangar_layout_version", "gauge", "Version of the current layout", v.version as f64);
+    out.single("hangar_cluster_nodes", "gauge", "Nodes in the layout", v.nodes.len() as f64);
+    let up = v.connected.len() as f64;
+    out.single("hangar_cluster_nodes_connected", "gauge", "Nodes that answered a ping", up);
+    let all_ok = v.partitions_all_ok() as f64;
+    out.single("hangar_partitions_all_ok", "gauge", "Partitions with every replica up", all_ok);
+    let quorum_ok = v.partitions_quorum_ok() as f64;
+    out.single("hangar_partitions_quorum_ok", "gauge", "Partitions with a quorum up", quorum_ok);
+    let blocks = state.node.blocks.stats();
+    let corrupt = blocks.corrupt_copies as f64;
+    out.single(
+        "hangar_block_corrupt_copies_total",
+        "counter",
+        "Corrupt block copies seen",
+        corrupt,
+    );
+    let missing = blocks.missing_copies as f64;
+    out.single(
+        "hangar_block_missing_copies_total",
+        "counter",
+        "Missing block copies seen",
+        missing,
+    );
+    if let Ok(keys) = state.keys.list().await {
+        out.single("hangar_access_keys", "gauge", "Live access keys", keys.len() as f64);
+    }
+    if let Ok(buckets) = state.store.list_buckets().await {
+        out.single("hangar_buckets", "gauge", "Buckets", buckets.len() as f64);
+    }
+    out.finish()
+}

@@ -1,0 +1,208 @@
+//! The admin router over a real single-node engine (production seam, temporary directory):
+//! tokens are enforced before anything else, and each endpoint does what the CLI relies on.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{HeaderMap, Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::{AdminState, respond};
+use crate::config::Config;
+use crate::server::{Engine, start_engine};
+
+const TOKEN: &str = "admin-token-for-tests-0001";
+const METRICS_TOKEN: &str = "metrics-token-for-tests-01";
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn engine(name: &str) -> (TempDir, Engine, Config) {
+    let dir = std::env::temp_dir().join(format!("hangar-admin-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = format!(
+        "metadata_dir = \"meta\"\ndata_dir = \"data\"\nrpc_bind_addr = \"127.0.0.1:0\"\n\
+         rpc_secret = \"{}\"\n[[s3_api.access_keys]]\nid = \"GKconfig000000000001\"\n\
+         secret = \"config-secret-000000001\"\n",
+        "ab".repeat(32)
+    );
+    let config = Config::parse(&text, &dir.join("hangar.toml"), &|_| None).unwrap();
+    let engine = start_engine(&config).await.unwrap();
+    (TempDir(dir), engine, config)
+}
+
+fn state(engine: &Engine, token: Option<&str>, metrics_token: Option<&str>) -> AdminState {
+    AdminState {
+        node: engine.node.clone(),
+        store: engine.store.clone(),
+        keys: engine.keys.clone(),
+        admin_token: token.map(str::to_string),
+        metrics_token: metrics_token.map(str::to_string),
+        s3_metrics: engine.s3_metrics.clone(),
+        workers: engine.workers,
+    }
+}
+
+async fn call(
+    state: &AdminState,
+    method: Method,
+    path_and_query: &str,
+    auth: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value) {
+    let (status, text) = call_text(state, method, path_and_query, auth, body).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn call_text(
+    state: &AdminState,
+    method: Method,
+    path_and_query: &str,
+    auth: Option<&str>,
+    body: Value,
+) -> (StatusCode, String) {
+    let mut headers = HeaderMap::new();
+    if let Some(token) = auth {
+        headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    let body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
+    let resp: Response<Full<Bytes>> = respond(state, &method, path, query, &headers, &body).await;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn tokens_are_checked_before_anything_else() {
+    let (_dir, engine, _) = engine("tokens").await;
+    let st = state(&engine, Some(TOKEN), Some(METRICS_TOKEN));
+    let (status, body) = call(&st, Method::GET, "/v1/status", None, Value::Null).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "MissingToken");
+    let (status, body) = call(&st, Method::GET, "/v1/status", Some("nope"), Value::Null).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("WrongToken")));
+    // Unknown paths are refused the same way: nothing is learnt without the token.
+    let (status, _) = call(&st, Method::GET, "/v1/nothing", Some("nope"), Value::Null).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = call(&st, Method::GET, "/v1/nothing", Some(TOKEN), Value::Null).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // /metrics takes its own token, not the admin one.
+    let (status, _) = call_text(&st, Method::GET, "/metrics", Some(TOKEN), Value::Null).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, text) =
+        call_text(&st, Method::GET, "/metrics", Some(METRICS_TOKEN), Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("# TYPE hangar_layout_version gauge\nhangar_layout_version 1\n"));
+    assert!(text.contains("hangar_access_keys 1\n"), "{text}");
+    // Without an admin token configured, the API is off.
+    let off = state(&engine, None, None);
+    let (status, body) = call(&off, Method::GET, "/v1/status", Some(TOKEN), Value::Null).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("Disabled")));
+    let (status, _) = call_text(&off, Method::GET, "/metrics", None, Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "without a metrics_token, /metrics is open");
+}
+
+#[tokio::test]
+async fn status_health_and_workers_describe_the_single_node() {
+    let (_dir, engine, _) = engine("status").await;
+    let st = state(&engine, Some(TOKEN), None);
+    let (status, body) = call(&st, Method::GET, "/v1/status", Some(TOKEN), Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["node_id"], engine.node.id.to_string());
+    assert_eq!(body["layout_version"], 1);
+    assert_eq!(body["nodes"][0]["connected"], true);
+    assert_eq!(body["nodes"][0]["zone"], "dc1");
+    let (status, body) = call(&st, Method::GET, "/v1/health", Some(TOKEN), Value::Null).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(body["partitions_quorum_ok"], 256);
+    let (_, body) = call(&st, Method::GET, "/v1/workers", Some(TOKEN), Value::Null).await;
+    let names: Vec<&str> =
+        body["workers"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["anti-entropy", "block-gc", "block-resync", "block-scrub"]);
+    let (status, _) = call(&st, Method::POST, "/v1/layout/apply", Some(TOKEN), json!({})).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+}
+
+#[tokio::test]
+async fn keys_are_created_listed_allowed_and_deleted() {
+    let (_dir, engine, _) = engine("keys").await;
+    let st = Arc::new(state(&engine, Some(TOKEN), None));
+    let auth = Some(TOKEN);
+    // The config's key was imported at start, allowed to create buckets.
+    let (_, info) =
+        call(&st, Method::GET, "/v1/keys/GKconfig000000000001", auth, Value::Null).await;
+    assert_eq!(info["allow_create_bucket"], true);
+    assert!(info.get("secret").is_none(), "secrets only on request");
+    let (status, key) = call(&st, Method::POST, "/v1/keys", auth, json!({"name": "ci"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let id = key["id"].as_str().unwrap().to_string();
+    assert_eq!(key["secret"].as_str().unwrap().len(), 64);
+    assert_eq!(key["allow_create_bucket"], false);
+    let (_, list) = call(&st, Method::GET, "/v1/keys", auth, Value::Null).await;
+    assert_eq!(list["keys"].as_array().unwrap().len(), 2);
+    assert!(list["keys"][0].get("secret").is_none());
+    let path = format!("/v1/keys/{id}/allow");
+    let (_, allowed) = call(&st, Method::POST, &path, auth, json!({"create_bucket": true})).await;
+    assert_eq!(allowed["allow_create_bucket"], true);
+    let (status, e) = call(&st, Method::POST, &path, auth, json!({"create": true})).await;
+    assert_eq!((status, e["code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidRequest")));
+    let info_path = format!("/v1/keys/{id}?show_secret=true");
+    let (_, info) = call(&st, Method::GET, &info_path, auth, Value::Null).await;
+    assert_eq!(info["secret"], key["secret"]);
+    let import = json!({"id": "GKimported0000000001", "secret": "imported-secret-0000001"});
+    let (status, _) = call(&st, Method::POST, "/v1/keys/import", auth, import.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(&st, Method::POST, "/v1/keys/import", auth, import).await;
+    assert_eq!(status, StatusCode::OK, "importing the same key again is idempotent");
+    let (status, _) = call(&st, Method::DELETE, &format!("/v1/keys/{id}"), auth, Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, e) = call(&st, Method::GET, &format!("/v1/keys/{id}"), auth, Value::Null).await;
+    assert_eq!((status, e["code"].as_str()), (StatusCode::NOT_FOUND, Some("NoSuchKey")));
+}
+
+#[tokio::test]
+async fn buckets_count_objects_grant_keys_and_delete_only_when_empty() {
+    let (_dir, engine, _) = engine("buckets").await;
+    let st = state(&engine, Some(TOKEN), None);
+    let auth = Some(TOKEN);
+    let (status, b) = call(&st, Method::POST, "/v1/buckets", auth, json!({"name": "docs"})).await;
+    assert_eq!((status, b["objects"].as_u64()), (StatusCode::OK, Some(0)));
+    let (status, e) = call(&st, Method::POST, "/v1/buckets", auth, json!({"name": "Bad_"})).await;
+    assert_eq!((status, e["code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidRequest")));
+    let meta = hangar_engine::objects::ObjectMeta::default();
+    engine.store.put_object("docs", "a", meta.clone(), vec![7u8; 100]).await.unwrap();
+    engine.store.put_object("docs", "b", meta, vec![7u8; 5000]).await.unwrap();
+    let (_, info) = call(&st, Method::GET, "/v1/buckets/docs", auth, Value::Null).await;
+    assert_eq!((info["objects"].as_u64(), info["size_bytes"].as_u64()), (Some(2), Some(5100)));
+    let key = "GKconfig000000000001";
+    let grant = json!({"key": key, "read": true, "write": true});
+    let (_, g) = call(&st, Method::POST, "/v1/buckets/docs/allow", auth, grant).await;
+    assert_eq!((g["read"].as_bool(), g["owner"].as_bool()), (Some(true), Some(false)));
+    let deny = json!({"key": key, "write": true});
+    let (_, g) = call(&st, Method::POST, "/v1/buckets/docs/deny", auth, deny).await;
+    assert_eq!((g["read"].as_bool(), g["write"].as_bool()), (Some(true), Some(false)));
+    let (_, info) = call(&st, Method::GET, "/v1/buckets/docs", auth, Value::Null).await;
+    assert_eq!(info["keys"][0]["id"], key);
+    let (status, e) = call(&st, Method::DELETE, "/v1/buckets/docs", auth, Value::Null).await;
+    assert_eq!((status, e["code"].as_str()), (StatusCode::CONFLICT, Some("BucketNotEmpty")));
+    engine.store.delete_object("docs", "a").await.unwrap();
+    engine.store.delete_object("docs", "b").await.unwrap();
+    let (status, _) = call(&st, Method::DELETE, "/v1/buckets/docs", auth, Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    // Grants go with the bucket: a new bucket of that name starts with none.
+    assert!(!engine.keys.get_live(key).await.unwrap().perms("docs").any());
+    let (status, _) = call(&st, Method::GET, "/v1/buckets/docs", auth, Value::Null).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
