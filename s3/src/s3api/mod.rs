@@ -5,8 +5,9 @@
 //!    Authentication comes before routing so unauthenticated callers learn nothing about
 //!    which operations or buckets exist.
 //! 2. `router` — which operation (a plain `match` on method, path and sub-resource).
-//! 3. body — read whole, bounded per operation, then checked against the signed payload
-//!    hash. This first version buffers bodies (`PUT_BODY_BYTES_MAX`); streaming comes later.
+//! 3. body — object bodies stream (`request_body` into the backend, `response_body` out
+//!    of it, memory bounded whatever the size; `object_bytes_max` caps an upload); every
+//!    other body is a small document read whole and checked against the payload hash.
 //! 4. `bucket` / `object` / `list` — the operation, over the `ObjectBackend` seam.
 //!
 //! Every response, errors included, carries `x-amz-request-id`; errors are S3 XML
@@ -15,12 +16,16 @@
 pub mod auth;
 pub mod backend;
 pub mod bucket;
+pub mod checksum;
+pub mod chunked;
 pub mod encoding;
 pub mod error;
 pub mod list;
 pub mod memory;
 pub mod multipart;
 pub mod object;
+pub mod request_body;
+pub mod response_body;
 pub mod router;
 pub mod sigv4;
 pub mod time;
@@ -53,14 +58,13 @@ pub use memory::MemoryBackend;
 use crate::access::{self, KeyLookup, StaticKeys};
 use crate::metrics::RequestObserver;
 use auth::{AuthConfig, RequestView};
+use request_body::RequestBody;
+use response_body::ResponseBody;
 use router::Endpoint;
 
 /// Wall-clock milliseconds since the Unix epoch, injected (simulation controls time).
 pub type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
-/// PUT bodies are buffered whole in this first version, so their size is capped; above it
-/// the answer is EntityTooLarge. The streaming body path will lift this to S3's 5 GiB.
-pub const PUT_BODY_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// Every other request body (CreateBucketConfiguration, VersioningConfiguration,
 /// CompleteMultipartUpload) is a small document.
 pub const CONTROL_BODY_BYTES_MAX: u64 = 1024 * 1024;
@@ -80,6 +84,8 @@ pub struct S3State {
     /// Told about every answered request (metrics); none in tests and the simulator.
     pub observer: Option<Arc<dyn RequestObserver>>,
     pub clock: WallClock,
+    /// The largest object one PUT or part may carry (EntityTooLarge above it).
+    pub object_bytes_max: u64,
     /// Request ids are `<start second><sequence>`: unique per process, distinct across
     /// restarts, and reproducible in a simulation (no randomness needed).
     request_id_prefix: u32,
@@ -96,7 +102,23 @@ impl S3State {
         let request_id_prefix = (clock() / 1000) as u32;
         let keys: Arc<dyn KeyLookup> = Arc::new(StaticKeys(keys));
         let request_seq = AtomicU64::new(0);
-        S3State { backend, region, keys, observer: None, clock, request_id_prefix, request_seq }
+        let object_bytes_max = request_body::OBJECT_BYTES_MAX_DEFAULT;
+        S3State {
+            backend,
+            region,
+            keys,
+            observer: None,
+            clock,
+            object_bytes_max,
+            request_id_prefix,
+            request_seq,
+        }
+    }
+
+    /// Refuses objects (and parts) larger than `bytes`.
+    pub fn with_object_bytes_max(mut self, bytes: u64) -> S3State {
+        self.object_bytes_max = bytes;
+        self
     }
 
     /// Looks keys up in `keys` instead of the fixed map given to `new`.
@@ -155,7 +177,7 @@ pub async fn serve(mut listener: Box<dyn Listener>, state: Arc<S3State>) {
 async fn handle(
     state: Arc<S3State>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<ResponseBody>, Infallible> {
     let request_id = state.next_request_id();
     let is_head = req.method() == Method::HEAD;
     let resource = req.uri().path().to_string();
@@ -170,7 +192,7 @@ async fn handle(
             } else {
                 tracing::debug!(%request_id, %method, %resource, code = err.code(), "refused");
             }
-            err.to_response(&resource, &request_id, is_head)
+            err.to_response(&resource, &request_id, is_head).map(ResponseBody::from)
         }
     };
     let id = HeaderValue::from_str(&request_id).expect("request ids are hex");
@@ -190,7 +212,7 @@ async fn process(
     state: &S3State,
     req: Request<Incoming>,
     operation: &mut &'static str,
-) -> Result<Response<Full<Bytes>>, S3Error> {
+) -> Result<Response<ResponseBody>, S3Error> {
     let (parts, body) = req.into_parts();
     let raw_path = parts.uri.path();
     let query = encoding::parse_query(parts.uri.query()).ok_or(S3Error::InvalidURI)?;
@@ -218,18 +240,41 @@ async fn process(
     *operation = endpoint.name();
     tracing::debug!(operation = endpoint.name(), access_key = %auth.access_key, "request");
     access::authorize(&grant, &endpoint)?;
-    let limit = match endpoint {
-        Endpoint::PutObject { .. } | Endpoint::UploadPart { .. } => PUT_BODY_BYTES_MAX,
-        _ => CONTROL_BODY_BYTES_MAX,
-    };
-    let body = read_body(body, &parts.headers, limit).await?;
+    let backend = state.backend.as_ref();
+    let (headers, region) = (&parts.headers, state.region.as_str());
+    // Object bodies stream both ways; every other body is a small document read whole.
+    match endpoint {
+        Endpoint::PutObject { bucket, key } => {
+            let max = state.object_bytes_max;
+            let mut body = RequestBody::new(Some(body), headers, &auth.payload, max)?;
+            let put = object::put_object(backend, &bucket, &key, headers, &mut body).await;
+            if let Some(observer) = &state.observer {
+                observer.body_bytes("PutObject", body.received_bytes(), 0);
+            }
+            return put.map(|r| r.map(ResponseBody::from));
+        }
+        Endpoint::UploadPart { bucket, key, upload_id, part_number } => {
+            let max = state.object_bytes_max;
+            let mut body = RequestBody::new(Some(body), headers, &auth.payload, max)?;
+            let upload = (bucket.as_str(), key.as_str(), upload_id.as_str());
+            let part = multipart::upload_part(backend, upload, part_number, &mut body).await;
+            if let Some(observer) = &state.observer {
+                observer.body_bytes("UploadPart", body.received_bytes(), 0);
+            }
+            return part.map(|r| r.map(ResponseBody::from));
+        }
+        Endpoint::GetObject { bucket, key, version_id } => {
+            let target = (bucket.as_str(), key.as_str(), version_id.as_deref());
+            return object::get_object(backend, target, headers, &query, false).await;
+        }
+        _ => {}
+    }
+    let body = read_body(body, &parts.headers, CONTROL_BODY_BYTES_MAX).await?;
     auth.payload.verify(&body)?;
     if let Some(observer) = &state.observer {
         observer.body_bytes(endpoint.name(), body.len() as u64, 0);
     }
-    let backend = state.backend.as_ref();
-    let (headers, region) = (&parts.headers, state.region.as_str());
-    match endpoint {
+    let resp = match endpoint {
         Endpoint::ListBuckets => bucket::list_buckets(backend, &auth.access_key).await,
         Endpoint::CreateBucket { bucket } => {
             let created = bucket::create_bucket(backend, &bucket, region, &body).await;
@@ -264,26 +309,15 @@ async fn process(
         Endpoint::PutBucketVersioning { bucket } => {
             versions::put_bucket_versioning(backend, &bucket, &body).await
         }
-        Endpoint::PutObject { bucket, key } => {
-            object::put_object(backend, &bucket, &key, headers, body).await
-        }
-        Endpoint::GetObject { bucket, key, version_id } => {
-            let target = (bucket.as_str(), key.as_str(), version_id.as_deref());
-            object::get_object(backend, target, headers, &query, false).await
-        }
         Endpoint::HeadObject { bucket, key, version_id } => {
             let target = (bucket.as_str(), key.as_str(), version_id.as_deref());
-            object::get_object(backend, target, headers, &query, true).await
+            return object::get_object(backend, target, headers, &query, true).await;
         }
         Endpoint::DeleteObject { bucket, key, version_id } => {
             object::delete_object(backend, &bucket, &key, version_id.as_deref()).await
         }
         Endpoint::CreateMultipartUpload { bucket, key } => {
             multipart::create(backend, &bucket, &key, headers).await
-        }
-        Endpoint::UploadPart { bucket, key, upload_id, part_number } => {
-            let upload = (bucket.as_str(), key.as_str(), upload_id.as_str());
-            multipart::upload_part(backend, upload, part_number, headers, body).await
         }
         Endpoint::CompleteMultipartUpload { bucket, key, upload_id } => {
             multipart::complete(backend, (&bucket, &key, &upload_id), &body).await
@@ -297,7 +331,11 @@ async fn process(
         Endpoint::ListMultipartUploads { bucket } => {
             multipart::list_uploads(backend, &bucket, &query).await
         }
-    }
+        Endpoint::PutObject { .. } | Endpoint::UploadPart { .. } | Endpoint::GetObject { .. } => {
+            unreachable!("object bodies are served above")
+        }
+    };
+    resp.map(|r| r.map(ResponseBody::from))
 }
 
 /// Reads a whole body of at most `limit_bytes`. A declared Content-Length above the limit
