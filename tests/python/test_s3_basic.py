@@ -317,8 +317,8 @@ def test_body_must_match_signed_hash(bucket):
 
 
 def test_oversized_put_is_refused_before_upload(bucket):
-    # Bodies are buffered in this version, so PUTs are capped (64 MiB); the declared length
-    # alone must be enough to refuse, without the client sending a byte of the body.
+    # Objects are capped (5 TiB by default, like S3); the declared length alone must be
+    # enough to refuse, without the client sending a byte of the body.
     path = f"/{bucket}/obj/huge"
     req = AWSRequest(method="PUT", url=ENDPOINT + path, data=b"")
     S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", REGION).add_auth(req)
@@ -327,7 +327,7 @@ def test_oversized_put_is_refused_before_upload(bucket):
     conn.putrequest("PUT", path, skip_accept_encoding=True)
     for name, value in req.headers.items():
         conn.putheader(name, value)
-    conn.putheader("Content-Length", str(64 * 1024 * 1024 + 1))
+    conn.putheader("Content-Length", str((5 << 40) + 1))
     conn.putheader("Expect", "100-continue")
     conn.endheaders()
     resp = conn.getresponse()
