@@ -105,9 +105,11 @@ start_server() {
 S3_PORT=$(free_port)
 RPC_PORT=$(free_port)
 while [ "$RPC_PORT" = "$S3_PORT" ]; do RPC_PORT=$(free_port); done
+ADMIN_PORT=$(free_port)
+while [ "$ADMIN_PORT" = "$S3_PORT" ] || [ "$ADMIN_PORT" = "$RPC_PORT" ]; do ADMIN_PORT=$(free_port); done
 
 # ---- 1. first start + pytest ----------------------------------------------------------------
-start_server dev --dir "$DIR" --s3-port "$S3_PORT" --rpc-port "$RPC_PORT"
+start_server dev --dir "$DIR" --s3-port "$S3_PORT" --rpc-port "$RPC_PORT" --admin-port "$ADMIN_PORT"
 [ -f "$DIR/credentials.env" ] || die "hangar dev wrote no credentials.env"
 # shellcheck source=/dev/null
 source "$DIR/credentials.env"
@@ -118,6 +120,11 @@ grep -q "^export AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID\$" "$WORK/stdout.$RUN" ||
 CREDENTIALS_BEFORE=$(cat "$DIR/credentials.env")
 
 export HANGAR_TEST_BUCKET="pytest-$(date +%s)-$RANDOM"
+# For test_admin.py: the admin API and the CLI, configured by the dev config file.
+export HANGAR_BIN=$BIN HANGAR_CONFIG=$DIR/hangar.toml HANGAR_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT
+HANGAR_ADMIN_TOKEN=$(sed -n 's/^admin_token = "\(.*\)"$/\1/p' "$DIR/hangar.toml")
+[ -n "$HANGAR_ADMIN_TOKEN" ] || die "hangar dev wrote no admin_token"
+export HANGAR_ADMIN_TOKEN
 say "pytest (bucket $HANGAR_TEST_BUCKET)"
 "$PY" -m pytest "$ROOT/tests/python" -q "$@"
 

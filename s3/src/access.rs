@@ -13,6 +13,10 @@
 //! deletes and multipart uploads need `write`; PutBucketVersioning and DeleteBucket need
 //! `owner`; CreateBucket needs the key's `allow_create_bucket` and makes it owner.
 //! ListBuckets needs a valid key only (it lists every bucket; see docs/cli.md).
+//!
+//! A refused operation on a bucket that does not exist answers NoSuchBucket, as S3 does:
+//! clients (and the S3 tests) tell "gone" from "forbidden" by it. The existence check is
+//! made only on the refusal path, so allowed requests cost no extra read.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +24,7 @@ use std::sync::Arc;
 use hangar_engine::keys::{BucketPerms, KeyError, KeyStore};
 
 use crate::s3api::router::Endpoint;
-use crate::s3api::{BoxFuture, S3Error};
+use crate::s3api::{BackendError, BoxFuture, ObjectBackend, S3Error};
 
 /// A key as authorization needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,6 +188,29 @@ pub fn authorize(grant: &KeyGrant, endpoint: &Endpoint) -> Result<(), S3Error> {
     if ok { Ok(()) } else { Err(S3Error::AccessDenied { reason }) }
 }
 
+/// `authorize`, except that a refusal on a bucket that does not exist is NoSuchBucket.
+pub async fn check(
+    grant: &KeyGrant,
+    endpoint: &Endpoint,
+    backend: &dyn ObjectBackend,
+) -> Result<(), S3Error> {
+    let denied = match authorize(grant, endpoint) {
+        Ok(()) => return Ok(()),
+        Err(denied) => denied,
+    };
+    match required(endpoint) {
+        (Some(bucket), need) if need != Need::CreateBucket => {
+            match backend.head_bucket(bucket).await {
+                Err(BackendError::NoSuchBucket) => {
+                    Err(S3Error::NoSuchBucket { bucket: bucket.to_string() })
+                }
+                _ => Err(denied),
+            }
+        }
+        _ => Err(denied),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +256,22 @@ mod tests {
         assert!(authorize(&grant(BucketPerms::NONE, false), &create).is_err());
         assert_eq!(authorize(&grant(BucketPerms::NONE, true), &create), Ok(()));
         assert_eq!(authorize(&grant(BucketPerms::NONE, false), &Endpoint::ListBuckets), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_on_a_missing_bucket_is_no_such_bucket() {
+        let backend = crate::s3api::MemoryBackend::new(std::sync::Arc::new(|| 0));
+        backend.create_bucket("b").await.unwrap();
+        let nobody = grant(BucketPerms::NONE, false);
+        let list = |b: &str| Endpoint::ListObjectsV2 { bucket: b.into() };
+        let refused = check(&nobody, &list("b"), &backend).await;
+        assert!(matches!(refused, Err(S3Error::AccessDenied { .. })), "{refused:?}");
+        let missing = check(&nobody, &list("gone"), &backend).await;
+        assert_eq!(missing, Err(S3Error::NoSuchBucket { bucket: "gone".into() }));
+        let create = Endpoint::CreateBucket { bucket: "gone".into() };
+        assert!(matches!(
+            check(&nobody, &create, &backend).await,
+            Err(S3Error::AccessDenied { .. })
+        ));
     }
 }

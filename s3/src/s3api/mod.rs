@@ -239,7 +239,7 @@ async fn process(
     let endpoint = router::route(&parts.method, raw_path, &query, &parts.headers)?;
     *operation = endpoint.name();
     tracing::debug!(operation = endpoint.name(), access_key = %auth.access_key, "request");
-    access::authorize(&grant, &endpoint)?;
+    access::check(&grant, &endpoint, state.backend.as_ref()).await?;
     let backend = state.backend.as_ref();
     let (headers, region) = (&parts.headers, state.region.as_str());
     // Object bodies stream both ways; every other body is a small document read whole.
