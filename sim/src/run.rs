@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use hangar_engine::block::block_partition;
@@ -23,6 +23,7 @@ use hangar_engine::objects::gc::GcConfig;
 use hangar_engine::rpc::RpcConfig;
 use hangar_engine::seam::Seam;
 use hangar_engine::table::{ConsistencyMode, Quorums};
+use tokio::sync::mpsc;
 
 use crate::check::{self, Violation};
 use crate::finals::{FinalSpec, Finals, final_check};
@@ -30,7 +31,7 @@ use crate::history::{Op, Outcome};
 use crate::hostfs::{self, HostDisks};
 use crate::s3client::{S3Client, S3Creds};
 use crate::s3workload::{self, S3_PORT};
-use crate::scenario::{Fault, Scenario, node_names};
+use crate::scenario::{Fault, Scenario};
 use crate::trace::Recorder;
 use crate::workload::{ClientCtx, run_client};
 use crate::world::{Epochs, SimClock, SimDisk, SimNet, SimTrace};
@@ -82,16 +83,57 @@ fn seed_for(seed: u64, who: &str, boot: u64) -> u64 {
     u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap())
 }
 
-fn build_layout(s: &Scenario, names: &[String]) -> ClusterLayout {
+/// The role of the `i`-th node (0-based, members then spares): zones in turn.
+fn role_of(s: &Scenario, i: usize) -> NodeRole {
+    NodeRole { zone: format!("z{}", i % s.cluster.zones + 1), capacity: 1, tags: vec![] }
+}
+
+/// The first layout: the `nodes` members.
+fn build_layout(s: &Scenario, members: &[String]) -> ClusterLayout {
     let mut layout = ClusterLayout::new(s.cluster.replication_factor).expect("validated RF");
-    for (i, name) in names.iter().enumerate() {
-        let zone = format!("z{}", i % s.cluster.zones + 1);
-        layout
-            .stage_assign(node_id(name), NodeRole { zone, capacity: 1, tags: vec![] })
-            .expect("valid role");
+    for (i, name) in members.iter().enumerate() {
+        layout.stage_assign(node_id(name), role_of(s, i)).expect("valid role");
     }
     layout.apply_staged(1).expect("first layout applies");
     layout
+}
+
+/// A running node as the runner sees it: weak (a crash drops the node), with the sender
+/// of its layout agent.
+type NodeHandle = (Weak<Node>, mpsc::UnboundedSender<LayoutCommand>);
+
+/// A layout change the runner asks a node to make (roles by node name).
+#[derive(Debug)]
+struct LayoutCommand {
+    add: Vec<(String, NodeRole)>,
+    remove: Vec<String>,
+}
+
+/// Runs on a node host: stages and applies each command against the node's newest layout.
+/// Why an agent task and not a call from the runner: staging persists the layout history
+/// through the node's simulated disk, which only works inside its host.
+async fn layout_agent(node: Arc<Node>, mut commands: mpsc::UnboundedReceiver<LayoutCommand>) {
+    while let Some(command) = commands.recv().await {
+        let outcome = apply_layout_command(&node, &command);
+        node.seam.trace.event("layout.change", outcome.as_bytes());
+        tracing::info!(node = %node.id, ?command, "layout change: {outcome}");
+    }
+}
+
+fn apply_layout_command(node: &Node, command: &LayoutCommand) -> String {
+    let Some(version) = node.current_layout().map(|l| l.version()) else {
+        return "refused: no layout known".into();
+    };
+    let staged = command.remove.iter().map(|name| node.stage_role(node_id(name), None)).chain(
+        command.add.iter().map(|(name, role)| node.stage_role(node_id(name), Some(role.clone()))),
+    );
+    if let Err(e) = staged.collect::<Result<Vec<()>, _>>() {
+        return format!("refused: {e}");
+    }
+    match node.apply_staged(version + 1) {
+        Ok(diff) => format!("applied v{}: {} replicas move", version + 1, diff.moved_replicas),
+        Err(e) => format!("refused: {e}"),
+    }
 }
 
 fn quorums(s: &Scenario) -> Quorums {
@@ -106,8 +148,13 @@ fn quorums(s: &Scenario) -> Quorums {
 struct World {
     scenario: Scenario,
     seed: u64,
+    /// Every node host: the members of the first layout, then the spares.
     names: Vec<String>,
+    /// How many of `names` are in the first layout.
+    members: usize,
     layout: ClusterLayout,
+    /// The running node of each host (gone while it is down) and its layout agent.
+    handles: Mutex<BTreeMap<String, NodeHandle>>,
     epochs: Arc<Epochs>,
     skews: BTreeMap<String, Arc<AtomicI64>>,
     recorder: Arc<Mutex<Recorder>>,
@@ -130,21 +177,76 @@ impl World {
         }
     }
 
+    /// RPC addresses of every node host.
     fn node_addrs(&self) -> Vec<(NodeId, String)> {
         self.names.iter().map(|n| (node_id(n), format!("{n}:{RPC_PORT}"))).collect()
     }
 
-    fn s3_addrs(&self) -> Vec<String> {
-        self.names.iter().map(|n| format!("{n}:{S3_PORT}")).collect()
+    /// Where clients send requests: the members of the first layout (spares start without
+    /// a layout and could not serve them).
+    fn member_addrs(&self) -> Vec<(NodeId, String)> {
+        self.node_addrs().into_iter().take(self.members).collect()
     }
 
-    fn final_spec(&self) -> FinalSpec {
+    fn s3_addrs(&self) -> Vec<String> {
+        self.names.iter().take(self.members).map(|n| format!("{n}:{S3_PORT}")).collect()
+    }
+
+    fn node(&self, name: &str) -> Option<Arc<Node>> {
+        self.handles.lock().unwrap().get(name).and_then(|(node, _)| node.upgrade())
+    }
+
+    /// The layout every running node has settled on (a single stored version, the same
+    /// everywhere), or `None` while a transition is still going on somewhere.
+    fn settled_layout(&self) -> Option<ClusterLayout> {
+        let mut settled: Option<ClusterLayout> = None;
+        for name in &self.names {
+            let history = self.node(name)?.layout_history();
+            let [layout] = history.versions() else { return None };
+            match &settled {
+                Some(s) if s.version() != layout.version() => return None,
+                Some(_) => {}
+                None => settled = Some(layout.clone()),
+            }
+        }
+        settled
+    }
+
+    /// Sends a layout change to the first running node that knows a layout.
+    fn change_layout(&self, add: &[String], remove: &[String]) -> String {
+        let add: Vec<(String, NodeRole)> =
+            add.iter().map(|a| (a.clone(), role_of(&self.scenario, self.index_of(a)))).collect();
+        let handles = self.handles.lock().unwrap();
+        for name in &self.names {
+            let Some((node, agent)) = handles.get(name) else { continue };
+            if node.upgrade().and_then(|n| n.current_layout()).is_none() {
+                continue;
+            }
+            let command = LayoutCommand { add: add.clone(), remove: remove.to_vec() };
+            if agent.send(command).is_ok() {
+                return format!("sent to {name}");
+            }
+        }
+        "no running node knows a layout: change dropped".into()
+    }
+
+    fn index_of(&self, name: &str) -> usize {
+        self.names.iter().position(|n| n == name).expect("validated node name")
+    }
+
+    fn final_spec(&self, layout: &ClusterLayout) -> FinalSpec {
         let c = &self.scenario.cluster;
+        // The final reads judge the nodes of the final layout (with RF = its size, every
+        // one of them holds every key).
+        let names: Vec<String> = (self.names.iter())
+            .filter(|n| layout.roles().contains_key(&node_id(n)))
+            .cloned()
+            .collect();
         FinalSpec {
-            names: self.names.clone(),
-            ids: self.names.iter().map(|n| node_id(n)).collect(),
+            ids: names.iter().map(|n| node_id(n)).collect(),
+            names,
             addrs: self.node_addrs(),
-            layout: self.layout.clone(),
+            layout: layout.clone(),
             keys: self.scenario.workload.keys,
             s3: self.scenario.workload.is_s3(),
             require_own_blocks: c.resync_enabled(self.scenario.check.quiesce_ms),
@@ -155,12 +257,21 @@ impl World {
 
     fn node_config(&self, name: &str) -> NodeConfig {
         let c = &self.scenario.cluster;
+        let member = self.index_of(name) < self.members;
+        // Members know each other; a spare knows only n1 and learns the rest by gossip.
+        let (peers, layout) = if member {
+            let peers = self.member_addrs().into_iter().filter(|(id, _)| *id != node_id(name));
+            (peers.collect(), self.layout.clone())
+        } else {
+            let first = self.node_addrs().into_iter().take(1).collect();
+            (first, ClusterLayout::new(c.replication_factor).expect("validated RF"))
+        };
         NodeConfig {
             id: node_id(name),
             rpc_bind_addr: format!("0.0.0.0:{RPC_PORT}"),
             public_addr: Some(format!("{name}:{RPC_PORT}")),
-            peers: self.node_addrs().into_iter().filter(|(id, _)| *id != node_id(name)).collect(),
-            layout: self.layout.clone(),
+            peers,
+            layout,
             rpc_secret: SECRET.into(),
             quorums: quorums(&self.scenario),
             rpc: RpcConfig { call_timeout_ms: c.rpc_timeout_ms, ..RpcConfig::default() },
@@ -197,11 +308,14 @@ pub struct RunOptions {
 
 pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResult {
     let keep_events = options.keep_events;
-    let names = node_names(scenario.cluster.nodes);
+    let names = scenario.all_node_names();
+    let members = scenario.cluster.nodes;
     let world = Arc::new(World {
         scenario: scenario.clone(),
         seed,
-        layout: build_layout(scenario, &names),
+        layout: build_layout(scenario, &names[..members]),
+        members,
+        handles: Mutex::default(),
         skews: names.iter().map(|n| (n.clone(), Arc::new(AtomicI64::new(0)))).collect(),
         names,
         epochs: Arc::new(Epochs::default()),
@@ -246,6 +360,13 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
                 // On the host: see hostfs.rs on why the runner reaches disks this way.
                 disks_world.disks.capture(&host);
                 let node = Node::start(seam, config).await.map_err(|e| e.to_string())?;
+                if disks_world.scenario.cluster.unsafe_early_read_switch {
+                    node.layouts.weaken_switch_reads_before_sync();
+                }
+                let (agent, commands) = mpsc::unbounded_channel();
+                let handle = (Arc::downgrade(&node), agent);
+                disks_world.handles.lock().unwrap().insert(host.clone(), handle);
+                tokio::spawn(layout_agent(node.clone(), commands));
                 s3workload::serve_node(node, creds).await?;
                 Ok(())
             }
@@ -261,7 +382,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             id: node_id(&name),
             seam: world.seam(&name, 0),
             secret: SECRET.into(),
-            nodes: world.node_addrs(),
+            nodes: world.member_addrs(),
             s3_nodes: world.s3_addrs(),
             workload: scenario.workload.clone(),
             history: history.clone(),
@@ -299,6 +420,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
     let mut crashed: Vec<String> = Vec::new();
     let mut healed = false;
     let mut checker_started = false;
+    // The layout the cluster settled on after the last change (the final reads use it).
+    let mut final_layout: Option<ClusterLayout> = None;
     let mut error = None;
     loop {
         let now_ms = sim.elapsed().as_millis() as u64;
@@ -317,8 +440,14 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             }
         }
         if !checker_started && now_ms >= quiesce_end {
-            checker_started = true;
-            sim.client("checker", final_check(world.final_spec(), finals.clone()));
+            // Layout transitions must complete once faults are healed (liveness); the
+            // checker starts when they have, and the budget runs out otherwise.
+            if let Some(layout) = world.settled_layout() {
+                checker_started = true;
+                let spec = world.final_spec(&layout);
+                final_layout = Some(layout);
+                sim.client("checker", final_check(spec, finals.clone()));
+            }
         }
         if finals.lock().unwrap().done {
             if scenario.check.checkers.get_ref().iter().any(|c| c == "block_refs") {
@@ -345,9 +474,18 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
     drop(sim);
     let history = std::mem::take(&mut *history.lock().unwrap());
     let finals = std::mem::take(&mut *finals.lock().unwrap());
-    let violation = match error {
-        Some(e) => Some(Violation { checker: "simulation", details: e }),
-        None => judge(scenario, &world.layout, &history, &finals),
+    let violation = match (error, &final_layout) {
+        (Some(e), _) => Some(Violation { checker: "simulation", details: e }),
+        (None, None) if checks_final_state(scenario) => Some(Violation {
+            checker: "liveness",
+            details: format!(
+                "the layout did not settle on one version everywhere within \
+                 {FINAL_CHECK_BUDGET_MS} ms after quiescence"
+            ),
+        }),
+        (None, layout) => {
+            judge(scenario, layout.as_ref().unwrap_or(&world.layout), &history, &finals)
+        }
     };
     let verdict = violation.as_ref().map_or("pass".to_string(), |v| v.to_string());
     world.recorder.lock().unwrap().record_at(
@@ -375,13 +513,19 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
     }
 }
 
+/// Whether some checker needs the final reads.
+fn checks_final_state(scenario: &Scenario) -> bool {
+    let checkers = scenario.check.checkers.get_ref();
+    checkers.iter().any(|c| ["no_lost_writes", "convergence", "block_refs"].contains(&c.as_str()))
+}
+
 fn judge(
     scenario: &Scenario,
     layout: &ClusterLayout,
     history: &[Op],
     finals: &Finals,
 ) -> Option<Violation> {
-    let names = node_names(scenario.cluster.nodes);
+    let names = scenario.all_node_names();
     let name_of: BTreeMap<NodeId, &String> = names.iter().map(|n| (node_id(n), n)).collect();
     let replicas = |hash: &[u8; 32]| -> Vec<String> {
         let ids = layout.nodes_of(block_partition(hash));
@@ -478,6 +622,7 @@ fn apply_fault(
             };
             sim.bounce(node.as_str());
         }
+        Fault::LayoutChange { add, remove } => detail = world.change_layout(add, remove),
     }
     let mut recorder = world.recorder.lock().unwrap();
     let at = sim.elapsed().as_micros();

@@ -26,6 +26,13 @@ pub struct Scenario {
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
     pub nodes: usize,
+    /// Nodes started without a role and with only n1 as bootstrap peer, named after the
+    /// members (n<nodes+1>, ...): `layout_change` faults add them to the layout.
+    #[serde(default)]
+    pub spare_nodes: usize,
+    /// Test-only weakening: reads move to a new layout version before its replicas synced.
+    #[serde(default)]
+    pub unsafe_early_read_switch: bool,
     pub zones: usize,
     pub replication_factor: usize,
     #[serde(default = "default_mode")]
@@ -229,7 +236,9 @@ fn default_max_object() -> Spanned<u64> {
 /// `heal` (repair every network fault), `crash` (power cut: unsynced writes are lost),
 /// `restart` (start a crashed node again), `clock_skew` (set `node`'s clock `skew_ms` off),
 /// `corrupt_block` (overwrite one of `node`'s block files with bytes that do not verify),
-/// `disk_loss` (power-cut `node`, erase its data root, start it again empty).
+/// `disk_loss` (power-cut `node`, erase its data root, start it again empty),
+/// `layout_change` (stage adding the nodes of `add` and removing those of `remove`, then
+/// apply the next layout version through the first live node).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
@@ -238,6 +247,8 @@ pub struct FaultSpec {
     pub node: Option<Spanned<String>>,
     pub nodes: Option<Spanned<Vec<String>>>,
     pub skew_ms: Option<i64>,
+    pub add: Option<Spanned<Vec<String>>>,
+    pub remove: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -258,11 +269,12 @@ pub enum Fault {
     ClockSkew { node: String, skew_ms: i64 },
     CorruptBlock { node: String },
     DiskLoss { node: String },
+    LayoutChange { add: Vec<String>, remove: Vec<String> },
 }
 
 pub const CHECKERS: [&str; 4] = ["read_after_write", "no_lost_writes", "convergence", "block_refs"];
 /// The fault kinds, as named in scenario files.
-pub const FAULTS: [&str; 8] = [
+pub const FAULTS: [&str; 9] = [
     "isolate",
     "partition",
     "heal",
@@ -271,6 +283,7 @@ pub const FAULTS: [&str; 8] = [
     "clock_skew",
     "corrupt_block",
     "disk_loss",
+    "layout_change",
 ];
 
 /// A scenario file that cannot be used, with where and why.
@@ -330,6 +343,10 @@ impl Scenario {
         if c.nodes == 0 || c.nodes > 32 {
             return Err((nowhere, "cluster.nodes", format!("{} is not in 1..=32", c.nodes)));
         }
+        if c.nodes + c.spare_nodes > 32 {
+            let msg = format!("nodes + spare_nodes = {} is above 32", c.nodes + c.spare_nodes);
+            return Err((nowhere, "cluster.spare_nodes", msg));
+        }
         if !(1..=5).contains(&c.replication_factor) || c.replication_factor > c.nodes {
             let msg = format!(
                 "{} must be in 1..=5 and at most nodes ({})",
@@ -380,9 +397,9 @@ impl Scenario {
             let msg = format!("fault `{}` needs a `node`", spec.kind.get_ref());
             return Err((spec.kind.span(), "faults.node", msg));
         };
-        if !node_names(self.cluster.nodes).contains(node.get_ref()) {
-            let msg =
-                format!("no node `{}` (nodes are n1..n{})", node.get_ref(), self.cluster.nodes);
+        if !self.all_node_names().contains(node.get_ref()) {
+            let count = self.all_node_names().len();
+            let msg = format!("no node `{}` (nodes are n1..n{count})", node.get_ref());
             return Err((node.span(), "faults.node", msg));
         }
         Ok(node.get_ref().clone())
@@ -414,17 +431,48 @@ impl Scenario {
                         "partition needs `nodes`".into(),
                     ));
                 };
-                let known = node_names(self.cluster.nodes);
+                let known = self.all_node_names();
                 if let Some(bad) = nodes.get_ref().iter().find(|n| !known.contains(n)) {
                     return Err((nodes.span(), "faults.nodes", format!("no node `{bad}`")));
                 }
                 Ok(Fault::Partition { nodes: nodes.get_ref().clone() })
             }
+            "layout_change" => self.layout_change_of(spec),
             other => {
                 let msg = format!("unknown fault `{other}` (known: {})", FAULTS.join(", "));
                 Err((spec.kind.span(), "faults.kind", msg))
             }
         }
+    }
+
+    /// Members and spares: n1..n<nodes + spare_nodes>.
+    pub fn all_node_names(&self) -> Vec<String> {
+        node_names(self.cluster.nodes + self.cluster.spare_nodes)
+    }
+
+    fn layout_change_of(
+        &self,
+        spec: &FaultSpec,
+    ) -> Result<Fault, (Range<usize>, &'static str, String)> {
+        let known = self.all_node_names();
+        let mut lists = Vec::new();
+        for (field, list) in [("faults.add", &spec.add), ("faults.remove", &spec.remove)] {
+            let names = list.as_ref().map(|l| l.get_ref().clone()).unwrap_or_default();
+            if let (Some(list), Some(bad)) = (list, names.iter().find(|n| !known.contains(n))) {
+                return Err((list.span(), field, format!("no node `{bad}`")));
+            }
+            lists.push(names);
+        }
+        let (add, remove) = (lists[0].clone(), lists[1].clone());
+        if add.is_empty() && remove.is_empty() {
+            let msg = "layout_change needs `add` or `remove` (lists of node names)".into();
+            return Err((spec.kind.span(), "faults.add", msg));
+        }
+        if let Some(both) = add.iter().find(|n| remove.contains(n)) {
+            let msg = format!("`{both}` is both added and removed");
+            return Err((spec.kind.span(), "faults.add", msg));
+        }
+        Ok(Fault::LayoutChange { add, remove })
     }
 
     /// The timeline, validated and sorted by time (stable for equal times).
@@ -580,6 +628,25 @@ checkers = ["read_after_write"]
         assert_eq!((err.line, err.field.as_str()), (17, "check.checkers"), "{err}");
         let s3 = checked.replace("clients = 2", "kind = \"s3\"\nclients = 2");
         assert!(Scenario::parse("s3.toml", &s3).is_ok());
+    }
+
+    #[test]
+    fn layout_changes_parse_and_name_only_known_nodes() {
+        let change = GOOD
+            .replace("replication_factor = 3", "replication_factor = 3\nspare_nodes = 2")
+            .replace(
+                "kind = \"crash\"\nnode = \"n2\"",
+                "kind = \"layout_change\"\nadd = [\"n5\"]\nremove = [\"n1\"]",
+            );
+        let s = Scenario::parse("c.toml", &change).unwrap();
+        let want = Fault::LayoutChange { add: vec!["n5".into()], remove: vec!["n1".into()] };
+        assert_eq!(s.timeline(), vec![(10, want)]);
+        let unknown = change.replace("[\"n5\"]", "[\"n6\"]");
+        let err = Scenario::parse("bad.toml", &unknown).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (15, "faults.add"), "{err}");
+        let empty = change.replace("add = [\"n5\"]\nremove = [\"n1\"]\n", "");
+        let err = Scenario::parse("bad.toml", &empty).unwrap_err();
+        assert_eq!(err.field, "faults.add", "{err}");
     }
 
     #[test]

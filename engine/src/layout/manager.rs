@@ -37,6 +37,7 @@
 //! it (writes keep reaching old and new sets, reads stay on the old ones). Replacing a dead
 //! node therefore completes when it comes back or is (not yet possible) forced out.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::OwnedRwLockReadGuard;
@@ -91,6 +92,9 @@ pub struct LayoutManager {
     /// Writes hold a shared guard from choosing their replica sets until they finish;
     /// taking it exclusively waits for every write that chose its sets before.
     writes: Arc<tokio::sync::RwLock<()>>,
+    /// Fault hook (simulation only): reads use the newest version at once, before its
+    /// replicas synced — the bug the transition protocol exists to prevent.
+    early_read_switch: AtomicBool,
 }
 
 impl LayoutManager {
@@ -115,6 +119,7 @@ impl LayoutManager {
             history: RwLock::new(history),
             updating: Mutex::new(()),
             writes: Arc::new(tokio::sync::RwLock::new(())),
+            early_read_switch: AtomicBool::new(false),
         })
     }
 
@@ -130,7 +135,18 @@ impl LayoutManager {
 
     /// Nodes a read of `partition` asks.
     pub fn read_nodes(&self, partition: Partition) -> Vec<NodeId> {
-        self.history.read().unwrap().read_nodes(partition)
+        let history = self.history.read().unwrap();
+        if self.early_read_switch.load(Ordering::Relaxed) {
+            let newest = history.current().map(|l| l.nodes_of(partition).to_vec());
+            return newest.unwrap_or_default();
+        }
+        history.read_nodes(partition)
+    }
+
+    /// Deliberately breaks the protocol (for the simulator's weakened scenarios, to show
+    /// its checkers catch it): reads move to a new version before its replicas synced.
+    pub fn weaken_switch_reads_before_sync(&self) {
+        self.early_read_switch.store(true, Ordering::Relaxed);
     }
 
     /// Replica sets a write of `partition` needs a quorum in.
