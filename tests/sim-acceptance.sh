@@ -11,6 +11,8 @@
 #  - their weakened variants are caught by block_refs: no resync after a disk loss (missing
 #    blocks), no collection (orphans), no scrub after corruption (a corrupt live copy, or
 #    no_lost_writes' own-copy rule) for some seed;
+#  - the layout-change scenarios pass (s3: seeds 1..=10, register: 1..=20), seed 1 of each
+#    is deterministic, and reads switching before the new replicas synced are caught;
 #  - every scenario kept in scenarios/regressions/ passes with its recorded seed.
 # Usage: tests/sim-acceptance.sh [path/to/hangar-sim]
 set -euo pipefail
@@ -119,6 +121,20 @@ for seed in $(seq 1 10); do
   out=$("$SIM" run scenarios/clock-skew.toml --seed "$seed") || { echo "$out"; fail "clock-skew seed $seed"; }
 done
 echo "clock-skew: 10/10 pass"
+
+echo "== layout changes: layout-change (s3) seeds 1..10, layout-change-register seeds 1..20"
+for seed in $(seq 1 10); do
+  out=$("$SIM" run scenarios/layout-change.toml --seed "$seed") || { echo "$out"; fail "layout-change seed $seed"; }
+  grep -q 'remote_blocks=0' <<<"$out" || { echo "$out"; fail "layout-change seed $seed read blocks from other nodes"; }
+done
+for seed in $(seq 1 20); do
+  out=$("$SIM" run scenarios/layout-change-register.toml --seed "$seed") || { echo "$out"; fail "layout-change-register seed $seed"; }
+done
+for name in layout-change layout-change-register; do
+  out=$("$SIM" check-determinism "scenarios/$name.toml" --seed 1) || { echo "$out"; fail "$name seed 1 is not deterministic"; }
+done
+echo "layout changes: all pass, seed 1 of each identical across processes"
+must_catch scenarios/weakened/layout-early-read-switch.toml 'read_after_write' 20
 
 echo "== regressions"
 shopt -s nullglob
