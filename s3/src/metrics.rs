@@ -8,8 +8,9 @@
 //! What is measured where:
 //! - S3 requests (`hangar_s3_requests_total`, `..._errors_total`, `..._duration_seconds`,
 //!   body bytes) — the `RequestObserver` hook in `s3api::handle`, per operation;
-//! - engine state (block faults, layout version, key and bucket counts) — sampled when
-//!   `/metrics` is scraped (`admin::metrics_text`).
+//! - engine state (block faults, layout version, key and bucket counts, RPC calls per
+//!   peer from `RpcClient::peer_stats`) — sampled when `/metrics` is scraped
+//!   (`admin::cluster::metrics_text`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -107,7 +108,12 @@ impl S3Metrics {
         let name = "hangar_s3_request_duration_seconds";
         out.family(name, "histogram", "Time from request head to response, by operation");
         for (op, h) in &s.latency {
-            out.histogram(name, &[("operation", op)], h);
+            let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS_SECONDS
+                .iter()
+                .enumerate()
+                .map(|(i, le)| (*le, h.buckets.get(i).copied().unwrap_or(0)))
+                .collect();
+            out.histogram(name, &[("operation", op)], &buckets, h.count, h.sum_seconds);
         }
         for (name, help, map) in [
             ("hangar_s3_body_bytes_received_total", "Request body bytes", &s.bytes_received),
@@ -144,19 +150,28 @@ impl TextWriter {
         self.sample(name, &[], value);
     }
 
-    fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram) {
+    /// One histogram series: `buckets` are (upper bound, observations in that bucket
+    /// only); `count` includes the observations above every bound.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        buckets: &[(f64, u64)],
+        count: u64,
+        sum: f64,
+    ) {
         let mut cumulative = 0;
-        for (i, le) in LATENCY_BUCKETS_SECONDS.iter().enumerate() {
-            cumulative += h.buckets.get(i).copied().unwrap_or(0);
+        for (le, n) in buckets {
+            cumulative += n;
             let _ = write!(self.text, "{name}_bucket");
             write_labels(&mut self.text, labels, Some(&format_value(*le)));
             let _ = writeln!(self.text, " {cumulative}");
         }
         let _ = write!(self.text, "{name}_bucket");
         write_labels(&mut self.text, labels, Some("+Inf"));
-        let _ = writeln!(self.text, " {}", h.count);
-        self.sample(&format!("{name}_sum"), labels, h.sum_seconds);
-        self.sample(&format!("{name}_count"), labels, h.count as f64);
+        let _ = writeln!(self.text, " {count}");
+        self.sample(&format!("{name}_sum"), labels, sum);
+        self.sample(&format!("{name}_count"), labels, count as f64);
     }
 
     pub fn finish(self) -> String {
@@ -221,5 +236,72 @@ mod tests {
         let mut w = TextWriter::default();
         w.sample("m", &[("k", "a\"b\\c\nd")], 1.5);
         assert_eq!(w.finish(), "m{k=\"a\\\"b\\\\c\\nd\"} 1.5\n");
+    }
+}
+
+/// The RPC client's per-peer counters as Prometheus families.
+pub fn render_rpc(
+    out: &mut TextWriter,
+    peers: &std::collections::BTreeMap<
+        hangar_engine::layout::NodeId,
+        hangar_engine::rpc::stats::PeerCalls,
+    >,
+) {
+    use hangar_engine::rpc::stats::LATENCY_BUCKETS_MS;
+    let counters = [
+        ("hangar_rpc_calls_total", "RPC calls to a peer"),
+        ("hangar_rpc_errors_total", "RPC calls to a peer that got no answer"),
+        ("hangar_rpc_timeouts_total", "RPC calls to a peer that timed out"),
+    ];
+    for (i, (name, help)) in counters.iter().enumerate() {
+        out.family(name, "counter", help);
+        for (peer, p) in peers {
+            let value = [p.calls, p.errors, p.timeouts][i];
+            out.sample(name, &[("peer", &peer.to_string())], value as f64);
+        }
+    }
+    let name = "hangar_rpc_duration_seconds";
+    out.family(name, "histogram", "RPC call latency to a peer, answer or not");
+    for (peer, p) in peers {
+        let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS_MS
+            .iter()
+            .enumerate()
+            .map(|(i, ms)| (*ms as f64 / 1000.0, p.latency_buckets.get(i).copied().unwrap_or(0)))
+            .collect();
+        let sum = p.latency_sum_us as f64 / 1e6;
+        out.histogram(name, &[("peer", &peer.to_string())], &buckets, p.calls, sum);
+    }
+}
+
+#[cfg(test)]
+mod rpc_tests {
+    use super::*;
+    use hangar_engine::layout::NodeId;
+    use hangar_engine::rpc::stats::PeerCalls;
+
+    #[test]
+    fn rpc_peers_render_with_cumulative_buckets_in_seconds() {
+        let mut buckets = vec![0; hangar_engine::rpc::stats::LATENCY_BUCKETS_MS.len() + 1];
+        (buckets[0], buckets[2]) = (2, 1);
+        *buckets.last_mut().unwrap() = 1;
+        let p = PeerCalls {
+            calls: 4,
+            errors: 1,
+            timeouts: 1,
+            latency_buckets: buckets,
+            latency_sum_us: 9_004_000,
+        };
+        let peers = [(NodeId(0xab), p)].into_iter().collect();
+        let mut w = TextWriter::default();
+        render_rpc(&mut w, &peers);
+        let text = w.finish();
+        let peer = "peer=\"00000000000000ab\"";
+        assert!(text.contains(&format!("hangar_rpc_calls_total{{{peer}}} 4\n")), "{text}");
+        assert!(text.contains(&format!("hangar_rpc_timeouts_total{{{peer}}} 1\n")));
+        let bucket = "hangar_rpc_duration_seconds_bucket";
+        assert!(text.contains(&format!("{bucket}{{{peer},le=\"0.001\"}} 2\n")));
+        assert!(text.contains(&format!("{bucket}{{{peer},le=\"0.005\"}} 3\n")));
+        assert!(text.contains(&format!("{bucket}{{{peer},le=\"+Inf\"}} 4\n")));
+        assert!(text.contains(&format!("hangar_rpc_duration_seconds_sum{{{peer}}} 9.004\n")));
     }
 }

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::RpcError;
 use super::message::{Envelope, PROTOCOL_VERSION, Request, Response};
 use super::noise::{self, Opener, Sealer};
+use super::stats::{PeerCalls, RpcStats};
 use crate::codec;
 use crate::layout::NodeId;
 use crate::seam::{BoxStream, NodeRng, Seam, monotonic_now};
@@ -88,6 +89,7 @@ pub struct RpcClient {
     addrs: Mutex<BTreeMap<NodeId, String>>,
     peers: Mutex<BTreeMap<NodeId, Arc<tokio::sync::Mutex<PeerState>>>>,
     rng: Mutex<NodeRng>,
+    stats: RpcStats,
 }
 
 impl RpcClient {
@@ -101,7 +103,13 @@ impl RpcClient {
             addrs: Mutex::new(BTreeMap::new()),
             peers: Mutex::new(BTreeMap::new()),
             rng,
+            stats: RpcStats::default(),
         })
+    }
+
+    /// Calls, errors, timeouts and latency per peer since start (for metrics).
+    pub fn peer_stats(&self) -> BTreeMap<NodeId, PeerCalls> {
+        self.stats.snapshot()
     }
 
     pub fn config(&self) -> &RpcConfig {
@@ -115,6 +123,13 @@ impl RpcClient {
 
     /// Sends `request` to `peer` and waits for its answer, at most `call_timeout_ms`.
     pub async fn call(&self, peer: NodeId, request: Request) -> Result<Response, RpcError> {
+        let started = monotonic_now();
+        let result = self.call_once(peer, request).await;
+        self.stats.record(peer, &result, started.elapsed());
+        result
+    }
+
+    async fn call_once(&self, peer: NodeId, request: Request) -> Result<Response, RpcError> {
         let timeout_ms = self.config.call_timeout_ms;
         let deadline = monotonic_now() + Duration::from_millis(timeout_ms);
         let conn = match tokio::time::timeout_at(deadline, self.connection(peer)).await {

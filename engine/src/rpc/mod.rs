@@ -12,6 +12,7 @@ mod client;
 pub mod message;
 pub mod noise;
 mod server;
+pub mod stats;
 
 pub use client::{RpcClient, RpcConfig};
 pub use message::{Envelope, KvRequest, RemoteError, Request, Response, TableRequest};
