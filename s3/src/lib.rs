@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod metrics;
+pub mod metrics_disk;
 pub mod runtime;
 pub mod s3api;
 pub mod server;

@@ -181,6 +181,10 @@ pub async fn bind_admin(engine: &Engine, config: &Config) -> Result<AdminServer,
         metrics_token: config.admin.metrics_token.as_ref().map(|t| t.0.clone()),
         s3_metrics: engine.s3_metrics.clone(),
         workers: engine.workers,
+        disk_dirs: vec![
+            ("data", config.data_dir.clone()),
+            ("metadata", config.metadata_dir.clone()),
+        ],
     });
     if state.admin_token.is_none() {
         tracing::warn!("no [admin] admin_token: the admin API refuses every request");

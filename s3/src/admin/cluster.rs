@@ -153,6 +153,7 @@ pub async fn metrics_text(state: &AdminState) -> String {
     let quorum_ok = v.partitions_quorum_ok() as f64;
     out.single("hangar_partitions_quorum_ok", "gauge", "Partitions with a quorum up", quorum_ok);
     crate::metrics::render_rpc(&mut out, &state.node.rpc.peer_stats());
+    crate::metrics_disk::render(&mut out, &state.disk_dirs);
     let blocks = state.node.blocks.stats();
     let corrupt = blocks.corrupt_copies as f64;
     out.single(

@@ -22,6 +22,7 @@ pub mod token;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +68,8 @@ pub struct AdminState {
     pub metrics_token: Option<String>,
     pub s3_metrics: Arc<S3Metrics>,
     pub workers: WorkerSettings,
+    /// Directories whose file systems' free space `/metrics` reports, by role.
+    pub disk_dirs: Vec<(&'static str, PathBuf)>,
 }
 
 /// An error answer: HTTP status, a stable code for scripts, a message for people.

@@ -48,6 +48,7 @@ fn state(engine: &Engine, token: Option<&str>, metrics_token: Option<&str>) -> A
         metrics_token: metrics_token.map(str::to_string),
         s3_metrics: engine.s3_metrics.clone(),
         workers: engine.workers,
+        disk_dirs: vec![("data", std::env::temp_dir())],
     }
 }
 
@@ -106,6 +107,7 @@ async fn tokens_are_checked_before_anything_else() {
     assert_eq!(status, StatusCode::OK);
     assert!(text.contains("# TYPE hangar_layout_version gauge\nhangar_layout_version 1\n"));
     assert!(text.contains("hangar_access_keys 1\n"), "{text}");
+    assert!(text.contains("hangar_disk_free_bytes{dir=\"data\""), "{text}");
     // Without an admin token configured, the API is off.
     let off = state(&engine, None, None);
     let (status, body) = call(&off, Method::GET, "/v1/status", Some(TOKEN), Value::Null).await;
