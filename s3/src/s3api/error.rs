@@ -69,6 +69,8 @@ pub enum S3Error {
         size_bytes_max: u64,
     },
     IncompleteBody,
+    /// The client stopped sending its body (`request_body::BODY_IDLE_TIMEOUT_MS`).
+    RequestTimeout,
     /// An aws-chunked upload without `x-amz-decoded-content-length`.
     MissingContentLength,
     InvalidArgument {
@@ -129,6 +131,7 @@ impl S3Error {
             S3Error::PreconditionFailed => "PreconditionFailed",
             S3Error::EntityTooLarge { .. } => "EntityTooLarge",
             S3Error::IncompleteBody => "IncompleteBody",
+            S3Error::RequestTimeout => "RequestTimeout",
             S3Error::MissingContentLength => "MissingContentLength",
             S3Error::InvalidArgument { .. } => "InvalidArgument",
             S3Error::InvalidRequest { .. } => "InvalidRequest",
@@ -175,6 +178,7 @@ impl S3Error {
             | S3Error::InvalidDigest
             | S3Error::EntityTooLarge { .. }
             | S3Error::IncompleteBody
+            | S3Error::RequestTimeout
             | S3Error::InvalidArgument { .. }
             | S3Error::InvalidRequest { .. }
             | S3Error::InvalidLocationConstraint { .. }
@@ -244,6 +248,9 @@ impl S3Error {
             S3Error::IncompleteBody => {
                 "The request body ended early, or was longer than declared".to_string()
             }
+            S3Error::RequestTimeout => "Your socket connection to the server was not read from \
+                or written to within the timeout period."
+                .to_string(),
             S3Error::MissingContentLength => {
                 "aws-chunked uploads need x-amz-decoded-content-length".to_string()
             }

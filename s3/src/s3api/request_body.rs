@@ -28,6 +28,9 @@ use super::error::S3Error;
 /// The default largest object a single PUT may create (S3's limit is 5 TiB for objects,
 /// 5 GiB per PUT; Hangar streams, so it takes whole objects in one PUT).
 pub const OBJECT_BYTES_MAX_DEFAULT: u64 = 5 << 40;
+/// A client that sends no byte of its body for this long is dropped (RequestTimeout), so
+/// a dead or stalled uploader does not hold its blocks' memory forever.
+pub const BODY_IDLE_TIMEOUT_MS: u64 = 60_000;
 
 pub struct RequestBody {
     /// `None` for a body given whole (tests).
@@ -178,7 +181,9 @@ impl RequestBody {
                 }
             }
             let Some(incoming) = &mut self.incoming else { return self.end() };
-            match incoming.frame().await {
+            let idle = std::time::Duration::from_millis(BODY_IDLE_TIMEOUT_MS);
+            let frame = tokio::time::timeout(idle, incoming.frame());
+            match frame.await.map_err(|_| S3Error::RequestTimeout)? {
                 None => return self.end(),
                 Some(Err(_)) => return Err(S3Error::IncompleteBody),
                 // HTTP trailers (not aws-chunked ones) carry nothing S3 reads.
@@ -247,3 +252,7 @@ impl BodySource for RequestBody {
         self.check(summary).map_err(|e| self.refuse(e))
     }
 }
+
+#[cfg(test)]
+#[path = "request_body_tests.rs"]
+mod tests;
