@@ -156,6 +156,50 @@ def test_a_wrong_content_md5_is_bad_digest_and_stores_nothing(s3, bucket):
     assert absent(s3, bucket, "sum/md5.bin")
 
 
+def force_trailer(context, **_):
+    """Makes botocore send its checksum in an aws-chunked trailer
+    (STREAMING-UNSIGNED-PAYLOAD-TRAILER), which it otherwise does only over HTTPS."""
+    algorithm = context.get("checksum", {}).get("request_algorithm")
+    if isinstance(algorithm, dict):
+        algorithm["in"] = "trailer"
+
+
+def test_boto3_aws_chunked_uploads_with_trailer_checksums(bucket):
+    client = make_client()
+    for operation in ("PutObject", "UploadPart"):
+        client.meta.events.register(f"before-call.s3.{operation}", force_trailer)
+    data = os.urandom(5 * MIB + 3)
+    put = client.put_object(
+        Bucket=bucket, Key="chunked/boto3.bin", Body=data, ChecksumAlgorithm="CRC32"
+    )
+    assert put["ChecksumCRC32"] == crc32_b64(data)
+    got = client.get_object(Bucket=bucket, Key="chunked/boto3.bin", ChecksumMode="ENABLED")
+    assert got["ChecksumCRC32"] == crc32_b64(data)
+    assert got["Body"].read() == data
+
+    key = "chunked/boto3-mpu.bin"
+    parts = [os.urandom(5 * MIB), os.urandom(MIB + 1)]
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32")[
+        "UploadId"
+    ]
+    done = []
+    for number, part in enumerate(parts, 1):
+        resp = client.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=part,
+            ChecksumAlgorithm="CRC32",
+        )
+        assert resp["ChecksumCRC32"] == crc32_b64(part)
+        done.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumCRC32": resp["ChecksumCRC32"]})
+    client.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"".join(parts)
+
+
 # ---- raw requests, signed here ---------------------------------------------------------------
 
 
