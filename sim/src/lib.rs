@@ -10,6 +10,8 @@ pub mod run;
 pub mod s3client;
 pub mod s3workload;
 pub mod scenario;
+pub mod swarm;
+pub mod sweep;
 pub mod trace;
 pub mod workload;
 pub mod world;

@@ -3,11 +3,19 @@
 //! Exit codes: 0 pass, 1 a checker found a violation (or runs differed), 2 bad usage or a
 //! bad scenario file.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hangar_sim::run::{RunOptions, RunResult, run_with};
 use hangar_sim::scenario::Scenario;
+use hangar_sim::swarm::{self, Weakening};
+use hangar_sim::sweep::{self, Outcome, Progress, Verdict};
+
+/// Where `--save-regression(s)` puts failing runs; tests/sim-acceptance.sh replays them.
+const REGRESSIONS_DIR: &str = "scenarios/regressions";
+/// Where `swarm` writes the scenarios it generates (under the build directory: throwaway).
+const SWARM_DIR: &str = "target/swarm";
 
 #[derive(Parser)]
 #[command(name = "hangar-sim", about = "Hangar's deterministic simulator", version)]
@@ -29,6 +37,45 @@ enum Command {
         /// Deliberately mix OS entropy into the run (proves check-determinism can fail).
         #[arg(long, hide = true)]
         canary: bool,
+        /// If the run fails, save the scenario with this seed into scenarios/regressions/
+        /// (the test suite replays every file there).
+        #[arg(long)]
+        save_regression: bool,
+    },
+    /// Run every scenario of the given files or directories over a range of seeds, each run
+    /// in a fresh process, and print a summary table and the replay command of each failure.
+    Sweep {
+        /// Scenario files, or directories whose *.toml files to run (not their subdirectories).
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Seeds: A..B (B excluded), A..=B, or one seed.
+        #[arg(long)]
+        seeds: String,
+        /// Runs at once (default: the number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Save every failing run into scenarios/regressions/.
+        #[arg(long)]
+        save_regressions: bool,
+    },
+    /// Run scenarios drawn at random from each seed (cluster, network, workload, faults);
+    /// the generated files go to target/swarm/ and each is printed with --print.
+    Swarm {
+        #[arg(long)]
+        seeds: String,
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Print each generated scenario instead of running it.
+        #[arg(long)]
+        print: bool,
+        /// Deliberately weaken every scenario (r1w1: quorums of one) to show the swarm finds it.
+        #[arg(long)]
+        weaken: Option<String>,
+        /// Stop starting runs after the first failure.
+        #[arg(long)]
+        stop_at_first_failure: bool,
+        #[arg(long)]
+        save_regressions: bool,
     },
     /// Run one seed in two fresh processes and compare their traces event by event.
     CheckDeterminism {
@@ -51,9 +98,16 @@ fn load(path: &str) -> Result<Scenario, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Run { scenario, seed, trace_out, canary } => {
+        Command::Run { scenario, seed, trace_out, canary, save_regression } => {
             let options = RunOptions { keep_events: trace_out.is_some(), canary };
-            cmd_run(&scenario, seed, trace_out.as_deref(), options)
+            cmd_run(&scenario, seed, trace_out.as_deref(), options, save_regression)
+        }
+        Command::Sweep { paths, seeds, jobs, save_regressions } => {
+            cmd_sweep(&paths, &seeds, jobs, save_regressions)
+        }
+        Command::Swarm { seeds, jobs, print, weaken, stop_at_first_failure, save_regressions } => {
+            let options = SwarmOptions { print, weaken, stop_at_first_failure, save_regressions };
+            cmd_swarm(&seeds, jobs, options)
         }
         Command::CheckDeterminism { scenario, seed, canary } => {
             cmd_check_determinism(&scenario, seed, canary)
@@ -67,6 +121,7 @@ fn cmd_run(
     seed: u64,
     trace_out: Option<&str>,
     options: RunOptions,
+    save_regression: bool,
 ) -> Result<ExitCode, ExitCode> {
     let scenario = load(path)?;
     println!("seed={seed}");
@@ -103,7 +158,19 @@ fn cmd_run(
         }
         Some(v) => {
             println!("result: fail: {v}");
-            println!("replay: hangar-sim run {path} --seed {seed}");
+            println!("replay: hangar-sim run {path} --seed {seed}   # commit {}", sweep::COMMIT);
+            if save_regression {
+                let saved = sweep::save_regression(
+                    Path::new(REGRESSIONS_DIR),
+                    Path::new(path),
+                    seed,
+                    &v.to_string(),
+                );
+                match saved {
+                    Ok(file) => println!("saved: {}", file.display()),
+                    Err(e) => eprintln!("error: cannot save the regression: {e}"),
+                }
+            }
             Ok(ExitCode::from(1))
         }
     }
@@ -174,4 +241,105 @@ fn cmd_check_determinism(path: &str, seed: u64, canary: bool) -> Result<ExitCode
         ),
     }
     Ok(ExitCode::from(1))
+}
+
+fn usage_error(message: String) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+fn default_jobs(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Runs the jobs, prints the summary, saves failures when asked; exit 1 on any failure.
+fn sweep_and_report(
+    jobs: Vec<sweep::Job>,
+    parallel: usize,
+    stop_at_first_failure: bool,
+    save_regressions: bool,
+) -> Result<(ExitCode, Vec<Outcome>), ExitCode> {
+    let exe = std::env::current_exe()
+        .map_err(|e| usage_error(format!("cannot find this program's path: {e}")))?;
+    let mut progress = Progress::new();
+    let outcomes = sweep::run_jobs(&exe, jobs, parallel, &[], stop_at_first_failure, |o, n, t| {
+        progress.update(o, n, t)
+    });
+    print!("{}", sweep::summary_table(&outcomes));
+    let failures: Vec<&Outcome> = outcomes.iter().filter(|o| o.verdict != Verdict::Pass).collect();
+    for o in &failures {
+        println!("{} seed {}: {}", o.job.scenario.display(), o.job.seed, o.summary);
+        println!("  {}", sweep::replay_line(&o.job));
+        if save_regressions && o.verdict == Verdict::Fail {
+            let saved = sweep::save_regression(
+                Path::new(REGRESSIONS_DIR),
+                &o.job.scenario,
+                o.job.seed,
+                &o.summary,
+            );
+            match saved {
+                Ok(file) => println!("  saved: {}", file.display()),
+                Err(e) => eprintln!("error: cannot save the regression: {e}"),
+            }
+        }
+    }
+    println!("result: {} runs, {} failed", outcomes.len(), failures.len());
+    let code = if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) };
+    Ok((code, outcomes))
+}
+
+fn cmd_sweep(
+    paths: &[String],
+    seeds: &str,
+    jobs: Option<usize>,
+    save_regressions: bool,
+) -> Result<ExitCode, ExitCode> {
+    let seeds = sweep::parse_seeds(seeds).map_err(usage_error)?;
+    let files = sweep::scenario_files(paths).map_err(usage_error)?;
+    // Refuse a bad file up front, with its line, rather than once per seed.
+    for file in &files {
+        load(&file.to_string_lossy())?;
+    }
+    let runs = sweep::jobs(&files, seeds);
+    Ok(sweep_and_report(runs, default_jobs(jobs), false, save_regressions)?.0)
+}
+
+struct SwarmOptions {
+    print: bool,
+    weaken: Option<String>,
+    stop_at_first_failure: bool,
+    save_regressions: bool,
+}
+
+fn cmd_swarm(
+    seeds: &str,
+    jobs: Option<usize>,
+    options: SwarmOptions,
+) -> Result<ExitCode, ExitCode> {
+    let seeds = sweep::parse_seeds(seeds).map_err(usage_error)?;
+    let weakening =
+        options.weaken.as_deref().map(Weakening::parse).transpose().map_err(usage_error)?;
+    if options.print {
+        for seed in seeds {
+            println!("{}", swarm::generate(seed, weakening));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    std::fs::create_dir_all(SWARM_DIR)
+        .map_err(|e| usage_error(format!("cannot create {SWARM_DIR}: {e}")))?;
+    let suffix = if weakening.is_some() { "-weak" } else { "" };
+    let mut runs = Vec::new();
+    for seed in seeds {
+        let file = PathBuf::from(format!("{SWARM_DIR}/swarm-{seed}{suffix}.toml"));
+        std::fs::write(&file, swarm::generate(seed, weakening))
+            .map_err(|e| usage_error(format!("cannot write {}: {e}", file.display())))?;
+        runs.push(sweep::Job { scenario: file, seed });
+    }
+    let (code, _) = sweep_and_report(
+        runs,
+        default_jobs(jobs),
+        options.stop_at_first_failure,
+        options.save_regressions,
+    )?;
+    Ok(code)
 }
