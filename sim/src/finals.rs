@@ -9,12 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hangar_engine::crdt::Crdt;
+use hangar_engine::kv::kv_key;
 use hangar_engine::layout::{ClusterLayout, NodeId};
 use hangar_engine::objects::ObjectEntry;
 use hangar_engine::rpc::{
     KvRequest, RemoteError, Request, Response, RpcClient, RpcConfig, RpcError, TableRequest,
 };
 use hangar_engine::seam::{BoxFuture, Seam};
+use hangar_engine::table::entry_key;
 
 use crate::check::block_refs::NodeBlocks;
 use crate::run::node_id;
@@ -93,6 +95,11 @@ pub async fn final_check(spec: FinalSpec, finals: Arc<Mutex<Finals>>) -> turmoil
             }
         }
         for key in &keys {
+            // Only the key's replicas must hold it: with more nodes than the replication
+            // factor, the others rightly answer that they have nothing.
+            if !replicas_of(&spec, key).contains(&id) {
+                continue;
+            }
             let value = loop {
                 let read = if spec.s3 {
                     let read = s3workload::read_replica(&call, id, &sources, key, &remote_blocks);
@@ -129,6 +136,17 @@ pub async fn final_check(spec: FinalSpec, finals: Arc<Mutex<Finals>>) -> turmoil
     f.remote_blocks = *remote_blocks.lock().unwrap();
     f.done = true;
     Ok(())
+}
+
+/// The nodes the final layout places `key` on (its table entry's partition).
+fn replicas_of(spec: &FinalSpec, key: &str) -> Vec<NodeId> {
+    let table_key = if spec.s3 {
+        entry_key(s3workload::BUCKET.as_bytes(), key.as_bytes())
+    } else {
+        kv_key(key)
+    };
+    // A storage key starts with the hash of its partition key; the first byte is the partition.
+    spec.layout.nodes_of(table_key[0]).to_vec()
 }
 
 /// Records a failed attempt and waits before the next.
