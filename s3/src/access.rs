@@ -12,7 +12,7 @@
 //! GetBucketVersioning, ListParts, ListMultipartUploads) need `read`; object writes,
 //! deletes and multipart uploads need `write`; PutBucketVersioning and DeleteBucket need
 //! `owner`; CreateBucket needs the key's `allow_create_bucket` and makes it owner.
-//! ListBuckets needs a valid key only (it lists every bucket; see docs/cli.md).
+//! ListBuckets needs a valid key only and lists the buckets the key has a permission on.
 //!
 //! A refused operation on a bucket that does not exist answers NoSuchBucket, as S3 does:
 //! clients (and the S3 tests) tell "gone" from "forbidden" by it. The existence check is

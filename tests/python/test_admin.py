@@ -108,6 +108,7 @@ def test_permissions_are_enforced_until_allowed():
     bucket = PREFIX + "-perm"
     ok("POST", "/v1/buckets", {"name": bucket})
     try:
+        assert s3.list_buckets()["Buckets"] == [], "a key sees only buckets it may use"
         with pytest.raises(ClientError) as e:
             s3.create_bucket(Bucket=PREFIX + "-never")
         assert error_code(e) == "AccessDenied"
@@ -120,6 +121,7 @@ def test_permissions_are_enforced_until_allowed():
 
         ok("POST", f"/v1/buckets/{bucket}/allow", {"key": key["id"], "read": True})
         assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [bucket]
         with pytest.raises(ClientError) as e:
             s3.put_object(Bucket=bucket, Key="k", Body=b"x")
         assert error_code(e) == "AccessDenied"

@@ -226,6 +226,17 @@ fn date(v: &Value) -> String {
     v.as_u64().map_or_else(|| "-".into(), format_iso8601)
 }
 
+/// `90s`, `10m`, `24h`: the largest unit that divides the duration evenly.
+fn duration(ms: u64) -> String {
+    match ms {
+        0 => "0s".into(),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
 fn rows(v: &Value) -> &[Value] {
     v.as_array().map(Vec::as_slice).unwrap_or(&[])
 }
@@ -258,8 +269,7 @@ fn show_workers(v: &Value) -> String {
     let workers: Vec<Vec<String>> = rows(&v["workers"])
         .iter()
         .map(|w| {
-            let every =
-                w["interval_ms"].as_u64().map_or("-".into(), |ms| format!("{}s", ms / 1000));
+            let every = w["interval_ms"].as_u64().map_or("-".into(), duration);
             vec![text(&w["name"]), every, text(&w["last_run"]), text(&w["what"])]
         })
         .collect();
@@ -380,6 +390,8 @@ mod tests {
         };
         assert!(grant_request(g, "allow").unwrap_err().contains("--read"));
         assert!(segment("../v1/keys").is_err());
+        let shown: Vec<String> = [60_000, 86_400_000, 90_000, 1500].map(duration).into();
+        assert_eq!(shown, ["1m", "24h", "90s", "1500ms"]);
         assert_eq!(segment("my-bucket.1"), Ok("my-bucket.1"));
     }
 }

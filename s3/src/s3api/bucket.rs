@@ -16,11 +16,14 @@ fn empty(status: StatusCode) -> Response<Full<Bytes>> {
     resp
 }
 
+/// Lists the buckets `visible` accepts (those the key has a permission on).
 pub async fn list_buckets(
     backend: &dyn ObjectBackend,
     owner: &str,
+    visible: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    let buckets = backend.list_buckets().await.map_err(|e| S3Error::from_backend(e, "", ""))?;
+    let mut buckets = backend.list_buckets().await.map_err(|e| S3Error::from_backend(e, "", ""))?;
+    buckets.retain(|b| visible(&b.name));
     let mut w = XmlWriter::new("ListAllMyBucketsResult", true);
     w.open("Owner");
     w.element("ID", owner);

@@ -275,7 +275,10 @@ async fn process(
         observer.body_bytes(endpoint.name(), body.len() as u64, 0);
     }
     let resp = match endpoint {
-        Endpoint::ListBuckets => bucket::list_buckets(backend, &auth.access_key).await,
+        Endpoint::ListBuckets => {
+            let visible = |name: &str| grant.perms(name).any();
+            bucket::list_buckets(backend, &auth.access_key, &visible).await
+        }
         Endpoint::CreateBucket { bucket } => {
             let created = bucket::create_bucket(backend, &bucket, region, &body).await;
             match created {
