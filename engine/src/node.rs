@@ -225,6 +225,12 @@ impl Node {
         self.layouts.apply_staged(expected_version)
     }
 
+    /// Lets a layout transition finish without `node`, which is dead for good and already
+    /// removed from the newest layout (see `layout::manager`).
+    pub fn skip_dead_node(&self, node: NodeId) -> Result<(), LayoutManagerError> {
+        self.layouts.skip_dead_node(node)
+    }
+
     /// Serves a peer's layout gossip.
     fn serve_layout(&self, request: LayoutRequest) -> Result<Response, RemoteError> {
         let storage = |e: LayoutManagerError| RemoteError::Storage { reason: e.to_string() };

@@ -260,3 +260,29 @@ async fn a_cluster_moved_to_three_new_nodes_serves_every_read_throughout() {
     }
     assert_everything_readable_and_placed(&cluster, &acked).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_node_is_replaced_once_the_operator_skips_it() {
+    let cluster = TestCluster::start_with_spares(3, 1, SYNC_INTERVAL_MS).await;
+    wait_until("the spare learns the layout", 10_000, || {
+        cluster.node(4).current_layout().is_some()
+    })
+    .await;
+    cluster.set_down(3, true);
+    let n1 = cluster.node(1);
+    let err = n1.skip_dead_node(NodeId(3)).unwrap_err();
+    assert!(err.to_string().contains("still has a role"), "{err}");
+    let acked = change_under_load(&cluster, &[1, 2], |n1| {
+        n1.stage_role(NodeId(3), None).unwrap();
+        n1.stage_role(NodeId(4), Some(test_role(3))).unwrap();
+        n1.apply_staged(2).unwrap();
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(10 * SYNC_INTERVAL_MS)).await;
+    assert_eq!(n1.layout_history().versions().len(), 2, "waiting for the dead n3");
+    n1.skip_dead_node(NodeId(3)).unwrap();
+    let alive = [cluster.node(1).clone(), cluster.node(2).clone(), cluster.node(4).clone()];
+    wait_until("the transition completes without n3", TRANSITION_MS, || settled_on(&alive, 2))
+        .await;
+    assert_everything_readable_and_placed(&cluster, &acked).await;
+}

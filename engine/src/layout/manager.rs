@@ -33,9 +33,11 @@
 //! reads try the read set then every older holder (copies verify by hash, so any holder
 //! will do), and garbage collection deletes nothing while more than one version is stored.
 //!
-//! Limitation: a tracked node that is down never acknowledges, so the transition waits for
-//! it (writes keep reaching old and new sets, reads stay on the old ones). Replacing a dead
-//! node therefore completes when it comes back or is (not yet possible) forced out.
+//! A tracked node that is down never acknowledges, so the transition waits for it (writes
+//! keep reaching old and new sets, reads stay on the old ones). To replace a dead node,
+//! the operator removes it and then *skips* it (`skip_dead_node`): its trackers are set to
+//! the newest version on its behalf. That is safe only if it never coordinates a write
+//! again with an old layout — the operator's promise that it is gone for good.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -62,6 +64,8 @@ pub enum LayoutManagerError {
     Layout(LayoutError),
     /// No layout is known yet (a node that has not heard from its bootstrap peers).
     NoLayout,
+    /// Only a node the newest layout no longer assigns can be skipped.
+    StillAssigned { node: NodeId },
 }
 
 impl std::fmt::Display for LayoutManagerError {
@@ -77,6 +81,10 @@ impl std::fmt::Display for LayoutManagerError {
             LayoutManagerError::NoLayout => {
                 write!(f, "no layout known yet: wait for the bootstrap peers to answer")
             }
+            LayoutManagerError::StillAssigned { node } => write!(
+                f,
+                "node {node} still has a role in the newest layout: remove it first, then skip it"
+            ),
         }
     }
 }
@@ -227,6 +235,23 @@ impl LayoutManager {
                     Ok(())
                 }
             }
+        })
+        .map(|_| ())
+    }
+
+    /// Reports, on behalf of `node` (dead for good and removed from the newest layout), that
+    /// it acknowledged, synced and reads the newest version, so the transition can finish.
+    pub fn skip_dead_node(&self, node: NodeId) -> Result<(), LayoutManagerError> {
+        self.update(|h| {
+            let newest = h.current().ok_or(LayoutManagerError::NoLayout)?;
+            if newest.roles().contains_key(&node) {
+                return Err(LayoutManagerError::StillAssigned { node });
+            }
+            let version = newest.version();
+            for which in [Tracker::Ack, Tracker::Sync, Tracker::SyncAck] {
+                h.advance(which, node, version);
+            }
+            Ok(())
         })
         .map(|_| ())
     }
