@@ -10,10 +10,12 @@
 //! "dc1", capacity 1) and the replication factor is capped at 1. Multi-node layouts come
 //! with the operations commands.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hangar_engine::keys::{KeyError, KeyStore};
 use hangar_engine::layout::{ClusterLayout, LayoutError, NodeId, NodeRole};
@@ -27,7 +29,7 @@ use rand_core::{OsRng, RngCore};
 use crate::access::EngineKeys;
 use crate::admin::{AdminServer, AdminState, WorkerSettings};
 use crate::backend::EngineBackend;
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::metrics::S3Metrics;
 use crate::runtime::{TokioNet, production_seam};
 use crate::s3api::{S3State, WallClock, serve};
@@ -42,30 +44,19 @@ const SINGLE_NODE_ZONE: &str = "dc1";
 const SINGLE_NODE_RF_MAX: usize = 1;
 /// Anti-entropy period. With one node there is nothing to compare; the worker stays cheap.
 const SYNC_INTERVAL_MS: u64 = 60_000;
+/// Pause between attempts to import the config's access keys when the key table's replicas
+/// cannot be reached at start.
+const KEY_IMPORT_RETRY_MS: u64 = 5_000;
 
 /// Why a node could not start.
 #[derive(Debug)]
 pub enum ServerError {
-    CreateDir {
-        path: PathBuf,
-        source: io::Error,
-    },
-    NodeId {
-        path: PathBuf,
-        problem: String,
-    },
+    CreateDir { path: PathBuf, source: io::Error },
+    NodeId { path: PathBuf, problem: String },
     Layout(LayoutError),
     Node(NodeError),
-    Bind {
-        addr: SocketAddr,
-        source: io::Error,
-    },
-    BindAdmin {
-        addr: SocketAddr,
-        source: io::Error,
-    },
-    /// The key table could not take the config's access keys.
-    Keys(KeyError),
+    Bind { addr: SocketAddr, source: io::Error },
+    BindAdmin { addr: SocketAddr, source: io::Error },
 }
 
 impl std::fmt::Display for ServerError {
@@ -86,7 +77,6 @@ impl std::fmt::Display for ServerError {
                 f,
                 "cannot listen for the admin API on {addr}: {source} (set [admin] api_bind_addr)"
             ),
-            ServerError::Keys(e) => write!(f, "cannot import the config's access keys: {e}"),
         }
     }
 }
@@ -143,7 +133,13 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
     let node = Node::start(seam, node_config).await.map_err(ServerError::Node)?;
     let store = Arc::new(ObjectStore::new(node.clone()));
     let keys = Arc::new(KeyStore::new(node.clone()));
-    import_config_keys(&keys, config).await?;
+    let config_keys = config.s3_api.access_keys.clone();
+    if let Err(e) = import_config_keys(&keys, &config_keys).await {
+        // A node joining a cluster may not reach the key table's replicas yet; it must
+        // still start (and learn the layout), so the import is retried until it lands.
+        tracing::warn!(error = %e, "cannot import the config's access keys yet; retrying");
+        tokio::spawn(retry_import(keys.clone(), config_keys));
+    }
     let s3_metrics = Arc::new(S3Metrics::default());
     Ok(Engine { node, store, keys, s3_metrics, workers })
 }
@@ -152,22 +148,35 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
 /// is left alone (grants and settings changed since stay), so a key first imported gets
 /// `allow_create_bucket` once. The table is the truth: a config key that was deleted, or
 /// whose id the table holds with another secret, is skipped with a warning.
-async fn import_config_keys(keys: &KeyStore, config: &Config) -> Result<(), ServerError> {
-    for (id, secret) in &config.s3_api.access_keys {
-        let existed = keys.get(id).await.map_err(ServerError::Keys)?.is_some();
+async fn import_config_keys(
+    keys: &KeyStore,
+    config_keys: &BTreeMap<String, Secret>,
+) -> Result<(), KeyError> {
+    for (id, secret) in config_keys {
+        let existed = keys.get(id).await?.is_some();
         match keys.import(id, &secret.0, "from config").await {
             Ok(_) if existed => {}
             Ok(_) => {
-                keys.set_allow_create_bucket(id, true).await.map_err(ServerError::Keys)?;
+                keys.set_allow_create_bucket(id, true).await?;
                 tracing::info!(key = %id, "imported an access key from the config");
             }
             Err(e @ (KeyError::Deleted { .. } | KeyError::AlreadyExists { .. })) => {
                 tracing::warn!(key = %id, "config access key skipped: {e}");
             }
-            Err(e) => return Err(ServerError::Keys(e)),
+            Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+async fn retry_import(keys: Arc<KeyStore>, config_keys: BTreeMap<String, Secret>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(KEY_IMPORT_RETRY_MS)).await;
+        match import_config_keys(&keys, &config_keys).await {
+            Ok(()) => return tracing::info!("imported the config's access keys"),
+            Err(e) => tracing::debug!(error = %e, "config access keys: import failed again"),
+        }
+    }
 }
 
 /// Binds the admin API of `config` over `engine`.
