@@ -374,6 +374,41 @@ def test_unsigned_trailer_checksum_is_verified(s3, bucket):
     assert absent(s3, bucket, "chunked/unsigned-bad.bin")
 
 
+def reflected_crc(data, poly, bits):
+    """A reflected CRC with all-ones init and final xor (CRC-32C, CRC-64/NVME), bit by bit:
+    slow, but independent of the server's table-driven crates."""
+    mask = (1 << bits) - 1
+    crc = mask
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (poly if crc & 1 else 0)
+    return base64.b64encode((crc ^ mask).to_bytes(bits // 8, "big")).decode()
+
+
+def test_crc32c_and_crc64nvme_headers_are_verified(s3, bucket):
+    assert reflected_crc(b"123456789", 0x82F63B78, 32) == base64.b64encode(
+        bytes.fromhex("e3069283")
+    ).decode(), "the CRC-32C check value"
+    data = os.urandom(3000)
+    for name, poly, bits in [("crc32c", 0x82F63B78, 32), ("crc64nvme", 0x9A6C9329AC4BC9B5, 64)]:
+        value = reflected_crc(data, poly, bits)
+        for claimed, key in [(value, f"sum/{name}.bin"), (reflected_crc(b"x", poly, bits), f"sum/{name}-bad.bin")]:
+            signer = Signer()
+            path = f"/{bucket}/{key}"
+            headers = signer.headers(path, "UNSIGNED-PAYLOAD", {f"x-amz-checksum-{name}": claimed})
+            headers["content-length"] = str(len(data))
+            status, text = send(path, headers, data)
+            if claimed == value:
+                assert status == 200, text
+                head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+                field = {"crc32c": "ChecksumCRC32C", "crc64nvme": "ChecksumCRC64NVME"}[name]
+                assert head[field] == value
+            else:
+                assert (status, code_of(text)) == (400, "BadDigest"), text
+                assert absent(s3, bucket, key)
+
+
 def test_a_wrong_signed_payload_hash_is_refused_and_stores_nothing(s3, bucket):
     signer = Signer()
     body = os.urandom(200 * 1024)
