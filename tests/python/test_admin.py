@@ -201,6 +201,24 @@ def test_cli_says_what_to_do_when_the_node_is_down(tmp_path):
     assert "is `hangar server` running?" in err and str(config) in err, err
 
 
+def test_cli_names_the_token_setting_when_refused(tmp_path):
+    port = ADMIN.rsplit(":", 1)[1]
+    config = tmp_path / "wrong-token.toml"
+    config.write_text(
+        'metadata_dir = "meta"\ndata_dir = "data"\n'
+        f'rpc_secret = "{"ab" * 32}"\n'
+        f'[admin]\napi_bind_addr = "127.0.0.1:{port}"\nadmin_token = "{"w" * 32}"\n'
+    )
+    # HANGAR_ADMIN_TOKEN would override the file's token.
+    env = {k: v for k, v in os.environ.items() if k != "HANGAR_ADMIN_TOKEN"}
+    run = subprocess.run(
+        [BIN, "-c", str(config), "key", "list"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert run.returncode != 0
+    assert "refused the request (WrongToken" in run.stderr, run.stderr
+    assert f"check [admin] admin_token in {config}" in run.stderr, run.stderr
+
+
 def scrape():
     with urllib.request.urlopen(ADMIN + "/metrics", timeout=30) as resp:
         text = resp.read().decode()
