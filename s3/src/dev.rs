@@ -267,6 +267,26 @@ mod tests {
         assert!(env.contains("export AWS_REGION=hangar\n"));
     }
 
+    /// A directory made before the admin API existed has no [admin] section; the next start
+    /// must give it one (with a token) and keep its keys, so `hangar -c … status` works.
+    #[test]
+    fn a_config_without_an_admin_section_gets_one() {
+        let dir = temp_dir("no-admin");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let old = format!(
+            "metadata_dir = \"meta\"\ndata_dir = \"data\"\nrpc_secret = \"{}\"\n\
+             [s3_api]\napi_bind_addr = \"127.0.0.1:4910\"\n\
+             [[s3_api.access_keys]]\nid = \"GK0123456789abcdef\"\nsecret = \"0123456789abcdef0123\"\n",
+            "cd".repeat(32)
+        );
+        std::fs::write(dir.0.join(CONFIG_FILE), old).unwrap();
+        let (config, _lock) = prepare(&dir.0, [None, None, None]).unwrap();
+        assert_eq!(config.admin.api_bind_addr.port(), DEFAULT_ADMIN_PORT);
+        assert_eq!(config.admin.admin_token.map(|t| t.0.len()), Some(64));
+        assert!(config.s3_api.access_keys.contains_key("GK0123456789abcdef"));
+        assert_eq!(config.s3_api.api_bind_addr.port(), 4910);
+    }
+
     #[test]
     fn wildcard_binds_are_reached_on_loopback() {
         assert_eq!(endpoint_url("0.0.0.0:3900".parse().unwrap()), "http://127.0.0.1:3900");
