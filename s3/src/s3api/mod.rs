@@ -30,6 +30,7 @@ pub mod router;
 pub mod sigv4;
 pub mod time;
 pub mod versions;
+pub mod write_deadline;
 pub mod xml;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,7 @@ use auth::{AuthConfig, RequestView};
 use request_body::RequestBody;
 use response_body::ResponseBody;
 use router::Endpoint;
+use write_deadline::WriteDeadline;
 
 /// Wall-clock milliseconds since the Unix epoch, injected (simulation controls time).
 pub type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -160,12 +162,13 @@ pub async fn serve(mut listener: Box<dyn Listener>, state: Arc<S3State>) {
             }
         };
         let state = state.clone();
+        let write_stall = Duration::from_millis(write_deadline::WRITE_STALL_TIMEOUT_MS);
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(state.clone(), req));
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS))
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(WriteDeadline::new(stream, write_stall)), service);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
