@@ -13,6 +13,8 @@
 #    no_lost_writes' own-copy rule) for some seed;
 #  - the layout-change scenarios pass (s3: seeds 1..=10, register: 1..=20), seed 1 of each
 #    is deterministic, and reads switching before the new replicas synced are caught;
+#  - swarm: 40 random scenarios (cluster, network, workload, survivable faults) pass, and
+#    a swarm of weakened ones (R = W = 1) is caught within 200 seeds;
 #  - every scenario kept in scenarios/regressions/ passes with its recorded seed.
 # Usage: tests/sim-acceptance.sh [path/to/hangar-sim]
 set -euo pipefail
@@ -135,6 +137,14 @@ for name in layout-change layout-change-register; do
 done
 echo "layout changes: all pass, seed 1 of each identical across processes"
 must_catch scenarios/weakened/layout-early-read-switch.toml 'read_after_write' 20
+
+echo "== swarm: random survivable faults over random clusters, seeds 1..40"
+"$SIM" swarm --seeds 1..=40 --jobs 2 || fail "a swarm run failed (its replay line is above)"
+
+echo "== a swarm finds a deliberately weakened system (R = W = 1) within 200 seeds"
+set +e; out=$("$SIM" swarm --seeds 1..=200 --weaken r1w1 --stop-at-first-failure --jobs 2 2>&1); code=$?; set -e
+[ "$code" -eq 1 ] && grep -q 'result: fail: read_after_write\|result: fail: no_lost_writes' <<<"$out" || { echo "$out"; fail "the swarm missed R = W = 1"; }
+echo "weakened swarm: $(grep -m1 'result: fail' <<<"$out" | cut -c1-160)"
 
 echo "== regressions"
 shopt -s nullglob

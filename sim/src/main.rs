@@ -333,7 +333,7 @@ fn cmd_swarm(
         let file = PathBuf::from(format!("{SWARM_DIR}/swarm-{seed}{suffix}.toml"));
         std::fs::write(&file, swarm::generate(seed, weakening))
             .map_err(|e| usage_error(format!("cannot write {}: {e}", file.display())))?;
-        runs.push(sweep::Job { scenario: file, seed });
+        runs.push(sweep::Job { scenario: file, seed, group: format!("swarm{suffix}") });
     }
     let (code, _) = sweep_and_report(
         runs,

@@ -22,6 +22,9 @@ pub const COMMIT: &str = env!("HANGAR_SIM_COMMIT");
 pub struct Job {
     pub scenario: PathBuf,
     pub seed: u64,
+    /// The summary row this run counts in: the scenario file for a sweep, one row for a
+    /// whole swarm (each of its seeds has its own generated file).
+    pub group: String,
 }
 
 /// How a run ended, from the child's exit code and output.
@@ -94,7 +97,13 @@ pub fn scenario_files(paths: &[String]) -> Result<Vec<PathBuf>, String> {
 
 /// Every pair of `files` × `seeds`, scenario by scenario.
 pub fn jobs(files: &[PathBuf], seeds: RangeInclusive<u64>) -> Vec<Job> {
-    files.iter().flat_map(|f| seeds.clone().map(|seed| Job { scenario: f.clone(), seed })).collect()
+    files
+        .iter()
+        .flat_map(|f| {
+            let group = f.display().to_string();
+            seeds.clone().map(move |seed| Job { scenario: f.clone(), seed, group: group.clone() })
+        })
+        .collect()
 }
 
 /// Runs one job in a child process of `exe`.
@@ -264,7 +273,7 @@ pub fn summary_table(outcomes: &[Outcome]) -> String {
     }
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     for o in outcomes {
-        let row = rows.entry(name(&o.job)).or_insert(Row {
+        let row = rows.entry(o.job.group.clone()).or_insert(Row {
             runs: 0,
             passed: 0,
             failed: Vec::new(),
@@ -368,7 +377,7 @@ mod tests {
 
     fn outcome(scenario: &str, seed: u64, verdict: Verdict, speedup: u64) -> Outcome {
         Outcome {
-            job: Job { scenario: scenario.into(), seed },
+            job: Job { scenario: scenario.into(), seed, group: scenario.into() },
             verdict,
             summary: String::new(),
             speedup: Some(speedup),
