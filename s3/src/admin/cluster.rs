@@ -101,6 +101,10 @@ pub async fn status(state: &AdminState) -> Result<Value, AdminError> {
         "zone": v.nodes.iter().find(|(id, ..)| *id == state.node.id).map(|(_, z, _)| z.clone()),
         "layout_version": v.version,
         "replication_factor": v.replication_factor,
+        "healthy": v.healthy(),
+        "partitions": v.replicas_up.len(),
+        "partitions_quorum_ok": v.partitions_quorum_ok(),
+        "partitions_all_ok": v.partitions_all_ok(),
         "nodes": nodes,
         // Layout changes (show / assign / apply / revert) get their own endpoints under
         // /v1/layout with the live layout work.

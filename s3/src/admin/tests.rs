@@ -126,6 +126,10 @@ async fn status_health_and_workers_describe_the_single_node() {
     assert_eq!(body["layout_version"], 1);
     assert_eq!(body["nodes"][0]["connected"], true);
     assert_eq!(body["nodes"][0]["zone"], "dc1");
+    assert_eq!(
+        (body["healthy"].as_bool(), body["partitions_all_ok"].as_u64()),
+        (Some(true), Some(256))
+    );
     let (status, body) = call(&st, Method::GET, "/v1/health", Some(TOKEN), Value::Null).await;
     assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
     assert_eq!(body["partitions_quorum_ok"], 256);

@@ -247,6 +247,7 @@ fn show_status(v: &Value) -> String {
         ("zone", text(&v["zone"])),
         ("layout version", text(&v["layout_version"])),
         ("replication factor", text(&v["replication_factor"])),
+        ("health", health(v)),
     ]);
     out.push('\n');
     let nodes: Vec<Vec<String>> = rows(&v["nodes"])
@@ -263,6 +264,17 @@ fn show_status(v: &Value) -> String {
         .collect();
     out.push_str(&table::render(&["NODE", "ZONE", "CAPACITY", "CONNECTED"], &nodes));
     out
+}
+
+/// "ok" or "degraded", with the partition counts behind it.
+fn health(v: &Value) -> String {
+    let word = if v["healthy"].as_bool() == Some(true) { "ok" } else { "degraded" };
+    format!(
+        "{word} ({} of {} partitions with a quorum, {} with every replica)",
+        text(&v["partitions_quorum_ok"]),
+        text(&v["partitions"]),
+        text(&v["partitions_all_ok"])
+    )
 }
 
 fn show_workers(v: &Value) -> String {
@@ -361,7 +373,8 @@ mod tests {
     fn status_prints_the_node_fields_and_an_aligned_node_table() {
         let v = json!({
             "node_id": "00000000000000ab", "zone": "dc1", "layout_version": 3,
-            "replication_factor": 1,
+            "replication_factor": 1, "healthy": false, "partitions": 256,
+            "partitions_quorum_ok": 256, "partitions_all_ok": 0,
             "nodes": [
                 {"id": "00000000000000ab", "zone": "dc1", "capacity": 1, "connected": true,
                  "is_self": true},
@@ -372,6 +385,8 @@ mod tests {
         let text = show_status(&v);
         assert!(text.starts_with("node:               00000000000000ab\n"), "{text}");
         assert!(text.contains("layout version:     3\n"));
+        let health = "degraded (256 of 256 partitions with a quorum, 0 with every replica)";
+        assert!(text.contains(&format!("health:             {health}\n")), "{text}");
         assert!(text.contains(
             "NODE                          ZONE  CAPACITY  CONNECTED\n\
              00000000000000ab (this node)  dc1   1         yes\n\
