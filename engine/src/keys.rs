@@ -245,6 +245,26 @@ impl KeyStore {
         Ok(self.entry(id).await?.map(|e| AccessKey::from_entry(id.into(), &e)))
     }
 
+    /// The key as request authentication needs it: from a read quorum, or — when no quorum
+    /// answers — from this node's own replica if it holds one. Authentication favours
+    /// availability: a cluster that lost the key table's quorum keeps serving the buckets
+    /// it still can, at the price of a revocation not yet replicated here being missed.
+    pub async fn get_for_auth(&self, id: &str) -> Result<Option<AccessKey>, KeyError> {
+        match self.get(id).await {
+            Err(KeyError::Unavailable { reason }) => {
+                let key = entry_key(KEYS_PARTITION_KEY, id.as_bytes());
+                match self.node.keys.local.get(&key) {
+                    Ok(Some(entry)) => {
+                        tracing::debug!(%reason, "access key read from the local replica");
+                        Ok(Some(AccessKey::from_entry(id.into(), &entry)))
+                    }
+                    _ => Err(KeyError::Unavailable { reason }),
+                }
+            }
+            other => other,
+        }
+    }
+
     /// A live key, or `NoSuchKey`.
     pub async fn get_live(&self, id: &str) -> Result<AccessKey, KeyError> {
         match self.get(id).await? {
@@ -434,6 +454,24 @@ mod tests {
         assert_eq!(keys.get_live(id).await, Err(KeyError::NoSuchKey { id: id.into() }));
         assert_eq!(keys.import(id, secret, "ops").await, Err(KeyError::Deleted { id: id.into() }));
         assert!(keys.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn authentication_falls_back_to_the_local_replica_without_a_quorum() {
+        let cluster = TestCluster::start().await;
+        let keys = KeyStore::new(cluster.node(1).clone());
+        let key = keys.create("edge").await.unwrap();
+        // The write reached a quorum (n1 and one other); make sure n1 holds it, then cut
+        // n1 off: no read quorum, but its own replica still knows the key.
+        let stored = entry_key(KEYS_PARTITION_KEY, key.id.as_bytes());
+        assert!(cluster.node(1).keys.local.get(&stored).unwrap().is_some());
+        cluster.set_down(2, true);
+        cluster.set_down(3, true);
+        assert!(matches!(keys.get(&key.id).await, Err(KeyError::Unavailable { .. })));
+        let seen = keys.get_for_auth(&key.id).await.unwrap().unwrap();
+        assert_eq!(seen.secret, key.secret);
+        let unknown = keys.get_for_auth("GKnotthere000000000000").await;
+        assert!(matches!(unknown, Err(KeyError::Unavailable { .. })));
     }
 
     #[tokio::test(start_paused = true)]

@@ -93,7 +93,7 @@ fn unavailable(e: KeyError) -> S3Error {
 impl KeyLookup for EngineKeys {
     fn lookup<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<KeyGrant>, S3Error>> {
         Box::pin(async move {
-            let key = self.0.get(id).await.map_err(unavailable)?;
+            let key = self.0.get_for_auth(id).await.map_err(unavailable)?;
             Ok(key.filter(|k| !k.deleted).map(|k| KeyGrant {
                 secret: k.secret,
                 allow_create_bucket: k.allow_create_bucket,
