@@ -240,3 +240,7 @@ pub async fn list_objects_v1(
 #[cfg(test)]
 #[path = "list_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "list_model_tests.rs"]
+mod model_tests;
