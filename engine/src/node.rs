@@ -27,6 +27,11 @@ use crate::table::{LocalTable, Quorums, Replicated, Store, SyncWorker};
 
 /// Where the node's metadata database lives, relative to its data root.
 pub const METADATA_DB_PATH: &str = "meta/hangar.redb";
+/// Longest period of the layout worker (gossip and transition steps): it runs with
+/// anti-entropy, but never less often than this, so a layout change spreads and completes
+/// in seconds even where anti-entropy runs once a minute. A round costs one small RPC per
+/// peer while nothing changes.
+pub const LAYOUT_INTERVAL_MS_MAX: u64 = 5_000;
 
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -174,7 +179,8 @@ impl Node {
         tokio::spawn(rpc::serve(listener, node.seam.clone(), config.rpc_secret.clone(), handler));
         tokio::spawn(node.clone().anti_entropy_loop(config.sync_interval_ms));
         let bootstrap = config.peers.keys().copied().collect();
-        tokio::spawn(LayoutWorker::new(node.clone(), bootstrap).run(config.sync_interval_ms));
+        let layout_interval_ms = config.sync_interval_ms.min(LAYOUT_INTERVAL_MS_MAX);
+        tokio::spawn(LayoutWorker::new(node.clone(), bootstrap).run(layout_interval_ms));
         tokio::spawn(BlockGc::new(node.clone(), config.gc).run());
         tokio::spawn(BlockRepair::new(node.clone(), config.repair).run());
         tracing::info!(node = %node.id, addr = %config.rpc_bind_addr, "node started");

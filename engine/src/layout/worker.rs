@@ -105,7 +105,9 @@ impl LayoutWorker {
     async fn sync(&self, history: &LayoutHistory, newest: &ClusterLayout) -> Result<(), String> {
         let me = self.node.id;
         let mine: Vec<Partition> = newest.partitions_of(me);
-        if mine.is_empty() {
+        // Nothing to gain without a role, or without an older version to gain it from (the
+        // first layout of a cluster).
+        if mine.is_empty() || history.versions().len() < 2 {
             return Ok(());
         }
         // (older version, partition) → replicas that still need to answer, and how many.
