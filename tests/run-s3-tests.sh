@@ -158,6 +158,8 @@ check_survivor "hangar dev restart"
 stop_server || die "server did not exit cleanly on SIGTERM"
 start_server server -c "$DIR/hangar.toml"
 check_survivor "hangar server -c DIR/hangar.toml"
+# The README's promise: every CLI verb works with -c on the dev config (here under `server`).
+"$BIN" -c "$DIR/hangar.toml" status >/dev/null || die "hangar -c DIR/hangar.toml status failed"
 stop_server || die "server did not exit cleanly on SIGTERM"
 
 say "all S3 checks passed"
