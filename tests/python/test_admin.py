@@ -236,6 +236,10 @@ def test_metrics_parse_and_move_with_traffic():
     before = scrape()
     for _ in range(3):
         s3.list_objects_v2(Bucket="hangar", MaxKeys=1)
+    key = "metrics/" + str(time.time())
+    s3.put_object(Bucket="hangar", Key=key, Body=b"m" * 1000)
+    assert len(s3.get_object(Bucket="hangar", Key=key)["Body"].read()) == 1000
+    s3.delete_object(Bucket="hangar", Key=key)
     with pytest.raises(ClientError):
         s3.get_object(Bucket="hangar", Key="no/such/key/" + str(time.time()))
     after = scrape()
@@ -247,5 +251,9 @@ def test_metrics_parse_and_move_with_traffic():
     assert after[inf] == after[(count, op)]
     errors = ("hangar_s3_errors_total", (("operation", "GetObject"), ("status", "404")))
     assert after[errors] - before.get(errors, 0) >= 1
+    received = ("hangar_s3_body_bytes_received_total", (("operation", "PutObject"),))
+    assert after[received] - before.get(received, 0) >= 1000
+    sent = ("hangar_s3_body_bytes_sent_total", (("operation", "GetObject"),))
+    assert after[sent] - before.get(sent, 0) >= 1000
     assert after[("hangar_layout_version", ())] >= 1
     assert after[("hangar_cluster_nodes_connected", ())] >= 1
