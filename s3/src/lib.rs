@@ -21,6 +21,7 @@ pub mod config;
 pub mod dev;
 pub mod metrics;
 pub mod metrics_disk;
+pub mod metrics_events;
 pub mod runtime;
 pub mod s3api;
 pub mod server;

@@ -31,6 +31,7 @@ use crate::admin::{AdminServer, AdminState, WorkerSettings};
 use crate::backend::EngineBackend;
 use crate::config::{Config, Secret};
 use crate::metrics::S3Metrics;
+use crate::metrics_events::EngineEvents;
 use crate::runtime::{TokioNet, production_seam};
 use crate::s3api::{S3State, WallClock, serve};
 
@@ -91,6 +92,7 @@ pub struct Engine {
     pub keys: Arc<KeyStore>,
     pub s3_metrics: Arc<S3Metrics>,
     pub workers: WorkerSettings,
+    pub events: Arc<EngineEvents>,
 }
 
 /// Opens the node's storage and starts its RPC server.
@@ -99,7 +101,10 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
         std::fs::create_dir_all(dir)
             .map_err(|source| ServerError::CreateDir { path: dir.clone(), source })?;
     }
-    let seam = production_seam(&config.metadata_dir);
+    let mut seam = production_seam(&config.metadata_dir);
+    // Worker passes and served RPCs, counted for /metrics and /v1/workers.
+    let events = Arc::new(EngineEvents::new(seam.trace.clone(), seam.clock.clone()));
+    seam.trace = events.clone();
     // Production runs are not replayed, but a logged seed lets a surprising one be.
     tracing::debug!(rng_seed = seam.rng_seed, "seam ready");
     let id = load_or_create_node_id(seam.disk.as_ref(), &config.metadata_dir)?;
@@ -141,7 +146,7 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
         tokio::spawn(retry_import(keys.clone(), config_keys));
     }
     let s3_metrics = Arc::new(S3Metrics::default());
-    Ok(Engine { node, store, keys, s3_metrics, workers })
+    Ok(Engine { node, store, keys, s3_metrics, workers, events })
 }
 
 /// Imports `[[s3_api.access_keys]]` into the key table. Idempotent: a key already there
@@ -190,6 +195,7 @@ pub async fn bind_admin(engine: &Engine, config: &Config) -> Result<AdminServer,
         metrics_token: config.admin.metrics_token.as_ref().map(|t| t.0.clone()),
         s3_metrics: engine.s3_metrics.clone(),
         workers: engine.workers,
+        events: engine.events.clone(),
         disk_dirs: vec![
             ("data", config.data_dir.clone()),
             ("metadata", config.metadata_dir.clone()),

@@ -126,21 +126,53 @@ pub async fn health(state: &AdminState) -> (bool, Value) {
     (healthy, body)
 }
 
-/// The engine's background workers. Their periods are the engine defaults this server
-/// starts them with; the engine does not report last runs yet.
+/// The engine's background workers: their periods (the engine defaults this server starts
+/// them with) and their last pass that did something, with its report, learnt from the
+/// engine's trace events (`metrics_events`; passes that changed nothing are not reported).
 pub fn workers(state: &AdminState) -> Value {
     let w = &state.workers;
-    json!({ "workers": [
-        { "name": "anti-entropy", "what": "compares table replicas, exchanges differing partitions",
-          "interval_ms": w.sync_interval_ms, "last_run": null },
-        { "name": "block-gc", "what": "retires dead block references, deletes unreferenced blocks",
-          "interval_ms": w.gc.interval_ms, "delay_ms": w.gc.delay_ms, "last_run": null },
-        { "name": "block-resync", "what": "fetches blocks this node should hold but lacks",
-          "interval_ms": w.repair.resync_interval_ms, "last_run": null },
-        { "name": "block-scrub", "what": "re-reads every local block, replaces corrupt copies",
-          "interval_ms": w.repair.scrub_interval_ms, "pause_ms": w.repair.scrub_pause_ms,
-          "last_run": null },
-    ]})
+    let list = [
+        (
+            "anti-entropy",
+            "anti-entropy",
+            "compares table replicas, exchanges differing partitions",
+            Some(w.sync_interval_ms),
+        ),
+        (
+            "block-gc",
+            "gc",
+            "retires dead block references, deletes unreferenced blocks",
+            Some(w.gc.interval_ms),
+        ),
+        (
+            "block-resync",
+            "resync",
+            "fetches blocks this node should hold but lacks",
+            Some(w.repair.resync_interval_ms),
+        ),
+        (
+            "block-scrub",
+            "scrub",
+            "re-reads every local block, replaces corrupt copies",
+            Some(w.repair.scrub_interval_ms),
+        ),
+        ("layout", "layout.step", "acks, syncs and retires layout versions during a change", None),
+    ];
+    let workers: Vec<Value> = list
+        .iter()
+        .map(|(name, event, what, interval_ms)| {
+            let seen = state.events.get(event);
+            json!({
+                "name": name,
+                "what": what,
+                "interval_ms": interval_ms,
+                "passes_with_work": seen.as_ref().map_or(0, |s| s.count),
+                "last_work_ms": seen.as_ref().map(|s| s.last_ms),
+                "last_report": seen.and_then(|s| s.last_report),
+            })
+        })
+        .collect();
+    json!({ "workers": workers })
 }
 
 /// `/metrics`: the S3 counters plus engine state sampled now.
@@ -157,6 +189,7 @@ pub async fn metrics_text(state: &AdminState) -> String {
     let quorum_ok = v.partitions_quorum_ok() as f64;
     out.single("hangar_partitions_quorum_ok", "gauge", "Partitions with a quorum up", quorum_ok);
     crate::metrics::render_rpc(&mut out, &state.node.rpc.peer_stats());
+    state.events.render(&mut out);
     crate::metrics_disk::render(&mut out, &state.disk_dirs);
     let blocks = state.node.blocks.stats();
     let corrupt = blocks.corrupt_copies as f64;

@@ -44,6 +44,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::metrics::S3Metrics;
+use crate::metrics_events::EngineEvents;
 use crate::runtime::TokioNet;
 use token::TokenError;
 
@@ -68,6 +69,8 @@ pub struct AdminState {
     pub metrics_token: Option<String>,
     pub s3_metrics: Arc<S3Metrics>,
     pub workers: WorkerSettings,
+    /// Counts of the engine's trace events (worker passes, RPCs served).
+    pub events: Arc<EngineEvents>,
     /// Directories whose file systems' free space `/metrics` reports, by role.
     pub disk_dirs: Vec<(&'static str, PathBuf)>,
 }

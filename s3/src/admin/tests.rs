@@ -48,6 +48,7 @@ fn state(engine: &Engine, token: Option<&str>, metrics_token: Option<&str>) -> A
         metrics_token: metrics_token.map(str::to_string),
         s3_metrics: engine.s3_metrics.clone(),
         workers: engine.workers,
+        events: engine.events.clone(),
         disk_dirs: vec![("data", std::env::temp_dir())],
     }
 }
@@ -136,7 +137,17 @@ async fn status_health_and_workers_describe_the_single_node() {
     let (_, body) = call(&st, Method::GET, "/v1/workers", Some(TOKEN), Value::Null).await;
     let names: Vec<&str> =
         body["workers"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["anti-entropy", "block-gc", "block-resync", "block-scrub"]);
+    assert_eq!(names, ["anti-entropy", "block-gc", "block-resync", "block-scrub", "layout"]);
+    assert!(body["workers"][1]["last_work_ms"].is_null(), "no GC pass did work yet");
+    // The engine reports worker passes through its seam's trace sink, which is the recorder.
+    let sink = Arc::as_ptr(&engine.node.seam.trace) as *const ();
+    assert_eq!(sink, Arc::as_ptr(&engine.events) as *const ());
+    engine.node.seam.trace.event("gc", b"GcReport { blocks_deleted: 3 }");
+    let (_, body) = call(&st, Method::GET, "/v1/workers", Some(TOKEN), Value::Null).await;
+    let gc = &body["workers"][1];
+    assert_eq!((gc["name"].as_str(), gc["passes_with_work"].as_u64()), (Some("block-gc"), Some(1)));
+    assert_eq!(gc["last_report"], "GcReport { blocks_deleted: 3 }");
+    assert!(gc["last_work_ms"].as_u64().is_some());
     let (status, _) = call(&st, Method::POST, "/v1/layout/apply", Some(TOKEN), json!({})).await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
 }

@@ -282,10 +282,10 @@ fn show_workers(v: &Value) -> String {
         .iter()
         .map(|w| {
             let every = w["interval_ms"].as_u64().map_or("-".into(), duration);
-            vec![text(&w["name"]), every, text(&w["last_run"]), text(&w["what"])]
+            vec![text(&w["name"]), every, date(&w["last_work_ms"]), text(&w["what"])]
         })
         .collect();
-    table::render(&["WORKER", "EVERY", "LAST RUN", "WHAT"], &workers)
+    table::render(&["WORKER", "EVERY", "LAST WORK", "WHAT"], &workers)
 }
 
 fn show_keys(v: &Value) -> String {
