@@ -2,9 +2,9 @@
 //!
 //! Everything lives in one directory: at first start it receives a generated `hangar.toml`
 //! (fresh access key, RPC secret and admin token from OS randomness, metadata under `meta/`,
-//! data under `data/`, the admin API on 127.0.0.1:3903) and `credentials.env` (shell exports for the aws CLI and SDKs). Later starts reuse
-//! both, so data and credentials survive restarts; `hangar server -c DIR/hangar.toml` runs the
-//! very same node. Port flags given on a later start are written back into `hangar.toml`.
+//! data under `data/`, the admin API on 127.0.0.1:3903) and `credentials.env` (shell
+//! exports for the aws CLI and SDKs). Later starts reuse both, so data and credentials
+//! survive restarts; `hangar server -c DIR/hangar.toml` runs the very same node. Port flags given on a later start are written back into `hangar.toml`.
 //!
 //! The dev server reads no environment overrides: the files in the directory are the whole
 //! truth, which is what makes its printed credentials trustworthy.
@@ -276,7 +276,8 @@ mod tests {
         let old = format!(
             "metadata_dir = \"meta\"\ndata_dir = \"data\"\nrpc_secret = \"{}\"\n\
              [s3_api]\napi_bind_addr = \"127.0.0.1:4910\"\n\
-             [[s3_api.access_keys]]\nid = \"GK0123456789abcdef\"\nsecret = \"0123456789abcdef0123\"\n",
+             [[s3_api.access_keys]]\nid = \"GK0123456789abcdef\"\n\
+             secret = \"0123456789abcdef0123\"\n",
             "cd".repeat(32)
         );
         std::fs::write(dir.0.join(CONFIG_FILE), old).unwrap();

@@ -139,7 +139,7 @@ pub async fn set_grant(
     apply(&mut p.owner, req.owner);
     let p: BucketPerms = p;
     state.keys.set_perms(&req.key, bucket, p).await.map_err(key_error)?;
-    Ok(
-        json!({ "bucket": bucket, "key": req.key, "read": p.read, "write": p.write, "owner": p.owner }),
-    )
+    Ok(json!({
+        "bucket": bucket, "key": req.key, "read": p.read, "write": p.write, "owner": p.owner
+    }))
 }

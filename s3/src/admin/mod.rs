@@ -246,7 +246,8 @@ async fn handle(
     };
     let (method, path, query) = (&parts.method, parts.uri.path(), parts.uri.query());
     let resp = respond(&state, method, path, query, &parts.headers, &body).await;
-    tracing::info!(target: "hangar::admin::request", %method, path, status = resp.status().as_u16());
+    let status = resp.status().as_u16();
+    tracing::info!(target: "hangar::admin::request", %method, path, status);
     Ok(resp)
 }
 

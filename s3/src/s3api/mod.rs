@@ -186,8 +186,8 @@ async fn handle(
     let resource = req.uri().path().to_string();
     let method = req.method().clone();
     let started = tokio::time::Instant::now();
-    let mut operation = "Unrouted";
-    let mut resp = match process(&state, req, &mut operation).await {
+    let mut facts = RequestFacts { operation: "Unrouted", access_key: None };
+    let mut resp = match process(&state, req, &mut facts).await {
         Ok(resp) => resp,
         Err(err) => {
             if err.status().is_server_error() {
@@ -202,7 +202,11 @@ async fn handle(
     resp.headers_mut().insert("x-amz-request-id", id);
     let (status, elapsed) = (resp.status().as_u16(), started.elapsed());
     let ms = elapsed.as_millis() as u64;
-    tracing::info!(target: "hangar::s3::request", %request_id, %method, %resource, operation, status, ms);
+    let (operation, key) = (facts.operation, facts.access_key.as_deref().unwrap_or("-"));
+    tracing::info!(
+        target: "hangar::s3::request",
+        %request_id, %method, %resource, operation, access_key = key, status, ms
+    );
     if let Some(observer) = &state.observer {
         observer.request_done(operation, status, elapsed);
         let sent = hyper::body::Body::size_hint(resp.body()).exact().unwrap_or(0);
@@ -211,10 +215,18 @@ async fn handle(
     Ok(resp)
 }
 
+/// What `process` learnt about a request, for the access log and the metrics.
+struct RequestFacts {
+    /// The router's name for it; "Unrouted" if refused before routing.
+    operation: &'static str,
+    /// The key that signed it, once authenticated.
+    access_key: Option<String>,
+}
+
 async fn process(
     state: &S3State,
     req: Request<Incoming>,
-    operation: &mut &'static str,
+    facts: &mut RequestFacts,
 ) -> Result<Response<ResponseBody>, S3Error> {
     let (parts, body) = req.into_parts();
     let raw_path = parts.uri.path();
@@ -240,7 +252,7 @@ async fn process(
         .map(|(_, g)| g)
         .ok_or_else(|| S3Error::InvalidAccessKeyId { access_key: auth.access_key.clone() })?;
     let endpoint = router::route(&parts.method, raw_path, &query, &parts.headers)?;
-    *operation = endpoint.name();
+    (facts.operation, facts.access_key) = (endpoint.name(), Some(auth.access_key.clone()));
     tracing::debug!(operation = endpoint.name(), access_key = %auth.access_key, "request");
     access::check(&grant, &endpoint, state.backend.as_ref()).await?;
     let backend = state.backend.as_ref();
