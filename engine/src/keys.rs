@@ -308,6 +308,12 @@ impl KeyStore {
         Ok(AccessKey::from_entry(id.into(), &entry))
     }
 
+    /// True while no key was ever written (deleted ones count): a node upgraded from a
+    /// version without this table sees it empty.
+    pub async fn never_written(&self) -> Result<bool, KeyError> {
+        Ok(self.node.keys.get_range(KEYS_PARTITION_KEY, b"", b"", 1).await?.is_empty())
+    }
+
     /// Live keys in id order.
     pub async fn list(&self) -> Result<Vec<AccessKey>, KeyError> {
         let mut out = Vec::new();
@@ -442,7 +448,9 @@ mod tests {
         let cluster = TestCluster::start().await;
         let keys = KeyStore::new(cluster.node(1).clone());
         let (id, secret) = ("GKimported0000000001", "s3cr3t-s3cr3t-s3cr3t");
+        assert!(keys.never_written().await.unwrap());
         let first = keys.import(id, secret, "ops").await.unwrap();
+        assert!(!keys.never_written().await.unwrap());
         keys.set_perms(id, "b", BucketPerms::ALL).await.unwrap();
         // Importing again (as every start does for config keys) keeps the grants.
         let again = keys.import(id, secret, "ops").await.unwrap();

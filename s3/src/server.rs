@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hangar_engine::keys::{KeyError, KeyStore};
+use hangar_engine::keys::{BucketPerms, KeyError, KeyStore};
 use hangar_engine::layout::{ClusterLayout, LayoutError, NodeId, NodeRole};
 use hangar_engine::node::{Node, NodeConfig, NodeError};
-use hangar_engine::objects::ObjectStore;
+use hangar_engine::objects::{ObjectError, ObjectStore};
 use hangar_engine::rpc::RpcConfig;
 use hangar_engine::seam::{Clock, Disk, Listener, Net};
 use hangar_engine::table::Quorums;
@@ -139,11 +139,11 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
     let store = Arc::new(ObjectStore::new(node.clone()));
     let keys = Arc::new(KeyStore::new(node.clone()));
     let config_keys = config.s3_api.access_keys.clone();
-    if let Err(e) = import_config_keys(&keys, &config_keys).await {
+    if let Err(e) = import_config_keys(&keys, &store, &config_keys).await {
         // A node joining a cluster may not reach the key table's replicas yet; it must
         // still start (and learn the layout), so the import is retried until it lands.
         tracing::warn!(error = %e, "cannot import the config's access keys yet; retrying");
-        tokio::spawn(retry_import(keys.clone(), config_keys));
+        tokio::spawn(retry_import(keys.clone(), store.clone(), config_keys));
     }
     let s3_metrics = Arc::new(S3Metrics::default());
     Ok(Engine { node, store, keys, s3_metrics, workers, events })
@@ -153,17 +153,31 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
 /// is left alone (grants and settings changed since stay), so a key first imported gets
 /// `allow_create_bucket` once. The table is the truth: a config key that was deleted, or
 /// whose id the table holds with another secret, is skipped with a warning.
+///
+/// Upgrade: before the key table, every config key could use every bucket. When the table
+/// has never held a key, the keys imported get read, write and owner on every existing
+/// bucket, so an upgraded node keeps serving what it served. (A fresh cluster has no
+/// bucket yet; later imports grant nothing.)
 async fn import_config_keys(
     keys: &KeyStore,
+    store: &ObjectStore,
     config_keys: &BTreeMap<String, Secret>,
 ) -> Result<(), KeyError> {
+    let upgrading = !config_keys.is_empty() && keys.never_written().await?;
+    let unavailable = |e: ObjectError| KeyError::Unavailable { reason: e.to_string() };
+    let existing =
+        if upgrading { store.list_buckets().await.map_err(unavailable)? } else { Vec::new() };
     for (id, secret) in config_keys {
         let existed = keys.get(id).await?.is_some();
         match keys.import(id, &secret.0, "from config").await {
             Ok(_) if existed => {}
             Ok(_) => {
                 keys.set_allow_create_bucket(id, true).await?;
-                tracing::info!(key = %id, "imported an access key from the config");
+                for bucket in &existing {
+                    keys.set_perms(id, &bucket.name, BucketPerms::ALL).await?;
+                }
+                let buckets = existing.len();
+                tracing::info!(key = %id, buckets, "imported an access key from the config");
             }
             Err(e @ (KeyError::Deleted { .. } | KeyError::AlreadyExists { .. })) => {
                 tracing::warn!(key = %id, "config access key skipped: {e}");
@@ -174,10 +188,14 @@ async fn import_config_keys(
     Ok(())
 }
 
-async fn retry_import(keys: Arc<KeyStore>, config_keys: BTreeMap<String, Secret>) {
+async fn retry_import(
+    keys: Arc<KeyStore>,
+    store: Arc<ObjectStore>,
+    config_keys: BTreeMap<String, Secret>,
+) {
     loop {
         tokio::time::sleep(Duration::from_millis(KEY_IMPORT_RETRY_MS)).await;
-        match import_config_keys(&keys, &config_keys).await {
+        match import_config_keys(&keys, &store, &config_keys).await {
             Ok(()) => return tracing::info!("imported the config's access keys"),
             Err(e) => tracing::debug!(error = %e, "config access keys: import failed again"),
         }
@@ -316,6 +334,34 @@ mod tests {
         assert_eq!(parse_node_id(b"0123456789abcdef\n"), None);
         assert_eq!(parse_node_id(b"hangar-node-id-v1 0000000000000000\n"), None);
         assert_eq!(parse_node_id(b"hangar-node-id-v2 0123456789abcdef\n"), None);
+    }
+
+    /// An upgraded node had buckets that every config key could use; its first import into
+    /// the (empty) key table keeps it that way. Later imports grant nothing.
+    #[tokio::test]
+    async fn the_first_import_grants_config_keys_the_buckets_that_exist() {
+        let dir = std::env::temp_dir().join(format!("hangar-import-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = format!(
+            "metadata_dir = \"meta\"\ndata_dir = \"data\"\nrpc_bind_addr = \"127.0.0.1:0\"\n\
+             rpc_secret = \"{}\"\n",
+            "ab".repeat(32)
+        );
+        let config = Config::parse(&text, &dir.join("hangar.toml"), &|_| None).unwrap();
+        let engine = start_engine(&config).await.unwrap();
+        engine.store.create_bucket("old").await.unwrap();
+        let secret = || Secret("upgrade-secret-0000001".into());
+        let first: BTreeMap<String, Secret> = [("GKupgrade00000000001".into(), secret())].into();
+        import_config_keys(&engine.keys, &engine.store, &first).await.unwrap();
+        let key = engine.keys.get_live("GKupgrade00000000001").await.unwrap();
+        assert_eq!(key.perms("old"), BucketPerms::ALL);
+        assert!(key.allow_create_bucket);
+        let later: BTreeMap<String, Secret> = [("GKupgrade00000000002".into(), secret())].into();
+        import_config_keys(&engine.keys, &engine.store, &later).await.unwrap();
+        let key = engine.keys.get_live("GKupgrade00000000002").await.unwrap();
+        assert_eq!(key.perms("old"), BucketPerms::NONE, "only the upgrade grants buckets");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
