@@ -52,6 +52,9 @@ use token::TokenError;
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
 /// A client that has not sent a complete request head by then is disconnected.
 const HEADER_READ_TIMEOUT_MS: u64 = 30_000;
+/// Open admin connections; further clients wait in the listen backlog. Operators, scripts
+/// and one Prometheus need few.
+pub const CONNECTIONS_MAX: usize = 64;
 
 /// The background workers' settings, as the server started them (for `/v1/workers`).
 #[derive(Debug, Clone, Copy)]
@@ -267,7 +270,9 @@ impl AdminServer {
     /// Serves until the task is dropped; one task per connection.
     pub async fn serve(mut self) {
         tracing::info!(addr = %self.addr, "admin API listening");
+        let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
         loop {
+            let permit = slots.clone().acquire_owned().await.expect("never closed");
             let (stream, peer) = match self.listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -286,6 +291,7 @@ impl AdminServer {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, %peer, "admin connection ended with an error");
                 }
+                drop(permit);
             });
         }
     }
