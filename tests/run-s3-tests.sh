@@ -20,8 +20,8 @@ die() { printf 'run-s3-tests: FAILED: %s\n' "$*" >&2; exit 1; }
 # ---- build --------------------------------------------------------------------------------
 PROFILE=${HANGAR_PROFILE:-debug}
 case "$PROFILE" in
-    debug) cargo build -p hangar-s3 ;;
-    release) cargo build --release -p hangar-s3 ;;
+    debug) cargo build -p hangar-s3 -p hangar-bench ;;
+    release) cargo build --release -p hangar-s3 -p hangar-bench ;;
     *) die "HANGAR_PROFILE must be debug or release, not $PROFILE" ;;
 esac
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -122,6 +122,8 @@ CREDENTIALS_BEFORE=$(cat "$DIR/credentials.env")
 export HANGAR_TEST_BUCKET="pytest-$(date +%s)-$RANDOM"
 # For test_admin.py: the admin API and the CLI, configured by the dev config file.
 export HANGAR_BIN=$BIN HANGAR_CONFIG=$DIR/hangar.toml HANGAR_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT
+# For test_bench.py: the load generator, against this server.
+export HANGAR_BENCH_BIN=$TARGET_DIR/$PROFILE/hangar-bench HANGAR_CREDENTIALS=$DIR/credentials.env
 HANGAR_ADMIN_TOKEN=$(sed -n 's/^admin_token = "\(.*\)"$/\1/p' "$DIR/hangar.toml")
 [ -n "$HANGAR_ADMIN_TOKEN" ] || die "hangar dev wrote no admin_token"
 export HANGAR_ADMIN_TOKEN

@@ -1,0 +1,160 @@
+//! A keep-alive S3 connection for one benchmark worker: path-style requests, SigV4 in the
+//! `Authorization` header, bodies sent as `UNSIGNED-PAYLOAD` (what SDKs do over TLS; a
+//! benchmark measures the store, not SHA-256 on the client).
+//!
+//! One connection per worker, reused for every request and reopened after an error: a
+//! connection per request would measure the kernel's connect path and, at thousands of
+//! requests per second, run the client out of ephemeral ports (TIME_WAIT).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use hangar_s3::s3api::sigv4::{self, CanonicalInput, UNSIGNED_PAYLOAD};
+use hangar_s3::s3api::time::format_iso8601;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{AUTHORIZATION, HOST, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Access key, secret and region.
+#[derive(Debug, Clone)]
+pub struct Creds {
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+}
+
+/// What came back: the status and the body's length (bodies are read and dropped).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+/// One request's parts.
+pub struct Call<'a> {
+    pub method: Method,
+    /// Already percent-encoded path, e.g. `/bucket/key`.
+    pub path: &'a str,
+    /// Query parameters, unencoded.
+    pub query: &'a [(String, String)],
+    pub body: Bytes,
+}
+
+pub struct Connection {
+    /// "host:port".
+    addr: String,
+    creds: Creds,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Connection {
+    pub fn new(addr: String, creds: Creds) -> Self {
+        Connection { addr, creds, sender: None }
+    }
+
+    async fn connect(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, String> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            let stream = TcpStream::connect(&self.addr)
+                .await
+                .map_err(|e| format!("cannot connect to {}: {e}", self.addr))?;
+            // Small requests must not wait for Nagle + delayed ACK (40 ms stalls).
+            stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP handshake with {}: {e}", self.addr))?;
+            tokio::spawn(conn);
+            self.sender = Some(sender);
+        }
+        Ok(self.sender.as_mut().expect("set just above"))
+    }
+
+    /// Sends one request and reads the whole answer. On a transport error the connection
+    /// is dropped, so the next call reconnects.
+    pub async fn send(&mut self, call: Call<'_>) -> Result<Answer, String> {
+        let uri = if call.query.is_empty() {
+            call.path.to_string()
+        } else {
+            format!("{}?{}", call.path, sigv4::canonical_query(call.query))
+        };
+        let mut headers = HeaderMap::new();
+        sign(&mut headers, &call, &self.addr, &self.creds, now_ms());
+        let mut request = Request::new(Full::new(call.body));
+        *request.method_mut() = call.method;
+        *request.uri_mut() = uri.parse().map_err(|e| format!("bad request URI {uri}: {e}"))?;
+        *request.headers_mut() = headers;
+        let result = async {
+            let sender = self.connect().await?;
+            sender.ready().await.map_err(|e| format!("connection: {e}"))?;
+            let response =
+                sender.send_request(request).await.map_err(|e| format!("request: {e}"))?;
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("response body: {e}"))?
+                .to_bytes();
+            Ok(Answer { status, body })
+        }
+        .await;
+        if result.is_err() {
+            self.sender = None;
+        }
+        result
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `20130524T000000Z`.
+fn amz_date(now_ms: u64) -> String {
+    let iso = format_iso8601(now_ms);
+    let mut out: String = iso[..19].chars().filter(|c| !matches!(c, '-' | ':')).collect();
+    out.push('Z');
+    out
+}
+
+/// Adds `host`, `x-amz-date`, `x-amz-content-sha256` and the SigV4 `authorization` header.
+fn sign(headers: &mut HeaderMap, call: &Call<'_>, host: &str, creds: &Creds, now_ms: u64) {
+    let date = amz_date(now_ms);
+    let value = |s: &str| HeaderValue::from_str(s).expect("hosts and dates are visible ASCII");
+    headers.insert(HOST, value(host));
+    headers.insert(HeaderName::from_static("x-amz-date"), value(&date));
+    headers.insert(HeaderName::from_static("x-amz-content-sha256"), value(UNSIGNED_PAYLOAD));
+    let signed: Vec<String> =
+        ["host", "x-amz-content-sha256", "x-amz-date"].iter().map(|s| s.to_string()).collect();
+    let input = CanonicalInput {
+        method: call.method.as_str(),
+        raw_path: call.path,
+        query: call.query,
+        headers,
+        signed_headers: &signed,
+        payload_hash: UNSIGNED_PAYLOAD,
+    };
+    let creq = sigv4::canonical_request(&input).expect("benchmark paths have no bad escapes");
+    let day = &date[..8];
+    let scope = sigv4::scope(day, &creds.region);
+    let sts = sigv4::string_to_sign(&date, &scope, &creq);
+    let key = sigv4::signing_key(&creds.secret_key, day, &creds.region);
+    let authorization = format!(
+        "{} Credential={}/{scope}, SignedHeaders={}, Signature={}",
+        sigv4::ALGORITHM,
+        creds.access_key,
+        signed.join(";"),
+        sigv4::signature_hex(&key, &sts)
+    );
+    headers.insert(AUTHORIZATION, value(&authorization));
+}
+
+/// The `<Code>` of an S3 error document, for error reports.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text[start..].find("</Code>")?;
+    Some(text[start..start + len].to_string())
+}
