@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use hangar_engine::layout::{NodeId, REPLICATION_FACTOR_MAX};
 use hangar_engine::table::ConsistencyMode;
 use serde::Deserialize;
 use toml::Spanned;
@@ -61,8 +62,10 @@ pub struct Config {
     pub replication_factor: usize,
     pub consistency_mode: ConsistencyMode,
     pub rpc_bind_addr: SocketAddr,
-    /// How other nodes reach this one ("host:port"); unused until multi-node layouts.
+    /// How other nodes reach this one ("host:port"), gossiped with the layout.
     pub rpc_public_addr: Option<String>,
+    /// Peers contacted at start to learn the layout: node id → "host:port".
+    pub bootstrap_peers: BTreeMap<NodeId, String>,
     pub rpc_secret: Secret,
     pub s3_api: S3ApiConfig,
     pub admin: AdminConfig,
@@ -136,6 +139,7 @@ struct RawConfig {
     consistency_mode: Option<Spanned<String>>,
     rpc_bind_addr: Option<Spanned<String>>,
     rpc_public_addr: Option<Spanned<String>>,
+    bootstrap_peers: Option<Vec<Spanned<String>>>,
     rpc_secret: Option<Spanned<String>>,
     rpc_secret_file: Option<Spanned<String>>,
     #[serde(default)]
@@ -235,9 +239,12 @@ fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
     let replication_factor = match &raw.replication_factor {
         None => 1,
         Some(rf) => match usize::try_from(*rf.get_ref()) {
-            Ok(n) if (1..=7).contains(&n) => n,
+            Ok(n) if (1..=REPLICATION_FACTOR_MAX).contains(&n) => n,
             _ => {
-                let problem = format!("{} is not a replication factor in 1..=7", rf.get_ref());
+                let problem = format!(
+                    "{} is not a replication factor in 1..={REPLICATION_FACTOR_MAX}",
+                    rf.get_ref()
+                );
                 return Err(src.invalid("replication_factor", Some(rf.span()), problem));
             }
         },
@@ -258,6 +265,12 @@ fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
         None => None,
         Some(addr) => Some(host_port(src, "rpc_public_addr", addr)?),
     };
+    let mut bootstrap_peers = BTreeMap::new();
+    for peer in raw.bootstrap_peers.iter().flatten() {
+        let (id, addr) = parse_peer(peer.get_ref())
+            .map_err(|problem| src.invalid("bootstrap_peers", Some(peer.span()), problem))?;
+        bootstrap_peers.insert(id, addr);
+    }
     let rpc_secret = rpc_secret(src, &raw)?;
     let s3_api = validate_s3_api(src, &raw.s3_api)?;
     let admin = validate_admin(src, &raw.admin)?;
@@ -268,6 +281,7 @@ fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
         consistency_mode,
         rpc_bind_addr,
         rpc_public_addr,
+        bootstrap_peers,
         rpc_secret,
         s3_api,
         admin,
@@ -357,6 +371,27 @@ fn socket_addr(
         let problem = format!("{:?} is not an IP:port address", value.get_ref());
         src.invalid(key, Some(value.span()), problem)
     })
+}
+
+/// Parses `<node id>@<host>:<port>`, the form `hangar node id` prints (a node id is 16 hex
+/// digits; RPC connections are addressed by id, so an address alone is not enough).
+pub fn parse_peer(text: &str) -> Result<(NodeId, String), String> {
+    let expected = "expected <node id>@<host>:<port>, as `hangar node id` prints it";
+    let Some((id, addr)) = text.split_once('@') else {
+        return Err(format!("{text:?}: {expected}"));
+    };
+    let id = (id.len() == 16)
+        .then(|| u64::from_str_radix(id, 16).ok())
+        .flatten()
+        .filter(|&n| n != 0)
+        .ok_or_else(|| format!("{text:?}: {id:?} is not a node id (16 hex digits); {expected}"))?;
+    let port_ok = addr
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !port_ok {
+        return Err(format!("{text:?}: {addr:?} is not host:port; {expected}"));
+    }
+    Ok((NodeId(id), addr.to_string()))
 }
 
 fn host_port(src: &Source, key: &str, value: &Spanned<String>) -> Result<String, ConfigError> {

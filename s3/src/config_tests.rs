@@ -130,3 +130,22 @@ fn the_admin_section_has_safe_defaults_and_checks_its_tokens() {
     let c = parse_env(&minimal(), &[("HANGAR_ADMIN_TOKEN", "from-the-environment-1")]).unwrap();
     assert_eq!(c.admin.admin_token.unwrap().0, "from-the-environment-1");
 }
+
+#[test]
+fn bootstrap_peers_are_node_ids_at_addresses_and_rf_goes_up_to_five() {
+    let text = format!(
+        "replication_factor = 3\nbootstrap_peers = [\"00000000000000ab@10.0.0.2:3901\"]\n{}",
+        minimal()
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(c.replication_factor, 3);
+    let peers: Vec<(String, String)> =
+        c.bootstrap_peers.iter().map(|(id, a)| (id.to_string(), a.clone())).collect();
+    assert_eq!(peers, [("00000000000000ab".to_string(), "10.0.0.2:3901".to_string())]);
+    let bad = format!("bootstrap_peers = [\"10.0.0.2:3901\"]\n{}", minimal());
+    let err = error_text(&bad);
+    assert!(err.contains("bootstrap_peers") && err.contains("hangar node id"), "{err}");
+    let bad = format!("bootstrap_peers = [\"xyz@10.0.0.2:3901\"]\n{}", minimal());
+    assert!(error_text(&bad).contains("16 hex digits"));
+    assert!(error_text(&format!("replication_factor = 6\n{}", minimal())).contains("1..=5"));
+}

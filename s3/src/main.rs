@@ -151,7 +151,7 @@ async fn run_dev(dir: &Path, ports: [Option<u16>; 3]) -> Result<(), String> {
     // `_lock` keeps other dev servers off this directory for as long as this one runs.
     let (config, _lock) = dev::prepare(dir, ports).map_err(|e| e.to_string())?;
     dev::write_credentials(dir, &config).map_err(|e| e.to_string())?;
-    let engine = server::start_engine(&config).await.map_err(|e| e.to_string())?;
+    let engine = server::start_single_node(&config).await.map_err(|e| e.to_string())?;
     ensure_dev_bucket(&engine, &config).await?;
     let admin = server::bind_admin(&engine, &config).await.map_err(|e| e.to_string())?;
     let s3 = server::bind_s3(&engine, &config).await.map_err(|e| e.to_string())?;

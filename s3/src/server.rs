@@ -6,9 +6,12 @@
 //!
 //! The admin API (`bind_admin`) serves the same engine on its own port.
 //!
-//! This first version runs a single-node cluster: the layout holds this node only (zone
-//! "dc1", capacity 1) and the replication factor is capped at 1. Multi-node layouts come
-//! with the operations commands.
+//! A node starts with the layout it persisted, else with none: it contacts its bootstrap
+//! peers (or waits for `hangar node connect`), learns the layout by gossip, and serves S3
+//! once the layout gives it a role (`gate`: until then S3 answers 503 naming the command
+//! to run). The one exception is an upgrade: a metadata database from before live layouts
+//! (no persisted layout history) gets the single-node layout it ran with, so it keeps
+//! serving its data.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -35,15 +38,16 @@ use crate::metrics_events::EngineEvents;
 use crate::runtime::{TokioNet, production_seam};
 use crate::s3api::{S3State, WallClock, serve};
 
+mod gate;
+
 /// The node's identity, relative to the metadata directory.
 pub const NODE_ID_PATH: &str = "node_id";
 /// Format marker of the node id file: `hangar-node-id-v1 <16 hex digits>\n`.
 const NODE_ID_MAGIC: &str = "hangar-node-id-v1";
-/// Zone of the single node until layouts are managed by the operator.
-const SINGLE_NODE_ZONE: &str = "dc1";
-/// Replication factor the single-node layout can honour.
-const SINGLE_NODE_RF_MAX: usize = 1;
-/// Anti-entropy period. With one node there is nothing to compare; the worker stays cheap.
+/// Zone of the single-node layout an upgraded node (and `hangar dev`) gets.
+pub const SINGLE_NODE_ZONE: &str = "dc1";
+/// Anti-entropy period: a full Merkle comparison per partition with every replica, once a
+/// minute (layout changes have their own 5 s worker, and writes reach every replica).
 const SYNC_INTERVAL_MS: u64 = 60_000;
 /// Pause between attempts to import the config's access keys when the key table's replicas
 /// cannot be reached at start.
@@ -93,10 +97,23 @@ pub struct Engine {
     pub s3_metrics: Arc<S3Metrics>,
     pub workers: WorkerSettings,
     pub events: Arc<EngineEvents>,
+    /// The configured replication factor: the first layout's (every node must agree).
+    pub replication_factor: usize,
 }
 
-/// Opens the node's storage and starts its RPC server.
+/// Opens the node's storage and starts its RPC server; the node learns its layout from
+/// its peers or from the operator (`hangar server`).
 pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
+    start(config, false).await
+}
+
+/// As `start_engine`, for a node that is a cluster on its own (`hangar dev`, tests): at
+/// first start its layout holds it alone, in zone "dc1".
+pub async fn start_single_node(config: &Config) -> Result<Engine, ServerError> {
+    start(config, true).await
+}
+
+async fn start(config: &Config, single_node: bool) -> Result<Engine, ServerError> {
     for dir in [&config.metadata_dir, &config.data_dir] {
         std::fs::create_dir_all(dir)
             .map_err(|source| ServerError::CreateDir { path: dir.clone(), source })?;
@@ -108,15 +125,11 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
     // Production runs are not replayed, but a logged seed lets a surprising one be.
     tracing::debug!(rng_seed = seam.rng_seed, "seam ready");
     let id = load_or_create_node_id(seam.disk.as_ref(), &config.metadata_dir)?;
-    let rf = config.replication_factor.min(SINGLE_NODE_RF_MAX);
-    if rf < config.replication_factor {
-        tracing::warn!(
-            configured = config.replication_factor,
-            running = rf,
-            "single-node cluster: running with replication factor {rf}; multi-node layouts \
-             come with the operations commands"
-        );
-    }
+    let rf = config.replication_factor;
+    let layout = match single_node {
+        true => single_node_layout(id, rf)?,
+        false => initial_layout(config, id)?,
+    };
     let workers = WorkerSettings {
         sync_interval_ms: SYNC_INTERVAL_MS,
         gc: Default::default(),
@@ -125,9 +138,9 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
     let node_config = NodeConfig {
         id,
         rpc_bind_addr: config.rpc_bind_addr.to_string(),
-        public_addr: None,
-        peers: Default::default(),
-        layout: single_node_layout(id, rf)?,
+        public_addr: config.rpc_public_addr.clone(),
+        peers: config.bootstrap_peers.clone(),
+        layout,
         rpc_secret: config.rpc_secret.0.clone(),
         quorums: Quorums::for_mode(config.consistency_mode, rf),
         rpc: RpcConfig::default(),
@@ -136,6 +149,16 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
         repair: workers.repair,
     };
     let node = Node::start(seam, node_config).await.map_err(ServerError::Node)?;
+    if let Some(layout) = node.current_layout()
+        && layout.replication_factor() != rf
+    {
+        tracing::error!(
+            configured = rf,
+            layout = layout.replication_factor(),
+            "replication_factor differs from the cluster layout's: quorums will be wrong; \
+             set the same value on every node"
+        );
+    }
     let store = Arc::new(ObjectStore::new(node.clone()));
     let keys = Arc::new(KeyStore::new(node.clone()));
     let config_keys = config.s3_api.access_keys.clone();
@@ -146,7 +169,7 @@ pub async fn start_engine(config: &Config) -> Result<Engine, ServerError> {
         tokio::spawn(retry_import(keys.clone(), store.clone(), config_keys));
     }
     let s3_metrics = Arc::new(S3Metrics::default());
-    Ok(Engine { node, store, keys, s3_metrics, workers, events })
+    Ok(Engine { node, store, keys, s3_metrics, workers, events, replication_factor: rf })
 }
 
 /// Imports `[[s3_api.access_keys]]` into the key table. Idempotent: a key already there
@@ -214,6 +237,9 @@ pub async fn bind_admin(engine: &Engine, config: &Config) -> Result<AdminServer,
         s3_metrics: engine.s3_metrics.clone(),
         workers: engine.workers,
         events: engine.events.clone(),
+        first_layout: std::sync::Mutex::new(
+            ClusterLayout::new(engine.replication_factor).map_err(ServerError::Layout)?,
+        ),
         disk_dirs: vec![
             ("data", config.data_dir.clone()),
             ("metadata", config.metadata_dir.clone()),
@@ -225,7 +251,23 @@ pub async fn bind_admin(engine: &Engine, config: &Config) -> Result<AdminServer,
     AdminServer::bind(addr, state).await.map_err(|source| ServerError::BindAdmin { addr, source })
 }
 
-fn single_node_layout(id: NodeId, rf: usize) -> Result<ClusterLayout, ServerError> {
+/// The layout a node starts with before merging what it persisted: none (version 0, to be
+/// learnt or assigned), except for a database from before live layouts (see the module doc).
+fn initial_layout(config: &Config, id: NodeId) -> Result<ClusterLayout, ServerError> {
+    use hangar_engine::layout::manager::LAYOUT_HISTORY_PATH;
+    use hangar_engine::node::METADATA_DB_PATH;
+    let root = &config.metadata_dir;
+    let upgrading =
+        root.join(METADATA_DB_PATH).exists() && !root.join(LAYOUT_HISTORY_PATH).exists();
+    if upgrading {
+        tracing::info!("metadata from before live layouts: keeping the single-node layout");
+        return single_node_layout(id, 1);
+    }
+    ClusterLayout::new(config.replication_factor).map_err(ServerError::Layout)
+}
+
+/// This node alone, in zone "dc1" (an upgraded node, and `hangar dev`).
+pub fn single_node_layout(id: NodeId, rf: usize) -> Result<ClusterLayout, ServerError> {
     let mut layout = ClusterLayout::new(rf).map_err(ServerError::Layout)?;
     let role = NodeRole { zone: SINGLE_NODE_ZONE.into(), capacity: 1, tags: Vec::new() };
     layout.stage_assign(id, role).map_err(ServerError::Layout)?;
@@ -287,7 +329,9 @@ pub async fn bind_s3(engine: &Engine, config: &Config) -> Result<S3Server, Serve
         .with_keys(Arc::new(EngineKeys(engine.keys.clone())))
         .with_observer(engine.s3_metrics.clone());
     let state = Arc::new(state);
-    Ok(S3Server { listener, addr, state })
+    // Until the layout gives this node a role, S3 requests get a 503 saying so.
+    let listener = gate::MemberGate::new(listener, engine.node.clone());
+    Ok(S3Server { listener: Box::new(listener), addr, state })
 }
 
 impl S3Server {
@@ -349,7 +393,7 @@ mod tests {
             "ab".repeat(32)
         );
         let config = Config::parse(&text, &dir.join("hangar.toml"), &|_| None).unwrap();
-        let engine = start_engine(&config).await.unwrap();
+        let engine = start_single_node(&config).await.unwrap();
         engine.store.create_bucket("old").await.unwrap();
         let secret = || Secret("upgrade-secret-0000001".into());
         let first: BTreeMap<String, Secret> = [("GKupgrade00000000001".into(), secret())].into();

@@ -3,7 +3,7 @@
 //! Connectivity is measured, not remembered: every node of the layout other than this one
 //! is pinged (bounded by the RPC call timeout), so "connected" means "answered just now".
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hangar_engine::layout::NodeId;
 use hangar_engine::rpc::{Request, Response};
@@ -16,8 +16,14 @@ use crate::metrics::TextWriter;
 struct ClusterView {
     version: u64,
     replication_factor: usize,
-    /// Node → zone, capacity.
+    /// Node → zone, capacity; nodes known by address but without a role have zone "".
     nodes: Vec<(NodeId, String, u64)>,
+    /// Advertised RPC addresses.
+    addrs: BTreeMap<NodeId, String>,
+    /// Partitions per node in the newest layout.
+    partitions: BTreeMap<NodeId, usize>,
+    /// Stored layout versions (more than one: a change is in transition).
+    versions_stored: Vec<u64>,
     connected: BTreeSet<NodeId>,
     /// Per partition: how many of its replicas answered.
     replicas_up: Vec<usize>,
@@ -28,9 +34,26 @@ async fn view(state: &AdminState) -> ClusterView {
     let layout = state.node.current_layout();
     let (version, replication_factor) =
         layout.as_ref().map_or((0, 0), |l| (l.version(), l.replication_factor()));
-    let nodes: Vec<(NodeId, String, u64)> = layout.as_ref().map_or_else(Vec::new, |l| {
+    let history = state.node.layout_history();
+    let mut nodes: Vec<(NodeId, String, u64)> = layout.as_ref().map_or_else(Vec::new, |l| {
         l.roles().iter().map(|(id, r)| (*id, r.zone.clone(), r.capacity)).collect()
     });
+    let addrs: BTreeMap<NodeId, String> =
+        history.addrs().map(|(id, a)| (id, a.to_string())).collect();
+    for id in addrs.keys().chain([&state.node.id]) {
+        if !nodes.iter().any(|(n, ..)| n == id) {
+            nodes.push((*id, String::new(), 0));
+        }
+    }
+    let mut partitions = BTreeMap::new();
+    if let Some(l) = &layout {
+        for p in 0..=255u8 {
+            for n in l.nodes_of(p) {
+                *partitions.entry(*n).or_insert(0) += 1;
+            }
+        }
+    }
+    let versions_stored = history.versions().iter().map(|l| l.version()).collect();
     let placement: Vec<Vec<NodeId>> = match &layout {
         Some(l) => (0..=255u8).map(|p| l.nodes_of(p).to_vec()).collect(),
         None => Vec::new(),
@@ -45,7 +68,16 @@ async fn view(state: &AdminState) -> ClusterView {
         .iter()
         .map(|nodes| nodes.iter().filter(|n| connected.contains(n)).count())
         .collect();
-    ClusterView { version, replication_factor, nodes, connected, replicas_up }
+    ClusterView {
+        version,
+        replication_factor,
+        nodes,
+        addrs,
+        partitions,
+        versions_stored,
+        connected,
+        replicas_up,
+    }
 }
 
 /// Awaits every ping concurrently (each on its own task) and keeps the nodes that answered.
@@ -89,16 +121,19 @@ pub async fn status(state: &AdminState) -> Result<Value, AdminError> {
         .map(|(id, zone, capacity)| {
             json!({
                 "id": id.to_string(),
-                "zone": zone,
-                "capacity": capacity,
+                "zone": (!zone.is_empty()).then_some(zone),
+                "capacity": (!zone.is_empty()).then_some(capacity),
+                "address": v.addrs.get(id),
                 "connected": v.connected.contains(id),
+                "partitions": v.partitions.get(id).copied().unwrap_or(0),
                 "is_self": *id == state.node.id,
             })
         })
         .collect();
     Ok(json!({
         "node_id": state.node.id.to_string(),
-        "zone": v.nodes.iter().find(|(id, ..)| *id == state.node.id).map(|(_, z, _)| z.clone()),
+        "zone": v.nodes.iter().find(|(id, z, _)| *id == state.node.id && !z.is_empty())
+            .map(|(_, z, _)| z.clone()),
         "layout_version": v.version,
         "replication_factor": v.replication_factor,
         "healthy": v.healthy(),
@@ -106,8 +141,10 @@ pub async fn status(state: &AdminState) -> Result<Value, AdminError> {
         "partitions_quorum_ok": v.partitions_quorum_ok(),
         "partitions_all_ok": v.partitions_all_ok(),
         "nodes": nodes,
-        // Layout changes (show / assign / apply / revert) get their own endpoints under
-        // /v1/layout with the live layout work.
+        "versions_stored": v.versions_stored,
+        // More than one stored version: writes go to old and new sets until the newest
+        // is synced everywhere (see docs/data-model.md, "Layout changes").
+        "layout_in_transition": v.versions_stored.len() > 1,
     }))
 }
 

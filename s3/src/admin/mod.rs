@@ -15,6 +15,7 @@
 pub mod buckets;
 pub mod cluster;
 pub mod keys;
+pub mod layout;
 #[cfg(test)]
 mod tests;
 pub mod token;
@@ -23,12 +24,13 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hangar_engine::block::repair::RepairConfig;
 use hangar_engine::keys::KeyStore;
+use hangar_engine::layout::ClusterLayout;
 use hangar_engine::node::Node;
 use hangar_engine::objects::ObjectStore;
 use hangar_engine::objects::gc::GcConfig;
@@ -74,6 +76,8 @@ pub struct AdminState {
     pub workers: WorkerSettings,
     /// Counts of the engine's trace events (worker passes, RPCs served).
     pub events: Arc<EngineEvents>,
+    /// Changes staged before the cluster's first layout exists (`layout`).
+    pub first_layout: Mutex<ClusterLayout>,
     /// Directories whose file systems' free space `/metrics` reports, by role.
     pub disk_dirs: Vec<(&'static str, PathBuf)>,
 }
@@ -218,16 +222,19 @@ async fn route(
         (m, ["v1", "buckets", name, "deny"]) if *m == post => {
             buckets::set_grant(state, name, body, false).await
         }
-        // Layout endpoints (show, assign, remove, apply, revert) belong here; they come with
-        // the live layout work.
-        (_, ["v1", "layout", ..]) => Err(AdminError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "NotImplemented",
-            "layout management is not served by this version yet".into(),
-        )),
-        (_, ["v1", "status" | "workers" | "keys" | "buckets" | "health", ..]) => {
-            Err(method_not_allowed(method, &format!("/{}", segments.join("/"))))
-        }
+        (m, ["v1", "layout"]) if *m == get => Ok(layout::show(state)),
+        (m, ["v1", "layout", "preview"]) if *m == get => layout::preview(state),
+        (m, ["v1", "layout", "assign"]) if *m == post => layout::assign(state, body),
+        (m, ["v1", "layout", "remove"]) if *m == post => layout::remove(state, body),
+        (m, ["v1", "layout", "apply"]) if *m == post => layout::apply(state, body),
+        (m, ["v1", "layout", "revert"]) if *m == post => layout::revert(state),
+        (m, ["v1", "layout", "skip-dead"]) if *m == post => layout::skip_dead(state, body),
+        (m, ["v1", "node"]) if *m == get => Ok(layout::node_info(state)),
+        (m, ["v1", "node", "connect"]) if *m == post => layout::connect(state, body).await,
+        (
+            _,
+            ["v1", "status" | "workers" | "keys" | "buckets" | "health" | "layout" | "node", ..],
+        ) => Err(method_not_allowed(method, &format!("/{}", segments.join("/")))),
         _ => Err(AdminError::not_found(
             "NoSuchEndpoint",
             format!("no endpoint /{}; see docs/admin-api.openapi.yaml", segments.join("/")),

@@ -9,9 +9,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, Response, StatusCode};
 use serde_json::{Value, json};
 
+use hangar_engine::layout::ClusterLayout;
+
 use super::{AdminState, respond};
 use crate::config::Config;
-use crate::server::{Engine, start_engine};
+use crate::server::{Engine, start_single_node};
 
 const TOKEN: &str = "admin-token-for-tests-0001";
 const METRICS_TOKEN: &str = "metrics-token-for-tests-01";
@@ -35,7 +37,7 @@ async fn engine(name: &str) -> (TempDir, Engine, Config) {
         "ab".repeat(32)
     );
     let config = Config::parse(&text, &dir.join("hangar.toml"), &|_| None).unwrap();
-    let engine = start_engine(&config).await.unwrap();
+    let engine = start_single_node(&config).await.unwrap();
     (TempDir(dir), engine, config)
 }
 
@@ -49,6 +51,7 @@ fn state(engine: &Engine, token: Option<&str>, metrics_token: Option<&str>) -> A
         s3_metrics: engine.s3_metrics.clone(),
         workers: engine.workers,
         events: engine.events.clone(),
+        first_layout: std::sync::Mutex::new(ClusterLayout::new(1).unwrap()),
         disk_dirs: vec![("data", std::env::temp_dir())],
     }
 }
@@ -149,7 +152,42 @@ async fn status_health_and_workers_describe_the_single_node() {
     assert_eq!(gc["last_report"], "GcReport { blocks_deleted: 3 }");
     assert!(gc["last_work_ms"].as_u64().is_some());
     let (status, _) = call(&st, Method::POST, "/v1/layout/apply", Some(TOKEN), json!({})).await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the version to create is required");
+}
+
+/// The first layout of a cluster is staged on a node that has none, applied as version 1;
+/// applying a version other than current + 1 is a 409 naming the right one.
+#[tokio::test]
+async fn a_first_layout_is_staged_previewed_applied_and_versions_are_checked() {
+    let (_dir, engine, _) = engine("layout").await;
+    let st = state(&engine, Some(TOKEN), None);
+    let me = engine.node.id.to_string();
+    let (status, body) = call(&st, Method::GET, "/v1/layout", Some(TOKEN), Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (body["version"].as_u64(), body["roles"][0]["partitions"].as_u64()),
+        (Some(1), Some(256))
+    );
+    let other = "00000000000000ab";
+    let assign = json!({ "node": other, "zone": "dc2", "capacity": 100 });
+    let (status, body) = call(&st, Method::POST, "/v1/layout/assign", Some(TOKEN), assign).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["staged"][0]["id"], other);
+    let prefix = json!({ "node": &me[..6] });
+    let (status, _) = call(&st, Method::POST, "/v1/layout/remove", Some(TOKEN), prefix).await;
+    assert_eq!(status, StatusCode::OK, "a unique prefix names a node");
+    let (status, body) =
+        call(&st, Method::GET, "/v1/layout/preview", Some(TOKEN), Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["moved_partitions"].as_u64(), Some(256));
+    let stale = json!({ "version": 1 });
+    let (status, body) = call(&st, Method::POST, "/v1/layout/apply", Some(TOKEN), stale).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body["message"].as_str().unwrap().contains("--version 2"), "{body}");
+    let (status, body) =
+        call(&st, Method::POST, "/v1/layout/revert", Some(TOKEN), Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["staged"].as_array().map(Vec::len), Some(0));
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! (`-c FILE`), so `hangar -c hangar-dev/hangar.toml status` works against `hangar dev`.
 
 pub mod client;
+pub mod layout;
 pub mod table;
 
 use clap::{Args, Subcommand};
@@ -26,6 +27,12 @@ pub enum AdminCommand {
     /// Show the background workers.
     #[command(subcommand)]
     Worker(WorkerCommand),
+    /// Show and change the cluster layout (which nodes store what).
+    #[command(subcommand)]
+    Layout(layout::LayoutCommand),
+    /// This node's identity; connect it to other nodes.
+    #[command(subcommand)]
+    Node(layout::NodeCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -117,6 +124,25 @@ pub async fn run(
     command: AdminCommand,
     json_out: bool,
 ) -> Result<String, String> {
+    let (value, out) = match command {
+        AdminCommand::Layout(l) => layout::layout(client, l).await?,
+        AdminCommand::Node(n) => layout::node(client, n).await?,
+        other => return run_one(client, other, json_out).await,
+    };
+    if json_out {
+        let mut text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
+        text.push('\n');
+        return Ok(text);
+    }
+    Ok(out)
+}
+
+/// The verbs that are one admin call each.
+async fn run_one(
+    client: &AdminClient,
+    command: AdminCommand,
+    json_out: bool,
+) -> Result<String, String> {
     let (method, path, body, show): Call = match command {
         AdminCommand::Status => (Method::GET, "/v1/status".into(), None, show_status),
         AdminCommand::Worker(WorkerCommand::List) => {
@@ -124,6 +150,7 @@ pub async fn run(
         }
         AdminCommand::Key(k) => key_request(k)?,
         AdminCommand::Bucket(b) => bucket_request(b)?,
+        AdminCommand::Layout(_) | AdminCommand::Node(_) => unreachable!("handled by run"),
     };
     let value = client.call(method, &path, body).await?;
     if json_out {
@@ -210,7 +237,7 @@ fn read_stdin_line() -> Result<String, String> {
     Ok(line.trim().to_string())
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
@@ -218,7 +245,7 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn yes_no(v: &Value) -> String {
+pub(crate) fn yes_no(v: &Value) -> String {
     if v.as_bool() == Some(true) { "yes".into() } else { "no".into() }
 }
 
@@ -237,7 +264,7 @@ fn duration(ms: u64) -> String {
     }
 }
 
-fn rows(v: &Value) -> &[Value] {
+pub(crate) fn rows(v: &Value) -> &[Value] {
     v.as_array().map(Vec::as_slice).unwrap_or(&[])
 }
 
@@ -247,6 +274,7 @@ fn show_status(v: &Value) -> String {
         ("zone", text(&v["zone"])),
         ("layout version", text(&v["layout_version"])),
         ("replication factor", text(&v["replication_factor"])),
+        ("layout change", transition(v)),
         ("health", health(v)),
     ]);
     out.push('\n');
@@ -258,12 +286,25 @@ fn show_status(v: &Value) -> String {
                 format!("{}{mark}", text(&n["id"])),
                 text(&n["zone"]),
                 text(&n["capacity"]),
+                text(&n["address"]),
                 yes_no(&n["connected"]),
+                text(&n["partitions"]),
             ]
         })
         .collect();
-    out.push_str(&table::render(&["NODE", "ZONE", "CAPACITY", "CONNECTED"], &nodes));
+    let headers = ["NODE", "ZONE", "CAPACITY", "ADDRESS", "CONNECTED", "PARTITIONS"];
+    out.push_str(&table::render(&headers, &nodes));
     out
+}
+
+/// "none", or the versions still stored while a change completes.
+fn transition(v: &Value) -> String {
+    let versions: Vec<String> = rows(&v["versions_stored"]).iter().map(text).collect();
+    if v["layout_in_transition"].as_bool() == Some(true) {
+        format!("in progress (versions {} stored)", versions.join(", "))
+    } else {
+        "none in progress".into()
+    }
 }
 
 /// "ok" or "degraded", with the partition counts behind it.
@@ -377,21 +418,26 @@ mod tests {
             "partitions_quorum_ok": 256, "partitions_all_ok": 0,
             "nodes": [
                 {"id": "00000000000000ab", "zone": "dc1", "capacity": 1, "connected": true,
-                 "is_self": true},
+                 "is_self": true, "address": "10.0.0.1:3901", "partitions": 256},
                 {"id": "00000000000000cd", "zone": "dc2", "capacity": 10, "connected": false,
-                 "is_self": false}
-            ]
+                 "is_self": false, "address": null, "partitions": 0}
+            ],
+            "versions_stored": [2, 3], "layout_in_transition": true
         });
         let text = show_status(&v);
         assert!(text.starts_with("node:               00000000000000ab\n"), "{text}");
         assert!(text.contains("layout version:     3\n"));
         let health = "degraded (256 of 256 partitions with a quorum, 0 with every replica)";
         assert!(text.contains(&format!("health:             {health}\n")), "{text}");
+        assert!(
+            text.contains("layout change:      in progress (versions 2, 3 stored)\n"),
+            "{text}"
+        );
         assert!(text.contains(
-            "NODE                          ZONE  CAPACITY  CONNECTED\n\
-             00000000000000ab (this node)  dc1   1         yes\n\
-             00000000000000cd              dc2   10        no\n"
-        ));
+            "NODE                          ZONE  CAPACITY  ADDRESS        CONNECTED  PARTITIONS\n\
+             00000000000000ab (this node)  dc1   1         10.0.0.1:3901  yes        256\n\
+             00000000000000cd              dc2   10        -              no         0\n"
+        ), "{text}");
     }
 
     #[test]
