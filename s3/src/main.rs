@@ -193,3 +193,15 @@ async fn ensure_dev_bucket(engine: &Engine, config: &Config) -> Result<(), Strin
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks its definitions (e.g. two options sharing `-c`) only when a command is
+    /// parsed: at run time, in front of an operator. Check every verb here instead.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -19,7 +19,7 @@ pub enum LayoutCommand {
         #[arg(short, long)]
         zone: String,
         /// Storage to use, e.g. 500G, 2T or a plain number (only ratios between nodes count).
-        #[arg(short, long, value_parser = parse_capacity)]
+        #[arg(long, value_parser = parse_capacity)]
         capacity: u64,
         /// Free-form label (repeatable).
         #[arg(short, long = "tag")]
