@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Violation;
+use crate::Violation;
 use crate::history::{Op, Outcome, show};
 
 /// A write as the checker sees it: when it ran, and whether it was acknowledged.
