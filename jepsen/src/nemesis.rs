@@ -1,0 +1,288 @@
+//! Nemeses: the faults a run injects, on a schedule derived from the seed alone (so a seed
+//! names the same faults at the same times on every replay), executed against the cluster
+//! and logged to nemesis.jsonl as they happen.
+//!
+//! The schedule alternates quiet and faulty intervals: `QUIET_S` of calm, then one fault
+//! for 5–10 s, then heal. Every fault is healed by the end of the schedule, so the final
+//! reads run against a whole cluster (faults the system must survive, then liveness).
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde::Serialize;
+
+use crate::cluster::Cluster;
+use crate::netns;
+
+const QUIET_S: u64 = 3;
+const FAULT_S_MIN: u64 = 5;
+const FAULT_S_SPREAD: u64 = 6;
+/// How far the clock nemesis moves a node's wall clock (either way), in seconds.
+const CLOCK_SKEW_S_MAX: u64 = 300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    Partition,
+    Kill,
+    Pause,
+    Clock,
+}
+
+impl Family {
+    pub fn parse_list(text: &str) -> Result<Vec<Family>, String> {
+        let mut out = Vec::new();
+        for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let f = match name {
+                "partition" => Family::Partition,
+                "kill" => Family::Kill,
+                "pause" => Family::Pause,
+                "clock" => Family::Clock,
+                "none" => continue,
+                other => {
+                    return Err(format!(
+                        "unknown nemesis {other:?}: choose from partition, kill, pause, clock, \
+                         none (layout changes need the multi-node server)"
+                    ));
+                }
+            };
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One fault, with the 0-based node indexes it touches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "fault", rename_all = "snake_case")]
+pub enum Fault {
+    /// Every group drops traffic from every other group (isolate one: a group of one).
+    Partition {
+        groups: Vec<Vec<usize>>,
+    },
+    Kill {
+        nodes: Vec<usize>,
+    },
+    Pause {
+        nodes: Vec<usize>,
+    },
+    Clock {
+        node: usize,
+        offset_s: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub start_s: u64,
+    pub stop_s: u64,
+    pub fault: Fault,
+}
+
+/// The seed's schedule of faults from `families` on `nodes` nodes within `time_limit_s`.
+pub fn schedule(seed: u64, families: &[Family], nodes: usize, time_limit_s: u64) -> Vec<Step> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x006e_656d_6573_6973);
+    let mut steps = Vec::new();
+    let mut t = QUIET_S;
+    while !families.is_empty() {
+        let len = FAULT_S_MIN + rng.next_u64() % FAULT_S_SPREAD;
+        if t + len > time_limit_s {
+            break;
+        }
+        let family = families[(rng.next_u64() % families.len() as u64) as usize];
+        let fault = pick(&mut rng, family, nodes);
+        steps.push(Step { start_s: t, stop_s: t + len, fault });
+        t += len + QUIET_S;
+    }
+    steps
+}
+
+fn pick(rng: &mut ChaCha20Rng, family: Family, nodes: usize) -> Fault {
+    let one = (rng.next_u64() % nodes as u64) as usize;
+    // A minority: fewer than half the nodes, at least one.
+    let minority = |rng: &mut ChaCha20Rng| {
+        let mut all: Vec<usize> = (0..nodes).collect();
+        shuffle(rng, &mut all);
+        all.truncate(((nodes - 1) / 2).max(1));
+        all.sort_unstable();
+        all
+    };
+    match family {
+        Family::Partition => {
+            let cut = if rng.next_u64().is_multiple_of(2) { vec![one] } else { minority(rng) };
+            let rest: Vec<usize> = (0..nodes).filter(|n| !cut.contains(n)).collect();
+            Fault::Partition { groups: vec![cut, rest] }
+        }
+        Family::Kill => Fault::Kill { nodes: minority(rng) },
+        Family::Pause => Fault::Pause { nodes: vec![one] },
+        Family::Clock => {
+            let offset = 1 + rng.next_u64() % CLOCK_SKEW_S_MAX;
+            let offset_s =
+                if rng.next_u64().is_multiple_of(2) { offset as i64 } else { -(offset as i64) };
+            Fault::Clock { node: one, offset_s }
+        }
+    }
+}
+
+fn shuffle(rng: &mut ChaCha20Rng, v: &mut [usize]) {
+    for i in (1..v.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+}
+
+/// A line of nemesis.jsonl.
+#[derive(Serialize)]
+struct Event<'a> {
+    at_us: u64,
+    phase: &'a str,
+    #[serde(flatten)]
+    fault: &'a Fault,
+    /// Set when the harness could not apply or undo the fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// A fault interval as it really happened, for the report.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    pub start_us: u64,
+    pub stop_us: u64,
+    pub label: String,
+}
+
+/// Applies `steps` on time (relative to `t0`) and heals each; returns what happened.
+pub fn execute(
+    cluster: &mut Cluster,
+    steps: &[Step],
+    t0: Instant,
+    log: &mut impl Write,
+) -> Result<Vec<Interval>, String> {
+    let mut done = Vec::new();
+    for step in steps {
+        sleep_until(t0 + Duration::from_secs(step.start_s));
+        let start_us = t0.elapsed().as_micros() as u64;
+        let applied = apply(cluster, &step.fault);
+        write_event(log, start_us, "start", &step.fault, applied.as_ref().err())?;
+        sleep_until(t0 + Duration::from_secs(step.stop_s));
+        let healed = heal(cluster, &step.fault);
+        let stop_us = t0.elapsed().as_micros() as u64;
+        write_event(log, stop_us, "stop", &step.fault, healed.as_ref().err())?;
+        // A fault that cannot be undone leaves the cluster in an unknown state: stop.
+        healed?;
+        done.push(Interval { start_us, stop_us, label: label(&step.fault) });
+    }
+    Ok(done)
+}
+
+fn write_event(
+    log: &mut impl Write,
+    at_us: u64,
+    phase: &str,
+    fault: &Fault,
+    error: Option<&String>,
+) -> Result<(), String> {
+    let event = Event { at_us, phase, fault, error: error.cloned() };
+    let line = serde_json::to_string(&event).expect("events serialize");
+    writeln!(log, "{line}").map_err(|e| format!("nemesis log: {e}"))
+}
+
+pub fn label(fault: &Fault) -> String {
+    let names = |v: &[usize]| v.iter().map(|i| format!("n{}", i + 1)).collect::<Vec<_>>();
+    match fault {
+        Fault::Partition { groups } => {
+            let gs: Vec<String> = groups.iter().map(|g| names(g).join(" ")).collect();
+            format!("partition {}", gs.join(" | "))
+        }
+        Fault::Kill { nodes } => format!("kill {}", names(nodes).join(" ")),
+        Fault::Pause { nodes } => format!("pause {}", names(nodes).join(" ")),
+        Fault::Clock { node, offset_s } => format!("clock n{} {offset_s:+}s", node + 1),
+    }
+}
+
+fn apply(cluster: &mut Cluster, fault: &Fault) -> Result<(), String> {
+    match fault {
+        Fault::Partition { groups } => {
+            for (g, group) in groups.iter().enumerate() {
+                let others: Vec<usize> = groups
+                    .iter()
+                    .enumerate()
+                    .filter(|(h, _)| *h != g)
+                    .flat_map(|(_, o)| o.iter().map(|i| i + 1))
+                    .collect();
+                for node in group {
+                    netns::drop_from(node + 1, &others)?;
+                }
+            }
+            Ok(())
+        }
+        Fault::Kill { nodes } => nodes.iter().try_for_each(|n| cluster.kill(*n)),
+        Fault::Pause { nodes } => nodes.iter().try_for_each(|n| cluster.pause(*n)),
+        Fault::Clock { node, offset_s } => cluster.set_clock(*node, *offset_s),
+    }
+}
+
+fn heal(cluster: &mut Cluster, fault: &Fault) -> Result<(), String> {
+    match fault {
+        Fault::Partition { .. } => (1..=cluster.len()).try_for_each(netns::heal),
+        Fault::Kill { nodes } => nodes.iter().try_for_each(|n| cluster.restart(*n)),
+        Fault::Pause { nodes } => nodes.iter().try_for_each(|n| cluster.resume(*n)),
+        Fault::Clock { node, .. } => cluster.set_clock(*node, 0),
+    }
+}
+
+fn sleep_until(t: Instant) {
+    if let Some(d) = t.checked_duration_since(Instant::now()) {
+        std::thread::sleep(d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_names_one_schedule_within_the_time_limit() {
+        let all = [Family::Partition, Family::Kill, Family::Pause];
+        let a = schedule(7, &all, 5, 60);
+        assert_eq!(a, schedule(7, &all, 5, 60));
+        assert_ne!(a, schedule(8, &all, 5, 60));
+        assert!(a.len() >= 3, "{a:?}");
+        for w in a.windows(2) {
+            assert!(w[0].stop_s < w[1].start_s, "faults never overlap: {a:?}");
+        }
+        assert!(a.iter().all(|s| s.stop_s <= 60 && s.start_s >= QUIET_S));
+        assert!(schedule(7, &[], 5, 60).is_empty());
+    }
+
+    #[test]
+    fn faults_keep_a_majority_and_name_real_nodes() {
+        let all = [Family::Partition, Family::Kill, Family::Pause, Family::Clock];
+        for seed in 0..50 {
+            for step in schedule(seed, &all, 5, 120) {
+                match step.fault {
+                    Fault::Partition { groups } => {
+                        let mut every: Vec<usize> = groups.concat();
+                        every.sort_unstable();
+                        assert_eq!(every, vec![0, 1, 2, 3, 4]);
+                        assert!(groups[0].len() <= 2);
+                    }
+                    Fault::Kill { nodes } => assert!(!nodes.is_empty() && nodes.len() <= 2),
+                    Fault::Pause { nodes } => assert!(nodes.iter().all(|n| *n < 5)),
+                    Fault::Clock { node, offset_s } => assert!(node < 5 && offset_s != 0),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nemesis_names_parse_and_unknown_ones_are_refused() {
+        let fs = Family::parse_list("partition,kill,kill").unwrap();
+        assert_eq!(fs, vec![Family::Partition, Family::Kill]);
+        assert!(Family::parse_list("layout").unwrap_err().contains("unknown nemesis"));
+        assert!(Family::parse_list("none").unwrap().is_empty());
+    }
+}
