@@ -20,7 +20,9 @@ use crate::objects::gc::{BlockGc, GcConfig};
 use crate::objects::multipart::MpuSchema;
 use crate::objects::{BucketSchema, ObjectSchema};
 use crate::rpc::message::LayoutRequest;
-use crate::rpc::{self, Handler, KvRequest, RemoteError, Request, Response, RpcClient, RpcConfig};
+use crate::rpc::{
+    self, Handler, KvRequest, RemoteError, Request, Response, RpcClient, RpcConfig, TableRequest,
+};
 use crate::seam::{BoxFuture, Seam, open_database};
 use crate::table::replicated::serve_local;
 use crate::table::{LocalTable, Quorums, Replicated, Store, SyncWorker};
@@ -331,11 +333,19 @@ impl Handler for Node {
                 Request::Block(b) => self.blocks.serve(b),
                 Request::Layout(l) => self.serve_layout(l),
                 Request::Table(t) => {
-                    let Some(table) = self.tables.get(t.table()) else {
+                    let Some(table) = self.tables.get(t.table()).cloned() else {
                         return Err(RemoteError::UnknownTable { table: t.table().into() });
                     };
-                    serve_local(table.as_ref(), &t)
-                        .map_err(|reason| RemoteError::Storage { reason })
+                    let storage = |reason: String| RemoteError::Storage { reason };
+                    match t {
+                        // Replica writes from many coordinators share one durable commit.
+                        TableRequest::Update { entries, .. } => table
+                            .merge_raw_async(entries)
+                            .await
+                            .map(|()| Response::Done)
+                            .map_err(|e| storage(e.to_string())),
+                        t => serve_local(table.as_ref(), &t).map_err(storage),
+                    }
                 }
             }
         })

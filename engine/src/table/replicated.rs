@@ -113,6 +113,17 @@ impl<S: TableSchema> Replicated<S> {
     /// so that a slow replica finishes in the background after the quorum returns.
     fn send(&self, node: NodeId, request: TableRequest, tx: &mpsc::Sender<Answer>) {
         if node == self.self_id {
+            if let TableRequest::Update { entries, .. } = request {
+                // Our own replica's write joins the store's group commit, on its own task
+                // like a remote replica's.
+                let (local, tx) = (self.local.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let answer = local.merge_raw_async(entries).await;
+                    let answer = answer.map(|()| Response::Done).map_err(|e| e.to_string());
+                    let _ = tx.send((node, answer)).await;
+                });
+                return;
+            }
             let answer = serve_local(self.local.as_ref(), &request);
             let _ = tx.try_send((node, answer));
             return;
@@ -294,9 +305,15 @@ impl<S: TableSchema> Replicated<S> {
             return;
         }
         let entries = vec![(key.to_vec(), encode_entry(merged))];
+        // Our own copy is repaired before the read returns, so that this node's next
+        // local read already sees what it just served.
+        if stale.contains(&self.self_id) {
+            let _ = self.local.merge_raw(&entries);
+        }
+        let others: Vec<NodeId> = stale.iter().copied().filter(|&n| n != self.self_id).collect();
         let request = TableRequest::Update { table: S::NAME.into(), entries };
         // Answers are not awaited: repair is best effort, anti-entropy is the backstop.
-        drop(self.fan_out(stale, request));
+        drop(self.fan_out(&others, request));
     }
 }
 
@@ -306,15 +323,11 @@ pub fn serve_local(table: &dyn LocalTable, request: &TableRequest) -> Result<Res
     let result = match request {
         TableRequest::Update { entries, .. } => table.merge_raw(entries).map(|()| Response::Done),
         TableRequest::Read { key, .. } => table.get_raw(key).map(Response::Entry),
-        TableRequest::Digests { partitions, root, .. } => {
-            table.partition_digests(partitions).map(|digests| {
-                if *root == Some(crate::rpc::message::root_digest(&digests)) {
-                    Response::InSync
-                } else {
-                    Response::Digests(digests)
-                }
-            })
-        }
+        TableRequest::Digests { partitions, root, .. } => match table.root_digest(partitions) {
+            Ok(ours) if *root == Some(ours) => Ok(Response::InSync),
+            Ok(_) => table.partition_digests(partitions).map(Response::Digests),
+            Err(e) => Err(e),
+        },
         TableRequest::PartitionEntries { partition, .. } => {
             table.partition_entries(*partition).map(Response::Entries)
         }

@@ -14,6 +14,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use super::schema::{TableSchema, decode_entry, encode_entry, partition_of_key};
 use crate::crdt::Crdt;
 use crate::rpc::message::{RawEntry, root_digest};
+use crate::seam::BoxFuture;
 
 /// A local storage failure; the replica answers it as an error and the quorum logic counts
 /// it as a failed replica.
@@ -40,6 +41,10 @@ pub trait LocalTable: Send + Sync {
     fn name(&self) -> &'static str;
     /// Merges encoded entries into the replica; durable when this returns.
     fn merge_raw(&self, entries: &[RawEntry]) -> Result<(), StoreError>;
+    /// `merge_raw` for async callers: concurrent writers share one durable commit.
+    fn merge_raw_async(&self, entries: Vec<RawEntry>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move { self.merge_raw(&entries) })
+    }
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Hash of every `(key, entry)` in the partition, in key order.
     fn partition_digest(&self, partition: u8) -> Result<[u8; 32], StoreError> {
@@ -87,7 +92,19 @@ pub struct Store<S: TableSchema> {
     /// Digests of unchanged partitions: anti-entropy asks for all of them every round, and
     /// most rounds nothing changed. A write forgets the digests of the partitions it touches.
     digests: Mutex<DigestCache>,
+    /// Writers waiting for the next group commit (see `merge_grouped`).
+    commits: Mutex<CommitQueue>,
     _schema: PhantomData<S>,
+}
+
+/// A writer's entries and where its answer goes.
+type CommitJob = (Vec<RawEntry>, tokio::sync::oneshot::Sender<Result<(), StoreError>>);
+
+/// Jobs waiting for a group commit, and whether a leader is committing.
+#[derive(Default)]
+struct CommitQueue {
+    leader_active: bool,
+    waiting: Vec<CommitJob>,
 }
 
 fn storage<E: std::fmt::Display>(table: &'static str) -> impl Fn(E) -> StoreError {
@@ -100,7 +117,7 @@ impl<S: TableSchema> Store<S> {
         let txn = db.begin_write().map_err(storage(S::NAME))?;
         txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
         txn.commit().map_err(storage(S::NAME))?;
-        Ok(Store { db, digests: Mutex::default(), _schema: PhantomData })
+        Ok(Store { db, digests: Mutex::default(), commits: Mutex::default(), _schema: PhantomData })
     }
 
     fn definition() -> TableDefinition<'static, &'static [u8], &'static [u8]> {
@@ -128,6 +145,127 @@ impl<S: TableSchema> Store<S> {
         let start = vec![partition];
         let end = (partition < u8::MAX).then(|| vec![partition + 1]);
         (start, end)
+    }
+
+    /// Decodes and merges one job's entries into `table`; returns whether anything
+    /// changed. Decodes everything first, so a bad entry leaves the table untouched.
+    fn apply_job(
+        &self,
+        table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+        entries: &[RawEntry],
+    ) -> Result<bool, StoreError> {
+        let incoming: Vec<S::Entry> =
+            entries.iter().map(|(_, bytes)| self.decode(bytes)).collect::<Result<_, _>>()?;
+        let mut changed = false;
+        for ((key, _), incoming) in entries.iter().zip(incoming) {
+            let old = table.get(key.as_slice()).map_err(storage(S::NAME))?;
+            let old = old.map(|guard| guard.value().to_vec());
+            let merged = match &old {
+                None => incoming,
+                Some(old) => {
+                    let mut merged = self.decode(old)?;
+                    merged.merge(&incoming);
+                    merged
+                }
+            };
+            let merged = encode_entry(&merged);
+            if old.as_deref() != Some(merged.as_slice()) {
+                table.insert(key.as_slice(), merged.as_slice()).map_err(storage(S::NAME))?;
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Merges several callers' entries in one write transaction and one durable commit.
+    /// Returns one result per job: a job with a bad entry fails alone; a storage failure
+    /// fails them all (nothing of the batch is committed).
+    fn commit_batch(&self, jobs: &[&[RawEntry]]) -> Vec<Result<(), StoreError>> {
+        let fail_all = |e: StoreError| jobs.iter().map(|_| Err(e.clone())).collect();
+        let txn = match self.db.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => return fail_all(storage(S::NAME)(e)),
+        };
+        let mut results = Vec::with_capacity(jobs.len());
+        let mut touched: Vec<u8> = Vec::new();
+        {
+            let mut table = match txn.open_table(Self::definition()) {
+                Ok(t) => t,
+                Err(e) => return fail_all(storage(S::NAME)(e)),
+            };
+            for entries in jobs {
+                match self.apply_job(&mut table, entries) {
+                    Ok(changed) => {
+                        if changed {
+                            touched.extend(entries.iter().map(|(key, _)| partition_of_key(key)));
+                        }
+                        results.push(Ok(()));
+                    }
+                    Err(e @ StoreError::BadEntry { .. }) => results.push(Err(e)),
+                    Err(e) => return fail_all(e),
+                }
+            }
+        }
+        if touched.is_empty() {
+            let _ = txn.abort();
+            return results;
+        }
+        {
+            // Forget before committing: a digest computed from the old contents must not
+            // survive the commit (a concurrent reader could otherwise re-cache it).
+            let mut cache = self.digests.lock().unwrap();
+            cache.generation += 1;
+            cache.roots.clear();
+            for partition in touched {
+                cache.digests[usize::from(partition)] = None;
+            }
+        }
+        match txn.commit() {
+            Ok(()) => results,
+            Err(e) => fail_all(storage(S::NAME)(e)),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn commit_batch_for_tests(
+        &self,
+        jobs: &[&[RawEntry]],
+    ) -> Vec<Result<(), StoreError>> {
+        self.commit_batch(jobs)
+    }
+
+    /// Group commit: the first caller to find no commit running becomes the leader and
+    /// commits every job queued meanwhile in one transaction (one fsync for many writers)
+    /// until the queue is empty; the others just wait for their answer. The leader's work
+    /// is synchronous (no await), so it cannot be abandoned halfway; a waiter that gives up
+    /// still has its write applied, like a replica answering after a timeout.
+    async fn merge_grouped(&self, entries: Vec<RawEntry>) -> Result<(), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut queue = self.commits.lock().unwrap();
+            queue.waiting.push((entries, tx));
+            !std::mem::replace(&mut queue.leader_active, true)
+        };
+        if lead {
+            loop {
+                let batch = {
+                    let mut queue = self.commits.lock().unwrap();
+                    if queue.waiting.is_empty() {
+                        queue.leader_active = false;
+                        break;
+                    }
+                    std::mem::take(&mut queue.waiting)
+                };
+                let jobs: Vec<&[RawEntry]> = batch.iter().map(|(e, _)| e.as_slice()).collect();
+                let results = self.commit_batch(&jobs);
+                for ((_, reply), result) in batch.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(StoreError::Storage { table: S::NAME, reason: "group commit dropped".into() })
+        })
     }
 
     /// Hash of every `(key, entry)` of the partition, length-prefixed, in key order.
@@ -170,46 +308,11 @@ impl<S: TableSchema> LocalTable for Store<S> {
     }
 
     fn merge_raw(&self, entries: &[RawEntry]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(storage(S::NAME))?;
-        let mut changed = false;
-        {
-            let mut table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
-            for (key, bytes) in entries {
-                let incoming = self.decode(bytes)?;
-                let old = table.get(key.as_slice()).map_err(storage(S::NAME))?;
-                let old = old.map(|guard| guard.value().to_vec());
-                let merged = match &old {
-                    None => incoming,
-                    Some(old) => {
-                        let mut merged = self.decode(old)?;
-                        merged.merge(&incoming);
-                        merged
-                    }
-                };
-                let merged = encode_entry(&merged);
-                let same = old.as_deref() == Some(merged.as_slice());
-                if !same {
-                    table.insert(key.as_slice(), merged.as_slice()).map_err(storage(S::NAME))?;
-                    changed = true;
-                }
-            }
-        }
-        if changed {
-            {
-                // Forget before committing: a digest computed from the old contents must not
-                // survive the commit (a concurrent reader could otherwise re-cache it).
-                let mut cache = self.digests.lock().unwrap();
-                cache.generation += 1;
-                cache.roots.clear();
-                for (key, _) in entries {
-                    cache.digests[usize::from(partition_of_key(key))] = None;
-                }
-            }
-            txn.commit().map_err(storage(S::NAME))?;
-        } else {
-            txn.abort().map_err(storage(S::NAME))?;
-        }
-        Ok(())
+        self.commit_batch(&[entries]).pop().expect("one result per job")
+    }
+
+    fn merge_raw_async(&self, entries: Vec<RawEntry>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.merge_grouped(entries))
     }
 
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

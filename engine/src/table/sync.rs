@@ -16,7 +16,6 @@ use super::replicated::serve_local;
 use super::store::LocalTable;
 use crate::layout::NodeId;
 use crate::layout::manager::LayoutManager;
-use crate::rpc::message::root_digest;
 use crate::rpc::{Request, Response, RpcClient, TableRequest};
 
 /// What one round did, for tests and the trace.
@@ -79,11 +78,11 @@ impl SyncWorker {
         parts: &[u8],
     ) -> Result<usize, String> {
         let name = table.name().to_string();
-        let ours = table.partition_digests(parts).map_err(|e| e.to_string())?;
+        let root = table.root_digest(parts).map_err(|e| e.to_string())?;
         let request = TableRequest::Digests {
             table: name.clone(),
             partitions: parts.to_vec(),
-            root: Some(root_digest(&ours)),
+            root: Some(root),
         };
         let theirs = match self.rpc.call(peer, Request::Table(request)).await {
             Ok(Response::InSync) => return Ok(0),
@@ -91,6 +90,7 @@ impl SyncWorker {
             Ok(other) => return Err(format!("unexpected answer {other:?}")),
             Err(e) => return Err(e.to_string()),
         };
+        let ours = table.partition_digests(parts).map_err(|e| e.to_string())?;
         let mut differing = 0;
         for ((&partition, their_digest), ours) in parts.iter().zip(theirs).zip(ours) {
             if ours == their_digest {

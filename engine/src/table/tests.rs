@@ -14,7 +14,7 @@ use crate::kv::{KvSchema, kv_key};
 use crate::node::Node;
 use crate::node_tests::{NODE_COUNT, TestCluster, wait_until};
 use crate::seam::open_database;
-use crate::table::schema::partition_of_key;
+use crate::table::schema::{encode_entry, partition_of_key};
 use crate::testkit::MemDisk;
 
 type Entry = Lww<Option<Vec<u8>>>;
@@ -266,4 +266,41 @@ fn the_digest_cache_forgets_only_partitions_a_merge_changed() {
     assert_ne!(newer, after_a, "a newer value changes the digest");
     assert_eq!(newer, uncached_digest(&db, pa));
     assert_eq!(store.partition_digests(&[pb, pa]).unwrap(), [before_b, newer], "asked order");
+}
+
+/// Many writers at once on a multi-threaded runtime (so that commits overlap and batch):
+/// every write lands and every writer gets its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_share_group_commits_and_all_land() {
+    let (_db, store) = fresh_store();
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for i in 0..64u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = kv_key(&format!("group-{i}"));
+            let entry = encode_entry(&at(1_000 + i, &format!("v{i}")));
+            store.merge_raw_async(vec![(key, entry)]).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("every writer's commit succeeds");
+    }
+    for i in 0..64u64 {
+        let got = store.get(&kv_key(&format!("group-{i}"))).unwrap().expect("written");
+        assert_eq!(got.value().as_deref(), Some(format!("v{i}").as_bytes()));
+    }
+}
+
+#[tokio::test]
+async fn a_bad_entry_fails_its_own_write_and_not_the_others_in_its_batch() {
+    let (_db, store) = fresh_store();
+    let good = (kv_key("good"), encode_entry(&value("fine")));
+    let bad = (kv_key("bad"), vec![0xff, 0xff, 0xff]);
+    let bad_job = [good.clone(), bad];
+    let results = store.commit_batch_for_tests(&[&bad_job, std::slice::from_ref(&good)]);
+    assert!(matches!(results[0], Err(StoreError::BadEntry { .. })), "{results:?}");
+    assert_eq!(results[1], Ok(()));
+    assert_eq!(store.get(&kv_key("good")).unwrap().unwrap().value().as_deref(), Some(&b"fine"[..]));
+    assert!(store.get(&kv_key("bad")).unwrap().is_none(), "the bad job wrote nothing");
 }
