@@ -40,4 +40,7 @@ target/madsim/release/hangar-sim run scenarios/smoke.toml --seed 4
 step "S3 API with real clients"
 tests/run-s3-tests.sh
 
+step "three-node cluster from docs/deploy.md, replacing a node"
+tests/run-cluster-tests.sh
+
 printf '\nall test suites passed\n'

@@ -256,7 +256,8 @@ pub async fn connect(state: &AdminState, body: &[u8]) -> Result<Value, AdminErro
     Ok(json!({ "connected": peer.to_string(), "addr": addr }))
 }
 
-/// A node named by its full id or a unique prefix of it, among the nodes this one knows.
+/// A node named by its full id, `<id>@<addr>`, or a unique prefix of the id, among the nodes
+/// this one knows.
 fn resolve_node(state: &AdminState, name: &str) -> Result<NodeId, AdminError> {
     let history = state.node.layout_history();
     let mut known: BTreeSet<NodeId> = history.tracked_nodes();
@@ -267,7 +268,8 @@ fn resolve_node(state: &AdminState, name: &str) -> Result<NodeId, AdminError> {
     if let Some(layout) = history.current() {
         known.extend(layout.staged().keys().copied());
     }
-    let name = name.to_ascii_lowercase();
+    // `hangar node id` prints `<id>@<addr>`; that whole line names the node too.
+    let name = name.split_once('@').map_or(name, |(id, _)| id).to_ascii_lowercase();
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(AdminError::bad_request(format!(
             "{name:?} is not a node id (hex digits; `hangar status` lists them)"
