@@ -65,10 +65,29 @@ pub fn cleanup() -> Result<(), String> {
         wait_no_pids(&ns);
         run("ip", &["netns", "del", &ns])?;
     }
-    if run("ip", &["link", "show", BRIDGE]).is_ok() {
-        run("ip", &["link", "del", BRIDGE])?;
+    // A deleted namespace lives on while sockets of its dead processes linger (TIME_WAIT),
+    // and so does its veth pair: delete our root-side links by name (the peer goes too).
+    // A link may vanish on its own meanwhile (its namespace finally went): only what is
+    // still there after the pass counts as a failure.
+    for link in our_links()? {
+        let _ = run("ip", &["link", "del", &link]);
     }
-    Ok(())
+    match our_links()? {
+        left if left.is_empty() => Ok(()),
+        left => Err(format!("cannot delete links {}", left.join(", "))),
+    }
+}
+
+/// Links in the root namespace whose name starts with the prefix (bridge and veth ends).
+fn our_links() -> Result<Vec<String>, String> {
+    let list = run("ip", &["-o", "link", "show"])?;
+    Ok(list.lines().filter_map(link_name).filter(|n| n.starts_with(PREFIX)).collect())
+}
+
+/// `12: hjep-v1@if2: <BROADCAST…` → `hjep-v1`.
+fn link_name(line: &str) -> Option<String> {
+    let name = line.split(": ").nth(1)?;
+    Some(name.split('@').next()?.to_string())
 }
 
 fn wait_no_pids(ns: &str) {
@@ -83,9 +102,7 @@ fn wait_no_pids(ns: &str) {
 /// What `cleanup` would still find: used to prove a run left nothing behind.
 pub fn leftovers() -> Result<Vec<String>, String> {
     let mut left = our_namespaces()?;
-    if run("ip", &["link", "show", BRIDGE]).is_ok() {
-        left.push(BRIDGE.to_string());
-    }
+    left.extend(our_links()?);
     Ok(left)
 }
 
@@ -150,5 +167,8 @@ mod tests {
         assert_eq!(node_ip(1).to_string(), "10.77.0.11");
         assert_ne!(node_ip(1), node_ip(2));
         assert!(BRIDGE.starts_with(PREFIX));
+        let line = "12: hjep-v1@if2: <BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue";
+        assert_eq!(link_name(line).as_deref(), Some("hjep-v1"));
+        assert_eq!(link_name("1: lo: <LOOPBACK,UP>").as_deref(), Some("lo"));
     }
 }
