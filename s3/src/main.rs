@@ -14,8 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use hangar_engine::keys::BucketPerms;
-use hangar_engine::objects::ObjectError;
 use hangar_s3::cli::{self, AdminCommand, client::AdminClient};
 use hangar_s3::config::Config;
 use hangar_s3::dev;
@@ -70,6 +68,11 @@ enum Command {
         /// Admin API port on 127.0.0.1 [default: 3903, or the port in DIR/hangar.toml]
         #[arg(long, value_name = "PORT")]
         admin_port: Option<u16>,
+        /// Run a cluster of N nodes in N zones (DIR/node1 …), replication factor
+        /// min(N, 3); node i listens on 3900+10·(i−1) (S3), +1 (RPC), +3 (admin).
+        #[arg(long, value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u8).range(1..=dev::CLUSTER_NODES_MAX as i64))]
+        nodes: u8,
     },
     #[command(flatten)]
     Admin(AdminCommand),
@@ -88,9 +91,15 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server => run_server(&need_config(config.as_deref(), "server")?).await,
-            Command::Dev { dir, s3_port, rpc_port, admin_port } => {
+            Command::Dev { dir, s3_port, rpc_port, admin_port, nodes: 1 } => {
                 run_dev(&dir, [s3_port, rpc_port, admin_port]).await
             }
+            Command::Dev { dir, s3_port: None, rpc_port: None, admin_port: None, nodes } => {
+                dev::cluster::run(&dir, usize::from(nodes)).await
+            }
+            Command::Dev { .. } => Err("--nodes N uses fixed ports (3900 + 10 per node); \
+                 drop --s3-port, --rpc-port and --admin-port"
+                .into()),
             Command::Admin(verb) => {
                 run_admin(&need_config(config.as_deref(), "this verb")?, verb, cli.json).await
             }
@@ -179,19 +188,7 @@ async fn run_dev(dir: &Path, ports: [Option<u16>; 3]) -> Result<(), String> {
 
 /// Creates the dev bucket and makes the dev key its owner (both idempotent).
 async fn ensure_dev_bucket(engine: &Engine, config: &Config) -> Result<(), String> {
-    match engine.store.create_bucket(dev::DEV_BUCKET).await {
-        Ok(()) => tracing::info!(bucket = dev::DEV_BUCKET, "created the dev bucket"),
-        Err(ObjectError::BucketAlreadyExists) => {}
-        Err(e) => return Err(format!("cannot create bucket {:?}: {e:?}", dev::DEV_BUCKET)),
-    }
-    for id in config.s3_api.access_keys.keys() {
-        let key = engine.keys.get_live(id).await.map_err(|e| e.to_string())?;
-        if key.perms(dev::DEV_BUCKET) != BucketPerms::ALL {
-            let granted = engine.keys.set_perms(id, dev::DEV_BUCKET, BucketPerms::ALL).await;
-            granted.map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(())
+    dev::cluster::ensure_dev_bucket(engine, config).await
 }
 
 #[cfg(test)]

@@ -211,6 +211,11 @@ async fn import_config_keys(
     Ok(())
 }
 
+/// Imports the config's access keys now (`hangar dev --nodes`, once its layout exists).
+pub async fn import_keys(engine: &Engine, config: &Config) -> Result<(), KeyError> {
+    import_config_keys(&engine.keys, &engine.store, &config.s3_api.access_keys).await
+}
+
 async fn retry_import(
     keys: Arc<KeyStore>,
     store: Arc<ObjectStore>,
