@@ -139,6 +139,8 @@ fn shuffle(rng: &mut ChaCha20Rng, v: &mut [usize]) {
 struct Event<'a> {
     at_us: u64,
     phase: &'a str,
+    /// Human-readable, with 1-based node names (`n1`); the fields below use 0-based indexes.
+    label: String,
     #[serde(flatten)]
     fault: &'a Fault,
     /// Set when the harness could not apply or undo the fault.
@@ -185,7 +187,7 @@ fn write_event(
     fault: &Fault,
     error: Option<&String>,
 ) -> Result<(), String> {
-    let event = Event { at_us, phase, fault, error: error.cloned() };
+    let event = Event { at_us, phase, label: label(fault), fault, error: error.cloned() };
     let line = serde_json::to_string(&event).expect("events serialize");
     writeln!(log, "{line}").map_err(|e| format!("nemesis log: {e}"))
 }
