@@ -1,7 +1,8 @@
 //! `hangar`: the Hangar node binary.
 //!
 //! - `hangar server -c FILE` runs a node from a TOML configuration file.
-//! - `hangar dev` runs a single-node development server from a directory it manages,
+//! - `hangar dev` runs a development server (one node, or `--nodes N` on loopback) from a
+//!   directory it manages,
 //!   printing shell exports for the aws CLI on stdout (logs go to stderr).
 //! - `hangar -c FILE status | key … | bucket … | worker list` talk to a running node's
 //!   admin API (`hangar_s3::cli`); docs/cli.md lists them.
@@ -47,10 +48,11 @@ enum LogFormat {
 enum Command {
     /// Run a node from a configuration file (`-c FILE`).
     ///
-    /// This version runs a single-node cluster (replication factor capped at 1);
-    /// multi-node layouts come with the operations commands.
+    /// A new node joins its cluster through `bootstrap_peers` or `hangar node connect`,
+    /// and serves S3 once `hangar layout assign` + `layout apply` gave it a role
+    /// (docs/deploy.md).
     Server,
-    /// Run a single-node development server; no configuration needed.
+    /// Run a development server (one node, or `--nodes N`); no configuration needed.
     ///
     /// The first start writes DIR/hangar.toml (a fresh access key and RPC secret) and
     /// DIR/credentials.env; later starts reuse them and the data. The export lines are

@@ -39,6 +39,7 @@ use crate::runtime::{TokioNet, production_seam};
 use crate::s3api::{S3State, WallClock, serve};
 
 mod gate;
+pub use gate::is_member;
 
 /// The node's identity, relative to the metadata directory.
 pub const NODE_ID_PATH: &str = "node_id";

@@ -108,8 +108,10 @@ impl ClusterView {
         self.replicas_up.iter().filter(|&&n| n >= self.quorum()).count()
     }
 
+    /// Every partition has a quorum of connected replicas; a node without a layout serves
+    /// nothing, so it is not healthy.
     fn healthy(&self) -> bool {
-        self.partitions_quorum_ok() == self.replicas_up.len()
+        !self.replicas_up.is_empty() && self.partitions_quorum_ok() == self.replicas_up.len()
     }
 }
 

@@ -13,7 +13,7 @@ use hangar_engine::layout::ClusterLayout;
 
 use super::{AdminState, respond};
 use crate::config::Config;
-use crate::server::{Engine, start_single_node};
+use crate::server::{Engine, is_member, start_engine, start_single_node};
 
 const TOKEN: &str = "admin-token-for-tests-0001";
 const METRICS_TOKEN: &str = "metrics-token-for-tests-01";
@@ -27,6 +27,12 @@ impl Drop for TempDir {
 }
 
 async fn engine(name: &str) -> (TempDir, Engine, Config) {
+    engine_as(name, true).await
+}
+
+/// `single_node`: `hangar dev`'s start (the node alone in the layout); else `hangar
+/// server`'s (no layout until the operator applies one).
+async fn engine_as(name: &str, single_node: bool) -> (TempDir, Engine, Config) {
     let dir = std::env::temp_dir().join(format!("hangar-admin-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -37,7 +43,10 @@ async fn engine(name: &str) -> (TempDir, Engine, Config) {
         "ab".repeat(32)
     );
     let config = Config::parse(&text, &dir.join("hangar.toml"), &|_| None).unwrap();
-    let engine = start_single_node(&config).await.unwrap();
+    let engine = match single_node {
+        true => start_single_node(&config).await.unwrap(),
+        false => start_engine(&config).await.unwrap(),
+    };
     (TempDir(dir), engine, config)
 }
 
@@ -260,4 +269,37 @@ async fn buckets_count_objects_grant_keys_and_delete_only_when_empty() {
     assert!(!engine.keys.get_live(key).await.unwrap().perms("docs").any());
     let (status, _) = call(&st, Method::GET, "/v1/buckets/docs", auth, Value::Null).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// A fresh `hangar server` node has no layout: it is not healthy, not a member (its S3 port
+/// refuses), and its first layout is staged here and applied as version 1, after which it
+/// serves. Connecting to itself is refused with a reason.
+#[tokio::test]
+async fn a_fresh_node_waits_for_its_first_layout() {
+    let (_dir, engine, _) = engine_as("fresh", false).await;
+    let st = state(&engine, Some(TOKEN), None);
+    assert!(!is_member(&engine.node));
+    let (status, body) = call(&st, Method::GET, "/v1/status", Some(TOKEN), Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (body["layout_version"].as_u64(), body["healthy"].as_bool()),
+        (Some(0), Some(false))
+    );
+    assert_eq!(body["nodes"][0]["is_self"], true, "a node always lists itself");
+    let (status, _) = call(&st, Method::GET, "/v1/health", Some(TOKEN), Value::Null).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let me = engine.node.id.to_string();
+    let itself = json!({ "peer": format!("{me}@127.0.0.1:1") });
+    let (status, _) = call(&st, Method::POST, "/v1/node/connect", Some(TOKEN), itself).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let assign = json!({ "node": me, "zone": "dc1", "capacity": 1 });
+    let (status, body) = call(&st, Method::POST, "/v1/layout/assign", Some(TOKEN), assign).await;
+    assert_eq!((status, body["version"].as_u64()), (StatusCode::OK, Some(0)), "{body}");
+    assert!(!is_member(&engine.node), "staged is not applied");
+    let apply = json!({ "version": 1 });
+    let (status, body) = call(&st, Method::POST, "/v1/layout/apply", Some(TOKEN), apply).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(is_member(&engine.node));
+    assert_eq!(engine.node.current_layout().unwrap().version(), 1);
+    engine.store.create_bucket("after-apply").await.unwrap();
 }

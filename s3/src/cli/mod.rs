@@ -309,6 +309,11 @@ fn transition(v: &Value) -> String {
 
 /// "ok" or "degraded", with the partition counts behind it.
 fn health(v: &Value) -> String {
+    if v["layout_version"].as_u64() == Some(0) {
+        return "no layout yet: connect the nodes, then `hangar layout assign` and \
+                `layout apply` (docs/deploy.md)"
+            .into();
+    }
     let word = if v["healthy"].as_bool() == Some(true) { "ok" } else { "degraded" };
     format!(
         "{word} ({} of {} partitions with a quorum, {} with every replica)",
