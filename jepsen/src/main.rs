@@ -64,8 +64,9 @@ struct RunArgs {
     seed: u64,
     #[arg(long, default_value = "jepsen-out")]
     out: PathBuf,
-    #[arg(long, default_value_t = 4)]
-    clients: usize,
+    /// Concurrent clients, bound to nodes round-robin (default: one per node).
+    #[arg(long)]
+    clients: Option<usize>,
     /// Milliseconds before an operation is given up as `info`.
     #[arg(long, default_value_t = 3000)]
     op_timeout_ms: u64,
@@ -111,10 +112,14 @@ fn replay_command(a: &RunArgs) -> String {
         a.nodes,
         a.time_limit,
         a.seed,
-        a.clients,
+        clients(a),
         a.consistency_mode,
         a.out.display()
     )
+}
+
+fn clients(args: &RunArgs) -> usize {
+    args.clients.unwrap_or(args.nodes)
 }
 
 fn hangar_bin(args: &RunArgs) -> Result<PathBuf, String> {
@@ -135,7 +140,7 @@ fn hangar_bin(args: &RunArgs) -> Result<PathBuf, String> {
 
 fn run(args: &RunArgs) -> Result<ExitCode, String> {
     let families = Family::parse_list(&args.nemesis)?;
-    if args.nodes == 0 || args.clients == 0 || args.time_limit == 0 {
+    if args.nodes == 0 || clients(args) == 0 || args.time_limit == 0 {
         return Err("--nodes, --clients and --time-limit must be at least 1".into());
     }
     let kind = match args.workload {
@@ -170,7 +175,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
     }
     let wopts = workload::Options {
         kind,
-        clients: args.clients,
+        clients: clients(args),
         seed: args.seed,
         op_timeout: Duration::from_millis(args.op_timeout_ms),
     };
