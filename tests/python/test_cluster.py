@@ -257,6 +257,8 @@ def test_replacing_a_dead_node(cluster):
     text = n3.config.read_text().replace(str(n3.etc), str(n4.etc)).replace(str(n3.var), str(n4.var))
     for offset in (0, 1, 3):
         text = text.replace(f":{n3.base + offset}\"", f":{n4.base + offset}\"")
+    # It finds the cluster through bootstrap_peers (node 1) rather than `node connect`.
+    text = f'bootstrap_peers = ["{ph["<node id of node1>"]}"]\n' + text
     n4.config.write_text(text)
     n4.start()
     # Before it has a role, its S3 port says so.
@@ -268,8 +270,12 @@ def test_replacing_a_dead_node(cluster):
         assert "not in the cluster layout yet" in e.read().decode()
 
     new = n4.hangar("node", "id").stdout.strip()
-    n1.hangar("node", "connect", new)
-    n1.hangar("layout", "assign", new, "--zone", "site3", "--capacity", "1T")
+
+    def assign_new():
+        # Node 1 knows node 4 once their first gossip round ran (within about 5 s).
+        n1.hangar("layout", "assign", new.split("@")[0][:6], "--zone", "site3", "--capacity", "1T")
+
+    retry("assign", assign_new, timeout=30)
     n1.hangar("layout", "remove", old_id[:8])
     shown = n1.hangar("layout", "show").stdout
     assert "apply them with: hangar layout apply --version 2" in shown, shown
