@@ -4,8 +4,8 @@
 //! - `hangar dev` runs a development server (one node, or `--nodes N` on loopback) from a
 //!   directory it manages,
 //!   printing shell exports for the aws CLI on stdout (logs go to stderr).
-//! - `hangar -c FILE status | key … | bucket … | worker list` talk to a running node's
-//!   admin API (`hangar_s3::cli`); docs/cli.md lists them.
+//! - `hangar -c FILE status | node … | layout … | key … | bucket … | worker list` talk to a
+//!   running node's admin API (`hangar_s3::cli`); docs/cli.md lists them.
 //!
 //! Logs: human-readable on stderr by default, one JSON object per line with
 //! `--log-format json`; the level comes from `RUST_LOG` (default `info`).

@@ -96,6 +96,11 @@ where
 }
 
 impl ClusterView {
+    /// Nodes with a role in the newest layout.
+    fn members(&self) -> usize {
+        self.nodes.iter().filter(|(_, zone, _)| !zone.is_empty()).count()
+    }
+
     fn quorum(&self) -> usize {
         self.replication_factor / 2 + 1
     }
@@ -156,7 +161,7 @@ pub async fn health(state: &AdminState) -> (bool, Value) {
     let healthy = v.healthy();
     let body = json!({
         "status": if healthy { "ok" } else { "degraded" },
-        "nodes": v.nodes.len(),
+        "nodes": v.members(),
         "nodes_connected": v.connected.len(),
         "partitions": v.replicas_up.len(),
         "partitions_quorum_ok": v.partitions_quorum_ok(),
@@ -220,7 +225,15 @@ pub async fn metrics_text(state: &AdminState) -> String {
     state.s3_metrics.render(&mut out);
     let v = view(state).await;
     out.single("hangar_layout_version", "gauge", "Version of the current layout", v.version as f64);
-    out.single("hangar_cluster_nodes", "gauge", "Nodes in the layout", v.nodes.len() as f64);
+    let moving = f64::from(u8::from(v.versions_stored.len() > 1));
+    out.single(
+        "hangar_layout_in_transition",
+        "gauge",
+        "1 while a layout change moves data",
+        moving,
+    );
+    let members = v.members() as f64;
+    out.single("hangar_cluster_nodes", "gauge", "Nodes in the layout", members);
     let up = v.connected.len() as f64;
     out.single("hangar_cluster_nodes_connected", "gauge", "Nodes that answered a ping", up);
     let all_ok = v.partitions_all_ok() as f64;

@@ -119,6 +119,8 @@ async fn tokens_are_checked_before_anything_else() {
         call_text(&st, Method::GET, "/metrics", Some(METRICS_TOKEN), Value::Null).await;
     assert_eq!(status, StatusCode::OK);
     assert!(text.contains("# TYPE hangar_layout_version gauge\nhangar_layout_version 1\n"));
+    assert!(text.contains("\nhangar_layout_in_transition 0\n"), "{text}");
+    assert!(text.contains("\nhangar_cluster_nodes 1\n"), "{text}");
     assert!(text.contains("hangar_access_keys 1\n"), "{text}");
     assert!(text.contains("hangar_disk_free_bytes{dir=\"data\""), "{text}");
     // Without an admin token configured, the API is off.
