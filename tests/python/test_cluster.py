@@ -2,9 +2,10 @@
 
 test_deploy_guide_literally runs docs/deploy.md's shell blocks in order (see "How the test
 follows this page" there for the only substitutions) and ends with an aws CLI PUT through
-node 1 and a GET through node 3, comparing the bytes. The later tests reuse that cluster:
+node 1 and a GET through node 3, comparing the bytes. The next test reuses that cluster:
 a dead node is replaced, the transition completes, and every object stays readable with the
-new node standing in for a stopped one; the CLI explains a node that is down.
+new node standing in for a stopped one; the CLI explains a node that is down. The last one
+runs `hangar dev --nodes 3` (skipped if its fixed ports are busy).
 
 Run by tests/run-cluster-tests.sh (HANGAR_CLUSTER_TESTS=1, HANGAR_BIN); skipped otherwise,
 so the single-node suite in this directory does not start a cluster.
@@ -315,3 +316,52 @@ def test_replacing_a_dead_node(cluster):
             aws(n4, env, "cp", f"s3://photos/{key}", str(out))
             assert out.read_bytes() == data, key
         stopped.start()
+
+
+def test_dev_with_three_nodes_replicates():
+    """`hangar dev --nodes 3`: one command, three zones, RF 3, exports that work at once."""
+    ports = [p for i in range(3) for p in (3900 + 10 * i, 3901 + 10 * i, 3903 + 10 * i)]
+    for port in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                pytest.skip(f"port {port} is busy (hangar dev --nodes uses 3900..3923)")
+    work = Path(tempfile.mkdtemp(prefix="hangar-devc-"))
+    log = open(work / "dev.log", "wb")
+    proc = subprocess.Popen(
+        [BIN, "dev", "--nodes", "3", "--dir", str(work / "d")],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    try:
+        lines = []
+        deadline = time.time() + 60
+        while not any(line.startswith("# node3:") for line in lines):
+            assert time.time() < deadline and proc.poll() is None, (work / "dev.log").read_text()
+            lines.append(proc.stdout.readline())
+        env = dict(os.environ)
+        for line in lines:
+            if line.startswith("export "):
+                name, value = line[len("export ") :].strip().split("=", 1)
+                env[name] = value
+        assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:3900"
+        assert any("S3 http://127.0.0.1:3920" in line for line in lines), lines
+        src = work / "payload"
+        src.write_bytes(os.urandom(1_500_000))
+        run = lambda *a: subprocess.run(a, env=env, capture_output=True, text=True, check=True)
+        run("aws", "s3", "cp", str(src), "s3://hangar/payload")
+        back = work / "back"
+        run("aws", "--endpoint-url", "http://127.0.0.1:3920", "s3", "cp", "s3://hangar/payload", str(back))
+        assert back.read_bytes() == src.read_bytes()
+        node2 = work / "d" / "node2" / "hangar.toml"
+        status = json.loads(run(BIN, "-c", str(node2), "--json", "status").stdout)
+        assert status["replication_factor"] == 3 and status["healthy"] is True
+        zones = sorted(n["zone"] for n in status["nodes"])
+        assert zones == ["dc1", "dc2", "dc3"]
+        assert all(n["connected"] and n["partitions"] == 256 for n in status["nodes"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
