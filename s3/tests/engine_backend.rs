@@ -10,7 +10,7 @@ use hangar_s3::backend::EngineBackend;
 use hangar_s3::config::Config;
 use hangar_s3::s3api::backend::ObjectBody;
 use hangar_s3::s3api::{BackendError, ObjectBackend, ObjectInfo, ObjectMeta, Versioning};
-use hangar_s3::server::start_engine;
+use hangar_s3::server::start_single_node;
 
 struct TempDir(PathBuf);
 
@@ -60,7 +60,7 @@ fn engine_backend_maps_errors_and_keeps_data_across_restart() {
     let dir = TempDir(std::env::temp_dir().join(format!("hangar-eb-{}", std::process::id())));
     let config = config(&dir.0);
     runtime().block_on(async {
-        let engine = start_engine(&config).await.unwrap();
+        let engine = start_single_node(&config).await.unwrap();
         let backend = EngineBackend::new(engine.store.clone());
         backend.create_bucket("b").await.unwrap();
         let again = backend.create_bucket("b").await;
@@ -80,7 +80,7 @@ fn engine_backend_maps_errors_and_keeps_data_across_restart() {
     // A new runtime is a restart: the first one's tasks, and with them the node and its
     // database, are gone.
     runtime().block_on(async {
-        let engine = start_engine(&config).await.unwrap();
+        let engine = start_single_node(&config).await.unwrap();
         let backend = EngineBackend::new(engine.store.clone());
         let (info, body) = backend.get_object("b", "k1", None).await.unwrap();
         assert_eq!(read_all(body).await, Bytes::from_static(b"hello"));
