@@ -243,10 +243,9 @@ impl Node {
     fn serve_layout(&self, request: LayoutRequest) -> Result<Response, RemoteError> {
         let storage = |e: LayoutManagerError| RemoteError::Storage { reason: e.to_string() };
         match request {
-            LayoutRequest::Gossip { digest } => {
-                let ours = self.layouts.snapshot();
-                Ok(Response::Layout((ours.digest() != digest).then(|| Box::new(ours))))
-            }
+            LayoutRequest::Gossip { digest } => Ok(Response::Layout(
+                (self.layouts.digest() != digest).then(|| Box::new(self.layouts.snapshot())),
+            )),
             LayoutRequest::Push { history } => {
                 if self.layouts.merge(&history).map_err(storage)? {
                     self.learn_peer_addrs();

@@ -94,7 +94,11 @@ impl std::error::Error for LayoutManagerError {}
 pub struct LayoutManager {
     self_id: NodeId,
     seam: Seam,
-    history: RwLock<LayoutHistory>,
+    /// Shared, so that readers (every anti-entropy and gossip round) take a reference
+    /// instead of copying 256 partitions' assignments per version.
+    history: RwLock<Arc<LayoutHistory>>,
+    /// `digest()` of the installed history: gossip compares it every round, with every peer.
+    digest: RwLock<[u8; 32]>,
     /// Serialises read-modify-persist of the history.
     updating: Mutex<()>,
     /// Writes hold a shared guard from choosing their replica sets until they finish;
@@ -124,7 +128,8 @@ impl LayoutManager {
         Ok(LayoutManager {
             self_id,
             seam,
-            history: RwLock::new(history),
+            digest: RwLock::new(history.digest()),
+            history: RwLock::new(Arc::new(history)),
             updating: Mutex::new(()),
             writes: Arc::new(tokio::sync::RwLock::new(())),
             early_read_switch: AtomicBool::new(false),
@@ -133,7 +138,17 @@ impl LayoutManager {
 
     /// A copy of the whole history.
     pub fn snapshot(&self) -> LayoutHistory {
+        LayoutHistory::clone(&self.history.read().unwrap())
+    }
+
+    /// The installed history, shared (no copy): for readers.
+    pub fn shared(&self) -> Arc<LayoutHistory> {
         self.history.read().unwrap().clone()
+    }
+
+    /// `LayoutHistory::digest` of the installed history, computed once per change.
+    pub fn digest(&self) -> [u8; 32] {
+        *self.digest.read().unwrap()
     }
 
     /// The newest layout, if any is known.
@@ -191,12 +206,15 @@ impl LayoutManager {
         let _serial = self.updating.lock().unwrap();
         let mut next = self.snapshot();
         let result = change(&mut next)?;
-        let changed = next != *self.history.read().unwrap();
+        let changed = next != **self.history.read().unwrap();
         if changed {
             persist(&self.seam, &next)?;
             let version = next.current().map_or(0, ClusterLayout::version);
             self.seam.trace.event("layout.update", &version.to_le_bytes());
-            *self.history.write().unwrap() = next;
+            // Digest first: a reader that sees the new history never gets the old digest
+            // with it for long, and a stale digest only costs one extra gossip exchange.
+            *self.digest.write().unwrap() = next.digest();
+            *self.history.write().unwrap() = Arc::new(next);
         }
         Ok((result, changed))
     }

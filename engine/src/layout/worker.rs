@@ -62,7 +62,7 @@ impl LayoutWorker {
         let me = self.node.id;
         let layouts = &self.node.layouts;
         if let Some(newest) = layouts.current().map(|l| l.version())
-            && layouts.snapshot().get(Tracker::Ack, me) < newest
+            && layouts.shared().get(Tracker::Ack, me) < newest
         {
             // Every write that chose its sets before `newest` was known finishes first.
             layouts.write_barrier().await;
@@ -71,10 +71,13 @@ impl LayoutWorker {
                 Err(_) => report.errors += 1,
             }
         }
-        let history = layouts.snapshot();
+        let history = layouts.shared();
         if let Some(newest) = history.current()
             && history.get(Tracker::Sync, me) < newest.version()
             && history.min(Tracker::Ack) >= newest.version()
+            // A blank node's own replica counts toward the sync below only once its full
+            // sync filled it (node.rs, `blank_sync_loop`).
+            && !self.node.is_syncing()
         {
             match self.sync(&history, newest).await {
                 Ok(()) => match layouts.advance(Tracker::Sync, newest.version()) {
@@ -87,7 +90,7 @@ impl LayoutWorker {
                 }
             }
         }
-        let history = layouts.snapshot();
+        let history = layouts.shared();
         if let Some(read) = history.read_version().map(ClusterLayout::version)
             && history.get(Tracker::SyncAck, me) < read
         {
@@ -170,13 +173,13 @@ impl LayoutWorker {
     async fn gossip(&self, report: &mut LayoutStepReport) {
         let me = self.node.id;
         self.node.learn_peer_addrs();
-        let history = self.node.layouts.snapshot();
+        let history = self.node.layouts.shared();
         let mut peers: BTreeSet<NodeId> = history.tracked_nodes();
         peers.extend(history.addrs().map(|(n, _)| n));
         peers.extend(self.bootstrap.iter().copied());
         peers.remove(&me);
         for peer in peers {
-            let digest = self.node.layouts.snapshot().digest();
+            let digest = self.node.layouts.digest();
             let request = Request::Layout(LayoutRequest::Gossip { digest });
             let theirs = match self.node.rpc.call(peer, request).await {
                 Ok(Response::Layout(None)) => continue,
@@ -195,8 +198,8 @@ impl LayoutWorker {
                     continue;
                 }
             }
-            let ours = self.node.layouts.snapshot();
-            if ours.digest() != theirs.digest() {
+            if self.node.layouts.digest() != theirs.digest() {
+                let ours = self.node.layouts.snapshot();
                 let push = Request::Layout(LayoutRequest::Push { history: Box::new(ours) });
                 if self.node.rpc.call(peer, push).await.is_err() {
                     report.errors += 1;
