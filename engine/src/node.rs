@@ -1,10 +1,11 @@
 //! A Hangar node: its metadata database, its tables, its RPC server, its background workers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand_core::RngCore;
+use redb::{Database, ReadableDatabase, TableDefinition};
 
 use crate::block::BlockManager;
 use crate::block::repair::{BlockRepair, RepairConfig};
@@ -25,7 +26,7 @@ use crate::rpc::{
 };
 use crate::seam::{BoxFuture, Seam, open_database};
 use crate::table::replicated::serve_local;
-use crate::table::{LocalTable, Quorums, Replicated, Store, SyncWorker};
+use crate::table::{LocalTable, Quorums, Replicated, Store, SyncGate, SyncWorker};
 
 /// Where the node's metadata database lives, relative to its data root.
 pub const METADATA_DB_PATH: &str = "meta/hangar.redb";
@@ -34,6 +35,16 @@ pub const METADATA_DB_PATH: &str = "meta/hangar.redb";
 /// in seconds even where anti-entropy runs once a minute. A round costs one small RPC per
 /// peer while nothing changes.
 pub const LAYOUT_INTERVAL_MS_MAX: u64 = 5_000;
+/// Retry period of a blank node's full sync while some peer does not answer: short, since
+/// the node refuses reads until it succeeds.
+pub const BLANK_SYNC_RETRY_MS: u64 = 500;
+
+/// Small per-node facts kept in the metadata database itself, so that they vanish with it.
+const NODE_STATE: TableDefinition<&str, u64> = TableDefinition::new("node_state");
+/// Present (value 1) once this database finished its first full sync. Its *absence* is the
+/// "needs full sync" marker: a database created fresh lacks it, and a crash at any point
+/// before the sync completed leaves it lacking (docs/data-model.md, "Blank nodes").
+const FULL_SYNC_DONE: &str = "full_sync_done";
 
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -99,6 +110,9 @@ pub struct Node {
     pub blocks: Arc<BlockManager>,
     pub(crate) tables: BTreeMap<&'static str, Arc<dyn LocalTable>>,
     stamper: Stamper,
+    /// Set while this node's replica started blank and has not finished its full sync.
+    sync_gate: SyncGate,
+    db: Arc<Database>,
 }
 
 impl Node {
@@ -110,6 +124,8 @@ impl Node {
         };
         let db = open_database(seam.disk.as_ref(), METADATA_DB_PATH).map_err(|e| db_err(&e))?;
         let db = Arc::new(db);
+        let sync_gate = SyncGate::default();
+        sync_gate.set_syncing(!full_sync_done(&db).map_err(|e| db_err(&e))?);
         let kv_store = Arc::new(Store::<KvSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let bucket_store =
             Arc::new(Store::<BucketSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
@@ -118,7 +134,7 @@ impl Node {
         let ref_store =
             Arc::new(Store::<BlockRefSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let mpu_store = Arc::new(Store::<MpuSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
-        let key_store = Arc::new(Store::<KeySchema>::open(db).map_err(|e| db_err(&e))?);
+        let key_store = Arc::new(Store::<KeySchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let rpc = RpcClient::new(config.id, seam.clone(), &config.rpc_secret, config.rpc.clone());
         for (peer, addr) in &config.peers {
             rpc.set_peer_addr(*peer, addr.clone());
@@ -135,13 +151,16 @@ impl Node {
                 })
                 .map_err(NodeError::Layout)?;
         }
-        let (id, q) = (config.id, config.quorums);
-        let kv = Replicated::new(kv_store.clone(), id, rpc.clone(), layout.clone(), q);
-        let buckets = Replicated::new(bucket_store.clone(), id, rpc.clone(), layout.clone(), q);
-        let objects = Replicated::new(object_store.clone(), id, rpc.clone(), layout.clone(), q);
-        let block_refs = Replicated::new(ref_store.clone(), id, rpc.clone(), layout.clone(), q);
-        let mpu = Replicated::new(mpu_store.clone(), id, rpc.clone(), layout.clone(), q);
-        let keys = Replicated::new(key_store.clone(), id, rpc.clone(), layout.clone(), q);
+        let (id, q, g) = (config.id, config.quorums, sync_gate.clone());
+        let kv = Replicated::new(kv_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
+        let buckets =
+            Replicated::new(bucket_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
+        let objects =
+            Replicated::new(object_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
+        let block_refs =
+            Replicated::new(ref_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
+        let mpu = Replicated::new(mpu_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
+        let keys = Replicated::new(key_store.clone(), id, rpc.clone(), layout.clone(), q, g);
         let mut tables: BTreeMap<&'static str, Arc<dyn LocalTable>> = BTreeMap::new();
         tables.insert(kv_store.name(), kv_store);
         tables.insert(bucket_store.name(), bucket_store);
@@ -172,6 +191,8 @@ impl Node {
             blocks,
             tables,
             stamper,
+            sync_gate,
+            db,
         });
 
         let listener = node.seam.net.listen(&config.rpc_bind_addr).await.map_err(|e| {
@@ -180,6 +201,9 @@ impl Node {
         let handler: Arc<dyn Handler> = node.clone();
         tokio::spawn(rpc::serve(listener, node.seam.clone(), config.rpc_secret.clone(), handler));
         tokio::spawn(node.clone().anti_entropy_loop(config.sync_interval_ms));
+        if node.is_syncing() {
+            tokio::spawn(node.clone().blank_sync_loop());
+        }
         let bootstrap = config.peers.keys().copied().collect();
         let layout_interval_ms = config.sync_interval_ms.min(LAYOUT_INTERVAL_MS_MAX);
         tokio::spawn(LayoutWorker::new(node.clone(), bootstrap).run(layout_interval_ms));
@@ -206,6 +230,58 @@ impl Node {
                 self.seam.trace.event("anti-entropy", summary.as_bytes());
             }
         }
+    }
+
+    /// A blank node's way back to serving reads: full sync passes right away and every
+    /// `BLANK_SYNC_RETRY_MS` until one covers every partition (`SyncWorker::full_sync_pass`),
+    /// then a block resync pass, then the persisted marker, then reads.
+    async fn blank_sync_loop(self: Arc<Self>) {
+        let worker = SyncWorker {
+            self_id: self.id,
+            rpc: self.rpc.clone(),
+            layout: self.layouts.clone(),
+            tables: self.tables.values().cloned().collect(),
+        };
+        let mut answered = BTreeSet::new();
+        loop {
+            match self.blank_sync_step(&worker, &mut answered).await {
+                Ok(()) => break,
+                Err(e) => tracing::debug!(node = %self.id, "blank node not synced yet: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(BLANK_SYNC_RETRY_MS)).await;
+        }
+        self.sync_gate.set_syncing(false);
+        self.seam.trace.event("blank-sync-done", &self.id.0.to_le_bytes());
+        tracing::info!(node = %self.id, "blank node synced; serving reads");
+    }
+
+    async fn blank_sync_step(
+        self: &Arc<Self>,
+        worker: &SyncWorker,
+        answered: &mut BTreeSet<NodeId>,
+    ) -> Result<(), String> {
+        // Without a layout (a wiped node learns it again by gossip) nothing says which
+        // partitions we hold, so nothing can be declared synced yet.
+        if self.layouts.current().is_none() {
+            return Err("no layout known yet".into());
+        }
+        worker.full_sync_pass(self.quorums.write, answered).await?;
+        let resync = BlockRepair::new(self.clone(), RepairConfig::default()).resync_step().await;
+        if resync.errors > 0 {
+            return Err(format!("block resync: {resync:?}"));
+        }
+        mark_full_sync_done(&self.db).map_err(|e| format!("cannot persist the marker: {e}"))
+    }
+
+    /// Whether this node started blank and still refuses table reads.
+    pub fn is_syncing(&self) -> bool {
+        self.sync_gate.is_syncing()
+    }
+
+    /// Test-only weakening (the simulation's `cluster.unsafe_blank_node_serves_reads`): a
+    /// blank node serves reads at once, the bug the sync gate exists to prevent.
+    pub fn unsafe_serve_reads_while_syncing(&self) {
+        self.sync_gate.set_syncing(false);
     }
 
     /// The newest layout this node knows (`None` until it learnt one).
@@ -336,6 +412,10 @@ impl Handler for Node {
                         return Err(RemoteError::UnknownTable { table: t.table().into() });
                     };
                     let storage = |reason: String| RemoteError::Storage { reason };
+                    let reads = matches!(t, TableRequest::Read { .. } | TableRequest::Range { .. });
+                    if reads && self.is_syncing() {
+                        return Err(RemoteError::Syncing);
+                    }
                     match t {
                         // Replica writes from many coordinators share one durable commit.
                         TableRequest::Update { entries, .. } => table
@@ -358,4 +438,25 @@ fn advertised_addr(config: &NodeConfig) -> Option<String> {
     }
     let wildcard = ["0.0.0.0:", "[::]:"].iter().any(|w| config.rpc_bind_addr.starts_with(w));
     (!wildcard).then(|| config.rpc_bind_addr.clone())
+}
+
+/// Whether `db` finished its first full sync (see `FULL_SYNC_DONE`).
+fn full_sync_done(db: &Database) -> Result<bool, String> {
+    let tx = db.begin_read().map_err(|e| e.to_string())?;
+    let table = match tx.open_table(NODE_STATE) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+        Err(e) => return Err(e.to_string()),
+    };
+    Ok(table.get(FULL_SYNC_DONE).map_err(|e| e.to_string())?.is_some())
+}
+
+/// Durably records that `db` finished its first full sync.
+fn mark_full_sync_done(db: &Database) -> Result<(), String> {
+    let tx = db.begin_write().map_err(|e| e.to_string())?;
+    {
+        let mut table = tx.open_table(NODE_STATE).map_err(|e| e.to_string())?;
+        table.insert(FULL_SYNC_DONE, 1).map_err(|e| e.to_string())?;
+    }
+    tx.commit().map_err(|e| e.to_string())
 }

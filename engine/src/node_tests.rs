@@ -26,6 +26,8 @@ pub(crate) struct TestCluster {
     pub board: Arc<Switchboard>,
     /// n1, n2, n3 (then any spare nodes) in that order.
     pub nodes: Vec<Arc<Node>>,
+    /// How many of `nodes` are in the first layout (the others are spares).
+    pub members: u64,
 }
 
 pub(crate) fn node_name(n: u64) -> String {
@@ -44,6 +46,27 @@ fn test_layout(nodes: u64) -> ClusterLayout {
     }
     layout.apply_staged(1).expect("first layout applies");
     layout
+}
+
+fn node_config(
+    n: u64,
+    peers: BTreeMap<NodeId, String>,
+    layout: ClusterLayout,
+    sync_interval_ms: u64,
+) -> NodeConfig {
+    NodeConfig {
+        id: NodeId(n),
+        rpc_bind_addr: node_name(n),
+        public_addr: None,
+        peers,
+        layout,
+        rpc_secret: "test-secret".into(),
+        quorums: Quorums::for_mode(ConsistencyMode::Consistent, NODE_COUNT as usize),
+        rpc: test_rpc_config(),
+        sync_interval_ms,
+        gc: Default::default(),
+        repair: Default::default(),
+    }
 }
 
 fn test_rpc_config() -> RpcConfig {
@@ -82,23 +105,39 @@ impl TestCluster {
                 let empty = ClusterLayout::new(NODE_COUNT as usize).expect("RF 3 is valid");
                 (BTreeMap::from([(NodeId(1), node_name(1))]), empty)
             };
-            let config = NodeConfig {
-                id: NodeId(n),
-                rpc_bind_addr: node_name(n),
-                public_addr: None,
-                peers,
-                layout,
-                rpc_secret: "test-secret".into(),
-                quorums: Quorums::for_mode(ConsistencyMode::Consistent, NODE_COUNT as usize),
-                rpc: test_rpc_config(),
-                sync_interval_ms,
-                gc: Default::default(),
-                repair: Default::default(),
-            };
+            let config = node_config(n, peers, layout, sync_interval_ms);
             let node = Node::start(seam(&board, &node_name(n), n), config).await;
             nodes.push(node.expect("node starts"));
         }
-        TestCluster { board, nodes }
+        let cluster = TestCluster { board, nodes, members };
+        // Every node starts blank and refuses reads until its first full sync (node.rs).
+        wait_until("a fresh cluster finished its blank sync", 5_000, || {
+            cluster.nodes[..members as usize].iter().all(|n| !n.is_syncing())
+        })
+        .await;
+        cluster
+    }
+
+    /// Node `n` (a member) loses its disk: its old incarnation is cut off the network and a
+    /// new one starts on an empty disk under the same name, with the cluster's first layout.
+    /// Returns once it listens; it is then blank and syncing.
+    pub async fn restart_blank(&mut self, n: u64, sync_interval_ms: u64) {
+        // Every connection to the old incarnation breaks, so peers reconnect to the new
+        // listener (which replaces the old one on the switchboard).
+        self.board.kill(&node_name(n));
+        let members = self.members;
+        let peers = (1..=members).filter(|&p| p != n).map(|p| (NodeId(p), node_name(p)));
+        let config = node_config(n, peers.collect(), test_layout(members), sync_interval_ms);
+        // A different seed than the first incarnation: a new process.
+        let node = Node::start(seam(&self.board, &node_name(n), n + 1_000), config).await;
+        self.nodes[n as usize - 1] = node.expect("node restarts");
+        // A peer learns that its connection broke from its next call (it fails, as calls
+        // to a crashed process do); spend that call on a ping so the test's own calls
+        // reach the new incarnation.
+        for p in (1..=members).filter(|&p| p != n) {
+            let ping = self.node(p).rpc.call(NodeId(n), crate::rpc::Request::Ping).await;
+            drop(ping);
+        }
     }
 
     /// Node `n` (1-based, as in its name).
@@ -515,4 +554,116 @@ async fn a_bucket_with_only_old_versions_is_not_empty_and_unversioned_deletes_le
     s[0].delete_object("u", "k").await.unwrap();
     assert!(s[1].list_object_versions("u", "", "", 10).await.unwrap().is_empty());
     s[1].delete_bucket("u").await.unwrap();
+}
+
+// Regression (issue 3): a node that lost its disk came back with an empty database and at
+// once answered table reads with "I have nothing". A write acknowledged by {n1, n2} while
+// n3 was down, then n1's disk lost: a read coordinated by n3 asks n3 (stale) and n1
+// (blank) and returned the old value — read-after-write broken, and read repair would
+// have spread it. A blank node now refuses reads (`RemoteError::Syncing`) until a full
+// sync from enough replicas, so the read asks n2 instead.
+mod blank_node {
+    use super::*;
+    use crate::crdt::Lww;
+    use crate::kv::kv_key;
+
+    /// Long enough that periodic anti-entropy never runs in these tests: only the
+    /// mechanisms under test (blank sync, read quorums) can move data.
+    const NO_ANTI_ENTROPY_MS: u64 = 3_600_000;
+
+    async fn put(node: &Node, key: &str, value: &[u8]) {
+        let entry = Lww::new(node.stamp(), Some(value.to_vec()));
+        node.kv.insert(kv_key(key), &entry).await.expect("write quorum");
+    }
+
+    async fn get(node: &Node, key: &str) -> Result<Option<Vec<u8>>, crate::table::QuorumError> {
+        Ok(node.kv.get(&kv_key(key)).await?.and_then(|e| e.value().clone()))
+    }
+
+    /// n3 misses `new` (acknowledged by n1, n2), then n1 loses its disk and restarts while
+    /// n2 is unreachable, so a read quorum is exactly {n1 (blank), n3 (stale)}.
+    async fn stale_n3_and_blank_n1() -> TestCluster {
+        let mut cluster = TestCluster::start_with_sync_interval(NO_ANTI_ENTROPY_MS).await;
+        put(cluster.node(1), "k", b"old").await;
+        cluster.set_down(3, true);
+        put(cluster.node(1), "k", b"new").await;
+        // Past every RPC timeout: the write's background attempt at n3 has given up.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        cluster.set_down(3, false);
+        cluster.set_down(2, true);
+        cluster.restart_blank(1, NO_ANTI_ENTROPY_MS).await;
+        cluster
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_the_guard_a_blank_node_and_a_stale_one_lose_an_acknowledged_write() {
+        let cluster = stale_n3_and_blank_n1().await;
+        cluster.node(1).unsafe_serve_reads_while_syncing();
+        let read = get(cluster.node(3), "k").await.expect("read quorum");
+        assert_eq!(read.as_deref(), Some(&b"old"[..]), "the bug this guard prevents");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blank_node_refuses_reads_until_synced_so_the_acknowledged_write_is_read() {
+        let cluster = stale_n3_and_blank_n1().await;
+        assert!(cluster.node(1).is_syncing(), "n1 could not reach n2 yet");
+        let err = get(cluster.node(3), "k").await.expect_err("n1 refuses, n2 is down");
+        assert!(err.errors.iter().any(|e| e.contains("syncing")), "{err}");
+        // Its own coordinator reads skip its local copy too.
+        let err = get(cluster.node(1), "k").await.expect_err("only n3 counts");
+        assert!(err.errors.iter().any(|e| e.contains("syncing")), "{err}");
+        cluster.set_down(2, false);
+        // Past the RPC client's reconnect backoff towards n2.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for n in [1, 3] {
+            let read = get(cluster.node(n), "k").await.expect("read quorum with n2");
+            assert_eq!(read.as_deref(), Some(&b"new"[..]));
+        }
+        wait_until("n1 leaves syncing", 5_000, || !cluster.node(1).is_syncing()).await;
+        let local = cluster.node(1).kv.local.get(&kv_key("k")).expect("local read");
+        assert_eq!(local.and_then(|e| e.value().clone()).as_deref(), Some(&b"new"[..]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fresh_cluster_is_readable_within_seconds() {
+        // `start` waits (bounded: 5 virtual s) until no member is syncing.
+        let cluster = TestCluster::start().await;
+        put(cluster.node(1), "k", b"v").await;
+        for n in 1..=3 {
+            let read = get(cluster.node(n), "k").await.expect("read quorum");
+            assert_eq!(read.as_deref(), Some(&b"v"[..]));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blank_node_with_a_peer_down_stays_syncing_and_never_serves_a_stale_read() {
+        let mut cluster = TestCluster::start_with_sync_interval(NO_ANTI_ENTROPY_MS).await;
+        put(cluster.node(1), "k", b"v").await;
+        cluster.set_down(3, true);
+        cluster.restart_blank(1, NO_ANTI_ENTROPY_MS).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(cluster.node(1).is_syncing(), "n3 never answered, so n1 cannot be sure");
+        // With n1 refusing and n3 down only n2 answers: the read fails rather than trust n1.
+        let err = get(cluster.node(1), "k").await.expect_err("one replica of three answers");
+        assert_eq!(err.successes, 1, "{err}");
+        // Writes still work (n1, n2) and the value stays readable through n2 once n3 is back.
+        put(cluster.node(2), "k", b"w").await;
+        cluster.set_down(3, false);
+        wait_until("n1 leaves syncing", 5_000, || !cluster.node(1).is_syncing()).await;
+        for n in 1..=3 {
+            let read = get(cluster.node(n), "k").await.expect("read quorum");
+            assert_eq!(read.as_deref(), Some(&b"w"[..]));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_synced_marker_survives_a_restart_and_a_blank_disk_has_none() {
+        let cluster = TestCluster::start_with_sync_interval(NO_ANTI_ENTROPY_MS).await;
+        // Same disk, new incarnation: the marker is in the database, so no sync is needed.
+        let node = cluster.node(2);
+        let config = node_config(2, BTreeMap::new(), test_layout(3), NO_ANTI_ENTROPY_MS);
+        cluster.set_down(2, true);
+        let again = Node::start(node.seam.clone(), config).await.expect("restarts");
+        assert!(!again.is_syncing());
+    }
 }

@@ -25,12 +25,25 @@ pub struct Switchboard {
     down: Mutex<BTreeSet<String>>,
     /// Connections opened so far.
     pub connects: AtomicU64,
+    /// Bumped when a node's process is replaced (`kill`): connections opened by or to an
+    /// earlier incarnation break, as a real restart's would.
+    incarnations: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Switchboard {
     fn is_down(&self, a: &str, b: &str) -> bool {
         let down = self.down.lock().unwrap();
         down.contains(a) || down.contains(b)
+    }
+
+    fn incarnation(&self, addr: &str) -> u64 {
+        self.incarnations.lock().unwrap().get(addr).copied().unwrap_or(0)
+    }
+
+    /// Breaks every connection of node `addr`'s current process (a crash); the next
+    /// process to listen under that name starts with none.
+    pub fn kill(&self, addr: &str) {
+        *self.incarnations.lock().unwrap().entry(addr.to_string()).or_default() += 1;
     }
 
     /// Takes a node (by name, which is also its address) off the network or back.
@@ -77,9 +90,11 @@ impl Net for MemNet {
             let accepts =
                 accepts.ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))?;
             let (a, b) = tokio::io::duplex(1 << 16);
+            let born = (self.board.incarnation(&addr), self.board.incarnation(&self.name));
             let gate = |inner| Gated {
                 inner,
                 ends: (addr.clone(), self.name.clone()),
+                born,
                 board: self.board.clone(),
             };
             let (a, b) = (gate(a), gate(b));
@@ -96,12 +111,15 @@ impl Net for MemNet {
 struct Gated {
     inner: tokio::io::DuplexStream,
     ends: (String, String),
+    /// The two ends' incarnations when the connection opened.
+    born: (u64, u64),
     board: Arc<Switchboard>,
 }
 
 impl Gated {
     fn check(&self) -> io::Result<()> {
-        if self.board.is_down(&self.ends.0, &self.ends.1) {
+        let now = (self.board.incarnation(&self.ends.0), self.board.incarnation(&self.ends.1));
+        if self.board.is_down(&self.ends.0, &self.ends.1) || now != self.born {
             return Err(io::Error::from(io::ErrorKind::BrokenPipe));
         }
         Ok(())

@@ -164,6 +164,10 @@ pub enum RemoteError {
         errors: Vec<String>,
     },
     NotForThisNode,
+    /// This replica started blank (lost or new disk) and has not finished its first full
+    /// sync: its "I have nothing" may hide an acknowledged write, so it refuses table reads
+    /// and the coordinator asks another replica (docs/data-model.md, "Blank nodes").
+    Syncing,
 }
 
 impl std::fmt::Display for RemoteError {
@@ -178,6 +182,7 @@ impl std::fmt::Display for RemoteError {
                 errors.join("; ")
             ),
             RemoteError::NotForThisNode => write!(f, "request not for this node"),
+            RemoteError::Syncing => write!(f, "replica syncing after a blank start"),
         }
     }
 }

@@ -8,7 +8,7 @@ pub mod sync;
 pub use replicated::{ConsistencyMode, QuorumError, Quorums, Replicated};
 pub use schema::{TableSchema, entry_key};
 pub use store::{LocalTable, Store, StoreError};
-pub use sync::{SyncReport, SyncWorker};
+pub use sync::{SyncGate, SyncReport, SyncWorker};
 
 #[cfg(test)]
 mod tests;

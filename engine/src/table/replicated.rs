@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::schema::{TableSchema, decode_entry, encode_entry, partition_of_key};
 use super::store::{LocalTable, Store};
+use super::sync::SyncGate;
 use crate::crdt::Crdt;
 use crate::layout::NodeId;
 use crate::layout::manager::{LayoutManager, SetQuorums};
@@ -89,6 +90,9 @@ pub struct Replicated<S: TableSchema> {
     rpc: Arc<RpcClient>,
     layout: Arc<LayoutManager>,
     quorums: Quorums,
+    /// Set while our replica started blank and has not synced: its reads are not ours to
+    /// count (see `SyncGate`).
+    gate: SyncGate,
 }
 
 type Answer = (NodeId, Result<Response, String>);
@@ -100,8 +104,9 @@ impl<S: TableSchema> Replicated<S> {
         rpc: Arc<RpcClient>,
         layout: Arc<LayoutManager>,
         quorums: Quorums,
+        gate: SyncGate,
     ) -> Self {
-        Replicated { local, self_id, rpc, layout, quorums }
+        Replicated { local, self_id, rpc, layout, quorums, gate }
     }
 
     /// The replicas a read of `key` asks (the read version's set).
@@ -124,7 +129,13 @@ impl<S: TableSchema> Replicated<S> {
                 });
                 return;
             }
-            let answer = serve_local(self.local.as_ref(), &request);
+            let reads = matches!(request, TableRequest::Read { .. } | TableRequest::Range { .. });
+            let answer = if reads && self.gate.is_syncing() {
+                // Like a remote replica answering `Syncing`: the read asks the next one.
+                Err(crate::rpc::RemoteError::Syncing.to_string())
+            } else {
+                serve_local(self.local.as_ref(), &request)
+            };
             let _ = tx.try_send((node, answer));
             return;
         }

@@ -9,8 +9,9 @@
 //! This is a full-partition exchange: fine for small partitions; the data-path work replaces
 //! it with Merkle trees so big partitions exchange only what differs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::replicated::serve_local;
 use super::store::LocalTable;
@@ -24,6 +25,23 @@ pub struct SyncReport {
     pub peers_contacted: usize,
     pub partitions_differing: usize,
     pub errors: usize,
+}
+
+/// Whether this node's replica may be missing acknowledged writes because it started with a
+/// blank metadata database (lost or replaced disk, or a brand-new node) and has not finished
+/// its first full sync. While set, the node refuses table reads (docs/data-model.md,
+/// "Blank nodes"); writes and anti-entropy are served as usual (they are CRDT merges).
+#[derive(Debug, Clone, Default)]
+pub struct SyncGate(Arc<AtomicBool>);
+
+impl SyncGate {
+    pub fn is_syncing(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub fn set_syncing(&self, syncing: bool) {
+        self.0.store(syncing, Ordering::Release)
+    }
 }
 
 pub struct SyncWorker {
@@ -113,5 +131,54 @@ impl SyncWorker {
             self.rpc.call(peer, Request::Table(push)).await.map_err(|e| e.to_string())?;
         }
         Ok(differing)
+    }
+
+    /// One pass of a blank node's full sync: exchanges every table with every peer not yet
+    /// in `answered` (a peer joins it once all its tables exchanged without error), then
+    /// checks coverage. Succeeds once, for every partition this node holds in any stored
+    /// layout version, at least `len − write_quorum + 1` other replicas of that version's set
+    /// answered: a write acknowledged by `write_quorum` replicas (one of them maybe our lost
+    /// copy) sits on at least `write_quorum − 1` of the `len − 1` others, so that many
+    /// answers cannot all miss it. `answered` carries over between passes: a pull made
+    /// after the restart already holds every write acknowledged before it.
+    pub async fn full_sync_pass(
+        &self,
+        write_quorum: usize,
+        answered: &mut BTreeSet<NodeId>,
+    ) -> Result<(), String> {
+        let mut errors = Vec::new();
+        for (peer, partitions) in self.shared_partitions() {
+            if answered.contains(&peer) {
+                continue;
+            }
+            let mut ok = true;
+            for table in &self.tables {
+                if let Err(e) = self.sync_with(table.as_ref(), peer, &partitions).await {
+                    errors.push(format!("{peer}/{}: {e}", table.name()));
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                answered.insert(peer);
+            }
+        }
+        for p in 0..=u8::MAX {
+            for set in self.layout.write_sets(p) {
+                if !set.contains(&self.self_id) {
+                    continue;
+                }
+                let others = set.len() - 1;
+                let needed = (set.len() + 1).saturating_sub(write_quorum).min(others);
+                let got = set.iter().filter(|n| answered.contains(n)).count();
+                if got < needed {
+                    return Err(format!(
+                        "partition {p}: {got} of {needed} other replicas answered ({})",
+                        errors.join("; ")
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
