@@ -2,7 +2,8 @@
 # The Jepsen campaign: every workload × every nemesis (alone, then all together) × RUNS
 # seeds, against the current build. Prints one line per run and a summary; keeps every
 # run's directory. Needs root. Usage:
-#   jepsen/campaign.sh [OUT_DIR] [RUNS] [TIME_LIMIT_S] [NODES]
+#   [NEMESES="kill pause"] [WORKLOADS=set] [FIRST_SEED=1] [MODE=consistent] \
+#     jepsen/campaign.sh [OUT_DIR] [RUNS] [TIME_LIMIT_S] [NODES]
 # e.g. jepsen/campaign.sh target/jepsen-campaign 10 60 5   (the full campaign, ~2.5 h here)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -10,19 +11,23 @@ out="${1:-target/jepsen-campaign}"
 runs="${2:-10}"
 limit="${3:-60}"
 nodes="${4:-5}"
+nemeses="${NEMESES:-partition kill pause clock layout partition,kill,pause,clock,layout}"
+workloads="${WORKLOADS:-register set}"
+first="${FIRST_SEED:-1}"
+mode="${MODE:-consistent}"
 cargo build -p hangar-s3 -p hangar-jepsen || exit 2
 mkdir -p "$out"
 summary="$out/summary.txt"
 : > "$summary"
-for workload in register set; do
-  for nemesis in partition kill pause clock partition,kill,pause,clock; do
-    for seed in $(seq 1 "$runs"); do
+for workload in $workloads; do
+  for nemesis in $nemeses; do
+    for seed in $(seq "$first" $((first + runs - 1))); do
       dir="$out/$workload-${nemesis//,/+}-$seed"
       target/debug/hangar-jepsen run --workload "$workload" --nemesis "$nemesis" \
-        --nodes "$nodes" --time-limit "$limit" --seed "$seed" --out "$dir" > "$dir.log" 2>&1
+        --nodes "$nodes" --time-limit "$limit" --seed "$seed" --consistency-mode "$mode" --out "$dir" > "$dir.log" 2>&1
       verdict=$(grep '^valid:' "$dir.log" | tail -1)
       ops=$(grep -o '^[0-9]* operations ([0-9]* acknowledged reads)' "$dir.log")
-      echo "$workload $nemesis seed=$seed ${verdict:-valid: unknown} $ops" | tee -a "$summary"
+      echo "$mode $workload $nemesis seed=$seed ${verdict:-valid: unknown} $ops" | tee -a "$summary"
     done
   done
 done

@@ -61,6 +61,8 @@ impl Node {
 pub struct Cluster {
     opts: ClusterOptions,
     pub nodes: Vec<Node>,
+    /// Every node's `<id>@<addr>`, as `hangar node id` printed it.
+    ids: Vec<String>,
 }
 
 impl Cluster {
@@ -73,7 +75,7 @@ impl Cluster {
             ));
         }
         netns::cleanup()?;
-        let mut cluster = Cluster { opts, nodes: Vec::new() };
+        let mut cluster = Cluster { opts, nodes: Vec::new(), ids: Vec::new() };
         let built = cluster.build(out);
         if built.is_err() {
             cluster.teardown();
@@ -99,12 +101,13 @@ impl Cluster {
         for i in 0..self.nodes.len() {
             self.wait_ready(i)?;
         }
-        self.join_and_layout()
+        self.ids = self.join_and_layout()?;
+        Ok(())
     }
 
     /// Through the operator's CLI, as docs/cli.md describes: connect node 1 to every other
     /// node, give each a role (one zone per node, equal capacity) and apply layout v1.
-    fn join_and_layout(&self) -> Result<(), String> {
+    fn join_and_layout(&self) -> Result<Vec<String>, String> {
         let mut ids = Vec::new();
         for i in 0..self.nodes.len() {
             let id = self.cli(i, &["node", "id"])?.trim().to_string();
@@ -121,7 +124,43 @@ impl Cluster {
             let zone = format!("z{}", i + 1);
             self.cli_retrying(0, &["layout", "assign", id, "--zone", &zone, "--capacity", "1"])?;
         }
-        self.cli(0, &["layout", "apply", "--version", "1"]).map(drop)
+        self.cli(0, &["layout", "apply", "--version", "1"])?;
+        Ok(ids)
+    }
+
+    fn bare_id(&self, i: usize) -> &str {
+        self.ids[i].split('@').next().expect("ids hold an @")
+    }
+
+    /// Another node than `i` to run layout commands through (the victim may be leaving).
+    fn other_than(&self, i: usize) -> usize {
+        (i + 1) % self.nodes.len()
+    }
+
+    /// Stages removing node `i` and applies it as the next layout version.
+    pub fn layout_remove(&self, i: usize) -> Result<(), String> {
+        let via = self.other_than(i);
+        self.cli(via, &["layout", "remove", self.bare_id(i)])?;
+        self.apply_next(via)
+    }
+
+    /// Gives node `i` its role back (its own zone, capacity 1) in the next layout version.
+    pub fn layout_add(&self, i: usize) -> Result<(), String> {
+        let via = self.other_than(i);
+        let zone = format!("z{}", i + 1);
+        self.cli(via, &["layout", "assign", self.bare_id(i), "--zone", &zone, "--capacity", "1"])?;
+        self.apply_next(via)
+    }
+
+    fn apply_next(&self, via: usize) -> Result<(), String> {
+        let shown = self.cli(via, &["--json", "layout", "show"])?;
+        let value: serde_json::Value =
+            serde_json::from_str(&shown).map_err(|e| format!("layout show --json: {e}"))?;
+        let version = value["version"]
+            .as_u64()
+            .ok_or_else(|| format!("layout show --json has no version: {shown}"))?;
+        let next = (version + 1).to_string();
+        self.cli(via, &["layout", "apply", "--version", &next]).map(drop)
     }
 
     /// Runs `hangar -c <node i's config> ARGS` from the root namespace (the admin API

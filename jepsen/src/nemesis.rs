@@ -28,6 +28,7 @@ pub enum Family {
     Kill,
     Pause,
     Clock,
+    Layout,
 }
 
 impl Family {
@@ -39,11 +40,12 @@ impl Family {
                 "kill" => Family::Kill,
                 "pause" => Family::Pause,
                 "clock" => Family::Clock,
+                "layout" => Family::Layout,
                 "none" => continue,
                 other => {
                     return Err(format!(
                         "unknown nemesis {other:?}: choose from partition, kill, pause, clock, \
-                         none (layout changes need the multi-node server)"
+                         layout, none"
                     ));
                 }
             };
@@ -72,6 +74,10 @@ pub enum Fault {
     Clock {
         node: usize,
         offset_s: i64,
+    },
+    /// Remove the node from the layout (a new version), then assign it back.
+    Layout {
+        node: usize,
     },
 }
 
@@ -124,6 +130,7 @@ fn pick(rng: &mut ChaCha20Rng, family: Family, nodes: usize) -> Fault {
                 if rng.next_u64().is_multiple_of(2) { offset as i64 } else { -(offset as i64) };
             Fault::Clock { node: one, offset_s }
         }
+        Family::Layout => Fault::Layout { node: one },
     }
 }
 
@@ -202,6 +209,7 @@ pub fn label(fault: &Fault) -> String {
         Fault::Kill { nodes } => format!("kill {}", names(nodes).join(" ")),
         Fault::Pause { nodes } => format!("pause {}", names(nodes).join(" ")),
         Fault::Clock { node, offset_s } => format!("clock n{} {offset_s:+}s", node + 1),
+        Fault::Layout { node } => format!("layout remove n{} (then assign back)", node + 1),
     }
 }
 
@@ -224,6 +232,7 @@ fn apply(cluster: &mut Cluster, fault: &Fault) -> Result<(), String> {
         Fault::Kill { nodes } => nodes.iter().try_for_each(|n| cluster.kill(*n)),
         Fault::Pause { nodes } => nodes.iter().try_for_each(|n| cluster.pause(*n)),
         Fault::Clock { node, offset_s } => cluster.set_clock(*node, *offset_s),
+        Fault::Layout { node } => cluster.layout_remove(*node),
     }
 }
 
@@ -233,6 +242,7 @@ fn heal(cluster: &mut Cluster, fault: &Fault) -> Result<(), String> {
         Fault::Kill { nodes } => nodes.iter().try_for_each(|n| cluster.restart(*n)),
         Fault::Pause { nodes } => nodes.iter().try_for_each(|n| cluster.resume(*n)),
         Fault::Clock { node, .. } => cluster.set_clock(*node, 0),
+        Fault::Layout { node } => cluster.layout_add(*node),
     }
 }
 
@@ -262,7 +272,7 @@ mod tests {
 
     #[test]
     fn faults_keep_a_majority_and_name_real_nodes() {
-        let all = [Family::Partition, Family::Kill, Family::Pause, Family::Clock];
+        let all = [Family::Partition, Family::Kill, Family::Pause, Family::Clock, Family::Layout];
         for seed in 0..50 {
             for step in schedule(seed, &all, 5, 120) {
                 match step.fault {
@@ -275,6 +285,7 @@ mod tests {
                     Fault::Kill { nodes } => assert!(!nodes.is_empty() && nodes.len() <= 2),
                     Fault::Pause { nodes } => assert!(nodes.iter().all(|n| *n < 5)),
                     Fault::Clock { node, offset_s } => assert!(node < 5 && offset_s != 0),
+                    Fault::Layout { node } => assert!(node < 5),
                 }
             }
         }
@@ -284,7 +295,7 @@ mod tests {
     fn nemesis_names_parse_and_unknown_ones_are_refused() {
         let fs = Family::parse_list("partition,kill,kill").unwrap();
         assert_eq!(fs, vec![Family::Partition, Family::Kill]);
-        assert!(Family::parse_list("layout").unwrap_err().contains("unknown nemesis"));
+        assert!(Family::parse_list("split").unwrap_err().contains("unknown nemesis"));
         assert!(Family::parse_list("none").unwrap().is_empty());
     }
 }
