@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rand_core::RngCore;
@@ -38,6 +39,10 @@ pub const LAYOUT_INTERVAL_MS_MAX: u64 = 5_000;
 /// Retry period of a blank node's full sync while some peer does not answer: short, since
 /// the node refuses reads until it succeeds.
 pub const BLANK_SYNC_RETRY_MS: u64 = 500;
+
+/// A resync interval this long or longer counts as resync switched off: the blank sync then
+/// skips its block pass too.
+pub const RESYNC_OFF_INTERVAL_MS: u64 = 24 * 3_600_000;
 
 /// Small per-node facts kept in the metadata database itself, so that they vanish with it.
 const NODE_STATE: TableDefinition<&str, u64> = TableDefinition::new("node_state");
@@ -112,6 +117,8 @@ pub struct Node {
     stamper: Stamper,
     /// Set while this node's replica started blank and has not finished its full sync.
     sync_gate: SyncGate,
+    /// Test-only weakening switched on (`unsafe_serve_reads_while_syncing`).
+    sync_guard_off: AtomicBool,
     db: Arc<Database>,
 }
 
@@ -192,6 +199,7 @@ impl Node {
             tables,
             stamper,
             sync_gate,
+            sync_guard_off: AtomicBool::new(false),
             db,
         });
 
@@ -202,7 +210,7 @@ impl Node {
         tokio::spawn(rpc::serve(listener, node.seam.clone(), config.rpc_secret.clone(), handler));
         tokio::spawn(node.clone().anti_entropy_loop(config.sync_interval_ms));
         if node.is_syncing() {
-            tokio::spawn(node.clone().blank_sync_loop());
+            tokio::spawn(node.clone().blank_sync_loop(config.repair));
         }
         let bootstrap = config.peers.keys().copied().collect();
         let layout_interval_ms = config.sync_interval_ms.min(LAYOUT_INTERVAL_MS_MAX);
@@ -235,7 +243,7 @@ impl Node {
     /// A blank node's way back to serving reads: full sync passes right away and every
     /// `BLANK_SYNC_RETRY_MS` until one covers every partition (`SyncWorker::full_sync_pass`),
     /// then a block resync pass, then the persisted marker, then reads.
-    async fn blank_sync_loop(self: Arc<Self>) {
+    async fn blank_sync_loop(self: Arc<Self>, repair: RepairConfig) {
         let worker = SyncWorker {
             self_id: self.id,
             rpc: self.rpc.clone(),
@@ -244,7 +252,11 @@ impl Node {
         };
         let mut answered = BTreeSet::new();
         loop {
-            match self.blank_sync_step(&worker, &mut answered).await {
+            if self.sync_guard_off.load(Ordering::Relaxed) {
+                // The weakened node behaves as before the guard: anti-entropy alone refills it.
+                return;
+            }
+            match self.blank_sync_step(&worker, &mut answered, repair).await {
                 Ok(()) => break,
                 Err(e) => tracing::debug!(node = %self.id, "blank node not synced yet: {e}"),
             }
@@ -259,6 +271,7 @@ impl Node {
         self: &Arc<Self>,
         worker: &SyncWorker,
         answered: &mut BTreeSet<NodeId>,
+        repair: RepairConfig,
     ) -> Result<(), String> {
         // Without a layout (a wiped node learns it again by gossip) nothing says which
         // partitions we hold, so nothing can be declared synced yet.
@@ -266,9 +279,14 @@ impl Node {
             return Err("no layout known yet".into());
         }
         worker.full_sync_pass(self.quorums.write, answered).await?;
-        let resync = BlockRepair::new(self.clone(), RepairConfig::default()).resync_step().await;
-        if resync.errors > 0 {
-            return Err(format!("block resync: {resync:?}"));
+        // The resync worker's first pass, brought forward — unless resync is switched off
+        // (the weakened simulation scenarios show what that loses). Reads do not wait for
+        // blocks: a block read falls back to the other replicas and checks the hash.
+        if repair.resync_interval_ms < RESYNC_OFF_INTERVAL_MS {
+            let resync = BlockRepair::new(self.clone(), repair).resync_step().await;
+            if resync.errors > 0 {
+                return Err(format!("block resync: {resync:?}"));
+            }
         }
         mark_full_sync_done(&self.db).map_err(|e| format!("cannot persist the marker: {e}"))
     }
@@ -279,8 +297,11 @@ impl Node {
     }
 
     /// Test-only weakening (the simulation's `cluster.unsafe_blank_node_serves_reads`): a
-    /// blank node serves reads at once, the bug the sync gate exists to prevent.
+    /// blank node serves reads at once and is refilled by periodic anti-entropy only, as
+    /// before the sync gate — the bug the gate exists to prevent. Call it right after
+    /// `start`, before the first await.
     pub fn unsafe_serve_reads_while_syncing(&self) {
+        self.sync_guard_off.store(true, Ordering::Relaxed);
         self.sync_gate.set_syncing(false);
     }
 
