@@ -89,7 +89,7 @@ impl BlockRepair {
     /// The blocks this node should hold: those of live references in its partitions.
     fn wanted(&self) -> Result<Vec<BlockHash>, String> {
         let store = &self.node.block_refs.local;
-        let mine: BTreeSet<u8> = self.node.layouts.snapshot().partitions_of_any(self.node.id);
+        let mine: BTreeSet<u8> = self.node.layouts.shared().partitions_of_any(self.node.id);
         // One scan of the local replica (one read transaction), not one per partition: this
         // runs every resync interval, usually to find nothing missing.
         let mut wanted = Vec::new();

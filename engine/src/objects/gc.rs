@@ -98,7 +98,7 @@ impl BlockGc {
         };
         let delay = Duration::from_millis(self.config.delay_ms);
         self.unreferenced_since.retain(|h, _| hashes.binary_search(h).is_ok());
-        let layouts = self.node.layouts.snapshot();
+        let layouts = self.node.layouts.shared();
         let settled = layouts.versions().len() == 1;
         let mine = layouts.partitions_of_any(self.node.id);
         for hash in hashes {
