@@ -43,4 +43,7 @@ tests/run-s3-tests.sh
 step "three-node cluster from docs/deploy.md, replacing a node"
 tests/run-cluster-tests.sh
 
+step "Jepsen smoke: real 3-node cluster in namespaces, partition + kill; R = W = 1 is caught"
+tests/run-jepsen-smoke.sh
+
 printf '\nall test suites passed\n'
