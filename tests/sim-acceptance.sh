@@ -27,6 +27,9 @@ echo "== every scenario, seeds 1..20"
 echo "== smoke, seeds 21..50"
 "$SIM" sweep scenarios/smoke.toml --seeds 21..=50 --jobs 2 || fail "smoke failed (its replay line is above)"
 
+echo "== disk-loss-register (a blank node must not answer reads before its full sync), seeds 21..100"
+"$SIM" sweep scenarios/disk-loss-register.toml --seeds 21..=100 --jobs 2 || fail "disk-loss-register failed (its replay line is above)"
+
 echo "== smoke speedup, seeds 1..10 one at a time"
 speedups=()
 for seed in $(seq 1 10); do
@@ -77,6 +80,7 @@ must_catch scenarios/weakened/s3-disk-loss-no-resync.toml 'block_refs .*missing'
 must_catch scenarios/weakened/s3-overwrite-no-gc.toml 'block_refs .*orphan' 10
 must_catch scenarios/weakened/s3-corruption-no-scrub.toml 'block_refs .*corrupt|no_lost_writes' 20
 must_catch scenarios/weakened/layout-early-read-switch.toml 'read_after_write' 20
+must_catch scenarios/weakened/disk-loss-no-sync-guard.toml 'read_after_write|no_lost_writes' 50
 
 echo "== bad scenario files are refused with exit 2"
 bad=$(mktemp --suffix=.toml)

@@ -363,6 +363,9 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
                 if disks_world.scenario.cluster.unsafe_early_read_switch {
                     node.layouts.weaken_switch_reads_before_sync();
                 }
+                if disks_world.scenario.cluster.unsafe_blank_node_serves_reads {
+                    node.unsafe_serve_reads_while_syncing();
+                }
                 let (agent, commands) = mpsc::unbounded_channel();
                 let handle = (Arc::downgrade(&node), agent);
                 disks_world.handles.lock().unwrap().insert(host.clone(), handle);

@@ -33,6 +33,10 @@ pub struct Cluster {
     /// Test-only weakening: reads move to a new layout version before its replicas synced.
     #[serde(default)]
     pub unsafe_early_read_switch: bool,
+    /// Test-only weakening: a node restarted on a blank disk serves table reads at once
+    /// instead of refusing them until its first full sync.
+    #[serde(default)]
+    pub unsafe_blank_node_serves_reads: bool,
     pub zones: usize,
     pub replication_factor: usize,
     #[serde(default = "default_mode")]
