@@ -169,7 +169,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
-    runtime.block_on(workload::create_bucket(addrs[0]))?;
+    runtime.block_on(workload::create_bucket(&addrs))?;
     for addr in &addrs {
         runtime.block_on(workload::wait_serving(*addr))?;
     }

@@ -143,12 +143,16 @@ fn creds() -> Creds {
     }
 }
 
-/// Creates the workload's bucket through `addr`, retrying while the node starts up.
-pub async fn create_bucket(addr: SocketAddr) -> Result<(), String> {
-    let mut conn = Connection::new(addr.to_string(), creds());
+/// Creates the workload's bucket, retrying while nodes start up. Each attempt goes to the
+/// next node: with R = W = 1 one node may not yet see the key's create-bucket permission
+/// (403) that another already does.
+pub async fn create_bucket(addrs: &[SocketAddr]) -> Result<(), String> {
+    let mut conns: Vec<Connection> =
+        addrs.iter().map(|a| Connection::new(a.to_string(), creds())).collect();
     let deadline = Instant::now() + CREATE_BUCKET_TIMEOUT;
     let path = format!("/{BUCKET}");
-    loop {
+    for attempt in 0.. {
+        let conn = &mut conns[attempt % addrs.len()];
         let call = Call { method: Method::PUT, path: &path, query: &[], body: Bytes::new() };
         let last = match conn.send(call).await {
             // 409: it exists already (BucketAlreadyOwnedByYou), e.g. from a retried attempt.
@@ -157,10 +161,12 @@ pub async fn create_bucket(addr: SocketAddr) -> Result<(), String> {
             Err(e) => format!("{e:?}"),
         };
         if Instant::now() > deadline {
-            return Err(format!("cannot create bucket {BUCKET} through {addr}: {last}"));
+            let addr = conn.addr();
+            return Err(format!("cannot create bucket {BUCKET} (last through {addr}): {last}"));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    unreachable!("the loop returns")
 }
 
 /// Waits until `addr` serves the workload's bucket (a node answers 503 until the layout
