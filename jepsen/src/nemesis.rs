@@ -29,6 +29,7 @@ pub enum Family {
     Pause,
     Clock,
     Layout,
+    OneWay,
 }
 
 impl Family {
@@ -41,11 +42,12 @@ impl Family {
                 "pause" => Family::Pause,
                 "clock" => Family::Clock,
                 "layout" => Family::Layout,
+                "one-way" => Family::OneWay,
                 "none" => continue,
                 other => {
                     return Err(format!(
-                        "unknown nemesis {other:?}: choose from partition, kill, pause, clock, \
-                         layout, none"
+                        "unknown nemesis {other:?}: choose from partition, one-way, kill, pause, \
+                         clock, layout, none"
                     ));
                 }
             };
@@ -78,6 +80,11 @@ pub enum Fault {
     /// Remove the node from the layout (a new version), then assign it back.
     Layout {
         node: usize,
+    },
+    /// `deaf` drops every packet from the other nodes; they still hear it (a half-broken
+    /// link: its requests go out, the answers never come back).
+    OneWay {
+        deaf: usize,
     },
 }
 
@@ -131,6 +138,7 @@ fn pick(rng: &mut ChaCha20Rng, family: Family, nodes: usize) -> Fault {
             Fault::Clock { node: one, offset_s }
         }
         Family::Layout => Fault::Layout { node: one },
+        Family::OneWay => Fault::OneWay { deaf: one },
     }
 }
 
@@ -210,6 +218,7 @@ pub fn label(fault: &Fault) -> String {
         Fault::Pause { nodes } => format!("pause {}", names(nodes).join(" ")),
         Fault::Clock { node, offset_s } => format!("clock n{} {offset_s:+}s", node + 1),
         Fault::Layout { node } => format!("layout remove n{} (then assign back)", node + 1),
+        Fault::OneWay { deaf } => format!("one-way: n{} hears no one", deaf + 1),
     }
 }
 
@@ -233,12 +242,18 @@ fn apply(cluster: &mut Cluster, fault: &Fault) -> Result<(), String> {
         Fault::Pause { nodes } => nodes.iter().try_for_each(|n| cluster.pause(*n)),
         Fault::Clock { node, offset_s } => cluster.set_clock(*node, *offset_s),
         Fault::Layout { node } => cluster.layout_remove(*node),
+        Fault::OneWay { deaf } => {
+            let others: Vec<usize> = (1..=cluster.len()).filter(|n| *n != deaf + 1).collect();
+            netns::drop_from(deaf + 1, &others)
+        }
     }
 }
 
 fn heal(cluster: &mut Cluster, fault: &Fault) -> Result<(), String> {
     match fault {
-        Fault::Partition { .. } => (1..=cluster.len()).try_for_each(netns::heal),
+        Fault::Partition { .. } | Fault::OneWay { .. } => {
+            (1..=cluster.len()).try_for_each(netns::heal)
+        }
         Fault::Kill { nodes } => nodes.iter().try_for_each(|n| cluster.restart(*n)),
         Fault::Pause { nodes } => nodes.iter().try_for_each(|n| cluster.resume(*n)),
         Fault::Clock { node, .. } => cluster.set_clock(*node, 0),
@@ -272,7 +287,14 @@ mod tests {
 
     #[test]
     fn faults_keep_a_majority_and_name_real_nodes() {
-        let all = [Family::Partition, Family::Kill, Family::Pause, Family::Clock, Family::Layout];
+        let all = [
+            Family::Partition,
+            Family::Kill,
+            Family::Pause,
+            Family::Clock,
+            Family::Layout,
+            Family::OneWay,
+        ];
         for seed in 0..50 {
             for step in schedule(seed, &all, 5, 120) {
                 match step.fault {
@@ -286,6 +308,7 @@ mod tests {
                     Fault::Pause { nodes } => assert!(nodes.iter().all(|n| *n < 5)),
                     Fault::Clock { node, offset_s } => assert!(node < 5 && offset_s != 0),
                     Fault::Layout { node } => assert!(node < 5),
+                    Fault::OneWay { deaf } => assert!(deaf < 5),
                 }
             }
         }
