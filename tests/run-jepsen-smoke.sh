@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 out="${1:-target/jepsen-smoke}"
 seed="${JEPSEN_SEED:-1}"
 
-if ! command -v nft >/dev/null; then
-  apt-get install -y nftables >/dev/null || { apt-get update >/dev/null && apt-get install -y nftables >/dev/null; }
-fi
+for tool in nft:nftables ip:iproute2; do
+  if ! command -v "${tool%%:*}" >/dev/null; then
+    apt-get install -y "${tool#*:}" >/dev/null || { apt-get update >/dev/null && apt-get install -y "${tool#*:}" >/dev/null; }
+  fi
+done
 cargo build -p hangar-s3 -p hangar-jepsen
 jepsen=target/debug/hangar-jepsen
 
