@@ -5,9 +5,12 @@
 //! scenario is validated like a hand-written one and can be saved as a regression file
 //! as is. Only faults the system must survive are drawn: episodes do not overlap, so at
 //! most one node is cut off, crashed or skewed-and-cut-off at a time and every partition
-//! keeps a quorum of replicas reachable. Whole-disk loss is left to its explicit
-//! scenario (s3-disk-loss.toml) until a blank node stops answering quorum reads before
-//! it has synced (see issue 3). Layout changes join the swarm once spare nodes do.
+//! keeps a quorum of replicas reachable. A whole-disk loss (power cut, blank data root,
+//! restart) is an episode too: the blank node refuses reads until its full sync, which
+//! needs every other replica of its partitions, so the episode keeps the cluster to itself
+//! for `DISK_LOSS_RECOVERY_MS` — long enough to sync even at WAN latency — since a second
+//! fault on a peer before then could take the only other copy of a write (a double fault
+//! nobody can survive). Layout changes join the swarm once spare nodes do.
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -28,6 +31,10 @@ impl Weakening {
         }
     }
 }
+
+/// How long after a `disk_loss` the next episode waits, at least: the blank node's full
+/// sync (six tables from every peer, a block pass) takes a few seconds at WAN latency.
+const DISK_LOSS_RECOVERY_MS: (u64, u64) = (6_000, 9_000);
 
 struct Draw(ChaCha20Rng);
 
@@ -64,7 +71,7 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
     while t + 1500 < duration {
         let node = d.node(nodes);
         let length = d.range(1000, 5000);
-        let choice = d.range(0, if s3 { 5 } else { 4 });
+        let choice = d.range(0, if s3 { 6 } else { 5 });
         match choice {
             0 => {
                 faults.push(fault(t, "isolate", Some(&node), None));
@@ -94,12 +101,20 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
                 faults.push(f);
                 notes.push(format!("skew {node} {skew} ms at {t}"));
             }
+            5 => {
+                faults.push(fault(t, "disk_loss", Some(&node), None));
+                notes.push(format!("disk loss on {node} at {t}"));
+            }
             _ => {
                 faults.push(fault(t, "corrupt_block", Some(&node), None));
                 notes.push(format!("corrupt a block of {node} at {t}"));
             }
         }
-        let busy = if choice >= 4 { 0 } else { length };
+        let busy = match choice {
+            5 => d.range(DISK_LOSS_RECOVERY_MS.0, DISK_LOSS_RECOVERY_MS.1),
+            4 | 6 => 0,
+            _ => length,
+        };
         t += busy + d.range(500, 3000);
     }
 
@@ -173,9 +188,16 @@ mod tests {
             }
         }
         // Over 200 seeds every fault kind the swarm draws shows up.
-        for kind in
-            ["isolate", "partition", "heal", "crash", "restart", "clock_skew", "corrupt_block"]
-        {
+        for kind in [
+            "isolate",
+            "partition",
+            "heal",
+            "crash",
+            "restart",
+            "clock_skew",
+            "corrupt_block",
+            "disk_loss",
+        ] {
             assert!(kinds.contains(kind), "no {kind} in 200 seeds: {kinds:?}");
         }
         assert_ne!(generate(1, None), generate(2, None));
