@@ -26,7 +26,7 @@ use crate::rpc::{
     self, Handler, KvRequest, RemoteError, Request, Response, RpcClient, RpcConfig, TableRequest,
 };
 use crate::seam::{BoxFuture, Seam, open_database};
-use crate::table::replicated::serve_local;
+use crate::table::replicated::{read_partition, serve_local};
 use crate::table::{LocalTable, Quorums, Replicated, Store, SyncGate, SyncWorker};
 
 /// Where the node's metadata database lives, relative to its data root.
@@ -433,8 +433,11 @@ impl Handler for Node {
                         return Err(RemoteError::UnknownTable { table: t.table().into() });
                     };
                     let storage = |reason: String| RemoteError::Storage { reason };
-                    let reads = matches!(t, TableRequest::Read { .. } | TableRequest::Range { .. });
-                    if reads && self.is_syncing() {
+                    let refused = read_partition(&t).is_some_and(|p| {
+                        let (layout, w) = (self.layouts.as_ref(), self.quorums.write);
+                        self.sync_gate.refuses_reads_of(layout, self.id, p, w)
+                    });
+                    if refused {
                         return Err(RemoteError::Syncing);
                     }
                     match t {

@@ -129,8 +129,10 @@ impl<S: TableSchema> Replicated<S> {
                 });
                 return;
             }
-            let reads = matches!(request, TableRequest::Read { .. } | TableRequest::Range { .. });
-            let answer = if reads && self.gate.is_syncing() {
+            let refused = read_partition(&request).is_some_and(|p| {
+                self.gate.refuses_reads_of(&self.layout, self.self_id, p, self.quorums.write)
+            });
+            let answer = if refused {
                 // Like a remote replica answering `Syncing`: the read asks the next one.
                 Err(crate::rpc::RemoteError::Syncing.to_string())
             } else {
@@ -325,6 +327,15 @@ impl<S: TableSchema> Replicated<S> {
         let request = TableRequest::Update { table: S::NAME.into(), entries };
         // Answers are not awaited: repair is best effort, anti-entropy is the backstop.
         drop(self.fan_out(&others, request));
+    }
+}
+
+/// The partition a table read (`Read`, `Range`) is about; `None` for other requests.
+pub fn read_partition(request: &TableRequest) -> Option<u8> {
+    match request {
+        TableRequest::Read { key, .. } => Some(partition_of_key(key)),
+        TableRequest::Range { prefix, .. } => Some(partition_of_key(prefix)),
+        _ => None,
     }
 }
 

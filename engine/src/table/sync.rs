@@ -42,6 +42,31 @@ impl SyncGate {
     pub fn set_syncing(&self, syncing: bool) {
         self.0.store(syncing, Ordering::Release)
     }
+
+    /// Whether our replica must refuse a read of `partition`: while syncing, unless no
+    /// stored layout version gives the partition another replica (a single-node set has
+    /// nothing to pull, and its blank answer is the truth).
+    pub fn refuses_reads_of(
+        &self,
+        layout: &LayoutManager,
+        me: NodeId,
+        partition: u8,
+        write_quorum: usize,
+    ) -> bool {
+        self.is_syncing()
+            && layout
+                .write_sets(partition)
+                .iter()
+                .any(|set| set.contains(&me) && answers_needed(set.len(), write_quorum) > 0)
+    }
+}
+
+/// How many other replicas of a set of `len` a blank member must pull from: a write
+/// acknowledged by `write_quorum` of the set, one of them maybe the blank member's lost
+/// copy, sits on at least `write_quorum − 1` of the `len − 1` others, so `len − write_quorum
+/// + 1` of them cannot all miss it (capped at all the others).
+fn answers_needed(len: usize, write_quorum: usize) -> usize {
+    (len + 1).saturating_sub(write_quorum).min(len.saturating_sub(1))
 }
 
 pub struct SyncWorker {
@@ -168,8 +193,7 @@ impl SyncWorker {
                 if !set.contains(&self.self_id) {
                     continue;
                 }
-                let others = set.len() - 1;
-                let needed = (set.len() + 1).saturating_sub(write_quorum).min(others);
+                let needed = answers_needed(set.len(), write_quorum);
                 let got = set.iter().filter(|n| answered.contains(n)).count();
                 if got < needed {
                     return Err(format!(
