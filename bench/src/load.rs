@@ -12,7 +12,7 @@ use hyper::Method;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::client::{Call, Connection, Creds, error_code};
+use hangar_s3::client::{Call, Connection, Creds, error_code};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Op {
@@ -177,7 +177,7 @@ async fn one(
         Op::Delete => (Method::DELETE, &path, &[], 0),
     };
     let body = if op == Op::Put { body } else { Bytes::new() };
-    let answer = conn.send(Call { method, path, query, body }).await?;
+    let answer = conn.send(Call { method, path, query, body }).await.map_err(|e| e.to_string())?;
     // A GET of a key a DELETE just removed is a fine answer in a mixed load.
     let ok = (200..300).contains(&answer.status) || (op == Op::Get && answer.status == 404);
     if !ok {

@@ -9,7 +9,6 @@
 //! the mix reads or deletes, the keys are written first (a fill phase, reported apart).
 //! Exit codes: 0 done (errors are reported, not fatal), 2 bad usage or unreachable endpoint.
 
-mod client;
 mod load;
 mod report;
 mod units;
@@ -23,7 +22,7 @@ use bytes::Bytes;
 use clap::Parser;
 use hyper::Method;
 
-use client::{Call, Connection, Creds, error_code};
+use hangar_s3::client::{Call, Connection, Creds, error_code};
 use load::{Limit, LoadSpec, Mix, Op, Progress};
 
 #[derive(Parser, Debug)]

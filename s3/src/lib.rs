@@ -17,6 +17,7 @@ pub mod access;
 pub mod admin;
 pub mod backend;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod dev;
 pub mod metrics;

@@ -7,7 +7,8 @@
 //! deadline, turns every fault into a timeout of that request alone, leaks no task when the
 //! deadline fires, and needs no pool. A connect costs one simulated round trip.
 //!
-//! Signing reuses the server's SigV4 arithmetic (`hangar_s3::s3api::sigv4`); the tests
+//! Signing is Hangar's shared client signer (`hangar_s3::client::sign`, over the server's
+//! own SigV4 arithmetic); the tests
 //! below run the client's signatures through the server's verifier (`auth::authenticate`),
 //! so a disagreement on a canonical form fails here rather than as a run full of 403s.
 
@@ -16,23 +17,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hangar_engine::seam::{Clock, Net};
-use hangar_s3::s3api::sigv4::{self, CanonicalInput, UNSIGNED_PAYLOAD};
-use hangar_s3::s3api::time::format_iso8601;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{AUTHORIZATION, HOST, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::HeaderMap;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 
-/// The headers every request signs, sorted as SigV4 requires.
-const SIGNED_HEADERS: [&str; 3] = ["host", "x-amz-content-sha256", "x-amz-date"];
-
-/// An access key and the region it signs for.
-#[derive(Debug, Clone)]
-pub struct S3Creds {
-    pub access_key: String,
-    pub secret_key: String,
-    pub region: String,
-}
+/// An access key and the region it signs for (the shared client's type).
+pub use hangar_s3::client::{Creds as S3Creds, amz_date};
 
 /// What the server answered.
 #[derive(Debug, Clone)]
@@ -44,10 +35,7 @@ pub struct S3Response {
 impl S3Response {
     /// The `<Code>` of an S3 error document, if the body is one.
     pub fn error_code(&self) -> Option<&str> {
-        let text = std::str::from_utf8(&self.body).ok()?;
-        let start = text.find("<Code>")? + "<Code>".len();
-        let len = text[start..].find("</Code>")?;
-        Some(&text[start..start + len])
+        hangar_s3::client::error_code(&self.body)
     }
 }
 
@@ -81,17 +69,7 @@ pub struct S3Client {
     timeout_ms: u64,
 }
 
-/// `20130524T000000Z` for a wall-clock time in ms.
-pub fn amz_date(now_ms: u64) -> String {
-    // format_iso8601 gives `2013-05-24T00:00:00.000Z`.
-    let iso = format_iso8601(now_ms);
-    let mut out: String = iso[..19].chars().filter(|c| !matches!(c, '-' | ':')).collect();
-    out.push('Z');
-    out
-}
-
-/// Adds `host`, `x-amz-date`, `x-amz-content-sha256` (UNSIGNED-PAYLOAD) and the SigV4
-/// `authorization` header for a request of `method` on `raw_path` (no query string).
+/// Adds the SigV4 headers (`hangar_s3::client::sign`) for a request without a query.
 pub fn sign(
     headers: &mut HeaderMap,
     method: &Method,
@@ -100,33 +78,7 @@ pub fn sign(
     creds: &S3Creds,
     now_ms: u64,
 ) {
-    let date = amz_date(now_ms);
-    let value = |s: &str| HeaderValue::from_str(s).expect("hosts and dates are visible ASCII");
-    headers.insert(HOST, value(host));
-    headers.insert(HeaderName::from_static("x-amz-date"), value(&date));
-    headers.insert(HeaderName::from_static("x-amz-content-sha256"), value(UNSIGNED_PAYLOAD));
-    let signed: Vec<String> = SIGNED_HEADERS.iter().map(|s| s.to_string()).collect();
-    let input = CanonicalInput {
-        method: method.as_str(),
-        raw_path,
-        query: &[],
-        headers,
-        signed_headers: &signed,
-        payload_hash: UNSIGNED_PAYLOAD,
-    };
-    let creq = sigv4::canonical_request(&input).expect("client paths have no bad escapes");
-    let day = &date[..8];
-    let scope = sigv4::scope(day, &creds.region);
-    let sts = sigv4::string_to_sign(&date, &scope, &creq);
-    let signature =
-        sigv4::signature_hex(&sigv4::signing_key(&creds.secret_key, day, &creds.region), &sts);
-    let authorization = format!(
-        "{} Credential={}/{scope}, SignedHeaders={}, Signature={signature}",
-        sigv4::ALGORITHM,
-        creds.access_key,
-        signed.join(";")
-    );
-    headers.insert(AUTHORIZATION, value(&authorization));
+    hangar_s3::client::sign(headers, method, raw_path, &[], host, creds, now_ms);
 }
 
 impl S3Client {

@@ -1,22 +1,26 @@
-//! A keep-alive S3 connection for one benchmark worker: path-style requests, SigV4 in the
-//! `Authorization` header, bodies sent as `UNSIGNED-PAYLOAD` (what SDKs do over TLS; a
-//! benchmark measures the store, not SHA-256 on the client).
+//! A minimal S3 client for Hangar's own tools (the benchmark, the Jepsen harness, the
+//! simulator's workload): path-style requests, SigV4 in the `Authorization` header, bodies
+//! sent as `UNSIGNED-PAYLOAD`. The signing arithmetic is the server's own
+//! (`s3api::sigv4`), so client and server agree by construction.
 //!
-//! One connection per worker, reused for every request and reopened after an error: a
-//! connection per request would measure the kernel's connect path and, at thousands of
-//! requests per second, run the client out of ephemeral ports (TIME_WAIT).
+//! `Connection` is one keep-alive connection with `TCP_NODELAY`, reopened after any error:
+//! a connection per request would measure connect() and, at thousands of requests per
+//! second, run out of ports. Callers that must tell "surely did not happen" from "may have
+//! happened" get `CallError::NotSent` for an error before the request left the client
+//! (connect refused, no route) and `CallError::Unknown` for anything later.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use hangar_s3::s3api::sigv4::{self, CanonicalInput, UNSIGNED_PAYLOAD};
-use hangar_s3::s3api::time::format_iso8601;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{AUTHORIZATION, HOST, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+use crate::s3api::sigv4::{self, CanonicalInput, UNSIGNED_PAYLOAD};
+use crate::s3api::time::format_iso8601;
 
 /// Access key, secret and region.
 #[derive(Debug, Clone)]
@@ -26,11 +30,29 @@ pub struct Creds {
     pub region: String,
 }
 
-/// What came back: the status and the body's length (bodies are read and dropped).
+/// What came back.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: u16,
     pub body: Bytes,
+}
+
+/// Why a call has no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The request never left the client: it certainly had no effect.
+    NotSent(String),
+    /// Sent, but no complete answer: it may or may not have taken effect.
+    Unknown(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::NotSent(e) => write!(f, "not sent: {e}"),
+            CallError::Unknown(e) => write!(f, "no answer: {e}"),
+        }
+    }
 }
 
 /// One request's parts.
@@ -55,48 +77,49 @@ impl Connection {
         Connection { addr, creds, sender: None }
     }
 
-    async fn connect(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, String> {
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    async fn connect(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, CallError> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
-            let stream = TcpStream::connect(&self.addr)
-                .await
-                .map_err(|e| format!("cannot connect to {}: {e}", self.addr))?;
+            let not_sent = |what: &str, e: &dyn std::fmt::Display| {
+                CallError::NotSent(format!("{what} {}: {e}", self.addr))
+            };
+            let stream =
+                TcpStream::connect(&self.addr).await.map_err(|e| not_sent("connect to", &e))?;
             // Small requests must not wait for Nagle + delayed ACK (40 ms stalls).
-            stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
+            stream.set_nodelay(true).map_err(|e| not_sent("TCP_NODELAY on", &e))?;
             let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
-                .map_err(|e| format!("HTTP handshake with {}: {e}", self.addr))?;
+                .map_err(|e| not_sent("HTTP handshake with", &e))?;
             tokio::spawn(conn);
             self.sender = Some(sender);
         }
         Ok(self.sender.as_mut().expect("set just above"))
     }
 
-    /// Sends one request and reads the whole answer. On a transport error the connection
-    /// is dropped, so the next call reconnects.
-    pub async fn send(&mut self, call: Call<'_>) -> Result<Answer, String> {
+    /// Sends one request and reads the whole answer.
+    pub async fn send(&mut self, call: Call<'_>) -> Result<Answer, CallError> {
         let uri = if call.query.is_empty() {
             call.path.to_string()
         } else {
             format!("{}?{}", call.path, sigv4::canonical_query(call.query))
         };
         let mut headers = HeaderMap::new();
-        sign(&mut headers, &call, &self.addr, &self.creds, now_ms());
+        sign(&mut headers, &call.method, call.path, call.query, &self.addr, &self.creds, now_ms());
         let mut request = Request::new(Full::new(call.body));
         *request.method_mut() = call.method;
-        *request.uri_mut() = uri.parse().map_err(|e| format!("bad request URI {uri}: {e}"))?;
+        *request.uri_mut() =
+            uri.parse().map_err(|e| CallError::NotSent(format!("bad request URI {uri}: {e}")))?;
         *request.headers_mut() = headers;
         let result = async {
             let sender = self.connect().await?;
-            sender.ready().await.map_err(|e| format!("connection: {e}"))?;
-            let response =
-                sender.send_request(request).await.map_err(|e| format!("request: {e}"))?;
+            sender.ready().await.map_err(|e| CallError::NotSent(format!("connection: {e}")))?;
+            let unknown = |e: hyper::Error| CallError::Unknown(format!("request: {e}"));
+            let response = sender.send_request(request).await.map_err(unknown)?;
             let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("response body: {e}"))?
-                .to_bytes();
+            let body = response.into_body().collect().await.map_err(unknown)?.to_bytes();
             Ok(Answer { status, body })
         }
         .await;
@@ -111,16 +134,26 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// `20130524T000000Z`.
-fn amz_date(now_ms: u64) -> String {
+/// `20130524T000000Z` for a wall-clock time in ms.
+pub fn amz_date(now_ms: u64) -> String {
     let iso = format_iso8601(now_ms);
     let mut out: String = iso[..19].chars().filter(|c| !matches!(c, '-' | ':')).collect();
     out.push('Z');
     out
 }
 
-/// Adds `host`, `x-amz-date`, `x-amz-content-sha256` and the SigV4 `authorization` header.
-fn sign(headers: &mut HeaderMap, call: &Call<'_>, host: &str, creds: &Creds, now_ms: u64) {
+/// Adds `host`, `x-amz-date`, `x-amz-content-sha256` (UNSIGNED-PAYLOAD) and the SigV4
+/// `authorization` header for a request of `method` on `raw_path` (percent-encoded) with
+/// `query` (unencoded), sent to `host` at wall-clock time `now_ms`.
+pub fn sign(
+    headers: &mut HeaderMap,
+    method: &Method,
+    raw_path: &str,
+    query: &[(String, String)],
+    host: &str,
+    creds: &Creds,
+    now_ms: u64,
+) {
     let date = amz_date(now_ms);
     let value = |s: &str| HeaderValue::from_str(s).expect("hosts and dates are visible ASCII");
     headers.insert(HOST, value(host));
@@ -129,14 +162,14 @@ fn sign(headers: &mut HeaderMap, call: &Call<'_>, host: &str, creds: &Creds, now
     let signed: Vec<String> =
         ["host", "x-amz-content-sha256", "x-amz-date"].iter().map(|s| s.to_string()).collect();
     let input = CanonicalInput {
-        method: call.method.as_str(),
-        raw_path: call.path,
-        query: call.query,
+        method: method.as_str(),
+        raw_path,
+        query,
         headers,
         signed_headers: &signed,
         payload_hash: UNSIGNED_PAYLOAD,
     };
-    let creq = sigv4::canonical_request(&input).expect("benchmark paths have no bad escapes");
+    let creq = sigv4::canonical_request(&input).expect("client paths have no bad escapes");
     let day = &date[..8];
     let scope = sigv4::scope(day, &creds.region);
     let sts = sigv4::string_to_sign(&date, &scope, &creq);
@@ -151,10 +184,10 @@ fn sign(headers: &mut HeaderMap, call: &Call<'_>, host: &str, creds: &Creds, now
     headers.insert(AUTHORIZATION, value(&authorization));
 }
 
-/// The `<Code>` of an S3 error document, for error reports.
-pub fn error_code(body: &[u8]) -> Option<String> {
+/// The `<Code>` of an S3 error document, if the body is one.
+pub fn error_code(body: &[u8]) -> Option<&str> {
     let text = std::str::from_utf8(body).ok()?;
     let start = text.find("<Code>")? + "<Code>".len();
     let len = text[start..].find("</Code>")?;
-    Some(text[start..start + len].to_string())
+    Some(&text[start..start + len])
 }
