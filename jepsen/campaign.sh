@@ -15,6 +15,12 @@ nemeses="${NEMESES:-partition kill pause clock layout partition,kill,pause,clock
 workloads="${WORKLOADS:-register set}"
 first="${FIRST_SEED:-1}"
 mode="${MODE:-consistent}"
+# What the nemeses need (partitions: nft and ip; clock: libfaketime), installed if missing.
+for tool in nft:nftables ip:iproute2 faketime:faketime; do
+  if ! command -v "${tool%%:*}" >/dev/null; then
+    apt-get install -y "${tool#*:}" >/dev/null || { apt-get update >/dev/null && apt-get install -y "${tool#*:}" >/dev/null; } || exit 2
+  fi
+done
 cargo build -p hangar-s3 -p hangar-jepsen || exit 2
 mkdir -p "$out"
 summary="$out/summary.txt"
