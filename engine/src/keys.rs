@@ -283,6 +283,22 @@ impl KeyStore {
     /// Creates a key with a given id and secret. Idempotent: importing a live key again with
     /// the same secret changes nothing and returns it.
     pub async fn import(&self, id: &str, secret: &str, name: &str) -> Result<AccessKey, KeyError> {
+        self.import_granting(id, secret, name, false, &[]).await.map(|(key, _)| key)
+    }
+
+    /// `import`, with the grants a newly created key starts with written in the same entry:
+    /// the create-bucket permission and full permissions on `buckets`. One write, so a key
+    /// can never be seen imported but not yet granted — and a retried import (whose first
+    /// attempt wrote the key but failed after) cannot skip the grants. The flag is true when
+    /// this call created the key; an existing key is returned unchanged.
+    pub async fn import_granting(
+        &self,
+        id: &str,
+        secret: &str,
+        name: &str,
+        allow_create_bucket: bool,
+        buckets: &[String],
+    ) -> Result<(AccessKey, bool), KeyError> {
         check_key_id(id)?;
         check_secret(secret)?;
         let current = self.entry(id).await?;
@@ -293,19 +309,22 @@ impl KeyStore {
             if e.secret.value() != secret {
                 return Err(KeyError::AlreadyExists { id: id.into() });
             }
-            return Ok(AccessKey::from_entry(id.into(), e));
+            return Ok((AccessKey::from_entry(id.into(), e), false));
         }
         let ts = self.node.stamp();
-        let entry = KeyEntry {
+        let mut entry = KeyEntry {
             secret: Lww::new(ts, secret.into()),
             name: Lww::new(ts, name.into()),
             created_ms: self.node.seam.clock.now_ms(),
-            allow_create_bucket: Lww::new(ts, false),
+            allow_create_bucket: Lww::new(ts, allow_create_bucket),
             deleted: Bool::new(false),
             buckets: LwwMap::new(),
         };
+        for bucket in buckets {
+            entry.buckets.insert(bucket.clone(), ts, BucketPerms::ALL);
+        }
         self.write(id, &entry).await?;
-        Ok(AccessKey::from_entry(id.into(), &entry))
+        Ok((AccessKey::from_entry(id.into(), &entry), true))
     }
 
     /// True while no key was ever written (deleted ones count): a node upgraded from a
@@ -441,6 +460,27 @@ mod tests {
         assert_eq!(seen.perms("photos"), BucketPerms { read: true, write: false, owner: false });
         assert_eq!(seen.perms("other"), BucketPerms::NONE);
         assert_eq!(a.list().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn import_granting_writes_the_grants_with_the_key_and_leaves_an_existing_key_alone() {
+        let cluster = TestCluster::start().await;
+        let (a, b) =
+            (KeyStore::new(cluster.node(1).clone()), KeyStore::new(cluster.node(2).clone()));
+        let (id, secret) = ("GKgranted0000000001", "s3cr3t-s3cr3t-s3cr3t");
+        let buckets = vec!["old".to_string()];
+        let (key, created) = a.import_granting(id, secret, "cfg", true, &buckets).await.unwrap();
+        assert!(created);
+        assert!(key.allow_create_bucket);
+        let seen = b.get_live(id).await.unwrap();
+        assert!(seen.allow_create_bucket, "the grant travels in the key's own write");
+        assert_eq!(seen.perms("old"), BucketPerms::ALL);
+        // An operator revokes; a later start importing the same config key keeps that.
+        b.set_allow_create_bucket(id, false).await.unwrap();
+        let (again, created) = b.import_granting(id, secret, "cfg", true, &[]).await.unwrap();
+        assert!(!created);
+        assert!(!again.allow_create_bucket);
+        assert!(!a.get_live(id).await.unwrap().allow_create_bucket);
     }
 
     #[tokio::test(start_paused = true)]

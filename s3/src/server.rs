@@ -193,15 +193,13 @@ async fn import_config_keys(
     let unavailable = |e: ObjectError| KeyError::Unavailable { reason: e.to_string() };
     let existing =
         if upgrading { store.list_buckets().await.map_err(unavailable)? } else { Vec::new() };
+    let existing: Vec<String> = existing.into_iter().map(|b| b.name).collect();
     for (id, secret) in config_keys {
-        let existed = keys.get(id).await?.is_some();
-        match keys.import(id, &secret.0, "from config").await {
-            Ok(_) if existed => {}
-            Ok(_) => {
-                keys.set_allow_create_bucket(id, true).await?;
-                for bucket in &existing {
-                    keys.set_perms(id, &bucket.name, BucketPerms::ALL).await?;
-                }
+        // The grants go in the same write as the key: a node whose import wrote the key
+        // but failed before granting would, on retry, find the key and never grant it.
+        match keys.import_granting(id, &secret.0, "from config", true, &existing).await {
+            Ok((_, false)) => {}
+            Ok((_, true)) => {
                 let buckets = existing.len();
                 tracing::info!(key = %id, buckets, "imported an access key from the config");
             }
