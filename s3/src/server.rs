@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hangar_engine::keys::{BucketPerms, KeyError, KeyStore};
+use hangar_engine::keys::{KeyError, KeyStore};
 use hangar_engine::layout::{ClusterLayout, LayoutError, NodeId, NodeRole};
 use hangar_engine::node::{Node, NodeConfig, NodeError};
 use hangar_engine::objects::{ObjectError, ObjectStore};
@@ -375,6 +375,7 @@ async fn shutdown_signal() -> io::Result<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hangar_engine::keys::BucketPerms;
 
     #[test]
     fn node_id_file_round_trips_and_rejects_garbage() {
