@@ -222,12 +222,12 @@ impl Node {
     }
 
     async fn anti_entropy_loop(self: Arc<Self>, interval_ms: u64) {
-        let worker = SyncWorker {
-            self_id: self.id,
-            rpc: self.rpc.clone(),
-            layout: self.layouts.clone(),
-            tables: self.tables.values().cloned().collect(),
-        };
+        let worker = SyncWorker::new(
+            self.id,
+            self.rpc.clone(),
+            self.layouts.clone(),
+            self.tables.values().cloned().collect(),
+        );
         let mut rng = self.seam.rng("anti-entropy");
         loop {
             let jitter = rng.next_u64() % (interval_ms / 4 + 1);
@@ -244,12 +244,12 @@ impl Node {
     /// `BLANK_SYNC_RETRY_MS` until one covers every partition (`SyncWorker::full_sync_pass`),
     /// then a block resync pass, then the persisted marker, then reads.
     async fn blank_sync_loop(self: Arc<Self>, repair: RepairConfig) {
-        let worker = SyncWorker {
-            self_id: self.id,
-            rpc: self.rpc.clone(),
-            layout: self.layouts.clone(),
-            tables: self.tables.values().cloned().collect(),
-        };
+        let worker = SyncWorker::new(
+            self.id,
+            self.rpc.clone(),
+            self.layouts.clone(),
+            self.tables.values().cloned().collect(),
+        );
         let mut answered = BTreeSet::new();
         loop {
             if self.sync_guard_off.load(Ordering::Relaxed) {
@@ -355,7 +355,9 @@ impl Node {
     /// Points the RPC client at every address the layout gossip advertises, so that a
     /// write to a node that just joined does not wait for the next gossip round.
     pub(crate) fn learn_peer_addrs(&self) {
-        for (peer, addr) in self.layouts.snapshot().addrs() {
+        // `shared`, not `snapshot`: this runs every layout round, and copying the whole
+        // history for it was a measurable share of an idle cluster's work.
+        for (peer, addr) in self.layouts.shared().addrs() {
             if peer != self.id {
                 self.rpc.set_peer_addr(peer, addr.to_string());
             }

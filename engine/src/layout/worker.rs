@@ -61,7 +61,7 @@ impl LayoutWorker {
         let mut report = LayoutStepReport::default();
         let me = self.node.id;
         let layouts = &self.node.layouts;
-        if let Some(newest) = layouts.current().map(|l| l.version())
+        if let Some(newest) = layouts.shared().current().map(|l| l.version())
             && layouts.shared().get(Tracker::Ack, me) < newest
         {
             // Every write that chose its sets before `newest` was known finishes first.
@@ -129,18 +129,18 @@ impl LayoutWorker {
                 needs.push((old.version(), p, others, quorum.saturating_sub(have)));
             }
         }
-        let worker = SyncWorker {
-            self_id: me,
-            rpc: self.node.rpc.clone(),
-            layout: self.node.layouts.clone(),
-            tables: self.node.tables.values().cloned().collect(),
-        };
+        let worker = SyncWorker::new(
+            me,
+            self.node.rpc.clone(),
+            self.node.layouts.clone(),
+            self.node.tables.values().cloned().collect(),
+        );
         let mut answered: BTreeSet<NodeId> = BTreeSet::new();
         let mut errors = Vec::new();
         for (peer, parts) in by_peer {
             let parts: Vec<Partition> = parts.into_iter().collect();
             let mut ok = true;
-            for table in &worker.tables {
+            for table in worker.tables() {
                 if let Err(e) = worker.sync_with(table.as_ref(), peer, &parts).await {
                     errors.push(format!("{peer}/{}: {e}", table.name()));
                     ok = false;

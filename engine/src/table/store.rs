@@ -268,26 +268,39 @@ impl<S: TableSchema> Store<S> {
         })
     }
 
-    /// Hash of every `(key, entry)` of the partition, length-prefixed, in key order.
-    fn compute_partition_digest(&self, partition: u8) -> Result<[u8; 32], StoreError> {
-        let mut hasher = blake3::Hasher::new();
-        self.scan_partition(partition, |k, v| {
-            debug_assert_eq!(partition_of_key(k), partition);
-            hasher.update(&(k.len() as u32).to_le_bytes());
-            hasher.update(k);
-            hasher.update(&(v.len() as u32).to_le_bytes());
-            hasher.update(v);
-        })?;
-        Ok(*hasher.finalize().as_bytes())
+    /// For each of `partitions`, the hash of every `(key, entry)` in it, length-prefixed,
+    /// in key order. One read transaction for all of them: a node's first anti-entropy
+    /// round computes all 256 of every table, and a transaction per partition was most of
+    /// that cost.
+    fn compute_partition_digests(&self, partitions: &[u8]) -> Result<Vec<[u8; 32]>, StoreError> {
+        let txn = self.db.begin_read().map_err(storage(S::NAME))?;
+        let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+        let mut out = Vec::with_capacity(partitions.len());
+        for &partition in partitions {
+            let mut hasher = blake3::Hasher::new();
+            Self::scan_partition_of(&table, partition, |k, v| {
+                debug_assert_eq!(partition_of_key(k), partition);
+                hasher.update(&(k.len() as u32).to_le_bytes());
+                hasher.update(k);
+                hasher.update(&(v.len() as u32).to_le_bytes());
+                hasher.update(v);
+            })?;
+            out.push(*hasher.finalize().as_bytes());
+        }
+        Ok(out)
     }
 
-    fn scan_partition(
-        &self,
+    fn scan_partition(&self, partition: u8, f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(storage(S::NAME))?;
+        let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+        Self::scan_partition_of(&table, partition, f)
+    }
+
+    fn scan_partition_of(
+        table: &impl ReadableTable<&'static [u8], &'static [u8]>,
         partition: u8,
         mut f: impl FnMut(&[u8], &[u8]),
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(storage(S::NAME))?;
-        let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
         let (start, end) = Self::partition_range(partition);
         let range = match &end {
             Some(end) => table.range::<&[u8]>(start.as_slice()..end.as_slice()),
@@ -330,13 +343,16 @@ impl<S: TableSchema> LocalTable for Store<S> {
                 partitions.iter().map(|&p| cache.digests[usize::from(p)]).collect();
             (out, cache.generation)
         };
-        let mut computed = Vec::new();
-        for (slot, &partition) in out.iter_mut().zip(partitions) {
-            if slot.is_none() {
-                let digest = self.compute_partition_digest(partition)?;
-                *slot = Some(digest);
-                computed.push((partition, digest));
-            }
+        let missing: Vec<u8> =
+            out.iter().zip(partitions).filter(|(d, _)| d.is_none()).map(|(_, &p)| p).collect();
+        let computed: Vec<(u8, [u8; 32])> = if missing.is_empty() {
+            Vec::new()
+        } else {
+            missing.iter().copied().zip(self.compute_partition_digests(&missing)?).collect()
+        };
+        let mut fresh = computed.iter();
+        for slot in out.iter_mut().filter(|d| d.is_none()) {
+            *slot = fresh.next().map(|&(_, digest)| digest);
         }
         if !computed.is_empty() {
             let mut cache = self.digests.lock().unwrap();

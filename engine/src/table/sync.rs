@@ -10,8 +10,8 @@
 //! it with Merkle trees so big partitions exchange only what differs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::replicated::serve_local;
 use super::store::LocalTable;
@@ -69,21 +69,50 @@ fn answers_needed(len: usize, write_quorum: usize) -> usize {
     (len + 1).saturating_sub(write_quorum).min(len.saturating_sub(1))
 }
 
+/// Partitions we hold, grouped by the peer that holds them too.
+type SharedPartitions = BTreeMap<NodeId, Vec<u8>>;
+
 pub struct SyncWorker {
-    pub self_id: NodeId,
-    pub rpc: Arc<RpcClient>,
-    pub layout: Arc<LayoutManager>,
-    pub tables: Vec<Arc<dyn LocalTable>>,
+    self_id: NodeId,
+    rpc: Arc<RpcClient>,
+    layout: Arc<LayoutManager>,
+    tables: Vec<Arc<dyn LocalTable>>,
+    /// `shared_partitions` for the layout history of the given digest: recomputing it
+    /// walks all 256 partitions of every stored version, which was a twentieth of an idle
+    /// simulated cluster's work, for an answer that changes only with the layout.
+    shared_cache: Mutex<Option<([u8; 32], Arc<SharedPartitions>)>>,
 }
 
 impl SyncWorker {
+    pub fn new(
+        self_id: NodeId,
+        rpc: Arc<RpcClient>,
+        layout: Arc<LayoutManager>,
+        tables: Vec<Arc<dyn LocalTable>>,
+    ) -> SyncWorker {
+        SyncWorker { self_id, rpc, layout, tables, shared_cache: Mutex::new(None) }
+    }
+
+    pub fn tables(&self) -> &[Arc<dyn LocalTable>] {
+        &self.tables
+    }
+
     /// Partitions we hold, grouped by the peer that holds them too, in deterministic order.
     /// During a layout transition, "hold" means in any stored version: old and new
     /// replicas of a partition keep exchanging until the old version is dropped.
-    fn shared_partitions(&self) -> BTreeMap<NodeId, Vec<u8>> {
-        let mut shared: BTreeMap<NodeId, Vec<u8>> = BTreeMap::new();
+    fn shared_partitions(&self) -> Arc<SharedPartitions> {
+        // Digest and history are read separately; a change in between only means the
+        // cached map is recomputed on the next round (the digest then differs again).
+        let digest = self.layout.digest();
+        if let Some((cached_digest, shared)) = &*self.shared_cache.lock().unwrap()
+            && *cached_digest == digest
+        {
+            return shared.clone();
+        }
+        let history = self.layout.shared();
+        let mut shared = SharedPartitions::new();
         for p in 0..=u8::MAX {
-            let nodes = self.layout.all_nodes(p);
+            let nodes = history.all_nodes(p);
             if !nodes.contains(&self.self_id) {
                 continue;
             }
@@ -91,16 +120,18 @@ impl SyncWorker {
                 shared.entry(n).or_default().push(p);
             }
         }
+        let shared = Arc::new(shared);
+        *self.shared_cache.lock().unwrap() = Some((digest, shared.clone()));
         shared
     }
 
     /// One anti-entropy round over every table and every peer.
     pub async fn step(&self) -> SyncReport {
         let mut report = SyncReport::default();
-        for (peer, partitions) in self.shared_partitions() {
+        for (&peer, partitions) in self.shared_partitions().iter() {
             report.peers_contacted += 1;
             for table in &self.tables {
-                match self.sync_with(table.as_ref(), peer, &partitions).await {
+                match self.sync_with(table.as_ref(), peer, partitions).await {
                     Ok(n) => report.partitions_differing += n,
                     Err(e) => {
                         report.errors += 1;
@@ -172,13 +203,13 @@ impl SyncWorker {
         answered: &mut BTreeSet<NodeId>,
     ) -> Result<(), String> {
         let mut errors = Vec::new();
-        for (peer, partitions) in self.shared_partitions() {
+        for (&peer, partitions) in self.shared_partitions().iter() {
             if answered.contains(&peer) {
                 continue;
             }
             let mut ok = true;
             for table in &self.tables {
-                if let Err(e) = self.sync_with(table.as_ref(), peer, &partitions).await {
+                if let Err(e) = self.sync_with(table.as_ref(), peer, partitions).await {
                     errors.push(format!("{peer}/{}: {e}", table.name()));
                     ok = false;
                     break;
