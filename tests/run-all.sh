@@ -5,7 +5,17 @@
 #   and real S3 clients (boto3, aws CLI, installed into .venv) against a real `hangar dev`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step() { printf '\n=== %s\n' "$*"; }
+# Each step's start time goes to target/ci-steps, so the last lines of a CI log (often all
+# that is kept) say how long each suite took and how fast the simulator ran on that machine.
+mkdir -p target
+: > target/ci-steps
+step() { printf '\n=== %s\n' "$*"; echo "$(date +%s) $*" >> target/ci-steps; }
+summary() {
+  echo "$(date +%s) end" >> target/ci-steps
+  printf '\n=== summary (seconds per step)\n'
+  awk 'NR > 1 { printf "%6d  %s\n", $1 - t, name } { t = $1; $1 = ""; name = substr($0, 2) }' target/ci-steps
+  grep -h '^smoke: speedup' target/sim-acceptance.log || true
+}
 
 step "rustfmt"
 cargo fmt --all -- --check
@@ -27,7 +37,7 @@ step "release build"
 cargo build --release -p hangar-sim -p hangar-s3
 
 step "simulator acceptance"
-tests/sim-acceptance.sh target/release/hangar-sim
+tests/sim-acceptance.sh target/release/hangar-sim | tee target/sim-acceptance.log
 
 step "simulator inside madsim (RUSTFLAGS=--cfg madsim), determinism"
 RUSTFLAGS="--cfg madsim --cfg tokio_unstable" CARGO_TARGET_DIR=target/madsim \
@@ -46,4 +56,5 @@ tests/run-cluster-tests.sh
 step "Jepsen smoke: real 3-node cluster in namespaces, partition + kill; R = W = 1 is caught"
 tests/run-jepsen-smoke.sh
 
+summary
 printf '\nall test suites passed\n'
