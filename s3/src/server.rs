@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hangar_engine::block::BLOCKS_DIR;
 use hangar_engine::keys::{KeyError, KeyStore};
 use hangar_engine::layout::{ClusterLayout, LayoutError, NodeId, NodeRole};
 use hangar_engine::node::{Node, NodeConfig, NodeError};
@@ -60,6 +61,7 @@ const KEY_IMPORT_RETRY_MS: u64 = 1_000;
 #[derive(Debug)]
 pub enum ServerError {
     CreateDir { path: PathBuf, source: io::Error },
+    LegacyBlocks { from: PathBuf, to: PathBuf, problem: String },
     NodeId { path: PathBuf, problem: String },
     Layout(LayoutError),
     Node(NodeError),
@@ -73,6 +75,13 @@ impl std::fmt::Display for ServerError {
             ServerError::CreateDir { path, source } => {
                 write!(f, "cannot create directory {}: {source}", path.display())
             }
+            ServerError::LegacyBlocks { from, to, problem } => write!(
+                f,
+                "block files of an earlier version are in {} but belong in data_dir, at {}: \
+                 {problem}",
+                from.display(),
+                to.display()
+            ),
             ServerError::NodeId { path, problem } => {
                 write!(f, "node id file {}: {problem}", path.display())
             }
@@ -121,7 +130,8 @@ async fn start(config: &Config, single_node: bool) -> Result<Engine, ServerError
         std::fs::create_dir_all(dir)
             .map_err(|source| ServerError::CreateDir { path: dir.clone(), source })?;
     }
-    let mut seam = production_seam(&config.metadata_dir);
+    move_legacy_blocks(&config.metadata_dir, &config.data_dir)?;
+    let mut seam = production_seam(&config.metadata_dir, &config.data_dir);
     // Worker passes and served RPCs, counted for /metrics and /v1/workers.
     let events = Arc::new(EngineEvents::new(seam.trace.clone(), seam.clock.clone()));
     seam.trace = events.clone();
@@ -173,6 +183,39 @@ async fn start(config: &Config, single_node: bool) -> Result<Engine, ServerError
     }
     let s3_metrics = Arc::new(S3Metrics::default());
     Ok(Engine { node, store, keys, s3_metrics, workers, events, replication_factor: rf })
+}
+
+/// Earlier builds wrote block files under `metadata_dir/blocks` instead of
+/// `data_dir/blocks`. Moves them where they belong (one rename: same file system), or
+/// refuses to start with what to do: starting without them would serve reads from the
+/// other replicas only and have resync fetch every block again.
+fn move_legacy_blocks(metadata_dir: &Path, data_dir: &Path) -> Result<(), ServerError> {
+    let (from, to) = (metadata_dir.join(BLOCKS_DIR), data_dir.join(BLOCKS_DIR));
+    if from == to || !from.is_dir() {
+        return Ok(());
+    }
+    let refuse =
+        |problem: String| ServerError::LegacyBlocks { from: from.clone(), to: to.clone(), problem };
+    if to.exists() {
+        // An empty directory (a start that created it, nothing written yet) is no conflict.
+        if std::fs::remove_dir(&to).is_err() {
+            return Err(refuse(format!(
+                "{} exists too; move the files of the first into the second (same \
+                 sub-directories), remove the first, and start again",
+                to.display()
+            )));
+        }
+    }
+    std::fs::rename(&from, &to).map_err(|e| {
+        refuse(format!("cannot move it ({e}); move it by hand (mv) and start again"))
+    })?;
+    for dir in [metadata_dir, data_dir] {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| refuse(format!("moved, but cannot sync {}: {e}", dir.display())))?;
+    }
+    tracing::info!(from = %from.display(), to = %to.display(), "moved block files to data_dir");
+    Ok(())
 }
 
 /// Imports `[[s3_api.access_keys]]` into the key table. Idempotent: a key already there
@@ -376,6 +419,7 @@ async fn shutdown_signal() -> io::Result<&'static str> {
 mod tests {
     use super::*;
     use hangar_engine::keys::BucketPerms;
+    use hangar_engine::objects::ObjectMeta;
 
     #[test]
     fn node_id_file_round_trips_and_rejects_garbage() {
@@ -412,6 +456,68 @@ mod tests {
         import_config_keys(&engine.keys, &engine.store, &later).await.unwrap();
         let key = engine.keys.get_live("GKupgrade00000000002").await.unwrap();
         assert_eq!(key.perms("old"), BucketPerms::NONE, "only the upgrade grants buckets");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hangar-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn count_files(dir: &Path) -> usize {
+        let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+        entries
+            .map(|e| e.unwrap().path())
+            .map(|p| if p.is_dir() { count_files(&p) } else { 1 })
+            .sum()
+    }
+
+    /// docs/configuration.md: `data_dir` holds the object data blocks, `metadata_dir` the
+    /// database. A block landing on the metadata disk would fill the small fast disk.
+    #[tokio::test]
+    async fn block_files_go_to_data_dir_and_metadata_to_metadata_dir() {
+        let dir = scratch("data-dir");
+        let text = format!(
+            "metadata_dir = \"meta\"\ndata_dir = \"data\"\nrpc_bind_addr = \"127.0.0.1:0\"\n\
+             rpc_secret = \"{}\"\n",
+            "ab".repeat(32)
+        );
+        let config = Config::parse(&text, &dir.join("hangar.toml"), &|_| None).unwrap();
+        let engine = start_single_node(&config).await.unwrap();
+        engine.store.create_bucket("b").await.unwrap();
+        let meta = ObjectMeta { etag: "e".into(), ..Default::default() };
+        let body = vec![7u8; 64 * 1024];
+        engine.store.put_object("b", "k", meta, body).await.unwrap();
+        assert!(count_files(&dir.join("data").join(BLOCKS_DIR)) >= 1);
+        assert!(!dir.join("meta").join(BLOCKS_DIR).exists());
+        assert!(count_files(&dir.join("meta")) >= 1, "the database stays in metadata_dir");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn block_files_of_earlier_builds_move_from_metadata_dir_to_data_dir() {
+        let dir = scratch("legacy-blocks");
+        let (meta, data) = (dir.join("meta"), dir.join("data"));
+        let legacy = meta.join(BLOCKS_DIR).join("ab").join("cd");
+        std::fs::create_dir_all(&legacy).unwrap();
+        std::fs::write(legacy.join("abcd"), b"block").unwrap();
+        // A start that found nothing to move yet may have created an empty data/blocks.
+        std::fs::create_dir_all(data.join(BLOCKS_DIR)).unwrap();
+        move_legacy_blocks(&meta, &data).unwrap();
+        assert_eq!(std::fs::read(data.join("blocks/ab/cd/abcd")).unwrap(), b"block");
+        assert!(!meta.join(BLOCKS_DIR).exists());
+        // Idempotent: nothing left to move.
+        move_legacy_blocks(&meta, &data).unwrap();
+        // Both holding blocks: refuse, saying what to do, and touch nothing.
+        std::fs::create_dir_all(&legacy).unwrap();
+        std::fs::write(legacy.join("ef01"), b"other").unwrap();
+        let err = move_legacy_blocks(&meta, &data).unwrap_err().to_string();
+        assert!(err.contains("move the files"), "{err}");
+        assert!(legacy.join("ef01").is_file() && data.join("blocks/ab/cd/abcd").is_file());
+        // One directory for both: nothing to move.
+        move_legacy_blocks(&meta, &meta).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -1,4 +1,6 @@
-//! `Disk` over `std::fs`, rooted at one directory.
+//! `Disk` over `std::fs`: the metadata root (`metadata_dir`) for everything but block files,
+//! which live under the data root (`data_dir`) — two directories, so that the metadata can
+//! sit on a fast disk and the bulk data on a big one, as docs/configuration.md promises.
 //!
 //! Durability rules (the seam's contract, made concrete for POSIX file systems):
 //! - a file's contents are durable after `fsync` of the file;
@@ -16,6 +18,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use hangar_engine::block::BLOCKS_DIR;
 use hangar_engine::seam::{Disk, DynBackend};
 use redb::backends::FileBackend;
 
@@ -23,18 +26,26 @@ use redb::backends::FileBackend;
 /// rename leaves one behind, and the engine must not mistake it for data.
 const TMP_MARKER: &str = ".hangar-tmp-";
 
-/// Production disk: real files under `root`.
+/// Production disk: real files under `root`, block files under `data_root`.
 pub struct FsDisk {
     root: PathBuf,
+    /// Where `blocks/...` paths go; the same as `root` unless set apart.
+    data_root: PathBuf,
     /// Distinguishes the temporary files of concurrent writes to the same path.
     tmp_seq: AtomicU64,
 }
 
 impl FsDisk {
-    /// A disk rooted at `root`. Nothing is touched until the first write; the root is
-    /// created (durably) then.
+    /// A disk rooted at `root`, block files included. Nothing is touched until the first
+    /// write; the root is created (durably) then.
     pub fn new(root: impl Into<PathBuf>) -> FsDisk {
-        FsDisk { root: root.into(), tmp_seq: AtomicU64::new(0) }
+        let root = root.into();
+        FsDisk { data_root: root.clone(), root, tmp_seq: AtomicU64::new(0) }
+    }
+
+    /// A disk whose block files (engine paths under `blocks/`) live under `data_root`.
+    pub fn with_data_root(root: impl Into<PathBuf>, data_root: impl Into<PathBuf>) -> FsDisk {
+        FsDisk { root: root.into(), data_root: data_root.into(), tmp_seq: AtomicU64::new(0) }
     }
 
     pub fn root(&self) -> &Path {
@@ -53,7 +64,8 @@ impl FsDisk {
                 format!("disk path {path:?} is not a plain relative path"),
             ));
         }
-        Ok(self.root.join(path))
+        let under_blocks = path.split('/').next() == Some(BLOCKS_DIR);
+        Ok(if under_blocks { self.data_root.join(path) } else { self.root.join(path) })
     }
 
     /// The absolute directory of a listing: "" (or ".") means the root itself.

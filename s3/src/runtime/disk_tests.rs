@@ -118,3 +118,21 @@ fn redb_database_is_locked_against_a_second_opener() {
     // Two processes on one metadata store would corrupt it; the file lock must refuse.
     assert!(open_database(&disk, "meta/test.redb").is_err());
 }
+
+#[test]
+fn block_files_live_under_the_data_root_and_the_rest_under_the_metadata_root() {
+    let tmp = TempDir::new();
+    let (meta, data) = (tmp.0.join("meta"), tmp.0.join("data"));
+    let disk = FsDisk::with_data_root(&meta, &data);
+    disk.write_durable("blocks/ab/cd/abcd", b"block").unwrap();
+    disk.write_durable("node_id", b"id").unwrap();
+    // A name that merely starts like the blocks directory is metadata.
+    disk.write_durable("blocks.txt", b"not a block").unwrap();
+    assert!(data.join("blocks/ab/cd/abcd").is_file());
+    assert!(!meta.join("blocks").exists(), "no block file may land on the metadata disk");
+    assert!(meta.join("node_id").is_file() && meta.join("blocks.txt").is_file());
+    assert!(!data.join("node_id").exists());
+    assert_eq!(disk.list("blocks/ab/cd").unwrap(), ["abcd"]);
+    assert_eq!(disk.read("blocks/ab/cd/abcd").unwrap(), b"block");
+    assert_eq!(disk.list("").unwrap(), ["blocks.txt", "node_id"]);
+}

@@ -45,12 +45,13 @@ pub fn os_random_hex(n: usize) -> String {
     hex::encode(bytes)
 }
 
-/// The seam a production node runs on, with its files under `data_root`.
-pub fn production_seam(data_root: impl Into<PathBuf>) -> Seam {
+/// The seam a production node runs on: its metadata under `metadata_root`, its block files
+/// under `data_root`.
+pub fn production_seam(metadata_root: impl Into<PathBuf>, data_root: impl Into<PathBuf>) -> Seam {
     Seam {
         clock: Arc::new(OsClock),
         net: Arc::new(TokioNet),
-        disk: Arc::new(FsDisk::new(data_root)),
+        disk: Arc::new(FsDisk::with_data_root(metadata_root, data_root)),
         trace: Arc::new(NoTrace),
         rng_seed: os_seed(),
     }
