@@ -163,6 +163,8 @@ pub fn required(endpoint: &Endpoint) -> (Option<&str>, Need) {
         | E::ListParts { bucket, .. }
         | E::ListMultipartUploads { bucket } => (Some(bucket), Need::Read),
         E::PutObject { bucket, .. }
+        | E::CopyObject { bucket, .. }
+        | E::UploadPartCopy { bucket, .. }
         | E::DeleteObject { bucket, .. }
         | E::CreateMultipartUpload { bucket, .. }
         | E::UploadPart { bucket, .. }

@@ -20,6 +20,7 @@ use hangar_engine::objects::{self, ObjectError, ObjectRecord, ObjectStore, Versi
 use crate::s3api::backend::{
     BodySource, Deleted, ObjectBody, OpenedObject, PartInfo, UploadInfo, VersionInfo, Versioning,
 };
+use crate::s3api::copy::stream_part_copy;
 use crate::s3api::{BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta};
 
 /// The production backend: every S3 operation becomes one `ObjectStore` call.
@@ -111,7 +112,56 @@ impl EngineBackend {
     }
 }
 
+/// A plain hex MD5 ETag: the part ETag S3 clients expect (and `multipart_etag` reads).
+fn is_md5_etag(etag: &str) -> bool {
+    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 impl ObjectBackend for EngineBackend {
+    fn as_dyn(&self) -> &dyn ObjectBackend {
+        self
+    }
+
+    /// By reference: the copy shares the source's blocks (`ObjectStore::copy_object`).
+    fn copy_object<'a>(
+        &'a self,
+        source: (&'a str, &'a str, &'a str),
+        (bucket, key): (&'a str, &'a str),
+        meta: ObjectMeta,
+    ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
+        Box::pin(async move {
+            let meta =
+                UploadMeta { content_type: meta.content_type, user_metadata: meta.user_metadata };
+            let record = self.store.copy_object(source, bucket, key, meta).await;
+            Ok(split(record.map_err(map_err)?).0)
+        })
+    }
+
+    /// A whole object whose ETag is a plain MD5 (so a valid part ETag) becomes the part by
+    /// reference; a range, an inline body or a multipart source's `…-N` ETag is streamed
+    /// (the part's ETag must then be the MD5 of the bytes).
+    fn upload_part_copy<'a>(
+        &'a self,
+        upload: (&'a str, &'a str, &'a str),
+        part_number: u32,
+        source: (&'a str, &'a str, &'a str),
+        range: Option<(u64, u64)>,
+    ) -> BoxFuture<'a, Result<String, BackendError>> {
+        Box::pin(async move {
+            if range.is_none() {
+                let head = self.store.head_object_version(source.0, source.1, Some(source.2));
+                if is_md5_etag(&head.await.map_err(map_err)?.etag) {
+                    let by_ref = self.store.upload_part_copy(upload, part_number, source).await;
+                    if let Some(etag) = by_ref.map_err(map_err)? {
+                        return Ok(etag);
+                    }
+                }
+            }
+            let streamed = stream_part_copy(self, upload, part_number, source, range);
+            streamed.await
+        })
+    }
+
     fn list_buckets(&self) -> BoxFuture<'_, Result<Vec<BucketInfo>, BackendError>> {
         Box::pin(async move {
             let buckets = self.store.list_buckets().await.map_err(map_err)?;

@@ -311,7 +311,11 @@ impl BlockWriter<'_> {
 }
 
 /// Records that `owner` uses block `hash` (before the block is stored).
-async fn reference(node: &Node, owner: &Owner, hash: BlockHash) -> Result<(), BlockError> {
+pub(super) async fn reference(
+    node: &Node,
+    owner: &Owner,
+    hash: BlockHash,
+) -> Result<(), BlockError> {
     let sort_key = ref_sort_key(&owner.bucket, &owner.key, owner.version);
     let entry = BlockRef {
         block: hash,

@@ -21,6 +21,9 @@ pub mod body;
 pub mod body_reader;
 #[cfg(test)]
 mod body_tests;
+pub mod copy;
+#[cfg(test)]
+mod copy_tests;
 pub mod gc;
 pub mod multipart;
 #[cfg(test)]

@@ -238,7 +238,7 @@ impl ObjectStore {
     }
 
     /// An upload still accepting parts.
-    async fn open_upload(
+    pub(super) async fn open_upload(
         &self,
         bucket: &str,
         key: &str,
@@ -324,9 +324,33 @@ impl ObjectStore {
         let end = source.finish(&stored.summary).map_err(super::object_ops::refused)?;
         let size_bytes = stored.summary.size_bytes;
         let part = PartRecord { etag: end.etag.clone(), size_bytes, blocks: stored.blocks };
-        let entry = upload.with_part((part_number, part_id), part);
-        self.node.mpu.insert(upload_entry_key(bucket, key, id), &entry).await?;
+        self.record_part_as((bucket, key, id), &upload, (part_number, part_id), part).await?;
         Ok(end.etag)
+    }
+
+    /// Records `part` as the newest upload of `part_number` (its blocks already referenced
+    /// by the upload's version and stored).
+    pub(super) async fn record_part(
+        &self,
+        upload_of: (&str, &str, VersionId),
+        upload: &MultipartUpload,
+        part_number: u32,
+        part: PartRecord,
+    ) -> Result<(), ObjectError> {
+        let seen = upload.newest_stamp(part_number).unwrap_or(0);
+        let part_id = VersionId { timestamp: self.node.stamp_after(seen), unique: self.node.id.0 };
+        self.record_part_as(upload_of, upload, (part_number, part_id), part).await
+    }
+
+    async fn record_part_as(
+        &self,
+        (bucket, key, id): (&str, &str, VersionId),
+        upload: &MultipartUpload,
+        part_id: PartId,
+        part: PartRecord,
+    ) -> Result<(), ObjectError> {
+        let entry = upload.with_part(part_id, part);
+        Ok(self.node.mpu.insert(upload_entry_key(bucket, key, id), &entry).await?)
     }
 
     /// Completes an upload with the listed parts (see `assemble` for the rules): writes its

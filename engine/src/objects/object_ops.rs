@@ -159,7 +159,7 @@ impl ObjectStore {
 
     /// The stored form of a complete object version (the current one if `version` is
     /// `None`), or why there is none.
-    async fn stored(
+    pub(super) async fn stored(
         &self,
         bucket: &str,
         key: &str,

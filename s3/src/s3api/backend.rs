@@ -282,6 +282,37 @@ pub trait ObjectBackend: Send + Sync + 'static {
         max_keys: usize,
     ) -> BoxFuture<'a, Result<Vec<ObjectInfo>, BackendError>>;
 
+    /// Stores version `source` (bucket, key, exact version id) as a new version of `dest`
+    /// with `meta` and the source's body and ETag. `NoSuchVersion` if that version is gone.
+    /// By default the body is read and written again; a backend that can share stored data
+    /// (the engine: content-addressed blocks) overrides this.
+    fn copy_object<'a>(
+        &'a self,
+        source: (&'a str, &'a str, &'a str),
+        dest: (&'a str, &'a str),
+        meta: ObjectMeta,
+    ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
+        Box::pin(super::copy::stream_copy_object(self.as_dyn(), source, dest, meta))
+    }
+
+    /// Stores version `source` (or the bytes `range.0..range.1` of it) as part
+    /// `part_number` of an open upload; returns the part's ETag (the source's for a whole
+    /// object stored by reference, else the hex MD5 of the bytes). By default streamed
+    /// through `upload_part`.
+    fn upload_part_copy<'a>(
+        &'a self,
+        upload: (&'a str, &'a str, &'a str),
+        part_number: u32,
+        source: (&'a str, &'a str, &'a str),
+        range: Option<(u64, u64)>,
+    ) -> BoxFuture<'a, Result<String, BackendError>> {
+        let copy = super::copy::stream_part_copy(self.as_dyn(), upload, part_number, source, range);
+        Box::pin(copy)
+    }
+
+    /// `self` as a trait object (for the default methods above, which call free functions).
+    fn as_dyn(&self) -> &dyn ObjectBackend;
+
     // ---- multipart uploads (see `multipart.rs` for the S3 side) ----
 
     /// Starts an upload of `key` and returns its id.

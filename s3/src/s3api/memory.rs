@@ -262,6 +262,10 @@ impl ObjectBody for BytesBody {
 }
 
 impl ObjectBackend for MemoryBackend {
+    fn as_dyn(&self) -> &dyn ObjectBackend {
+        self
+    }
+
     fn list_buckets(&self) -> BoxFuture<'_, Result<Vec<BucketInfo>, BackendError>> {
         let list = self
             .lock()

@@ -18,6 +18,7 @@ pub mod backend;
 pub mod bucket;
 pub mod checksum;
 pub mod chunked;
+pub mod copy;
 pub mod encoding;
 pub mod error;
 pub mod list;
@@ -255,6 +256,13 @@ async fn process(
     (facts.operation, facts.access_key) = (endpoint.name(), Some(auth.access_key.clone()));
     tracing::debug!(operation = endpoint.name(), access_key = %auth.access_key, "request");
     access::check(&grant, &endpoint, state.backend.as_ref()).await?;
+    if let Endpoint::CopyObject { source, .. } | Endpoint::UploadPartCopy { source, .. } = &endpoint
+    {
+        // A copy reads its source: the key needs read access there too.
+        let (bucket, key) = (source.bucket.clone(), source.key.clone());
+        let read = Endpoint::GetObject { bucket, key, version_id: None };
+        access::check(&grant, &read, state.backend.as_ref()).await?;
+    }
     let backend = state.backend.as_ref();
     let (headers, region) = (&parts.headers, state.region.as_str());
     // Object bodies stream both ways; every other body is a small document read whole.
@@ -348,6 +356,13 @@ async fn process(
         }
         Endpoint::ListMultipartUploads { bucket } => {
             multipart::list_uploads(backend, &bucket, &query).await
+        }
+        Endpoint::CopyObject { bucket, key, source } => {
+            copy::copy_object(backend, (&bucket, &key), &source, headers).await
+        }
+        Endpoint::UploadPartCopy { bucket, key, upload_id, part_number, source } => {
+            let upload = (bucket.as_str(), key.as_str(), upload_id.as_str());
+            copy::upload_part_copy(backend, upload, part_number, &source, headers).await
         }
         Endpoint::PutObject { .. } | Endpoint::UploadPart { .. } | Endpoint::GetObject { .. } => {
             unreachable!("object bodies are served above")

@@ -11,6 +11,7 @@
 use hyper::{HeaderMap, Method};
 
 use super::backend::valid_version_id;
+use super::copy::{CopySource, parse_copy_source};
 use super::encoding::percent_decode;
 use super::error::S3Error;
 
@@ -23,25 +24,92 @@ pub const KEY_BYTES_MAX: usize = 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
     ListBuckets,
-    CreateBucket { bucket: String },
-    HeadBucket { bucket: String },
-    DeleteBucket { bucket: String },
-    GetBucketLocation { bucket: String },
-    ListObjectsV2 { bucket: String },
-    ListObjects { bucket: String },
-    ListObjectVersions { bucket: String },
-    GetBucketVersioning { bucket: String },
-    PutBucketVersioning { bucket: String },
-    PutObject { bucket: String, key: String },
-    GetObject { bucket: String, key: String, version_id: Option<String> },
-    HeadObject { bucket: String, key: String, version_id: Option<String> },
-    DeleteObject { bucket: String, key: String, version_id: Option<String> },
-    CreateMultipartUpload { bucket: String, key: String },
-    UploadPart { bucket: String, key: String, upload_id: String, part_number: u32 },
-    CompleteMultipartUpload { bucket: String, key: String, upload_id: String },
-    AbortMultipartUpload { bucket: String, key: String, upload_id: String },
-    ListParts { bucket: String, key: String, upload_id: String },
-    ListMultipartUploads { bucket: String },
+    CreateBucket {
+        bucket: String,
+    },
+    HeadBucket {
+        bucket: String,
+    },
+    DeleteBucket {
+        bucket: String,
+    },
+    GetBucketLocation {
+        bucket: String,
+    },
+    ListObjectsV2 {
+        bucket: String,
+    },
+    ListObjects {
+        bucket: String,
+    },
+    ListObjectVersions {
+        bucket: String,
+    },
+    GetBucketVersioning {
+        bucket: String,
+    },
+    PutBucketVersioning {
+        bucket: String,
+    },
+    PutObject {
+        bucket: String,
+        key: String,
+    },
+    CopyObject {
+        bucket: String,
+        key: String,
+        source: CopySource,
+    },
+    GetObject {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    HeadObject {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    DeleteObject {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    CreateMultipartUpload {
+        bucket: String,
+        key: String,
+    },
+    UploadPart {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        part_number: u32,
+    },
+    UploadPartCopy {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        part_number: u32,
+        source: CopySource,
+    },
+    CompleteMultipartUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    AbortMultipartUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    ListParts {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    ListMultipartUploads {
+        bucket: String,
+    },
 }
 
 impl Endpoint {
@@ -58,11 +126,13 @@ impl Endpoint {
             Endpoint::GetBucketVersioning { .. } => "GetBucketVersioning",
             Endpoint::PutBucketVersioning { .. } => "PutBucketVersioning",
             Endpoint::PutObject { .. } => "PutObject",
+            Endpoint::CopyObject { .. } => "CopyObject",
             Endpoint::GetObject { .. } => "GetObject",
             Endpoint::HeadObject { .. } => "HeadObject",
             Endpoint::DeleteObject { .. } => "DeleteObject",
             Endpoint::CreateMultipartUpload { .. } => "CreateMultipartUpload",
             Endpoint::UploadPart { .. } => "UploadPart",
+            Endpoint::UploadPartCopy { .. } => "UploadPartCopy",
             Endpoint::CompleteMultipartUpload { .. } => "CompleteMultipartUpload",
             Endpoint::AbortMultipartUpload { .. } => "AbortMultipartUpload",
             Endpoint::ListParts { .. } => "ListParts",
@@ -157,7 +227,9 @@ pub fn route(
     }
     let version_id = parse_version_id(query)?;
     match *method {
-        Method::PUT if headers.contains_key("x-amz-copy-source") => Err(unsupported("CopyObject")),
+        Method::PUT if headers.contains_key("x-amz-copy-source") => {
+            Ok(Endpoint::CopyObject { bucket, key, source: copy_source(headers)? })
+        }
         Method::PUT => Ok(Endpoint::PutObject { bucket, key }),
         Method::GET => Ok(Endpoint::GetObject { bucket, key, version_id }),
         Method::HEAD => Ok(Endpoint::HeadObject { bucket, key, version_id }),
@@ -218,16 +290,18 @@ fn route_multipart(
     }
     let Some(upload_id) = param("uploadId") else { return Ok(None) };
     let endpoint = match *method {
-        Method::PUT if headers.contains_key("x-amz-copy-source") => {
-            return Err(S3Error::NotImplemented { operation: "UploadPartCopy".into() });
-        }
         Method::PUT => {
             let part_number = param("partNumber").as_deref().and_then(parse_part_number).ok_or(
                 S3Error::InvalidArgument {
                     reason: "Part number must be an integer between 1 and 10000, inclusive".into(),
                 },
             )?;
-            Endpoint::UploadPart { bucket, key, upload_id, part_number }
+            if headers.contains_key("x-amz-copy-source") {
+                let source = copy_source(headers)?;
+                Endpoint::UploadPartCopy { bucket, key, upload_id, part_number, source }
+            } else {
+                Endpoint::UploadPart { bucket, key, upload_id, part_number }
+            }
         }
         Method::POST => Endpoint::CompleteMultipartUpload { bucket, key, upload_id },
         Method::DELETE => Endpoint::AbortMultipartUpload { bucket, key, upload_id },
@@ -235,6 +309,15 @@ fn route_multipart(
         _ => return Ok(None),
     };
     Ok(Some(endpoint))
+}
+
+/// The source named by `x-amz-copy-source` (checked here, so handlers get a valid one).
+fn copy_source(headers: &HeaderMap) -> Result<CopySource, S3Error> {
+    let value = headers.get("x-amz-copy-source").map(|v| v.to_str());
+    let value = value.and_then(Result::ok).ok_or(S3Error::InvalidArgument {
+        reason: "x-amz-copy-source is not a valid header value".into(),
+    })?;
+    parse_copy_source(value)
 }
 
 /// A part number: decimal digits only, 1..=10000.
@@ -342,10 +425,39 @@ mod tests {
             let err = r(method, path, &[(sub, "")]).unwrap_err();
             assert_eq!(err.code(), "NotImplemented", "{path}?{sub}");
         }
+    }
+
+    #[test]
+    fn routes_copies_with_their_decoded_source() {
         let mut headers = HeaderMap::new();
-        headers.insert("x-amz-copy-source", "/bk/src".parse().unwrap());
-        let err = route(&Method::PUT, "/bk/dst", &[], &headers).unwrap_err();
-        assert_eq!(err.code(), "NotImplemented");
+        let id = "0000018f00000000000000000000000a";
+        let value = format!("/src%20bk/dir/a%2Bb?versionId={id}");
+        headers.insert("x-amz-copy-source", value.parse().unwrap());
+        let source = CopySource {
+            bucket: "src bk".into(),
+            key: "dir/a+b".into(),
+            version_id: Some(id.into()),
+        };
+        let (bucket, key) = ("bk".to_string(), "dst".to_string());
+        assert_eq!(
+            route(&Method::PUT, "/bk/dst", &[], &headers),
+            Ok(Endpoint::CopyObject {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                source: source.clone()
+            })
+        );
+        let query = q(&[("partNumber", "3"), ("uploadId", "U1")]);
+        let upload_id = "U1".to_string();
+        assert_eq!(
+            route(&Method::PUT, "/bk/dst", &query, &headers),
+            Ok(Endpoint::UploadPartCopy { bucket, key, upload_id, part_number: 3, source })
+        );
+        for bad in ["nokey", "/bk/", "bk/k?versionId=nope", "bk/k?other=1", "/%zz/k"] {
+            headers.insert("x-amz-copy-source", bad.parse().unwrap());
+            let err = route(&Method::PUT, "/bk/dst", &[], &headers).unwrap_err();
+            assert_eq!(err.code(), "InvalidArgument", "{bad}");
+        }
     }
 
     #[test]
