@@ -57,8 +57,14 @@ impl fmt::Debug for Secret {
 pub struct Config {
     /// The metadata database and the node id live here (the engine's data root).
     pub metadata_dir: PathBuf,
-    /// Object data blocks (used once the block store lands).
+    /// Object data blocks.
     pub data_dir: PathBuf,
+    /// Whether metadata commits are fsynced before a write is acknowledged (default true).
+    /// Off: an acknowledged write survives a crash of the process but maybe not of the
+    /// machine (power loss, kernel panic).
+    pub metadata_fsync: bool,
+    /// The same for block files under `data_dir` (default true).
+    pub data_fsync: bool,
     pub replication_factor: usize,
     pub consistency_mode: ConsistencyMode,
     pub rpc_bind_addr: SocketAddr,
@@ -135,6 +141,8 @@ impl std::error::Error for ConfigError {}
 struct RawConfig {
     metadata_dir: Spanned<String>,
     data_dir: Spanned<String>,
+    metadata_fsync: Option<bool>,
+    data_fsync: Option<bool>,
     replication_factor: Option<Spanned<i64>>,
     consistency_mode: Option<Spanned<String>>,
     rpc_bind_addr: Option<Spanned<String>>,
@@ -277,6 +285,8 @@ fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
     Ok(Config {
         metadata_dir,
         data_dir,
+        metadata_fsync: raw.metadata_fsync.unwrap_or(true),
+        data_fsync: raw.data_fsync.unwrap_or(true),
         replication_factor,
         consistency_mode,
         rpc_bind_addr,

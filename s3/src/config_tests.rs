@@ -149,3 +149,14 @@ fn bootstrap_peers_are_node_ids_at_addresses_and_rf_goes_up_to_five() {
     assert!(error_text(&bad).contains("16 hex digits"));
     assert!(error_text(&format!("replication_factor = 6\n{}", minimal())).contains("1..=5"));
 }
+
+#[test]
+fn fsync_is_on_unless_switched_off_and_a_non_boolean_is_refused() {
+    let c = parse(&minimal()).unwrap();
+    assert!(c.metadata_fsync && c.data_fsync, "safe by default");
+    let text = minimal().replace("[[s3", "data_fsync = false\n[[s3");
+    let c = parse(&text).unwrap();
+    assert!(c.metadata_fsync && !c.data_fsync);
+    let err = error_text(&minimal().replace("[[s3", "metadata_fsync = \"no\"\n[[s3"));
+    assert!(err.contains("metadata_fsync") && err.contains("line 4"), "{err}");
+}

@@ -36,7 +36,7 @@ use crate::backend::EngineBackend;
 use crate::config::{Config, Secret};
 use crate::metrics::S3Metrics;
 use crate::metrics_events::EngineEvents;
-use crate::runtime::{TokioNet, production_seam};
+use crate::runtime::{FsyncPolicy, TokioNet, production_seam};
 use crate::s3api::{S3State, WallClock, serve};
 
 mod gate;
@@ -131,7 +131,15 @@ async fn start(config: &Config, single_node: bool) -> Result<Engine, ServerError
             .map_err(|source| ServerError::CreateDir { path: dir.clone(), source })?;
     }
     move_legacy_blocks(&config.metadata_dir, &config.data_dir)?;
-    let mut seam = production_seam(&config.metadata_dir, &config.data_dir);
+    let fsync = FsyncPolicy { metadata: config.metadata_fsync, data: config.data_fsync };
+    if !(fsync.metadata && fsync.data) {
+        tracing::warn!(
+            metadata_fsync = fsync.metadata,
+            data_fsync = fsync.data,
+            "fsync is off: a machine crash may lose or tear recently acknowledged writes"
+        );
+    }
+    let mut seam = production_seam(&config.metadata_dir, &config.data_dir, fsync);
     // Worker passes and served RPCs, counted for /metrics and /v1/workers.
     let events = Arc::new(EngineEvents::new(seam.trace.clone(), seam.clock.clone()));
     seam.trace = events.clone();

@@ -20,7 +20,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hangar_engine::block::BLOCKS_DIR;
 use hangar_engine::seam::{Disk, DynBackend};
+use std::ops::Bound;
+
 use redb::backends::FileBackend;
+use redb::{BackendError, StorageBackend};
 
 /// Marks temporary files of `write_durable`. `list` hides them: a crash between create and
 /// rename leaves one behind, and the engine must not mistake it for data.
@@ -33,6 +36,23 @@ pub struct FsDisk {
     data_root: PathBuf,
     /// Distinguishes the temporary files of concurrent writes to the same path.
     tmp_seq: AtomicU64,
+    fsync: FsyncPolicy,
+}
+
+/// Which files are fsynced. Both by default; an operator may switch either off
+/// (`metadata_fsync`, `data_fsync`) and accept that a machine crash can then lose or tear
+/// recently acknowledged writes. A process crash loses nothing either way: every write has
+/// reached the kernel before it is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FsyncPolicy {
+    pub metadata: bool,
+    pub data: bool,
+}
+
+impl Default for FsyncPolicy {
+    fn default() -> Self {
+        FsyncPolicy { metadata: true, data: true }
+    }
 }
 
 impl FsDisk {
@@ -40,12 +60,28 @@ impl FsDisk {
     /// write; the root is created (durably) then.
     pub fn new(root: impl Into<PathBuf>) -> FsDisk {
         let root = root.into();
-        FsDisk { data_root: root.clone(), root, tmp_seq: AtomicU64::new(0) }
+        let fsync = FsyncPolicy::default();
+        FsDisk { data_root: root.clone(), root, tmp_seq: AtomicU64::new(0), fsync }
     }
 
     /// A disk whose block files (engine paths under `blocks/`) live under `data_root`.
     pub fn with_data_root(root: impl Into<PathBuf>, data_root: impl Into<PathBuf>) -> FsDisk {
-        FsDisk { root: root.into(), data_root: data_root.into(), tmp_seq: AtomicU64::new(0) }
+        let fsync = FsyncPolicy::default();
+        FsDisk { root: root.into(), data_root: data_root.into(), tmp_seq: AtomicU64::new(0), fsync }
+    }
+
+    /// The same disk with `fsync` deciding which files are fsynced.
+    pub fn with_fsync(mut self, fsync: FsyncPolicy) -> FsDisk {
+        self.fsync = fsync;
+        self
+    }
+
+    /// Whether files at the engine path `path` are fsynced.
+    fn syncs(&self, path: &str) -> bool {
+        match is_block_path(path) {
+            true => self.fsync.data,
+            false => self.fsync.metadata,
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -64,8 +100,7 @@ impl FsDisk {
                 format!("disk path {path:?} is not a plain relative path"),
             ));
         }
-        let under_blocks = path.split('/').next() == Some(BLOCKS_DIR);
-        Ok(if under_blocks { self.data_root.join(path) } else { self.root.join(path) })
+        Ok(if is_block_path(path) { self.data_root.join(path) } else { self.root.join(path) })
     }
 
     /// The absolute directory of a listing: "" (or ".") means the root itself.
@@ -75,6 +110,11 @@ impl FsDisk {
             d => self.resolve(d),
         }
     }
+}
+
+/// Whether an engine path names a block file (or a directory of them).
+fn is_block_path(path: &str) -> bool {
+    path.split('/').next() == Some(BLOCKS_DIR)
 }
 
 /// The parent directory of a resolved path (always exists: resolved paths are below root).
@@ -89,13 +129,13 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Creates `dir` and its missing ancestors, syncing each new directory's parent so that
 /// the new names survive a crash.
-fn ensure_dir(dir: &Path) -> io::Result<()> {
+fn ensure_dir(dir: &Path, sync: bool) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
     let up = dir.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(up) = up {
-        ensure_dir(up)?;
+        ensure_dir(up, sync)?;
     }
     match fs::create_dir(dir) {
         Ok(()) => {}
@@ -103,28 +143,29 @@ fn ensure_dir(dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
         Err(e) => return Err(e),
     }
-    sync_dir(up.unwrap_or(Path::new(".")))
+    if sync { sync_dir(up.unwrap_or(Path::new("."))) } else { Ok(()) }
 }
 
-fn write_and_sync(path: &Path, data: &[u8]) -> io::Result<()> {
+fn write_and_sync(path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
     let mut file = File::create(path)?;
     file.write_all(data)?;
-    file.sync_all()
+    if sync { file.sync_all() } else { Ok(()) }
 }
 
 impl Disk for FsDisk {
     fn write_durable(&self, path: &str, data: &[u8]) -> io::Result<()> {
         let full = self.resolve(path)?;
+        let sync = self.syncs(path);
         let dir = parent(&full);
-        ensure_dir(dir)?;
+        ensure_dir(dir, sync)?;
         let name = full.file_name().expect("resolved paths end in a name");
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let mut tmp_name = name.to_os_string();
         tmp_name.push(format!("{TMP_MARKER}{}-{seq}", std::process::id()));
         let tmp = dir.join(tmp_name);
-        let result = write_and_sync(&tmp, data)
+        let result = write_and_sync(&tmp, data, sync)
             .and_then(|()| fs::rename(&tmp, &full))
-            .and_then(|()| sync_dir(dir));
+            .and_then(|()| if sync { sync_dir(dir) } else { Ok(()) });
         if result.is_err() {
             // Best effort: the error we report is the write's, not the cleanup's.
             let _ = fs::remove_file(&tmp);
@@ -164,8 +205,12 @@ impl Disk for FsDisk {
     }
 
     fn rename_durable(&self, from: &str, to: &str) -> io::Result<()> {
+        let sync = self.syncs(to);
         let (from, to) = (self.resolve(from)?, self.resolve(to)?);
         fs::rename(&from, &to)?;
+        if !sync {
+            return Ok(());
+        }
         sync_dir(parent(&to))?;
         // Across directories the source's entry must disappear durably too, or a crash
         // could leave the file under both names.
@@ -177,12 +222,61 @@ impl Disk for FsDisk {
 
     fn open_backend(&self, path: &str) -> io::Result<DynBackend> {
         let full = self.resolve(path)?;
-        ensure_dir(parent(&full))?;
+        let sync = self.syncs(path);
+        ensure_dir(parent(&full), sync)?;
         let file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&full)?;
+        let backend = FileBackend::new(file).map_err(io::Error::other)?;
+        if !sync {
+            return Ok(DynBackend(Box::new(UnsyncedBackend(backend))));
+        }
         // If the file was just created, its name must be durable before redb trusts it.
         sync_dir(parent(&full))?;
-        let backend = FileBackend::new(file).map_err(io::Error::other)?;
         Ok(DynBackend(Box::new(backend)))
+    }
+}
+
+/// redb's file backend with `sync_data` left out (`metadata_fsync = false`): commits reach
+/// the kernel's page cache, not necessarily the disk. Everything else delegates, the locks
+/// included (they keep a second process off the database).
+#[derive(Debug)]
+struct UnsyncedBackend(FileBackend);
+
+impl StorageBackend for UnsyncedBackend {
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        self.0.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.0.write(offset, data)
+    }
+    fn close(&self) -> io::Result<()> {
+        self.0.close()
+    }
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.0.try_lock_range(start, end)
+    }
+    fn try_lock_shared_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<bool, BackendError> {
+        self.0.try_lock_shared_range(s, e)
+    }
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.0.lock_range(start, end)
+    }
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.0.lock_shared_range(start, end)
+    }
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.0.unlock_range(start, end)
+    }
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.0.query_lock_range(start, end)
     }
 }

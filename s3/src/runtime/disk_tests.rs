@@ -136,3 +136,26 @@ fn block_files_live_under_the_data_root_and_the_rest_under_the_metadata_root() {
     assert_eq!(disk.read("blocks/ab/cd/abcd").unwrap(), b"block");
     assert_eq!(disk.list("").unwrap(), ["blocks.txt", "node_id"]);
 }
+
+/// `metadata_fsync = false` / `data_fsync = false` skip fsync only: the files, the database
+/// and its lock against a second opener work as before.
+#[test]
+fn with_fsync_off_files_and_the_database_still_work() {
+    let tmp = TempDir::new();
+    let off = super::FsyncPolicy { metadata: false, data: false };
+    let disk = FsDisk::with_data_root(tmp.0.join("meta"), tmp.0.join("data")).with_fsync(off);
+    disk.write_durable("blocks/ab/cd/abcd", b"block").unwrap();
+    assert_eq!(disk.read("blocks/ab/cd/abcd").unwrap(), b"block");
+    assert!(tmp.0.join("data/blocks/ab/cd/abcd").is_file());
+    {
+        let db = open_database(&disk, "hangar.redb").unwrap();
+        assert!(open_database(&disk, "hangar.redb").is_err(), "still locked");
+        let tx = db.begin_write().unwrap();
+        tx.open_table(TABLE).unwrap().insert("answer", 42).unwrap();
+        tx.commit().unwrap();
+    }
+    let db = open_database(&disk, "hangar.redb").unwrap();
+    let tx = db.begin_read().unwrap();
+    let value = tx.open_table(TABLE).unwrap().get("answer").unwrap().map(|v| v.value());
+    assert_eq!(value, Some(42));
+}

@@ -11,7 +11,7 @@ mod net;
 #[cfg(test)]
 mod disk_tests;
 
-pub use disk::FsDisk;
+pub use disk::{FsDisk, FsyncPolicy};
 pub use net::{TokioListener, TokioNet};
 
 use std::path::PathBuf;
@@ -47,11 +47,15 @@ pub fn os_random_hex(n: usize) -> String {
 
 /// The seam a production node runs on: its metadata under `metadata_root`, its block files
 /// under `data_root`.
-pub fn production_seam(metadata_root: impl Into<PathBuf>, data_root: impl Into<PathBuf>) -> Seam {
+pub fn production_seam(
+    metadata_root: impl Into<PathBuf>,
+    data_root: impl Into<PathBuf>,
+    fsync: FsyncPolicy,
+) -> Seam {
     Seam {
         clock: Arc::new(OsClock),
         net: Arc::new(TokioNet),
-        disk: Arc::new(FsDisk::with_data_root(metadata_root, data_root)),
+        disk: Arc::new(FsDisk::with_data_root(metadata_root, data_root).with_fsync(fsync)),
         trace: Arc::new(NoTrace),
         rng_seed: os_seed(),
     }

@@ -162,7 +162,7 @@ async fn engine_backend(name: &str) -> EngineBackend {
     let dir = std::env::temp_dir().join(format!("hangar-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let seam = production_seam(&dir, &dir);
+    let seam = production_seam(&dir, &dir, Default::default());
     let id = NodeId(1);
     let mut layout = ClusterLayout::new(1).unwrap();
     let role = NodeRole { zone: "z1".into(), capacity: 1, tags: Vec::new() };
