@@ -13,7 +13,7 @@ use hangar_engine::rpc::{
     Handler, RemoteError, Request, Response, RpcClient, RpcConfig, TableRequest, serve,
 };
 use hangar_engine::seam::BoxFuture;
-use hangar_s3::runtime::production_seam;
+use hangar_s3::runtime::{FsyncPolicy, production_seam};
 
 use crate::ScratchDir;
 
@@ -53,13 +53,15 @@ pub fn bench(c: &mut Criterion) {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let addr = format!("127.0.0.1:{}", free_loopback_port());
+    let client_dir = scratch.0.join("client");
     let client = runtime.block_on(async {
-        let seam = production_seam(scratch.0.join("server"));
+        let dir = scratch.0.join("server");
+        let seam = production_seam(&dir, &dir, FsyncPolicy::default());
         let listener = seam.net.listen(&addr).await.expect("listen on loopback");
         tokio::spawn(serve(listener, seam, SECRET.into(), Arc::new(Answer)));
         let client = RpcClient::new(
             NodeId(1),
-            production_seam(scratch.0.join("client")),
+            production_seam(&client_dir, &client_dir, FsyncPolicy::default()),
             SECRET,
             RpcConfig::default(),
         );

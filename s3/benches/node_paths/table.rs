@@ -19,7 +19,7 @@ use hangar_engine::rpc::message::RawEntry;
 use hangar_engine::seam::open_database;
 use hangar_engine::table::schema::encode_entry;
 use hangar_engine::table::{LocalTable, Store, entry_key};
-use hangar_s3::runtime::FsDisk;
+use hangar_s3::runtime::{FsDisk, FsyncPolicy};
 
 use crate::ScratchDir;
 
@@ -119,6 +119,19 @@ pub fn bench(c: &mut Criterion) {
             }
             // Per write: the batch time spread over its writers.
             total * iters as u32 / (iters.div_ceil(WRITERS) * WRITERS) as u32
+        })
+    });
+    // The same insert with `metadata_fsync = false`: what a commit costs besides the
+    // fsync (the floor a faster disk would approach).
+    let unsynced = ScratchDir::new("table-nofsync");
+    let policy = FsyncPolicy { metadata: false, data: false };
+    let disk = FsDisk::new(&unsynced.0).with_fsync(policy);
+    let db = Arc::new(open_database(&disk, "meta/hangar.redb").expect("open the database"));
+    let unsynced_store = Store::<ObjectSchema>::open(db).expect("open the table");
+    group.bench_function("insert_no_fsync", |b| {
+        b.iter(|| {
+            next += 1;
+            unsynced_store.merge_raw(&[raw(next)]).unwrap()
         })
     });
     group.finish();
