@@ -166,6 +166,7 @@ pub fn required(endpoint: &Endpoint) -> (Option<&str>, Need) {
         | E::CopyObject { bucket, .. }
         | E::UploadPartCopy { bucket, .. }
         | E::DeleteObject { bucket, .. }
+        | E::DeleteObjects { bucket }
         | E::CreateMultipartUpload { bucket, .. }
         | E::UploadPart { bucket, .. }
         | E::CompleteMultipartUpload { bucket, .. }

@@ -91,7 +91,8 @@ pub struct AdminConfig {
 pub struct S3ApiConfig {
     pub api_bind_addr: SocketAddr,
     pub s3_region: String,
-    /// For virtual-hosted-style addressing (not served yet).
+    /// Virtual-host-style addressing: a request to `Host: bucket.<root_domain>` addresses
+    /// `bucket` (a leading `.` is allowed, as Garage writes it); other hosts are path-style.
     pub root_domain: Option<String>,
     /// Access key id → secret key.
     pub access_keys: BTreeMap<String, Secret>,
@@ -341,7 +342,20 @@ fn validate_s3_api(src: &Source, raw: &RawS3Api) -> Result<S3ApiConfig, ConfigEr
             r.clone()
         }
     };
-    let root_domain = raw.root_domain.as_ref().map(|d| d.get_ref().clone());
+    let root_domain = match &raw.root_domain {
+        None => None,
+        Some(domain) => {
+            let d = domain.get_ref().strip_prefix('.').unwrap_or(domain.get_ref());
+            let label_ok = |l: &str| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            };
+            if !d.split('.').all(label_ok) {
+                let problem = format!("{d:?}: a DNS name such as \".s3.example.com\"");
+                return Err(src.invalid("s3_api.root_domain", Some(domain.span()), problem));
+            }
+            Some(domain.get_ref().clone())
+        }
+    };
     let mut access_keys = BTreeMap::new();
     for key in &raw.access_keys {
         let (id, secret) = (key.id.get_ref(), key.secret.get_ref());

@@ -160,3 +160,16 @@ fn fsync_is_on_unless_switched_off_and_a_non_boolean_is_refused() {
     let err = error_text(&minimal().replace("[[s3", "metadata_fsync = \"no\"\n[[s3"));
     assert!(err.contains("metadata_fsync") && err.contains("line 4"), "{err}");
 }
+
+#[test]
+fn root_domain_is_a_dns_name_with_an_optional_leading_dot() {
+    let with = |d: &str| format!("{}[s3_api]\nroot_domain = \"{d}\"\n", minimal());
+    for good in [".s3.example.com", "s3.example.com", "localhost"] {
+        let c = parse(&with(good)).unwrap();
+        assert_eq!(c.s3_api.root_domain.as_deref(), Some(good));
+    }
+    for bad in ["", ".", "s3..example.com", "s3.example.com:3900", "s3 example"] {
+        let err = error_text(&with(bad));
+        assert!(err.contains("`s3_api.root_domain`"), "{bad}: {err}");
+    }
+}

@@ -213,6 +213,9 @@ fn render(s: &DevSettings) -> String {
     out.push_str("[s3_api]\n");
     let _ = writeln!(out, "api_bind_addr = \"127.0.0.1:{}\"", s.s3_port);
     let _ = writeln!(out, "s3_region = \"{}\"", s.region);
+    // Virtual-host-style addressing for clients that use it: `bucket.localhost` is
+    // loopback where *.localhost resolves (RFC 6761: systemd-resolved, curl, browsers).
+    out.push_str("root_domain = \".localhost\"\n");
     for (id, secret) in &s.keys {
         let _ = write!(out, "\n[[s3_api.access_keys]]\nid = \"{id}\"\nsecret = \"{secret}\"\n");
     }

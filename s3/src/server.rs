@@ -384,6 +384,7 @@ pub async fn bind_s3(engine: &Engine, config: &Config) -> Result<S3Server, Serve
     let region = config.s3_api.s3_region.clone();
     let state = S3State::new(backend, region, Default::default(), wall)
         .with_keys(Arc::new(EngineKeys(engine.keys.clone())))
+        .with_root_domain(config.s3_api.root_domain.as_deref())
         .with_observer(engine.s3_metrics.clone());
     let state = Arc::new(state);
     // Until the layout gives this node a role, S3 requests get a 503 saying so.

@@ -253,3 +253,142 @@ def test_cli_copies_server_side_small_and_multipart(aws, s3, bucket, other):
     aws("s3", "cp", f"s3://{bucket}/cli/large", f"s3://{other}/cli/large")
     assert s3.get_object(Bucket=other, Key="cli/small")["Body"].read() == small
     assert s3.get_object(Bucket=other, Key="cli/large")["Body"].read() == large
+
+
+# ---- DeleteObjects ---------------------------------------------------------------------------
+
+
+def keys_in(s3, bucket, prefix):
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return sorted(o["Key"] for o in listed)
+
+
+def test_delete_objects_three_keys_and_a_missing_one(s3, bucket):
+    for key in ("del/a", "del/b", "del/c", "del/keep"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    objects = [{"Key": k} for k in ("del/a", "del/b", "del/c", "del/missing")]
+    r = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
+    assert sorted(d["Key"] for d in r["Deleted"]) == ["del/a", "del/b", "del/c", "del/missing"]
+    assert "Errors" not in r
+    assert keys_in(s3, bucket, "del/") == ["del/keep"]
+
+
+def test_delete_objects_quiet_lists_only_errors(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="quiet/a", Body=b"x")
+    objects = [{"Key": "quiet/a"}, {"Key": "quiet/b", "VersionId": "null"}]
+    r = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+    assert "Deleted" not in r
+    assert [(e["Key"], e["Code"]) for e in r["Errors"]] == [("quiet/b", "NoSuchVersion")]
+    assert keys_in(s3, bucket, "quiet/") == []
+
+
+def test_delete_objects_writes_delete_markers_when_versioned(s3, other):
+    s3.put_bucket_versioning(Bucket=other, VersioningConfiguration={"Status": "Enabled"})
+    v1 = s3.put_object(Bucket=other, Key="dm/a", Body=b"x")["VersionId"]
+    r = s3.delete_objects(Bucket=other, Delete={"Objects": [{"Key": "dm/a"}]})
+    (deleted,) = r["Deleted"]
+    assert deleted["DeleteMarker"] is True and deleted["DeleteMarkerVersionId"]
+    # The old version is still there, under its id; removing the marker brings it back.
+    marker = deleted["DeleteMarkerVersionId"]
+    r = s3.delete_objects(
+        Bucket=other, Delete={"Objects": [{"Key": "dm/a", "VersionId": marker}]}
+    )
+    assert r["Deleted"][0]["VersionId"] == marker and r["Deleted"][0]["DeleteMarker"] is True
+    assert s3.get_object(Bucket=other, Key="dm/a")["VersionId"] == v1
+
+
+def test_delete_objects_without_md5_or_checksum_is_refused(s3, bucket):
+    """S3 requires Content-MD5 or an x-amz-checksum-* header; SDKs always send one, so the
+    headers are stripped before signing to see the server's answer."""
+    client = make_client()
+
+    def strip(request, **kwargs):
+        for name in list(request.headers.keys()):
+            lower = name.lower()
+            if lower == "content-md5" or lower.startswith("x-amz-checksum-") or (
+                lower == "x-amz-sdk-checksum-algorithm"
+            ):
+                del request.headers[name]
+
+    client.meta.events.register("before-sign.s3.DeleteObjects", strip)
+    s3.put_object(Bucket=bucket, Key="nomd5/a", Body=b"x")
+    with pytest.raises(ClientError) as e:
+        client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "nomd5/a"}]})
+    assert error_code(e) == "InvalidRequest"
+    assert keys_in(s3, bucket, "nomd5/") == ["nomd5/a"]
+
+
+def test_cli_rm_recursive(aws, s3, bucket):
+    keys = [f"rm/{i:04d}" for i in range(25)] + ["rm/sub/x", "rm/sub/y"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    s3.put_object(Bucket=bucket, Key="rmkeep", Body=b"x")
+    aws("s3", "rm", "--recursive", f"s3://{bucket}/rm/")
+    assert keys_in(s3, bucket, "rm") == ["rmkeep"]
+
+
+# ---- virtual-host-style addressing -----------------------------------------------------------
+
+
+@pytest.fixture
+def vhost_client(monkeypatch):
+    """boto3 in virtual-host style against `localhost` (the dev config's root domain is
+    `.localhost`). glibc does not resolve `bucket.localhost` here (RFC 6761 names it loopback,
+    systemd-resolved and curl do), so this process resolves `*.localhost` to 127.0.0.1 itself;
+    the request still carries `Host: bucket.localhost:PORT`, which is what the server reads
+    and what SigV4 signs."""
+    import socket
+    import urllib.parse
+
+    from botocore.config import Config
+
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        if isinstance(host, str) and host.endswith(".localhost"):
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    port = urllib.parse.urlsplit(ENDPOINT).port
+    import boto3
+
+    seen_hosts = []
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://localhost:{port}",
+        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        region_name=REGION,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "virtual"},
+            retries={"max_attempts": 1, "mode": "standard"},
+        ),
+    )
+    client.meta.events.register(
+        "before-send.s3", lambda request, **kw: seen_hosts.append(request.url)
+    )
+    return client, seen_hosts
+
+
+def test_virtual_host_style_requests_address_the_bucket(vhost_client, s3, bucket):
+    client, seen = vhost_client
+    data = os.urandom(2 * MIB)
+    client.put_object(Bucket=bucket, Key="vhost/dir/a b.bin", Body=data)
+    assert seen[-1].startswith(f"http://{bucket}.localhost:"), seen[-1]
+    assert client.get_object(Bucket=bucket, Key="vhost/dir/a b.bin")["Body"].read() == data
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="vhost/")["Contents"]
+    assert [o["Key"] for o in listed] == ["vhost/dir/a b.bin"]
+    client.copy_object(
+        Bucket=bucket, Key="vhost/copy", CopySource={"Bucket": bucket, "Key": "vhost/dir/a b.bin"}
+    )
+    r = client.delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": "vhost/dir/a b.bin"}, {"Key": "vhost/copy"}]}
+    )
+    assert len(r["Deleted"]) == 2
+    # Path-style keeps working on the same endpoint.
+    assert keys_in(s3, bucket, "vhost/") == []
+    with pytest.raises(ClientError) as e:
+        client.head_bucket(Bucket=bucket + "-nope")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404

@@ -19,6 +19,7 @@ pub mod bucket;
 pub mod checksum;
 pub mod chunked;
 pub mod copy;
+pub mod delete_objects;
 pub mod encoding;
 pub mod error;
 pub mod list;
@@ -31,6 +32,7 @@ pub mod router;
 pub mod sigv4;
 pub mod time;
 pub mod versions;
+pub mod vhost;
 pub mod write_deadline;
 pub mod xml;
 
@@ -89,6 +91,8 @@ pub struct S3State {
     pub clock: WallClock,
     /// The largest object one PUT or part may carry (EntityTooLarge above it).
     pub object_bytes_max: u64,
+    /// Virtual-host-style addressing: `Host: bucket.<root_domain>` (see `vhost`).
+    pub root_domain: Option<String>,
     /// Request ids are `<start second><sequence>`: unique per process, distinct across
     /// restarts, and reproducible in a simulation (no randomness needed).
     request_id_prefix: u32,
@@ -113,6 +117,7 @@ impl S3State {
             observer: None,
             clock,
             object_bytes_max,
+            root_domain: None,
             request_id_prefix,
             request_seq,
         }
@@ -121,6 +126,12 @@ impl S3State {
     /// Refuses objects (and parts) larger than `bytes`.
     pub fn with_object_bytes_max(mut self, bytes: u64) -> S3State {
         self.object_bytes_max = bytes;
+        self
+    }
+
+    /// Serves virtual-host-style requests under `domain` (`[s3_api] root_domain`).
+    pub fn with_root_domain(mut self, domain: Option<&str>) -> S3State {
+        self.root_domain = domain.map(vhost::normalise_root_domain).filter(|d| !d.is_empty());
         self
     }
 
@@ -252,7 +263,14 @@ async fn process(
         .filter(|(id, _)| *id == auth.access_key)
         .map(|(_, g)| g)
         .ok_or_else(|| S3Error::InvalidAccessKeyId { access_key: auth.access_key.clone() })?;
-    let endpoint = router::route(&parts.method, raw_path, &query, &parts.headers)?;
+    // Routing sees `/bucket/key` whichever the style; the signature was checked over the
+    // path as sent.
+    let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let host = host.or(parts.uri.authority().map(|a| a.as_str()));
+    let bucket = state.root_domain.as_deref().zip(host);
+    let bucket = bucket.and_then(|(domain, host)| vhost::bucket_from_host(host, domain));
+    let route_path = vhost::routing_path(raw_path, bucket.as_deref());
+    let endpoint = router::route(&parts.method, &route_path, &query, &parts.headers)?;
     (facts.operation, facts.access_key) = (endpoint.name(), Some(auth.access_key.clone()));
     tracing::debug!(operation = endpoint.name(), access_key = %auth.access_key, "request");
     access::check(&grant, &endpoint, state.backend.as_ref()).await?;
@@ -356,6 +374,9 @@ async fn process(
         }
         Endpoint::ListMultipartUploads { bucket } => {
             multipart::list_uploads(backend, &bucket, &query).await
+        }
+        Endpoint::DeleteObjects { bucket } => {
+            delete_objects::delete_objects(&state.backend, &bucket, headers, &body).await
         }
         Endpoint::CopyObject { bucket, key, source } => {
             copy::copy_object(backend, (&bucket, &key), &source, headers).await

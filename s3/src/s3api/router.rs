@@ -110,6 +110,9 @@ pub enum Endpoint {
     ListMultipartUploads {
         bucket: String,
     },
+    DeleteObjects {
+        bucket: String,
+    },
 }
 
 impl Endpoint {
@@ -137,6 +140,7 @@ impl Endpoint {
             Endpoint::AbortMultipartUpload { .. } => "AbortMultipartUpload",
             Endpoint::ListParts { .. } => "ListParts",
             Endpoint::ListMultipartUploads { .. } => "ListMultipartUploads",
+            Endpoint::DeleteObjects { .. } => "DeleteObjects",
         }
     }
 }
@@ -265,6 +269,7 @@ fn route_bucket(
         (&Method::GET, Some("versions")) => Ok(Endpoint::ListObjectVersions { bucket }),
         (&Method::GET, Some("versioning")) => Ok(Endpoint::GetBucketVersioning { bucket }),
         (&Method::PUT, Some("versioning")) => Ok(Endpoint::PutBucketVersioning { bucket }),
+        (&Method::POST, Some("delete")) => Ok(Endpoint::DeleteObjects { bucket }),
         (&Method::GET, None) if list_v2 => Ok(Endpoint::ListObjectsV2 { bucket }),
         (&Method::GET, None) => Ok(Endpoint::ListObjects { bucket }),
         (_, Some(sub)) => {
@@ -390,7 +395,8 @@ mod tests {
             (Method::GET, "versioning", Endpoint::GetBucketVersioning { bucket: bk() }),
             (Method::PUT, "versioning", Endpoint::PutBucketVersioning { bucket: bk() }),
         ];
-        for (method, sub, endpoint) in cases {
+        let delete = (Method::POST, "delete", Endpoint::DeleteObjects { bucket: bk() });
+        for (method, sub, endpoint) in cases.into_iter().chain([delete]) {
             assert_eq!(r(method, "/bk", &[(sub, "")]), Ok(endpoint));
         }
         let id = "0000018f00000000000000000000000a";
@@ -416,7 +422,6 @@ mod tests {
     fn unknown_subresources_are_not_implemented() {
         for (method, path, sub) in [
             (Method::PUT, "/bk/k", "tagging"),
-            (Method::POST, "/bk", "delete"),
             (Method::POST, "/bk", "versioning"),
             (Method::PUT, "/bk/k", "versionId"),
             (Method::PUT, "/bk/k", "uploads"),
