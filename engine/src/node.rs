@@ -9,7 +9,7 @@ use rand_core::RngCore;
 use redb::{Database, ReadableDatabase, TableDefinition};
 
 use crate::block::BlockManager;
-use crate::block::repair::{BlockRepair, RepairConfig};
+use crate::block::repair::{BlockRepair, RepairConfig, RepairKind, RepairProgress};
 use crate::crdt::Lww;
 use crate::keys::KeySchema;
 use crate::kv::{KvSchema, Stamper, kv_key};
@@ -113,6 +113,8 @@ pub struct Node {
     /// Access keys and their bucket permissions (`keys`).
     pub keys: Replicated<KeySchema>,
     pub blocks: Arc<BlockManager>,
+    /// Progress of table sync, resync and scrub passes (`block::repair::progress`).
+    pub repair: Arc<RepairProgress>,
     pub(crate) tables: BTreeMap<&'static str, Arc<dyn LocalTable>>,
     stamper: Stamper,
     /// Set while this node's replica started blank and has not finished its full sync.
@@ -196,6 +198,7 @@ impl Node {
             mpu,
             keys,
             blocks,
+            repair: Default::default(),
             tables,
             stamper,
             sync_gate,
@@ -221,18 +224,30 @@ impl Node {
         Ok(node)
     }
 
-    async fn anti_entropy_loop(self: Arc<Self>, interval_ms: u64) {
-        let worker = SyncWorker::new(
+    /// An anti-entropy worker over every table of this node.
+    pub fn sync_worker(&self) -> SyncWorker {
+        SyncWorker::new(
             self.id,
             self.rpc.clone(),
             self.layouts.clone(),
             self.tables.values().cloned().collect(),
-        );
+        )
+    }
+
+    async fn anti_entropy_loop(self: Arc<Self>, interval_ms: u64) {
+        let worker = self.sync_worker();
         let mut rng = self.seam.rng("anti-entropy");
         loop {
             let jitter = rng.next_u64() % (interval_ms / 4 + 1);
             tokio::time::sleep(Duration::from_millis(interval_ms + jitter)).await;
+            // An operator's table sync running now does this round's work.
+            let Ok(pass) = self.repair.begin(RepairKind::Tables, false, self.seam.clock.clone())
+            else {
+                continue;
+            };
             let report = worker.step().await;
+            pass.add(crate::block::repair::table_sync_counts(&report));
+            drop(pass);
             if report.partitions_differing > 0 {
                 let summary = format!("{report:?}");
                 self.seam.trace.event("anti-entropy", summary.as_bytes());

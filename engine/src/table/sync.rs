@@ -23,6 +23,8 @@ use crate::rpc::{Request, Response, RpcClient, TableRequest};
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SyncReport {
     pub peers_contacted: usize,
+    /// Partitions of a table compared with a peer (the "items" an operator sees).
+    pub partitions_compared: usize,
     pub partitions_differing: usize,
     pub errors: usize,
 }
@@ -131,6 +133,7 @@ impl SyncWorker {
         for (&peer, partitions) in self.shared_partitions().iter() {
             report.peers_contacted += 1;
             for table in &self.tables {
+                report.partitions_compared += partitions.len();
                 match self.sync_with(table.as_ref(), peer, partitions).await {
                     Ok(n) => report.partitions_differing += n,
                     Err(e) => {

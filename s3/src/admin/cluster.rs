@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use hangar_engine::block::repair::RepairKind;
 use hangar_engine::layout::NodeId;
 use hangar_engine::rpc::{Request, Response};
 use serde_json::{Value, json};
@@ -172,7 +173,9 @@ pub async fn health(state: &AdminState) -> (bool, Value) {
 
 /// The engine's background workers: their periods (the engine defaults this server starts
 /// them with) and their last pass that did something, with its report, learnt from the
-/// engine's trace events (`metrics_events`; passes that changed nothing are not reported).
+/// engine's trace events (`metrics_events`; passes that changed nothing are not reported);
+/// for anti-entropy, resync and scrub also the progress of their current or last pass,
+/// launched by an operator or not (`repair`).
 pub fn workers(state: &AdminState) -> Value {
     let w = &state.workers;
     let list = [
@@ -206,6 +209,10 @@ pub fn workers(state: &AdminState) -> Value {
         .iter()
         .map(|(name, event, what, interval_ms)| {
             let seen = state.events.get(event);
+            // The repair kind this worker runs passes of, with their progress.
+            let pass = RepairKind::ALL.into_iter().find(|&k| super::repair::worker_of(k) == *name);
+            let progress =
+                pass.map(|k| super::repair::progress_json(k, &state.node.repair.snapshot(k)));
             json!({
                 "name": name,
                 "what": what,
@@ -213,6 +220,7 @@ pub fn workers(state: &AdminState) -> Value {
                 "passes_with_work": seen.as_ref().map_or(0, |s| s.count),
                 "last_work_ms": seen.as_ref().map(|s| s.last_ms),
                 "last_report": seen.and_then(|s| s.last_report),
+                "repair": progress,
             })
         })
         .collect();

@@ -9,13 +9,14 @@
 //! optional token (`metrics_token`), so a Prometheus server needs no admin rights.
 //!
 //! Routing is a plain `match` on method and path segments (`respond`); handlers live in
-//! `cluster` (status, health, workers, metrics), `keys` and `buckets`. Errors are
-//! `{"code": "...", "message": "..."}` with a matching HTTP status.
+//! `cluster` (status, health, workers, metrics), `keys`, `buckets`, `layout` and `repair`.
+//! Errors are `{"code": "...", "message": "..."}` with a matching HTTP status.
 
 pub mod buckets;
 pub mod cluster;
 pub mod keys;
 pub mod layout;
+pub mod repair;
 #[cfg(test)]
 mod tests;
 pub mod token;
@@ -206,6 +207,8 @@ async fn route(
     match (method, segments) {
         (m, ["v1", "status"]) if *m == get => cluster::status(state).await,
         (m, ["v1", "workers"]) if *m == get => Ok(cluster::workers(state)),
+        (m, ["v1", "repair"]) if *m == get => Ok(repair::show(state)),
+        (m, ["v1", "repair"]) if *m == post => repair::launch(state, body),
         (m, ["v1", "keys"]) if *m == get => keys::list(state).await,
         (m, ["v1", "keys"]) if *m == post => keys::create(state, body).await,
         (m, ["v1", "keys", "import"]) if *m == post => keys::import(state, body).await,
@@ -233,7 +236,11 @@ async fn route(
         (m, ["v1", "node", "connect"]) if *m == post => layout::connect(state, body).await,
         (
             _,
-            ["v1", "status" | "workers" | "keys" | "buckets" | "health" | "layout" | "node", ..],
+            [
+                "v1",
+                "status" | "workers" | "repair" | "keys" | "buckets" | "health" | "layout" | "node",
+                ..,
+            ],
         ) => Err(method_not_allowed(method, &format!("/{}", segments.join("/")))),
         _ => Err(AdminError::not_found(
             "NoSuchEndpoint",

@@ -305,3 +305,61 @@ async fn a_fresh_node_waits_for_its_first_layout() {
     assert_eq!(engine.node.current_layout().unwrap().version(), 1);
     engine.store.create_bucket("after-apply").await.unwrap();
 }
+
+/// Polls `GET /v1/repair` until the pass of `what` is done; returns its progress.
+async fn repair_done(st: &AdminState, what: &str) -> Value {
+    for _ in 0..500 {
+        let (_, body) = call(st, Method::GET, "/v1/repair", Some(TOKEN), Value::Null).await;
+        let p = body["repairs"].as_array().unwrap().iter().find(|r| r["what"] == what).unwrap();
+        if p["state"] == "done" {
+            return p.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the {what} pass did not finish in 10 s");
+}
+
+/// A single node cannot fetch a lost block from anyone: resync and scrub must say so
+/// (unrecoverable), not report success or loop on an error.
+#[tokio::test]
+async fn repair_passes_report_a_lost_and_a_corrupt_block_of_a_single_node() {
+    use hangar_engine::block::block_path;
+    let (_dir, engine, _) = engine("repair").await;
+    let st = state(&engine, Some(TOKEN), None);
+    let auth = Some(TOKEN);
+    engine.store.create_bucket("r").await.unwrap();
+    let meta = hangar_engine::objects::ObjectMeta::default();
+    engine.store.put_object("r", "a", meta.clone(), vec![1u8; 5000]).await.unwrap();
+    engine.store.put_object("r", "b", meta, vec![2u8; 5000]).await.unwrap();
+    let blocks = engine.node.blocks.local_list().unwrap();
+    assert_eq!(blocks.len(), 2);
+    engine.node.blocks.local_delete(&blocks[0]).unwrap();
+    engine.node.seam.disk.write_durable(&block_path(&blocks[1]), b"\x01bit rot").unwrap();
+
+    let (status, e) = call(&st, Method::POST, "/v1/repair", auth, json!({"what": "all"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(e["message"].as_str().unwrap().contains("\"tables\", \"blocks\" or \"scrub\""));
+    let (status, started) =
+        call(&st, Method::POST, "/v1/repair", auth, json!({"what": "blocks"})).await;
+    assert_eq!((status, started["repair"]["state"].as_str()), (StatusCode::OK, Some("running")));
+    // Launched without yielding: the first pass is still running (current-thread runtime).
+    let (status, e) = call(&st, Method::POST, "/v1/repair", auth, json!({"what": "blocks"})).await;
+    assert_eq!((status, e["code"].as_str()), (StatusCode::CONFLICT, Some("RepairRunning")));
+    let resync = repair_done(&st, "blocks").await;
+    assert_eq!(resync["launched_by"], "operator");
+    let found = (&resync["checked"], &resync["repaired"], &resync["unrecoverable"]);
+    assert_eq!(found, (&json!(2), &json!(0), &json!(1)), "{resync}");
+
+    call(&st, Method::POST, "/v1/repair", auth, json!({"what": "scrub"})).await;
+    let scrub = repair_done(&st, "scrub").await;
+    let found = (&scrub["checked"], &scrub["unrecoverable"], &scrub["errors"]);
+    assert_eq!(found, (&json!(1), &json!(1), &json!(0)), "{scrub}");
+    assert!(scrub["finished_ms"].as_u64() >= scrub["started_ms"].as_u64());
+
+    // A table sync of a node with no peers compares nothing, and says it finished.
+    call(&st, Method::POST, "/v1/repair", auth, json!({"what": "tables"})).await;
+    assert_eq!(repair_done(&st, "tables").await["errors"], 0);
+    let (_, workers) = call(&st, Method::GET, "/v1/workers", auth, Value::Null).await;
+    let scrub_worker = &workers["workers"][3];
+    assert_eq!(scrub_worker["repair"]["unrecoverable"], 1, "{scrub_worker}");
+}

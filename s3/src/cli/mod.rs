@@ -1,10 +1,11 @@
-//! The operator verbs of `hangar` (`status`, `key …`, `bucket …`, `worker list`): each is
-//! one admin API call (`client`), printed as aligned tables for people (`table`) or as the
+//! The operator verbs of `hangar` (`status`, `key …`, `bucket …`, `worker list`, `layout …`,
+//! `node …`, `repair …`): each is one admin API call (`client`; `repair --wait` polls), printed as aligned tables for people (`table`) or as the
 //! API's JSON with `--json`. The admin address and token come from the node's config file
 //! (`-c FILE`), so `hangar -c hangar-dev/hangar.toml status` works against `hangar dev`.
 
 pub mod client;
 pub mod layout;
+pub mod repair;
 pub mod table;
 
 use clap::{Args, Subcommand};
@@ -33,6 +34,8 @@ pub enum AdminCommand {
     /// This node's identity; connect it to other nodes.
     #[command(subcommand)]
     Node(layout::NodeCommand),
+    /// Launch a repair pass on this node: tables (anti-entropy), blocks (resync) or scrub.
+    Repair(repair::RepairArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -127,6 +130,7 @@ pub async fn run(
     let (value, out) = match command {
         AdminCommand::Layout(l) => layout::layout(client, l).await?,
         AdminCommand::Node(n) => layout::node(client, n).await?,
+        AdminCommand::Repair(r) => repair::repair(client, r).await?,
         other => return run_one(client, other, json_out).await,
     };
     if json_out {
@@ -150,7 +154,9 @@ async fn run_one(
         }
         AdminCommand::Key(k) => key_request(k)?,
         AdminCommand::Bucket(b) => bucket_request(b)?,
-        AdminCommand::Layout(_) | AdminCommand::Node(_) => unreachable!("handled by run"),
+        AdminCommand::Layout(_) | AdminCommand::Node(_) | AdminCommand::Repair(_) => {
+            unreachable!("handled by run")
+        }
     };
     let value = client.call(method, &path, body).await?;
     if json_out {
@@ -323,15 +329,31 @@ fn health(v: &Value) -> String {
     )
 }
 
+/// One line per worker; for the repair workers, their current or last pass (launched by
+/// `hangar repair` or periodic): state, items checked, repaired, unrecoverable, errors.
 fn show_workers(v: &Value) -> String {
     let workers: Vec<Vec<String>> = rows(&v["workers"])
         .iter()
         .map(|w| {
             let every = w["interval_ms"].as_u64().map_or("-".into(), duration);
-            vec![text(&w["name"]), every, date(&w["last_work_ms"]), text(&w["what"])]
+            let p = &w["repair"];
+            let count = |field: &str| if p.is_null() { "-".into() } else { text(&p[field]) };
+            vec![
+                text(&w["name"]),
+                every,
+                repair::pass_state(p),
+                count("checked"),
+                count("repaired"),
+                count("unrecoverable"),
+                count("errors"),
+                date(&w["last_work_ms"]),
+                text(&w["what"]),
+            ]
         })
         .collect();
-    table::render(&["WORKER", "EVERY", "LAST WORK", "WHAT"], &workers)
+    let headers =
+        ["WORKER", "EVERY", "PASS", "CHECKED", "REPAIRED", "LOST", "ERRORS", "LAST WORK", "WHAT"];
+    table::render(&headers, &workers)
 }
 
 fn show_keys(v: &Value) -> String {
