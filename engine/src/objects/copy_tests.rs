@@ -97,3 +97,24 @@ async fn a_whole_object_part_copy_references_the_source_and_survives_its_deletio
     let by_ref = s[0].upload_part_copy(("b", "mp2", &upload), 1, ("b", "small", &version)).await;
     assert_eq!(by_ref, Ok(None));
 }
+
+/// How clients change an object's metadata: a copy onto itself. In a bucket without
+/// history the new version replaces (prunes) the source version, whose references the
+/// collector then retires — the blocks must stay, held by the new version's references.
+#[tokio::test(start_paused = true)]
+async fn a_copy_onto_itself_keeps_its_blocks_after_the_old_version_is_pruned() {
+    let (cluster, s) = object_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    let data = patterned(2 * BLOCK_SIZE_BYTES_DEFAULT + 5);
+    let put = s[0].put_object("b", "k", meta("a/b", "e"), data.clone()).await.unwrap();
+    let version = put.version_id.to_hex();
+    let copy = s[1].copy_object(("b", "k", &version), "b", "k", copy_meta("new/type")).await;
+    assert!(copy.unwrap().version_id > put.version_id);
+    let_gc_run().await;
+    assert_eq!(blocks_on_each_node(&cluster), vec![3; 3]);
+    let got = s[2].get_object("b", "k").await.unwrap();
+    assert!(got.data == data);
+    assert_eq!((got.content_type.as_str(), got.etag.as_str()), ("new/type", "e"));
+    let old = s[2].get_object_version("b", "k", Some(&version)).await;
+    assert_eq!(old, Err(ObjectError::NoSuchVersion), "the old version was replaced");
+}
