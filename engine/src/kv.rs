@@ -15,6 +15,12 @@ pub struct KvSchema;
 impl TableSchema for KvSchema {
     const NAME: &'static str = "kv";
     type Entry = Lww<Option<Vec<u8>>>;
+    const COLLECTS_TOMBSTONES: bool = true;
+
+    /// A deleted register is a `None` stamped at the delete.
+    fn tombstone_since_ms(entry: &Self::Entry) -> Option<u64> {
+        entry.value().is_none().then(|| entry.timestamp())
+    }
 }
 
 pub fn kv_key(key: &str) -> Vec<u8> {

@@ -27,6 +27,7 @@ use crate::rpc::{
 };
 use crate::seam::{BoxFuture, Seam, open_database};
 use crate::table::replicated::{read_partition, serve_local};
+use crate::table::tombstones::TombstoneGc;
 use crate::table::{LocalTable, Quorums, Replicated, Store, SyncGate, SyncWorker};
 
 /// Where the node's metadata database lives, relative to its data root.
@@ -219,6 +220,8 @@ impl Node {
         let layout_interval_ms = config.sync_interval_ms.min(LAYOUT_INTERVAL_MS_MAX);
         tokio::spawn(LayoutWorker::new(node.clone(), bootstrap).run(layout_interval_ms));
         tokio::spawn(BlockGc::new(node.clone(), config.gc).run());
+        let (every, delay) = (config.gc.tombstone_interval_ms, config.gc.tombstone_delay_ms);
+        tokio::spawn(TombstoneGc::new(node.clone(), every, delay).run());
         tokio::spawn(BlockRepair::new(node.clone(), config.repair).run());
         tracing::info!(node = %node.id, addr = %config.rpc_bind_addr, "node started");
         Ok(node)

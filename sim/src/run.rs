@@ -280,6 +280,7 @@ impl World {
                 interval_ms: *c.gc_interval_ms.get_ref(),
                 delay_ms: *c.gc_delay_ms.get_ref(),
                 upload_timeout_ms: *c.upload_timeout_ms.get_ref(),
+                ..GcConfig::default()
             },
             repair: RepairConfig {
                 resync_interval_ms: *c.resync_interval_ms.get_ref(),

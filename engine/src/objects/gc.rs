@@ -45,11 +45,22 @@ pub struct GcConfig {
     pub delay_ms: u64,
     /// An upload still `Uploading` after this long is aborted.
     pub upload_timeout_ms: u64,
+    /// Time between two passes of table tombstone collection (`table::tombstones`).
+    pub tombstone_interval_ms: u64,
+    /// How old a tombstone must be before it is collected: longer than any write can be
+    /// in flight.
+    pub tombstone_delay_ms: u64,
 }
 
 impl Default for GcConfig {
     fn default() -> Self {
-        GcConfig { interval_ms: 60_000, delay_ms: 600_000, upload_timeout_ms: 24 * 3_600_000 }
+        GcConfig {
+            interval_ms: 60_000,
+            delay_ms: 600_000,
+            upload_timeout_ms: 24 * 3_600_000,
+            tombstone_interval_ms: 3_600_000,
+            tombstone_delay_ms: 24 * 3_600_000,
+        }
     }
 }
 

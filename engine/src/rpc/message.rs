@@ -66,6 +66,10 @@ pub enum TableRequest {
     PartitionEntries { table: String, partition: u8 },
     /// Up to `limit` entries with keys starting with `prefix`, after `after` (listing).
     Range { table: String, prefix: Vec<u8>, after: Vec<u8>, limit: u32 },
+    /// Tombstone collection's last step: delete each listed key whose stored entry still
+    /// hashes (blake3 of its encoded bytes) to the given hash; anything else is left alone.
+    /// Answered with `Done`. (Added last: earlier variants keep their encoding.)
+    DeleteIfUnchanged { table: String, items: Vec<(Vec<u8>, [u8; 32])> },
 }
 
 impl TableRequest {
@@ -76,7 +80,8 @@ impl TableRequest {
             | TableRequest::Read { table, .. }
             | TableRequest::Digests { table, .. }
             | TableRequest::PartitionEntries { table, .. }
-            | TableRequest::Range { table, .. } => table,
+            | TableRequest::Range { table, .. }
+            | TableRequest::DeleteIfUnchanged { table, .. } => table,
         }
     }
 }

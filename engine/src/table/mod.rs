@@ -4,6 +4,7 @@ pub mod replicated;
 pub mod schema;
 pub mod store;
 pub mod sync;
+pub mod tombstones;
 
 pub use replicated::{ConsistencyMode, QuorumError, Quorums, Replicated};
 pub use schema::{TableSchema, entry_key};

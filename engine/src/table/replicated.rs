@@ -356,6 +356,9 @@ pub fn serve_local(table: &dyn LocalTable, request: &TableRequest) -> Result<Res
         TableRequest::Range { prefix, after, limit, .. } => {
             table.range(prefix, after, *limit as usize).map(Response::Entries)
         }
+        TableRequest::DeleteIfUnchanged { items, .. } => {
+            table.delete_if_unchanged(items).map(|_| Response::Done)
+        }
     };
     result.map_err(|e| e.to_string())
 }

@@ -18,6 +18,18 @@ pub trait TableSchema: Send + Sync + 'static {
     const NAME: &'static str;
     /// The entry: merging two versions of one key must be a CRDT merge.
     type Entry: Crdt + Clone + PartialEq + Debug + Serialize + DeserializeOwned + Send + Sync;
+
+    /// Whether tombstones of this table are collected; a table that sets it implements
+    /// `tombstone_since_ms`.
+    const COLLECTS_TOMBSTONES: bool = false;
+
+    /// When `entry` is a tombstone that may be collected once every replica holds it, the
+    /// time (ms, the entry's own timestamp) it became one; `None` for anything else. The
+    /// default keeps every entry forever: a table opts in only if forgetting a tombstone
+    /// that every replica holds cannot bring back what it deleted (table/tombstones.rs).
+    fn tombstone_since_ms(_entry: &Self::Entry) -> Option<u64> {
+        None
+    }
 }
 
 /// The storage key of an entry: `blake3(partition_key) ‖ sort_key`.

@@ -62,6 +62,23 @@ pub trait LocalTable: Send + Sync {
     /// (or all matching when `after` is empty), in key order.
     fn range(&self, prefix: &[u8], after: &[u8], limit: usize)
     -> Result<Vec<RawEntry>, StoreError>;
+    /// Whether the table's schema lets tombstones be collected (`tombstone_since_ms`).
+    fn collects_tombstones(&self) -> bool {
+        false
+    }
+    /// Up to `limit` tombstones of `partition` that became tombstones before `before_ms`,
+    /// in key order, as stored.
+    fn tombstones(
+        &self,
+        _partition: u8,
+        _before_ms: u64,
+        _limit: usize,
+    ) -> Result<Vec<RawEntry>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Deletes each key whose stored bytes still hash to the given blake3 hash, in one
+    /// durable commit; returns how many were deleted.
+    fn delete_if_unchanged(&self, items: &[(Vec<u8>, [u8; 32])]) -> Result<usize, StoreError>;
 }
 
 /// Cached partition digests, with a generation bumped by every write so that a digest
@@ -210,19 +227,22 @@ impl<S: TableSchema> Store<S> {
             let _ = txn.abort();
             return results;
         }
-        {
-            // Forget before committing: a digest computed from the old contents must not
-            // survive the commit (a concurrent reader could otherwise re-cache it).
-            let mut cache = self.digests.lock().unwrap();
-            cache.generation += 1;
-            cache.roots.clear();
-            for partition in touched {
-                cache.digests[usize::from(partition)] = None;
-            }
-        }
+        self.forget_digests(&touched);
         match txn.commit() {
             Ok(()) => results,
             Err(e) => fail_all(storage(S::NAME)(e)),
+        }
+    }
+
+    /// Called before committing a change to `touched` partitions: a digest computed from
+    /// the old contents must not survive the commit (a concurrent reader could otherwise
+    /// re-cache it).
+    fn forget_digests(&self, touched: &[u8]) {
+        let mut cache = self.digests.lock().unwrap();
+        cache.generation += 1;
+        cache.roots.clear();
+        for &partition in touched {
+            cache.digests[usize::from(partition)] = None;
         }
     }
 
@@ -412,5 +432,64 @@ impl<S: TableSchema> LocalTable for Store<S> {
         let mut out = Vec::new();
         self.scan_partition(partition, |k, v| out.push((k.to_vec(), v.to_vec())))?;
         Ok(out)
+    }
+
+    fn collects_tombstones(&self) -> bool {
+        S::COLLECTS_TOMBSTONES
+    }
+
+    fn tombstones(
+        &self,
+        partition: u8,
+        before_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<RawEntry>, StoreError> {
+        let mut out = Vec::new();
+        if !S::COLLECTS_TOMBSTONES {
+            return Ok(out);
+        }
+        let mut bad = None;
+        self.scan_partition(partition, |k, v| {
+            if out.len() >= limit || bad.is_some() {
+                return;
+            }
+            match self.decode(v) {
+                Ok(entry) => {
+                    if S::tombstone_since_ms(&entry).is_some_and(|since| since < before_ms) {
+                        out.push((k.to_vec(), v.to_vec()));
+                    }
+                }
+                Err(e) => bad = Some(e),
+            }
+        })?;
+        match bad {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    fn delete_if_unchanged(&self, items: &[(Vec<u8>, [u8; 32])]) -> Result<usize, StoreError> {
+        let txn = self.db.begin_write().map_err(storage(S::NAME))?;
+        let mut touched = Vec::new();
+        {
+            let mut table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+            for (key, hash) in items {
+                let unchanged = table
+                    .get(key.as_slice())
+                    .map_err(storage(S::NAME))?
+                    .is_some_and(|v| blake3::hash(v.value()).as_bytes() == hash);
+                if unchanged {
+                    table.remove(key.as_slice()).map_err(storage(S::NAME))?;
+                    touched.push(partition_of_key(key));
+                }
+            }
+        }
+        if touched.is_empty() {
+            let _ = txn.abort();
+            return Ok(0);
+        }
+        self.forget_digests(&touched);
+        txn.commit().map_err(storage(S::NAME))?;
+        Ok(touched.len())
     }
 }

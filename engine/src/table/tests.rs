@@ -12,7 +12,7 @@ use super::*;
 use crate::crdt::Lww;
 use crate::kv::{KvSchema, kv_key};
 use crate::node::Node;
-use crate::node_tests::{NODE_COUNT, TestCluster, wait_until};
+use crate::node_tests::{NODE_COUNT, SYNC_INTERVAL_MS, TestCluster, wait_until};
 use crate::seam::open_database;
 use crate::table::schema::{encode_entry, partition_of_key};
 use crate::testkit::MemDisk;
@@ -303,4 +303,80 @@ async fn a_bad_entry_fails_its_own_write_and_not_the_others_in_its_batch() {
     assert_eq!(results[1], Ok(()));
     assert_eq!(store.get(&kv_key("good")).unwrap().unwrap().value().as_deref(), Some(&b"fine"[..]));
     assert!(store.get(&kv_key("bad")).unwrap().is_none(), "the bad job wrote nothing");
+}
+
+/// A replica's raw entry for `key`: `None` when absent, `Some(None)` for a tombstone.
+fn raw(node: &Node, key: &str) -> Option<Option<Vec<u8>>> {
+    node.kv.local.get(&kv_key(key)).expect("local read").map(|e| e.into_value())
+}
+
+/// One tombstone-collection pass on every node (each leads its own partitions).
+async fn collect_tombstones(c: &TestCluster) -> tombstones::TombstoneReport {
+    let mut total = tombstones::TombstoneReport::default();
+    for n in 1..=NODE_COUNT {
+        let gc = tombstones::TombstoneGc::new(c.node(n).clone(), 1, 0);
+        let report = gc.step().await;
+        total.collected += report.collected;
+        total.partitions_waiting += report.partitions_waiting;
+    }
+    total
+}
+
+/// The rule tombstone collection rests on: a tombstone goes only once every replica holds
+/// it. Node 3 misses the delete while down and still holds the old value; collecting while
+/// it is away must wait, or anti-entropy would bring the deleted value back from it.
+#[tokio::test(start_paused = true)]
+async fn a_tombstone_is_collected_only_once_every_replica_holds_it() {
+    let c = TestCluster::start().await;
+    c.node(1).kv.insert(kv_key("gone"), &at(400, "old")).await.unwrap();
+    c.node(1).kv.insert(kv_key("kept"), &at(400, "live")).await.unwrap();
+    let nodes: Vec<Arc<Node>> = (1..=NODE_COUNT).map(|n| c.node(n).clone()).collect();
+    wait_until("every replica holds both keys", 10_000, || {
+        nodes.iter().all(|n| raw(n, "gone").is_some() && raw(n, "kept").is_some())
+    })
+    .await;
+
+    c.set_down(3, true);
+    c.node(1).kv.insert(kv_key("gone"), &Lww::new(500, None)).await.unwrap();
+    let away = collect_tombstones(&c).await;
+    assert_eq!(away.collected, 0, "collected with a replica away: {away:?}");
+    assert_eq!(away.partitions_waiting, 1, "{away:?}");
+    assert_eq!(raw(c.node(1), "gone"), Some(None), "the tombstone stays while n3 is away");
+    assert_eq!(raw(c.node(3), "gone"), Some(bytes("old")));
+
+    c.set_down(3, false);
+    for _ in 0..50 {
+        if collect_tombstones(&c).await.collected > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for n in &nodes {
+        assert_eq!(raw(n, "gone"), None, "n{} still holds the key", n.id.0);
+        assert_eq!(raw(n, "kept"), Some(bytes("live")), "a live value is never collected");
+    }
+    // Anti-entropy rounds later, nothing came back from anywhere.
+    tokio::time::sleep(Duration::from_millis(10 * SYNC_INTERVAL_MS)).await;
+    for n in &nodes {
+        assert_eq!(raw(n, "gone"), None, "n{} got the deleted key back", n.id.0);
+    }
+    assert_eq!(read(c.node(2), "gone").await, Ok(None));
+}
+
+/// The last step deletes only what still equals the tombstone: a newer write that landed
+/// in between stays.
+#[tokio::test(start_paused = true)]
+async fn delete_if_unchanged_keeps_an_entry_that_changed() {
+    let c = TestCluster::start().await;
+    let local = &c.node(1).kv.local;
+    let tombstone = encode_entry(&Entry::new(500, None));
+    let newer = encode_entry(&at(600, "newer"));
+    let (a, b) = (kv_key("a"), kv_key("b"));
+    local.merge_raw(&[(a.clone(), tombstone.clone()), (b.clone(), newer)]).unwrap();
+    let hash = *blake3::hash(&tombstone).as_bytes();
+    let deleted = local.delete_if_unchanged(&[(a.clone(), hash), (b.clone(), hash)]).unwrap();
+    assert_eq!(deleted, 1);
+    assert_eq!(local.get_raw(&a).unwrap(), None);
+    assert!(local.get_raw(&b).unwrap().is_some());
+    assert_eq!(local.tombstones(partition_of_key(&a), u64::MAX, 10).unwrap(), vec![]);
 }
