@@ -3,8 +3,10 @@
 //! workloads record histories; checkers judge them. A seed replays a run bit for bit.
 
 pub mod check;
+pub mod faults;
 pub mod finals;
 pub mod history;
+pub mod netfaults;
 pub mod hostfs;
 pub mod run;
 pub mod s3client;

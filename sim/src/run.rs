@@ -29,6 +29,7 @@ use crate::check::{self, Violation};
 use crate::finals::{FinalSpec, Finals, final_check};
 use crate::history::{Op, Outcome};
 use crate::hostfs::{self, HostDisks};
+use crate::netfaults::NetFaults;
 use crate::s3client::{S3Client, S3Creds};
 use crate::s3workload::{self, S3_PORT};
 use crate::scenario::{Fault, Scenario};
@@ -85,7 +86,7 @@ fn seed_for(seed: u64, who: &str, boot: u64) -> u64 {
 
 /// The role of the `i`-th node (0-based, members then spares): zones in turn.
 fn role_of(s: &Scenario, i: usize) -> NodeRole {
-    NodeRole { zone: format!("z{}", i % s.cluster.zones + 1), capacity: 1, tags: vec![] }
+    NodeRole { zone: s.zone_of(&s.all_node_names()[i]), capacity: 1, tags: vec![] }
 }
 
 /// The first layout: the `nodes` members.
@@ -163,6 +164,8 @@ struct World {
     disks: HostDisks,
     /// What disk faults did (`RunResult::fault_notes`).
     fault_notes: Mutex<Vec<String>>,
+    /// Network faults in force (what `release` and `heal` undo).
+    net: Mutex<NetFaults>,
 }
 
 impl World {
@@ -328,6 +331,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         },
         disks: HostDisks::default(),
         fault_notes: Mutex::default(),
+        net: Mutex::default(),
     });
     if options.canary {
         let entropy = std::collections::hash_map::RandomState::new();
@@ -569,26 +573,31 @@ fn apply_fault(
     let names = &world.names;
     let at_ms = sim.elapsed().as_millis() as u64;
     let mut detail = String::new();
+    let zone_of = |name: &str| world.scenario.zone_of(name);
+    if world.net.lock().unwrap().apply(sim, names, zone_of, fault) {
+        // A network fault: nothing more to do.
+    } else {
+        apply_node_fault(sim, world, fault, crashed, at_ms, &mut detail);
+    }
+    let mut recorder = world.recorder.lock().unwrap();
+    let at = sim.elapsed().as_micros();
+    recorder.record_at(at, "runner", "fault", format!("{fault:?}").as_bytes());
+    if !detail.is_empty() {
+        recorder.record_at(at, "runner", "fault.detail", detail.as_bytes());
+        world.fault_notes.lock().unwrap().push(format!("at {at_ms} ms {fault:?}: {detail}"));
+    }
+}
+
+/// Faults on one node's process, clock or disk (network faults are `NetFaults`').
+fn apply_node_fault(
+    sim: &mut turmoil::Sim<'_>,
+    world: &World,
+    fault: &Fault,
+    crashed: &mut Vec<String>,
+    at_ms: u64,
+    detail: &mut String,
+) {
     match fault {
-        Fault::Isolate { node } => {
-            for other in names.iter().filter(|n| *n != node) {
-                sim.partition(node.as_str(), other.as_str());
-            }
-        }
-        Fault::Partition { nodes } => {
-            for a in nodes {
-                for b in names.iter().filter(|n| !nodes.contains(n)) {
-                    sim.partition(a.as_str(), b.as_str());
-                }
-            }
-        }
-        Fault::Heal => {
-            for (i, a) in names.iter().enumerate() {
-                for b in &names[i + 1..] {
-                    sim.repair(a.as_str(), b.as_str());
-                }
-            }
-        }
         Fault::Crash { node } => {
             if !crashed.contains(node) {
                 // Fence the old disk handles first: see world.rs on crash fencing.
@@ -606,7 +615,7 @@ fn apply_fault(
         }
         Fault::CorruptBlock { node } => {
             let choice = seed_for(world.seed, &format!("corrupt_block {node}"), at_ms);
-            detail = match world.disks.with_disk(node, || hostfs::corrupt_block(choice)) {
+            *detail = match world.disks.with_disk(node, || hostfs::corrupt_block(choice)) {
                 None => "the node never booted: nothing corrupted".into(),
                 Some(Ok(detail)) => detail,
                 Some(Err(e)) => panic!("corrupt_block on {node}: simulated fs failed: {e}"),
@@ -619,20 +628,14 @@ fn apply_fault(
                 sim.crash(node.as_str());
             }
             crashed.retain(|n| n != node);
-            detail = match world.disks.with_disk(node, hostfs::wipe_data_root) {
+            *detail = match world.disks.with_disk(node, hostfs::wipe_data_root) {
                 None => "the node never booted: nothing to erase".into(),
                 Some(Ok(files)) => format!("erased {files} files"),
                 Some(Err(e)) => panic!("disk_loss on {node}: simulated fs failed: {e}"),
             };
             sim.bounce(node.as_str());
         }
-        Fault::LayoutChange { add, remove } => detail = world.change_layout(add, remove),
-    }
-    let mut recorder = world.recorder.lock().unwrap();
-    let at = sim.elapsed().as_micros();
-    recorder.record_at(at, "runner", "fault", format!("{fault:?}").as_bytes());
-    if !detail.is_empty() {
-        recorder.record_at(at, "runner", "fault.detail", detail.as_bytes());
-        world.fault_notes.lock().unwrap().push(format!("at {at_ms} ms {fault:?}: {detail}"));
+        Fault::LayoutChange { add, remove } => *detail = world.change_layout(add, remove),
+        other => unreachable!("{other:?} is a network fault"),
     }
 }

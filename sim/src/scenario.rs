@@ -7,6 +7,8 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use crate::faults::{FAULTS, Fault, FaultSpec};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
@@ -235,26 +237,6 @@ fn default_max_object() -> Spanned<u64> {
     Spanned::new(0..0, 1024 * 1024)
 }
 
-/// One fault on the timeline. Kinds: `isolate` (cut `node` off from the other nodes;
-/// clients still reach it), `partition` (cut `nodes` off from the rest of the cluster),
-/// `heal` (repair every network fault), `crash` (power cut: unsynced writes are lost),
-/// `restart` (start a crashed node again), `clock_skew` (set `node`'s clock `skew_ms` off),
-/// `corrupt_block` (overwrite one of `node`'s block files with bytes that do not verify),
-/// `disk_loss` (power-cut `node`, erase its data root, start it again empty),
-/// `layout_change` (stage adding the nodes of `add` and removing those of `remove`, then
-/// apply the next layout version through the first live node).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultSpec {
-    pub at_ms: u64,
-    pub kind: Spanned<String>,
-    pub node: Option<Spanned<String>>,
-    pub nodes: Option<Spanned<Vec<String>>>,
-    pub skew_ms: Option<i64>,
-    pub add: Option<Spanned<Vec<String>>>,
-    pub remove: Option<Spanned<Vec<String>>>,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
@@ -262,34 +244,7 @@ pub struct Check {
     pub checkers: Spanned<Vec<String>>,
 }
 
-/// A validated fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    Isolate { node: String },
-    Partition { nodes: Vec<String> },
-    Heal,
-    Crash { node: String },
-    Restart { node: String },
-    ClockSkew { node: String, skew_ms: i64 },
-    CorruptBlock { node: String },
-    DiskLoss { node: String },
-    LayoutChange { add: Vec<String>, remove: Vec<String> },
-}
-
 pub const CHECKERS: [&str; 4] = ["read_after_write", "no_lost_writes", "convergence", "block_refs"];
-/// The fault kinds, as named in scenario files.
-pub const FAULTS: [&str; 9] = [
-    "isolate",
-    "partition",
-    "heal",
-    "crash",
-    "restart",
-    "clock_skew",
-    "corrupt_block",
-    "disk_loss",
-    "layout_change",
-];
-
 /// A scenario file that cannot be used, with where and why.
 #[derive(Debug)]
 pub struct ScenarioError {
@@ -396,87 +351,9 @@ impl Scenario {
         Ok(())
     }
 
-    fn node_arg(&self, spec: &FaultSpec) -> Result<String, (Range<usize>, &'static str, String)> {
-        let Some(node) = &spec.node else {
-            let msg = format!("fault `{}` needs a `node`", spec.kind.get_ref());
-            return Err((spec.kind.span(), "faults.node", msg));
-        };
-        if !self.all_node_names().contains(node.get_ref()) {
-            let count = self.all_node_names().len();
-            let msg = format!("no node `{}` (nodes are n1..n{count})", node.get_ref());
-            return Err((node.span(), "faults.node", msg));
-        }
-        Ok(node.get_ref().clone())
-    }
-
-    /// The validated form of a fault spec.
-    pub fn fault_of(
-        &self,
-        spec: &FaultSpec,
-    ) -> Result<Fault, (Range<usize>, &'static str, String)> {
-        match spec.kind.get_ref().as_str() {
-            "isolate" => Ok(Fault::Isolate { node: self.node_arg(spec)? }),
-            "crash" => Ok(Fault::Crash { node: self.node_arg(spec)? }),
-            "restart" => Ok(Fault::Restart { node: self.node_arg(spec)? }),
-            "corrupt_block" => Ok(Fault::CorruptBlock { node: self.node_arg(spec)? }),
-            "disk_loss" => Ok(Fault::DiskLoss { node: self.node_arg(spec)? }),
-            "heal" => Ok(Fault::Heal),
-            "clock_skew" => {
-                let node = self.node_arg(spec)?;
-                let skew_ms =
-                    spec.skew_ms.ok_or((spec.kind.span(), "faults.skew_ms", "missing".into()))?;
-                Ok(Fault::ClockSkew { node, skew_ms })
-            }
-            "partition" => {
-                let Some(nodes) = &spec.nodes else {
-                    return Err((
-                        spec.kind.span(),
-                        "faults.nodes",
-                        "partition needs `nodes`".into(),
-                    ));
-                };
-                let known = self.all_node_names();
-                if let Some(bad) = nodes.get_ref().iter().find(|n| !known.contains(n)) {
-                    return Err((nodes.span(), "faults.nodes", format!("no node `{bad}`")));
-                }
-                Ok(Fault::Partition { nodes: nodes.get_ref().clone() })
-            }
-            "layout_change" => self.layout_change_of(spec),
-            other => {
-                let msg = format!("unknown fault `{other}` (known: {})", FAULTS.join(", "));
-                Err((spec.kind.span(), "faults.kind", msg))
-            }
-        }
-    }
-
     /// Members and spares: n1..n<nodes + spare_nodes>.
     pub fn all_node_names(&self) -> Vec<String> {
         node_names(self.cluster.nodes + self.cluster.spare_nodes)
-    }
-
-    fn layout_change_of(
-        &self,
-        spec: &FaultSpec,
-    ) -> Result<Fault, (Range<usize>, &'static str, String)> {
-        let known = self.all_node_names();
-        let mut lists = Vec::new();
-        for (field, list) in [("faults.add", &spec.add), ("faults.remove", &spec.remove)] {
-            let names = list.as_ref().map(|l| l.get_ref().clone()).unwrap_or_default();
-            if let (Some(list), Some(bad)) = (list, names.iter().find(|n| !known.contains(n))) {
-                return Err((list.span(), field, format!("no node `{bad}`")));
-            }
-            lists.push(names);
-        }
-        let (add, remove) = (lists[0].clone(), lists[1].clone());
-        if add.is_empty() && remove.is_empty() {
-            let msg = "layout_change needs `add` or `remove` (lists of node names)".into();
-            return Err((spec.kind.span(), "faults.add", msg));
-        }
-        if let Some(both) = add.iter().find(|n| remove.contains(n)) {
-            let msg = format!("`{both}` is both added and removed");
-            return Err((spec.kind.span(), "faults.add", msg));
-        }
-        Ok(Fault::LayoutChange { add, remove })
     }
 
     /// The timeline, validated and sorted by time (stable for equal times).

@@ -71,7 +71,7 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
     while t + 1500 < duration {
         let node = d.node(nodes);
         let length = d.range(1000, 5000);
-        let choice = d.range(0, if s3 { 6 } else { 5 });
+        let choice = d.range(0, if s3 { 9 } else { 8 });
         match choice {
             0 => {
                 faults.push(fault(t, "isolate", Some(&node), None));
@@ -105,6 +105,30 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
                 faults.push(fault(t, "disk_loss", Some(&node), None));
                 notes.push(format!("disk loss on {node} at {t}"));
             }
+            6 => {
+                // The node hears the others but cannot be heard (or answer) by them.
+                let mut f = fault(t, "partition_oneway", None, None);
+                writeln!(f, "from = [\"{node}\"]").unwrap();
+                faults.push(f);
+                faults.push(fault(t + length, "heal", None, None));
+                notes.push(format!("one-way cut from {node} {t}..{}", t + length));
+            }
+            7 => {
+                // Two of the three zones: every replica set keeps a majority (its third
+                // zone reaches both sides).
+                let a = d.range(1, 3);
+                let b = a % 3 + 1;
+                let mut f = fault(t, "zone_split", None, None);
+                writeln!(f, "zones = [\"z{a}\", \"z{b}\"]").unwrap();
+                faults.push(f);
+                faults.push(fault(t + length, "heal", None, None));
+                notes.push(format!("zone split z{a} / z{b} {t}..{}", t + length));
+            }
+            8 => {
+                faults.push(fault(t, "hold", None, Some(&format!("[\"{node}\"]"))));
+                faults.push(fault(t + length, "release", None, None));
+                notes.push(format!("hold {node}'s messages {t}..{}", t + length));
+            }
             _ => {
                 faults.push(fault(t, "corrupt_block", Some(&node), None));
                 notes.push(format!("corrupt a block of {node} at {t}"));
@@ -112,7 +136,7 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
         }
         let busy = match choice {
             5 => d.range(DISK_LOSS_RECOVERY_MS.0, DISK_LOSS_RECOVERY_MS.1),
-            4 | 6 => 0,
+            4 | 9 => 0,
             _ => length,
         };
         t += busy + d.range(500, 3000);

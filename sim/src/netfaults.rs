@@ -1,0 +1,209 @@
+//! Network faults on turmoil's links, and what `heal` must undo.
+//!
+//! turmoil keeps one link per pair of hosts with a state per direction: healthy,
+//! partitioned (messages dropped) or held (messages kept until released). Its `repair`
+//! makes a link healthy but leaves held messages held forever, and its `release` makes a
+//! link healthy whatever it was: so the runner remembers which pairs it held and releases
+//! exactly those, on `release` and on the final `heal`.
+
+use std::collections::BTreeSet;
+
+use crate::faults::Fault;
+
+/// The network faults in force, by pair of host names (ordered pairs, `a < b`).
+#[derive(Debug, Default)]
+pub struct NetFaults {
+    held: BTreeSet<(String, String)>,
+}
+
+fn pair(a: &str, b: &str) -> (String, String) {
+    if a < b { (a.into(), b.into()) } else { (b.into(), a.into()) }
+}
+
+impl NetFaults {
+    /// Applies a network fault; returns false (and does nothing) for any other fault.
+    /// `names` are the node hosts; `zone_of` names a node's zone.
+    pub fn apply(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        names: &[String],
+        zone_of: impl Fn(&str) -> String,
+        fault: &Fault,
+    ) -> bool {
+        match fault {
+            Fault::Isolate { node } => {
+                for other in names.iter().filter(|n| *n != node) {
+                    sim.partition(node.as_str(), other.as_str());
+                }
+            }
+            Fault::Partition { nodes } => {
+                for a in nodes {
+                    for b in names.iter().filter(|n| !nodes.contains(n)) {
+                        sim.partition(a.as_str(), b.as_str());
+                    }
+                }
+            }
+            Fault::PartitionOneway { from, to } => {
+                for a in from {
+                    for b in to {
+                        sim.partition_oneway(a.as_str(), b.as_str());
+                    }
+                }
+            }
+            Fault::ZoneSplit { a, b } => {
+                let (side_a, side_b): (Vec<&String>, Vec<&String>) = (
+                    names.iter().filter(|n| zone_of(n) == *a).collect(),
+                    names.iter().filter(|n| zone_of(n) == *b).collect(),
+                );
+                for x in &side_a {
+                    for y in &side_b {
+                        sim.partition(x.as_str(), y.as_str());
+                    }
+                }
+            }
+            Fault::Hold { nodes } => {
+                for a in nodes {
+                    for b in names.iter().filter(|n| !nodes.contains(n)) {
+                        self.hold(sim, a, b);
+                    }
+                }
+            }
+            Fault::Release => self.release_all(sim),
+            Fault::Heal => {
+                self.release_all(sim);
+                // `repair` sets both directions healthy: it also undoes one-way cuts.
+                for (i, a) in names.iter().enumerate() {
+                    for b in &names[i + 1..] {
+                        sim.repair(a.as_str(), b.as_str());
+                    }
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn hold(&mut self, sim: &mut turmoil::Sim<'_>, a: &str, b: &str) {
+        sim.hold(a, b);
+        self.held.insert(pair(a, b));
+    }
+
+    /// Delivers every held message (turmoil schedules them for now: they arrive together).
+    fn release_all(&mut self, sim: &mut turmoil::Sim<'_>) {
+        for (a, b) in std::mem::take(&mut self.held) {
+            sim.release(a.as_str(), b.as_str());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use turmoil::net::UdpSocket;
+
+    use super::*;
+
+    /// Hosts n1..n3 each send one datagram to every other host per 10 ms; returns
+    /// (sender, receiver, arrival ms) for every datagram received.
+    fn network(sim: &mut turmoil::Sim<'_>) -> Arc<Mutex<Vec<(String, String, u64)>>> {
+        let got: Arc<Mutex<Vec<(String, String, u64)>>> = Arc::default();
+        for me in ["n1", "n2", "n3"] {
+            let got = got.clone();
+            sim.host(me, move || {
+                let got = got.clone();
+                async move {
+                    let socket = UdpSocket::bind("0.0.0.0:9000").await?;
+                    let mut buf = [0u8; 8];
+                    loop {
+                        for other in ["n1", "n2", "n3"].iter().filter(|o| **o != me) {
+                            socket.send_to(me.as_bytes(), (*other, 9000)).await?;
+                        }
+                        let tick = tokio::time::sleep(Duration::from_millis(10));
+                        tokio::pin!(tick);
+                        loop {
+                            tokio::select! {
+                                r = socket.recv_from(&mut buf) => {
+                                    let (n, _) = r?;
+                                    let from = String::from_utf8_lossy(&buf[..n]).to_string();
+                                    let at = turmoil::sim_elapsed().unwrap().as_millis() as u64;
+                                    got.lock().unwrap().push((from, me.to_string(), at));
+                                }
+                                _ = &mut tick => break,
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        got
+    }
+
+    fn run_until(sim: &mut turmoil::Sim<'_>, ms: u64) {
+        while (sim.elapsed().as_millis() as u64) < ms {
+            sim.step().unwrap();
+        }
+    }
+
+    fn names() -> Vec<String> {
+        ["n1", "n2", "n3"].iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn a_one_way_cut_drops_one_direction_until_heal() {
+        let mut sim = turmoil::Builder::new().build();
+        let got = network(&mut sim);
+        let mut net = NetFaults::default();
+        let cut = Fault::PartitionOneway { from: vec!["n1".into()], to: vec!["n2".into()] };
+        run_until(&mut sim, 50);
+        assert!(net.apply(&mut sim, &names(), |_| "z1".into(), &cut));
+        run_until(&mut sim, 300);
+        net.apply(&mut sim, &names(), |_| "z1".into(), &Fault::Heal);
+        run_until(&mut sim, 400);
+        let got = got.lock().unwrap();
+        let count = |from: &str, to: &str, window: std::ops::Range<u64>| {
+            got.iter().filter(|(f, t, at)| f == from && t == to && window.contains(at)).count()
+        };
+        assert_eq!(count("n1", "n2", 200..300), 0, "n1 -> n2 is cut");
+        assert!(count("n2", "n1", 200..300) > 5, "n2 -> n1 still works");
+        assert!(count("n1", "n3", 200..300) > 5, "n1 -> n3 is not cut");
+        assert!(count("n1", "n2", 310..400) > 5, "heal repairs the cut");
+    }
+
+    #[test]
+    fn held_messages_arrive_on_release_and_heal_releases_too() {
+        let mut sim = turmoil::Builder::new().build();
+        let got = network(&mut sim);
+        let mut net = NetFaults::default();
+        run_until(&mut sim, 50);
+        net.apply(&mut sim, &names(), |_| "z1".into(), &Fault::Hold { nodes: vec!["n3".into()] });
+        run_until(&mut sim, 300);
+        let held = |got: &[(String, String, u64)]| {
+            got.iter()
+                .filter(|(f, t, at)| (f == "n3" || t == "n3") && (80..300).contains(at))
+                .count()
+        };
+        assert_eq!(held(&got.lock().unwrap()), 0, "nothing to or from n3 arrives while held");
+        net.apply(&mut sim, &names(), |_| "z1".into(), &Fault::Release);
+        run_until(&mut sim, 310);
+        let released = got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(f, _, at)| f == "n3" && (300..310).contains(at))
+            .count();
+        assert!(released >= 40, "held datagrams are delivered at release: {released}");
+        net.apply(&mut sim, &names(), |_| "z1".into(), &Fault::Hold { nodes: vec!["n1".into()] });
+        run_until(&mut sim, 400);
+        net.apply(&mut sim, &names(), |_| "z1".into(), &Fault::Heal);
+        run_until(&mut sim, 410);
+        let late = got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(f, _, at)| f == "n1" && (400..410).contains(at))
+            .count();
+        assert!(late >= 10, "heal releases held messages: {late}");
+    }
+}
