@@ -209,7 +209,11 @@ pub async fn copy_object(
         backend.get_bucket_versioning(bucket),
         backend.copy_object(from, (bucket, key), meta)
     );
-    let copied = copied.map_err(|e| source_error(e, source))?;
+    let copied = copied.map_err(|e| match e {
+        // The source's bucket was just read: a missing bucket now is the destination.
+        BackendError::NoSuchBucket => S3Error::NoSuchBucket { bucket: bucket.to_string() },
+        e => source_error(e, source),
+    })?;
     let mut w = XmlWriter::new("CopyObjectResult", true);
     w.element("LastModified", &format_iso8601(copied.last_modified_ms));
     w.element("ETag", &format!("\"{}\"", copied.etag));
@@ -271,6 +275,7 @@ pub async fn upload_part_copy(
         .await
         .map_err(|e| match e {
         BackendError::NoSuchUpload => S3Error::NoSuchUpload,
+        BackendError::NoSuchBucket => S3Error::NoSuchBucket { bucket: bucket.to_string() },
         e => source_error(e, source),
     })?;
     let mut w = XmlWriter::new("CopyPartResult", true);
