@@ -466,6 +466,42 @@ async fn an_overwritten_body_s_blocks_are_collected_and_the_new_ones_kept() {
     assert_eq!(s[2].get_object("b", "k").await.unwrap().data, new);
 }
 
+/// Every `block_ref` entry this node holds, deleted or not.
+fn local_block_refs(node: &Node) -> Vec<crate::objects::block_ref::BlockRef> {
+    let table = &node.tables["block_ref"];
+    let entries = (0..=u8::MAX).flat_map(|p| table.partition_entries(p).unwrap());
+    entries.map(|(_, v)| crate::table::schema::decode_entry(&v).unwrap()).collect()
+}
+
+/// The references an overwrite retired are tombstones; once every replica holds them they
+/// are collected, and the live object keeps its own references and its data.
+#[tokio::test(start_paused = true)]
+async fn retired_block_references_are_collected_and_live_ones_kept() {
+    let (cluster, s) = object_stores_quiet().await;
+    s[0].create_bucket("b").await.unwrap();
+    let size = 2 * crate::block::BLOCK_SIZE_BYTES_DEFAULT;
+    let new: Vec<u8> = patterned(size).into_iter().rev().collect();
+    s[0].put_object("b", "k", meta("a/b", "k"), patterned(size)).await.unwrap();
+    s[1].put_object("b", "k", meta("a/b", "k"), new.clone()).await.unwrap();
+    let_gc_run().await;
+    let refs = local_block_refs(cluster.node(1));
+    assert_eq!(refs.len(), 4, "two retired references and two live ones: {refs:?}");
+    assert_eq!(refs.iter().filter(|r| r.deleted.get()).count(), 2);
+
+    for node in &cluster.nodes {
+        let gc = crate::table::tombstones::TombstoneGc::new(node.clone(), 1, 0);
+        gc.collect_older_than(u64::MAX).await;
+    }
+    for node in &cluster.nodes {
+        let refs = local_block_refs(node);
+        assert_eq!(refs.len(), 2, "n{}: {refs:?}", node.id.0);
+        assert!(refs.iter().all(|r| !r.deleted.get()), "only the live references stay");
+    }
+    let_gc_run().await;
+    assert_eq!(blocks_on_each_node(&cluster), vec![2, 2, 2]);
+    assert_eq!(s[2].get_object("b", "k").await.unwrap().data, new);
+}
+
 #[tokio::test(start_paused = true)]
 async fn shared_blocks_live_until_their_last_object_is_deleted() {
     let (cluster, s) = object_stores_quiet().await;

@@ -17,6 +17,14 @@ pub struct BlockRefSchema;
 impl TableSchema for BlockRefSchema {
     const NAME: &'static str = "block_ref";
     type Entry = BlockRef;
+    const COLLECTS_TOMBSTONES: bool = true;
+
+    /// A deleted reference, aged from its version's timestamp: the write that could revive
+    /// it is the PUT's own reference write, stamped then. (A revived reference would only
+    /// keep its block until the collector marks it deleted again.)
+    fn tombstone_since_ms(entry: &BlockRef) -> Option<u64> {
+        entry.deleted.get().then_some(entry.version.timestamp)
+    }
 }
 
 /// One version's use of one block. Only `deleted` ever changes (false → true).

@@ -71,12 +71,17 @@ impl TombstoneGc {
 
     /// One pass over the partitions this node leads.
     pub async fn step(&self) -> TombstoneReport {
+        let before_ms = self.node.seam.clock.now_ms().saturating_sub(self.delay_ms);
+        self.collect_older_than(before_ms).await
+    }
+
+    /// One pass collecting the tombstones that became tombstones before `before_ms`.
+    pub async fn collect_older_than(&self, before_ms: u64) -> TombstoneReport {
         let mut report = TombstoneReport::default();
         let history = self.node.layouts.shared();
         if history.current().is_none() || self.node.is_syncing() {
             return report;
         }
-        let before_ms = self.node.seam.clock.now_ms().saturating_sub(self.delay_ms);
         let tables: Vec<Arc<dyn LocalTable>> =
             self.node.tables.values().filter(|t| t.collects_tombstones()).cloned().collect();
         for table in tables {
