@@ -111,17 +111,15 @@ pub fn check_copy_conditions(headers: &HeaderMap, info: &ObjectInfo) -> Result<(
     };
     // Whole seconds: HTTP dates have no finer resolution.
     let modified_s = info.last_modified_ms / 1000;
-    let date = |name: &str| -> Result<Option<u64>, S3Error> {
-        // S3 ignores a date it cannot parse, as HTTP says to.
-        Ok(get(name).and_then(parse_http_date).map(|ms| ms / 1000))
-    };
+    // S3 ignores a date it cannot parse, as HTTP says to.
+    let date = |name: &str| get(name).and_then(parse_http_date).map(|ms| ms / 1000);
     let if_match = get("x-amz-copy-source-if-match");
     let if_none_match = get("x-amz-copy-source-if-none-match");
     if let Some(list) = if_match {
         if !etag_matches(list) {
             return Err(S3Error::PreconditionFailed);
         }
-    } else if let Some(since) = date("x-amz-copy-source-if-unmodified-since")?
+    } else if let Some(since) = date("x-amz-copy-source-if-unmodified-since")
         && modified_s > since
     {
         return Err(S3Error::PreconditionFailed);
@@ -130,7 +128,7 @@ pub fn check_copy_conditions(headers: &HeaderMap, info: &ObjectInfo) -> Result<(
         if etag_matches(list) {
             return Err(S3Error::PreconditionFailed);
         }
-    } else if let Some(since) = date("x-amz-copy-source-if-modified-since")?
+    } else if let Some(since) = date("x-amz-copy-source-if-modified-since")
         && modified_s <= since
     {
         return Err(S3Error::PreconditionFailed);
