@@ -50,6 +50,9 @@ target/madsim/release/hangar-sim run scenarios/smoke.toml --seed 4
 step "S3 API with real clients"
 tests/run-s3-tests.sh
 
+step "S3 API with real clients through a three-node cluster (three config files)"
+tests/run-s3-cluster-tests.sh
+
 step "three-node cluster from docs/deploy.md, replacing a node"
 tests/run-cluster-tests.sh
 

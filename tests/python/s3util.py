@@ -1,6 +1,7 @@
 """What every real-client S3 test module shares: the server's address, a boto3 client set
 up the way the tests need it, and the lifecycle of a module's own bucket."""
 
+import itertools
 import os
 
 import boto3
@@ -11,6 +12,12 @@ ENDPOINT = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
 ACCESS_KEY = os.environ["AWS_ACCESS_KEY_ID"]
 SECRET_KEY = os.environ["AWS_SECRET_ACCESS_KEY"]
 REGION = os.environ["AWS_REGION"]
+# Against a cluster (tests/run-s3-cluster-tests.sh), every node's S3 endpoint: each new
+# client goes to the next one, so the suite's modules (and the extra clients some tests
+# make) are served by different nodes. Alone, the one endpoint above.
+_ENDPOINTS = itertools.cycle(
+    [e.rstrip("/") for e in os.environ.get("HANGAR_ENDPOINTS", ENDPOINT).split(",") if e]
+)
 
 # Path-style addressing (the server has no wildcard DNS) and no retries: a retried request
 # could hide an error the test is looking for.
@@ -24,7 +31,7 @@ CONFIG = Config(
 def make_client(access_key=ACCESS_KEY, secret_key=SECRET_KEY, region=REGION):
     return boto3.client(
         "s3",
-        endpoint_url=ENDPOINT,
+        endpoint_url=next(_ENDPOINTS),
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
         region_name=region,

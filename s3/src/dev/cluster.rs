@@ -60,7 +60,19 @@ fn introduce(engines: &[Engine], configs: &[Config]) {
     for engine in engines {
         for (other, config) in engines.iter().zip(configs) {
             if other.node.id != engine.node.id {
-                engine.node.rpc.set_peer_addr(other.node.id, config.rpc_bind_addr.to_string());
+                let addr = config.rpc_bind_addr.to_string();
+                engine.node.rpc.set_peer_addr(other.node.id, addr.clone());
+                // Also in the persisted layout history, as gossip would record it: a node
+                // later run alone with `hangar server -c DIR/nodeI/hangar.toml` (no
+                // bootstrap_peers in these configs) must still find the others at once.
+                let stamp = engine.node.seam.clock.now_ms();
+                let recorded = engine.node.layouts.update(|h| {
+                    h.set_addr(other.node.id, stamp, addr);
+                    Ok(())
+                });
+                if let Err(e) = recorded {
+                    tracing::warn!(node = %engine.node.id, "cannot record a peer address: {e}");
+                }
             }
         }
     }
