@@ -12,7 +12,7 @@ runs="${2:-10}"
 limit="${3:-60}"
 nodes="${4:-5}"
 nemeses="${NEMESES:-partition kill pause clock layout partition,kill,pause,clock,layout}"
-workloads="${WORKLOADS:-register set}"
+workloads="${WORKLOADS:-register set multipart}"
 first="${FIRST_SEED:-1}"
 mode="${MODE:-consistent}"
 # What the nemeses need (partitions: nft and ip; clock: libfaketime), installed if missing.

@@ -46,6 +46,7 @@ enum Command {
 enum WorkloadArg {
     Register,
     Set,
+    Multipart,
 }
 
 #[derive(clap::Args)]
@@ -104,6 +105,7 @@ fn replay_command(a: &RunArgs) -> String {
     let workload = match a.workload {
         WorkloadArg::Register => "register",
         WorkloadArg::Set => "set",
+        WorkloadArg::Multipart => "multipart",
     };
     format!(
         "hangar-jepsen run --workload {workload} --nemesis {} --nodes {} --time-limit {} \
@@ -146,6 +148,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
     let kind = match args.workload {
         WorkloadArg::Register => Kind::Register,
         WorkloadArg::Set => Kind::Set,
+        WorkloadArg::Multipart => Kind::Multipart,
     };
     let command = replay_command(args);
     println!("seed {} — replay: {command}", args.seed);

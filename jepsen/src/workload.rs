@@ -4,6 +4,11 @@
 //! * `register`: PUT (a unique value), DELETE and GET on a few keys; judged by the
 //!   read-after-write register checker.
 //! * `set`: PUT unique keys under a prefix and LIST the prefix; judged by the set checker.
+//! * `multipart`: multipart uploads (a 5 MiB part and a small one, completed) and GETs on
+//!   a few keys. The register checker judges it, with a body's blake3 as its value: a read
+//!   must return a whole completed upload, never a part or a mix, and after an
+//!   acknowledged completion that upload or a newer one. An upload's interval runs from
+//!   its CreateMultipartUpload (which stamps its version) to the completion's answer.
 //!
 //! Outcomes follow what the client can know: an answer the server gave is `ok` or `fail`
 //! (a 5xx to a write is `info`: a quorum error may leave the write on some replicas); a
@@ -18,6 +23,7 @@ use bytes::Bytes;
 use hangar_checkers::history::{Op, OpKind, Outcome};
 use hangar_checkers::set::{SetOp, SetOpKind, SetOutcome};
 use hyper::Method;
+use md5::Digest;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -27,6 +33,11 @@ pub const BUCKET: &str = "jepsen";
 /// Registers: few keys, so reads often race writes of the same key.
 const REGISTER_KEYS: u64 = 3;
 const SET_PREFIX: &str = "set/";
+/// Keys the multipart workload uploads to (overwritten, so reads race completions).
+const MULTIPART_KEYS: u64 = 3;
+/// Part 1 is the smallest a part that is not the last may be; part 2 is small.
+const MULTIPART_PART1_BYTES: usize = 5 * 1024 * 1024;
+const MULTIPART_PART2_BYTES: usize = 1000;
 /// A client waits at most this long between two operations (uniform), so a run records a
 /// few thousand operations rather than an unreadable flood.
 const THINK_MS_MAX: u64 = 20;
@@ -36,6 +47,7 @@ const CREATE_BUCKET_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum Kind {
     Register,
     Set,
+    Multipart,
 }
 
 /// A run's history: one checker type per workload.
@@ -199,7 +211,7 @@ pub struct Recorder {
 impl Recorder {
     pub fn new(kind: Kind, t0: Instant) -> Self {
         let history = match kind {
-            Kind::Register => History::Register(Vec::new()),
+            Kind::Register | Kind::Multipart => History::Register(Vec::new()),
             Kind::Set => History::Set(Vec::new()),
         };
         Recorder { t0, history: Arc::new(Mutex::new(history)) }
@@ -276,6 +288,16 @@ impl Client {
         } else {
             Bytes::new()
         };
+        self.call_with(method, path, query, body).await
+    }
+
+    async fn call_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Bytes,
+    ) -> Reply {
         let call = Call { method, path, query, body };
         match tokio::time::timeout(self.timeout, self.conn.send(call)).await {
             Ok(Ok(a)) => Reply::Answer(a),
@@ -310,6 +332,13 @@ impl Client {
                 self.set_add(element).await;
             }
             Kind::Set => self.set_list().await,
+            Kind::Multipart => {
+                let key = format!("m{}", self.rng.next_u64() % MULTIPART_KEYS);
+                match roll {
+                    0..35 => self.multipart_put(key).await,
+                    _ => self.multipart_get(key).await,
+                }
+            }
         }
     }
 
@@ -321,6 +350,97 @@ impl Client {
                 }
             }
             Kind::Set => self.set_list().await,
+            Kind::Multipart => {
+                for k in 0..MULTIPART_KEYS {
+                    self.multipart_get(format!("m{k}")).await;
+                }
+            }
+        }
+    }
+
+    /// Create, upload two parts, complete; recorded as a register write of the body's hash.
+    async fn multipart_put(&mut self, key: String) {
+        let invoke_us = self.rec.now_us();
+        let mut part1 = vec![0u8; MULTIPART_PART1_BYTES];
+        self.rng.fill_bytes(&mut part1);
+        let part2 = format!("{}-{} ", self.name, self.seq).repeat(MULTIPART_PART2_BYTES / 8);
+        let mut whole = blake3::Hasher::new();
+        whole.update(&part1);
+        whole.update(part2.as_bytes());
+        let value = whole.finalize().to_hex().as_bytes().to_vec();
+        let outcome = self.multipart_upload(&key, [Bytes::from(part1), Bytes::from(part2)]).await;
+        self.record_register(key, OpKind::Put { value }, invoke_us, outcome);
+    }
+
+    async fn multipart_upload(&mut self, key: &str, parts: [Bytes; 2]) -> Outcome {
+        let path = format!("/{BUCKET}/{key}");
+        let query = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        // Nothing is visible before the completion: any failure before it is a failure.
+        let create = query(&[("uploads", "")]);
+        let upload_id = match self.call_with(Method::POST, &path, &create, Bytes::new()).await {
+            Reply::Answer(a) if a.status == 200 => match xml_elements(&a.body, "UploadId").pop() {
+                Some(id) => id,
+                None => return Outcome::Fail,
+            },
+            _ => return Outcome::Fail,
+        };
+        let mut etags = Vec::new();
+        for (i, body) in parts.into_iter().enumerate() {
+            let number = (i + 1).to_string();
+            etags.push(format!("\"{}\"", hex::encode(md5::Md5::digest(&body))));
+            let q = query(&[("partNumber", &number), ("uploadId", &upload_id)]);
+            match self.call_with(Method::PUT, &path, &q, body).await {
+                Reply::Answer(a) if a.status == 200 => {}
+                _ => return Outcome::Fail,
+            }
+        }
+        let parts_xml: String = etags
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                format!("<Part><PartNumber>{}</PartNumber><ETag>{e}</ETag></Part>", i + 1)
+            })
+            .collect();
+        let body = format!("<CompleteMultipartUpload>{parts_xml}</CompleteMultipartUpload>");
+        let q = query(&[("uploadId", &upload_id)]);
+        let reply = self.call_with(Method::POST, &path, &q, Bytes::from(body)).await;
+        match reply {
+            // S3 may answer a completion 200 with an error document: not a success.
+            Reply::Answer(a) if a.status == 200 && xml_elements(&a.body, "Code").is_empty() => {
+                Outcome::Ok { read: None }
+            }
+            Reply::Answer(a) if a.status < 500 && a.status != 200 => Outcome::Fail,
+            Reply::NotSent => Outcome::Fail,
+            Reply::Answer(_) | Reply::Unknown => Outcome::Info,
+        }
+    }
+
+    /// GET, recorded as a register read of the body's blake3 (hex).
+    async fn multipart_get(&mut self, key: String) {
+        let invoke_us = self.rec.now_us();
+        let reply = self.call(Method::GET, &format!("/{BUCKET}/{key}"), &[]).await;
+        let outcome = match register_outcome(&OpKind::Get, reply) {
+            Outcome::Ok { read: Some(body) } => {
+                Outcome::Ok { read: Some(blake3::hash(&body).to_hex().as_bytes().to_vec()) }
+            }
+            other => other,
+        };
+        self.record_register(key, OpKind::Get, invoke_us, outcome);
+    }
+
+    fn record_register(&mut self, key: String, kind: OpKind, invoke_us: u64, outcome: Outcome) {
+        let op = Op {
+            client: self.name.clone(),
+            key,
+            kind,
+            invoke_us,
+            complete_us: self.rec.now_us(),
+            outcome,
+        };
+        if let History::Register(h) = &mut *self.rec.history.lock().expect("not poisoned") {
+            h.push(op);
         }
     }
 
@@ -334,17 +454,7 @@ impl Client {
         };
         let reply = self.call(method, &path, &[]).await;
         let outcome = register_outcome(&kind, reply);
-        let op = Op {
-            client: self.name.clone(),
-            key,
-            kind,
-            invoke_us,
-            complete_us: self.rec.now_us(),
-            outcome,
-        };
-        if let History::Register(h) = &mut *self.rec.history.lock().expect("not poisoned") {
-            h.push(op);
-        }
+        self.record_register(key, kind, invoke_us, outcome);
     }
 
     async fn set_add(&mut self, element: String) {
