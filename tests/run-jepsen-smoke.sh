@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Jepsen smoke (about 75 s): a real 3-node `hangar server` cluster in network namespaces,
-# the register workload under partitions and SIGKILLs must be valid; then the same cluster
+# Jepsen smoke (about 2 minutes): a real 3-node `hangar server` cluster in network namespaces,
+# the register and multipart workloads under partitions and SIGKILLs must be valid; then the same cluster
 # with R = W = 1 (consistency_mode = "dangerous") under partitions must be caught
 # (valid: false) — the harness can fail. After each run nothing hjep- may be left.
 # Needs root (ip netns, nftables). Usage: tests/run-jepsen-smoke.sh [OUT_DIR]
@@ -31,6 +31,11 @@ echo "--- consistent build, partition + kill: must be valid"
 "$jepsen" run --workload register --nemesis partition,kill --nodes 3 --time-limit 40 \
   --seed "$seed" --out "$out/consistent"
 no_leftovers "$out/consistent"
+
+echo "--- consistent build, multipart uploads under partition + kill: must be valid"
+"$jepsen" run --workload multipart --nemesis partition,kill --nodes 3 --time-limit 25 \
+  --seed "$seed" --out "$out/multipart"
+no_leftovers "$out/multipart"
 
 echo "--- weakened build (R = W = 1), partitions: must be caught"
 # Each seed isolates a node for several seconds (seed 5: from 3 s to 12 s), long enough for
