@@ -10,7 +10,9 @@
 //!   body bytes) — the `RequestObserver` hook in `s3api::handle`, per operation;
 //! - engine state (block faults, layout version, key and bucket counts, RPC calls per
 //!   peer from `RpcClient::peer_stats`) — sampled when `/metrics` is scraped
-//!   (`admin::cluster::metrics_text`).
+//!   (`admin::cluster::metrics_text`);
+//! - block I/O and the progress of table sync, resync and scrub passes — sampled from the
+//!   engine's counters at scrape time too (`admin::engine_metrics`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

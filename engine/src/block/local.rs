@@ -83,7 +83,9 @@ impl BlockManager {
         }
         let path = block_path(hash);
         let file = encode_file(data);
-        self.seam.disk.write_durable(&path, &file).map_err(|e| io_error("writing", &path, e))
+        self.seam.disk.write_durable(&path, &file).map_err(|e| io_error("writing", &path, e))?;
+        self.note_io(0, file.len());
+        Ok(())
     }
 
     /// This node's copy of a block, verified against its hash; `None` if there is none.
@@ -96,6 +98,7 @@ impl BlockManager {
             Err(e) => return Err(io_error("reading", &path, e)),
         };
         let file_bytes = file.len();
+        self.note_io(file_bytes, 0);
         match decode_file(hash, file) {
             Some(data) => Ok(Some(data)),
             None => {

@@ -27,8 +27,7 @@
 //!   collection must tolerate that (the block is unreferenced; it is collected again).
 //! - Silent corruption (bit rot, torn or misdirected writes) is caught on every read by the
 //!   hash check; a corrupt copy is never served. It is logged and counted (`BlockStats`);
-//!   repairing it is for resync/scrub (not written yet). `local_put` over a corrupt copy
-//!   rewrites it.
+//!   scrub replaces it (`repair`). `local_put` over a corrupt copy rewrites it.
 //!
 //! ## Replication
 //!
@@ -132,10 +131,20 @@ pub struct BlockStats {
     pub missing_copies: u64,
 }
 
+/// Bytes of block files this node read from and wrote to its own disk since it started
+/// (headers included; for `/metrics`). Kept apart from `BlockStats`, which counts faults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockIo {
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
 #[derive(Default)]
 struct Counters {
     corrupt_copies: AtomicU64,
     missing_copies: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
 }
 
 /// What `get_block` reports for a replica that answered it has no copy (as opposed to
@@ -204,6 +213,18 @@ impl BlockManager {
             corrupt_copies: self.counters.corrupt_copies.load(Ordering::Relaxed),
             missing_copies: self.counters.missing_copies.load(Ordering::Relaxed),
         }
+    }
+
+    pub fn io(&self) -> BlockIo {
+        BlockIo {
+            bytes_read: self.counters.bytes_read.load(Ordering::Relaxed),
+            bytes_written: self.counters.bytes_written.load(Ordering::Relaxed),
+        }
+    }
+
+    fn note_io(&self, read: usize, written: usize) {
+        self.counters.bytes_read.fetch_add(read as u64, Ordering::Relaxed);
+        self.counters.bytes_written.fetch_add(written as u64, Ordering::Relaxed);
     }
 
     fn note_corrupt(&self, hash: &BlockHash, node: NodeId) {

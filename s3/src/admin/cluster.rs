@@ -248,6 +248,14 @@ pub async fn metrics_text(state: &AdminState) -> String {
     out.single("hangar_partitions_all_ok", "gauge", "Partitions with every replica up", all_ok);
     let quorum_ok = v.partitions_quorum_ok() as f64;
     out.single("hangar_partitions_quorum_ok", "gauge", "Partitions with a quorum up", quorum_ok);
+    let healthy = f64::from(u8::from(v.healthy()));
+    out.single(
+        "hangar_cluster_healthy",
+        "gauge",
+        "1 when every partition has a quorum up",
+        healthy,
+    );
+    super::engine_metrics::render(&mut out, &super::engine_metrics::EngineSample::of(&state.node));
     crate::metrics::render_rpc(&mut out, &state.node.rpc.peer_stats());
     state.events.render(&mut out);
     crate::metrics_disk::render(&mut out, &state.disk_dirs);

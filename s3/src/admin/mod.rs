@@ -14,6 +14,7 @@
 
 pub mod buckets;
 pub mod cluster;
+pub mod engine_metrics;
 pub mod keys;
 pub mod layout;
 pub mod repair;

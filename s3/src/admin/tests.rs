@@ -362,4 +362,24 @@ async fn repair_passes_report_a_lost_and_a_corrupt_block_of_a_single_node() {
     let (_, workers) = call(&st, Method::GET, "/v1/workers", auth, Value::Null).await;
     let scrub_worker = &workers["workers"][3];
     assert_eq!(scrub_worker["repair"]["unrecoverable"], 1, "{scrub_worker}");
+
+    // The same findings in /metrics: the lost block waits for a resync that cannot fetch it.
+    let (_, text) = call_text(&st, Method::GET, "/metrics", None, Value::Null).await;
+    for line in [
+        "hangar_block_resync_queue_length 1\n",
+        "hangar_block_scrub_progress_ratio 1\n",
+        "hangar_repair_items_unrecoverable_total{op=\"scrub\"} 1\n",
+        "hangar_cluster_healthy 1\n",
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+    let value = |name: &str| -> u64 {
+        let line =
+            text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')));
+        line.unwrap_or_else(|| panic!("no {name} in\n{text}")).parse().unwrap()
+    };
+    assert!(value("hangar_block_bytes_written_total") >= 2 * 5000);
+    assert!(value("hangar_block_bytes_read_total") > 0, "scrub read the rotten file");
+    // Ours, and maybe a periodic round since.
+    assert!(value("hangar_repair_passes_total{op=\"tables\"}") >= 1);
 }
