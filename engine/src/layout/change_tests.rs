@@ -171,6 +171,13 @@ async fn a_node_removed_under_load_hands_its_partitions_over() {
         .await;
     assert!(cluster.node(2).current_layout().unwrap().partitions_of(NodeId(1)).is_empty());
     assert_everything_readable_and_placed(&cluster, &acked).await;
+    // The removed node's table entries go once the layout settled (its blocks too, by the
+    // block collector, after its delay).
+    let n1 = cluster.node(1).clone();
+    wait_until("n1 dropped the entries of the partitions it gave up", TRANSITION_MS, || {
+        acked.registers.keys().all(|key| n1.kv.local.get(&kv_key(key)).unwrap().is_none())
+    })
+    .await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -79,6 +80,9 @@ pub trait LocalTable: Send + Sync {
     /// Deletes each key whose stored bytes still hash to the given blake3 hash, in one
     /// durable commit; returns how many were deleted.
     fn delete_if_unchanged(&self, items: &[(Vec<u8>, [u8; 32])]) -> Result<usize, StoreError>;
+    /// Deletes every entry of `partition` (one this node no longer holds); returns how
+    /// many there were.
+    fn drop_partition(&self, partition: u8) -> Result<usize, StoreError>;
 }
 
 /// Cached partition digests, with a generation bumped by every write so that a digest
@@ -466,6 +470,29 @@ impl<S: TableSchema> LocalTable for Store<S> {
             Some(e) => Err(e),
             None => Ok(out),
         }
+    }
+
+    fn drop_partition(&self, partition: u8) -> Result<usize, StoreError> {
+        let (start, end) = Self::partition_range(partition);
+        let txn = self.db.begin_write().map_err(storage(S::NAME))?;
+        let dropped = {
+            let mut table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+            let upper = match &end {
+                Some(end) => Bound::Excluded(end.as_slice()),
+                None => Bound::Unbounded,
+            };
+            let range = (Bound::Included(start.as_slice()), upper);
+            let removed =
+                table.extract_from_if::<&[u8], _>(range, |_, _| true).map_err(storage(S::NAME))?;
+            removed.count()
+        };
+        if dropped == 0 {
+            let _ = txn.abort();
+            return Ok(0);
+        }
+        self.forget_digests(&[partition]);
+        txn.commit().map_err(storage(S::NAME))?;
+        Ok(dropped)
     }
 
     fn delete_if_unchanged(&self, items: &[(Vec<u8>, [u8; 32])]) -> Result<usize, StoreError> {

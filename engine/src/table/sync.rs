@@ -27,6 +27,8 @@ pub struct SyncReport {
     pub partitions_compared: usize,
     pub partitions_differing: usize,
     pub errors: usize,
+    /// Entries of partitions this node no longer holds, deleted (`drop_given_up`).
+    pub entries_dropped: usize,
 }
 
 /// Whether this node's replica may be missing acknowledged writes because it started with a
@@ -83,6 +85,8 @@ pub struct SyncWorker {
     /// walks all 256 partitions of every stored version, which was a twentieth of an idle
     /// simulated cluster's work, for an answer that changes only with the layout.
     shared_cache: Mutex<Option<([u8; 32], Arc<SharedPartitions>)>>,
+    /// The layout digest whose given-up partitions were last dropped (`drop_given_up`).
+    dropped_for: Mutex<Option<[u8; 32]>>,
 }
 
 impl SyncWorker {
@@ -92,7 +96,8 @@ impl SyncWorker {
         layout: Arc<LayoutManager>,
         tables: Vec<Arc<dyn LocalTable>>,
     ) -> SyncWorker {
-        SyncWorker { self_id, rpc, layout, tables, shared_cache: Mutex::new(None) }
+        let (shared_cache, dropped_for) = (Mutex::new(None), Mutex::new(None));
+        SyncWorker { self_id, rpc, layout, tables, shared_cache, dropped_for }
     }
 
     pub fn tables(&self) -> &[Arc<dyn LocalTable>] {
@@ -127,9 +132,44 @@ impl SyncWorker {
         shared
     }
 
+    /// Deletes the table entries of every partition this node no longer holds, once the
+    /// layout has settled on a single version (every node synced, reads moved): the new
+    /// replicas have everything by then, as the block collector assumes for blocks. Runs
+    /// once per layout; returns how many entries went. A write from a node with an older
+    /// layout that lands here later stays until the next change (harmless garbage).
+    pub fn drop_given_up(&self) -> usize {
+        let digest = self.layout.digest();
+        if *self.dropped_for.lock().unwrap() == Some(digest) {
+            return 0;
+        }
+        let history = self.layout.shared();
+        if history.versions().len() != 1 {
+            return 0;
+        }
+        let mut dropped = 0;
+        for p in 0..=u8::MAX {
+            if history.all_nodes(p).contains(&self.self_id) {
+                continue;
+            }
+            for table in &self.tables {
+                match table.drop_partition(p) {
+                    Ok(n) => dropped += n,
+                    Err(e) => {
+                        // Retried with the next round.
+                        tracing::warn!(table = table.name(), partition = p, "drop: {e}");
+                        return dropped;
+                    }
+                }
+            }
+        }
+        *self.dropped_for.lock().unwrap() = Some(digest);
+        dropped
+    }
+
     /// One anti-entropy round over every table and every peer.
     pub async fn step(&self) -> SyncReport {
-        let mut report = SyncReport::default();
+        let mut report =
+            SyncReport { entries_dropped: self.drop_given_up(), ..SyncReport::default() };
         for (&peer, partitions) in self.shared_partitions().iter() {
             report.peers_contacted += 1;
             for table in &self.tables {
