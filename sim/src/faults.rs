@@ -27,6 +27,8 @@ pub struct FaultSpec {
     pub to: Option<Spanned<Vec<String>>>,
     /// `zone_split`: the two zones cut from each other.
     pub zones: Option<Spanned<Vec<String>>>,
+    /// `clock_drift`: how fast `node`'s clock runs, in parts per million off real time.
+    pub drift_ppm: Option<Spanned<i64>>,
 }
 
 /// A validated fault.
@@ -75,10 +77,27 @@ pub enum Fault {
     },
     /// Every held message is delivered.
     Release,
+    /// `node` stops answering: every message to or from it (clients too) is held.
+    Pause {
+        node: String,
+    },
+    /// The held messages of a paused node are delivered.
+    Resume {
+        node: String,
+    },
+    /// From now on `node`'s clock runs `drift_ppm` parts per million fast (or slow).
+    ClockDrift {
+        node: String,
+        drift_ppm: i64,
+    },
 }
 
+/// The largest clock drift a scenario may set: half as fast or half again as fast as real
+/// time (real quartz drifts by tens of ppm; a run of seconds needs far more to matter).
+pub const DRIFT_PPM_MAX: i64 = 500_000;
+
 /// The fault kinds, as named in scenario files.
-pub const FAULTS: [&str; 13] = [
+pub const FAULTS: [&str; 16] = [
     "isolate",
     "partition",
     "heal",
@@ -92,6 +111,9 @@ pub const FAULTS: [&str; 13] = [
     "zone_split",
     "hold",
     "release",
+    "pause",
+    "resume",
+    "clock_drift",
 ];
 
 type FieldError = (Range<usize>, &'static str, String);
@@ -107,6 +129,20 @@ impl Scenario {
             "disk_loss" => Ok(Fault::DiskLoss { node: self.node_arg(spec)? }),
             "heal" => Ok(Fault::Heal),
             "release" => Ok(Fault::Release),
+            "pause" => Ok(Fault::Pause { node: self.node_arg(spec)? }),
+            "resume" => Ok(Fault::Resume { node: self.node_arg(spec)? }),
+            "clock_drift" => {
+                let node = self.node_arg(spec)?;
+                let Some(ppm) = &spec.drift_ppm else {
+                    return Err((spec.kind.span(), "faults.drift_ppm", "missing".into()));
+                };
+                if ppm.get_ref().abs() > DRIFT_PPM_MAX {
+                    let msg =
+                        format!("{} is not in -{DRIFT_PPM_MAX}..={DRIFT_PPM_MAX}", ppm.get_ref());
+                    return Err((ppm.span(), "faults.drift_ppm", msg));
+                }
+                Ok(Fault::ClockDrift { node, drift_ppm: *ppm.get_ref() })
+            }
             "clock_skew" => {
                 let node = self.node_arg(spec)?;
                 let skew_ms =
@@ -297,5 +333,24 @@ at_ms = 10
         assert_eq!((err.line, err.field.as_str()), (17, "faults.nodes"), "{err}");
         let err = parse("kind = \"hold\"").unwrap_err();
         assert_eq!(err.field, "faults.nodes", "{err}");
+    }
+
+    #[test]
+    fn pause_resume_and_clock_drift_parse_with_bounds() {
+        assert_eq!(
+            parse("kind = \"pause\"\nnode = \"n2\"").unwrap(),
+            vec![(10, Fault::Pause { node: "n2".into() })]
+        );
+        assert_eq!(
+            parse("kind = \"resume\"\nnode = \"n2\"").unwrap(),
+            vec![(10, Fault::Resume { node: "n2".into() })]
+        );
+        assert_eq!(parse("kind = \"pause\"").unwrap_err().field, "faults.node");
+        let drift = parse("kind = \"clock_drift\"\nnode = \"n1\"\ndrift_ppm = -100000").unwrap();
+        assert_eq!(drift, vec![(10, Fault::ClockDrift { node: "n1".into(), drift_ppm: -100_000 })]);
+        let err = parse("kind = \"clock_drift\"\nnode = \"n1\"\ndrift_ppm = 600000").unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (18, "faults.drift_ppm"), "{err}");
+        let err = parse("kind = \"clock_drift\"\nnode = \"n1\"").unwrap_err();
+        assert_eq!(err.field, "faults.drift_ppm", "{err}");
     }
 }

@@ -7,13 +7,41 @@
 //! exactly those, on `release` and on the final `heal`.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use crate::faults::Fault;
+use crate::scenario::Network;
+
+/// The simulated host every workload client runs on (`run.rs`).
+pub const CLIENTS_HOST: &str = "clients";
 
 /// The network faults in force, by pair of host names (ordered pairs, `a < b`).
 #[derive(Debug, Default)]
 pub struct NetFaults {
     held: BTreeSet<(String, String)>,
+}
+
+/// Sets the latency of every link between two node hosts from the scenario's profile
+/// (`intra_zone_latency_ms` / `inter_zone_latency_ms`). turmoil draws each message's delay
+/// as `min + (max - min) * x`, x exponential with rate 5 (mean 0.2), capped at `max`: most
+/// messages arrive near `min`, a few near `max` — jitter with a tail. Links without a
+/// profile (and every link to a client) keep the global `min/max_latency_ms`.
+pub fn set_latency_profile(
+    sim: &mut turmoil::Sim<'_>,
+    names: &[String],
+    zone_of: impl Fn(&str) -> String,
+    network: &Network,
+) {
+    for (i, a) in names.iter().enumerate() {
+        for b in &names[i + 1..] {
+            if let Some((min, max)) = network.node_link_latency_ms(&zone_of(a), &zone_of(b)) {
+                // turmoil has no per-link minimum alone: set both, then the maximum.
+                sim.set_link_latency(a.as_str(), b.as_str(), Duration::from_millis(min));
+                let max = Duration::from_millis(max);
+                sim.set_link_max_message_latency(a.as_str(), b.as_str(), max);
+            }
+        }
+    }
 }
 
 fn pair(a: &str, b: &str) -> (String, String) {
@@ -69,6 +97,22 @@ impl NetFaults {
                 }
             }
             Fault::Release => self.release_all(sim),
+            Fault::Pause { node } => {
+                // Everything to and from the node waits, the clients' requests too.
+                for other in names.iter().filter(|n| *n != node) {
+                    self.hold(sim, node, other);
+                }
+                self.hold(sim, node, CLIENTS_HOST);
+            }
+            Fault::Resume { node } => {
+                let (mine, others) = std::mem::take(&mut self.held)
+                    .into_iter()
+                    .partition(|(a, b)| a == node || b == node);
+                self.held = others;
+                for (a, b) in mine {
+                    sim.release(a.as_str(), b.as_str());
+                }
+            }
             Fault::Heal => {
                 self.release_all(sim);
                 // `repair` sets both directions healthy: it also undoes one-way cuts.
@@ -99,6 +143,7 @@ impl NetFaults {
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
+
     use std::time::Duration;
 
     use turmoil::net::UdpSocket;
@@ -148,6 +193,31 @@ mod tests {
 
     fn names() -> Vec<String> {
         ["n1", "n2", "n3"].iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn a_latency_profile_sets_intra_and_inter_zone_links() {
+        let mut sim = turmoil::Builder::new()
+            .min_message_latency(Duration::from_millis(1))
+            .max_message_latency(Duration::from_millis(1))
+            .build();
+        let got = network(&mut sim);
+        let network: Network =
+            toml::from_str("intra_zone_latency_ms = [20, 20]\ninter_zone_latency_ms = [60, 90]")
+                .unwrap();
+        // n1 and n3 share zone z1, n2 is alone in z2.
+        let zone_of = |n: &str| if n == "n2" { "z2".to_string() } else { "z1".to_string() };
+        set_latency_profile(&mut sim, &names(), zone_of, &network);
+        run_until(&mut sim, 500);
+        let got = got.lock().unwrap();
+        // Sends leave at multiples of 10 ms (plus a step): the delay is the arrival modulo 10
+        // plus whole periods, so look at the first arrival of each pair.
+        let first = |from: &str, to: &str| {
+            got.iter().find(|(f, t, _)| f == from && t == to).map(|(_, _, at)| *at).unwrap()
+        };
+        assert!((20..25).contains(&first("n1", "n3")), "intra-zone: {}", first("n1", "n3"));
+        assert!((60..95).contains(&first("n1", "n2")), "inter-zone: {}", first("n1", "n2"));
+        assert!((60..95).contains(&first("n2", "n3")), "inter-zone: {}", first("n2", "n3"));
     }
 
     #[test]

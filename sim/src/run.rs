@@ -29,13 +29,13 @@ use crate::check::{self, Violation};
 use crate::finals::{FinalSpec, Finals, final_check};
 use crate::history::{Op, Outcome};
 use crate::hostfs::{self, HostDisks};
-use crate::netfaults::NetFaults;
+use crate::netfaults::{self, NetFaults};
 use crate::s3client::{S3Client, S3Creds};
 use crate::s3workload::{self, S3_PORT};
 use crate::scenario::{Fault, Scenario};
 use crate::trace::Recorder;
 use crate::workload::{ClientCtx, run_client};
-use crate::world::{Epochs, SimClock, SimDisk, SimNet, SimTrace};
+use crate::world::{Drift, Epochs, SimClock, SimDisk, SimNet, SimTrace};
 
 const RPC_PORT: u16 = 3901;
 const SECRET: &str = "simulated cluster secret";
@@ -158,6 +158,7 @@ struct World {
     handles: Mutex<BTreeMap<String, NodeHandle>>,
     epochs: Arc<Epochs>,
     skews: BTreeMap<String, Arc<AtomicI64>>,
+    drifts: BTreeMap<String, Arc<Drift>>,
     recorder: Arc<Mutex<Recorder>>,
     s3_creds: S3Creds,
     /// Every node's simulated file system, for the faults and scans of `hostfs`.
@@ -171,8 +172,9 @@ struct World {
 impl World {
     fn seam(&self, who: &str, boot: u64) -> Seam {
         let skew = self.skews.get(who).cloned().unwrap_or_default();
+        let drift = self.drifts.get(who).cloned().unwrap_or_default();
         Seam {
-            clock: Arc::new(SimClock { skew_ms: skew }),
+            clock: Arc::new(SimClock { skew_ms: skew, drift }),
             net: Arc::new(SimNet),
             disk: Arc::new(SimDisk::new(who, self.epochs.clone())),
             trace: Arc::new(SimTrace { node: who.into(), recorder: self.recorder.clone() }),
@@ -321,6 +323,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         members,
         handles: Mutex::default(),
         skews: names.iter().map(|n| (n.clone(), Arc::new(AtomicI64::new(0)))).collect(),
+        drifts: names.iter().map(|n| (n.clone(), Arc::default())).collect(),
         names,
         epochs: Arc::new(Epochs::default()),
         recorder: Arc::new(Mutex::new(Recorder::new(keep_events))),
@@ -380,6 +383,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             }
         });
     }
+    let zone_of = |name: &str| scenario.zone_of(name);
+    netfaults::set_latency_profile(&mut sim, &world.names, zone_of, &scenario.network);
     let history: Arc<Mutex<Vec<Op>>> = Arc::default();
     // All workload clients share one simulated host: every host costs turmoil work on every
     // tick (and every pair of hosts a link), and clients need no address of their own.
@@ -407,7 +412,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             clients.iter().map(|c| Arc::new(s3_client(c))).collect();
         (s3_clients, world.s3_addrs(), workload_end * 1000)
     });
-    sim.client("clients", async move {
+    sim.client(netfaults::CLIENTS_HOST, async move {
         let tasks: Vec<_> = match s3 {
             None => clients.into_iter().map(|c| tokio::spawn(run_client(c))).collect(),
             Some((s3_clients, addrs, deadline_us)) => {
@@ -613,6 +618,7 @@ fn apply_node_fault(
         Fault::ClockSkew { node, skew_ms } => {
             world.skews[node].store(*skew_ms, Ordering::Relaxed);
         }
+        Fault::ClockDrift { node, drift_ppm } => world.drifts[node].set_rate(at_ms, *drift_ppm),
         Fault::CorruptBlock { node } => {
             let choice = seed_for(world.seed, &format!("corrupt_block {node}"), at_ms);
             *detail = match world.disks.with_disk(node, || hostfs::corrupt_block(choice)) {

@@ -205,7 +205,8 @@ mod tests {
     fn put_get_delete_through_serve_over_simulated_tcp() {
         let mut sim = turmoil::Builder::new().build();
         sim.host("server", || async {
-            let clock: Arc<dyn Clock> = Arc::new(SimClock { skew_ms: Default::default() });
+            let clock: Arc<dyn Clock> =
+                Arc::new(SimClock { skew_ms: Default::default(), drift: Default::default() });
             let wall: WallClock = Arc::new(move || clock.now_ms());
             let keys = BTreeMap::from([("GKTEST".to_string(), "right".to_string())]);
             let backend = Arc::new(MemoryBackend::new(wall.clone()));
@@ -214,7 +215,8 @@ mod tests {
             Ok(())
         });
         sim.client("client", async {
-            let clock = Arc::new(SimClock { skew_ms: Default::default() });
+            let clock =
+                Arc::new(SimClock { skew_ms: Default::default(), drift: Default::default() });
             let client = S3Client::new(Arc::new(SimNet), clock, creds("right"), 5_000);
             let call = |method, path, body: &'static [u8]| {
                 client.request("server:3900", method, path, Bytes::from_static(body))

@@ -130,6 +130,51 @@ pub struct Network {
     pub min_latency_ms: u64,
     #[serde(default = "default_max_latency")]
     pub max_latency_ms: u64,
+    /// `[min, max]` one-way latency between two nodes of one zone, and of two zones
+    /// (links to clients keep `min/max_latency_ms`).
+    pub intra_zone_latency_ms: Option<Spanned<Vec<u64>>>,
+    pub inter_zone_latency_ms: Option<Spanned<Vec<u64>>>,
+}
+
+/// The largest latency a profile may set: ten seconds one way.
+pub const LATENCY_MS_MAX: u64 = 10_000;
+
+impl Network {
+    /// The `[min, max]` latency of the link between a node of `zone_a` and one of `zone_b`,
+    /// if the profile sets one.
+    pub fn node_link_latency_ms(&self, zone_a: &str, zone_b: &str) -> Option<(u64, u64)> {
+        let range = if zone_a == zone_b {
+            &self.intra_zone_latency_ms
+        } else {
+            &self.inter_zone_latency_ms
+        };
+        range.as_ref().map(|r| (r.get_ref()[0], r.get_ref()[1]))
+    }
+
+    fn validate(&self) -> Result<(), (Range<usize>, &'static str, String)> {
+        let nowhere = 0..0;
+        if !(1..=100).contains(&self.tick_ms) {
+            return Err((nowhere, "network.tick_ms", "must be in 1..=100".into()));
+        }
+        if self.min_latency_ms > self.max_latency_ms {
+            return Err((nowhere, "network.min_latency_ms", "exceeds max_latency_ms".into()));
+        }
+        let profiles = [
+            ("network.intra_zone_latency_ms", &self.intra_zone_latency_ms),
+            ("network.inter_zone_latency_ms", &self.inter_zone_latency_ms),
+        ];
+        for (field, range) in profiles {
+            let Some(range) = range else { continue };
+            match range.get_ref().as_slice() {
+                [min, max] if min <= max && *max <= LATENCY_MS_MAX => {}
+                _ => {
+                    let msg = format!("must be [min, max] with min <= max <= {LATENCY_MS_MAX}");
+                    return Err((range.span(), field, msg));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for Network {
@@ -138,6 +183,8 @@ impl Default for Network {
             tick_ms: default_tick(),
             min_latency_ms: default_min_latency(),
             max_latency_ms: default_max_latency(),
+            intra_zone_latency_ms: None,
+            inter_zone_latency_ms: None,
         }
     }
 }
@@ -327,12 +374,7 @@ impl Scenario {
                 return Err((nowhere, "cluster.read_quorum/write_quorum", msg));
             }
         }
-        if !(1..=100).contains(&self.network.tick_ms) {
-            return Err((nowhere, "network.tick_ms", "must be in 1..=100".into()));
-        }
-        if self.network.min_latency_ms > self.network.max_latency_ms {
-            return Err((nowhere, "network.min_latency_ms", "exceeds max_latency_ms".into()));
-        }
+        self.network.validate()?;
         c.validate_timings()?;
         self.workload.validate()?;
         for name in self.check.checkers.get_ref() {
@@ -528,6 +570,28 @@ checkers = ["read_after_write"]
         let empty = change.replace("add = [\"n5\"]\nremove = [\"n1\"]\n", "");
         let err = Scenario::parse("bad.toml", &empty).unwrap_err();
         assert_eq!(err.field, "faults.add", "{err}");
+    }
+
+    #[test]
+    fn latency_profiles_parse_and_bad_ranges_name_their_field() {
+        let wan = GOOD.replace(
+            "[workload]",
+            "[network]\nintra_zone_latency_ms = [1, 5]\ninter_zone_latency_ms = [30, 150]\n[workload]",
+        );
+        let s = Scenario::parse("wan.toml", &wan).unwrap();
+        assert_eq!(s.network.node_link_latency_ms("z1", "z1"), Some((1, 5)));
+        assert_eq!(s.network.node_link_latency_ms("z1", "z2"), Some((30, 150)));
+        let plain = Scenario::parse("good.toml", GOOD).unwrap();
+        assert_eq!(plain.network.node_link_latency_ms("z1", "z2"), None);
+        for bad in ["[150, 30]", "[1]", "[1, 20000]"] {
+            let text = wan.replace("[30, 150]", bad);
+            let err = Scenario::parse("bad.toml", &text).unwrap_err();
+            assert_eq!(
+                (err.line, err.field.as_str()),
+                (9, "network.inter_zone_latency_ms"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

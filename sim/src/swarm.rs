@@ -71,7 +71,7 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
     while t + 1500 < duration {
         let node = d.node(nodes);
         let length = d.range(1000, 5000);
-        let choice = d.range(0, if s3 { 9 } else { 8 });
+        let choice = d.range(0, if s3 { 11 } else { 10 });
         match choice {
             0 => {
                 faults.push(fault(t, "isolate", Some(&node), None));
@@ -129,6 +129,19 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
                 faults.push(fault(t + length, "release", None, None));
                 notes.push(format!("hold {node}'s messages {t}..{}", t + length));
             }
+            9 => {
+                faults.push(fault(t, "pause", Some(&node), None));
+                faults.push(fault(t + length, "resume", Some(&node), None));
+                notes.push(format!("pause {node} {t}..{}", t + length));
+            }
+            10 => {
+                // Up to 20% fast or slow: seconds of drift within a run.
+                let ppm = d.range(1, 200) as i64 * 1000 * if d.chance(50) { 1 } else { -1 };
+                let mut f = fault(t, "clock_drift", Some(&node), None);
+                writeln!(f, "drift_ppm = {ppm}").unwrap();
+                faults.push(f);
+                notes.push(format!("drift {node} {ppm} ppm from {t}"));
+            }
             _ => {
                 faults.push(fault(t, "corrupt_block", Some(&node), None));
                 notes.push(format!("corrupt a block of {node} at {t}"));
@@ -136,7 +149,7 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
         }
         let busy = match choice {
             5 => d.range(DISK_LOSS_RECOVERY_MS.0, DISK_LOSS_RECOVERY_MS.1),
-            4 | 9 => 0,
+            4 | 10 | 11 => 0,
             _ => length,
         };
         t += busy + d.range(500, 3000);
@@ -161,6 +174,11 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
     writeln!(s, "sync_interval_ms = 1000\nrpc_timeout_ms = {rpc_timeout}").unwrap();
     writeln!(s, "\n[network]\ntick_ms = 2\nmin_latency_ms = {min_latency}").unwrap();
     writeln!(s, "max_latency_ms = {max_latency}").unwrap();
+    if wan {
+        // Zones far apart, nodes of one zone close (clients keep the range above).
+        writeln!(s, "intra_zone_latency_ms = [1, 5]").unwrap();
+        writeln!(s, "inter_zone_latency_ms = [{min_latency}, {max_latency}]").unwrap();
+    }
     writeln!(s, "\n[workload]\nkind = \"{kind}\"\nclients = {clients}\nkeys = {keys}").unwrap();
     if s3 {
         let max_object =

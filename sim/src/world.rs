@@ -336,17 +336,52 @@ impl Net for SimNet {
     }
 }
 
-/// Simulated wall clock: simulation time since `EPOCH_MS`, plus this node's skew, which the
-/// runner may change at any time (a clock-skew fault).
+/// Simulated wall clock: simulation time since `EPOCH_MS`, plus this node's skew and the
+/// offset its drift has built up, both of which the runner may change at any time (the
+/// clock-skew and clock-drift faults).
 pub struct SimClock {
     pub skew_ms: Arc<AtomicI64>,
+    pub drift: Arc<Drift>,
 }
 
 impl Clock for SimClock {
     fn now_ms(&self) -> u64 {
         let elapsed = turmoil::sim_elapsed().map(|d| d.as_millis() as u64).unwrap_or(0);
         let now = EPOCH_MS + elapsed;
-        now.saturating_add_signed(self.skew_ms.load(Ordering::Relaxed))
+        let offset = self.skew_ms.load(Ordering::Relaxed) + self.drift.offset_ms(elapsed);
+        now.saturating_add_signed(offset)
+    }
+}
+
+/// A clock running at a rate off real time: `ppm` parts per million fast (negative: slow)
+/// since `since_ms` of simulated time, on top of the offset earlier rates built up. A rate
+/// change keeps the clock continuous; a rate above -1 000 000 ppm keeps it monotonic.
+/// Written by the runner between steps only, so readers never see a half-made change.
+#[derive(Default)]
+pub struct Drift {
+    ppm: AtomicI64,
+    since_ms: AtomicU64,
+    built_up_ms: AtomicI64,
+}
+
+impl Drift {
+    /// The drift's offset at `elapsed_ms` of simulated time.
+    pub fn offset_ms(&self, elapsed_ms: u64) -> i64 {
+        let ppm = self.ppm.load(Ordering::Relaxed);
+        let built_up = self.built_up_ms.load(Ordering::Relaxed);
+        if ppm == 0 {
+            return built_up;
+        }
+        let running = elapsed_ms.saturating_sub(self.since_ms.load(Ordering::Relaxed)) as i64;
+        built_up + running * ppm / 1_000_000
+    }
+
+    /// From `elapsed_ms` on, run at `ppm`.
+    pub fn set_rate(&self, elapsed_ms: u64, ppm: i64) {
+        let built_up = self.offset_ms(elapsed_ms);
+        self.built_up_ms.store(built_up, Ordering::Relaxed);
+        self.since_ms.store(elapsed_ms, Ordering::Relaxed);
+        self.ppm.store(ppm, Ordering::Relaxed);
     }
 }
 
@@ -408,5 +443,22 @@ mod tests {
             sim.step().unwrap();
         }
         assert_eq!(*seen.lock().unwrap(), ["ab", "block", "two"]);
+    }
+
+    #[test]
+    fn a_drifting_clock_runs_at_its_rate_and_stays_continuous_when_it_changes() {
+        let drift = Drift::default();
+        assert_eq!(drift.offset_ms(5_000), 0);
+        drift.set_rate(1_000, 100_000); // 10% fast from 1 s
+        assert_eq!(drift.offset_ms(1_000), 0);
+        assert_eq!(drift.offset_ms(11_000), 1_000);
+        drift.set_rate(11_000, -500_000); // then half speed
+        assert_eq!(drift.offset_ms(11_000), 1_000, "no jump at a rate change");
+        assert_eq!(drift.offset_ms(13_000), 0);
+        assert_eq!(drift.offset_ms(21_000), -4_000);
+        // Half speed still moves forward: elapsed + offset grows.
+        assert!(21_000 + drift.offset_ms(21_000) > 13_000 + drift.offset_ms(13_000));
+        drift.set_rate(21_000, 0);
+        assert_eq!(drift.offset_ms(60_000), -4_000, "a stopped drift keeps its offset");
     }
 }
