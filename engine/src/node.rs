@@ -20,6 +20,7 @@ use crate::layout::{ClusterLayout, LayoutDiff, NodeId, NodeRole};
 use crate::objects::block_ref::BlockRefSchema;
 use crate::objects::gc::{BlockGc, GcConfig};
 use crate::objects::multipart::MpuSchema;
+use crate::objects::bucket_config::BucketConfigSchema;
 use crate::objects::{BucketSchema, ObjectSchema};
 use crate::rpc::message::LayoutRequest;
 use crate::rpc::{
@@ -108,6 +109,8 @@ pub struct Node {
     pub quorums: Quorums,
     pub kv: Replicated<KvSchema>,
     pub buckets: Replicated<BucketSchema>,
+    /// Per-bucket settings such as CORS (`objects::bucket_config`).
+    pub bucket_config: Replicated<BucketConfigSchema>,
     pub objects: Replicated<ObjectSchema>,
     pub block_refs: Replicated<BlockRefSchema>,
     pub mpu: Replicated<MpuSchema>,
@@ -141,6 +144,8 @@ impl Node {
             Arc::new(Store::<BucketSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let object_store =
             Arc::new(Store::<ObjectSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
+        let config_store =
+            Arc::new(Store::<BucketConfigSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let ref_store =
             Arc::new(Store::<BlockRefSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let mpu_store = Arc::new(Store::<MpuSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
@@ -167,6 +172,8 @@ impl Node {
             Replicated::new(bucket_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
         let objects =
             Replicated::new(object_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
+        let bucket_config =
+            Replicated::new(config_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
         let block_refs =
             Replicated::new(ref_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
         let mpu = Replicated::new(mpu_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
@@ -175,6 +182,7 @@ impl Node {
         tables.insert(kv_store.name(), kv_store);
         tables.insert(bucket_store.name(), bucket_store);
         tables.insert(object_store.name(), object_store);
+        tables.insert(config_store.name(), config_store);
         tables.insert(ref_store.name(), ref_store);
         tables.insert(mpu_store.name(), mpu_store);
         tables.insert(key_store.name(), key_store);
@@ -194,6 +202,7 @@ impl Node {
             quorums: config.quorums,
             kv,
             buckets,
+            bucket_config,
             objects,
             block_refs,
             mpu,

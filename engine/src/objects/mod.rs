@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub mod block_ref;
+pub mod bucket_config;
 pub mod body;
 pub mod body_reader;
 #[cfg(test)]
@@ -317,7 +318,9 @@ impl ObjectStore {
         }
         let key = entry_key(BUCKETS_PARTITION_KEY, name.as_bytes());
         self.node.buckets.insert(key, &Lww::new(self.node.stamp_after(seen), None)).await?;
-        Ok(())
+        // After the bucket is gone, so a failure here leaves settings no bucket can show;
+        // a bucket created later under this name must not inherit them either.
+        self.clear_bucket_settings(name).await
     }
 }
 
