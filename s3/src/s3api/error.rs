@@ -103,6 +103,12 @@ pub enum S3Error {
     InternalError {
         reason: String,
     },
+    /// A PostObject (browser form) refusal: S3's code for it, and its message.
+    /// AccessDenied is 403 (a policy the form breaks), every other code 400.
+    Post {
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl S3Error {
@@ -141,6 +147,7 @@ impl S3Error {
             S3Error::InvalidPart { .. } => "InvalidPart",
             S3Error::InvalidPartOrder => "InvalidPartOrder",
             S3Error::EntityTooSmall { .. } => "EntityTooSmall",
+            S3Error::Post { code, .. } => code,
             S3Error::MalformedXML => "MalformedXML",
             S3Error::NotImplemented { .. } => "NotImplemented",
             S3Error::ServiceUnavailable { .. } => "ServiceUnavailable",
@@ -169,6 +176,8 @@ impl S3Error {
             S3Error::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
             S3Error::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             S3Error::InternalError { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            S3Error::Post { code: "AccessDenied", .. } => StatusCode::FORBIDDEN,
+            S3Error::Post { .. } => StatusCode::BAD_REQUEST,
             S3Error::InvalidBucketName { .. }
             | S3Error::KeyTooLong { .. }
             | S3Error::AuthorizationHeaderMalformed { .. }
@@ -217,6 +226,7 @@ impl S3Error {
                 format!("Your key is too long ({length_bytes} bytes, at most 1024)")
             }
             S3Error::AccessDenied { reason } => (*reason).to_string(),
+            S3Error::Post { message, .. } => message.clone(),
             S3Error::SignatureDoesNotMatch => "The request signature we calculated does not \
                 match the signature you provided. Check your key and signing method."
                 .to_string(),

@@ -26,6 +26,9 @@ pub mod list;
 pub mod memory;
 pub mod multipart;
 pub mod object;
+pub mod post_form;
+pub mod post_object;
+pub mod post_policy;
 pub mod request_body;
 pub mod response_body;
 pub mod router;
@@ -243,6 +246,12 @@ async fn process(
     let (parts, body) = req.into_parts();
     let raw_path = parts.uri.path();
     let query = encoding::parse_query(parts.uri.query()).ok_or(S3Error::InvalidURI)?;
+    // A browser form signs its policy, not the request: it authenticates itself.
+    if post_object::is_form_upload(&parts.method, &query, &parts.headers) {
+        facts.operation = "PostObject";
+        let posted = post_object::post_object(state, &parts, body, &mut facts.access_key).await;
+        return posted.map(|r| r.map(ResponseBody::from));
+    }
     let view = RequestView {
         method: parts.method.as_str(),
         raw_path,
