@@ -158,6 +158,7 @@ pub fn required(endpoint: &Endpoint) -> (Option<&str>, Need) {
         | E::ListObjects { bucket }
         | E::ListObjectVersions { bucket }
         | E::GetBucketVersioning { bucket }
+        | E::GetBucketCors { bucket }
         | E::GetObject { bucket, .. }
         | E::HeadObject { bucket, .. }
         | E::ListParts { bucket, .. }
@@ -171,9 +172,10 @@ pub fn required(endpoint: &Endpoint) -> (Option<&str>, Need) {
         | E::UploadPart { bucket, .. }
         | E::CompleteMultipartUpload { bucket, .. }
         | E::AbortMultipartUpload { bucket, .. } => (Some(bucket), Need::Write),
-        E::DeleteBucket { bucket } | E::PutBucketVersioning { bucket } => {
-            (Some(bucket), Need::Owner)
-        }
+        E::DeleteBucket { bucket }
+        | E::PutBucketVersioning { bucket }
+        | E::PutBucketCors { bucket }
+        | E::DeleteBucketCors { bucket } => (Some(bucket), Need::Owner),
     }
 }
 

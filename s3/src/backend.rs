@@ -18,7 +18,8 @@ use hangar_engine::objects::multipart::UploadMeta;
 use hangar_engine::objects::{self, ObjectError, ObjectRecord, ObjectStore, VersionListing};
 
 use crate::s3api::backend::{
-    BodySource, Deleted, ObjectBody, OpenedObject, PartInfo, UploadInfo, VersionInfo, Versioning,
+    BodySource, CorsRule, Deleted, ObjectBody, OpenedObject, PartInfo, UploadInfo, VersionInfo,
+    Versioning,
 };
 use crate::s3api::copy::stream_part_copy;
 use crate::s3api::{BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta};
@@ -266,6 +267,21 @@ impl ObjectBackend for EngineBackend {
                 objects::Versioning::Suspended => Versioning::Suspended,
             })
         })
+    }
+
+    fn get_bucket_cors<'a>(
+        &'a self,
+        bucket: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<CorsRule>>, BackendError>> {
+        Box::pin(async move { self.store.bucket_cors(bucket).await.map_err(map_err) })
+    }
+
+    fn put_bucket_cors<'a>(
+        &'a self,
+        bucket: &'a str,
+        rules: Option<Vec<CorsRule>>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move { self.store.set_bucket_cors(bucket, rules).await.map_err(map_err) })
     }
 
     fn put_bucket_versioning<'a>(

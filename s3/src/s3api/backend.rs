@@ -17,6 +17,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 pub use hangar_engine::objects::body::{BodyEnd, BodyRefused, BodySource, BodySummary};
+pub use hangar_engine::objects::bucket_config::CorsRule;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -253,6 +254,19 @@ pub trait ObjectBackend: Send + Sync + 'static {
         &'a self,
         bucket: &'a str,
     ) -> BoxFuture<'a, Result<Versioning, BackendError>>;
+
+    /// The bucket's CORS rules (`None`: never set or deleted). `NoSuchBucket` if absent.
+    fn get_bucket_cors<'a>(
+        &'a self,
+        bucket: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<CorsRule>>, BackendError>>;
+
+    /// Replaces (`Some`, already validated by `cors.rs`) or removes (`None`) the rules.
+    fn put_bucket_cors<'a>(
+        &'a self,
+        bucket: &'a str,
+        rules: Option<Vec<CorsRule>>,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
 
     /// Sets `Enabled` or `Suspended` (the S3 layer never asks for `Unversioned`).
     fn put_bucket_versioning<'a>(

@@ -103,6 +103,12 @@ pub enum S3Error {
     InternalError {
         reason: String,
     },
+    /// A CORS answer (`cors.rs`): NoSuchCORSConfiguration is 404, AccessForbidden (a
+    /// refused preflight) 403, BadRequest (a preflight missing its headers) 400.
+    Cors {
+        code: &'static str,
+        message: String,
+    },
     /// A PostObject (browser form) refusal: S3's code for it, and its message.
     /// AccessDenied is 403 (a policy the form breaks), every other code 400.
     Post {
@@ -148,6 +154,7 @@ impl S3Error {
             S3Error::InvalidPartOrder => "InvalidPartOrder",
             S3Error::EntityTooSmall { .. } => "EntityTooSmall",
             S3Error::Post { code, .. } => code,
+            S3Error::Cors { code, .. } => code,
             S3Error::MalformedXML => "MalformedXML",
             S3Error::NotImplemented { .. } => "NotImplemented",
             S3Error::ServiceUnavailable { .. } => "ServiceUnavailable",
@@ -178,6 +185,9 @@ impl S3Error {
             S3Error::InternalError { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             S3Error::Post { code: "AccessDenied", .. } => StatusCode::FORBIDDEN,
             S3Error::Post { .. } => StatusCode::BAD_REQUEST,
+            S3Error::Cors { code: "NoSuchCORSConfiguration", .. } => StatusCode::NOT_FOUND,
+            S3Error::Cors { code: "AccessForbidden", .. } => StatusCode::FORBIDDEN,
+            S3Error::Cors { .. } => StatusCode::BAD_REQUEST,
             S3Error::InvalidBucketName { .. }
             | S3Error::KeyTooLong { .. }
             | S3Error::AuthorizationHeaderMalformed { .. }
@@ -227,6 +237,7 @@ impl S3Error {
             }
             S3Error::AccessDenied { reason } => (*reason).to_string(),
             S3Error::Post { message, .. } => message.clone(),
+            S3Error::Cors { message, .. } => message.clone(),
             S3Error::SignatureDoesNotMatch => "The request signature we calculated does not \
                 match the signature you provided. Check your key and signing method."
                 .to_string(),

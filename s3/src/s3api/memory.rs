@@ -19,8 +19,8 @@ use super::WallClock;
 use md5::{Digest, Md5};
 
 use super::backend::{
-    BackendError, BodyEnd, BodyRefused, BodySource, BodySummary, BoxFuture, BucketInfo, Deleted,
-    ObjectBackend, ObjectBody, ObjectInfo, ObjectMeta, OpenedObject, PartInfo, UploadInfo,
+    BackendError, BodyEnd, BodyRefused, BodySource, BodySummary, BoxFuture, BucketInfo, CorsRule,
+    Deleted, ObjectBackend, ObjectBody, ObjectInfo, ObjectMeta, OpenedObject, PartInfo, UploadInfo,
     VersionInfo, Versioning, check_parts,
 };
 
@@ -31,6 +31,8 @@ struct Bucket {
     objects: BTreeMap<String, Vec<Version>>,
     /// Multipart uploads by (key, upload id).
     uploads: BTreeMap<(String, String), Upload>,
+    /// CORS rules (`cors.rs`); none until PutBucketCors.
+    cors: Option<Vec<CorsRule>>,
 }
 
 struct Version {
@@ -286,6 +288,7 @@ impl ObjectBackend for MemoryBackend {
                 versioning: Versioning::Unversioned,
                 objects: BTreeMap::new(),
                 uploads: BTreeMap::new(),
+                cors: None,
             };
             buckets.insert(bucket.to_string(), fresh);
             Ok(())
@@ -395,6 +398,24 @@ impl ObjectBackend for MemoryBackend {
         bucket: &'a str,
     ) -> BoxFuture<'a, Result<Versioning, BackendError>> {
         ready(self.with_bucket(bucket, |b| Ok(b.versioning)))
+    }
+
+    fn get_bucket_cors<'a>(
+        &'a self,
+        bucket: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<CorsRule>>, BackendError>> {
+        ready(self.with_bucket(bucket, |b| Ok(b.cors.clone())))
+    }
+
+    fn put_bucket_cors<'a>(
+        &'a self,
+        bucket: &'a str,
+        rules: Option<Vec<CorsRule>>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        ready(self.with_bucket(bucket, |b| {
+            b.cors = rules;
+            Ok(())
+        }))
     }
 
     fn put_bucket_versioning<'a>(

@@ -19,6 +19,7 @@ pub mod bucket;
 pub mod checksum;
 pub mod chunked;
 pub mod copy;
+pub mod cors;
 pub mod delete_objects;
 pub mod encoding;
 pub mod error;
@@ -202,6 +203,7 @@ async fn handle(
     let method = req.method().clone();
     let started = tokio::time::Instant::now();
     let mut facts = RequestFacts { operation: "Unrouted", access_key: None };
+    let cors_origin = (method != Method::OPTIONS).then(|| cors_target(&state, &req)).flatten();
     let mut resp = match process(&state, req, &mut facts).await {
         Ok(resp) => resp,
         Err(err) => {
@@ -213,6 +215,10 @@ async fn handle(
             err.to_response(&resource, &request_id, is_head).map(ResponseBody::from)
         }
     };
+    if let Some((bucket, origin)) = cors_origin {
+        let out = resp.headers_mut();
+        cors::decorate(state.backend.as_ref(), &bucket, &origin, method.as_str(), out).await;
+    }
     let id = HeaderValue::from_str(&request_id).expect("request ids are hex");
     resp.headers_mut().insert("x-amz-request-id", id);
     let (status, elapsed) = (resp.status().as_u16(), started.elapsed());
@@ -246,6 +252,14 @@ async fn process(
     let (parts, body) = req.into_parts();
     let raw_path = parts.uri.path();
     let query = encoding::parse_query(parts.uri.query()).ok_or(S3Error::InvalidURI)?;
+    // A CORS preflight carries no credentials (browsers never sign it).
+    if parts.method == Method::OPTIONS {
+        facts.operation = "PreflightCors";
+        let bucket = request_bucket(state, &parts.headers, raw_path, parts.uri.authority())?;
+        let bucket = bucket.ok_or(S3Error::NotImplemented { operation: "OPTIONS /".into() })?;
+        let answer = cors::preflight(state.backend.as_ref(), &bucket, &parts.headers).await;
+        return answer.map(|r| r.map(ResponseBody::from));
+    }
     // A browser form signs its policy, not the request: it authenticates itself.
     if post_object::is_form_upload(&parts.method, &query, &parts.headers) {
         facts.operation = "PostObject";
@@ -387,6 +401,11 @@ async fn process(
         Endpoint::DeleteObjects { bucket } => {
             delete_objects::delete_objects(&state.backend, &bucket, headers, &body).await
         }
+        Endpoint::GetBucketCors { bucket } => cors::get_bucket_cors(backend, &bucket).await,
+        Endpoint::PutBucketCors { bucket } => {
+            cors::put_bucket_cors(backend, &bucket, headers, &body).await
+        }
+        Endpoint::DeleteBucketCors { bucket } => cors::delete_bucket_cors(backend, &bucket).await,
         Endpoint::CopyObject { bucket, key, source } => {
             copy::copy_object(backend, (&bucket, &key), &source, headers).await
         }
@@ -399,6 +418,30 @@ async fn process(
         }
     };
     resp.map(|r| r.map(ResponseBody::from))
+}
+
+/// The bucket a request addresses (path- or virtual-host-style), if any.
+fn request_bucket(
+    state: &S3State,
+    headers: &HeaderMap,
+    raw_path: &str,
+    authority: Option<&hyper::http::uri::Authority>,
+) -> Result<Option<String>, S3Error> {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let host = host.or(authority.map(|a| a.as_str()));
+    let bucket = state.root_domain.as_deref().zip(host);
+    let bucket = bucket.and_then(|(domain, host)| vhost::bucket_from_host(host, domain));
+    let route_path = vhost::routing_path(raw_path, bucket.as_deref());
+    Ok(router::parse_path(&route_path)?.0)
+}
+
+/// For a request carrying `Origin` on a bucket: the bucket and the origin, whose CORS
+/// headers its response will get (`cors::decorate`).
+fn cors_target(state: &S3State, req: &Request<Incoming>) -> Option<(String, String)> {
+    let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?.to_string();
+    let (headers, uri) = (req.headers(), req.uri());
+    let bucket = request_bucket(state, headers, uri.path(), uri.authority()).ok()??;
+    Some((bucket, origin))
 }
 
 /// Reads a whole body of at most `limit_bytes`. A declared Content-Length above the limit

@@ -113,6 +113,15 @@ pub enum Endpoint {
     DeleteObjects {
         bucket: String,
     },
+    GetBucketCors {
+        bucket: String,
+    },
+    PutBucketCors {
+        bucket: String,
+    },
+    DeleteBucketCors {
+        bucket: String,
+    },
 }
 
 impl Endpoint {
@@ -141,6 +150,9 @@ impl Endpoint {
             Endpoint::ListParts { .. } => "ListParts",
             Endpoint::ListMultipartUploads { .. } => "ListMultipartUploads",
             Endpoint::DeleteObjects { .. } => "DeleteObjects",
+            Endpoint::GetBucketCors { .. } => "GetBucketCors",
+            Endpoint::PutBucketCors { .. } => "PutBucketCors",
+            Endpoint::DeleteBucketCors { .. } => "DeleteBucketCors",
         }
     }
 }
@@ -270,6 +282,9 @@ fn route_bucket(
         (&Method::GET, Some("versioning")) => Ok(Endpoint::GetBucketVersioning { bucket }),
         (&Method::PUT, Some("versioning")) => Ok(Endpoint::PutBucketVersioning { bucket }),
         (&Method::POST, Some("delete")) => Ok(Endpoint::DeleteObjects { bucket }),
+        (&Method::GET, Some("cors")) => Ok(Endpoint::GetBucketCors { bucket }),
+        (&Method::PUT, Some("cors")) => Ok(Endpoint::PutBucketCors { bucket }),
+        (&Method::DELETE, Some("cors")) => Ok(Endpoint::DeleteBucketCors { bucket }),
         (&Method::GET, None) if list_v2 => Ok(Endpoint::ListObjectsV2 { bucket }),
         (&Method::GET, None) => Ok(Endpoint::ListObjects { bucket }),
         (_, Some(sub)) => {
