@@ -10,7 +10,8 @@
 #    meant to catch it, for some seed: R = W = 1 (read_after_write), no resync after a disk
 #    loss (block_refs: missing), no block collection (block_refs: orphans), no scrub
 #    (block_refs: corrupt, or no_lost_writes), reads switching layout before the new
-#    replicas synced (read_after_write);
+#    replicas synced (read_after_write), tombstones collected without every replica
+#    (read_after_write);
 #  - a bad scenario file is refused with exit 2, naming the field;
 #  - swarm: 40 random scenarios (cluster, network, workload, survivable faults) pass, and
 #    a swarm of weakened ones (R = W = 1) is caught within 200 seeds;
@@ -81,6 +82,7 @@ must_catch scenarios/weakened/s3-overwrite-no-gc.toml 'block_refs .*orphan' 10
 must_catch scenarios/weakened/s3-corruption-no-scrub.toml 'block_refs .*corrupt|no_lost_writes' 20
 must_catch scenarios/weakened/layout-early-read-switch.toml 'read_after_write' 20
 must_catch scenarios/weakened/disk-loss-no-sync-guard.toml 'read_after_write|no_lost_writes' 50
+must_catch scenarios/weakened/tombstone-gc-skips-unreachable.toml 'read_after_write|no_lost_writes' 30
 
 echo "== bad scenario files are refused with exit 2"
 bad=$(mktemp --suffix=.toml)

@@ -18,9 +18,9 @@ use crate::layout::manager::{LayoutManager, LayoutManagerError};
 use crate::layout::worker::LayoutWorker;
 use crate::layout::{ClusterLayout, LayoutDiff, NodeId, NodeRole};
 use crate::objects::block_ref::BlockRefSchema;
+use crate::objects::bucket_config::BucketConfigSchema;
 use crate::objects::gc::{BlockGc, GcConfig};
 use crate::objects::multipart::MpuSchema;
-use crate::objects::bucket_config::BucketConfigSchema;
 use crate::objects::{BucketSchema, ObjectSchema};
 use crate::rpc::message::LayoutRequest;
 use crate::rpc::{
@@ -229,8 +229,7 @@ impl Node {
         let layout_interval_ms = config.sync_interval_ms.min(LAYOUT_INTERVAL_MS_MAX);
         tokio::spawn(LayoutWorker::new(node.clone(), bootstrap).run(layout_interval_ms));
         tokio::spawn(BlockGc::new(node.clone(), config.gc).run());
-        let (every, delay) = (config.gc.tombstone_interval_ms, config.gc.tombstone_delay_ms);
-        tokio::spawn(TombstoneGc::new(node.clone(), every, delay).run());
+        tokio::spawn(TombstoneGc::from_config(node.clone(), &config.gc).run());
         tokio::spawn(BlockRepair::new(node.clone(), config.repair).run());
         tracing::info!(node = %node.id, addr = %config.rpc_bind_addr, "node started");
         Ok(node)

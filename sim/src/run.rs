@@ -285,7 +285,9 @@ impl World {
                 interval_ms: *c.gc_interval_ms.get_ref(),
                 delay_ms: *c.gc_delay_ms.get_ref(),
                 upload_timeout_ms: *c.upload_timeout_ms.get_ref(),
-                ..GcConfig::default()
+                tombstone_interval_ms: *c.tombstone_interval_ms.get_ref(),
+                tombstone_delay_ms: *c.tombstone_delay_ms.get_ref(),
+                tombstone_unsafe_skip_unreachable: c.unsafe_tombstone_gc_skips_unreachable,
             },
             repair: RepairConfig {
                 resync_interval_ms: *c.resync_interval_ms.get_ref(),

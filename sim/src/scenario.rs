@@ -64,6 +64,15 @@ pub struct Cluster {
     pub resync_interval_ms: Spanned<u64>,
     #[serde(default = "default_scrub_interval")]
     pub scrub_interval_ms: Spanned<u64>,
+    /// Table tombstone collection: time between passes, and the age a tombstone must reach
+    /// (default: never within a run, like production's hours).
+    #[serde(default = "default_tombstone_timing")]
+    pub tombstone_interval_ms: Spanned<u64>,
+    #[serde(default = "default_tombstone_timing")]
+    pub tombstone_delay_ms: Spanned<u64>,
+    /// Test-only weakening: tombstones are collected even when a replica did not take them.
+    #[serde(default)]
+    pub unsafe_tombstone_gc_skips_unreachable: bool,
 }
 
 /// The longest timing a scenario may set (about a year): "never" within any run.
@@ -83,6 +92,8 @@ impl Cluster {
             ("cluster.upload_timeout_ms", &self.upload_timeout_ms, 1),
             ("cluster.resync_interval_ms", &self.resync_interval_ms, 1),
             ("cluster.scrub_interval_ms", &self.scrub_interval_ms, 1),
+            ("cluster.tombstone_interval_ms", &self.tombstone_interval_ms, 1),
+            ("cluster.tombstone_delay_ms", &self.tombstone_delay_ms, 0),
         ];
         for (field, value, min) in timings {
             if !(min..=TIMING_MS_MAX).contains(value.get_ref()) {
@@ -104,6 +115,9 @@ fn default_rpc_timeout() -> u64 {
     1_000
 }
 // Node timings that suit a run of about 30 s (production defaults are minutes to days).
+fn default_tombstone_timing() -> Spanned<u64> {
+    Spanned::new(0..0, TIMING_MS_MAX)
+}
 fn default_gc_interval() -> Spanned<u64> {
     Spanned::new(0..0, 1_000)
 }

@@ -50,6 +50,10 @@ pub struct GcConfig {
     /// How old a tombstone must be before it is collected: longer than any write can be
     /// in flight.
     pub tombstone_delay_ms: u64,
+    /// Test-only weakening (the simulator's `unsafe_tombstone_gc_skips_unreachable`): a
+    /// tombstone is collected even when a replica did not take it — the bug the rule in
+    /// `table::tombstones` exists to prevent.
+    pub tombstone_unsafe_skip_unreachable: bool,
 }
 
 impl Default for GcConfig {
@@ -60,6 +64,7 @@ impl Default for GcConfig {
             upload_timeout_ms: 24 * 3_600_000,
             tombstone_interval_ms: 3_600_000,
             tombstone_delay_ms: 24 * 3_600_000,
+            tombstone_unsafe_skip_unreachable: false,
         }
     }
 }
