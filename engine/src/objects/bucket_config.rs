@@ -78,3 +78,38 @@ impl ObjectStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node_tests::object_stores;
+
+    fn rule(origin: &str) -> CorsRule {
+        let allowed_origins = vec![origin.to_string()];
+        CorsRule { allowed_origins, allowed_methods: vec!["GET".into()], ..CorsRule::default() }
+    }
+
+    /// A configuration written through one node is read through the others, and a bucket
+    /// deleted and created again under its name does not inherit it.
+    #[tokio::test(start_paused = true)]
+    async fn cors_is_replicated_and_dies_with_its_bucket() {
+        let (_cluster, s) = object_stores().await;
+        assert_eq!(s[0].bucket_cors("bk").await, Err(ObjectError::NoSuchBucket));
+        assert_eq!(s[0].set_bucket_cors("bk", None).await, Err(ObjectError::NoSuchBucket));
+        s[0].create_bucket("bk").await.unwrap();
+        assert_eq!(s[1].bucket_cors("bk").await, Ok(None));
+        s[0].set_bucket_cors("bk", Some(vec![rule("https://a")])).await.unwrap();
+        s[1].set_bucket_cors("bk", Some(vec![rule("https://b")])).await.unwrap();
+        for store in &s {
+            assert_eq!(store.bucket_cors("bk").await, Ok(Some(vec![rule("https://b")])));
+        }
+        s[2].delete_bucket("bk").await.unwrap();
+        s[0].create_bucket("bk").await.unwrap();
+        for store in &s {
+            assert_eq!(store.bucket_cors("bk").await, Ok(None));
+        }
+        s[1].set_bucket_cors("bk", Some(vec![rule("*")])).await.unwrap();
+        s[2].set_bucket_cors("bk", None).await.unwrap();
+        assert_eq!(s[0].bucket_cors("bk").await, Ok(None));
+    }
+}
