@@ -263,6 +263,20 @@ mod tests {
         assert_eq!(authorize(&grant(BucketPerms::NONE, false), &Endpoint::ListBuckets), Ok(()));
     }
 
+    #[test]
+    fn cors_is_read_by_readers_and_changed_by_owners_only() {
+        let read_write = grant(BucketPerms { read: true, write: true, owner: false }, true);
+        let owner = grant(BucketPerms::ALL, false);
+        assert_eq!(authorize(&read_write, &Endpoint::GetBucketCors { bucket: "b".into() }), Ok(()));
+        for change in [
+            Endpoint::PutBucketCors { bucket: "b".into() },
+            Endpoint::DeleteBucketCors { bucket: "b".into() },
+        ] {
+            assert!(authorize(&read_write, &change).is_err(), "{change:?}");
+            assert_eq!(authorize(&owner, &change), Ok(()));
+        }
+    }
+
     #[tokio::test]
     async fn a_refusal_on_a_missing_bucket_is_no_such_bucket() {
         let backend = crate::s3api::MemoryBackend::new(std::sync::Arc::new(|| 0));

@@ -411,7 +411,12 @@ mod tests {
             (Method::PUT, "versioning", Endpoint::PutBucketVersioning { bucket: bk() }),
         ];
         let delete = (Method::POST, "delete", Endpoint::DeleteObjects { bucket: bk() });
-        for (method, sub, endpoint) in cases.into_iter().chain([delete]) {
+        let cors = [
+            (Method::GET, "cors", Endpoint::GetBucketCors { bucket: bk() }),
+            (Method::PUT, "cors", Endpoint::PutBucketCors { bucket: bk() }),
+            (Method::DELETE, "cors", Endpoint::DeleteBucketCors { bucket: bk() }),
+        ];
+        for (method, sub, endpoint) in cases.into_iter().chain([delete]).chain(cors) {
             assert_eq!(r(method, "/bk", &[(sub, "")]), Ok(endpoint));
         }
         let id = "0000018f00000000000000000000000a";
