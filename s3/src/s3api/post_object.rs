@@ -190,6 +190,16 @@ pub async fn post_object(
     body: Incoming,
     access_key: &mut Option<String>,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
+    post_form_upload(state, parts, IncomingSource(body), access_key).await
+}
+
+/// `post_object` over any source of the body's bytes (tests give them in pieces).
+async fn post_form_upload<S: ChunkSource>(
+    state: &S3State,
+    parts: &Parts,
+    source: S,
+    access_key: &mut Option<String>,
+) -> Result<Response<Full<Bytes>>, S3Error> {
     let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let host = host.or(parts.uri.authority().map(|a| a.as_str())).unwrap_or("");
     let vhost_bucket = state.root_domain.as_deref().and_then(|d| vhost::bucket_from_host(host, d));
@@ -201,7 +211,7 @@ pub async fn post_object(
     };
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let boundary = content_type.and_then(boundary).unwrap_or_else(|| Err(malformed("no form")))?;
-    let mut form = MultipartForm::new(IncomingSource(body), &boundary);
+    let mut form = MultipartForm::new(source, &boundary);
     let head = form.read_head().await?;
     let (key_id, grant) = verify_signature(state, &head.fields).await?;
     *access_key = Some(key_id);
@@ -277,6 +287,10 @@ fn answer(
         _ => Ok((StatusCode::NO_CONTENT, Bytes::new())),
     }
 }
+
+#[cfg(test)]
+#[path = "post_object_tests.rs"]
+mod end_to_end;
 
 #[cfg(test)]
 mod tests {
