@@ -18,7 +18,9 @@ use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
-use super::backend::{BackendError, ObjectBackend, ObjectInfo, ObjectMeta, Versioning};
+use super::backend::{
+    BackendError, BoxFuture, ObjectBackend, ObjectBody, ObjectInfo, ObjectMeta, Versioning,
+};
 use super::checksum;
 use super::error::S3Error;
 use super::request_body::RequestBody;
@@ -182,6 +184,27 @@ const RESPONSE_OVERRIDES: [(&str, header::HeaderName); 6] = [
     ("response-content-encoding", header::CONTENT_ENCODING),
 ];
 
+/// A body whose first chunk was already read; it hands that one out first.
+struct Prefetched {
+    first: Option<Bytes>,
+    rest: Box<dyn ObjectBody>,
+}
+
+impl ObjectBody for Prefetched {
+    fn select(&mut self, _start: u64, _end: u64) {
+        unreachable!("the range was selected before the first read")
+    }
+
+    fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, BackendError>> {
+        Box::pin(async move {
+            match self.first.take() {
+                Some(chunk) => Ok(Some(chunk)),
+                None => self.rest.next_chunk().await,
+            }
+        })
+    }
+}
+
 /// GET and HEAD share everything but the body. The body is not read here: it streams
 /// from the backend as the client reads the response.
 pub async fn get_object(
@@ -246,13 +269,24 @@ pub async fn get_object(
     }
     // HEAD announces the length GET would send, without the bytes.
     out.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-    let mut resp = Response::new(match body {
+    let body = match body {
         None => ResponseBody::from(Full::new(Bytes::new())),
         Some(mut body) => {
             body.select(start, end);
+            // The first chunk is read before the status line goes out: an object none of
+            // whose replicas can serve its first block gets an error status, not a 200
+            // cut short (a failure later in the body can only end the stream early).
+            let first = match end > start {
+                true => {
+                    body.next_chunk().await.map_err(|e| S3Error::from_backend(e, bucket, key))?
+                }
+                false => None,
+            };
+            let body = Box::new(Prefetched { first, rest: body });
             ResponseBody::Object(ObjectStream::new(body, end - start))
         }
-    });
+    };
+    let mut resp = Response::new(body);
     *resp.status_mut() = status;
     *resp.headers_mut() = out;
     Ok(resp)
