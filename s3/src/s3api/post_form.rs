@@ -216,6 +216,19 @@ impl<S: ChunkSource> MultipartForm<S> {
         }
     }
 
+    /// Reads and drops the rest of the file, up to `max_bytes`: a client refused mid-upload
+    /// (EntityTooLarge) is still sending, and would see a broken pipe instead of the
+    /// answer if the connection closed under it. Beyond `max_bytes` it is cut off anyway.
+    pub async fn skip_file(&mut self, max_bytes: u64) {
+        let mut skipped = 0u64;
+        while let Ok(Some(piece)) = self.next_file_chunk().await {
+            skipped += piece.len() as u64;
+            if skipped > max_bytes {
+                return;
+            }
+        }
+    }
+
     /// The next piece of the file, `None` after its last byte. A body that ends before
     /// the file's closing delimiter is IncompleteBody.
     pub async fn next_file_chunk(&mut self) -> Result<Option<Bytes>, S3Error> {

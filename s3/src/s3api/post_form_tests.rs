@@ -129,3 +129,21 @@ fn boundaries_come_from_the_content_type() {
     let long = format!("multipart/form-data; boundary={}", "b".repeat(71));
     assert!(boundary(&long).unwrap().is_err());
 }
+
+#[test]
+fn a_refused_file_is_skipped_up_to_a_bound() {
+    let body = form(&[("key", "k")], Some(&vec![b's'; 10_000]));
+    run(async {
+        let mut form = MultipartForm::new(pieces(&body, 1000), B);
+        form.read_head().await.unwrap();
+        form.next_file_chunk().await.unwrap();
+        form.skip_file(1 << 20).await;
+        // The whole file was read: nothing of it is left.
+        assert_eq!(form.next_file_chunk().await.unwrap(), None);
+        let mut form = MultipartForm::new(pieces(&body, 1000), B);
+        form.read_head().await.unwrap();
+        form.skip_file(2000).await;
+        // Cut off past the bound: the rest of the file is still unread.
+        assert!(form.next_file_chunk().await.unwrap().is_some());
+    });
+}

@@ -35,6 +35,9 @@ use super::xml::XmlWriter;
 use crate::access;
 
 const META_PREFIX: &str = "x-amz-meta-";
+/// How much of a file refused as too large is still read (and dropped) so the client gets
+/// the EntityTooLarge answer rather than a reset connection.
+const SKIP_BYTES_MAX: u64 = 64 << 20;
 
 /// A POST without sub-resource whose body is a form: PostObject, not another bucket POST
 /// (`?delete` and the multipart operations carry a query).
@@ -237,9 +240,17 @@ async fn post_form_upload<S: ChunkSource>(
     if let Some(observer) = &state.observer {
         observer.body_bytes("PostObject", file.received_bytes, 0);
     }
-    let info = info.map_err(|e| {
-        file.failure.take().unwrap_or_else(|| S3Error::from_backend(e, &bucket, &key))
-    })?;
+    let refusal = file.failure.take();
+    let info = match info {
+        Ok(info) => info,
+        Err(e) => {
+            let err = refusal.unwrap_or_else(|| S3Error::from_backend(e, &bucket, &key));
+            if let S3Error::EntityTooLarge { .. } = err {
+                form.skip_file(SKIP_BYTES_MAX).await;
+            }
+            return Err(err);
+        }
+    };
     let etag = format!("\"{}\"", info.etag);
     let location = format!("http://{host}/{bucket}/{}", uri_encode(&key, false));
     let mut out = HeaderMap::new();
