@@ -276,7 +276,7 @@ def test_metrics_parse_and_move_with_traffic():
     for _ in range(3):
         s3.list_objects_v2(Bucket="hangar", MaxKeys=1)
     key = "metrics/" + str(time.time())
-    # Above the 3 KiB inline limit: the body is a block, written and read on disk.
+    # Above the 4 KiB inline limit: the body is a block, written and read on disk.
     s3.put_object(Bucket="hangar", Key=key, Body=b"m" * 5000)
     assert len(s3.get_object(Bucket="hangar", Key=key)["Body"].read()) == 5000
     s3.delete_object(Bucket="hangar", Key=key)

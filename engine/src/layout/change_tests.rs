@@ -38,7 +38,8 @@ struct Acked {
 }
 
 fn body(round: u64) -> Vec<u8> {
-    let mut data = patterned(3 * BLOCK_BYTES + 700);
+    // Above the inline limit, so the object is cut into blocks.
+    let mut data = patterned(crate::objects::body::INLINE_MAX_BYTES + 2 * BLOCK_BYTES + 700);
     data[..8].copy_from_slice(&round.to_le_bytes());
     data
 }

@@ -35,8 +35,12 @@ use crate::crdt::Bool;
 use crate::node::Node;
 use crate::seam::BoxFuture;
 
-/// Bodies up to this size stay in the object entry.
-pub const INLINE_MAX_BYTES: usize = 3 * 1024;
+/// Bodies up to this size stay in the object entry: one durable commit per PUT, where a
+/// block costs an `Uploading` record, a reference, the file and its directory, and the
+/// `Complete` record — six fsyncs in series (docs/benchmarks.md, "Small-object PUT
+/// latency"). 4 KiB keeps the common small file (and S3 benchmarks' small object) inline;
+/// the price is entries of up to 4 KiB more in listings and HEADs, which read them whole.
+pub const INLINE_MAX_BYTES: usize = 4 * 1024;
 /// Blocks of one body being written at once: keeps several replicas busy in parallel and
 /// bounds the memory a PUT holds.
 pub const BLOCK_PUTS_IN_FLIGHT: usize = 4;
