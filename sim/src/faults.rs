@@ -29,6 +29,8 @@ pub struct FaultSpec {
     pub zones: Option<Spanned<Vec<String>>>,
     /// `clock_drift`: how fast `node`'s clock runs, in parts per million off real time.
     pub drift_ppm: Option<Spanned<i64>>,
+    /// `packet_loss`: the delay a lost segment costs (its retransmission), default 200 ms.
+    pub retransmit_ms: Option<Spanned<u64>>,
 }
 
 /// A validated fault.
@@ -90,14 +92,34 @@ pub enum Fault {
         node: String,
         drift_ppm: i64,
     },
+    /// Every link of `nodes` loses segments, which TCP retransmits: up to `retransmit_ms`
+    /// more latency, in the tail (see docs/simulation.md on why not turmoil's loss).
+    PacketLoss {
+        nodes: Vec<String>,
+        retransmit_ms: u64,
+    },
+    /// Every disk call of `node` fails with EIO until `DiskRepair` (or the final heal).
+    DiskEio {
+        node: String,
+    },
+    /// `node`'s disk is full: calls that need space fail with ENOSPC until repaired.
+    DiskFull {
+        node: String,
+    },
+    DiskRepair {
+        node: String,
+    },
 }
+
+/// The longest retransmission delay `packet_loss` may add.
+pub const RETRANSMIT_MS_MAX: u64 = 5_000;
 
 /// The largest clock drift a scenario may set: half as fast or half again as fast as real
 /// time (real quartz drifts by tens of ppm; a run of seconds needs far more to matter).
 pub const DRIFT_PPM_MAX: i64 = 500_000;
 
 /// The fault kinds, as named in scenario files.
-pub const FAULTS: [&str; 16] = [
+pub const FAULTS: [&str; 20] = [
     "isolate",
     "partition",
     "heal",
@@ -114,6 +136,10 @@ pub const FAULTS: [&str; 16] = [
     "pause",
     "resume",
     "clock_drift",
+    "packet_loss",
+    "disk_eio",
+    "disk_full",
+    "disk_repair",
 ];
 
 type FieldError = (Range<usize>, &'static str, String);
@@ -131,6 +157,21 @@ impl Scenario {
             "release" => Ok(Fault::Release),
             "pause" => Ok(Fault::Pause { node: self.node_arg(spec)? }),
             "resume" => Ok(Fault::Resume { node: self.node_arg(spec)? }),
+            "disk_eio" => Ok(Fault::DiskEio { node: self.node_arg(spec)? }),
+            "disk_full" => Ok(Fault::DiskFull { node: self.node_arg(spec)? }),
+            "disk_repair" => Ok(Fault::DiskRepair { node: self.node_arg(spec)? }),
+            "packet_loss" => {
+                let nodes = self.nodes_arg(spec, "nodes")?;
+                let retransmit_ms =
+                    spec.retransmit_ms.as_ref().map_or(Ok(200), |r| match *r.get_ref() {
+                        ms @ 1..=RETRANSMIT_MS_MAX => Ok(ms),
+                        ms => {
+                            let msg = format!("{ms} is not in 1..={RETRANSMIT_MS_MAX}");
+                            Err((r.span(), "faults.retransmit_ms", msg))
+                        }
+                    })?;
+                Ok(Fault::PacketLoss { nodes, retransmit_ms })
+            }
             "clock_drift" => {
                 let node = self.node_arg(spec)?;
                 let Some(ppm) = &spec.drift_ppm else {
@@ -352,5 +393,30 @@ at_ms = 10
         assert_eq!((err.line, err.field.as_str()), (18, "faults.drift_ppm"), "{err}");
         let err = parse("kind = \"clock_drift\"\nnode = \"n1\"").unwrap_err();
         assert_eq!(err.field, "faults.drift_ppm", "{err}");
+    }
+
+    #[test]
+    fn packet_loss_and_disk_faults_parse() {
+        let loss = parse("kind = \"packet_loss\"\nnodes = [\"n1\"]").unwrap();
+        let want = Fault::PacketLoss { nodes: names(&["n1"]), retransmit_ms: 200 };
+        assert_eq!(loss, vec![(10, want)]);
+        let slow = parse("kind = \"packet_loss\"\nnodes = [\"n1\"]\nretransmit_ms = 50").unwrap();
+        assert_eq!(
+            slow,
+            vec![(10, Fault::PacketLoss { nodes: names(&["n1"]), retransmit_ms: 50 })]
+        );
+        let err = parse("kind = \"packet_loss\"\nnodes = [\"n1\"]\nretransmit_ms = 0").unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (18, "faults.retransmit_ms"), "{err}");
+        for (kind, want) in [
+            ("disk_eio", Fault::DiskEio { node: "n3".into() }),
+            ("disk_full", Fault::DiskFull { node: "n3".into() }),
+            ("disk_repair", Fault::DiskRepair { node: "n3".into() }),
+        ] {
+            assert_eq!(
+                parse(&format!("kind = \"{kind}\"\nnode = \"n3\"")).unwrap(),
+                vec![(10, want)]
+            );
+            assert_eq!(parse(&format!("kind = \"{kind}\"")).unwrap_err().field, "faults.node");
+        }
     }
 }

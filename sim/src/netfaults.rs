@@ -19,6 +19,8 @@ pub const CLIENTS_HOST: &str = "clients";
 #[derive(Debug, Default)]
 pub struct NetFaults {
     held: BTreeSet<(String, String)>,
+    /// Links whose latency `packet_loss` raised (heal sets them back).
+    lossy: BTreeSet<(String, String)>,
 }
 
 /// Sets the latency of every link between two node hosts from the scenario's profile
@@ -35,13 +37,16 @@ pub fn set_latency_profile(
     for (i, a) in names.iter().enumerate() {
         for b in &names[i + 1..] {
             if let Some((min, max)) = network.node_link_latency_ms(&zone_of(a), &zone_of(b)) {
-                // turmoil has no per-link minimum alone: set both, then the maximum.
-                sim.set_link_latency(a.as_str(), b.as_str(), Duration::from_millis(min));
-                let max = Duration::from_millis(max);
-                sim.set_link_max_message_latency(a.as_str(), b.as_str(), max);
+                set_link(sim, a, b, min, max);
             }
         }
     }
+}
+
+fn set_link(sim: &mut turmoil::Sim<'_>, a: &str, b: &str, min_ms: u64, max_ms: u64) {
+    // turmoil has no per-link minimum alone: set both, then the maximum.
+    sim.set_link_latency(a, b, Duration::from_millis(min_ms));
+    sim.set_link_max_message_latency(a, b, Duration::from_millis(max_ms));
 }
 
 fn pair(a: &str, b: &str) -> (String, String) {
@@ -56,8 +61,17 @@ impl NetFaults {
         sim: &mut turmoil::Sim<'_>,
         names: &[String],
         zone_of: impl Fn(&str) -> String,
+        network: &Network,
         fault: &Fault,
     ) -> bool {
+        // The latency a link has without packet loss: its profile, else the global range.
+        let base = |a: &str, b: &str| {
+            match (names.iter().any(|n| n == a), names.iter().any(|n| n == b)) {
+                (true, true) => network.node_link_latency_ms(&zone_of(a), &zone_of(b)),
+                _ => None,
+            }
+            .unwrap_or((network.min_latency_ms, network.max_latency_ms))
+        };
         match fault {
             Fault::Isolate { node } => {
                 for other in names.iter().filter(|n| *n != node) {
@@ -113,8 +127,22 @@ impl NetFaults {
                     sim.release(a.as_str(), b.as_str());
                 }
             }
+            Fault::PacketLoss { nodes, retransmit_ms } => {
+                let others = names.iter().map(String::as_str).chain([CLIENTS_HOST]);
+                for a in nodes {
+                    for b in others.clone().filter(|b| !nodes.iter().any(|n| n == b)) {
+                        let (min, max) = base(a, b);
+                        set_link(sim, a, b, min, max + retransmit_ms);
+                        self.lossy.insert(pair(a, b));
+                    }
+                }
+            }
             Fault::Heal => {
                 self.release_all(sim);
+                for (a, b) in std::mem::take(&mut self.lossy) {
+                    let (min, max) = base(&a, &b);
+                    set_link(sim, &a, &b, min, max);
+                }
                 // `repair` sets both directions healthy: it also undoes one-way cuts.
                 for (i, a) in names.iter().enumerate() {
                     for b in &names[i + 1..] {
@@ -227,9 +255,9 @@ mod tests {
         let mut net = NetFaults::default();
         let cut = Fault::PartitionOneway { from: vec!["n1".into()], to: vec!["n2".into()] };
         run_until(&mut sim, 50);
-        assert!(net.apply(&mut sim, &names(), |_| "z1".into(), &cut));
+        assert!(net.apply(&mut sim, &names(), |_| "z1".into(), &Network::default(), &cut));
         run_until(&mut sim, 300);
-        net.apply(&mut sim, &names(), |_| "z1".into(), &Fault::Heal);
+        net.apply(&mut sim, &names(), |_| "z1".into(), &Network::default(), &Fault::Heal);
         run_until(&mut sim, 400);
         let got = got.lock().unwrap();
         let count = |from: &str, to: &str, window: std::ops::Range<u64>| {
@@ -247,7 +275,13 @@ mod tests {
         let got = network(&mut sim);
         let mut net = NetFaults::default();
         run_until(&mut sim, 50);
-        net.apply(&mut sim, &names(), |_| "z1".into(), &Fault::Hold { nodes: vec!["n3".into()] });
+        net.apply(
+            &mut sim,
+            &names(),
+            |_| "z1".into(),
+            &Network::default(),
+            &Fault::Hold { nodes: vec!["n3".into()] },
+        );
         run_until(&mut sim, 300);
         let held = |got: &[(String, String, u64)]| {
             got.iter()
@@ -255,7 +289,7 @@ mod tests {
                 .count()
         };
         assert_eq!(held(&got.lock().unwrap()), 0, "nothing to or from n3 arrives while held");
-        net.apply(&mut sim, &names(), |_| "z1".into(), &Fault::Release);
+        net.apply(&mut sim, &names(), |_| "z1".into(), &Network::default(), &Fault::Release);
         run_until(&mut sim, 310);
         let released = got
             .lock()
@@ -264,9 +298,15 @@ mod tests {
             .filter(|(f, _, at)| f == "n3" && (300..310).contains(at))
             .count();
         assert!(released >= 40, "held datagrams are delivered at release: {released}");
-        net.apply(&mut sim, &names(), |_| "z1".into(), &Fault::Hold { nodes: vec!["n1".into()] });
+        net.apply(
+            &mut sim,
+            &names(),
+            |_| "z1".into(),
+            &Network::default(),
+            &Fault::Hold { nodes: vec!["n1".into()] },
+        );
         run_until(&mut sim, 400);
-        net.apply(&mut sim, &names(), |_| "z1".into(), &Fault::Heal);
+        net.apply(&mut sim, &names(), |_| "z1".into(), &Network::default(), &Fault::Heal);
         run_until(&mut sim, 410);
         let late = got
             .lock()
@@ -275,5 +315,40 @@ mod tests {
             .filter(|(f, _, at)| f == "n1" && (400..410).contains(at))
             .count();
         assert!(late >= 10, "heal releases held messages: {late}");
+    }
+
+    #[test]
+    fn packet_loss_adds_a_tail_of_retransmission_delay_until_heal() {
+        let mut sim = turmoil::Builder::new()
+            .min_message_latency(Duration::from_millis(1))
+            .max_message_latency(Duration::from_millis(1))
+            .build();
+        let got = network(&mut sim);
+        sim.host(CLIENTS_HOST, || async {
+            tokio::time::sleep(Duration::from_secs(3_600)).await;
+            Ok(())
+        });
+        let network: Network = toml::from_str("min_latency_ms = 1\nmax_latency_ms = 1").unwrap();
+        let mut net = NetFaults::default();
+        let loss = Fault::PacketLoss { nodes: vec!["n1".into()], retransmit_ms: 300 };
+        net.apply(&mut sim, &names(), |_| "z1".into(), &network, &loss);
+        run_until(&mut sim, 2_000);
+        net.apply(&mut sim, &names(), |_| "z1".into(), &network, &Fault::Heal);
+        run_until(&mut sim, 2_500);
+        let got = got.lock().unwrap();
+        // Sends leave at whole 10 ms periods (a step later): an arrival's offset within its
+        // period is its delay, modulo 10 ms. A late one shows as offsets other than 1-2 ms.
+        let odd = |from: &str, window: std::ops::Range<u64>| {
+            got.iter()
+                .filter(|(f, _, at)| {
+                    f == from && window.contains(at) && !(1..=2).contains(&(at % 10))
+                })
+                .count()
+        };
+        assert!(odd("n1", 0..2_000) > 10, "n1's messages are delayed: {}", odd("n1", 0..2_000));
+        let mut n2_n3 = got.iter().filter(|(f, t, at)| f == "n2" && t == "n3" && *at < 2_000);
+        assert!(n2_n3.clone().count() > 100);
+        assert!(n2_n3.all(|(_, _, at)| (1..=2).contains(&(at % 10))), "n2 to n3 is not lossy");
+        assert_eq!(odd("n1", 2_400..2_500), 0, "heal restores the latency");
     }
 }

@@ -35,7 +35,7 @@ use crate::s3workload::{self, S3_PORT};
 use crate::scenario::{Fault, Scenario};
 use crate::trace::Recorder;
 use crate::workload::{ClientCtx, run_client};
-use crate::world::{Drift, Epochs, SimClock, SimDisk, SimNet, SimTrace};
+use crate::world::{DiskFault, Drift, Epochs, SimClock, SimDisk, SimNet, SimTrace};
 
 const RPC_PORT: u16 = 3901;
 const SECRET: &str = "simulated cluster secret";
@@ -581,7 +581,13 @@ fn apply_fault(
     let at_ms = sim.elapsed().as_millis() as u64;
     let mut detail = String::new();
     let zone_of = |name: &str| world.scenario.zone_of(name);
-    if world.net.lock().unwrap().apply(sim, names, zone_of, fault) {
+    let network = &world.scenario.network;
+    if world.net.lock().unwrap().apply(sim, names, zone_of, network, fault) {
+        if *fault == Fault::Heal {
+            for name in names {
+                world.epochs.set_fault(name, None);
+            }
+        }
         // A network fault: nothing more to do.
     } else {
         apply_node_fault(sim, world, fault, crashed, at_ms, &mut detail);
@@ -620,6 +626,9 @@ fn apply_node_fault(
         Fault::ClockSkew { node, skew_ms } => {
             world.skews[node].store(*skew_ms, Ordering::Relaxed);
         }
+        Fault::DiskEio { node } => world.epochs.set_fault(node, Some(DiskFault::Eio)),
+        Fault::DiskFull { node } => world.epochs.set_fault(node, Some(DiskFault::Full)),
+        Fault::DiskRepair { node } => world.epochs.set_fault(node, None),
         Fault::ClockDrift { node, drift_ppm } => world.drifts[node].set_rate(at_ms, *drift_ppm),
         Fault::CorruptBlock { node } => {
             let choice = seed_for(world.seed, &format!("corrupt_block {node}"), at_ms);

@@ -24,16 +24,34 @@ use crate::trace::Recorder;
 /// Simulated wall clock at time zero: 2026-01-01T00:00:00Z.
 pub const EPOCH_MS: u64 = 1_767_225_600_000;
 
-/// Per-host crash epochs, shared by the runner and every disk handle.
+/// Per-host crash epochs and disk faults, shared by the runner and every disk handle (one
+/// lock for both: every disk call checks them).
 #[derive(Default)]
-pub struct Epochs(Mutex<BTreeMap<String, u64>>);
+pub struct Epochs(Mutex<BTreeMap<String, (u64, Option<DiskFault>)>>);
+
+/// A disk fault in force on a host until the runner clears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFault {
+    /// Every call fails with EIO (a dying disk, a yanked cable).
+    Eio,
+    /// Calls that need space (writes, creates, renames, syncs, growing a file) fail with
+    /// ENOSPC; reads, listings and removes still work.
+    Full,
+}
 
 impl Epochs {
     pub fn current(&self, host: &str) -> u64 {
-        *self.0.lock().unwrap().get(host).unwrap_or(&0)
+        self.state(host).0
     }
     pub fn bump(&self, host: &str) {
-        *self.0.lock().unwrap().entry(host.to_string()).or_insert(0) += 1;
+        self.0.lock().unwrap().entry(host.to_string()).or_default().0 += 1;
+    }
+    /// Sets (or with `None` clears) the disk fault of `host`.
+    pub fn set_fault(&self, host: &str, fault: Option<DiskFault>) {
+        self.0.lock().unwrap().entry(host.to_string()).or_default().1 = fault;
+    }
+    fn state(&self, host: &str) -> (u64, Option<DiskFault>) {
+        self.0.lock().unwrap().get(host).copied().unwrap_or_default()
     }
 }
 
@@ -41,8 +59,16 @@ fn power_cut() -> io::Error {
     io::Error::other("simulated power cut: handle from before a crash")
 }
 
+/// What a disk call needs, for the faults: `Fill` may need space.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Use,
+    Fill,
+}
+
 /// Fails unless this handle's host is still in the epoch it was opened in, and a
-/// simulation is running (after the `Sim` is dropped, nothing may touch its disks).
+/// simulation is running (after the `Sim` is dropped, nothing may touch its disks); then
+/// fails as the host's disk fault says (EIO = 5, ENOSPC = 28).
 #[derive(Clone)]
 struct Fence {
     host: String,
@@ -52,10 +78,19 @@ struct Fence {
 
 impl Fence {
     fn check(&self) -> io::Result<()> {
-        if turmoil::sim_elapsed().is_none() || self.epochs.current(&self.host) != self.epoch {
+        self.check_for(Access::Use)
+    }
+
+    fn check_for(&self, access: Access) -> io::Result<()> {
+        let (epoch, fault) = self.epochs.state(&self.host);
+        if turmoil::sim_elapsed().is_none() || epoch != self.epoch {
             return Err(power_cut());
         }
-        Ok(())
+        match (fault, access) {
+            (Some(DiskFault::Eio), _) => Err(io::Error::from_raw_os_error(5)),
+            (Some(DiskFault::Full), Access::Fill) => Err(io::Error::from_raw_os_error(28)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -163,7 +198,7 @@ impl SimDisk {
         file.write_all(data)?;
         file.sync_all()?;
         drop(file);
-        self.fence.check()?;
+        self.fence.check_for(Access::Fill)?;
         simfs::rename(&tmp, full)?;
         simfs::sync_dir(dir)
     }
@@ -171,7 +206,7 @@ impl SimDisk {
 
 impl Disk for SimDisk {
     fn write_durable(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        self.fence.check()?;
+        self.fence.check_for(Access::Fill)?;
         let full = self.path(path);
         self.create_dirs_durable(Self::parent(&full))?;
         match self.write_then_rename(&full, data) {
@@ -234,7 +269,7 @@ impl Disk for SimDisk {
     }
 
     fn rename_durable(&self, from: &str, to: &str) -> io::Result<()> {
-        self.fence.check()?;
+        self.fence.check_for(Access::Fill)?;
         let (from, to) = (self.path(from), self.path(to));
         let result = simfs::rename(&from, &to).and_then(|()| simfs::sync_dir(Self::parent(&to)));
         match &result {
@@ -251,7 +286,7 @@ impl Disk for SimDisk {
     }
 
     fn open_backend(&self, path: &str) -> io::Result<DynBackend> {
-        self.fence.check()?;
+        self.fence.check_for(Access::Fill)?;
         let full = self.path(path);
         let dir = Self::parent(&full);
         self.create_dirs_durable(dir)?;
@@ -291,15 +326,15 @@ impl StorageBackend for SimBackend {
         self.file.read_exact_at(out, offset)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.fence.check()?;
+        self.fence.check_for(Access::Fill)?;
         self.file.set_len(len)
     }
     fn sync_data(&self) -> io::Result<()> {
-        self.fence.check()?;
+        self.fence.check_for(Access::Fill)?;
         self.file.sync_data()
     }
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.fence.check()?;
+        self.fence.check_for(Access::Fill)?;
         self.file.write_all_at(data, offset)
     }
 }
@@ -460,5 +495,41 @@ mod tests {
         assert!(21_000 + drift.offset_ms(21_000) > 13_000 + drift.offset_ms(13_000));
         drift.set_rate(21_000, 0);
         assert_eq!(drift.offset_ms(60_000), -4_000, "a stopped drift keeps its offset");
+    }
+
+    #[test]
+    fn disk_faults_fail_the_calls_they_name_until_repaired() {
+        let epochs = Arc::new(Epochs::default());
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let mut sim = turmoil::Builder::new().build();
+        let (host_epochs, host_seen) = (epochs.clone(), seen.clone());
+        sim.host("n1", move || {
+            let disk = SimDisk::new("n1", host_epochs.clone());
+            let (epochs, seen) = (host_epochs.clone(), host_seen.clone());
+            async move {
+                let outcome = |r: io::Result<()>| match r {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => e.raw_os_error().map_or(e.to_string(), |c| format!("os {c}")),
+                };
+                disk.write_durable("a", b"one")?;
+                let mut log = Vec::new();
+                epochs.set_fault("n1", Some(DiskFault::Full));
+                log.push(outcome(disk.write_durable("b", b"two")));
+                log.push(outcome(disk.read("a").map(|_| ())));
+                log.push(outcome(disk.remove("a")));
+                epochs.set_fault("n1", Some(DiskFault::Eio));
+                log.push(outcome(disk.read("a").map(|_| ())));
+                log.push(outcome(disk.list("").map(|_| ())));
+                epochs.set_fault("n1", None);
+                log.push(outcome(disk.write_durable("b", b"two")));
+                seen.lock().unwrap().extend(log);
+                Ok(())
+            }
+        });
+        for _ in 0..3 {
+            sim.step().unwrap();
+        }
+        let want = ["os 28", "ok", "ok", "os 5", "os 5", "ok"];
+        assert_eq!(*seen.lock().unwrap(), want);
     }
 }
