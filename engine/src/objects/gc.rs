@@ -32,6 +32,7 @@ use crate::crdt::Bool;
 use crate::node::Node;
 use crate::seam::monotonic_now;
 use crate::table::{QuorumError, entry_key};
+use tokio::task::JoinSet;
 
 /// References of one block read per pass. Beyond it (identical content stored by more
 /// than this many live versions) a block is conservatively kept.
@@ -117,6 +118,7 @@ impl BlockGc {
         let layouts = self.node.layouts.shared();
         let settled = layouts.versions().len() == 1;
         let mine = layouts.partitions_of_any(self.node.id);
+        let mut to_check = Vec::new();
         for hash in hashes {
             report.blocks_seen += 1;
             if settled
@@ -129,32 +131,79 @@ impl BlockGc {
                 }
                 continue;
             }
-            match self.live_refs(&hash, &mut report).await {
+            to_check.push(hash);
+        }
+        // Each check is a few quorum round trips; one block at a time, a pass over a few
+        // hundred blocks on WAN links outlasted a simulated run's quiet period.
+        let mut pending = to_check.into_iter();
+        let mut checks = JoinSet::new();
+        loop {
+            while checks.len() < REF_CHECKS_IN_FLIGHT {
+                let Some(hash) = pending.next() else { break };
+                // Unreferenced for the whole delay already: confirm and delete this pass.
+                let due = settled
+                    && self.unreferenced_since.get(&hash).is_some_and(|since| {
+                        monotonic_now().saturating_duration_since(*since) >= delay
+                    });
+                let checker = RefChecker { node: self.node.clone(), config: self.config };
+                checks.spawn(async move { checker.check(hash, due).await });
+            }
+            let Some(done) = checks.join_next().await else { break };
+            let Check { hash, live, delete, counts } = done.expect("reference checks do not panic");
+            report.refs_retired += counts.refs_retired;
+            report.uploads_aborted += counts.uploads_aborted;
+            match live {
                 Err(_) => report.errors += 1,
                 Ok(live) if live > 0 => {
                     self.unreferenced_since.remove(&hash);
                 }
                 Ok(_) if !settled => {}
-                Ok(_) => {
-                    let since = *self.unreferenced_since.entry(hash).or_insert_with(monotonic_now);
-                    if monotonic_now().saturating_duration_since(since) >= delay
-                        && self.still_unreferenced(&hash, &mut report).await
-                    {
-                        match self.node.blocks.local_delete(&hash) {
-                            Ok(()) => report.blocks_deleted += 1,
-                            Err(_) => report.errors += 1,
-                        }
-                        self.unreferenced_since.remove(&hash);
+                Ok(_) if delete => {
+                    match self.node.blocks.local_delete(&hash) {
+                        Ok(()) => report.blocks_deleted += 1,
+                        Err(_) => report.errors += 1,
                     }
+                    self.unreferenced_since.remove(&hash);
+                }
+                Ok(_) => {
+                    self.unreferenced_since.entry(hash).or_insert_with(monotonic_now);
                 }
             }
         }
         report
     }
+}
 
-    async fn still_unreferenced(&self, hash: &BlockHash, report: &mut GcReport) -> bool {
-        !self.node.blocks.written_within(hash, self.config.delay_ms)
-            && matches!(self.live_refs(hash, report).await, Ok(0))
+/// Blocks whose references one pass checks at once (each check is its own task).
+const REF_CHECKS_IN_FLIGHT: usize = 16;
+
+/// What checking one block found.
+struct Check {
+    hash: BlockHash,
+    /// Live references (retiring the dead ones on the way).
+    live: Result<usize, QuorumError>,
+    /// Due, still unreferenced on the re-check and not written meanwhile: delete it.
+    delete: bool,
+    counts: GcReport,
+}
+
+/// The reference checks of one block, on their own task.
+struct RefChecker {
+    node: Arc<Node>,
+    config: GcConfig,
+}
+
+impl RefChecker {
+    async fn check(self, hash: BlockHash, due: bool) -> Check {
+        let mut counts = GcReport::default();
+        let live = self.live_refs(&hash, &mut counts).await;
+        // Checked again right before deleting: a PUT re-using the block writes its
+        // reference (or the block itself) first.
+        let delete = due
+            && matches!(live, Ok(0))
+            && !self.node.blocks.written_within(&hash, self.config.delay_ms)
+            && matches!(self.live_refs(&hash, &mut counts).await, Ok(0));
+        Check { hash, live, delete, counts }
     }
 
     /// Counts the live references of a block, retiring those whose version is gone.
