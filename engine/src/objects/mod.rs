@@ -17,11 +17,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub mod block_ref;
-pub mod bucket_config;
 pub mod body;
 pub mod body_reader;
 #[cfg(test)]
 mod body_tests;
+pub mod bucket_config;
 pub mod copy;
 #[cfg(test)]
 mod copy_tests;
