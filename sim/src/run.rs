@@ -298,6 +298,9 @@ impl World {
     }
 }
 
+/// See the `tcp_capacity` call in `run_with`.
+const TCP_CAPACITY_SEGMENTS: usize = 1 << 16;
+
 /// Runs `scenario` with `seed`. `keep_events` keeps every trace event (for `--trace-out`
 /// and the determinism check); otherwise only the hash is computed.
 pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
@@ -353,6 +356,11 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         .min_message_latency(Duration::from_millis(net.min_latency_ms))
         .max_message_latency(Duration::from_millis(net.max_latency_ms))
         .rng_seed(seed)
+        // turmoil panics when a listener's backlog or a socket's buffer holds more than
+        // this many segments, where a kernel would drop SYNs or apply flow control. Held
+        // links (pause, hold) release bursts of reconnection attempts well above its
+        // default of 64; the capacity only matters once exceeded, so traces are unchanged.
+        .tcp_capacity(TCP_CAPACITY_SEGMENTS)
         .build();
 
     for name in world.names.clone() {
