@@ -1,9 +1,13 @@
-//! The S3 HTTP frontend: hyper 1 HTTP/1.1 server, path-style addressing, SigV4.
+//! The S3 HTTP frontend: hyper 1 HTTP/1.1 server, path- and virtual-host-style
+//! addressing, SigV4.
 //!
 //! A request goes through four steps, each in its own module:
 //! 1. `auth` — who signed it (header or presigned URL); anonymous requests are refused.
 //!    Authentication comes before routing so unauthenticated callers learn nothing about
-//!    which operations or buckets exist.
+//!    which operations or buckets exist. Two exceptions are answered before it, as S3
+//!    does: CORS preflights (`OPTIONS`, `cors`), which browsers send without credentials,
+//!    and browser form uploads (`POST` multipart/form-data, `post_object`), which carry a
+//!    signed policy instead of a signed request.
 //! 2. `router` — which operation (a plain `match` on method, path and sub-resource).
 //! 3. body — object bodies stream (`request_body` into the backend, `response_body` out
 //!    of it, memory bounded whatever the size; `object_bytes_max` caps an upload); every
