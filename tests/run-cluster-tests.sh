@@ -21,15 +21,8 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/$PROFILE/hangar
 [ -x "$BIN" ] || die "no binary at $BIN"
 
-VENV=$ROOT/.venv
-REQ=$ROOT/tests/python/requirements.txt
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-STAMP=$VENV/.hangar-requirements.sha256
-WANT=$(sha256sum "$REQ" | cut -d' ' -f1)
-if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ"
-    echo "$WANT" >"$STAMP"
-fi
+# shellcheck source=tests/lib/venv.sh
+source "$ROOT/tests/lib/venv.sh"
 
 # The doc's steps call `hangar`, `aws` and `openssl` by name.
 if ! command -v openssl >/dev/null; then

@@ -29,21 +29,8 @@ BIN=$TARGET_DIR/$PROFILE/hangar
 [ -x "$BIN" ] || die "no binary at $BIN"
 
 # ---- python clients ---------------------------------------------------------------------
-VENV=$ROOT/.venv
-REQ=$ROOT/tests/python/requirements.txt
-if [ ! -x "$VENV/bin/python" ]; then
-    say "creating $VENV"
-    python3 -m venv "$VENV"
-fi
-# Reinstall only when the pinned versions change.
-STAMP=$VENV/.hangar-requirements.sha256
-WANT=$(sha256sum "$REQ" | cut -d' ' -f1)
-if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
-    say "installing $REQ"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ"
-    echo "$WANT" >"$STAMP"
-fi
-PY=$VENV/bin/python
+# shellcheck source=tests/lib/venv.sh
+source "$ROOT/tests/lib/venv.sh"
 AWS=$VENV/bin/aws
 
 # ---- server lifecycle ---------------------------------------------------------------------
