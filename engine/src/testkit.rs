@@ -230,7 +230,7 @@ impl Disk for MemDisk {
     }
     fn open_backend(&self, path: &str) -> io::Result<DynBackend> {
         let file = self.files.lock().unwrap().entry(path.into()).or_default().clone();
-        Ok(DynBackend(Box::new(file)))
+        Ok(DynBackend::new(file))
     }
 }
 

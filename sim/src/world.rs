@@ -300,7 +300,7 @@ impl Disk for SimDisk {
             .open(&full)?;
         // The new file's directory entry must be durable too, or the database can vanish.
         simfs::sync_dir(dir)?;
-        Ok(DynBackend(Box::new(SimBackend { file, fence: self.fence.clone() })))
+        Ok(DynBackend::new(SimBackend { file, fence: self.fence.clone() }))
     }
 }
 

@@ -29,46 +29,62 @@ pub trait Disk: Send + Sync {
 }
 
 /// A type-erased redb backend, so `Disk` stays object-safe. Every method delegates,
-/// including the lock methods that keep two processes off one production database.
+/// including the lock methods that keep two processes off one production database —
+/// except `sync_data` on a backend made `without_sync`.
 #[derive(Debug)]
-pub struct DynBackend(pub Box<dyn StorageBackend>);
+pub struct DynBackend {
+    inner: Box<dyn StorageBackend>,
+    sync: bool,
+}
+
+impl DynBackend {
+    pub fn new(backend: impl StorageBackend) -> DynBackend {
+        DynBackend { inner: Box::new(backend), sync: true }
+    }
+
+    /// The same backend with `sync_data` left out (`metadata_fsync = false`): commits
+    /// reach the kernel's page cache, not necessarily the disk.
+    pub fn without_sync(self) -> DynBackend {
+        DynBackend { sync: false, ..self }
+    }
+}
 
 impl StorageBackend for DynBackend {
     fn len(&self) -> io::Result<u64> {
-        self.0.len()
+        self.inner.len()
     }
     fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        self.0.read(offset, out)
+        self.inner.read(offset, out)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        self.inner.set_len(len)
     }
     fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
+        if self.sync { self.inner.sync_data() } else { Ok(()) }
     }
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.0.write(offset, data)
+        self.inner.write(offset, data)
     }
     fn close(&self) -> io::Result<()> {
-        self.0.close()
+        self.inner.close()
     }
     fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.0.try_lock_range(start, end)
+        self.inner.try_lock_range(start, end)
     }
     fn try_lock_shared_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<bool, BackendError> {
-        self.0.try_lock_shared_range(s, e)
+        self.inner.try_lock_shared_range(s, e)
     }
     fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.0.lock_range(start, end)
+        self.inner.lock_range(start, end)
     }
     fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.0.lock_shared_range(start, end)
+        self.inner.lock_shared_range(start, end)
     }
     fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.0.unlock_range(start, end)
+        self.inner.unlock_range(start, end)
     }
     fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.0.query_lock_range(start, end)
+        self.inner.query_lock_range(start, end)
     }
 }
 

@@ -20,10 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hangar_engine::block::BLOCKS_DIR;
 use hangar_engine::seam::{Disk, DynBackend};
-use std::ops::Bound;
-
 use redb::backends::FileBackend;
-use redb::{BackendError, StorageBackend};
 
 /// Marks temporary files of `write_durable`. `list` hides them: a crash between create and
 /// rename leaves one behind, and the engine must not mistake it for data.
@@ -228,55 +225,10 @@ impl Disk for FsDisk {
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&full)?;
         let backend = FileBackend::new(file).map_err(io::Error::other)?;
         if !sync {
-            return Ok(DynBackend(Box::new(UnsyncedBackend(backend))));
+            return Ok(DynBackend::new(backend).without_sync());
         }
         // If the file was just created, its name must be durable before redb trusts it.
         sync_dir(parent(&full))?;
-        Ok(DynBackend(Box::new(backend)))
-    }
-}
-
-/// redb's file backend with `sync_data` left out (`metadata_fsync = false`): commits reach
-/// the kernel's page cache, not necessarily the disk. Everything else delegates, the locks
-/// included (they keep a second process off the database).
-#[derive(Debug)]
-struct UnsyncedBackend(FileBackend);
-
-impl StorageBackend for UnsyncedBackend {
-    fn len(&self) -> io::Result<u64> {
-        self.0.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        self.0.read(offset, out)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        Ok(())
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.0.write(offset, data)
-    }
-    fn close(&self) -> io::Result<()> {
-        self.0.close()
-    }
-    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.0.try_lock_range(start, end)
-    }
-    fn try_lock_shared_range(&self, s: Bound<u64>, e: Bound<u64>) -> Result<bool, BackendError> {
-        self.0.try_lock_shared_range(s, e)
-    }
-    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.0.lock_range(start, end)
-    }
-    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.0.lock_shared_range(start, end)
-    }
-    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.0.unlock_range(start, end)
-    }
-    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.0.query_lock_range(start, end)
+        Ok(DynBackend::new(backend))
     }
 }
