@@ -383,7 +383,7 @@ DEV_PORTS = [p for i in range(3) for p in (3900 + 10 * i, 3901 + 10 * i, 3903 + 
 
 @pytest.fixture(scope="module")
 def dev_cluster():
-    """`hangar dev --nodes 3` in a temporary directory: (directory, S3 client environment).
+    """`hangar dev --nodes 3` in a temporary directory: (directory, a boto3 client of node 1).
     Skipped when its fixed ports are busy."""
     for port in DEV_PORTS:
         with socket.socket() as s:
@@ -410,7 +410,15 @@ def dev_cluster():
             if line.startswith("export "):
                 name, value = line[len("export ") :].strip().split("=", 1)
                 exports[name] = value
-        yield work / "d", exports
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=exports["AWS_ENDPOINT_URL"],
+            aws_access_key_id=exports["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=exports["AWS_SECRET_ACCESS_KEY"],
+            region_name=exports["AWS_REGION"],
+            config=S3_CONFIG,
+        )
+        yield work / "d", s3
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -418,15 +426,7 @@ def dev_cluster():
 
 
 def test_repair_brings_back_a_deleted_and_a_corrupted_block_from_peers(dev_cluster):
-    root, exports = dev_cluster
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=exports["AWS_ENDPOINT_URL"],
-        aws_access_key_id=exports["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=exports["AWS_SECRET_ACCESS_KEY"],
-        region_name=exports["AWS_REGION"],
-        config=S3_CONFIG,
-    )
+    root, s3 = dev_cluster
     node2, node3 = root / "node2", root / "node3"
     before2, before3 = block_files(node2), block_files(node3)
     body = os.urandom(5000)
@@ -454,15 +454,7 @@ def test_repair_brings_back_a_deleted_and_a_corrupted_block_from_peers(dev_clust
 
 
 def test_every_metric_family_moves_on_a_three_node_cluster(dev_cluster):
-    root, exports = dev_cluster
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=exports["AWS_ENDPOINT_URL"],
-        aws_access_key_id=exports["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=exports["AWS_SECRET_ACCESS_KEY"],
-        region_name=exports["AWS_REGION"],
-        config=S3_CONFIG,
-    )
+    root, s3 = dev_cluster
     node1 = "http://127.0.0.1:3903"  # hangar dev --nodes: node 1's admin port, no metrics token
     before, _ = scrape(node1)
     for i in range(3):
