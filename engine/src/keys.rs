@@ -11,6 +11,7 @@
 //! deleted key id can never sign again, even if an old config file imports it again.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,7 @@ use crate::crdt::{Bool, Crdt, Lww, LwwMap};
 use crate::node::Node;
 use crate::seam::NodeRng;
 use crate::table::{QuorumError, TableSchema, entry_key};
+use crate::ttl_cache::TtlCache;
 
 pub struct KeySchema;
 impl TableSchema for KeySchema {
@@ -34,6 +36,12 @@ const LIST_BATCH: usize = 1000;
 const GENERATED_ID_HEX_DIGITS_BYTES: usize = 12;
 /// Generated secrets: 64 hex digits (32 random bytes).
 const GENERATED_SECRET_BYTES: usize = 32;
+/// How long a key read for request authentication is reused without a quorum read: the
+/// bound on how long a key deleted (or a permission taken away) through another node may
+/// still work here. Changes made through this node show at once (docs/operations.md).
+pub const AUTH_CACHE_TTL_MS: u64 = 5_000;
+/// Keys remembered for authentication at most (distinct ids; see `TtlCache`).
+const AUTH_CACHE_ENTRIES_MAX: usize = 4096;
 
 /// What a key may do to one bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -216,12 +224,21 @@ pub struct KeyStore {
     node: Arc<Node>,
     /// One stream for the life of the store: `Seam::rng` restarts a purpose's stream.
     rng: Mutex<NodeRng>,
+    /// `get_for_auth` answers (unknown ids too) read from a quorum less than
+    /// `AUTH_CACHE_TTL_MS` ago: a busy client costs no quorum read per request.
+    auth_cache: TtlCache<String, Option<AccessKey>>,
 }
 
 impl KeyStore {
     pub fn new(node: Arc<Node>) -> Self {
+        Self::with_auth_cache_ttl(node, Duration::from_millis(AUTH_CACHE_TTL_MS))
+    }
+
+    /// A store reusing authentication reads for `ttl` (zero: never).
+    pub fn with_auth_cache_ttl(node: Arc<Node>, ttl: Duration) -> Self {
         let rng = Mutex::new(node.seam.rng("access-keys"));
-        KeyStore { node, rng }
+        let auth_cache = TtlCache::new(ttl, AUTH_CACHE_ENTRIES_MAX);
+        KeyStore { node, rng, auth_cache }
     }
 
     fn random_hex(&self, bytes: usize) -> String {
@@ -237,7 +254,10 @@ impl KeyStore {
 
     async fn write(&self, id: &str, entry: &KeyEntry) -> Result<(), KeyError> {
         let key = entry_key(KEYS_PARTITION_KEY, id.as_bytes());
-        Ok(self.node.keys.insert(key, entry).await?)
+        let written = self.node.keys.insert(key, entry).await;
+        // Even after a failed write: it may have reached some replicas.
+        self.auth_cache.invalidate(&id.to_string());
+        Ok(written?)
     }
 
     /// The key, deleted or not; `None` if the id was never created.
@@ -249,8 +269,19 @@ impl KeyStore {
     /// answers — from this node's own replica if it holds one. Authentication favours
     /// availability: a cluster that lost the key table's quorum keeps serving the buckets
     /// it still can, at the price of a revocation not yet replicated here being missed.
+    ///
+    /// Quorum answers are reused for `AUTH_CACHE_TTL_MS` (local-replica answers are not:
+    /// the next request tries the quorum again).
     pub async fn get_for_auth(&self, id: &str) -> Result<Option<AccessKey>, KeyError> {
+        if let Some(cached) = self.auth_cache.get(&id.to_string()) {
+            return Ok(cached);
+        }
+        let generation = self.auth_cache.generation();
         match self.get(id).await {
+            Ok(key) => {
+                self.auth_cache.put_if_unchanged(id.to_string(), key.clone(), generation);
+                Ok(key)
+            }
             Err(KeyError::Unavailable { reason }) => {
                 let key = entry_key(KEYS_PARTITION_KEY, id.as_bytes());
                 match self.node.keys.local.get(&key) {
@@ -520,6 +551,30 @@ mod tests {
         assert_eq!(seen.secret, key.secret);
         let unknown = keys.get_for_auth("GKnotthere000000000000").await;
         assert!(matches!(unknown, Err(KeyError::Unavailable { .. })));
+    }
+
+    /// The staleness bound of the authentication cache, both ways: a deletion made through
+    /// this node shows at once; one made through another node shows within the TTL.
+    #[tokio::test(start_paused = true)]
+    async fn authentication_reads_are_reused_for_the_ttl_and_dropped_on_local_changes() {
+        let cluster = TestCluster::start().await;
+        let (a, b) =
+            (KeyStore::new(cluster.node(1).clone()), KeyStore::new(cluster.node(2).clone()));
+        let key = a.create("cached").await.unwrap();
+        assert!(a.get_for_auth(&key.id).await.unwrap().is_some());
+        assert!(b.get_for_auth(&key.id).await.unwrap().is_some());
+        a.delete(&key.id).await.unwrap();
+        let here = a.get_for_auth(&key.id).await.unwrap();
+        assert!(here.unwrap().deleted, "the deleting node reads the key again");
+        let there = b.get_for_auth(&key.id).await.unwrap();
+        assert!(!there.unwrap().deleted, "another node may answer from its cache");
+        tokio::time::sleep(Duration::from_millis(AUTH_CACHE_TTL_MS)).await;
+        let there = b.get_for_auth(&key.id).await.unwrap();
+        assert!(there.unwrap().deleted, "but not after the TTL");
+        // Unknown ids are cached too, and a key created here shows at once.
+        assert_eq!(a.get_for_auth("GKlater0000000000000001").await, Ok(None));
+        a.import("GKlater0000000000000001", "s3cr3t-s3cr3t-s3cr3t", "l").await.unwrap();
+        assert!(a.get_for_auth("GKlater0000000000000001").await.unwrap().is_some());
     }
 
     #[tokio::test(start_paused = true)]

@@ -20,3 +20,4 @@ pub mod seam;
 pub mod table;
 #[cfg(test)]
 pub mod testkit;
+pub mod ttl_cache;
