@@ -3,6 +3,7 @@
 //! so both hold the system to the same definitions of "correct".
 
 pub mod history;
+pub mod linearizable;
 pub mod register;
 pub mod set;
 

@@ -1,0 +1,510 @@
+//! Linearizability of per-key registers with conditional writes (S3's `If-None-Match: *`
+//! and `If-Match: ETAG` on PUT), checked by a WGL search (Wing & Gong, with Lowe's
+//! just-in-time linearization and memoisation of *(linearized set, state)*).
+//!
+//! A history is linearizable iff its operations can be put in one sequential order that
+//! respects real time (an operation that completed before another was invoked comes first)
+//! and in which every operation does what the register model says it did. Registers are
+//! independent (the model is P-compositional), so each key is searched on its own, which
+//! keeps the search space to one key's operations.
+//!
+//! **The model.** The state is the key's value, or absent. Values are unique per write, so
+//! a value names the write that left it (and an ETag names a value).
+//! * `Read` returns the state.
+//! * `Write` (unconditional PUT) sets it; `Delete` sets it to absent.
+//! * `CreateIfAbsent` (`If-None-Match: *`) sets it only if it is absent.
+//! * `WriteIfMatch { expected }` (`If-Match`) sets it only if it holds `expected`.
+//!
+//! **Outcomes.** `Ok` — it happened once, between invocation and completion (for a
+//! conditional write: the condition held and the write applied). `Refused` — a conditional
+//! write answered "precondition failed" (412): the condition was false at some instant of
+//! the call, and nothing changed; this is an observation the search must also explain.
+//! `Fail` — it certainly had no effect (e.g. 409 ConditionalRequestConflict, connection
+//! refused): dropped. `Info` — unknown: it took effect at some instant after invocation
+//! (with no upper bound), or never; an `Info` read is dropped.
+//!
+//! **Why `Info` writes stay cheap.** An unknown operation never has to come before anything
+//! (it never completed), so one that would leave the state as it is can always be moved to
+//! the end of the order, where it changes nothing anybody saw. The search therefore only
+//! linearizes `Info` operations at points where they change the state, and stops as soon as
+//! every completed operation is placed. This avoids trying each no-op `Info` at every
+//! position (2^k orders of nothing).
+//!
+//! **Budget.** The search is exponential in the worst case: a step budget and a deadline
+//! turn a search that runs too long into `Unknown` rather than a hang.
+//!
+//! **What a violation shows.** The search records the furthest point in time any order
+//! reached: the operation whose completion no order could pass (the *stuck* operation),
+//! the values the register could hold just before it, and the operations still unordered
+//! around it — the smallest window a human needs to see why.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::show;
+
+/// What a client asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CasKind {
+    Read,
+    /// Unconditional PUT of a unique value.
+    Write {
+        value: Vec<u8>,
+    },
+    /// Unconditional DELETE (the key becomes absent).
+    Delete,
+    /// PUT with `If-None-Match: *`.
+    CreateIfAbsent {
+        value: Vec<u8>,
+    },
+    /// PUT with `If-Match: <ETag of expected>`.
+    WriteIfMatch {
+        expected: Vec<u8>,
+        value: Vec<u8>,
+    },
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CasOutcome {
+    /// Happened; a read carries what it returned (`None`: absent).
+    Ok { read: Option<Vec<u8>> },
+    /// A conditional write whose condition was false: answered 412, no effect.
+    Refused,
+    /// Certainly no effect.
+    Fail,
+    /// Unknown: may have taken effect at any time after its invocation.
+    Info,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CasOp {
+    pub client: String,
+    pub key: String,
+    pub kind: CasKind,
+    pub invoke_us: u64,
+    pub complete_us: u64,
+    pub outcome: CasOutcome,
+}
+
+/// How much search one check may spend, over all keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Search steps (an attempt to place an operation, or a backtrack).
+    pub steps_max: u64,
+    pub time_max: Duration,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget { steps_max: 20_000_000, time_max: Duration::from_secs(30) }
+    }
+}
+
+/// Why a history is not linearizable, in terms a human can check by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stuck {
+    pub key: String,
+    /// Index (into the checked history) of the operation no order could place.
+    pub op: usize,
+    /// Indexes of the operations still unordered when the search got stuck, invoked before
+    /// the stuck one completed (the stuck one included), by invocation time.
+    pub window: Vec<usize>,
+    /// The values the register could hold just before the stuck operation (`None`: absent).
+    pub states: Vec<Option<Vec<u8>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Linearizable,
+    NotLinearizable(Stuck),
+    /// The budget ran out on `key` before an answer.
+    Unknown {
+        key: String,
+        reason: String,
+    },
+}
+
+/// Checks every key of `history` (keys in order; stops at the first violation).
+pub fn check(history: &[CasOp], budget: Budget) -> Verdict {
+    let deadline = Instant::now() + budget.time_max;
+    let mut steps_left = budget.steps_max;
+    let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, op) in history.iter().enumerate() {
+        by_key.entry(op.key.as_str()).or_default().push(i);
+    }
+    let mut unknown = None;
+    for (key, indexes) in by_key {
+        let problem = KeyProblem::new(history, &indexes);
+        match problem.search(&mut steps_left, deadline) {
+            Search::Linearizable => {}
+            Search::Stuck { op, unordered, states } => {
+                let mut window: Vec<usize> = unordered
+                    .into_iter()
+                    .map(|o| problem.origin[o])
+                    .filter(|&i| history[i].invoke_us <= history[problem.origin[op]].complete_us)
+                    .collect();
+                window.sort_by_key(|&i| (history[i].invoke_us, i));
+                let states = states.iter().map(|&s| problem.value(s)).collect();
+                let stuck = Stuck { key: key.to_string(), op: problem.origin[op], window, states };
+                return Verdict::NotLinearizable(stuck);
+            }
+            Search::OutOfBudget(reason) => {
+                unknown.get_or_insert((key.to_string(), reason));
+            }
+        }
+    }
+    match unknown {
+        Some((key, reason)) => Verdict::Unknown { key, reason },
+        None => Verdict::Linearizable,
+    }
+}
+
+/// A violation as text: the stuck operation, the states it could have seen, the window.
+pub fn explain(history: &[CasOp], stuck: &Stuck) -> String {
+    const SHOWN_MAX: usize = 12;
+    let states: Vec<String> = stuck.states.iter().map(|s| show(s.as_deref())).collect();
+    let mut text = format!(
+        "key={} no order of the operations explains {}; just before it the register could \
+         hold only {{{}}}; operations still unordered there ({}):",
+        stuck.key,
+        describe(&history[stuck.op]),
+        states.join(", "),
+        stuck.window.len()
+    );
+    for &i in stuck.window.iter().take(SHOWN_MAX) {
+        text.push_str("\n  ");
+        text.push_str(&describe(&history[i]));
+    }
+    if stuck.window.len() > SHOWN_MAX {
+        text.push_str(&format!("\n  … and {} more", stuck.window.len() - SHOWN_MAX));
+    }
+    text
+}
+
+/// `c1 if-match(c2-4) write c1-9 [100..250us] refused`.
+pub fn describe(op: &CasOp) -> String {
+    let v = |b: &[u8]| show(Some(b));
+    let what = match &op.kind {
+        CasKind::Read => "read".to_string(),
+        CasKind::Write { value } => format!("write {}", v(value)),
+        CasKind::Delete => "delete".to_string(),
+        CasKind::CreateIfAbsent { value } => format!("create-if-absent {}", v(value)),
+        CasKind::WriteIfMatch { expected, value } => {
+            format!("if-match({}) write {}", v(expected), v(value))
+        }
+    };
+    let outcome = match &op.outcome {
+        CasOutcome::Ok { read } if op.kind == CasKind::Read => {
+            format!("ok → {}", show(read.as_deref()))
+        }
+        CasOutcome::Ok { .. } => "ok".to_string(),
+        CasOutcome::Refused => "refused (precondition failed)".to_string(),
+        CasOutcome::Fail => "fail".to_string(),
+        CasOutcome::Info => "info (unknown)".to_string(),
+    };
+    format!("{} {what} [{}..{}us] {outcome}", op.client, op.invoke_us, op.complete_us)
+}
+
+/// Interned value: 0 is "absent", others index `KeyProblem::values`.
+type State = u32;
+const ABSENT: State = 0;
+
+/// One operation as the search sees it.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    action: Action,
+    /// Unknown outcome: never completes, and is only placed where it changes the state.
+    info: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Read(State),
+    Set(State),
+    /// A conditional write (`expected` is `ABSENT` for If-None-Match: *); `refused`: it
+    /// answered 412, so the condition was false.
+    Cond {
+        expected: State,
+        value: State,
+        refused: bool,
+    },
+}
+
+impl Step {
+    /// The state after this operation at `state`, or `None` if it cannot happen there (or,
+    /// for an `Info` operation, would change nothing).
+    fn apply(self, state: State) -> Option<State> {
+        let next = match self.action {
+            Action::Read(v) => (state == v).then_some(state),
+            Action::Set(v) => Some(v),
+            Action::Cond { expected, value, refused } => match (state == expected, refused) {
+                (true, false) => Some(value),
+                (false, true) => Some(state),
+                _ => None,
+            },
+        }?;
+        if self.info && next == state { None } else { Some(next) }
+    }
+}
+
+/// One key's operations, compiled for the search.
+struct KeyProblem {
+    steps: Vec<Step>,
+    /// Each step's index in the checked history.
+    origin: Vec<usize>,
+    /// Entries sorted by time: (op, is_call).
+    entries: Vec<(usize, bool)>,
+    /// Each op's return entry (its call entry is found by the scan).
+    return_entry: Vec<usize>,
+    /// Interned values (index 0 unused: absent).
+    values: Vec<Vec<u8>>,
+}
+
+enum Search {
+    Linearizable,
+    Stuck { op: usize, unordered: Vec<usize>, states: Vec<State> },
+    OutOfBudget(String),
+}
+
+impl KeyProblem {
+    fn new(history: &[CasOp], indexes: &[usize]) -> KeyProblem {
+        let mut interned: BTreeMap<Vec<u8>, State> = BTreeMap::new();
+        let mut values = vec![Vec::new()];
+        let mut intern = |v: &[u8]| -> State {
+            if let Some(&s) = interned.get(v) {
+                return s;
+            }
+            values.push(v.to_vec());
+            let s = (values.len() - 1) as State;
+            interned.insert(v.to_vec(), s);
+            s
+        };
+        let mut steps = Vec::new();
+        let mut origin = Vec::new();
+        let mut times = Vec::new();
+        for &i in indexes {
+            let op = &history[i];
+            let info = match op.outcome {
+                CasOutcome::Fail => continue,
+                CasOutcome::Info if op.kind == CasKind::Read => continue,
+                CasOutcome::Info => true,
+                _ => false,
+            };
+            let refused = op.outcome == CasOutcome::Refused;
+            let action = match (&op.kind, &op.outcome) {
+                (CasKind::Read, CasOutcome::Ok { read }) => {
+                    Action::Read(read.as_deref().map_or(ABSENT, &mut intern))
+                }
+                // A refused read or unconditional write is meaningless: it had no effect.
+                (CasKind::Read | CasKind::Write { .. } | CasKind::Delete, CasOutcome::Refused) => {
+                    continue;
+                }
+                (CasKind::Read, _) => continue,
+                (CasKind::Write { value }, _) => Action::Set(intern(value)),
+                (CasKind::Delete, _) => Action::Set(ABSENT),
+                (CasKind::CreateIfAbsent { value }, _) => {
+                    Action::Cond { expected: ABSENT, value: intern(value), refused }
+                }
+                (CasKind::WriteIfMatch { expected, value }, _) => {
+                    Action::Cond { expected: intern(expected), value: intern(value), refused }
+                }
+            };
+            let complete = if info { u64::MAX } else { op.complete_us.max(op.invoke_us) };
+            times.push((op.invoke_us, complete));
+            steps.push(Step { action, info });
+            origin.push(i);
+        }
+        // Calls before returns at equal times: operations that touch in time count as
+        // concurrent (the lenient reading of a clock with finite resolution).
+        let mut entries: Vec<(u64, bool, usize)> = Vec::new();
+        for (op, &(invoke, complete)) in times.iter().enumerate() {
+            entries.push((invoke, false, op));
+            entries.push((complete, true, op));
+        }
+        entries.sort_unstable();
+        let mut return_entry = vec![0; steps.len()];
+        for (e, &(_, is_return, op)) in entries.iter().enumerate() {
+            if is_return {
+                return_entry[op] = e;
+            }
+        }
+        let entries = entries.into_iter().map(|(_, is_return, op)| (op, !is_return)).collect();
+        KeyProblem { steps, origin, entries, return_entry, values }
+    }
+
+    fn value(&self, s: State) -> Option<Vec<u8>> {
+        (s != ABSENT).then(|| self.values[s as usize].clone())
+    }
+
+    /// The just-in-time search over a doubly linked list of call/return entries.
+    fn search(&self, steps_left: &mut u64, deadline: Instant) -> Search {
+        let n = self.steps.len();
+        let mut finite_left = self.steps.iter().filter(|s| !s.info).count();
+        if finite_left == 0 {
+            return Search::Linearizable;
+        }
+        let mut list = EntryList::new(&self.entries);
+        let mut linearized = vec![0u64; n.div_ceil(64)];
+        let mut seen: HashSet<(Vec<u64>, State)> = HashSet::new();
+        let mut stack: Vec<(usize, State)> = Vec::new();
+        let mut state = ABSENT;
+        let mut furthest = Furthest::default();
+        let mut cursor = list.first();
+        let mut ticks: u64 = 0;
+        loop {
+            ticks += 1;
+            if *steps_left == 0 {
+                return Search::OutOfBudget(format!("step budget spent after {ticks} steps"));
+            }
+            *steps_left -= 1;
+            if ticks.is_multiple_of(4096) && Instant::now() > deadline {
+                return Search::OutOfBudget(format!("time budget spent after {ticks} steps"));
+            }
+            let entry = cursor.expect("a return entry always stops the scan before the end");
+            let (op, is_call) = self.entries[entry];
+            if is_call {
+                if let Some(next) = self.steps[op].apply(state) {
+                    set_bit(&mut linearized, op, true);
+                    if seen.insert((linearized.clone(), next)) {
+                        stack.push((entry, state));
+                        state = next;
+                        list.lift(entry, self.return_of(op));
+                        if !self.steps[op].info {
+                            finite_left -= 1;
+                            if finite_left == 0 {
+                                return Search::Linearizable;
+                            }
+                        }
+                        cursor = list.first();
+                        continue;
+                    }
+                    set_bit(&mut linearized, op, false);
+                }
+                cursor = list.next(entry);
+                continue;
+            }
+            // The completion of an operation not yet placed: this order is a dead end.
+            furthest.record(entry, op, state, &linearized);
+            let Some((call, before)) = stack.pop() else {
+                let unordered = (0..n).filter(|&o| !get_bit(&furthest.linearized, o)).collect();
+                return Search::Stuck { op: furthest.op, unordered, states: furthest.states };
+            };
+            let placed = self.entries[call].0;
+            set_bit(&mut linearized, placed, false);
+            state = before;
+            list.unlift(call, self.return_of(placed));
+            if !self.steps[placed].info {
+                finite_left += 1;
+            }
+            cursor = list.next(call);
+        }
+    }
+
+    fn return_of(&self, op: usize) -> usize {
+        self.return_entry[op]
+    }
+}
+
+/// Where the search got furthest: the latest completion it could not pass.
+#[derive(Default)]
+struct Furthest {
+    entry: usize,
+    op: usize,
+    states: Vec<State>,
+    linearized: Vec<u64>,
+}
+
+impl Furthest {
+    const STATES_MAX: usize = 8;
+
+    fn record(&mut self, entry: usize, op: usize, state: State, linearized: &[u64]) {
+        if self.linearized.is_empty() || entry > self.entry {
+            *self = Furthest { entry, op, states: vec![state], linearized: linearized.to_vec() };
+        } else if entry == self.entry {
+            if !self.states.contains(&state) && self.states.len() < Self::STATES_MAX {
+                self.states.push(state);
+            }
+            let count = |b: &[u64]| b.iter().map(|w| w.count_ones()).sum::<u32>();
+            if count(linearized) > count(&self.linearized) {
+                self.linearized = linearized.to_vec();
+            }
+        }
+    }
+}
+
+fn set_bit(bits: &mut [u64], i: usize, on: bool) {
+    if on {
+        bits[i / 64] |= 1 << (i % 64);
+    } else {
+        bits[i / 64] &= !(1 << (i % 64));
+    }
+}
+
+fn get_bit(bits: &[u64], i: usize) -> bool {
+    bits[i / 64] & (1 << (i % 64)) != 0
+}
+
+/// The entries still in play, as a doubly linked list that can take out a call and its
+/// return and put them back in reverse order (dancing links).
+struct EntryList {
+    next: Vec<usize>,
+    prev: Vec<usize>,
+}
+
+/// Node 0 is the head sentinel; entry `e` is node `e + 1`; `NIL` ends the list.
+const NIL: usize = usize::MAX;
+
+impl EntryList {
+    fn new(entries: &[(usize, bool)]) -> EntryList {
+        let len = entries.len() + 1;
+        let next = (0..len).map(|i| if i + 1 < len { i + 1 } else { NIL }).collect();
+        let prev = (0..len).map(|i| if i == 0 { NIL } else { i - 1 }).collect();
+        EntryList { next, prev }
+    }
+
+    fn first(&self) -> Option<usize> {
+        self.after(0)
+    }
+
+    fn next(&self, entry: usize) -> Option<usize> {
+        self.after(entry + 1)
+    }
+
+    fn after(&self, node: usize) -> Option<usize> {
+        let n = self.next[node];
+        (n != NIL).then(|| n - 1)
+    }
+
+    fn unlink(&mut self, node: usize) {
+        let (p, n) = (self.prev[node], self.next[node]);
+        self.next[p] = n;
+        if n != NIL {
+            self.prev[n] = p;
+        }
+    }
+
+    fn relink(&mut self, node: usize) {
+        let (p, n) = (self.prev[node], self.next[node]);
+        self.next[p] = node;
+        if n != NIL {
+            self.prev[n] = node;
+        }
+    }
+
+    fn lift(&mut self, call: usize, ret: usize) {
+        self.unlink(call + 1);
+        self.unlink(ret + 1);
+    }
+
+    fn unlift(&mut self, call: usize, ret: usize) {
+        self.relink(ret + 1);
+        self.relink(call + 1);
+    }
+}
+
+#[cfg(test)]
+#[path = "linearizable_tests.rs"]
+mod tests;
