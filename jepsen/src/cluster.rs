@@ -37,6 +37,19 @@ pub struct ClusterOptions {
     pub replication_factor: usize,
     /// Start every node under libfaketime so the clock nemesis can skew it.
     pub fake_clock: bool,
+    /// Layout zones the nodes are spread over, round-robin (`zone_of`).
+    pub zones: usize,
+}
+
+/// The layout zone (0-based) of node `i` (0-based) when `zones` zones take the nodes in
+/// turn: with 5 nodes and 3 zones, z1 = {n1, n4}, z2 = {n2, n5}, z3 = {n3}.
+pub fn zone_of(i: usize, zones: usize) -> usize {
+    i % zones.max(1)
+}
+
+/// `z1` for zone 0: the name `hangar layout assign --zone` gets.
+pub fn zone_name(zone: usize) -> String {
+    format!("z{}", zone + 1)
 }
 
 pub struct Node {
@@ -106,7 +119,7 @@ impl Cluster {
     }
 
     /// Through the operator's CLI, as docs/cli.md describes: connect node 1 to every other
-    /// node, give each a role (one zone per node, equal capacity) and apply layout v1.
+    /// node, give each a role (its zone by `zone_of`, equal capacity) and apply layout v1.
     fn join_and_layout(&self) -> Result<Vec<String>, String> {
         let mut ids = Vec::new();
         for i in 0..self.nodes.len() {
@@ -121,7 +134,7 @@ impl Cluster {
         }
         for (i, full) in ids.iter().enumerate() {
             let id = full.split('@').next().expect("checked above");
-            let zone = format!("z{}", i + 1);
+            let zone = zone_name(zone_of(i, self.opts.zones));
             self.cli_retrying(0, &["layout", "assign", id, "--zone", &zone, "--capacity", "1"])?;
         }
         self.cli(0, &["layout", "apply", "--version", "1"])?;
@@ -144,10 +157,10 @@ impl Cluster {
         self.apply_next(via)
     }
 
-    /// Gives node `i` its role back (its own zone, capacity 1) in the next layout version.
+    /// Gives node `i` its role back (its zone, capacity 1) in the next layout version.
     pub fn layout_add(&self, i: usize) -> Result<(), String> {
         let via = self.other_than(i);
-        let zone = format!("z{}", i + 1);
+        let zone = zone_name(zone_of(i, self.opts.zones));
         self.cli(via, &["layout", "assign", self.bare_id(i), "--zone", &zone, "--capacity", "1"])?;
         self.apply_next(via)
     }
@@ -350,9 +363,17 @@ mod tests {
             consistency_mode: "dangerous".into(),
             replication_factor: 1,
             fake_clock: false,
+            zones: 1,
         };
         let text = config_text(&opts, 1);
         assert!(text.contains("api_bind_addr = \"10.77.0.11:3900\""), "{text}");
         assert!(text.contains("consistency_mode = \"dangerous\""), "{text}");
+    }
+
+    #[test]
+    fn zones_take_the_nodes_in_turn() {
+        let of = |zones| (0..5).map(|i| zone_name(zone_of(i, zones))).collect::<Vec<_>>();
+        assert_eq!(of(3), ["z1", "z2", "z3", "z1", "z2"]);
+        assert_eq!(of(5), ["z1", "z2", "z3", "z4", "z5"]);
     }
 }

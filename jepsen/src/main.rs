@@ -79,6 +79,10 @@ struct RunArgs {
     consistency_mode: String,
     #[arg(long, default_value_t = 3)]
     replication_factor: usize,
+    /// Layout zones, taking the nodes in turn (n1 → z1, n2 → z2, …); default one per node.
+    /// The zone-split nemesis cuts one zone from the others.
+    #[arg(long)]
+    zones: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -109,15 +113,20 @@ fn replay_command(a: &RunArgs) -> String {
     };
     format!(
         "hangar-jepsen run --workload {workload} --nemesis {} --nodes {} --time-limit {} \
-         --seed {} --clients {} --consistency-mode {} --out {}",
+         --seed {} --clients {} --zones {} --consistency-mode {} --out {}",
         a.nemesis,
         a.nodes,
         a.time_limit,
         a.seed,
         clients(a),
+        zones(a),
         a.consistency_mode,
         a.out.display()
     )
+}
+
+fn zones(args: &RunArgs) -> usize {
+    args.zones.unwrap_or(args.nodes)
 }
 
 fn clients(args: &RunArgs) -> usize {
@@ -142,8 +151,8 @@ fn hangar_bin(args: &RunArgs) -> Result<PathBuf, String> {
 
 fn run(args: &RunArgs) -> Result<ExitCode, String> {
     let families = Family::parse_list(&args.nemesis)?;
-    if args.nodes == 0 || clients(args) == 0 || args.time_limit == 0 {
-        return Err("--nodes, --clients and --time-limit must be at least 1".into());
+    if args.nodes == 0 || clients(args) == 0 || args.time_limit == 0 || zones(args) == 0 {
+        return Err("--nodes, --clients, --zones and --time-limit must be at least 1".into());
     }
     let kind = match args.workload {
         WorkloadArg::Register => Kind::Register,
@@ -154,7 +163,8 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
     println!("seed {} — replay: {command}", args.seed);
     fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let steps = nemesis::schedule(args.seed, &families, args.nodes, args.time_limit);
+    let shape = nemesis::Shape { nodes: args.nodes, zones: zones(args) };
+    let steps = nemesis::schedule(args.seed, &families, shape, args.time_limit);
     for s in &steps {
         println!("  fault {:>3}s..{:>3}s {}", s.start_s, s.stop_s, nemesis::label(&s.fault));
     }
@@ -164,6 +174,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
         consistency_mode: args.consistency_mode.clone(),
         replication_factor: args.replication_factor.min(args.nodes),
         fake_clock: families.contains(&Family::Clock),
+        zones: zones(args),
     };
     let mut cluster = Cluster::start(opts, &args.out)?;
     let addrs: Vec<_> = cluster.nodes.iter().map(|n| n.s3_addr()).collect();

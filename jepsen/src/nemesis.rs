@@ -30,6 +30,9 @@ pub enum Family {
     Clock,
     Layout,
     OneWay,
+    Bridge,
+    ZoneSplit,
+    Isolate,
 }
 
 impl Family {
@@ -43,11 +46,14 @@ impl Family {
                 "clock" => Family::Clock,
                 "layout" => Family::Layout,
                 "one-way" => Family::OneWay,
+                "bridge" => Family::Bridge,
+                "zone-split" => Family::ZoneSplit,
+                "isolate" => Family::Isolate,
                 "none" => continue,
                 other => {
                     return Err(format!(
-                        "unknown nemesis {other:?}: choose from partition, one-way, kill, pause, \
-                         clock, layout, none"
+                        "unknown nemesis {other:?}: choose from partition, one-way, bridge, \
+                         zone-split, isolate, kill, pause, clock, layout, none"
                     ));
                 }
             };
@@ -86,6 +92,23 @@ pub enum Fault {
     OneWay {
         deaf: usize,
     },
+    /// Jepsen's bridge: `left` and `right` cannot reach each other, `bridge` reaches both
+    /// (so each half sees a majority through it, and no node sees everyone but `bridge`).
+    Bridge {
+        left: Vec<usize>,
+        bridge: usize,
+        right: Vec<usize>,
+    },
+    /// Every node of one layout zone cut from every node of the others.
+    ZoneSplit {
+        zone: String,
+        cut: Vec<usize>,
+        rest: Vec<usize>,
+    },
+    /// One node cut from all the others, both ways.
+    Isolate {
+        node: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +118,17 @@ pub struct Step {
     pub fault: Fault,
 }
 
-/// The seed's schedule of faults from `families` on `nodes` nodes within `time_limit_s`.
-pub fn schedule(seed: u64, families: &[Family], nodes: usize, time_limit_s: u64) -> Vec<Step> {
+/// The cluster's shape, as the faults need it: node count and each node's layout zone.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub nodes: usize,
+    /// Node `i` is in zone `cluster::zone_of(i, zones)`.
+    pub zones: usize,
+}
+
+/// The seed's schedule of faults from `families` on a cluster of `shape` within
+/// `time_limit_s`.
+pub fn schedule(seed: u64, families: &[Family], shape: Shape, time_limit_s: u64) -> Vec<Step> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x006e_656d_6573_6973);
     let mut steps = Vec::new();
     let mut t = QUIET_S;
@@ -106,14 +138,15 @@ pub fn schedule(seed: u64, families: &[Family], nodes: usize, time_limit_s: u64)
             break;
         }
         let family = families[(rng.next_u64() % families.len() as u64) as usize];
-        let fault = pick(&mut rng, family, nodes);
+        let fault = pick(&mut rng, family, shape);
         steps.push(Step { start_s: t, stop_s: t + len, fault });
         t += len + QUIET_S;
     }
     steps
 }
 
-fn pick(rng: &mut ChaCha20Rng, family: Family, nodes: usize) -> Fault {
+fn pick(rng: &mut ChaCha20Rng, family: Family, shape: Shape) -> Fault {
+    let nodes = shape.nodes;
     let one = (rng.next_u64() % nodes as u64) as usize;
     // A minority: fewer than half the nodes, at least one.
     let minority = |rng: &mut ChaCha20Rng| {
@@ -139,6 +172,23 @@ fn pick(rng: &mut ChaCha20Rng, family: Family, nodes: usize) -> Fault {
         }
         Family::Layout => Fault::Layout { node: one },
         Family::OneWay => Fault::OneWay { deaf: one },
+        Family::Bridge => {
+            let mut all: Vec<usize> = (0..nodes).collect();
+            shuffle(rng, &mut all);
+            let (bridge, rest) = all.split_first().expect("a cluster has a node");
+            let (left, right) = rest.split_at(rest.len() / 2);
+            let (mut left, mut right, bridge) = (left.to_vec(), right.to_vec(), *bridge);
+            left.sort_unstable();
+            right.sort_unstable();
+            Fault::Bridge { left, bridge, right }
+        }
+        Family::ZoneSplit => {
+            let zone = crate::cluster::zone_of(one, shape.zones);
+            let (cut, rest) =
+                (0..nodes).partition(|&n| crate::cluster::zone_of(n, shape.zones) == zone);
+            Fault::ZoneSplit { zone: crate::cluster::zone_name(zone), cut, rest }
+        }
+        Family::Isolate => Fault::Isolate { node: one },
     }
 }
 
@@ -219,41 +269,78 @@ pub fn label(fault: &Fault) -> String {
         Fault::Clock { node, offset_s } => format!("clock n{} {offset_s:+}s", node + 1),
         Fault::Layout { node } => format!("layout remove n{} (then assign back)", node + 1),
         Fault::OneWay { deaf } => format!("one-way: n{} hears no one", deaf + 1),
+        Fault::Bridge { left, bridge, right } => format!(
+            "bridge {} | n{} | {}",
+            names(left).join(" "),
+            bridge + 1,
+            names(right).join(" ")
+        ),
+        Fault::ZoneSplit { zone, cut, rest } => {
+            format!("zone-split {zone} ({}) | {}", names(cut).join(" "), names(rest).join(" "))
+        }
+        Fault::Isolate { node } => format!("isolate n{}", node + 1),
     }
+}
+
+/// The nftables drops a network fault asks for: `(node, peers)` means `node` drops every
+/// packet from `peers` (0-based). Empty for faults that are not about the network.
+fn drops(fault: &Fault, nodes: usize) -> Vec<(usize, Vec<usize>)> {
+    let all_but = |x: usize| (0..nodes).filter(|n| *n != x).collect::<Vec<_>>();
+    match fault {
+        Fault::Partition { groups } => cut_groups(groups),
+        // The bridge node keeps both sides: only left and right drop each other.
+        Fault::Bridge { left, right, .. } => cut_groups(&[left.clone(), right.clone()]),
+        Fault::ZoneSplit { cut, rest, .. } => cut_groups(&[cut.clone(), rest.clone()]),
+        Fault::Isolate { node } => cut_groups(&[vec![*node], all_but(*node)]),
+        Fault::OneWay { deaf } => vec![(*deaf, all_but(*deaf))],
+        Fault::Kill { .. } | Fault::Pause { .. } | Fault::Clock { .. } | Fault::Layout { .. } => {
+            Vec::new()
+        }
+    }
+}
+
+/// Every node of each group drops every node of the other groups (a cut both ways).
+fn cut_groups(groups: &[Vec<usize>]) -> Vec<(usize, Vec<usize>)> {
+    let mut out = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        let others: Vec<usize> = groups
+            .iter()
+            .enumerate()
+            .filter(|(h, _)| *h != g)
+            .flat_map(|(_, o)| o.iter().copied())
+            .collect();
+        out.extend(group.iter().map(|&node| (node, others.clone())));
+    }
+    out
 }
 
 fn apply(cluster: &mut Cluster, fault: &Fault) -> Result<(), String> {
     match fault {
-        Fault::Partition { groups } => {
-            for (g, group) in groups.iter().enumerate() {
-                let others: Vec<usize> = groups
-                    .iter()
-                    .enumerate()
-                    .filter(|(h, _)| *h != g)
-                    .flat_map(|(_, o)| o.iter().map(|i| i + 1))
-                    .collect();
-                for node in group {
-                    netns::drop_from(node + 1, &others)?;
-                }
-            }
-            Ok(())
-        }
         Fault::Kill { nodes } => nodes.iter().try_for_each(|n| cluster.kill(*n)),
         Fault::Pause { nodes } => nodes.iter().try_for_each(|n| cluster.pause(*n)),
         Fault::Clock { node, offset_s } => cluster.set_clock(*node, *offset_s),
         Fault::Layout { node } => cluster.layout_remove(*node),
-        Fault::OneWay { deaf } => {
-            let others: Vec<usize> = (1..=cluster.len()).filter(|n| *n != deaf + 1).collect();
-            netns::drop_from(deaf + 1, &others)
+        Fault::Partition { .. }
+        | Fault::OneWay { .. }
+        | Fault::Bridge { .. }
+        | Fault::ZoneSplit { .. }
+        | Fault::Isolate { .. } => {
+            for (node, peers) in drops(fault, cluster.len()) {
+                let peers: Vec<usize> = peers.iter().map(|p| p + 1).collect();
+                netns::drop_from(node + 1, &peers)?;
+            }
+            Ok(())
         }
     }
 }
 
 fn heal(cluster: &mut Cluster, fault: &Fault) -> Result<(), String> {
     match fault {
-        Fault::Partition { .. } | Fault::OneWay { .. } => {
-            (1..=cluster.len()).try_for_each(netns::heal)
-        }
+        Fault::Partition { .. }
+        | Fault::OneWay { .. }
+        | Fault::Bridge { .. }
+        | Fault::ZoneSplit { .. }
+        | Fault::Isolate { .. } => (1..=cluster.len()).try_for_each(netns::heal),
         Fault::Kill { nodes } => nodes.iter().try_for_each(|n| cluster.restart(*n)),
         Fault::Pause { nodes } => nodes.iter().try_for_each(|n| cluster.resume(*n)),
         Fault::Clock { node, .. } => cluster.set_clock(*node, 0),
@@ -271,18 +358,32 @@ fn sleep_until(t: Instant) {
 mod tests {
     use super::*;
 
+    const FIVE: Shape = Shape { nodes: 5, zones: 5 };
+
+    /// Every fault of `family` the first `seeds` seeds schedule on `shape`.
+    fn faults(family: Family, shape: Shape, seeds: u64) -> Vec<Fault> {
+        (0..seeds).flat_map(|s| schedule(s, &[family], shape, 120)).map(|s| s.fault).collect()
+    }
+
+    /// Who can still reach whom (both ways) under the fault's drops.
+    fn connected(fault: &Fault, nodes: usize, a: usize, b: usize) -> bool {
+        let d = drops(fault, nodes);
+        let drops_from = |x: usize, y: usize| d.iter().any(|(n, p)| *n == x && p.contains(&y));
+        !drops_from(a, b) && !drops_from(b, a)
+    }
+
     #[test]
     fn a_seed_names_one_schedule_within_the_time_limit() {
         let all = [Family::Partition, Family::Kill, Family::Pause];
-        let a = schedule(7, &all, 5, 60);
-        assert_eq!(a, schedule(7, &all, 5, 60));
-        assert_ne!(a, schedule(8, &all, 5, 60));
+        let a = schedule(7, &all, FIVE, 60);
+        assert_eq!(a, schedule(7, &all, FIVE, 60));
+        assert_ne!(a, schedule(8, &all, FIVE, 60));
         assert!(a.len() >= 3, "{a:?}");
         for w in a.windows(2) {
             assert!(w[0].stop_s < w[1].start_s, "faults never overlap: {a:?}");
         }
         assert!(a.iter().all(|s| s.stop_s <= 60 && s.start_s >= QUIET_S));
-        assert!(schedule(7, &[], 5, 60).is_empty());
+        assert!(schedule(7, &[], FIVE, 60).is_empty());
     }
 
     #[test]
@@ -294,9 +395,12 @@ mod tests {
             Family::Clock,
             Family::Layout,
             Family::OneWay,
+            Family::Bridge,
+            Family::ZoneSplit,
+            Family::Isolate,
         ];
         for seed in 0..50 {
-            for step in schedule(seed, &all, 5, 120) {
+            for step in schedule(seed, &all, FIVE, 120) {
                 match step.fault {
                     Fault::Partition { groups } => {
                         let mut every: Vec<usize> = groups.concat();
@@ -309,9 +413,76 @@ mod tests {
                     Fault::Clock { node, offset_s } => assert!(node < 5 && offset_s != 0),
                     Fault::Layout { node } => assert!(node < 5),
                     Fault::OneWay { deaf } => assert!(deaf < 5),
+                    Fault::Bridge { left, bridge, right } => {
+                        assert!(left.len() == 2 && right.len() == 2 && bridge < 5);
+                    }
+                    Fault::ZoneSplit { cut, rest, .. } => assert_eq!(cut.len() + rest.len(), 5),
+                    Fault::Isolate { node } => assert!(node < 5),
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_bridge_splits_two_halves_that_both_reach_the_bridge_node() {
+        for nodes in [3, 5, 7] {
+            let shape = Shape { nodes, zones: nodes };
+            for fault in faults(Family::Bridge, shape, 30) {
+                let Fault::Bridge { left, bridge, right } = &fault else { panic!("{fault:?}") };
+                let mut every = [left.clone(), right.clone(), vec![*bridge]].concat();
+                every.sort_unstable();
+                assert_eq!(every, (0..nodes).collect::<Vec<_>>(), "{fault:?}");
+                assert_eq!(left.len(), (nodes - 1) / 2, "{fault:?}");
+                for &l in left {
+                    assert!(connected(&fault, nodes, l, *bridge), "{fault:?}");
+                    assert!(right.iter().all(|&r| !connected(&fault, nodes, l, r)), "{fault:?}");
+                    assert!(left.iter().all(|&o| connected(&fault, nodes, l, o)), "{fault:?}");
+                }
+                assert!(right.iter().all(|&r| connected(&fault, nodes, r, *bridge)));
+                // Each half with the bridge is a majority; no one else sees everybody.
+                assert!(2 * (left.len() + 1) > nodes && 2 * (right.len() + 1) > nodes);
+            }
+        }
+    }
+
+    #[test]
+    fn a_zone_split_cuts_exactly_one_layout_zone_and_every_zone_gets_its_turn() {
+        let shape = Shape { nodes: 5, zones: 3 };
+        let mut zones_cut = Vec::new();
+        for fault in faults(Family::ZoneSplit, shape, 30) {
+            let Fault::ZoneSplit { zone, cut, rest } = &fault else { panic!("{fault:?}") };
+            let z = crate::cluster::zone_of(cut[0], 3);
+            assert_eq!(*zone, crate::cluster::zone_name(z));
+            let expected: Vec<usize> =
+                (0..5).filter(|&n| crate::cluster::zone_of(n, 3) == z).collect();
+            assert_eq!(*cut, expected, "all of the zone and nothing else: {fault:?}");
+            for &c in cut {
+                assert!(rest.iter().all(|&r| !connected(&fault, 5, c, r)), "{fault:?}");
+            }
+            zones_cut.push(z);
+        }
+        zones_cut.sort_unstable();
+        zones_cut.dedup();
+        assert_eq!(zones_cut, [0, 1, 2]);
+        // One zone per node (the default): a zone split isolates one node.
+        for fault in faults(Family::ZoneSplit, FIVE, 10) {
+            let Fault::ZoneSplit { cut, .. } = &fault else { panic!("{fault:?}") };
+            assert_eq!(cut.len(), 1);
+        }
+    }
+
+    #[test]
+    fn isolate_cuts_one_node_from_all_and_leaves_the_rest_whole() {
+        for fault in faults(Family::Isolate, FIVE, 20) {
+            let Fault::Isolate { node } = fault else { panic!("{fault:?}") };
+            for other in (0..5).filter(|&o| o != node) {
+                assert!(!connected(&fault, 5, node, other));
+                assert!((0..5).filter(|&o| o != node).all(|o| connected(&fault, 5, other, o)));
+            }
+        }
+        // One-way stays one way: the deaf node drops, nobody drops it.
+        let one_way = Fault::OneWay { deaf: 2 };
+        assert_eq!(drops(&one_way, 3), vec![(2, vec![0, 1])]);
     }
 
     #[test]
@@ -320,5 +491,7 @@ mod tests {
         assert_eq!(fs, vec![Family::Partition, Family::Kill]);
         assert!(Family::parse_list("split").unwrap_err().contains("unknown nemesis"));
         assert!(Family::parse_list("none").unwrap().is_empty());
+        let new = Family::parse_list("bridge,zone-split,isolate").unwrap();
+        assert_eq!(new, vec![Family::Bridge, Family::ZoneSplit, Family::Isolate]);
     }
 }
