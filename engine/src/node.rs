@@ -19,6 +19,7 @@ use crate::layout::worker::LayoutWorker;
 use crate::layout::{ClusterLayout, LayoutDiff, NodeId, NodeRole};
 use crate::objects::block_ref::BlockRefSchema;
 use crate::objects::bucket_config::BucketConfigSchema;
+use crate::objects::usage::UsageSchema;
 use crate::objects::gc::{BlockGc, GcConfig};
 use crate::objects::multipart::MpuSchema;
 use crate::objects::{BucketSchema, ObjectSchema};
@@ -111,6 +112,8 @@ pub struct Node {
     pub buckets: Replicated<BucketSchema>,
     /// Per-bucket settings such as CORS (`objects::bucket_config`).
     pub bucket_config: Replicated<BucketConfigSchema>,
+    /// Bucket quotas and per-node usage tallies (`objects::usage`).
+    pub bucket_usage: Replicated<UsageSchema>,
     pub objects: Replicated<ObjectSchema>,
     pub block_refs: Replicated<BlockRefSchema>,
     pub mpu: Replicated<MpuSchema>,
@@ -146,6 +149,8 @@ impl Node {
             Arc::new(Store::<ObjectSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let config_store =
             Arc::new(Store::<BucketConfigSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
+        let usage_store =
+            Arc::new(Store::<UsageSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let ref_store =
             Arc::new(Store::<BlockRefSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let mpu_store = Arc::new(Store::<MpuSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
@@ -174,6 +179,8 @@ impl Node {
             Replicated::new(object_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
         let bucket_config =
             Replicated::new(config_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
+        let bucket_usage =
+            Replicated::new(usage_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
         let block_refs =
             Replicated::new(ref_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
         let mpu = Replicated::new(mpu_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
@@ -183,6 +190,7 @@ impl Node {
         tables.insert(bucket_store.name(), bucket_store);
         tables.insert(object_store.name(), object_store);
         tables.insert(config_store.name(), config_store);
+        tables.insert(usage_store.name(), usage_store);
         tables.insert(ref_store.name(), ref_store);
         tables.insert(mpu_store.name(), mpu_store);
         tables.insert(key_store.name(), key_store);
@@ -203,6 +211,7 @@ impl Node {
             kv,
             buckets,
             bucket_config,
+            bucket_usage,
             objects,
             block_refs,
             mpu,

@@ -42,6 +42,9 @@ fn map_err(err: ObjectError) -> BackendError {
         ObjectError::NoSuchVersion => BackendError::NoSuchVersion,
         ObjectError::BucketAlreadyExists => BackendError::BucketAlreadyOwnedByYou,
         ObjectError::BucketNotEmpty => BackendError::BucketNotEmpty,
+        ObjectError::QuotaExceeded { .. } => {
+            BackendError::QuotaExceeded { message: quota_message(&err) }
+        }
         ObjectError::NoSuchUpload => BackendError::NoSuchUpload,
         ObjectError::InvalidPart { part_number } => BackendError::InvalidPart { part_number },
         ObjectError::InvalidPartOrder => BackendError::InvalidPartOrder,
@@ -56,6 +59,21 @@ fn map_err(err: ObjectError) -> BackendError {
         ObjectError::Unavailable { reason } => BackendError::Unavailable { reason },
         ObjectError::Internal { reason } => BackendError::Internal { reason },
     }
+}
+
+/// What a client reads when a bucket quota refuses its write.
+fn quota_message(err: &ObjectError) -> String {
+    let ObjectError::QuotaExceeded { quota, limit, usage, adding } = err else {
+        return err.to_string();
+    };
+    let (what, unit) = match quota {
+        objects::usage::Quota::Size => ("size quota", " bytes"),
+        objects::usage::Quota::Objects => ("object count quota", " objects"),
+    };
+    format!(
+        "The bucket's {what} of {limit}{unit} would be exceeded: it holds {usage}{unit} and \
+         this write adds {adding}{unit}. Delete objects or ask an operator to raise the quota."
+    )
 }
 
 /// A body read from the engine, a bounded few blocks at a time (`BodyReader`).

@@ -172,6 +172,80 @@ def test_bucket_info_counts_objects_and_bytes():
         ok("DELETE", "/v1/keys/" + key["id"])
 
 
+def quota_refusal(call):
+    """Runs an S3 call a quota must refuse; answers the error message."""
+    with pytest.raises(ClientError) as e:
+        call()
+    assert error_code(e) == "QuotaExceeded", e.value.response
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    return e.value.response["Error"]["Message"]
+
+
+def test_a_quota_refuses_the_write_that_crosses_it_and_admits_after_deletes():
+    key, s3 = new_key("pytest-quota", allow_create_bucket=True)
+    bucket = PREFIX + "-quota"
+    s3.create_bucket(Bucket=bucket)
+    try:
+        s3.put_object(Bucket=bucket, Key="before", Body=b"a" * 1000)
+        run = cli("bucket", "set-quotas", bucket, "--max-size", "3000", "--max-objects", "3")
+        assert run.returncode == 0, run.stderr
+        assert "max objects:" in run.stdout and "1 objects, 1000 bytes" in run.stdout
+        s3.put_object(Bucket=bucket, Key="two", Body=b"b" * 1000)
+
+        message = quota_refusal(
+            lambda: s3.put_object(Bucket=bucket, Key="big", Body=b"c" * 1001)
+        )
+        assert "size quota of 3000 bytes" in message and "holds 2000 bytes" in message
+        s3.put_object(Bucket=bucket, Key="three", Body=b"d" * 10)
+        source = {"Bucket": bucket, "Key": "three"}
+        message = quota_refusal(
+            lambda: s3.copy_object(CopySource=source, Bucket=bucket, Key="four")
+        )
+        assert "object count quota of 3 objects" in message
+        upload = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+        part = s3.upload_part(
+            Bucket=bucket, Key="mp", UploadId=upload, PartNumber=1, Body=b"e" * 10
+        )
+        parts = {"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+        quota_refusal(
+            lambda: s3.complete_multipart_upload(
+                Bucket=bucket, Key="mp", UploadId=upload, MultipartUpload=parts
+            )
+        )
+        with pytest.raises(ClientError):
+            s3.head_object(Bucket=bucket, Key="four")
+
+        # Deletes make room again; the refused upload can be completed then.
+        s3.delete_object(Bucket=bucket, Key="two")
+        s3.copy_object(CopySource=source, Bucket=bucket, Key="four")
+        s3.delete_object(Bucket=bucket, Key="four")
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="mp", UploadId=upload, MultipartUpload=parts
+        )
+        info = ok("GET", "/v1/buckets/" + bucket)
+        assert info["objects"] == 3 and info["size_bytes"] == 1020
+        counted = (info["quotas"]["counted_objects"], info["quotas"]["counted_size_bytes"])
+        assert counted == (3, 1020), "the counters agree with the listing"
+
+        # `none` lifts a limit; a limit not named stays.
+        run = cli("--json", "bucket", "set-quotas", bucket, "--max-objects", "none")
+        assert run.returncode == 0, run.stderr
+        quotas = json.loads(run.stdout)["quotas"]
+        assert quotas["max_objects"] is None and quotas["max_size_bytes"] == 3000
+        s3.put_object(Bucket=bucket, Key="five", Body=b"f")
+        quota_refusal(lambda: s3.put_object(Bucket=bucket, Key="six", Body=b"g" * 2000))
+        status, body = admin("POST", f"/v1/buckets/{bucket}/quotas", {"max_size_bytes": -1})
+        assert status == 400 and "max_size_bytes" in body["message"]
+        ok("POST", f"/v1/buckets/{bucket}/quotas", {"max_size_bytes": None})
+        assert ok("GET", "/v1/buckets/" + bucket)["quotas"] is None
+        s3.put_object(Bucket=bucket, Key="six", Body=b"g" * 2000)
+    finally:
+        for name in ("before", "two", "three", "four", "five", "six", "mp"):
+            s3.delete_object(Bucket=bucket, Key=name)
+        s3.delete_bucket(Bucket=bucket)
+        ok("DELETE", "/v1/keys/" + key["id"])
+
+
 def test_cli_json_output_parses_and_tables_align():
     run = cli("--json", "key", "list")
     assert run.returncode == 0, run.stderr

@@ -31,6 +31,7 @@ pub mod multipart;
 mod multipart_tests;
 mod object_ops;
 pub use object_ops::VersionListing;
+pub mod usage;
 pub mod version;
 
 use body::{Body, BodyMemory};
@@ -156,6 +157,15 @@ pub enum ObjectError {
     Internal {
         reason: String,
     },
+    /// The write would take the bucket over one of its quotas (`usage`).
+    QuotaExceeded {
+        quota: usage::Quota,
+        limit: u64,
+        /// The bucket's usage as counted (objects or bytes), before this write.
+        usage: u64,
+        /// What this write would add.
+        adding: u64,
+    },
 }
 
 impl std::fmt::Display for ObjectError {
@@ -178,6 +188,14 @@ impl std::fmt::Display for ObjectError {
             ObjectError::BodyRefused { reason } => write!(f, "body refused: {reason}"),
             ObjectError::Unavailable { reason } => write!(f, "unavailable: {reason}"),
             ObjectError::Internal { reason } => write!(f, "internal error: {reason}"),
+            ObjectError::QuotaExceeded { quota, limit, usage, adding } => {
+                let what = match quota {
+                    usage::Quota::Size => "size quota (bytes)",
+                    usage::Quota::Objects => "object count quota",
+                };
+                let (holds, adds) = (usage, adding);
+                write!(f, "bucket {what} {limit} exceeded: holds {holds}, write adds {adds}")
+            }
         }
     }
 }
@@ -229,6 +247,8 @@ pub struct ObjectStore {
     block_size_bytes: usize,
     /// Body bytes held by this store's PUTs and GETs (see `body`).
     memory: Arc<BodyMemory>,
+    /// Quotas and usage counters of the buckets written through this store (`usage`).
+    usage: usage::UsageBook,
 }
 
 impl ObjectStore {
@@ -239,7 +259,7 @@ impl ObjectStore {
     /// A store cutting new bodies into blocks of `block_size_bytes` (reads take any size).
     pub fn with_block_size(node: Arc<Node>, block_size_bytes: usize) -> Self {
         assert!(block_size_bytes > 0, "blocks have a size");
-        ObjectStore { node, block_size_bytes, memory: Arc::default() }
+        ObjectStore { node, block_size_bytes, memory: Arc::default(), usage: Default::default() }
     }
 
     /// Body bytes held now and at most so far by this store's PUTs and GETs.
@@ -320,6 +340,7 @@ impl ObjectStore {
         self.node.buckets.insert(key, &Lww::new(self.node.stamp_after(seen), None)).await?;
         // After the bucket is gone, so a failure here leaves settings no bucket can show;
         // a bucket created later under this name must not inherit them either.
+        self.clear_bucket_quotas(name).await?;
         self.clear_bucket_settings(name).await
     }
 }

@@ -62,8 +62,8 @@ impl ObjectStore {
         id: VersionId,
         version: Version,
     ) -> Result<(), ObjectError> {
-        let entry = ObjectEntry::with(id, version);
-        Ok(self.node.objects.insert(object_key(bucket, key), &entry).await?)
+        // Every version change passes here: the place to count usage against quotas.
+        self.write_counted(bucket, key, id, version).await
     }
 
     /// Stores a new version of `key` from an in-memory body, with `meta.etag` as its ETag.
@@ -126,7 +126,15 @@ impl ObjectStore {
             body,
         };
         let complete = VersionState::Complete(VersionData::Object(stored.clone()));
-        self.write_version(bucket, key, id, Version { state: complete, kept }).await?;
+        let written = self.write_version(bucket, key, id, Version { state: complete, kept }).await;
+        if let Err(ObjectError::QuotaExceeded { .. }) = &written
+            && matches!(stored.body, Body::Blocks(_))
+        {
+            // Refused over a quota: the blocks go to the collector now, not at the timeout.
+            let aborted = Version { state: VersionState::Aborted, kept };
+            let _ = self.write_version(bucket, key, id, aborted).await;
+        }
+        written?;
         Ok(record(key, id, &stored, Vec::new()))
     }
 
@@ -288,7 +296,7 @@ impl ObjectStore {
 
     /// Pages through the entries of a bucket under `prefix` after `start_after`, calling
     /// `visit` until it returns false or the keys run out.
-    async fn scan(
+    pub(super) async fn scan(
         &self,
         bucket: &str,
         prefix: &str,

@@ -1,8 +1,9 @@
-//! `/v1/buckets`: create, list, info (size and object count), delete when empty, and the
-//! per-key grants (allow / deny).
+//! `/v1/buckets`: create, list, info (size and object count), delete when empty, the
+//! per-key grants (allow / deny) and quotas (`objects::usage`).
 
 use hangar_engine::keys::{BucketPerms, KeyStore};
 use hangar_engine::objects::ObjectError;
+use hangar_engine::objects::usage::Quotas;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -86,14 +87,53 @@ pub async fn info(state: &AdminState, name: &str) -> Result<Value, AdminError> {
         }
     }
     let keys = grants_on(&state.keys, name).await?;
+    let usage = state.store.bucket_usage(name).await.map_err(|e| object_error(e, name))?;
+    // What the quotas are checked against: the counters, which may drift from the listing
+    // (docs/operations.md, "Bucket quotas").
+    let quotas = usage.map_or(Value::Null, |u| {
+        json!({
+            "max_size_bytes": u.quotas.max_size_bytes,
+            "max_objects": u.quotas.max_objects,
+            "counted_objects": u.objects,
+            "counted_size_bytes": u.size_bytes,
+        })
+    });
     Ok(json!({
         "name": record.name,
         "created_ms": record.created_ms,
         "versioning": format!("{:?}", record.versioning),
         "objects": objects,
         "size_bytes": bytes,
+        "quotas": quotas,
         "keys": keys,
     }))
+}
+
+/// `{"max_size_bytes": N|null, "max_objects": N|null}`: a number sets the limit, `null`
+/// removes it, a field left out keeps it.
+pub async fn set_quotas(state: &AdminState, name: &str, body: &[u8]) -> Result<Value, AdminError> {
+    let req: serde_json::Map<String, Value> = parse_body(body)?;
+    let current = state.store.bucket_usage(name).await.map_err(|e| object_error(e, name))?;
+    let mut quotas = current.map(|u| u.quotas).unwrap_or_default();
+    for (field, value) in &req {
+        let limit = match value {
+            Value::Null => None,
+            v => Some(v.as_u64().ok_or_else(|| {
+                AdminError::bad_request(format!("{field}: a whole number of at least 0, or null"))
+            })?),
+        };
+        match field.as_str() {
+            "max_size_bytes" => quotas.max_size_bytes = limit,
+            "max_objects" => quotas.max_objects = limit,
+            other => {
+                let problem = format!("unknown field {other:?} (max_size_bytes, max_objects)");
+                return Err(AdminError::bad_request(problem));
+            }
+        }
+    }
+    let quotas: Quotas = quotas;
+    state.store.set_bucket_quotas(name, quotas).await.map_err(|e| object_error(e, name))?;
+    info(state, name).await
 }
 
 async fn grants_on(keys: &KeyStore, bucket: &str) -> Result<Vec<Value>, AdminError> {

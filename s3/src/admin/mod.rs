@@ -226,6 +226,9 @@ async fn route(
         (m, ["v1", "buckets", name, "deny"]) if *m == post => {
             buckets::set_grant(state, name, body, false).await
         }
+        (m, ["v1", "buckets", name, "quotas"]) if *m == post => {
+            buckets::set_quotas(state, name, body).await
+        }
         (m, ["v1", "layout"]) if *m == get => Ok(layout::show(state)),
         (m, ["v1", "layout", "preview"]) if *m == get => layout::preview(state),
         (m, ["v1", "layout", "assign"]) if *m == post => layout::assign(state, body),

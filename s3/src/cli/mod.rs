@@ -114,6 +114,18 @@ pub enum BucketCommand {
     Allow(GrantArgs),
     /// Take read, write and/or owner permission away from a key.
     Deny(GrantArgs),
+    /// Limit a bucket's total size and/or object count (`none` removes a limit; a limit
+    /// not named is unchanged). Writes that would exceed one answer S3 QuotaExceeded.
+    SetQuotas {
+        name: String,
+        /// Bytes, like 500MB, 10GiB, 1T (K/M/G/T are powers of 1000, Ki/Mi/Gi/Ti of 1024),
+        /// or `none`.
+        #[arg(long)]
+        max_size: Option<String>,
+        /// A number of objects (old versions count), or `none`.
+        #[arg(long)]
+        max_objects: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -218,7 +230,52 @@ fn bucket_request(command: BucketCommand) -> Result<Call, String> {
         }
         BucketCommand::Allow(g) => grant_request(g, "allow")?,
         BucketCommand::Deny(g) => grant_request(g, "deny")?,
+        BucketCommand::SetQuotas { name, max_size, max_objects } => {
+            if max_size.is_none() && max_objects.is_none() {
+                let problem = "name --max-size and/or --max-objects (a value, or none)";
+                return Err(format!("bucket set-quotas: {problem}"));
+            }
+            let mut body = serde_json::Map::new();
+            if let Some(size) = max_size {
+                body.insert("max_size_bytes".into(), limit(&size, parse_quota_size)?);
+            }
+            if let Some(count) = max_objects {
+                let parse =
+                    |s: &str| s.parse::<u64>().map_err(|_| format!("{s:?} is not a number"));
+                body.insert("max_objects".into(), limit(&count, parse)?);
+            }
+            let path = format!("/v1/buckets/{}/quotas", segment(&name)?);
+            (Method::POST, path, Some(Value::Object(body)), show_bucket)
+        }
     })
+}
+
+/// `none` (no limit: JSON null) or a value `parse` accepts.
+fn limit(s: &str, parse: impl Fn(&str) -> Result<u64, String>) -> Result<Value, String> {
+    if s.eq_ignore_ascii_case("none") { Ok(Value::Null) } else { Ok(json!(parse(s.trim())?)) }
+}
+
+/// `10GiB`, `500MB`, `1T`, `4096`: bytes, with decimal (K, M, G, T) or binary (Ki, Mi, Gi,
+/// Ti) units and an optional trailing `B`.
+fn parse_quota_size(s: &str) -> Result<u64, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let unit = unit.trim().to_ascii_uppercase();
+    let unit = unit.strip_suffix('B').unwrap_or(&unit);
+    let scale: u64 = match unit {
+        "" => 1,
+        "K" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "KI" => 1 << 10,
+        "MI" => 1 << 20,
+        "GI" => 1 << 30,
+        "TI" => 1 << 40,
+        _ => return Err(format!("{s:?}: expected a size like 500MB, 10GiB or 1T, or none")),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a size like 10GiB"))?;
+    n.checked_mul(scale).ok_or_else(|| format!("{s:?} is too large"))
 }
 
 fn grant_request(g: GrantArgs, verb: &str) -> Result<Call, String> {
@@ -397,13 +454,27 @@ fn show_buckets(v: &Value) -> String {
 }
 
 fn show_bucket(v: &Value) -> String {
-    let mut out = table::fields(&[
+    let mut pairs = vec![
         ("name", text(&v["name"])),
         ("created", date(&v["created_ms"])),
         ("versioning", text(&v["versioning"])),
         ("objects", text(&v["objects"])),
         ("size", format!("{} bytes", text(&v["size_bytes"]))),
-    ]);
+    ];
+    let q = &v["quotas"];
+    if !q.is_null() {
+        let max = |field: &str, unit: &str| match q[field].as_u64() {
+            Some(n) => format!("{n}{unit}"),
+            None => "none".into(),
+        };
+        let (objects, bytes) = (text(&q["counted_objects"]), text(&q["counted_size_bytes"]));
+        pairs.extend([
+            ("max size", max("max_size_bytes", " bytes")),
+            ("max objects", max("max_objects", "")),
+            ("quota usage", format!("{objects} objects, {bytes} bytes (counted)")),
+        ]);
+    }
+    let mut out = table::fields(&pairs);
     let keys: Vec<Vec<String>> = rows(&v["keys"])
         .iter()
         .map(|k| {
@@ -481,5 +552,18 @@ mod tests {
         let shown: Vec<String> = [60_000, 86_400_000, 90_000, 1500].map(duration).into();
         assert_eq!(shown, ["1m", "24h", "90s", "1500ms"]);
         assert_eq!(segment("my-bucket.1"), Ok("my-bucket.1"));
+    }
+
+    #[test]
+    fn quota_sizes_take_decimal_and_binary_units_and_none() {
+        assert_eq!(parse_quota_size("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_quota_size("500MB"), Ok(500_000_000));
+        assert_eq!(parse_quota_size("1t"), Ok(1_000_000_000_000));
+        assert_eq!(parse_quota_size("4096"), Ok(4096));
+        assert!(parse_quota_size("10 parsecs").unwrap_err().contains("10GiB"));
+        assert!(parse_quota_size("99999999999TiB").unwrap_err().contains("too large"));
+        assert_eq!(limit("none", parse_quota_size), Ok(Value::Null));
+        let none = BucketCommand::SetQuotas { name: "b".into(), max_size: None, max_objects: None };
+        assert!(bucket_request(none).unwrap_err().contains("--max-size"));
     }
 }

@@ -146,6 +146,10 @@ pub enum BackendError {
     },
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
+    /// The write would take the bucket over a quota; the message says which and by how much.
+    QuotaExceeded {
+        message: String,
+    },
     /// No unfinished multipart upload has this id under this key.
     NoSuchUpload,
     /// A completion names a part that was not uploaded, or not with that ETag.
@@ -181,6 +185,7 @@ impl fmt::Display for BackendError {
             BackendError::DeleteMarker { version_id } => write!(f, "delete marker {version_id}"),
             BackendError::BucketAlreadyOwnedByYou => f.write_str("bucket already exists"),
             BackendError::BucketNotEmpty => f.write_str("bucket not empty"),
+            BackendError::QuotaExceeded { message } => f.write_str(message),
             BackendError::NoSuchUpload => f.write_str("no such upload"),
             BackendError::InvalidPart { part_number } => write!(f, "invalid part {part_number}"),
             BackendError::InvalidPartOrder => f.write_str("parts not in ascending order"),

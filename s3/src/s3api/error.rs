@@ -45,6 +45,10 @@ pub enum S3Error {
     AccessDenied {
         reason: &'static str,
     },
+    /// A write refused by a bucket quota (403, the code Ceph RGW answers too).
+    QuotaExceeded {
+        message: String,
+    },
     SignatureDoesNotMatch,
     InvalidAccessKeyId {
         access_key: String,
@@ -129,6 +133,7 @@ impl S3Error {
             S3Error::InvalidBucketName { .. } => "InvalidBucketName",
             S3Error::KeyTooLong { .. } => "KeyTooLongError",
             S3Error::AccessDenied { .. } => "AccessDenied",
+            S3Error::QuotaExceeded { .. } => "QuotaExceeded",
             S3Error::SignatureDoesNotMatch => "SignatureDoesNotMatch",
             S3Error::InvalidAccessKeyId { .. } => "InvalidAccessKeyId",
             S3Error::AuthorizationHeaderMalformed { .. } => "AuthorizationHeaderMalformed",
@@ -174,6 +179,7 @@ impl S3Error {
                 StatusCode::CONFLICT
             }
             S3Error::AccessDenied { .. }
+            | S3Error::QuotaExceeded { .. }
             | S3Error::SignatureDoesNotMatch
             | S3Error::InvalidAccessKeyId { .. }
             | S3Error::RequestTimeTooSkewed => StatusCode::FORBIDDEN,
@@ -236,6 +242,7 @@ impl S3Error {
                 format!("Your key is too long ({length_bytes} bytes, at most 1024)")
             }
             S3Error::AccessDenied { reason } => (*reason).to_string(),
+            S3Error::QuotaExceeded { message } => message.clone(),
             S3Error::Post { message, .. } => message.clone(),
             S3Error::Cors { message, .. } => message.clone(),
             S3Error::SignatureDoesNotMatch => "The request signature we calculated does not \
@@ -357,6 +364,7 @@ impl S3Error {
                 S3Error::BucketAlreadyOwnedByYou { bucket: bucket.to_string() }
             }
             BackendError::BucketNotEmpty => S3Error::BucketNotEmpty { bucket: bucket.to_string() },
+            BackendError::QuotaExceeded { message } => S3Error::QuotaExceeded { message },
             BackendError::NoSuchUpload => S3Error::NoSuchUpload,
             BackendError::InvalidPart { part_number } => S3Error::InvalidPart { part_number },
             BackendError::InvalidPartOrder => S3Error::InvalidPartOrder,
