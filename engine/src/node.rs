@@ -458,13 +458,15 @@ impl Handler for Node {
                 Request::Kv(_) => "rpc.kv",
                 Request::Block(_) => "rpc.block",
                 Request::Layout(_) => "rpc.layout",
+                Request::Cas(_) => "rpc.cas",
             };
             self.seam.trace.event(kind, &from.0.to_le_bytes());
             match request {
                 Request::Ping => Ok(Response::Pong),
                 Request::Kv(kv) => self.serve_kv(kv).await,
-                Request::Block(b) => self.blocks.serve(b),
+                Request::Block(b) => self.blocks.serve(b).await,
                 Request::Layout(l) => self.serve_layout(l),
+                Request::Cas(c) => self.serve_cas(c).map(Response::Cas),
                 Request::Table(t) => {
                     let Some(table) = self.tables.get(t.table()).cloned() else {
                         return Err(RemoteError::UnknownTable { table: t.table().into() });

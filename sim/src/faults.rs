@@ -31,6 +31,10 @@ pub struct FaultSpec {
     pub drift_ppm: Option<Spanned<i64>>,
     /// `packet_loss`: the delay a lost segment costs (its retransmission), default 200 ms.
     pub retransmit_ms: Option<Spanned<u64>>,
+    /// `disk_slow`: the time every block read or write takes, on top of its transfer.
+    pub latency_ms: Option<Spanned<u64>>,
+    /// `disk_slow`: the disk's bandwidth for block I/O; 0 or absent means unlimited.
+    pub mib_per_s: Option<Spanned<u64>>,
 }
 
 /// A validated fault.
@@ -106,10 +110,21 @@ pub enum Fault {
     DiskFull {
         node: String,
     },
+    /// `node`'s disk answers, slowly: each block read or write takes `latency_ms` plus its
+    /// bytes at `mib_per_s` (0: unlimited) of simulated time, until repaired.
+    DiskSlow {
+        node: String,
+        latency_ms: u64,
+        mib_per_s: u64,
+    },
     DiskRepair {
         node: String,
     },
 }
+
+/// The largest per-operation latency `disk_slow` may set: a disk slower than this is a
+/// dead disk, which `disk_eio` models.
+pub const DISK_LATENCY_MS_MAX: u64 = 10_000;
 
 /// The longest retransmission delay `packet_loss` may add.
 pub const RETRANSMIT_MS_MAX: u64 = 5_000;
@@ -119,7 +134,7 @@ pub const RETRANSMIT_MS_MAX: u64 = 5_000;
 pub const DRIFT_PPM_MAX: i64 = 500_000;
 
 /// The fault kinds, as named in scenario files.
-pub const FAULTS: [&str; 20] = [
+pub const FAULTS: [&str; 21] = [
     "isolate",
     "partition",
     "heal",
@@ -139,6 +154,7 @@ pub const FAULTS: [&str; 20] = [
     "packet_loss",
     "disk_eio",
     "disk_full",
+    "disk_slow",
     "disk_repair",
 ];
 
@@ -160,6 +176,18 @@ impl Scenario {
             "disk_eio" => Ok(Fault::DiskEio { node: self.node_arg(spec)? }),
             "disk_full" => Ok(Fault::DiskFull { node: self.node_arg(spec)? }),
             "disk_repair" => Ok(Fault::DiskRepair { node: self.node_arg(spec)? }),
+            "disk_slow" => {
+                let node = self.node_arg(spec)?;
+                let Some(latency) = &spec.latency_ms else {
+                    return Err((spec.kind.span(), "faults.latency_ms", "missing".into()));
+                };
+                if !(1..=DISK_LATENCY_MS_MAX).contains(latency.get_ref()) {
+                    let msg = format!("{} is not in 1..={DISK_LATENCY_MS_MAX}", latency.get_ref());
+                    return Err((latency.span(), "faults.latency_ms", msg));
+                }
+                let mib_per_s = spec.mib_per_s.as_ref().map_or(0, |m| *m.get_ref());
+                Ok(Fault::DiskSlow { node, latency_ms: *latency.get_ref(), mib_per_s })
+            }
             "packet_loss" => {
                 let nodes = self.nodes_arg(spec, "nodes")?;
                 let retransmit_ms =
@@ -418,5 +446,19 @@ at_ms = 10
             );
             assert_eq!(parse(&format!("kind = \"{kind}\"")).unwrap_err().field, "faults.node");
         }
+    }
+
+    #[test]
+    fn disk_slow_needs_a_latency_in_bounds() {
+        let slow = parse("kind = \"disk_slow\"\nnode = \"n2\"\nlatency_ms = 80\nmib_per_s = 20");
+        let want = Fault::DiskSlow { node: "n2".into(), latency_ms: 80, mib_per_s: 20 };
+        assert_eq!(slow.unwrap(), vec![(10, want)]);
+        let unlimited = parse("kind = \"disk_slow\"\nnode = \"n2\"\nlatency_ms = 5").unwrap();
+        let want = Fault::DiskSlow { node: "n2".into(), latency_ms: 5, mib_per_s: 0 };
+        assert_eq!(unlimited, vec![(10, want)]);
+        let err = parse("kind = \"disk_slow\"\nnode = \"n2\"").unwrap_err();
+        assert_eq!(err.field, "faults.latency_ms", "{err}");
+        let err = parse("kind = \"disk_slow\"\nnode = \"n2\"\nlatency_ms = 0").unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (18, "faults.latency_ms"), "{err}");
     }
 }

@@ -636,6 +636,10 @@ fn apply_node_fault(
         }
         Fault::DiskEio { node } => world.epochs.set_fault(node, Some(DiskFault::Eio)),
         Fault::DiskFull { node } => world.epochs.set_fault(node, Some(DiskFault::Full)),
+        Fault::DiskSlow { node, latency_ms, mib_per_s } => {
+            let slow = DiskFault::Slow { latency_ms: *latency_ms, mib_per_s: *mib_per_s };
+            world.epochs.set_fault(node, Some(slow));
+        }
         Fault::DiskRepair { node } => world.epochs.set_fault(node, None),
         Fault::ClockDrift { node, drift_ppm } => world.drifts[node].set_rate(at_ms, *drift_ppm),
         Fault::CorruptBlock { node } => {

@@ -12,6 +12,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hangar_engine::seam::{
     BoxFuture, BoxStream, Clock, Disk, DynBackend, Listener, Net, TraceSink,
@@ -37,6 +38,25 @@ pub enum DiskFault {
     /// Calls that need space (writes, creates, renames, syncs, growing a file) fail with
     /// ENOSPC; reads, listings and removes still work.
     Full,
+    /// Calls succeed, but each block read or write takes `latency_ms` plus its bytes at
+    /// `mib_per_s` (0: no bandwidth limit) of simulated time (`Disk::service_time`).
+    Slow { latency_ms: u64, mib_per_s: u64 },
+}
+
+impl DiskFault {
+    /// The simulated time a block I/O of `bytes` takes on a disk with this fault.
+    fn service_time(&self, bytes: u64) -> Duration {
+        match *self {
+            DiskFault::Slow { latency_ms, mib_per_s } => {
+                let transfer_us = match mib_per_s {
+                    0 => 0,
+                    rate => bytes.saturating_mul(1_000_000) / (rate << 20),
+                };
+                Duration::from_millis(latency_ms) + Duration::from_micros(transfer_us)
+            }
+            DiskFault::Eio | DiskFault::Full => Duration::ZERO,
+        }
+    }
 }
 
 impl Epochs {
@@ -302,6 +322,11 @@ impl Disk for SimDisk {
         simfs::sync_dir(dir)?;
         Ok(DynBackend::new(SimBackend { file, fence: self.fence.clone() }))
     }
+
+    fn service_time(&self, bytes: u64) -> Duration {
+        let (_, fault) = self.fence.epochs.state(&self.fence.host);
+        fault.map_or(Duration::ZERO, |f| f.service_time(bytes))
+    }
 }
 
 /// redb's storage on a simulated file, fenced against crashes.
@@ -435,9 +460,24 @@ impl TraceSink for SimTrace {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicU64;
-    use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn a_slow_disk_charges_latency_plus_transfer_and_a_repaired_one_nothing() {
+        let epochs = Arc::new(Epochs::default());
+        let disk = SimDisk::new("n1", epochs.clone());
+        assert_eq!(disk.service_time(1 << 20), Duration::ZERO);
+        epochs.set_fault("n1", Some(DiskFault::Slow { latency_ms: 80, mib_per_s: 20 }));
+        assert_eq!(disk.service_time(1 << 20), Duration::from_millis(80 + 50));
+        assert_eq!(disk.service_time(0), Duration::from_millis(80));
+        epochs.set_fault("n1", Some(DiskFault::Slow { latency_ms: 5, mib_per_s: 0 }));
+        assert_eq!(disk.service_time(1 << 30), Duration::from_millis(5), "0 MiB/s: no limit");
+        epochs.set_fault("n1", Some(DiskFault::Eio));
+        assert_eq!(disk.service_time(1 << 20), Duration::ZERO, "a failing disk fails fast");
+        epochs.set_fault("n1", None);
+        assert_eq!(disk.service_time(1 << 20), Duration::ZERO);
+    }
 
     /// Regression: `write_durable` synced the block's own directory but not the parents it
     /// had just created (`blocks/ab`, `blocks/ab/cd`), so after a power cut the block file

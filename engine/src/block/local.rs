@@ -146,13 +146,39 @@ impl BlockManager {
         Ok(hashes)
     }
 
+    /// `local_put`, then the disk's extra service time (see `Disk::service_time`): what
+    /// every block write on a request's path calls, so a slow disk slows what it should.
+    pub async fn write_local(&self, hash: &BlockHash, data: &[u8]) -> Result<(), BlockError> {
+        let stored = self.local_put(hash, data);
+        self.wait_service_time(data.len()).await;
+        stored
+    }
+
+    /// `local_get`, then the disk's extra service time for the bytes read.
+    pub async fn read_local(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, BlockError> {
+        let copy = self.local_get(hash);
+        let bytes = match &copy {
+            Ok(Some(data)) => data.len(),
+            _ => 0,
+        };
+        self.wait_service_time(bytes).await;
+        copy
+    }
+
+    async fn wait_service_time(&self, bytes: usize) {
+        let extra = self.seam.disk.service_time(bytes as u64);
+        if !extra.is_zero() {
+            tokio::time::sleep(extra).await;
+        }
+    }
+
     /// Serves a peer's block request against this node's copies (the RPC handler).
-    pub fn serve(&self, request: BlockRequest) -> Result<Response, RemoteError> {
+    pub async fn serve(&self, request: BlockRequest) -> Result<Response, RemoteError> {
         let result = match request {
             BlockRequest::Put { hash, data } => {
-                self.local_put(&hash, &data).map(|()| Response::Done)
+                self.write_local(&hash, &data).await.map(|()| Response::Done)
             }
-            BlockRequest::Get { hash } => self.local_get(&hash).map(Response::Block),
+            BlockRequest::Get { hash } => self.read_local(&hash).await.map(Response::Block),
         };
         result.map_err(|e| match e {
             BlockError::HashMismatch { .. } => RemoteError::BadEntry { reason: e.to_string() },

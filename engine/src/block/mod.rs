@@ -271,7 +271,7 @@ impl BlockManager {
             });
         }
         if replicas.contains(&self.self_id) {
-            let answer = self.local_put(&hash, &data).map_err(|e| e.to_string());
+            let answer = self.write_local(&hash, &data).await.map_err(|e| e.to_string());
             tx.try_send((self.self_id, answer)).expect("one slot per replica");
         }
         drop(tx);
@@ -315,7 +315,7 @@ impl BlockManager {
     async fn read_from(&self, node: NodeId, hash: &BlockHash) -> Result<Vec<u8>, String> {
         let copy = if node == self.self_id {
             // `local_get` counts corruption itself.
-            self.local_get(hash).map_err(|e| e.to_string())?
+            self.read_local(hash).await.map_err(|e| e.to_string())?
         } else {
             let request = Request::Block(BlockRequest::Get { hash: *hash });
             match self.rpc.call(node, request).await.map_err(|e| e.to_string())? {

@@ -249,7 +249,7 @@ impl BlockRepair {
             pass.set_to_check(hashes.len() as u64);
         }
         for hash in hashes {
-            let found = match self.node.blocks.local_get(&hash) {
+            let found = match self.node.blocks.read_local(&hash).await {
                 // A corrupt copy is never served, so it goes first: the fetch below must
                 // not find it again. With no good copy anywhere the block is lost either way.
                 Err(BlockError::Corrupt { .. }) => match self.node.blocks.local_delete(&hash) {
@@ -273,6 +273,6 @@ impl BlockRepair {
     /// Gets a verified copy from another replica and stores it here.
     async fn fetch(&self, hash: &BlockHash) -> Result<(), BlockError> {
         let data = self.node.blocks.get_block(hash).await?;
-        self.node.blocks.local_put(hash, &data)
+        self.node.blocks.write_local(hash, &data).await
     }
 }

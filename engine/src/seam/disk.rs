@@ -26,6 +26,15 @@ pub trait Disk: Send + Sync {
     fn rename_durable(&self, from: &str, to: &str) -> io::Result<()>;
     /// Opens (creating if needed) a file as a redb storage backend.
     fn open_backend(&self, path: &str) -> io::Result<DynBackend>;
+    /// How much longer than the call itself a block read or write of `bytes` should take:
+    /// zero for a real disk, whose calls take their real time. The simulator's calls are
+    /// instant, so its slow-disk fault charges simulated time here, and the block store
+    /// waits it out after each block I/O (redb's metadata I/O is synchronous and cannot
+    /// wait, so a slow disk in simulation slows block traffic only).
+    fn service_time(&self, bytes: u64) -> std::time::Duration {
+        let _ = bytes;
+        std::time::Duration::ZERO
+    }
 }
 
 /// A type-erased redb backend, so `Disk` stays object-safe. Every method delegates,
