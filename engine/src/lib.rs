@@ -6,6 +6,7 @@
 //! redb, quorums, anti-entropy) → `node` (wires them together).
 
 pub mod block;
+pub mod cas;
 pub mod codec;
 pub mod crdt;
 pub mod keys;

@@ -122,6 +122,8 @@ pub struct Node {
     pub blocks: Arc<BlockManager>,
     /// Progress of table sync, resync and scrub passes (`block::repair::progress`).
     pub repair: Arc<RepairProgress>,
+    /// This node's acceptor for conditional writes (`cas`), local state only.
+    pub cas: crate::cas::Acceptor,
     pub(crate) tables: BTreeMap<&'static str, Arc<dyn LocalTable>>,
     stamper: Stamper,
     /// Set while this node's replica started blank and has not finished its full sync.
@@ -155,6 +157,7 @@ impl Node {
             Arc::new(Store::<BlockRefSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let mpu_store = Arc::new(Store::<MpuSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let key_store = Arc::new(Store::<KeySchema>::open(db.clone()).map_err(|e| db_err(&e))?);
+        let cas = crate::cas::Acceptor::open(db.clone()).map_err(|e| db_err(&e))?;
         let rpc = RpcClient::new(config.id, seam.clone(), &config.rpc_secret, config.rpc.clone());
         for (peer, addr) in &config.peers {
             rpc.set_peer_addr(*peer, addr.clone());
@@ -218,6 +221,7 @@ impl Node {
             keys,
             blocks,
             repair: Default::default(),
+            cas,
             tables,
             stamper,
             sync_gate,
@@ -414,6 +418,40 @@ impl Node {
         self.stamper.next_after(self.seam.clock.as_ref(), seen)
     }
 
+    /// Answers as an acceptor for conditional writes (`cas`). A promise carries this
+    /// replica's object-table entry for the key, so the prepare quorum doubles as a read
+    /// quorum. A blank replica still syncing refuses, as it refuses reads: its entry may
+    /// hide an acknowledged write.
+    pub fn serve_cas(
+        &self,
+        request: crate::cas::CasRequest,
+    ) -> Result<crate::cas::CasReply, RemoteError> {
+        use crate::cas::{CasReply, CasRequest};
+        let partition = crate::table::schema::partition_of_key(request.key());
+        if self.sync_gate.refuses_reads_of(&self.layouts, self.id, partition, self.quorums.write) {
+            return Err(RemoteError::Syncing);
+        }
+        let storage = |reason: String| RemoteError::Storage { reason };
+        let reply = match request {
+            CasRequest::Prepare { key, ballot } => {
+                let reply = self.cas.prepare(&key, ballot).map_err(|e| storage(e.to_string()))?;
+                match reply {
+                    CasReply::Promise { accepted, .. } => {
+                        let objects =
+                            &self.tables[<ObjectSchema as crate::table::TableSchema>::NAME];
+                        let entry = objects.get_raw(&key).map_err(|e| storage(e.to_string()))?;
+                        CasReply::Promise { accepted, entry }
+                    }
+                    other => other,
+                }
+            }
+            CasRequest::Accept { key, ballot, value } => {
+                self.cas.accept(&key, ballot, value).map_err(|e| storage(e.to_string()))?
+            }
+        };
+        Ok(reply)
+    }
+
     /// Coordinates a client's register operation.
     async fn serve_kv(&self, request: KvRequest) -> Result<Response, RemoteError> {
         let quorum_err = |e: crate::table::QuorumError| RemoteError::Quorum {
@@ -464,7 +502,7 @@ impl Handler for Node {
             match request {
                 Request::Ping => Ok(Response::Pong),
                 Request::Kv(kv) => self.serve_kv(kv).await,
-                Request::Block(b) => self.blocks.serve(b).await,
+                Request::Block(b) => self.blocks.serve(b),
                 Request::Layout(l) => self.serve_layout(l),
                 Request::Cas(c) => self.serve_cas(c).map(Response::Cas),
                 Request::Table(t) => {

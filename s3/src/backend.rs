@@ -21,6 +21,7 @@ use crate::s3api::backend::{
     BodySource, CorsRule, Deleted, ObjectBody, OpenedObject, PartInfo, UploadInfo, VersionInfo,
     Versioning,
 };
+use crate::s3api::backend::WriteCondition;
 use crate::s3api::copy::stream_part_copy;
 use crate::s3api::{BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta};
 
@@ -58,6 +59,8 @@ fn map_err(err: ObjectError) -> BackendError {
         ObjectError::BodyRefused { reason } => BackendError::BodyRefused { reason },
         ObjectError::Unavailable { reason } => BackendError::Unavailable { reason },
         ObjectError::Internal { reason } => BackendError::Internal { reason },
+        ObjectError::PreconditionFailed => BackendError::PreconditionFailed,
+        ObjectError::ConditionalConflict => BackendError::ConditionalConflict,
     }
 }
 
@@ -219,6 +222,22 @@ impl ObjectBackend for EngineBackend {
                 UploadMeta { content_type: meta.content_type, user_metadata: meta.user_metadata };
             let record = self.store.put_object_stream(bucket, key, meta, body).await;
             Ok(split(record.map_err(map_err)?).0)
+        })
+    }
+
+    fn put_object_if<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        meta: ObjectMeta,
+        body: &'a mut dyn BodySource,
+        condition: &'a WriteCondition,
+    ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
+        Box::pin(async move {
+            let meta =
+                UploadMeta { content_type: meta.content_type, user_metadata: meta.user_metadata };
+            let put = self.store.put_object_stream_if(bucket, key, meta, body, Some(condition));
+            Ok(split(put.await.map_err(map_err)?).0)
         })
     }
 

@@ -22,6 +22,9 @@ pub mod body_reader;
 #[cfg(test)]
 mod body_tests;
 pub mod bucket_config;
+pub mod conditional;
+#[cfg(test)]
+mod conditional_tests;
 pub mod copy;
 #[cfg(test)]
 mod copy_tests;
@@ -157,6 +160,10 @@ pub enum ObjectError {
     Internal {
         reason: String,
     },
+    /// A conditional write's condition does not hold (`conditional`).
+    PreconditionFailed,
+    /// A conditional write lost to concurrent writes of the key: retry it.
+    ConditionalConflict,
     /// The write would take the bucket over one of its quotas (`usage`).
     QuotaExceeded {
         quota: usage::Quota,
@@ -188,6 +195,10 @@ impl std::fmt::Display for ObjectError {
             ObjectError::BodyRefused { reason } => write!(f, "body refused: {reason}"),
             ObjectError::Unavailable { reason } => write!(f, "unavailable: {reason}"),
             ObjectError::Internal { reason } => write!(f, "internal error: {reason}"),
+            ObjectError::PreconditionFailed => write!(f, "precondition failed"),
+            ObjectError::ConditionalConflict => {
+                write!(f, "conditional write conflicts with concurrent writes")
+            }
             ObjectError::QuotaExceeded { quota, limit, usage, adding } => {
                 let what = match quota {
                     usage::Quota::Size => "size quota (bytes)",

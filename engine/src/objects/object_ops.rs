@@ -2,6 +2,7 @@
 
 use super::body::{self, Body, BodyRefused, BodySource, BodySummary, VecSource};
 use super::body_reader::BodyReader;
+use super::conditional::WriteCondition;
 use super::multipart::UploadMeta;
 use super::version::{ObjectEntry, Version, VersionData, VersionId, VersionState};
 use super::{ObjectError, ObjectMeta, ObjectRecord, ObjectStore, StoredObject, record};
@@ -91,6 +92,22 @@ impl ObjectStore {
         meta: UploadMeta,
         source: &mut dyn BodySource,
     ) -> Result<ObjectRecord, ObjectError> {
+        self.put_object_stream_if(bucket, key, meta, source, None).await
+    }
+
+    /// As `put_object_stream`, made current only if `condition` holds (`conditional`):
+    /// checked with a quorum read before the body is read, then decided by consensus.
+    pub async fn put_object_stream_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: UploadMeta,
+        source: &mut dyn BodySource,
+        condition: Option<&WriteCondition>,
+    ) -> Result<ObjectRecord, ObjectError> {
+        if let Some(condition) = condition {
+            self.precheck(bucket, key, condition).await?;
+        }
         let kept = self.head_bucket(bucket).await?.versioning.keeps_history();
         let id = self.next_version_id(bucket, key).await?;
         let (head, ended) = body::read_head(source).await.map_err(refused)?;
@@ -125,6 +142,13 @@ impl ObjectStore {
             user_metadata,
             body,
         };
+        if let Some(condition) = condition {
+            let complete = VersionState::Complete(VersionData::Object(stored.clone()));
+            let blocks = matches!(stored.body, Body::Blocks(_));
+            let version = Version { state: complete, kept };
+            self.commit_put_if(bucket, key, id, version, blocks, condition).await?;
+            return Ok(record(key, id, &stored, Vec::new()));
+        }
         let complete = VersionState::Complete(VersionData::Object(stored.clone()));
         let written = self.write_version(bucket, key, id, Version { state: complete, kept }).await;
         if let Err(ObjectError::QuotaExceeded { .. }) = &written

@@ -38,6 +38,9 @@ pub enum Request {
     Kv(KvRequest),
     Block(BlockRequest),
     Layout(LayoutRequest),
+    /// Conditional-write consensus (`crate::cas`). Added last: earlier variants keep
+    /// their encoding.
+    Cas(crate::cas::CasRequest),
 }
 
 /// Layout gossip (see `crate::layout::manager`). Histories are a few KiB per stored
@@ -148,6 +151,8 @@ pub enum Response {
     Block(#[serde(with = "serde_bytes")] Option<Vec<u8>>),
     /// A layout history (`None`: the same as the caller's).
     Layout(Option<Box<LayoutHistory>>),
+    /// An acceptor's answer (`crate::cas`). Added last.
+    Cas(crate::cas::CasReply),
 }
 
 /// An error the remote side reports (as opposed to failing to reach it).

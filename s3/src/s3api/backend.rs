@@ -17,6 +17,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 pub use hangar_engine::objects::body::{BodyEnd, BodyRefused, BodySource, BodySummary};
+pub use hangar_engine::objects::conditional::WriteCondition;
 pub use hangar_engine::objects::bucket_config::CorsRule;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -174,6 +175,10 @@ pub enum BackendError {
     Internal {
         reason: String,
     },
+    /// A conditional write's condition does not hold.
+    PreconditionFailed,
+    /// A conditional write lost to concurrent writes of the key; retrying may succeed.
+    ConditionalConflict,
 }
 
 impl fmt::Display for BackendError {
@@ -195,6 +200,8 @@ impl fmt::Display for BackendError {
             BackendError::BodyRefused { reason } => write!(f, "body refused: {reason}"),
             BackendError::Unavailable { reason } => write!(f, "unavailable: {reason}"),
             BackendError::Internal { reason } => write!(f, "internal: {reason}"),
+            BackendError::PreconditionFailed => f.write_str("precondition failed"),
+            BackendError::ConditionalConflict => f.write_str("conditional write conflict"),
         }
     }
 }
@@ -224,6 +231,19 @@ pub trait ObjectBackend: Send + Sync + 'static {
         key: &'a str,
         meta: ObjectMeta,
         body: &'a mut dyn BodySource,
+    ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>>;
+
+    /// As `put_object`, but the object replaces the current one only if `condition` holds
+    /// on it (If-None-Match: `*`, If-Match: an ETag): `PreconditionFailed` if not,
+    /// `NoSuchKey` for If-Match without a current object, `ConditionalConflict` when
+    /// concurrent writes won. Conditional writes of a key are linearizable.
+    fn put_object_if<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        meta: ObjectMeta,
+        body: &'a mut dyn BodySource,
+        condition: &'a WriteCondition,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>>;
 
     /// The current version, or the one named by `version_id` (a `valid_version_id`).

@@ -69,6 +69,9 @@ pub enum S3Error {
         size_bytes: u64,
     },
     PreconditionFailed,
+    /// A conditional write (If-None-Match / If-Match on PUT or multipart completion) lost
+    /// to concurrent writes of the key: 409, the client retries.
+    ConditionalRequestConflict,
     EntityTooLarge {
         size_bytes_max: u64,
     },
@@ -146,6 +149,7 @@ impl S3Error {
             S3Error::InvalidDigest => "InvalidDigest",
             S3Error::InvalidRange { .. } => "InvalidRange",
             S3Error::PreconditionFailed => "PreconditionFailed",
+            S3Error::ConditionalRequestConflict => "ConditionalRequestConflict",
             S3Error::EntityTooLarge { .. } => "EntityTooLarge",
             S3Error::IncompleteBody => "IncompleteBody",
             S3Error::RequestTimeout => "RequestTimeout",
@@ -185,6 +189,7 @@ impl S3Error {
             | S3Error::RequestTimeTooSkewed => StatusCode::FORBIDDEN,
             S3Error::InvalidRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             S3Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            S3Error::ConditionalRequestConflict => StatusCode::CONFLICT,
             S3Error::MissingContentLength => StatusCode::LENGTH_REQUIRED,
             S3Error::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
             S3Error::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -270,6 +275,9 @@ impl S3Error {
             S3Error::PreconditionFailed => {
                 "At least one of the pre-conditions you specified did not hold".to_string()
             }
+            S3Error::ConditionalRequestConflict => "A conflicting conditional operation is \
+                currently in progress against this resource. Please try again."
+                .to_string(),
             S3Error::EntityTooLarge { size_bytes_max } => {
                 format!("Your proposed upload exceeds the maximum of {size_bytes_max} bytes")
             }
@@ -376,6 +384,8 @@ impl S3Error {
             BackendError::BodyRefused { .. } => S3Error::IncompleteBody,
             BackendError::Unavailable { reason } => S3Error::ServiceUnavailable { reason },
             BackendError::Internal { reason } => S3Error::InternalError { reason },
+            BackendError::PreconditionFailed => S3Error::PreconditionFailed,
+            BackendError::ConditionalConflict => S3Error::ConditionalRequestConflict,
         }
     }
 }
@@ -404,6 +414,8 @@ mod tests {
             (S3Error::NoSuchVersion { key: "k".into() }, 404),
             (S3Error::DeleteMarkerIsCurrent { key: "k".into(), version_id: "v".into() }, 404),
             (S3Error::VersionIsDeleteMarker { version_id: "v".into() }, 405),
+            (S3Error::PreconditionFailed, 412),
+            (S3Error::ConditionalRequestConflict, 409),
         ];
         for (err, status) in cases {
             assert_eq!(err.status().as_u16(), status, "{}", err.code());

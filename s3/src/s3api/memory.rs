@@ -344,6 +344,44 @@ impl ObjectBackend for MemoryBackend {
         })
     }
 
+    /// The condition is checked and the version pushed under the one lock: trivially
+    /// linearizable in one process.
+    fn put_object_if<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        meta: ObjectMeta,
+        body: &'a mut dyn BodySource,
+        condition: &'a super::backend::WriteCondition,
+    ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
+        Box::pin(async move {
+            let (body, end) = drain(body).await?;
+            let last_modified_ms = (self.clock)();
+            let mut user_metadata = meta.user_metadata;
+            user_metadata.extend(end.extra_metadata);
+            let info = ObjectInfo {
+                key: key.to_string(),
+                version_id: self.next_version_id(),
+                size_bytes: body.len() as u64,
+                etag: end.etag,
+                last_modified_ms,
+                content_type: meta.content_type,
+                user_metadata,
+            };
+            self.with_bucket(bucket, |b| {
+                let current = b.read(key, None).ok().map(|(info, _)| info.etag.as_str());
+                condition.check_etag(current).map_err(|e| match e {
+                    hangar_engine::objects::ObjectError::NoSuchKey => BackendError::NoSuchKey,
+                    _ => BackendError::PreconditionFailed,
+                })?;
+                let (version_id, kept) = (info.version_id.clone(), b.versioning.keeps_history());
+                let object = Some((info.clone(), body));
+                b.push(key, Version { version_id, kept, object, last_modified_ms });
+                Ok(info)
+            })
+        })
+    }
+
     fn get_object<'a>(
         &'a self,
         bucket: &'a str,

@@ -20,6 +20,7 @@ use hyper::{Response, StatusCode};
 
 use super::backend::{
     BackendError, BoxFuture, ObjectBackend, ObjectBody, ObjectInfo, ObjectMeta, Versioning,
+    WriteCondition,
 };
 use super::checksum;
 use super::error::S3Error;
@@ -126,10 +127,14 @@ pub async fn put_object(
     body: &mut RequestBody,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
     let meta = client_meta(headers);
-    let (state, info) = tokio::join!(
-        backend.get_bucket_versioning(bucket),
-        backend.put_object(bucket, key, meta, body)
-    );
+    let condition = write_condition(headers)?;
+    let put = async {
+        match &condition {
+            None => backend.put_object(bucket, key, meta, body).await,
+            Some(condition) => backend.put_object_if(bucket, key, meta, body, condition).await,
+        }
+    };
+    let (state, info) = tokio::join!(backend.get_bucket_versioning(bucket), put);
     let info = info.map_err(|e| upload_error(e, body, (bucket, key)))?;
     let to_s3 = |e| S3Error::from_backend(e, bucket, key);
     let mut out = HeaderMap::new();
@@ -139,6 +144,22 @@ pub async fn put_object(
         out.insert("x-amz-version-id", header_value(&info.version_id)?);
     }
     Ok(respond(StatusCode::OK, out, Bytes::new()))
+}
+
+/// The condition of a conditional write (PutObject, CompleteMultipartUpload):
+/// `If-None-Match: *` or `If-Match: <etag>` (quoted or not; `*` is any object). S3 knows
+/// no other If-None-Match value on writes, nor both headers together.
+pub(super) fn write_condition(headers: &HeaderMap) -> Result<Option<WriteCondition>, S3Error> {
+    let none_match = header_string(headers, "if-none-match");
+    let matching = header_string(headers, "if-match");
+    let unsupported = |what: &str| S3Error::NotImplemented { operation: what.to_string() };
+    match (none_match, matching) {
+        (None, None) => Ok(None),
+        (Some(v), None) if v.trim() == "*" => Ok(Some(WriteCondition::IfNoneMatch)),
+        (Some(_), None) => Err(unsupported("If-None-Match with a value other than * on a write")),
+        (None, Some(v)) => Ok(Some(WriteCondition::IfMatch(v.trim().trim_matches('"').into()))),
+        (Some(_), Some(_)) => Err(unsupported("If-Match together with If-None-Match on a write")),
+    }
 }
 
 /// A failed read as S3 answers it: a delete marker in the way is NoSuchKey with

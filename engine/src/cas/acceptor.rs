@@ -1,0 +1,241 @@
+//! One node's acceptor state for every key it has seen a conditional write on, in a local
+//! table `cas_acceptor` of the node's metadata database (never replicated, never synced).
+//!
+//! Persisted layout: key = the object table's entry key; value = `codec` encoding of
+//! `StoredState`, an enum whose variant index is the format version (`V1` = 0). Every
+//! answer is given after its write transaction committed (redb's default durability:
+//! fsync), so a promise or an accept survives a crash of the process.
+//!
+//! Requests are served one at a time per node (`serial`): each is a read-modify-write of
+//! one row, and two of them on the same key must not interleave.
+
+use std::sync::{Arc, Mutex};
+
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{Accepted, Ballot, CasReply};
+
+const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cas_acceptor");
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptorState {
+    pub promised: Option<Ballot>,
+    pub accepted: Option<Accepted>,
+}
+
+/// The row's format; new formats are new variants, added last.
+#[derive(Serialize, Deserialize)]
+enum StoredState {
+    V1(AcceptorState),
+}
+
+/// Why an acceptor could not answer (its storage failed: the proposer counts no vote).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptorError {
+    pub reason: String,
+}
+
+impl std::fmt::Display for AcceptorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cas acceptor storage: {}", self.reason)
+    }
+}
+
+fn storage<E: std::fmt::Display>(e: E) -> AcceptorError {
+    AcceptorError { reason: e.to_string() }
+}
+
+pub struct Acceptor {
+    db: Arc<Database>,
+    serial: Mutex<()>,
+    /// Test-only weakenings of this node's *proposers* (`objects::conditional`), kept here
+    /// because every proposer reaches its node's acceptor.
+    #[cfg(test)]
+    pub(crate) test_knobs: ProposerTestKnobs,
+}
+
+/// Test-only weakenings of the protocol, to show the tests catch what they guard against.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct ProposerTestKnobs {
+    /// Check the condition with a quorum read, then write: no consensus at all.
+    pub check_then_write: std::sync::atomic::AtomicBool,
+    /// "Crash" right after the accept quorum: the table write never happens.
+    pub stop_after_accept: std::sync::atomic::AtomicBool,
+}
+
+impl Acceptor {
+    pub fn open(db: Arc<Database>) -> Result<Self, AcceptorError> {
+        // Create the table up front so that reads never meet a missing table.
+        let txn = db.begin_write().map_err(storage)?;
+        txn.open_table(TABLE).map_err(storage)?;
+        txn.commit().map_err(storage)?;
+        Ok(Acceptor {
+            db,
+            serial: Mutex::new(()),
+            #[cfg(test)]
+            test_knobs: Default::default(),
+        })
+    }
+
+    /// Phase 1: promises `ballot` if it is above every ballot promised so far.
+    pub fn prepare(&self, key: &[u8], ballot: Ballot) -> Result<CasReply, AcceptorError> {
+        self.update(key, |state| {
+            if state.promised.is_some_and(|p| p >= ballot) {
+                return Err(CasReply::Rejected { promised: state.promised });
+            }
+            state.promised = Some(ballot);
+            Ok(CasReply::Promise { accepted: state.accepted.clone(), entry: None })
+        })
+    }
+
+    /// Phase 2: accepts `value` under `ballot` if `ballot` is the last promise made (see
+    /// the module docs of `cas` for why not any ballot at or above it), once per ballot.
+    pub fn accept(
+        &self,
+        key: &[u8],
+        ballot: Ballot,
+        value: Vec<u8>,
+    ) -> Result<CasReply, AcceptorError> {
+        self.update(key, |state| {
+            let same_ballot = state.accepted.as_ref().map(|(b, v)| (*b == ballot, v == &value));
+            match same_ballot {
+                // A retransmission of the accept we already took.
+                Some((true, true)) => return Ok(CasReply::Accepted),
+                Some((true, false)) => return Err(CasReply::Rejected { promised: state.promised }),
+                _ => {}
+            }
+            if state.promised != Some(ballot) {
+                return Err(CasReply::Rejected { promised: state.promised });
+            }
+            state.accepted = Some((ballot, value));
+            Ok(CasReply::Accepted)
+        })
+    }
+
+    /// The stored state of `key` (tests and diagnostics).
+    pub fn state(&self, key: &[u8]) -> Result<AcceptorState, AcceptorError> {
+        let _serial = self.serial.lock().unwrap();
+        let txn = self.db.begin_write().map_err(storage)?;
+        let state = {
+            let table = txn.open_table(TABLE).map_err(storage)?;
+            read_state(&table, key)?
+        };
+        txn.abort().map_err(storage)?;
+        Ok(state)
+    }
+
+    /// Applies `step` to the key's state: `Ok(reply)` commits the changed state durably
+    /// before answering, `Err(reply)` answers without writing.
+    fn update(
+        &self,
+        key: &[u8],
+        step: impl FnOnce(&mut AcceptorState) -> Result<CasReply, CasReply>,
+    ) -> Result<CasReply, AcceptorError> {
+        let _serial = self.serial.lock().unwrap();
+        let txn = self.db.begin_write().map_err(storage)?;
+        let reply = {
+            let mut table = txn.open_table(TABLE).map_err(storage)?;
+            let mut state = read_state(&table, key)?;
+            match step(&mut state) {
+                Ok(reply) => {
+                    let bytes = crate::codec::encode(&StoredState::V1(state));
+                    table.insert(key, bytes.as_slice()).map_err(storage)?;
+                    reply
+                }
+                Err(reply) => {
+                    drop(table);
+                    txn.abort().map_err(storage)?;
+                    return Ok(reply);
+                }
+            }
+        };
+        txn.commit().map_err(storage)?;
+        Ok(reply)
+    }
+}
+
+fn read_state(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8],
+) -> Result<AcceptorState, AcceptorError> {
+    let Some(bytes) = table.get(key).map_err(storage)? else {
+        return Ok(AcceptorState::default());
+    };
+    match crate::codec::decode::<StoredState>("cas acceptor state", bytes.value()) {
+        Ok(StoredState::V1(state)) => Ok(state),
+        Err(e) => Err(storage(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::NodeId;
+    use crate::seam::open_database;
+    use crate::testkit::MemDisk;
+
+    fn ballot(counter: u64) -> Ballot {
+        Ballot { counter, node: NodeId(1), nonce: 0 }
+    }
+
+    fn acceptor() -> Acceptor {
+        let disk = MemDisk::default();
+        Acceptor::open(Arc::new(open_database(&disk, "meta/db").unwrap())).unwrap()
+    }
+
+    #[test]
+    fn promises_only_rise_and_accepts_need_the_last_promise() {
+        let a = acceptor();
+        let promise = a.prepare(b"k", ballot(5)).unwrap();
+        assert_eq!(promise, CasReply::Promise { accepted: None, entry: None });
+        let refused = CasReply::Rejected { promised: Some(ballot(5)) };
+        assert_eq!(a.prepare(b"k", ballot(4)).unwrap(), refused, "a lower ballot is refused");
+        assert_eq!(a.prepare(b"k", ballot(5)).unwrap(), refused, "the same ballot too");
+        assert_eq!(a.accept(b"k", ballot(4), b"x".to_vec()).unwrap(), refused);
+        assert_eq!(a.accept(b"k", ballot(5), b"v".to_vec()).unwrap(), CasReply::Accepted);
+        assert_eq!(a.accept(b"k", ballot(5), b"v".to_vec()).unwrap(), CasReply::Accepted);
+        assert_eq!(a.accept(b"k", ballot(5), b"w".to_vec()).unwrap(), refused, "one value");
+        let next = a.prepare(b"k", ballot(6)).unwrap();
+        let accepted = Some((ballot(5), b"v".to_vec()));
+        assert_eq!(next, CasReply::Promise { accepted, entry: None });
+        // Other keys are independent.
+        assert_eq!(
+            a.accept(b"other", ballot(9), b"v".to_vec()).unwrap(),
+            CasReply::Rejected { promised: None },
+            "no accept without a promise"
+        );
+    }
+
+    /// Guards the amnesia rule: an acceptor that forgot its promise (lost disk) must not
+    /// accept an older proposal it cannot know it promised to ignore.
+    #[test]
+    fn a_blank_acceptor_accepts_nothing_it_did_not_promise_since() {
+        let a = acceptor();
+        assert_eq!(
+            a.accept(b"k", ballot(1), b"old".to_vec()).unwrap(),
+            CasReply::Rejected { promised: None }
+        );
+        a.prepare(b"k", ballot(3)).unwrap();
+        assert_eq!(
+            a.accept(b"k", ballot(2), b"old".to_vec()).unwrap(),
+            CasReply::Rejected { promised: Some(ballot(3)) },
+            "below the last promise"
+        );
+    }
+
+    #[test]
+    fn state_survives_reopening_the_database() {
+        let disk = MemDisk::default();
+        {
+            let a = Acceptor::open(Arc::new(open_database(&disk, "meta/db").unwrap())).unwrap();
+            a.prepare(b"k", ballot(2)).unwrap();
+            a.accept(b"k", ballot(2), b"v".to_vec()).unwrap();
+        }
+        let a = Acceptor::open(Arc::new(open_database(&disk, "meta/db").unwrap())).unwrap();
+        let state = a.state(b"k").unwrap();
+        assert_eq!(state.promised, Some(ballot(2)));
+        assert_eq!(state.accepted, Some((ballot(2), b"v".to_vec())));
+    }
+}
