@@ -502,7 +502,7 @@ impl Handler for Node {
             match request {
                 Request::Ping => Ok(Response::Pong),
                 Request::Kv(kv) => self.serve_kv(kv).await,
-                Request::Block(b) => self.blocks.serve(b),
+                Request::Block(b) => self.blocks.serve(b).await,
                 Request::Layout(l) => self.serve_layout(l),
                 Request::Cas(c) => self.serve_cas(c).map(Response::Cas),
                 Request::Table(t) => {
