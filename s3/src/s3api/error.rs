@@ -75,6 +75,14 @@ pub enum S3Error {
     EntityTooLarge {
         size_bytes_max: u64,
     },
+    /// The request's headers add up to more than `limits::HEADER_SECTION_BYTES_MAX`.
+    RequestHeaderSectionTooLarge {
+        size_bytes: usize,
+    },
+    /// The `x-amz-meta-*` headers add up to more than `limits::USER_METADATA_BYTES_MAX`.
+    MetadataTooLarge {
+        size_bytes: usize,
+    },
     IncompleteBody,
     /// The client stopped sending its body (`request_body::BODY_IDLE_TIMEOUT_MS`).
     RequestTimeout,
@@ -157,6 +165,8 @@ impl S3Error {
             S3Error::InvalidArgument { .. } => "InvalidArgument",
             S3Error::InvalidRequest { .. } => "InvalidRequest",
             S3Error::InvalidLocationConstraint { .. } => "InvalidLocationConstraint",
+            S3Error::RequestHeaderSectionTooLarge { .. } => "RequestHeaderSectionTooLarge",
+            S3Error::MetadataTooLarge { .. } => "MetadataTooLarge",
             S3Error::InvalidURI => "InvalidURI",
             S3Error::NoSuchUpload => "NoSuchUpload",
             S3Error::InvalidPart { .. } => "InvalidPart",
@@ -215,6 +225,8 @@ impl S3Error {
             | S3Error::InvalidURI
             | S3Error::InvalidPart { .. }
             | S3Error::InvalidPartOrder
+            | S3Error::RequestHeaderSectionTooLarge { .. }
+            | S3Error::MetadataTooLarge { .. }
             | S3Error::EntityTooSmall { .. }
             | S3Error::MalformedXML => StatusCode::BAD_REQUEST,
         }
@@ -290,6 +302,15 @@ impl S3Error {
             S3Error::MissingContentLength => {
                 "aws-chunked uploads need x-amz-decoded-content-length".to_string()
             }
+            S3Error::RequestHeaderSectionTooLarge { size_bytes } => format!(
+                "Your request's headers are {size_bytes} bytes; at most {} are allowed",
+                super::limits::HEADER_SECTION_BYTES_MAX
+            ),
+            S3Error::MetadataTooLarge { size_bytes } => format!(
+                "Your metadata headers (x-amz-meta-*) are {size_bytes} bytes; at most {} are \
+                 allowed",
+                super::limits::USER_METADATA_BYTES_MAX
+            ),
             S3Error::InvalidArgument { reason } | S3Error::InvalidRequest { reason } => {
                 reason.clone()
             }
@@ -425,6 +446,8 @@ mod tests {
     #[tokio::test]
     async fn error_document_names_code_resource_and_region() {
         let err = S3Error::AuthorizationHeaderMalformed {
+            (S3Error::RequestHeaderSectionTooLarge { size_bytes: 9000 }, 400),
+            (S3Error::MetadataTooLarge { size_bytes: 3000 }, 400),
             reason: "the region 'eu-west-1' is wrong; expecting 'us-east-1'".into(),
             expected_region: Some("us-east-1".into()),
         };

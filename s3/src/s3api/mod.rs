@@ -28,6 +28,7 @@ pub mod delete_objects;
 pub mod encoding;
 pub mod error;
 pub mod list;
+pub mod limits;
 pub mod memory;
 pub mod multipart;
 pub mod object;
@@ -270,6 +271,7 @@ async fn process(
         let posted = post_object::post_object(state, &parts, body, &mut facts.access_key).await;
         return posted.map(|r| r.map(ResponseBody::from));
     }
+    limits::check_headers(&parts.headers)?;
     let view = RequestView {
         method: parts.method.as_str(),
         raw_path,
