@@ -10,7 +10,9 @@
 //! needs every other replica of its partitions, so the episode keeps the cluster to itself
 //! for `DISK_LOSS_RECOVERY_MS` — long enough to sync even at WAN latency — since a second
 //! fault on a peer before then could take the only other copy of a write (a double fault
-//! nobody can survive). Layout changes join the swarm once spare nodes do.
+//! nobody can survive). Replacing a member by a spare node (a layout change) gets the same
+//! quiet time, for the spare's sync. A failing disk (EIO or full) is repaired and its node
+//! rebooted at the end of its episode; a slow disk is repaired.
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -65,13 +67,18 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
     let clients = d.range(2, 4);
     let keys = d.range(3, 12);
     let write_fraction = d.range(3, 7) as f64 / 10.0;
+    // A spare node lets one episode replace a member (a layout change under load).
+    let mut spare = d.chance(40).then(|| format!("n{}", nodes + 1));
     let mut faults = Vec::new();
     let mut notes = Vec::new();
     let mut t = d.range(500, 2500);
     while t + 1500 < duration {
         let node = d.node(nodes);
         let length = d.range(1000, 5000);
-        let choice = d.range(0, if s3 { 12 } else { 11 });
+        // 12 (corrupt a block) needs blocks, so the s3 workload; 14 needs an unused spare.
+        let choices: Vec<u64> =
+            (0..=14).filter(|&c| (c != 12 || s3) && (c != 14 || spare.is_some())).collect();
+        let choice = choices[d.range(0, choices.len() as u64 - 1) as usize];
         match choice {
             0 => {
                 faults.push(fault(t, "isolate", Some(&node), None));
@@ -149,13 +156,48 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
                 faults.push(fault(t + length, "heal", None, None));
                 notes.push(format!("packet loss on {node}'s links {t}..{}", t + length));
             }
-            _ => {
+            12 => {
                 faults.push(fault(t, "corrupt_block", Some(&node), None));
                 notes.push(format!("corrupt a block of {node} at {t}"));
             }
+            13 => {
+                // A failing disk: EIO or full for a while, then (as an operator would)
+                // repaired and the node rebooted — a database that saw an I/O error stays
+                // out of service until reopened. Or a slow disk that still answers.
+                match d.range(0, 2) {
+                    0 | 1 => {
+                        let kind = if d.chance(50) { "disk_eio" } else { "disk_full" };
+                        faults.push(fault(t, kind, Some(&node), None));
+                        faults.push(fault(t + length, "disk_repair", Some(&node), None));
+                        faults.push(fault(t + length, "crash", Some(&node), None));
+                        faults.push(fault(t + length + 500, "restart", Some(&node), None));
+                        notes.push(format!("{kind} on {node} {t}..{}, then reboot", t + length));
+                    }
+                    _ => {
+                        let latency_ms = d.range(10, 300);
+                        let mib_per_s = d.range(0, 100);
+                        let mut f = fault(t, "disk_slow", Some(&node), None);
+                        writeln!(f, "latency_ms = {latency_ms}\nmib_per_s = {mib_per_s}").unwrap();
+                        faults.push(f);
+                        faults.push(fault(t + length, "disk_repair", Some(&node), None));
+                        let speed = format!("{latency_ms} ms + {mib_per_s} MiB/s");
+                        notes.push(format!("slow disk on {node} ({speed}) {t}..{}", t + length));
+                    }
+                }
+            }
+            _ => {
+                // Replace a member by the spare: writes go to both replica sets until the
+                // new one has synced, while the workload runs.
+                let new = spare.take().expect("choice 14 needs a spare");
+                let mut f = fault(t, "layout_change", None, None);
+                writeln!(f, "add = [\"{new}\"]\nremove = [\"{node}\"]").unwrap();
+                faults.push(f);
+                notes.push(format!("replace {node} by {new} at {t}"));
+            }
         }
         let busy = match choice {
-            5 => d.range(DISK_LOSS_RECOVERY_MS.0, DISK_LOSS_RECOVERY_MS.1),
+            5 | 14 => d.range(DISK_LOSS_RECOVERY_MS.0, DISK_LOSS_RECOVERY_MS.1),
+            13 => length + 500,
             4 | 10 | 12 => 0,
             _ => length,
         };
@@ -172,6 +214,9 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
     let net = if wan { "wan" } else { "lan" };
     writeln!(s, "description = \"swarm: {nodes} nodes, {kind} workload, {net} latency\"").unwrap();
     writeln!(s, "\n[cluster]\nnodes = {nodes}\nzones = {zones}\nreplication_factor = 3").unwrap();
+    if faults.iter().any(|f| f.contains("layout_change")) {
+        writeln!(s, "spare_nodes = 1").unwrap();
+    }
     writeln!(s, "consistency_mode = \"consistent\"").unwrap();
     if weakening == Some(Weakening::QuorumOfOne) {
         writeln!(s, "# Deliberately weakened (--weaken r1w1).\nread_quorum = 1\nwrite_quorum = 1")
@@ -236,13 +281,9 @@ mod tests {
                 kinds.insert(f.kind.get_ref().clone());
             }
         }
-        // Over 200 seeds every fault kind shows up, but layout changes (they need spare
-        // nodes, which swarm clusters do not have yet).
-        // Disk EIO and disk full are explicit scenarios only: a node whose database saw an
-        // I/O error stays out of service until restarted (docs/simulation.md).
-        let scenario_only = ["layout_change", "disk_eio", "disk_full", "disk_repair"];
-        for kind in FAULTS.iter().filter(|k| !scenario_only.contains(k)) {
-            assert!(kinds.contains(*kind), "no {kind} in 200 seeds: {kinds:?}");
+        // Over 200 seeds every fault kind shows up.
+        for kind in FAULTS {
+            assert!(kinds.contains(kind), "no {kind} in 200 seeds: {kinds:?}");
         }
         assert_ne!(generate(1, None), generate(2, None));
     }
