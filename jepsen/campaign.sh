@@ -2,17 +2,20 @@
 # The Jepsen campaign: every workload × every nemesis (alone, then all together) × RUNS
 # seeds, against the current build. Prints one line per run and a summary; keeps every
 # run's directory. Needs root. Usage:
-#   [NEMESES="kill pause"] [WORKLOADS=set] [FIRST_SEED=1] [MODE=consistent] \
+#   [NEMESES="kill pause"] [WORKLOADS=set] [FIRST_SEED=1] [MODE=consistent] [ZONES=3] \
 #     jepsen/campaign.sh [OUT_DIR] [RUNS] [TIME_LIMIT_S] [NODES]
-# e.g. jepsen/campaign.sh target/jepsen-campaign 10 60 5   (the full campaign, ~2.5 h here)
+# e.g. jepsen/campaign.sh target/jepsen-campaign 10 60 5   (the full campaign, ~7 h here:
+# 4 workloads × 10 nemesis sets × 10 seeds × ~65 s)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-target/jepsen-campaign}"
 runs="${2:-10}"
 limit="${3:-60}"
 nodes="${4:-5}"
-nemeses="${NEMESES:-partition kill pause clock layout partition,kill,pause,clock,layout}"
-workloads="${WORKLOADS:-register set multipart}"
+nemeses="${NEMESES:-partition one-way bridge zone-split isolate kill pause clock layout partition,bridge,kill,pause,clock,layout}"
+workloads="${WORKLOADS:-register set multipart cas}"
+# zone-split needs zones with more than one node: 3 zones (z1 = n1 n4, z2 = n2 n5, z3 = n3).
+zones="${ZONES:-3}"
 first="${FIRST_SEED:-1}"
 mode="${MODE:-consistent}"
 # What the nemeses need (partitions: nft and ip; clock: libfaketime), installed if missing.
@@ -30,7 +33,7 @@ for workload in $workloads; do
     for seed in $(seq "$first" $((first + runs - 1))); do
       dir="$out/$workload-${nemesis//,/+}-$seed"
       target/debug/hangar-jepsen run --workload "$workload" --nemesis "$nemesis" \
-        --nodes "$nodes" --time-limit "$limit" --seed "$seed" --consistency-mode "$mode" --out "$dir" > "$dir.log" 2>&1
+        --nodes "$nodes" --time-limit "$limit" --seed "$seed" --zones "$zones" --consistency-mode "$mode" --out "$dir" > "$dir.log" 2>&1
       verdict=$(grep '^valid:' "$dir.log" | tail -1)
       ops=$(grep -o '^[0-9]* operations ([0-9]* acknowledged reads)' "$dir.log")
       echo "$mode $workload $nemesis seed=$seed ${verdict:-valid: unknown} $ops" | tee -a "$summary"

@@ -165,7 +165,14 @@ pub fn check(history: &[CasOp], budget: Budget) -> Verdict {
 /// A violation as text: the stuck operation, the states it could have seen, the window.
 pub fn explain(history: &[CasOp], stuck: &Stuck) -> String {
     const SHOWN_MAX: usize = 12;
-    let states: Vec<String> = stuck.states.iter().map(|s| show(s.as_deref())).collect();
+    let states: Vec<String> = stuck
+        .states
+        .iter()
+        .map(|s| match writer_of(history, &stuck.key, s.as_deref()) {
+            Some(w) => format!("{} (from {})", show(s.as_deref()), describe(w)),
+            None => show(s.as_deref()),
+        })
+        .collect();
     let mut text = format!(
         "key={} no order of the operations explains {}; just before it the register could \
          hold only {{{}}}; operations still unordered there ({}):",
@@ -182,6 +189,20 @@ pub fn explain(history: &[CasOp], stuck: &Stuck) -> String {
         text.push_str(&format!("\n  … and {} more", stuck.window.len() - SHOWN_MAX));
     }
     text
+}
+
+/// The operation that wrote `value` to `key` (values are unique per write); none for absent.
+fn writer_of<'a>(history: &'a [CasOp], key: &str, value: Option<&[u8]>) -> Option<&'a CasOp> {
+    let value = value?;
+    history.iter().find(|o| {
+        o.key == key
+            && match &o.kind {
+                CasKind::Write { value: v }
+                | CasKind::CreateIfAbsent { value: v }
+                | CasKind::WriteIfMatch { value: v, .. } => v == value,
+                CasKind::Read | CasKind::Delete => false,
+            }
+    })
 }
 
 /// `c1 if-match(c2-4) write c1-9 [100..250us] refused`.

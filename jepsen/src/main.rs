@@ -47,6 +47,7 @@ enum WorkloadArg {
     Register,
     Set,
     Multipart,
+    Cas,
 }
 
 #[derive(clap::Args)]
@@ -110,6 +111,7 @@ fn replay_command(a: &RunArgs) -> String {
         WorkloadArg::Register => "register",
         WorkloadArg::Set => "set",
         WorkloadArg::Multipart => "multipart",
+        WorkloadArg::Cas => "cas",
     };
     format!(
         "hangar-jepsen run --workload {workload} --nemesis {} --nodes {} --time-limit {} \
@@ -158,6 +160,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
         WorkloadArg::Register => Kind::Register,
         WorkloadArg::Set => Kind::Set,
         WorkloadArg::Multipart => Kind::Multipart,
+        WorkloadArg::Cas => Kind::Cas,
     };
     let command = replay_command(args);
     println!("seed {} — replay: {command}", args.seed);
@@ -231,12 +234,13 @@ fn finish(
     fs::write(&hist_path, history.to_jsonl())
         .map_err(|e| format!("{}: {e}", hist_path.display()))?;
     let checked = history.check();
-    let (verdict, anomaly) = match &checked {
+    let (verdict, anomaly) = match checked {
         Err(v) => ("false", Some(v.to_string())),
-        Ok(()) if history.ok_reads() == 0 => {
+        Ok(Some(undecided)) => ("unknown", Some(undecided)),
+        Ok(None) if history.ok_reads() == 0 => {
             ("unknown", Some("no read was acknowledged: nothing to judge".to_string()))
         }
-        Ok(()) => ("true", None),
+        Ok(None) => ("true", None),
     };
     let (verdict, anomaly) = if left.is_empty() {
         (verdict, anomaly)

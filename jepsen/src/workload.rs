@@ -4,6 +4,9 @@
 //! * `register`: PUT (a unique value), DELETE and GET on a few keys; judged by the
 //!   read-after-write register checker.
 //! * `set`: PUT unique keys under a prefix and LIST the prefix; judged by the set checker.
+//! * `cas`: GETs and conditional PUTs (`If-None-Match: *`, `If-Match` on the ETag of the
+//!   client's last read) with a few unconditional PUTs and DELETEs, on a few keys; judged
+//!   by the linearizability checker (module `cas`).
 //! * `multipart`: multipart uploads (a 5 MiB part and a small one, completed) and GETs on
 //!   a few keys. The register checker judges it, with a body's blake3 as its value: a read
 //!   must return a whole completed upload, never a part or a mix, and after an
@@ -15,12 +18,16 @@
 //! request that never left the client is `fail`; one sent without a complete answer, or
 //! that timed out, is `info` — it may or may not have happened.
 
+mod cas;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hangar_checkers::history::{Op, OpKind, Outcome};
+use hangar_checkers::linearizable::CasOp;
 use hangar_checkers::set::{SetOp, SetOpKind, SetOutcome};
 use hyper::Method;
 use md5::Digest;
@@ -48,6 +55,7 @@ pub enum Kind {
     Register,
     Set,
     Multipart,
+    Cas,
 }
 
 /// A run's history: one checker type per workload.
@@ -55,6 +63,7 @@ pub enum Kind {
 pub enum History {
     Register(Vec<Op>),
     Set(Vec<SetOp>),
+    Cas(Vec<CasOp>),
 }
 
 /// One operation as the report plots it.
@@ -71,6 +80,7 @@ impl History {
         match self {
             History::Register(h) => h.len(),
             History::Set(h) => h.len(),
+            History::Cas(h) => h.len(),
         }
     }
 
@@ -81,13 +91,18 @@ impl History {
             History::Set(h) => {
                 h.iter().filter(|o| matches!(o.outcome, SetOutcome::Ok { listed: Some(_) })).count()
             }
+            History::Cas(h) => cas::ok_reads(h),
         }
     }
 
-    pub fn check(&self) -> Result<(), hangar_checkers::Violation> {
+    /// `Err`: an anomaly; `Ok(Some(why))`: the checker could not decide (unknown).
+    pub fn check(&self) -> Result<Option<String>, hangar_checkers::Violation> {
         match self {
-            History::Register(h) => hangar_checkers::register::check_read_after_write(h),
-            History::Set(h) => hangar_checkers::set::check_set(h),
+            History::Register(h) => {
+                hangar_checkers::register::check_read_after_write(h).map(|()| None)
+            }
+            History::Set(h) => hangar_checkers::set::check_set(h).map(|()| None),
+            History::Cas(h) => cas::check(h),
         }
     }
 
@@ -100,6 +115,7 @@ impl History {
         match self {
             History::Register(h) => lines(h),
             History::Set(h) => lines(h),
+            History::Cas(h) => lines(h),
         }
     }
 
@@ -107,6 +123,7 @@ impl History {
         match self {
             History::Register(h) => h.iter().map(register_point).collect(),
             History::Set(h) => h.iter().map(set_point).collect(),
+            History::Cas(h) => h.iter().map(cas::point).collect(),
         }
     }
 }
@@ -213,6 +230,7 @@ impl Recorder {
         let history = match kind {
             Kind::Register | Kind::Multipart => History::Register(Vec::new()),
             Kind::Set => History::Set(Vec::new()),
+            Kind::Cas => History::Cas(Vec::new()),
         };
         Recorder { t0, history: Arc::new(Mutex::new(history)) }
     }
@@ -246,6 +264,7 @@ pub async fn run_clients(
             rec: rec.clone(),
             timeout: opts.op_timeout,
             seq: 0,
+            last_read: BTreeMap::new(),
         };
         let kind = opts.kind;
         tasks.push(tokio::spawn(async move {
@@ -272,6 +291,8 @@ struct Client {
     rec: Recorder,
     timeout: Duration,
     seq: u64,
+    /// `cas`: what this client last read of each key (the value its If-Match names).
+    last_read: BTreeMap<String, Option<Vec<u8>>>,
 }
 
 /// What a call came to, before it is mapped onto an outcome.
@@ -298,8 +319,20 @@ impl Client {
         query: &[(String, String)],
         body: Bytes,
     ) -> Reply {
+        self.call_with_headers(method, path, query, body, &[]).await
+    }
+
+    async fn call_with_headers(
+        &mut self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Bytes,
+        headers: &[(hyper::header::HeaderName, hyper::header::HeaderValue)],
+    ) -> Reply {
         let call = Call { method, path, query, body };
-        match tokio::time::timeout(self.timeout, self.conn.send(call)).await {
+        let send = self.conn.send_with_headers(call, headers);
+        match tokio::time::timeout(self.timeout, send).await {
             Ok(Ok(a)) => Reply::Answer(a),
             Ok(Err(CallError::NotSent(_))) => Reply::NotSent,
             Ok(Err(CallError::Unknown(_))) | Err(_) => {
@@ -339,6 +372,7 @@ impl Client {
                     _ => self.multipart_get(key).await,
                 }
             }
+            Kind::Cas => self.cas_step(roll).await,
         }
     }
 
@@ -355,6 +389,7 @@ impl Client {
                     self.multipart_get(format!("m{k}")).await;
                 }
             }
+            Kind::Cas => self.cas_final_reads().await,
         }
     }
 

@@ -101,6 +101,16 @@ impl Connection {
 
     /// Sends one request and reads the whole answer.
     pub async fn send(&mut self, call: Call<'_>) -> Result<Answer, CallError> {
+        self.send_with_headers(call, &[]).await
+    }
+
+    /// `send` with `extra` headers (e.g. `if-match`), sent unsigned: SigV4 signs only the
+    /// headers it lists, and the server checks only those.
+    pub async fn send_with_headers(
+        &mut self,
+        call: Call<'_>,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<Answer, CallError> {
         let uri = if call.query.is_empty() {
             call.path.to_string()
         } else {
@@ -108,6 +118,9 @@ impl Connection {
         };
         let mut headers = HeaderMap::new();
         sign(&mut headers, &call.method, call.path, call.query, &self.addr, &self.creds, now_ms());
+        for (name, value) in extra {
+            headers.insert(name.clone(), value.clone());
+        }
         let mut request = Request::new(Full::new(call.body));
         *request.method_mut() = call.method;
         *request.uri_mut() =
