@@ -4,7 +4,8 @@
 #   1. `hangar dev --nodes 3` once, to write DIR/node{1,2,3}/hangar.toml and set up the
 #      layout (RF 3, three zones), the key and the bucket — then it is stopped;
 #   2. three `hangar -c DIR/nodeI/hangar.toml server` processes;
-#   3. pytest, every new S3 client going to the next node (HANGAR_ENDPOINTS, s3util.py).
+#   3. pytest, every new S3 client going to the next node (HANGAR_ENDPOINTS, s3util.py), and
+#      website requests too (HANGAR_WEB_ENDPOINTS, test_s3_website.py).
 #
 #   tests/run-s3-cluster-tests.sh [pytest args]     HANGAR_PROFILE=release for a release build
 set -euo pipefail
@@ -50,6 +51,14 @@ endpoint() {
     local addr
     addr=$(sed -n '/^\[s3_api\]/,/^\[/s/^api_bind_addr = "\(.*\)"$/\1/p' "$DIR/node$1/hangar.toml")
     [ -n "$addr" ] || die "no [s3_api] api_bind_addr in $DIR/node$1/hangar.toml"
+    echo "http://$addr"
+}
+
+# The website endpoint of node I (`[s3_web] bind_addr`).
+web_endpoint() {
+    local addr
+    addr=$(sed -n '/^\[s3_web\]/,/^\[/s/^bind_addr = "\(.*\)"$/\1/p' "$DIR/node$1/hangar.toml")
+    [ -n "$addr" ] || die "no [s3_web] bind_addr in $DIR/node$1/hangar.toml"
     echo "http://$addr"
 }
 
@@ -99,6 +108,9 @@ wait_serving "${ENDPOINTS[@]}"
 
 export HANGAR_ENDPOINTS
 HANGAR_ENDPOINTS=$(IFS=,; echo "${ENDPOINTS[*]}")
+WEB_ENDPOINTS=("$(web_endpoint 1)" "$(web_endpoint 2)" "$(web_endpoint 3)")
+export HANGAR_WEB_ENDPOINTS HANGAR_WEB_ROOT_DOMAIN=localhost
+HANGAR_WEB_ENDPOINTS=$(IFS=,; echo "${WEB_ENDPOINTS[*]}")
 export HANGAR_TEST_BUCKET="pytest-cluster-$(date +%s)-$RANDOM"
 say "pytest through ${HANGAR_ENDPOINTS}"
 "$PY" -m pytest "$ROOT"/tests/python/test_s3_*.py -q "$@" || die "S3 suite through the cluster"

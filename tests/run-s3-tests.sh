@@ -94,9 +94,14 @@ RPC_PORT=$(free_port)
 while [ "$RPC_PORT" = "$S3_PORT" ]; do RPC_PORT=$(free_port); done
 ADMIN_PORT=$(free_port)
 while [ "$ADMIN_PORT" = "$S3_PORT" ] || [ "$ADMIN_PORT" = "$RPC_PORT" ]; do ADMIN_PORT=$(free_port); done
+WEB_PORT=$(free_port)
+while [ "$WEB_PORT" = "$S3_PORT" ] || [ "$WEB_PORT" = "$RPC_PORT" ] || [ "$WEB_PORT" = "$ADMIN_PORT" ]; do
+    WEB_PORT=$(free_port)
+done
 
 # ---- 1. first start + pytest ----------------------------------------------------------------
-start_server dev --dir "$DIR" --s3-port "$S3_PORT" --rpc-port "$RPC_PORT" --admin-port "$ADMIN_PORT"
+start_server dev --dir "$DIR" --s3-port "$S3_PORT" --rpc-port "$RPC_PORT" --admin-port "$ADMIN_PORT" \
+    --web-port "$WEB_PORT"
 [ -f "$DIR/credentials.env" ] || die "hangar dev wrote no credentials.env"
 # shellcheck source=/dev/null
 source "$DIR/credentials.env"
@@ -109,6 +114,8 @@ CREDENTIALS_BEFORE=$(cat "$DIR/credentials.env")
 export HANGAR_TEST_BUCKET="pytest-$(date +%s)-$RANDOM"
 # For test_admin.py: the admin API and the CLI, configured by the dev config file.
 export HANGAR_BIN=$BIN HANGAR_CONFIG=$DIR/hangar.toml HANGAR_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT
+# For test_s3_website.py: the static website endpoint (`[s3_web]`, Host: <bucket>.localhost).
+export HANGAR_WEB_ENDPOINTS=http://127.0.0.1:$WEB_PORT HANGAR_WEB_ROOT_DOMAIN=localhost
 # For test_bench.py: the load generator, against this server.
 export HANGAR_BENCH_BIN=$TARGET_DIR/$PROFILE/hangar-bench HANGAR_CREDENTIALS=$DIR/credentials.env
 HANGAR_ADMIN_TOKEN=$(sed -n 's/^admin_token = "\(.*\)"$/\1/p' "$DIR/hangar.toml")

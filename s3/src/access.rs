@@ -159,6 +159,7 @@ pub fn required(endpoint: &Endpoint) -> (Option<&str>, Need) {
         | E::ListObjectVersions { bucket }
         | E::GetBucketVersioning { bucket }
         | E::GetBucketCors { bucket }
+        | E::GetBucketWebsite { bucket }
         | E::GetObject { bucket, .. }
         | E::HeadObject { bucket, .. }
         | E::ListParts { bucket, .. }
@@ -175,7 +176,9 @@ pub fn required(endpoint: &Endpoint) -> (Option<&str>, Need) {
         E::DeleteBucket { bucket }
         | E::PutBucketVersioning { bucket }
         | E::PutBucketCors { bucket }
-        | E::DeleteBucketCors { bucket } => (Some(bucket), Need::Owner),
+        | E::DeleteBucketCors { bucket }
+        | E::PutBucketWebsite { bucket }
+        | E::DeleteBucketWebsite { bucket } => (Some(bucket), Need::Owner),
     }
 }
 

@@ -17,11 +17,11 @@ use hangar_engine::objects::body_reader::BodyReader;
 use hangar_engine::objects::multipart::UploadMeta;
 use hangar_engine::objects::{self, ObjectError, ObjectRecord, ObjectStore, VersionListing};
 
-use crate::s3api::backend::{
-    BodySource, CorsRule, Deleted, ObjectBody, OpenedObject, PartInfo, UploadInfo, VersionInfo,
-    Versioning,
-};
 use crate::s3api::backend::WriteCondition;
+use crate::s3api::backend::{
+    BodySource, CorsRule, Deleted, LifecycleRule, ObjectBody, OpenedObject, PartInfo, UploadInfo,
+    VersionInfo, Versioning, WebsiteConfig,
+};
 use crate::s3api::copy::stream_part_copy;
 use crate::s3api::{BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta};
 
@@ -450,5 +450,39 @@ impl ObjectBackend for EngineBackend {
             });
             Ok(infos.collect())
         })
+    }
+
+    fn get_bucket_website<'a>(
+        &'a self,
+        bucket: &'a str,
+    ) -> BoxFuture<'a, Result<Option<WebsiteConfig>, BackendError>> {
+        Box::pin(async move { self.store.bucket_website(bucket).await.map_err(map_err) })
+    }
+
+    fn put_bucket_website<'a>(
+        &'a self,
+        bucket: &'a str,
+        config: Option<WebsiteConfig>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(
+            async move { self.store.set_bucket_website(bucket, config).await.map_err(map_err) },
+        )
+    }
+
+    fn get_bucket_lifecycle<'a>(
+        &'a self,
+        bucket: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<LifecycleRule>>, BackendError>> {
+        Box::pin(async move { self.store.bucket_lifecycle(bucket).await.map_err(map_err) })
+    }
+
+    fn put_bucket_lifecycle<'a>(
+        &'a self,
+        bucket: &'a str,
+        rules: Option<Vec<LifecycleRule>>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(
+            async move { self.store.set_bucket_lifecycle(bucket, rules).await.map_err(map_err) },
+        )
     }
 }

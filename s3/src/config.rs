@@ -31,6 +31,9 @@ use toml::Spanned;
 pub const DEFAULT_RPC_BIND_ADDR: &str = "0.0.0.0:3901";
 pub const DEFAULT_API_BIND_ADDR: &str = "0.0.0.0:3900";
 pub const DEFAULT_S3_REGION: &str = "hangar";
+pub const DEFAULT_WEB_BIND_ADDR: &str = "0.0.0.0:3902";
+/// The lifecycle worker's pass interval unless configured: once a day.
+pub const DEFAULT_LIFECYCLE_INTERVAL_SECS: u64 = 24 * 3600;
 /// The admin API listens on loopback unless told otherwise: it manages keys.
 pub const DEFAULT_ADMIN_BIND_ADDR: &str = "127.0.0.1:3903";
 /// Bearer tokens shorter than this are guessable.
@@ -75,6 +78,18 @@ pub struct Config {
     pub rpc_secret: Secret,
     pub s3_api: S3ApiConfig,
     pub admin: AdminConfig,
+    /// The static website endpoint; `None` (no `[s3_web]` section): not served.
+    pub s3_web: Option<S3WebConfig>,
+    /// Seconds between two passes of the bucket lifecycle worker.
+    pub lifecycle_interval_secs: u64,
+}
+
+/// The `[s3_web]` section: the static website endpoint (`s3api::web`).
+#[derive(Clone, Debug)]
+pub struct S3WebConfig {
+    pub bind_addr: SocketAddr,
+    /// `Host: bucket.<root_domain>` names `bucket`; another host is itself a bucket name.
+    pub root_domain: Option<String>,
 }
 
 /// The `[admin]` section: the admin HTTP API and `/metrics`.
@@ -155,6 +170,15 @@ struct RawConfig {
     s3_api: RawS3Api,
     #[serde(default)]
     admin: RawAdmin,
+    s3_web: Option<RawS3Web>,
+    lifecycle_interval_secs: Option<Spanned<i64>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawS3Web {
+    bind_addr: Option<Spanned<String>>,
+    root_domain: Option<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -283,6 +307,23 @@ fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
     let rpc_secret = rpc_secret(src, &raw)?;
     let s3_api = validate_s3_api(src, &raw.s3_api)?;
     let admin = validate_admin(src, &raw.admin)?;
+    let s3_web = match &raw.s3_web {
+        None => None,
+        Some(web) => Some(S3WebConfig {
+            bind_addr: socket_addr(src, "s3_web.bind_addr", &web.bind_addr, DEFAULT_WEB_BIND_ADDR)?,
+            root_domain: root_domain(src, "s3_web.root_domain", &web.root_domain)?,
+        }),
+    };
+    let lifecycle_interval_secs = match &raw.lifecycle_interval_secs {
+        None => DEFAULT_LIFECYCLE_INTERVAL_SECS,
+        Some(secs) => match u64::try_from(*secs.get_ref()) {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                let problem = format!("{} is not a number of seconds ≥ 1", secs.get_ref());
+                return Err(src.invalid("lifecycle_interval_secs", Some(secs.span()), problem));
+            }
+        },
+    };
     Ok(Config {
         metadata_dir,
         data_dir,
@@ -296,6 +337,8 @@ fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
         rpc_secret,
         s3_api,
         admin,
+        s3_web,
+        lifecycle_interval_secs,
     })
 }
 
@@ -342,20 +385,7 @@ fn validate_s3_api(src: &Source, raw: &RawS3Api) -> Result<S3ApiConfig, ConfigEr
             r.clone()
         }
     };
-    let root_domain = match &raw.root_domain {
-        None => None,
-        Some(domain) => {
-            let d = domain.get_ref().strip_prefix('.').unwrap_or(domain.get_ref());
-            let label_ok = |l: &str| {
-                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            };
-            if !d.split('.').all(label_ok) {
-                let problem = format!("{d:?}: a DNS name such as \".s3.example.com\"");
-                return Err(src.invalid("s3_api.root_domain", Some(domain.span()), problem));
-            }
-            Some(domain.get_ref().clone())
-        }
-    };
+    let root_domain = root_domain(src, "s3_api.root_domain", &raw.root_domain)?;
     let mut access_keys = BTreeMap::new();
     for key in &raw.access_keys {
         let (id, secret) = (key.id.get_ref(), key.secret.get_ref());
@@ -373,6 +403,23 @@ fn validate_s3_api(src: &Source, raw: &RawS3Api) -> Result<S3ApiConfig, ConfigEr
         }
     }
     Ok(S3ApiConfig { api_bind_addr, s3_region, root_domain, access_keys })
+}
+
+/// A root domain for virtual-host-style names (a leading `.` is allowed).
+fn root_domain(
+    src: &Source,
+    key: &str,
+    value: &Option<Spanned<String>>,
+) -> Result<Option<String>, ConfigError> {
+    let Some(domain) = value else { return Ok(None) };
+    let d = domain.get_ref().strip_prefix('.').unwrap_or(domain.get_ref());
+    let label_ok =
+        |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !d.split('.').all(label_ok) {
+        let problem = format!("{d:?}: a DNS name such as \".s3.example.com\"");
+        return Err(src.invalid(key, Some(domain.span()), problem));
+    }
+    Ok(Some(domain.get_ref().clone()))
 }
 
 fn dir(src: &Source, key: &str, value: &Spanned<String>) -> Result<PathBuf, ConfigError> {

@@ -173,3 +173,34 @@ fn root_domain_is_a_dns_name_with_an_optional_leading_dot() {
         assert!(err.contains("`s3_api.root_domain`"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn the_website_endpoint_is_served_only_with_an_s3_web_section() {
+    assert!(parse(&minimal()).unwrap().s3_web.is_none(), "anonymous reads are opt-in");
+    let c = parse(&format!("{}[s3_web]\n", minimal())).unwrap();
+    let web = c.s3_web.expect("an empty section takes the defaults");
+    assert_eq!(web.bind_addr.to_string(), "0.0.0.0:3902");
+    assert_eq!(web.root_domain, None);
+    let text = format!(
+        "{}[s3_web]\nbind_addr = \"127.0.0.1:4902\"\nroot_domain = \".web.example.com\"\n",
+        minimal()
+    );
+    let web = parse(&text).unwrap().s3_web.unwrap();
+    assert_eq!(web.bind_addr.to_string(), "127.0.0.1:4902");
+    assert_eq!(web.root_domain.as_deref(), Some(".web.example.com"));
+    let err = error_text(&format!("{}[s3_web]\nbind_addr = \"nowhere\"\n", minimal()));
+    assert!(err.contains("`s3_web.bind_addr`"), "{err}");
+    let err = error_text(&format!("{}[s3_web]\nroot_domain = \"a b\"\n", minimal()));
+    assert!(err.contains("`s3_web.root_domain`"), "{err}");
+    let err = error_text(&format!("{}[s3_web]\nport = 1\n", minimal()));
+    assert!(err.contains("port"), "{err}");
+}
+
+#[test]
+fn the_lifecycle_interval_is_a_day_unless_set() {
+    assert_eq!(parse(&minimal()).unwrap().lifecycle_interval_secs, 86_400);
+    let text = minimal().replace("[[s3", "lifecycle_interval_secs = 60\n[[s3");
+    assert_eq!(parse(&text).unwrap().lifecycle_interval_secs, 60);
+    let err = error_text(&minimal().replace("[[s3", "lifecycle_interval_secs = 0\n[[s3"));
+    assert!(err.contains("`lifecycle_interval_secs`"), "{err}");
+}

@@ -24,6 +24,7 @@ use crate::runtime::os_random_hex;
 pub const DEFAULT_DIR: &str = "./hangar-dev";
 pub const DEFAULT_S3_PORT: u16 = 3900;
 pub const DEFAULT_RPC_PORT: u16 = 3901;
+pub const DEFAULT_WEB_PORT: u16 = 3902;
 pub const DEFAULT_ADMIN_PORT: u16 = 3903;
 /// The bucket a dev server always has, so `aws s3 ls s3://hangar` works at once.
 pub const DEV_BUCKET: &str = "hangar";
@@ -65,6 +66,7 @@ struct DevSettings {
     s3_port: u16,
     rpc_port: u16,
     admin_port: u16,
+    web_port: u16,
     region: String,
     rpc_secret: String,
     admin_token: String,
@@ -90,9 +92,9 @@ fn lock_dir(dir: &Path) -> Result<DirLock, DevError> {
 }
 
 /// Locks `dir` and loads `dir/hangar.toml`, creating the directory and the file at first
-/// start. `ports` are the S3, RPC and admin ports asked for; explicit ports that differ
-/// from the file's are written back.
-pub fn prepare(dir: &Path, ports: [Option<u16>; 3]) -> Result<(Config, DirLock), DevError> {
+/// start. `ports` are the S3, RPC, admin and website ports asked for; explicit ports that
+/// differ from the file's are written back.
+pub fn prepare(dir: &Path, ports: [Option<u16>; 4]) -> Result<(Config, DirLock), DevError> {
     prepare_node(dir, ports, Shared { rf: 1, from: None })
 }
 
@@ -101,10 +103,11 @@ pub const CLUSTER_NODES_MAX: usize = 5;
 /// Replication factor of a dev cluster: one copy per node, at most three.
 pub const CLUSTER_RF_MAX: usize = 3;
 
-/// Ports of node `i` (from 1) of a dev cluster: S3 3900 + 10·(i−1), RPC +1, admin +3.
-pub fn cluster_ports(i: usize) -> [u16; 3] {
+/// Ports of node `i` (from 1) of a dev cluster: S3 3900 + 10·(i−1), RPC +1, admin +3,
+/// website +2 (in `prepare`'s order: S3, RPC, admin, website).
+pub fn cluster_ports(i: usize) -> [u16; 4] {
     let base = DEFAULT_S3_PORT + 10 * (i as u16 - 1);
-    [base, base + 1, base + 3]
+    [base, base + 1, base + 3, base + 2]
 }
 
 /// Locks and loads (or generates) `dir/node1` … `dir/nodeN` for `hangar dev --nodes N`.
@@ -133,7 +136,7 @@ struct Shared<'a> {
 
 fn prepare_node(
     dir: &Path,
-    ports: [Option<u16>; 3],
+    ports: [Option<u16>; 4],
     shared: Shared<'_>,
 ) -> Result<(Config, DirLock), DevError> {
     std::fs::create_dir_all(dir).map_err(|source| io_err(dir, source))?;
@@ -144,10 +147,10 @@ fn prepare_node(
 
 fn load_or_generate(
     dir: &Path,
-    ports: [Option<u16>; 3],
+    ports: [Option<u16>; 4],
     shared: Shared<'_>,
 ) -> Result<Config, DevError> {
-    let [s3_port, rpc_port, admin_port] = ports;
+    let [s3_port, rpc_port, admin_port, web_port] = ports;
     let path = dir.join(CONFIG_FILE);
     let no_env = |_: &str| None;
     if !path.exists() {
@@ -156,6 +159,7 @@ fn load_or_generate(
             s3_port: s3_port.unwrap_or(DEFAULT_S3_PORT),
             rpc_port: rpc_port.unwrap_or(DEFAULT_RPC_PORT),
             admin_port: admin_port.unwrap_or(DEFAULT_ADMIN_PORT),
+            web_port: web_port.unwrap_or(DEFAULT_WEB_PORT),
             region: shared.from.map_or(DEFAULT_S3_REGION.into(), |c| c.s3_api.s3_region.clone()),
             rpc_secret: shared.from.map_or_else(|| os_random_hex(32), |c| c.rpc_secret.0.clone()),
             admin_token: os_random_hex(32),
@@ -174,11 +178,15 @@ fn load_or_generate(
     let wanted_s3 = s3_port.unwrap_or(config.s3_api.api_bind_addr.port());
     let wanted_rpc = rpc_port.unwrap_or(config.rpc_bind_addr.port());
     let wanted_admin = admin_port.unwrap_or(config.admin.api_bind_addr.port());
+    // A directory made before the website endpoint existed gets one now.
+    let configured_web = config.s3_web.as_ref().map(|w| w.bind_addr.port());
+    let wanted_web = web_port.or(configured_web).unwrap_or(DEFAULT_WEB_PORT);
     // A directory made before the admin API existed gets a token now.
     let admin_token = config.admin.admin_token.as_ref().map(|t| t.0.clone());
     if wanted_s3 == config.s3_api.api_bind_addr.port()
         && wanted_rpc == config.rpc_bind_addr.port()
         && wanted_admin == config.admin.api_bind_addr.port()
+        && configured_web == Some(wanted_web)
         && admin_token.is_some()
     {
         return Ok(config);
@@ -188,13 +196,14 @@ fn load_or_generate(
         s3_port: wanted_s3,
         rpc_port: wanted_rpc,
         admin_port: wanted_admin,
+        web_port: wanted_web,
         region: config.s3_api.s3_region.clone(),
         rpc_secret: config.rpc_secret.0.clone(),
         admin_token: admin_token.unwrap_or_else(|| os_random_hex(32)),
         keys: config.s3_api.access_keys.iter().map(|(k, s)| (k.clone(), s.0.clone())).collect(),
     };
     write_private(&path, &render(&settings))?;
-    tracing::info!(path = %path.display(), "rewrote the dev configuration (ports, admin token)");
+    tracing::info!(path = %path.display(), "rewrote the dev configuration (ports, new sections)");
     Config::load(&path, &no_env).map_err(DevError::Config)
 }
 
@@ -219,6 +228,13 @@ fn render(s: &DevSettings) -> String {
     for (id, secret) in &s.keys {
         let _ = write!(out, "\n[[s3_api.access_keys]]\nid = \"{id}\"\nsecret = \"{secret}\"\n");
     }
+    out.push_str(
+        "\n# Static websites of buckets with a website configuration, anonymously:\n\
+         # http://<bucket>.localhost:<port>/ (aws s3 website s3://<bucket> --index-document \
+         index.html)\n[s3_web]\n",
+    );
+    let _ = writeln!(out, "bind_addr = \"127.0.0.1:{}\"", s.web_port);
+    out.push_str("root_domain = \".localhost\"\n");
     out.push_str("\n# The admin API: `hangar -c <this file> status`, `key list`, ...\n[admin]\n");
     let _ = writeln!(out, "api_bind_addr = \"127.0.0.1:{}\"", s.admin_port);
     let _ = writeln!(out, "admin_token = \"{}\"", s.admin_token);
@@ -250,6 +266,19 @@ pub fn credential_exports(config: &Config) -> String {
          export AWS_ENDPOINT_URL={}\n",
         secret.0,
         endpoint_url(config.s3_api.api_bind_addr)
+    )
+}
+
+/// The comment line `hangar dev` prints about its website endpoint (not an export: the
+/// export lines are what scripts parse).
+pub fn website_hint(bind: SocketAddr, config: &Config) -> String {
+    let domain = config.s3_web.as_ref().and_then(|w| w.root_domain.as_deref());
+    let domain = domain.map(|d| d.trim_start_matches('.')).unwrap_or("localhost");
+    format!(
+        "# websites: http://<bucket>.{domain}:{port}/ (a bucket with a website configuration; \
+         {url} with Host: <bucket>.{domain})\n",
+        port = bind.port(),
+        url = endpoint_url(bind),
     )
 }
 
@@ -299,8 +328,9 @@ mod tests {
     #[test]
     fn first_start_generates_and_restart_reuses() {
         let dir = temp_dir("reuse");
-        let (first, lock) = prepare(&dir.0, [Some(4900), None, None]).unwrap();
-        assert!(matches!(prepare(&dir.0, [Some(4999), None, None]), Err(DevError::Busy { .. })));
+        let (first, lock) = prepare(&dir.0, [Some(4900), None, None, Some(4904)]).unwrap();
+        let busy = prepare(&dir.0, [Some(4999), None, None, None]);
+        assert!(matches!(busy, Err(DevError::Busy { .. })));
         drop(lock);
         assert_eq!(first.s3_api.api_bind_addr.to_string(), "127.0.0.1:4900");
         assert_eq!(first.rpc_bind_addr.port(), DEFAULT_RPC_PORT);
@@ -311,12 +341,15 @@ mod tests {
         assert_eq!(first.admin.api_bind_addr.to_string(), "127.0.0.1:3903");
         let token = first.admin.admin_token.clone().expect("dev configs carry an admin token");
         assert_eq!(token.0.len(), 64);
-        let (again, _) = prepare(&dir.0, [None, None, None]).unwrap();
+        let web = first.s3_web.as_ref().expect("dev configs serve websites");
+        assert_eq!(web.bind_addr.to_string(), "127.0.0.1:4904");
+        let (again, _) = prepare(&dir.0, [None, None, None, None]).unwrap();
+        assert_eq!(again.s3_web.map(|w| w.bind_addr.port()), Some(4904));
         assert_eq!(again.admin.admin_token, Some(token.clone()));
         assert_eq!(again.s3_api.access_keys, first.s3_api.access_keys);
         assert_eq!(again.rpc_secret, first.rpc_secret);
         assert_eq!(again.s3_api.api_bind_addr.port(), 4900);
-        let (moved, _) = prepare(&dir.0, [Some(4901), Some(4902), Some(4903)]).unwrap();
+        let (moved, _) = prepare(&dir.0, [Some(4901), Some(4902), Some(4903), None]).unwrap();
         assert_eq!(moved.admin.api_bind_addr.port(), 4903);
         assert_eq!(moved.admin.admin_token, Some(token));
         assert_eq!(moved.s3_api.access_keys, first.s3_api.access_keys);
@@ -342,8 +375,10 @@ mod tests {
             "cd".repeat(32)
         );
         std::fs::write(dir.0.join(CONFIG_FILE), old).unwrap();
-        let (config, _lock) = prepare(&dir.0, [None, None, None]).unwrap();
+        let (config, _lock) = prepare(&dir.0, [None, None, None, None]).unwrap();
         assert_eq!(config.admin.api_bind_addr.port(), DEFAULT_ADMIN_PORT);
+        let web = config.s3_web.expect("an old directory gets the website endpoint");
+        assert_eq!(web.bind_addr.port(), DEFAULT_WEB_PORT);
         assert_eq!(config.admin.admin_token.map(|t| t.0.len()), Some(64));
         assert!(config.s3_api.access_keys.contains_key("GK0123456789abcdef"));
         assert_eq!(config.s3_api.api_bind_addr.port(), 4910);
@@ -364,6 +399,8 @@ mod tests {
             let ports = [c.s3_api.api_bind_addr.port(), c.rpc_bind_addr.port()];
             assert_eq!(ports, [3900 + 10 * i as u16, 3901 + 10 * i as u16]);
             assert_eq!(c.admin.api_bind_addr.port(), 3903 + 10 * i as u16);
+            let web = c.s3_web.as_ref().map(|w| w.bind_addr.port());
+            assert_eq!(web, Some(3902 + 10 * i as u16));
             assert_eq!(c.metadata_dir, dir.0.join(format!("node{}", i + 1)).join("meta"));
         }
         assert_ne!(configs[0].admin.admin_token, configs[1].admin.admin_token);

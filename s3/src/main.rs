@@ -70,6 +70,9 @@ enum Command {
         /// Admin API port on 127.0.0.1 [default: 3903, or the port in DIR/hangar.toml]
         #[arg(long, value_name = "PORT")]
         admin_port: Option<u16>,
+        /// Static website port on 127.0.0.1 [default: 3902, or the port in DIR/hangar.toml]
+        #[arg(long, value_name = "PORT")]
+        web_port: Option<u16>,
         /// Run a cluster of N nodes in N zones (DIR/node1 …), replication factor
         /// min(N, 3); node i listens on 3900+10·(i−1) (S3), +1 (RPC), +3 (admin).
         #[arg(long, value_name = "N", default_value_t = 1,
@@ -93,14 +96,19 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server => run_server(&need_config(config.as_deref(), "server")?).await,
-            Command::Dev { dir, s3_port, rpc_port, admin_port, nodes: 1 } => {
-                run_dev(&dir, [s3_port, rpc_port, admin_port]).await
+            Command::Dev { dir, s3_port, rpc_port, admin_port, web_port, nodes: 1 } => {
+                run_dev(&dir, [s3_port, rpc_port, admin_port, web_port]).await
             }
-            Command::Dev { dir, s3_port: None, rpc_port: None, admin_port: None, nodes } => {
-                dev::cluster::run(&dir, usize::from(nodes)).await
-            }
+            Command::Dev {
+                dir,
+                s3_port: None,
+                rpc_port: None,
+                admin_port: None,
+                web_port: None,
+                nodes,
+            } => dev::cluster::run(&dir, usize::from(nodes)).await,
             Command::Dev { .. } => Err("--nodes N uses fixed ports (3900 + 10 per node); \
-                 drop --s3-port, --rpc-port and --admin-port"
+                 drop --s3-port, --rpc-port, --admin-port and --web-port"
                 .into()),
             Command::Admin(verb) => {
                 run_admin(&need_config(config.as_deref(), "this verb")?, verb, cli.json).await
@@ -153,12 +161,16 @@ async fn run_server(path: &Path) -> Result<(), String> {
     let engine = server::start_engine(&config).await.map_err(|e| e.to_string())?;
     let admin = server::bind_admin(&engine, &config).await.map_err(|e| e.to_string())?;
     let s3 = server::bind_s3(&engine, &config).await.map_err(|e| e.to_string())?;
+    let web = server::bind_web(&engine, &config).await.map_err(|e| e.to_string())?;
     tokio::spawn(admin.serve());
+    if let Some(web) = web {
+        tokio::spawn(web.serve());
+    }
     s3.run_until_shutdown().await.map_err(|e| e.to_string())
 }
 
-/// `ports`: S3, RPC, admin.
-async fn run_dev(dir: &Path, ports: [Option<u16>; 3]) -> Result<(), String> {
+/// `ports`: S3, RPC, admin, website.
+async fn run_dev(dir: &Path, ports: [Option<u16>; 4]) -> Result<(), String> {
     // `_lock` keeps other dev servers off this directory for as long as this one runs.
     let (config, _lock) = dev::prepare(dir, ports).map_err(|e| e.to_string())?;
     dev::write_credentials(dir, &config).map_err(|e| e.to_string())?;
@@ -166,7 +178,12 @@ async fn run_dev(dir: &Path, ports: [Option<u16>; 3]) -> Result<(), String> {
     ensure_dev_bucket(&engine, &config).await?;
     let admin = server::bind_admin(&engine, &config).await.map_err(|e| e.to_string())?;
     let s3 = server::bind_s3(&engine, &config).await.map_err(|e| e.to_string())?;
+    let web = server::bind_web(&engine, &config).await.map_err(|e| e.to_string())?;
+    let web_hint = web.as_ref().map(|w| dev::website_hint(w.addr(), &config)).unwrap_or_default();
     tokio::spawn(admin.serve());
+    if let Some(web) = web {
+        tokio::spawn(web.serve());
+    }
     // Ready: the exports go to stdout (for `eval`), then the server stays in the
     // foreground, so flush before serving.
     let mut out = std::io::stdout().lock();
@@ -179,6 +196,7 @@ async fn run_dev(dir: &Path, ports: [Option<u16>; 3]) -> Result<(), String> {
     let printed = out
         .write_all(dev::credential_exports(&config).as_bytes())
         .and_then(|()| out.write_all(hint.as_bytes()))
+        .and_then(|()| out.write_all(web_hint.as_bytes()))
         .and_then(|()| out.flush());
     if let Err(e) = printed {
         // A closed stdout (e.g. `| head`) must not stop the server.

@@ -37,6 +37,7 @@ use crate::config::{Config, Secret};
 use crate::metrics::S3Metrics;
 use crate::metrics_events::EngineEvents;
 use crate::runtime::{FsyncPolicy, TokioNet, production_seam};
+use crate::s3api::web::{WebState, serve_web};
 use crate::s3api::{S3State, WallClock, serve};
 
 mod gate;
@@ -67,6 +68,7 @@ pub enum ServerError {
     Node(NodeError),
     Bind { addr: SocketAddr, source: io::Error },
     BindAdmin { addr: SocketAddr, source: io::Error },
+    BindWeb { addr: SocketAddr, source: io::Error },
 }
 
 impl std::fmt::Display for ServerError {
@@ -93,6 +95,10 @@ impl std::fmt::Display for ServerError {
             ServerError::BindAdmin { addr, source } => write!(
                 f,
                 "cannot listen for the admin API on {addr}: {source} (set [admin] api_bind_addr)"
+            ),
+            ServerError::BindWeb { addr, source } => write!(
+                f,
+                "cannot listen for the website endpoint on {addr}: {source} (set [s3_web] bind_addr)"
             ),
         }
     }
@@ -378,18 +384,55 @@ pub async fn bind_s3(engine: &Engine, config: &Config) -> Result<S3Server, Serve
         .listen(&addr.to_string())
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
+    let state = Arc::new(s3_state(engine, config));
+    // Until the layout gives this node a role, S3 requests get a 503 saying so.
+    let listener = gate::MemberGate::new(listener, engine.node.clone());
+    Ok(S3Server { listener: Box::new(listener), addr, state })
+}
+
+/// The S3 frontend's state over `engine`'s object store.
+fn s3_state(engine: &Engine, config: &Config) -> S3State {
     let clock = engine.node.seam.clock.clone();
     let wall: WallClock = Arc::new(move || Clock::now_ms(clock.as_ref()));
     let backend = Arc::new(EngineBackend::new(engine.store.clone()));
     let region = config.s3_api.s3_region.clone();
-    let state = S3State::new(backend, region, Default::default(), wall)
+    S3State::new(backend, region, Default::default(), wall)
         .with_keys(Arc::new(EngineKeys(engine.keys.clone())))
         .with_root_domain(config.s3_api.root_domain.as_deref())
-        .with_observer(engine.s3_metrics.clone());
-    let state = Arc::new(state);
-    // Until the layout gives this node a role, S3 requests get a 503 saying so.
+        .with_observer(engine.s3_metrics.clone())
+}
+
+/// A bound static website listener (`[s3_web]`), ready to serve.
+pub struct WebServer {
+    listener: Box<dyn Listener>,
+    addr: SocketAddr,
+    state: Arc<WebState>,
+}
+
+/// Binds the website endpoint of `config` over `engine`, if it has an `[s3_web]` section.
+pub async fn bind_web(engine: &Engine, config: &Config) -> Result<Option<WebServer>, ServerError> {
+    let Some(web) = &config.s3_web else { return Ok(None) };
+    let addr = web.bind_addr;
+    let listener = TokioNet
+        .listen(&addr.to_string())
+        .await
+        .map_err(|source| ServerError::BindWeb { addr, source })?;
+    let s3 = Arc::new(s3_state(engine, config));
+    let state = Arc::new(WebState::new(s3, web.root_domain.as_deref()));
     let listener = gate::MemberGate::new(listener, engine.node.clone());
-    Ok(S3Server { listener: Box::new(listener), addr, state })
+    Ok(Some(WebServer { listener: Box::new(listener), addr, state }))
+}
+
+impl WebServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until the runtime stops (spawn it next to the S3 server).
+    pub async fn serve(self) {
+        tracing::info!(addr = %self.addr, "website endpoint listening");
+        serve_web(self.listener, self.state).await
+    }
 }
 
 impl S3Server {

@@ -452,7 +452,7 @@ def test_repair_reports_blocks_a_single_node_cannot_recover():
             s3.delete_object(Bucket="hangar", Key=key)
 
 
-DEV_PORTS = [p for i in range(3) for p in (3900 + 10 * i, 3901 + 10 * i, 3903 + 10 * i)]
+DEV_PORTS = [p for i in range(3) for p in (3900 + 10 * i, 3901 + 10 * i, 3902 + 10 * i, 3903 + 10 * i)]
 
 
 @pytest.fixture(scope="module")

@@ -320,7 +320,7 @@ def test_replacing_a_dead_node(cluster):
 
 def test_dev_with_three_nodes_replicates():
     """`hangar dev --nodes 3`: one command, three zones, RF 3, exports that work at once."""
-    ports = [p for i in range(3) for p in (3900 + 10 * i, 3901 + 10 * i, 3903 + 10 * i)]
+    ports = [p for i in range(3) for p in (3900 + 10 * i, 3901 + 10 * i, 3902 + 10 * i, 3903 + 10 * i)]
     for port in ports:
         with socket.socket() as s:
             try:

@@ -42,7 +42,11 @@ pub async fn run(dir: &Path, nodes: usize) -> Result<(), String> {
     for (engine, config) in engines.iter().zip(&configs) {
         let admin = server::bind_admin(engine, config).await.map_err(|e| e.to_string())?;
         let s3 = server::bind_s3(engine, config).await.map_err(|e| e.to_string())?;
+        let web = server::bind_web(engine, config).await.map_err(|e| e.to_string())?;
         tokio::spawn(admin.serve());
+        if let Some(web) = web {
+            tokio::spawn(web.serve());
+        }
         servers.push(s3);
     }
     print_ready(dir, &configs);
@@ -138,10 +142,12 @@ fn print_ready(dir: &Path, configs: &[Config]) {
     ));
     for (i, config) in configs.iter().enumerate() {
         let file = dir.join(format!("node{}", i + 1)).join(CONFIG_FILE);
+        let web = config.s3_web.as_ref().map(|w| super::endpoint_url(w.bind_addr));
         text.push_str(&format!(
-            "# node{}: S3 {}  admin: hangar -c {} status\n",
+            "# node{}: S3 {}  website {}  admin: hangar -c {} status\n",
             i + 1,
             super::endpoint_url(config.s3_api.api_bind_addr),
+            web.as_deref().unwrap_or("-"),
             file.display()
         ));
     }

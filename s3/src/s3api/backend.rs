@@ -17,8 +17,10 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 pub use hangar_engine::objects::body::{BodyEnd, BodyRefused, BodySource, BodySummary};
+pub use hangar_engine::objects::bucket_config::{
+    CorsRule, Expiration, LifecycleRule, WebsiteConfig,
+};
 pub use hangar_engine::objects::conditional::WriteCondition;
-pub use hangar_engine::objects::bucket_config::CorsRule;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -410,6 +412,35 @@ pub trait ObjectBackend: Send + Sync + 'static {
         prefix: &'a str,
         max_uploads: usize,
     ) -> BoxFuture<'a, Result<Vec<UploadInfo>, BackendError>>;
+
+    // ---- website and lifecycle settings (`website.rs`, `lifecycle.rs`) ----
+
+    /// The bucket's website configuration (`None`: never set or deleted). `NoSuchBucket`
+    /// if absent.
+    fn get_bucket_website<'a>(
+        &'a self,
+        bucket: &'a str,
+    ) -> BoxFuture<'a, Result<Option<WebsiteConfig>, BackendError>>;
+
+    /// Replaces (`Some`, validated by `website.rs`) or removes (`None`) it.
+    fn put_bucket_website<'a>(
+        &'a self,
+        bucket: &'a str,
+        config: Option<WebsiteConfig>,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// The bucket's lifecycle rules (`None`: never set or deleted). `NoSuchBucket` if absent.
+    fn get_bucket_lifecycle<'a>(
+        &'a self,
+        bucket: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<LifecycleRule>>, BackendError>>;
+
+    /// Replaces (`Some`, validated by `lifecycle.rs`) or removes (`None`) them.
+    fn put_bucket_lifecycle<'a>(
+        &'a self,
+        bucket: &'a str,
+        rules: Option<Vec<LifecycleRule>>,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
 }
 
 /// The completion rules every backend applies to the client's list of parts against the

@@ -130,6 +130,12 @@ pub enum S3Error {
         code: &'static str,
         message: String,
     },
+    /// A bucket setting that was never set (NoSuchWebsiteConfiguration,
+    /// NoSuchLifecycleConfiguration): 404.
+    NoSuchConfiguration {
+        code: &'static str,
+        message: &'static str,
+    },
 }
 
 impl S3Error {
@@ -178,6 +184,7 @@ impl S3Error {
             S3Error::NotImplemented { .. } => "NotImplemented",
             S3Error::ServiceUnavailable { .. } => "ServiceUnavailable",
             S3Error::InternalError { .. } => "InternalError",
+            S3Error::NoSuchConfiguration { code, .. } => code,
         }
     }
 
@@ -187,7 +194,8 @@ impl S3Error {
             | S3Error::NoSuchKey { .. }
             | S3Error::DeleteMarkerIsCurrent { .. }
             | S3Error::NoSuchVersion { .. }
-            | S3Error::NoSuchUpload => StatusCode::NOT_FOUND,
+            | S3Error::NoSuchUpload
+            | S3Error::NoSuchConfiguration { .. } => StatusCode::NOT_FOUND,
             S3Error::VersionIsDeleteMarker { .. } => StatusCode::METHOD_NOT_ALLOWED,
             S3Error::BucketAlreadyOwnedByYou { .. } | S3Error::BucketNotEmpty { .. } => {
                 StatusCode::CONFLICT
@@ -262,6 +270,7 @@ impl S3Error {
             S3Error::QuotaExceeded { message } => message.clone(),
             S3Error::Post { message, .. } => message.clone(),
             S3Error::Cors { message, .. } => message.clone(),
+            S3Error::NoSuchConfiguration { message, .. } => (*message).to_string(),
             S3Error::SignatureDoesNotMatch => "The request signature we calculated does not \
                 match the signature you provided. Check your key and signing method."
                 .to_string(),

@@ -20,8 +20,8 @@ use md5::{Digest, Md5};
 
 use super::backend::{
     BackendError, BodyEnd, BodyRefused, BodySource, BodySummary, BoxFuture, BucketInfo, CorsRule,
-    Deleted, ObjectBackend, ObjectBody, ObjectInfo, ObjectMeta, OpenedObject, PartInfo, UploadInfo,
-    VersionInfo, Versioning, check_parts,
+    Deleted, LifecycleRule, ObjectBackend, ObjectBody, ObjectInfo, ObjectMeta, OpenedObject,
+    PartInfo, UploadInfo, VersionInfo, Versioning, WebsiteConfig, check_parts,
 };
 
 struct Bucket {
@@ -33,6 +33,9 @@ struct Bucket {
     uploads: BTreeMap<(String, String), Upload>,
     /// CORS rules (`cors.rs`); none until PutBucketCors.
     cors: Option<Vec<CorsRule>>,
+    /// Website configuration and lifecycle rules; none until set.
+    website: Option<WebsiteConfig>,
+    lifecycle: Option<Vec<LifecycleRule>>,
 }
 
 struct Version {
@@ -289,6 +292,8 @@ impl ObjectBackend for MemoryBackend {
                 objects: BTreeMap::new(),
                 uploads: BTreeMap::new(),
                 cors: None,
+                website: None,
+                lifecycle: None,
             };
             buckets.insert(bucket.to_string(), fresh);
             Ok(())
@@ -452,6 +457,42 @@ impl ObjectBackend for MemoryBackend {
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         ready(self.with_bucket(bucket, |b| {
             b.cors = rules;
+            Ok(())
+        }))
+    }
+
+    fn get_bucket_website<'a>(
+        &'a self,
+        bucket: &'a str,
+    ) -> BoxFuture<'a, Result<Option<WebsiteConfig>, BackendError>> {
+        ready(self.with_bucket(bucket, |b| Ok(b.website.clone())))
+    }
+
+    fn put_bucket_website<'a>(
+        &'a self,
+        bucket: &'a str,
+        config: Option<WebsiteConfig>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        ready(self.with_bucket(bucket, |b| {
+            b.website = config;
+            Ok(())
+        }))
+    }
+
+    fn get_bucket_lifecycle<'a>(
+        &'a self,
+        bucket: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<LifecycleRule>>, BackendError>> {
+        ready(self.with_bucket(bucket, |b| Ok(b.lifecycle.clone())))
+    }
+
+    fn put_bucket_lifecycle<'a>(
+        &'a self,
+        bucket: &'a str,
+        rules: Option<Vec<LifecycleRule>>,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        ready(self.with_bucket(bucket, |b| {
+            b.lifecycle = rules;
             Ok(())
         }))
     }

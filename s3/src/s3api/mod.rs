@@ -42,8 +42,11 @@ pub mod sigv4;
 pub mod time;
 pub mod versions;
 pub mod vhost;
+pub mod web;
+pub mod website;
 pub mod write_deadline;
 pub mod xml;
+pub mod xml_tree;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -170,7 +173,17 @@ impl S3State {
 /// every accepted socket — without it small responses wait for the client's delayed ACK
 /// (~40 ms). Every timer here (accept back-off, header read timeout) is `tokio::time`,
 /// which the simulation controls.
-pub async fn serve(mut listener: Box<dyn Listener>, state: Arc<S3State>) {
+pub async fn serve(listener: Box<dyn Listener>, state: Arc<S3State>) {
+    serve_with(listener, move |req| handle(state.clone(), req)).await
+}
+
+/// The connection loop of `serve`, for any request handler (the website endpoint, `web`,
+/// shares it): accept back-off, the connection bound, header and write timeouts.
+pub(crate) async fn serve_with<H, F>(mut listener: Box<dyn Listener>, handler: H)
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<Response<ResponseBody>, Infallible>> + Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     loop {
         let permit = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
@@ -182,10 +195,10 @@ pub async fn serve(mut listener: Box<dyn Listener>, state: Arc<S3State>) {
                 continue;
             }
         };
-        let state = state.clone();
+        let handler = handler.clone();
         let write_stall = Duration::from_millis(write_deadline::WRITE_STALL_TIMEOUT_MS);
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(state.clone(), req));
+            let service = service_fn(handler);
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_millis(HEADER_READ_TIMEOUT_MS))
@@ -258,6 +271,7 @@ async fn process(
     let raw_path = parts.uri.path();
     let query = encoding::parse_query(parts.uri.query()).ok_or(S3Error::InvalidURI)?;
     // A CORS preflight carries no credentials (browsers never sign it).
+    limits::check_headers(&parts.headers)?;
     if parts.method == Method::OPTIONS {
         facts.operation = "PreflightCors";
         let bucket = request_bucket(state, &parts.headers, raw_path, parts.uri.authority())?;
@@ -271,7 +285,6 @@ async fn process(
         let posted = post_object::post_object(state, &parts, body, &mut facts.access_key).await;
         return posted.map(|r| r.map(ResponseBody::from));
     }
-    limits::check_headers(&parts.headers)?;
     let view = RequestView {
         method: parts.method.as_str(),
         raw_path,
@@ -412,6 +425,15 @@ async fn process(
             cors::put_bucket_cors(backend, &bucket, headers, &body).await
         }
         Endpoint::DeleteBucketCors { bucket } => cors::delete_bucket_cors(backend, &bucket).await,
+        Endpoint::GetBucketWebsite { bucket } => {
+            website::get_bucket_website(backend, &bucket).await
+        }
+        Endpoint::PutBucketWebsite { bucket } => {
+            website::put_bucket_website(backend, &bucket, headers, &body).await
+        }
+        Endpoint::DeleteBucketWebsite { bucket } => {
+            website::delete_bucket_website(backend, &bucket).await
+        }
         Endpoint::CopyObject { bucket, key, source } => {
             copy::copy_object(backend, (&bucket, &key), &source, headers).await
         }

@@ -122,6 +122,15 @@ pub enum Endpoint {
     DeleteBucketCors {
         bucket: String,
     },
+    GetBucketWebsite {
+        bucket: String,
+    },
+    PutBucketWebsite {
+        bucket: String,
+    },
+    DeleteBucketWebsite {
+        bucket: String,
+    },
 }
 
 impl Endpoint {
@@ -153,6 +162,9 @@ impl Endpoint {
             Endpoint::GetBucketCors { .. } => "GetBucketCors",
             Endpoint::PutBucketCors { .. } => "PutBucketCors",
             Endpoint::DeleteBucketCors { .. } => "DeleteBucketCors",
+            Endpoint::GetBucketWebsite { .. } => "GetBucketWebsite",
+            Endpoint::PutBucketWebsite { .. } => "PutBucketWebsite",
+            Endpoint::DeleteBucketWebsite { .. } => "DeleteBucketWebsite",
         }
     }
 }
@@ -285,6 +297,9 @@ fn route_bucket(
         (&Method::GET, Some("cors")) => Ok(Endpoint::GetBucketCors { bucket }),
         (&Method::PUT, Some("cors")) => Ok(Endpoint::PutBucketCors { bucket }),
         (&Method::DELETE, Some("cors")) => Ok(Endpoint::DeleteBucketCors { bucket }),
+        (&Method::GET, Some("website")) => Ok(Endpoint::GetBucketWebsite { bucket }),
+        (&Method::PUT, Some("website")) => Ok(Endpoint::PutBucketWebsite { bucket }),
+        (&Method::DELETE, Some("website")) => Ok(Endpoint::DeleteBucketWebsite { bucket }),
         (&Method::GET, None) if list_v2 => Ok(Endpoint::ListObjectsV2 { bucket }),
         (&Method::GET, None) => Ok(Endpoint::ListObjects { bucket }),
         (_, Some(sub)) => {
@@ -415,6 +430,9 @@ mod tests {
             (Method::GET, "cors", Endpoint::GetBucketCors { bucket: bk() }),
             (Method::PUT, "cors", Endpoint::PutBucketCors { bucket: bk() }),
             (Method::DELETE, "cors", Endpoint::DeleteBucketCors { bucket: bk() }),
+            (Method::GET, "website", Endpoint::GetBucketWebsite { bucket: bk() }),
+            (Method::PUT, "website", Endpoint::PutBucketWebsite { bucket: bk() }),
+            (Method::DELETE, "website", Endpoint::DeleteBucketWebsite { bucket: bk() }),
         ];
         for (method, sub, endpoint) in cases.into_iter().chain([delete]).chain(cors) {
             assert_eq!(r(method, "/bk", &[(sub, "")]), Ok(endpoint));
