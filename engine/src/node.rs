@@ -17,11 +17,12 @@ use crate::layout::history::LayoutHistory;
 use crate::layout::manager::{LayoutManager, LayoutManagerError};
 use crate::layout::worker::LayoutWorker;
 use crate::layout::{ClusterLayout, LayoutDiff, NodeId, NodeRole};
+use crate::objects::alias::AliasSchema;
 use crate::objects::block_ref::BlockRefSchema;
 use crate::objects::bucket_config::BucketConfigSchema;
-use crate::objects::usage::UsageSchema;
 use crate::objects::gc::{BlockGc, GcConfig};
 use crate::objects::multipart::MpuSchema;
+use crate::objects::usage::UsageSchema;
 use crate::objects::{BucketSchema, ObjectSchema};
 use crate::rpc::message::LayoutRequest;
 use crate::rpc::{
@@ -114,6 +115,8 @@ pub struct Node {
     pub bucket_config: Replicated<BucketConfigSchema>,
     /// Bucket quotas and per-node usage tallies (`objects::usage`).
     pub bucket_usage: Replicated<UsageSchema>,
+    /// Other names of buckets (`objects::alias`).
+    pub bucket_aliases: Replicated<AliasSchema>,
     pub objects: Replicated<ObjectSchema>,
     pub block_refs: Replicated<BlockRefSchema>,
     pub mpu: Replicated<MpuSchema>,
@@ -151,8 +154,8 @@ impl Node {
             Arc::new(Store::<ObjectSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let config_store =
             Arc::new(Store::<BucketConfigSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
-        let usage_store =
-            Arc::new(Store::<UsageSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
+        let usage_store = Arc::new(Store::<UsageSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
+        let alias_store = Arc::new(Store::<AliasSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let ref_store =
             Arc::new(Store::<BlockRefSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let mpu_store = Arc::new(Store::<MpuSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
@@ -184,6 +187,8 @@ impl Node {
             Replicated::new(config_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
         let bucket_usage =
             Replicated::new(usage_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
+        let bucket_aliases =
+            Replicated::new(alias_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
         let block_refs =
             Replicated::new(ref_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
         let mpu = Replicated::new(mpu_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
@@ -194,6 +199,7 @@ impl Node {
         tables.insert(object_store.name(), object_store);
         tables.insert(config_store.name(), config_store);
         tables.insert(usage_store.name(), usage_store);
+        tables.insert(alias_store.name(), alias_store);
         tables.insert(ref_store.name(), ref_store);
         tables.insert(mpu_store.name(), mpu_store);
         tables.insert(key_store.name(), key_store);
@@ -215,6 +221,7 @@ impl Node {
             buckets,
             bucket_config,
             bucket_usage,
+            bucket_aliases,
             objects,
             block_refs,
             mpu,

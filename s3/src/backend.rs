@@ -46,6 +46,11 @@ fn map_err(err: ObjectError) -> BackendError {
         ObjectError::QuotaExceeded { .. } => {
             BackendError::QuotaExceeded { message: quota_message(&err) }
         }
+        // Aliases are managed through the admin API; S3 requests never create one.
+        ObjectError::AliasTaken { .. } => BackendError::BucketAlreadyOwnedByYou,
+        ObjectError::NoSuchAlias | ObjectError::AliasOfAlias { .. } => {
+            BackendError::Internal { reason: err.to_string() }
+        }
         ObjectError::NoSuchUpload => BackendError::NoSuchUpload,
         ObjectError::InvalidPart { part_number } => BackendError::InvalidPart { part_number },
         ObjectError::InvalidPartOrder => BackendError::InvalidPartOrder,
@@ -203,6 +208,20 @@ impl ObjectBackend for EngineBackend {
         Box::pin(async move {
             self.store.head_bucket(bucket).await.map_err(map_err)?;
             Ok(())
+        })
+    }
+
+    fn alias_target<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, BackendError>> {
+        Box::pin(async move { self.store.alias_target(name).await.map_err(map_err) })
+    }
+
+    fn bucket_aliases(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, BackendError>> {
+        Box::pin(async move {
+            let aliases = self.store.list_aliases().await.map_err(map_err)?;
+            Ok(aliases.into_iter().map(|(alias, record)| (alias, record.bucket)).collect())
         })
     }
 

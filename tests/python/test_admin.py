@@ -246,6 +246,64 @@ def test_a_quota_refuses_the_write_that_crosses_it_and_admits_after_deletes():
         ok("DELETE", "/v1/keys/" + key["id"])
 
 
+def test_an_alias_names_its_bucket_for_s3_clients_until_removed():
+    key, s3 = new_key("pytest-alias", allow_create_bucket=True)
+    bucket, alias = PREFIX + "-named", PREFIX + "-alias"
+    s3.create_bucket(Bucket=bucket)
+    try:
+        run = cli("bucket", "alias", bucket, alias)
+        assert run.returncode == 0, run.stderr
+        assert "aliases:" in run.stdout and alias in run.stdout
+        s3.put_object(Bucket=alias, Key="k", Body=b"through the alias")
+        assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"through the alias"
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket=alias)["Contents"]] == ["k"]
+        s3.copy_object(CopySource={"Bucket": alias, "Key": "k"}, Bucket=alias, Key="copy")
+        assert s3.head_object(Bucket=bucket, Key="copy")["ContentLength"] == 17
+        names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+        assert bucket in names and alias in names, "an alias is listed as a usable name"
+
+        # A name is a bucket or an alias, never both.
+        status, body = admin("POST", "/v1/buckets", {"name": alias})
+        assert status == 409 and body["code"] == "BucketAlreadyExists", body
+        assert bucket in body["message"]
+        run = cli("bucket", "alias", "hangar", alias)
+        assert run.returncode != 0 and f"unalias {bucket} {alias}" in run.stderr, run.stderr
+        status, body = admin("POST", f"/v1/buckets/{bucket}/aliases", {"alias": "hangar"})
+        assert status == 409 and "is a bucket" in body["message"], body
+
+        with pytest.raises(ClientError) as e:
+            s3.delete_bucket(Bucket=alias)
+        assert error_code(e) == "InvalidRequest"
+        assert "delete the bucket by its own name" in e.value.response["Error"]["Message"]
+
+        run = cli("bucket", "unalias", bucket, alias)
+        assert run.returncode == 0, run.stderr
+        with pytest.raises(ClientError) as e:
+            s3.get_object(Bucket=alias, Key="k")
+        assert error_code(e) == "NoSuchBucket"
+        status, body = admin("DELETE", f"/v1/buckets/{bucket}/aliases/{alias}")
+        assert status == 404 and body["code"] == "NoSuchAlias", body
+
+        # Deleting the bucket removes its aliases, freeing the names.
+        ok("POST", f"/v1/buckets/{bucket}/aliases", {"alias": alias})
+        for name in ("k", "copy"):
+            s3.delete_object(Bucket=bucket, Key=name)
+        s3.delete_bucket(Bucket=bucket)
+        listed = ok("GET", "/v1/buckets")["buckets"]
+        assert all(alias not in b["aliases"] for b in listed), listed
+        s3.create_bucket(Bucket=alias)
+        s3.delete_bucket(Bucket=alias)
+    finally:
+        admin("DELETE", f"/v1/buckets/{bucket}/aliases/{alias}")
+        for name in ("k", "copy"):
+            try:  # the objects may already be gone
+                s3.delete_object(Bucket=bucket, Key=name)
+            except ClientError:
+                pass
+        admin("DELETE", "/v1/buckets/" + bucket)
+        ok("DELETE", "/v1/keys/" + key["id"])
+
+
 def test_cli_json_output_parses_and_tables_align():
     run = cli("--json", "key", "list")
     assert run.returncode == 0, run.stderr

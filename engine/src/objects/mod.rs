@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub mod alias;
 pub mod block_ref;
 pub mod body;
 pub mod body_reader;
@@ -173,6 +174,16 @@ pub enum ObjectError {
         /// What this write would add.
         adding: u64,
     },
+    /// The name is already `by_bucket`'s own name or one of its aliases (`alias`).
+    AliasTaken {
+        by_bucket: String,
+    },
+    /// No such alias of that bucket.
+    NoSuchAlias,
+    /// The bucket named for an alias is itself an alias of `bucket`.
+    AliasOfAlias {
+        bucket: String,
+    },
 }
 
 impl std::fmt::Display for ObjectError {
@@ -207,6 +218,9 @@ impl std::fmt::Display for ObjectError {
                 let (holds, adds) = (usage, adding);
                 write!(f, "bucket {what} {limit} exceeded: holds {holds}, write adds {adds}")
             }
+            ObjectError::AliasTaken { by_bucket } => write!(f, "name taken by bucket {by_bucket}"),
+            ObjectError::NoSuchAlias => write!(f, "no such alias"),
+            ObjectError::AliasOfAlias { bucket } => write!(f, "an alias of bucket {bucket}"),
         }
     }
 }
@@ -260,6 +274,8 @@ pub struct ObjectStore {
     memory: Arc<BodyMemory>,
     /// Quotas and usage counters of the buckets written through this store (`usage`).
     usage: usage::UsageBook,
+    /// Recent alias resolutions (`alias`).
+    aliases: crate::ttl_cache::TtlCache<String, Option<String>>,
 }
 
 impl ObjectStore {
@@ -270,7 +286,9 @@ impl ObjectStore {
     /// A store cutting new bodies into blocks of `block_size_bytes` (reads take any size).
     pub fn with_block_size(node: Arc<Node>, block_size_bytes: usize) -> Self {
         assert!(block_size_bytes > 0, "blocks have a size");
-        ObjectStore { node, block_size_bytes, memory: Arc::default(), usage: Default::default() }
+        let (memory, usage, aliases) =
+            (Arc::default(), Default::default(), alias::resolution_cache());
+        ObjectStore { node, block_size_bytes, memory, usage, aliases }
     }
 
     /// Body bytes held now and at most so far by this store's PUTs and GETs.
@@ -324,6 +342,7 @@ impl ObjectStore {
     }
 
     pub async fn create_bucket(&self, name: &str) -> Result<(), ObjectError> {
+        self.refuse_alias_name(name).await?;
         let current = self.bucket_entry(name).await?;
         if current.as_ref().is_some_and(|e| e.value().is_some()) {
             return Err(ObjectError::BucketAlreadyExists);
@@ -351,6 +370,7 @@ impl ObjectStore {
         self.node.buckets.insert(key, &Lww::new(self.node.stamp_after(seen), None)).await?;
         // After the bucket is gone, so a failure here leaves settings no bucket can show;
         // a bucket created later under this name must not inherit them either.
+        self.clear_aliases_of(name).await?;
         self.clear_bucket_quotas(name).await?;
         self.clear_bucket_settings(name).await
     }

@@ -1,5 +1,5 @@
 //! `/v1/buckets`: create, list, info (size and object count), delete when empty, the
-//! per-key grants (allow / deny) and quotas (`objects::usage`).
+//! per-key grants (allow / deny), quotas (`objects::usage`) and aliases (`objects::alias`).
 
 use hangar_engine::keys::{BucketPerms, KeyStore};
 use hangar_engine::objects::ObjectError;
@@ -26,8 +26,37 @@ fn object_error(e: ObjectError, bucket: &str) -> AdminError {
             "BucketNotEmpty",
             format!("bucket {bucket:?} still holds objects (or old versions); empty it first"),
         ),
+        ObjectError::AliasTaken { by_bucket } => AdminError::conflict(
+            "BucketAlreadyExists",
+            format!("{bucket:?} is already bucket {by_bucket:?}'s name or one of its aliases"),
+        ),
         ObjectError::Unavailable { reason } => AdminError::unavailable(reason),
         other => AdminError::internal(other.to_string()),
+    }
+}
+
+/// Errors of alias changes, which name the alias as well as the bucket.
+fn alias_error(e: ObjectError, bucket: &str, alias: &str) -> AdminError {
+    match e {
+        ObjectError::AliasTaken { by_bucket } if by_bucket == alias => AdminError::conflict(
+            "BucketAlreadyExists",
+            format!("{alias:?} is a bucket: an alias needs a name no bucket has"),
+        ),
+        ObjectError::AliasTaken { by_bucket } => AdminError::conflict(
+            "BucketAlreadyExists",
+            format!(
+                "{alias:?} is already an alias of bucket {by_bucket:?} \
+                 (hangar bucket unalias {by_bucket} {alias} first)"
+            ),
+        ),
+        ObjectError::AliasOfAlias { bucket: of } => AdminError::bad_request(format!(
+            "{bucket:?} is itself an alias of bucket {of:?}: alias {of:?} instead"
+        )),
+        ObjectError::NoSuchAlias => AdminError::not_found(
+            "NoSuchAlias",
+            format!("{alias:?} is not an alias of bucket {bucket:?}"),
+        ),
+        other => object_error(other, bucket),
     }
 }
 
@@ -35,6 +64,12 @@ fn object_error(e: ObjectError, bucket: &str) -> AdminError {
 #[serde(deny_unknown_fields)]
 struct CreateBucket {
     name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAlias {
+    alias: String,
 }
 
 /// `{key, read, write, owner}`: the flags to grant (allow) or take away (deny); flags left
@@ -66,9 +101,46 @@ pub async fn create(state: &AdminState, body: &[u8]) -> Result<Value, AdminError
 
 pub async fn list(state: &AdminState) -> Result<Value, AdminError> {
     let buckets = state.store.list_buckets().await.map_err(|e| object_error(e, ""))?;
-    let buckets: Vec<Value> =
-        buckets.iter().map(|b| json!({ "name": b.name, "created_ms": b.created_ms })).collect();
+    let aliases = state.store.list_aliases().await.map_err(|e| object_error(e, ""))?;
+    let buckets: Vec<Value> = buckets
+        .iter()
+        .map(|b| {
+            let of_b = aliases.iter().filter(|(_, r)| r.bucket == b.name).map(|(a, _)| a);
+            let of_b: Vec<&String> = of_b.collect();
+            json!({ "name": b.name, "created_ms": b.created_ms, "aliases": of_b })
+        })
+        .collect();
     Ok(json!({ "buckets": buckets }))
+}
+
+/// Makes `{"alias": name}` another name of the bucket (S3 requests may use either).
+pub async fn create_alias(
+    state: &AdminState,
+    bucket: &str,
+    body: &[u8],
+) -> Result<Value, AdminError> {
+    let req: CreateAlias = parse_body(body)?;
+    if !valid_bucket_name(&req.alias) {
+        let problem = format!(
+            "{:?} is not a valid alias: aliases are bucket names \
+             (3-63 lowercase letters, digits, '.', '-')",
+            req.alias
+        );
+        return Err(AdminError::bad_request(problem));
+    }
+    let created = state.store.create_alias(bucket, &req.alias).await;
+    created.map_err(|e| alias_error(e, bucket, &req.alias))?;
+    info(state, bucket).await
+}
+
+pub async fn delete_alias(
+    state: &AdminState,
+    bucket: &str,
+    alias: &str,
+) -> Result<Value, AdminError> {
+    let deleted = state.store.delete_alias(bucket, alias).await;
+    deleted.map_err(|e| alias_error(e, bucket, alias))?;
+    info(state, bucket).await
 }
 
 /// Counts by listing every current object: O(objects), fine for operator use; a per-bucket
@@ -87,6 +159,7 @@ pub async fn info(state: &AdminState, name: &str) -> Result<Value, AdminError> {
         }
     }
     let keys = grants_on(&state.keys, name).await?;
+    let aliases = state.store.aliases_of(name).await.map_err(|e| object_error(e, name))?;
     let usage = state.store.bucket_usage(name).await.map_err(|e| object_error(e, name))?;
     // What the quotas are checked against: the counters, which may drift from the listing
     // (docs/operations.md, "Bucket quotas").
@@ -105,6 +178,7 @@ pub async fn info(state: &AdminState, name: &str) -> Result<Value, AdminError> {
         "objects": objects,
         "size_bytes": bytes,
         "quotas": quotas,
+        "aliases": aliases,
         "keys": keys,
     }))
 }

@@ -229,6 +229,12 @@ async fn route(
         (m, ["v1", "buckets", name, "quotas"]) if *m == post => {
             buckets::set_quotas(state, name, body).await
         }
+        (m, ["v1", "buckets", name, "aliases"]) if *m == post => {
+            buckets::create_alias(state, name, body).await
+        }
+        (m, ["v1", "buckets", name, "aliases", alias]) if *m == delete => {
+            buckets::delete_alias(state, name, alias).await
+        }
         (m, ["v1", "layout"]) if *m == get => Ok(layout::show(state)),
         (m, ["v1", "layout", "preview"]) if *m == get => layout::preview(state),
         (m, ["v1", "layout", "assign"]) if *m == post => layout::assign(state, body),

@@ -114,6 +114,16 @@ pub enum BucketCommand {
     Allow(GrantArgs),
     /// Take read, write and/or owner permission away from a key.
     Deny(GrantArgs),
+    /// Give a bucket another name S3 clients can use (e.g. to rename it without copying).
+    Alias {
+        bucket: String,
+        alias: String,
+    },
+    /// Remove an alias of a bucket.
+    Unalias {
+        bucket: String,
+        alias: String,
+    },
     /// Limit a bucket's total size and/or object count (`none` removes a limit; a limit
     /// not named is unchanged). Writes that would exceed one answer S3 QuotaExceeded.
     SetQuotas {
@@ -230,6 +240,14 @@ fn bucket_request(command: BucketCommand) -> Result<Call, String> {
         }
         BucketCommand::Allow(g) => grant_request(g, "allow")?,
         BucketCommand::Deny(g) => grant_request(g, "deny")?,
+        BucketCommand::Alias { bucket, alias } => {
+            let path = format!("/v1/buckets/{}/aliases", segment(&bucket)?);
+            (Method::POST, path, Some(json!({ "alias": alias })), show_bucket)
+        }
+        BucketCommand::Unalias { bucket, alias } => {
+            let path = format!("/v1/buckets/{}/aliases/{}", segment(&bucket)?, segment(&alias)?);
+            (Method::DELETE, path, None, show_bucket)
+        }
         BucketCommand::SetQuotas { name, max_size, max_objects } => {
             if max_size.is_none() && max_objects.is_none() {
                 let problem = "name --max-size and/or --max-objects (a value, or none)";
@@ -448,9 +466,12 @@ fn show_key(v: &Value) -> String {
 fn show_buckets(v: &Value) -> String {
     let buckets: Vec<Vec<String>> = rows(&v["buckets"])
         .iter()
-        .map(|b| vec![text(&b["name"]), date(&b["created_ms"])])
+        .map(|b| {
+            let aliases: Vec<String> = rows(&b["aliases"]).iter().map(text).collect();
+            vec![text(&b["name"]), date(&b["created_ms"]), aliases.join(", ")]
+        })
         .collect();
-    table::render(&["NAME", "CREATED"], &buckets)
+    table::render(&["NAME", "CREATED", "ALIASES"], &buckets)
 }
 
 fn show_bucket(v: &Value) -> String {
@@ -461,6 +482,10 @@ fn show_bucket(v: &Value) -> String {
         ("objects", text(&v["objects"])),
         ("size", format!("{} bytes", text(&v["size_bytes"]))),
     ];
+    let aliases: Vec<String> = rows(&v["aliases"]).iter().map(text).collect();
+    if !aliases.is_empty() {
+        pairs.push(("aliases", aliases.join(", ")));
+    }
     let q = &v["quotas"];
     if !q.is_null() {
         let max = |field: &str, unit: &str| match q[field].as_u64() {

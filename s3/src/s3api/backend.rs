@@ -221,6 +221,20 @@ pub trait ObjectBackend: Send + Sync + 'static {
     /// `NoSuchBucket` if absent.
     fn head_bucket<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
 
+    /// The bucket `name` is an alias of, or `None` (`s3api::alias`). No aliases by default.
+    fn alias_target<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, BackendError>> {
+        let _ = name;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Every alias and the bucket it names, in alias order.
+    fn bucket_aliases(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, BackendError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// `BucketNotEmpty` while it holds objects, `NoSuchBucket` if absent.
     fn delete_bucket<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
 

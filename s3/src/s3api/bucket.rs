@@ -22,8 +22,21 @@ pub async fn list_buckets(
     owner: &str,
     visible: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    let mut buckets = backend.list_buckets().await.map_err(|e| S3Error::from_backend(e, "", ""))?;
+    let err = |e| S3Error::from_backend(e, "", "");
+    let mut buckets = backend.list_buckets().await.map_err(err)?;
     buckets.retain(|b| visible(&b.name));
+    // An alias is listed as a bucket of its own (a name clients can use), dated like its
+    // bucket, wherever its bucket is.
+    let aliases = backend.bucket_aliases().await.map_err(err)?;
+    let dated: Vec<_> = aliases
+        .into_iter()
+        .filter_map(|(alias, bucket)| {
+            let of = buckets.iter().find(|b| b.name == bucket)?;
+            Some(super::BucketInfo { name: alias, created_ms: of.created_ms })
+        })
+        .collect();
+    buckets.extend(dated);
+    buckets.sort_by(|a, b| a.name.cmp(&b.name));
     let mut w = XmlWriter::new("ListAllMyBucketsResult", true);
     w.open("Owner");
     w.element("ID", owner);

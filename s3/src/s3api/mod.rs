@@ -17,6 +17,7 @@
 //! Every response, errors included, carries `x-amz-request-id`; errors are S3 XML
 //! documents (`error.rs`).
 
+pub mod alias;
 pub mod auth;
 pub mod backend;
 pub mod bucket;
@@ -234,6 +235,7 @@ async fn handle(
         }
     };
     if let Some((bucket, origin)) = cors_origin {
+        let bucket = alias::bucket_of(state.backend.as_ref(), bucket).await;
         let out = resp.headers_mut();
         cors::decorate(state.backend.as_ref(), &bucket, &origin, method.as_str(), out).await;
     }
@@ -276,6 +278,7 @@ async fn process(
         facts.operation = "PreflightCors";
         let bucket = request_bucket(state, &parts.headers, raw_path, parts.uri.authority())?;
         let bucket = bucket.ok_or(S3Error::NotImplemented { operation: "OPTIONS /".into() })?;
+        let bucket = alias::bucket_of(state.backend.as_ref(), bucket).await;
         let answer = cors::preflight(state.backend.as_ref(), &bucket, &parts.headers).await;
         return answer.map(|r| r.map(ResponseBody::from));
     }
@@ -312,7 +315,10 @@ async fn process(
     let bucket = state.root_domain.as_deref().zip(host);
     let bucket = bucket.and_then(|(domain, host)| vhost::bucket_from_host(host, domain));
     let route_path = vhost::routing_path(raw_path, bucket.as_deref());
-    let endpoint = router::route(&parts.method, &route_path, &query, &parts.headers)?;
+    // An alias acts as its bucket from here on (`alias`).
+    let (route_path, alias) = alias::resolve_path(state.backend.as_ref(), route_path).await?;
+    let mut endpoint = router::route(&parts.method, &route_path, &query, &parts.headers)?;
+    alias::check_endpoint(state.backend.as_ref(), &mut endpoint, alias.as_deref()).await?;
     (facts.operation, facts.access_key) = (endpoint.name(), Some(auth.access_key.clone()));
     tracing::debug!(operation = endpoint.name(), access_key = %auth.access_key, "request");
     access::check(&grant, &endpoint, state.backend.as_ref()).await?;
