@@ -35,6 +35,8 @@ pub mod multipart;
 mod multipart_tests;
 mod object_ops;
 pub use object_ops::VersionListing;
+#[cfg(test)]
+mod tombstone_tests;
 pub mod usage;
 pub mod version;
 
@@ -57,6 +59,14 @@ impl TableSchema for ObjectSchema {
     const NAME: &'static str = "object";
     type Entry = ObjectEntry;
 }
+    const COLLECTS_TOMBSTONES: bool = true;
+
+    /// Deleted keys' entries (`ObjectEntry::tombstone_since_ms`): without collection a
+    /// bucket where millions of keys came and went would keep, sync and list past millions
+    /// of dead entries forever.
+    fn tombstone_since_ms(entry: &ObjectEntry) -> Option<u64> {
+        entry.tombstone_since_ms()
+    }
 
 /// All buckets live under this partition key.
 const BUCKETS_PARTITION_KEY: &[u8] = b"buckets";

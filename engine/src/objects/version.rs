@@ -16,7 +16,8 @@
 //!
 //! Invariants: the current version of a key is its newest `Complete` one; `Uploading`,
 //! `Aborted` and `Deleted` versions are never served; a pruned version never comes back.
-//! `Deleted` versions are tombstones, kept until tombstone collection (data-path work).
+//! An entry left with nothing to read or list is a tombstone (`tombstone_since_ms`), which
+//! `table::tombstones` removes once every replica holds it.
 
 use std::collections::BTreeMap;
 
@@ -108,6 +109,22 @@ impl ObjectEntry {
     /// The newest version's id, whatever its state: new writes are stamped above it.
     pub fn newest(&self) -> Option<VersionId> {
         self.versions.keys().next_back().copied()
+    }
+
+    /// When the entry holds nothing anyone can read or list — only versions deleted by id,
+    /// failed uploads and delete markers of a bucket that keeps no history — the newest
+    /// version's timestamp: the entry is a tombstone, collectable once every replica holds
+    /// it (`table::tombstones`). Aged from the newest version's own timestamp because the
+    /// writes that could bring something back are writes of these versions or older ones,
+    /// all stamped no later (as for `block_ref`). Anything being uploaded, any object, and
+    /// any delete marker kept as history (ListObjectVersions shows it) keeps the entry.
+    pub fn tombstone_since_ms(&self) -> Option<u64> {
+        let nothing_visible = self.versions.values().all(|v| match &v.state {
+            VersionState::Deleted | VersionState::Aborted => true,
+            VersionState::Complete(VersionData::DeleteMarker { .. }) => !v.kept,
+            VersionState::Complete(VersionData::Object(_)) | VersionState::Uploading => false,
+        });
+        if nothing_visible { self.newest().map(|id| id.timestamp) } else { None }
     }
 
     fn prune(&mut self) {
@@ -213,6 +230,35 @@ mod tests {
         // ...but a completion racing the abort wins: the client was told it succeeded.
         e.merge(&ObjectEntry::with(id(2), v(VersionState::Complete(data(2)))));
         assert_eq!(e.current().map(|(id, _)| id.timestamp), Some(2));
+    }
+
+    #[test]
+    fn only_entries_with_nothing_readable_or_listable_are_tombstones() {
+        let id = |t| VersionId { timestamp: t, unique: 1 };
+        let v = |state, kept| Version { state, kept };
+        let marker = || VersionState::Complete(VersionData::DeleteMarker { last_modified_ms: 0 });
+        // An unversioned delete: the marker prunes the object; nothing is left to read.
+        let mut e = ObjectEntry::with(id(1), v(VersionState::Complete(data(1)), false));
+        assert_eq!(e.tombstone_since_ms(), None, "a live object");
+        e.merge(&ObjectEntry::with(id(2), v(marker(), false)));
+        assert_eq!(e.tombstone_since_ms(), Some(2), "aged from the marker");
+        // A failed upload next to it, newer: still nothing to read, aged from the newest.
+        e.merge(&ObjectEntry::with(id(3), v(VersionState::Aborted, false)));
+        assert_eq!(e.tombstone_since_ms(), Some(3));
+        // An upload in progress keeps the entry (its blocks are being referenced).
+        e.merge(&ObjectEntry::with(id(4), v(VersionState::Uploading, false)));
+        assert_eq!(e.tombstone_since_ms(), None, "an upload in progress");
+        // A delete marker kept as history is listed by ListObjectVersions.
+        let kept = ObjectEntry::with(id(5), v(marker(), true));
+        assert_eq!(kept.tombstone_since_ms(), None);
+        // Every version deleted by id, kept or not: a tombstone.
+        let mut gone = ObjectEntry::with(id(6), v(VersionState::Deleted, true));
+        gone.merge(&ObjectEntry::with(id(7), v(VersionState::Deleted, false)));
+        assert_eq!(gone.tombstone_since_ms(), Some(7));
+        // A kept object older than an unkept marker survives pruning, so it is readable by id.
+        let mut history = ObjectEntry::with(id(8), v(VersionState::Complete(data(8)), true));
+        history.merge(&ObjectEntry::with(id(9), v(marker(), false)));
+        assert_eq!(history.tombstone_since_ms(), None);
     }
 
     #[test]
