@@ -160,6 +160,7 @@ pub fn required(endpoint: &Endpoint) -> (Option<&str>, Need) {
         | E::GetBucketVersioning { bucket }
         | E::GetBucketCors { bucket }
         | E::GetBucketWebsite { bucket }
+        | E::GetBucketLifecycle { bucket }
         | E::GetObject { bucket, .. }
         | E::HeadObject { bucket, .. }
         | E::ListParts { bucket, .. }
@@ -178,7 +179,9 @@ pub fn required(endpoint: &Endpoint) -> (Option<&str>, Need) {
         | E::PutBucketCors { bucket }
         | E::DeleteBucketCors { bucket }
         | E::PutBucketWebsite { bucket }
-        | E::DeleteBucketWebsite { bucket } => (Some(bucket), Need::Owner),
+        | E::DeleteBucketWebsite { bucket }
+        | E::PutBucketLifecycle { bucket }
+        | E::DeleteBucketLifecycle { bucket } => (Some(bucket), Need::Owner),
     }
 }
 

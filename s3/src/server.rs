@@ -24,6 +24,7 @@ use hangar_engine::block::BLOCKS_DIR;
 use hangar_engine::keys::{KeyError, KeyStore};
 use hangar_engine::layout::{ClusterLayout, LayoutError, NodeId, NodeRole};
 use hangar_engine::node::{Node, NodeConfig, NodeError};
+use hangar_engine::objects::lifecycle::LifecycleWorker;
 use hangar_engine::objects::{ObjectError, ObjectStore};
 use hangar_engine::rpc::RpcConfig;
 use hangar_engine::seam::{Clock, Disk, Listener, Net};
@@ -187,6 +188,10 @@ async fn start(config: &Config, single_node: bool) -> Result<Engine, ServerError
         );
     }
     let store = Arc::new(ObjectStore::new(node.clone()));
+    // Bucket lifecycle rules (expiration, aborting old uploads); each node takes the buckets
+    // it is the first replica of.
+    let lifecycle_interval_ms = config.lifecycle_interval_secs.saturating_mul(1000);
+    tokio::spawn(LifecycleWorker::new(store.clone(), lifecycle_interval_ms).run());
     let keys = Arc::new(KeyStore::new(node.clone()));
     let config_keys = config.s3_api.access_keys.clone();
     if let Err(e) = import_config_keys(&keys, &store, &config_keys).await {

@@ -23,7 +23,7 @@ import urllib.parse
 import pytest
 from botocore.exceptions import ClientError
 
-from s3util import error_code, make_client, own_bucket
+from s3util import error_code, make_client, own_bucket, wait_owned_everywhere
 
 BUCKET = os.environ["HANGAR_TEST_BUCKET"] + "-web"
 PLAIN = os.environ["HANGAR_TEST_BUCKET"] + "-web-plain"
@@ -59,6 +59,7 @@ def empty(s3, bucket):
 @pytest.fixture(scope="module")
 def site(s3):
     for bucket in own_bucket(s3, BUCKET, empty):
+        wait_owned_everywhere(bucket, lambda c, b: c.delete_bucket_cors(Bucket=b))
         for key, (body, content_type) in PAGES.items():
             s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
         s3.put_bucket_website(
@@ -74,6 +75,7 @@ def site(s3):
 @pytest.fixture(scope="module")
 def plain(s3):
     for bucket in own_bucket(s3, PLAIN, empty):
+        wait_owned_everywhere(bucket, lambda c, b: c.delete_bucket_website(Bucket=b))
         s3.put_object(Bucket=bucket, Key="index.html", Body=b"private")
         yield bucket
 

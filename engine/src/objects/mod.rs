@@ -30,6 +30,7 @@ pub mod copy;
 #[cfg(test)]
 mod copy_tests;
 pub mod gc;
+pub mod lifecycle;
 pub mod multipart;
 #[cfg(test)]
 mod multipart_tests;

@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod engine_metrics;
 pub mod keys;
 pub mod layout;
+pub mod lifecycle;
 pub mod repair;
 #[cfg(test)]
 mod tests;
@@ -242,13 +243,15 @@ async fn route(
         (m, ["v1", "layout", "apply"]) if *m == post => layout::apply(state, body),
         (m, ["v1", "layout", "revert"]) if *m == post => layout::revert(state),
         (m, ["v1", "layout", "skip-dead"]) if *m == post => layout::skip_dead(state, body),
+        (m, ["v1", "lifecycle", "run"]) if *m == post => lifecycle::run(state).await,
         (m, ["v1", "node"]) if *m == get => Ok(layout::node_info(state)),
         (m, ["v1", "node", "connect"]) if *m == post => layout::connect(state, body).await,
         (
             _,
             [
                 "v1",
-                "status" | "workers" | "repair" | "keys" | "buckets" | "health" | "layout" | "node",
+                "status" | "workers" | "repair" | "keys" | "buckets" | "health" | "layout" | "node"
+                | "lifecycle",
                 ..,
             ],
         ) => Err(method_not_allowed(method, &format!("/{}", segments.join("/")))),

@@ -28,8 +28,9 @@ pub mod cors;
 pub mod delete_objects;
 pub mod encoding;
 pub mod error;
-pub mod list;
+pub mod lifecycle;
 pub mod limits;
+pub mod list;
 pub mod memory;
 pub mod multipart;
 pub mod object;
@@ -439,6 +440,15 @@ async fn process(
         }
         Endpoint::DeleteBucketWebsite { bucket } => {
             website::delete_bucket_website(backend, &bucket).await
+        }
+        Endpoint::GetBucketLifecycle { bucket } => {
+            lifecycle::get_bucket_lifecycle(backend, &bucket).await
+        }
+        Endpoint::PutBucketLifecycle { bucket } => {
+            lifecycle::put_bucket_lifecycle(backend, &bucket, headers, &body).await
+        }
+        Endpoint::DeleteBucketLifecycle { bucket } => {
+            lifecycle::delete_bucket_lifecycle(backend, &bucket).await
         }
         Endpoint::CopyObject { bucket, key, source } => {
             copy::copy_object(backend, (&bucket, &key), &source, headers).await

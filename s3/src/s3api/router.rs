@@ -131,6 +131,15 @@ pub enum Endpoint {
     DeleteBucketWebsite {
         bucket: String,
     },
+    GetBucketLifecycle {
+        bucket: String,
+    },
+    PutBucketLifecycle {
+        bucket: String,
+    },
+    DeleteBucketLifecycle {
+        bucket: String,
+    },
 }
 
 impl Endpoint {
@@ -165,6 +174,9 @@ impl Endpoint {
             Endpoint::GetBucketWebsite { .. } => "GetBucketWebsite",
             Endpoint::PutBucketWebsite { .. } => "PutBucketWebsite",
             Endpoint::DeleteBucketWebsite { .. } => "DeleteBucketWebsite",
+            Endpoint::GetBucketLifecycle { .. } => "GetBucketLifecycleConfiguration",
+            Endpoint::PutBucketLifecycle { .. } => "PutBucketLifecycleConfiguration",
+            Endpoint::DeleteBucketLifecycle { .. } => "DeleteBucketLifecycle",
         }
     }
 }
@@ -300,6 +312,9 @@ fn route_bucket(
         (&Method::GET, Some("website")) => Ok(Endpoint::GetBucketWebsite { bucket }),
         (&Method::PUT, Some("website")) => Ok(Endpoint::PutBucketWebsite { bucket }),
         (&Method::DELETE, Some("website")) => Ok(Endpoint::DeleteBucketWebsite { bucket }),
+        (&Method::GET, Some("lifecycle")) => Ok(Endpoint::GetBucketLifecycle { bucket }),
+        (&Method::PUT, Some("lifecycle")) => Ok(Endpoint::PutBucketLifecycle { bucket }),
+        (&Method::DELETE, Some("lifecycle")) => Ok(Endpoint::DeleteBucketLifecycle { bucket }),
         (&Method::GET, None) if list_v2 => Ok(Endpoint::ListObjectsV2 { bucket }),
         (&Method::GET, None) => Ok(Endpoint::ListObjects { bucket }),
         (_, Some(sub)) => {
@@ -433,6 +448,9 @@ mod tests {
             (Method::GET, "website", Endpoint::GetBucketWebsite { bucket: bk() }),
             (Method::PUT, "website", Endpoint::PutBucketWebsite { bucket: bk() }),
             (Method::DELETE, "website", Endpoint::DeleteBucketWebsite { bucket: bk() }),
+            (Method::GET, "lifecycle", Endpoint::GetBucketLifecycle { bucket: bk() }),
+            (Method::PUT, "lifecycle", Endpoint::PutBucketLifecycle { bucket: bk() }),
+            (Method::DELETE, "lifecycle", Endpoint::DeleteBucketLifecycle { bucket: bk() }),
         ];
         for (method, sub, endpoint) in cases.into_iter().chain([delete]).chain(cors) {
             assert_eq!(r(method, "/bk", &[(sub, "")]), Ok(endpoint));
