@@ -425,6 +425,20 @@ impl ObjectBackend for EngineBackend {
         })
     }
 
+    fn complete_multipart_upload_if<'a>(
+        &'a self,
+        upload: (&'a str, &'a str, &'a str),
+        parts: Vec<(u32, String)>,
+        etag: String,
+        condition: &'a WriteCondition,
+    ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
+        Box::pin(async move {
+            let done =
+                self.store.complete_multipart_upload_if(upload, &parts, etag, Some(condition));
+            Ok(split(done.await.map_err(map_err)?).0)
+        })
+    }
+
     fn abort_multipart_upload<'a>(
         &'a self,
         bucket: &'a str,

@@ -13,6 +13,7 @@ Run: tests/run-s3-tests.sh -k conditional; tests/run-s3-cluster-tests.sh -k cond
 
 import os
 import threading
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -98,10 +99,57 @@ def test_unsupported_condition_values_are_refused_with_not_implemented(s3, bucke
         s3.head_object(Bucket=bucket, Key="odd")
 
 
+def multipart(s3, bucket, key, data, **condition):
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=data)
+    parts = {"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+    return upload, lambda: s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload, MultipartUpload=parts, **condition
+    )
+
+
+def test_multipart_completion_honours_if_none_match_and_if_match(s3, bucket):
+    upload, complete = multipart(s3, bucket, "mpu", b"a" * 1000, IfNoneMatch="*")
+    done = complete()
+    assert body_of(s3, bucket, "mpu") == b"a" * 1000
+    _, again = multipart(s3, bucket, "mpu", b"b" * 1000, IfNoneMatch="*")
+    with pytest.raises(ClientError) as err:
+        again()
+    assert (error_code(err), status(err)) == ("PreconditionFailed", 412)
+    assert body_of(s3, bucket, "mpu") == b"a" * 1000
+    _, wrong = multipart(s3, bucket, "mpu", b"c" * 1000, IfMatch='"not-the-etag"')
+    with pytest.raises(ClientError) as err:
+        wrong()
+    assert error_code(err) == "PreconditionFailed"
+    _, right = multipart(s3, bucket, "mpu", b"d" * 1000, IfMatch=done["ETag"])
+    right()
+    assert body_of(s3, bucket, "mpu") == b"d" * 1000
+
+
+def wait_until_writable(client, bucket, key, limit_s=15):
+    """Against a cluster, a node learns of the bucket (and the key's permission on it) a
+    moment after the node that created it: poll with a deadline until it accepts a write."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=b"probe")
+            return
+        except ClientError as e:
+            if time.monotonic() > deadline or error_code_of(e) not in ("AccessDenied", "NoSuchBucket"):
+                raise
+            time.sleep(0.1)
+
+
+def error_code_of(e):
+    return e.response["Error"]["Code"]
+
+
 def test_eight_racing_create_only_writers_have_exactly_one_winner(bucket):
     # One client per thread (boto3 clients are not shared across threads here); against a
     # cluster, make_client hands them out round-robin over the nodes.
     clients = [make_client() for _ in range(8)]
+    for i, client in enumerate(clients):
+        wait_until_writable(client, bucket, f"probe-{i}")
     start = threading.Barrier(len(clients))
     outcomes = [None] * len(clients)
 

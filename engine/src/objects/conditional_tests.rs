@@ -214,3 +214,25 @@ async fn conditional_writes_succeed_with_one_replica_partitioned() {
     cluster.set_down(3, false);
     assert_eq!(s[1].get_object("b", "k").await.unwrap().data, b"two".to_vec());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_conditional_completion_refused_leaves_the_upload_open_then_succeeds() {
+    use super::multipart::UploadMeta;
+    let (_cluster, s) = stores().await;
+    s[0].put_object("b", "k", meta("t", "e0"), b"zero".to_vec()).await.unwrap();
+    let id = s[0].create_multipart_upload("b", "k", UploadMeta::default()).await.unwrap();
+    s[1].upload_part("b", "k", &id, 1, b"part".to_vec(), "p1".into()).await.unwrap();
+    let parts = [(1, "p1".to_string())];
+    let upload = ("b", "k", id.as_str());
+    let create = WriteCondition::IfNoneMatch;
+    let refused = s[2].complete_multipart_upload_if(upload, &parts, "m1".into(), Some(&create));
+    assert_eq!(refused.await, Err(ObjectError::PreconditionFailed));
+    assert_eq!(s[0].list_parts("b", "k", &id).await.unwrap().len(), 1, "the upload stays open");
+    let wrong = WriteCondition::IfMatch("nope".into());
+    let refused = s[1].complete_multipart_upload_if(upload, &parts, "m1".into(), Some(&wrong));
+    assert_eq!(refused.await, Err(ObjectError::PreconditionFailed));
+    let right = WriteCondition::IfMatch("e0".into());
+    let done = s[0].complete_multipart_upload_if(upload, &parts, "m1".into(), Some(&right));
+    assert_eq!(done.await.unwrap().etag, "m1");
+    assert_eq!(s[2].get_object("b", "k").await.unwrap().data, b"part".to_vec());
+}

@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::body::{self, Body, BodyBlock, BodySource, VecSource};
+use super::conditional::WriteCondition;
 use super::version::{Version, VersionData, VersionId, VersionState};
 use super::{ObjectError, ObjectRecord, ObjectStore, StoredObject, record};
 use crate::crdt::{Bool, Crdt};
@@ -364,6 +365,21 @@ impl ObjectStore {
         parts: &[(u32, String)],
         final_etag: String,
     ) -> Result<ObjectRecord, ObjectError> {
+        let upload = (bucket, key, upload_id);
+        self.complete_multipart_upload_if(upload, parts, final_etag, None).await
+    }
+
+    /// As `complete_multipart_upload`, made current only if `condition` holds
+    /// (`conditional`). A refusal leaves the upload open, as S3 does: the client may
+    /// complete it again or abort it. The version id is the upload's, stamped at its
+    /// creation: a write of the key since then makes it `ConditionalConflict`.
+    pub async fn complete_multipart_upload_if(
+        &self,
+        (bucket, key, upload_id): (&str, &str, &str),
+        parts: &[(u32, String)],
+        final_etag: String,
+        condition: Option<&WriteCondition>,
+    ) -> Result<ObjectRecord, ObjectError> {
         let (id, upload) = self.upload(bucket, key, upload_id).await?;
         let upload_key = upload_entry_key(bucket, key, id);
         let version = self.upload_version(bucket, key, id).await?;
@@ -378,6 +394,9 @@ impl ObjectStore {
             _ => return Err(ObjectError::NoSuchUpload),
         };
         let (size_bytes, blocks) = assemble(&upload, parts)?;
+        if let Some(condition) = condition {
+            self.precheck(bucket, key, condition).await?;
+        }
         let stored = StoredObject {
             size_bytes,
             etag: final_etag,
@@ -387,7 +406,11 @@ impl ObjectStore {
             body: Body::Blocks(blocks),
         };
         let complete = VersionState::Complete(VersionData::Object(stored.clone()));
-        self.write_version(bucket, key, id, Version { state: complete, kept }).await?;
+        let version = Version { state: complete, kept };
+        match condition {
+            None => self.write_version(bucket, key, id, version).await?,
+            Some(condition) => self.commit_if(bucket, key, id, version, condition).await?,
+        }
         self.node.mpu.insert(upload_key, &upload.finished_marker()).await?;
         Ok(record(key, id, &stored, Vec::new()))
     }

@@ -402,6 +402,16 @@ pub trait ObjectBackend: Send + Sync + 'static {
         etag: String,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>>;
 
+    /// As `complete_multipart_upload`, made current only if `condition` holds (as for
+    /// `put_object_if`); a refusal leaves the upload open.
+    fn complete_multipart_upload_if<'a>(
+        &'a self,
+        upload: (&'a str, &'a str, &'a str),
+        parts: Vec<(u32, String)>,
+        etag: String,
+        condition: &'a WriteCondition,
+    ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>>;
+
     /// Abandons an upload and frees its parts. Aborting an aborted upload succeeds.
     fn abort_multipart_upload<'a>(
         &'a self,

@@ -127,11 +127,23 @@ impl MemoryBackend {
         (bucket, key, upload_id): (&str, &str, &str),
         chosen: &[(u32, String)],
         etag: String,
+        condition: Option<&super::backend::WriteCondition>,
     ) -> Result<ObjectInfo, BackendError> {
         let now_ms = (self.clock)();
         let version_id = self.next_version_id();
         self.with_bucket(bucket, |b| {
             let id = (key.to_string(), upload_id.to_string());
+            // Checked under the lock that also completes: linearizable in one process. A
+            // retried completion of a finished upload answers as before.
+            if let Some(condition) = condition
+                && b.uploads.get(&id).is_some_and(|u| u.finished.is_none())
+            {
+                let current = b.read(key, None).ok().map(|(info, _)| info.etag.as_str());
+                condition.check_etag(current).map_err(|e| match e {
+                    hangar_engine::objects::ObjectError::NoSuchKey => BackendError::NoSuchKey,
+                    _ => BackendError::PreconditionFailed,
+                })?;
+            }
             let upload = b.uploads.get_mut(&id).ok_or(BackendError::NoSuchUpload)?;
             match &upload.finished {
                 Some(Some(info)) => return Ok(info.clone()),
@@ -574,7 +586,17 @@ impl ObjectBackend for MemoryBackend {
         parts: Vec<(u32, String)>,
         etag: String,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
-        ready(self.complete_sync((bucket, key, upload_id), &parts, etag))
+        ready(self.complete_sync((bucket, key, upload_id), &parts, etag, None))
+    }
+
+    fn complete_multipart_upload_if<'a>(
+        &'a self,
+        (bucket, key, upload_id): (&'a str, &'a str, &'a str),
+        parts: Vec<(u32, String)>,
+        etag: String,
+        condition: &'a super::backend::WriteCondition,
+    ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
+        ready(self.complete_sync((bucket, key, upload_id), &parts, etag, Some(condition)))
     }
 
     fn abort_multipart_upload<'a>(

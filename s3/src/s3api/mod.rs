@@ -413,7 +413,7 @@ async fn process(
             multipart::create(backend, &bucket, &key, headers).await
         }
         Endpoint::CompleteMultipartUpload { bucket, key, upload_id } => {
-            multipart::complete(backend, (&bucket, &key, &upload_id), &body).await
+            multipart::complete(backend, (&bucket, &key, &upload_id), headers, &body).await
         }
         Endpoint::AbortMultipartUpload { bucket, key, upload_id } => {
             multipart::abort(backend, (&bucket, &key, &upload_id)).await

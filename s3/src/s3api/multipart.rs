@@ -93,14 +93,20 @@ pub async fn upload_part(
 pub async fn complete(
     backend: &dyn ObjectBackend,
     (bucket, key, upload_id): (&str, &str, &str),
+    headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response<Full<Bytes>>, S3Error> {
+    let condition = super::object::write_condition(headers)?;
     let parts = parse_complete(body)?;
     let etag = multipart_etag(&parts)?;
-    let info = backend
-        .complete_multipart_upload(bucket, key, upload_id, parts, etag)
-        .await
-        .map_err(|e| S3Error::from_backend(e, bucket, key))?;
+    let done = match &condition {
+        None => backend.complete_multipart_upload(bucket, key, upload_id, parts, etag).await,
+        Some(condition) => {
+            let upload = (bucket, key, upload_id);
+            backend.complete_multipart_upload_if(upload, parts, etag, condition).await
+        }
+    };
+    let info = done.map_err(|e| S3Error::from_backend(e, bucket, key))?;
     let mut w = XmlWriter::new("CompleteMultipartUploadResult", true);
     w.element("Location", &format!("/{bucket}/{}", uri_encode(key, false)));
     w.element("Bucket", bucket);

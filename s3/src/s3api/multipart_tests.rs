@@ -124,10 +124,12 @@ async fn a_whole_upload_over_the_memory_backend() {
         etags.iter().map(|(n, e)| (n.to_string(), e.as_str())).collect();
     let as_refs: Vec<(&str, &str)> = doc_parts.iter().map(|(n, e)| (n.as_str(), *e)).collect();
     let wrong = doc(&[("1", "\"00000000000000000000000000000000\""), as_refs[1]]);
-    let err = complete(&backend, upload, wrong.as_bytes()).await.unwrap_err();
+    let err = complete(&backend, upload, &HeaderMap::new(), wrong.as_bytes()).await.unwrap_err();
     assert_eq!(err, S3Error::InvalidPart { part_number: 1 });
-    let (status, _, done) =
-        text_of(complete(&backend, upload, doc(&as_refs).as_bytes()).await.unwrap()).await;
+    let (status, _, done) = text_of(
+        complete(&backend, upload, &HeaderMap::new(), doc(&as_refs).as_bytes()).await.unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert!(between(&done, "<ETag>", "</ETag>").ends_with("-2&quot;"), "{done}");
     let (_, mut body) = backend.get_object("bk", "k", None).await.unwrap();
