@@ -17,8 +17,10 @@ Run: tests/run-s3-tests.sh -k website
 
 import http.client
 import itertools
+import json
 import os
 import urllib.parse
+import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
@@ -224,3 +226,31 @@ def test_cors_rules_apply_to_the_website(s3, site):
     status, headers, _ = web(site, "/style.css", method="OPTIONS", headers=preflight)
     assert status == 200
     assert headers["Access-Control-Allow-Methods"] == "GET"
+
+
+ADMIN = os.environ.get("HANGAR_ADMIN_URL", "").rstrip("/")
+
+
+@pytest.mark.skipif(not ADMIN, reason="needs the dev node's admin API (tests/run-s3-tests.sh)")
+def test_a_bucket_alias_serves_the_site_under_its_own_name(site):
+    """How a site gets its own domain: an alias named like the domain (admin API)."""
+    alias = "www." + site[-20:].strip("-.") + ".example"
+    req = urllib.request.Request(
+        f"{ADMIN}/v1/buckets/{site}/aliases",
+        data=json.dumps({"alias": alias}).encode(),
+        method="POST",
+    )
+    req.add_header("Authorization", "Bearer " + os.environ["HANGAR_ADMIN_TOKEN"])
+    req.add_header("Content-Type", "application/json")
+    urllib.request.urlopen(req, timeout=10).close()
+    try:
+        url = urllib.parse.urlsplit(WEB[0])
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        conn.request("GET", "/", headers={"Host": f"{alias}:{url.port}"})
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (200, PAGES["index.html"][0])
+        conn.close()
+    finally:
+        req = urllib.request.Request(f"{ADMIN}/v1/buckets/{site}/aliases/{alias}", method="DELETE")
+        req.add_header("Authorization", "Bearer " + os.environ["HANGAR_ADMIN_TOKEN"])
+        urllib.request.urlopen(req, timeout=10).close()

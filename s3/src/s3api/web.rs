@@ -4,7 +4,8 @@
 //! How a request is answered, as S3's website endpoints do:
 //! - The bucket is named by the Host header: `<bucket>.<root_domain>`, or, for a host not
 //!   under the root domain, the whole host name (a bucket named after its own domain, the
-//!   way S3 serves `www.example.com` through a CNAME). The port is ignored.
+//!   way S3 serves `www.example.com` through a CNAME). The port is ignored. A bucket alias
+//!   (`hangar bucket alias`) stands for its bucket, so `www.example.com` can be an alias.
 //! - A bucket without a website configuration is 404 NoSuchWebsiteConfiguration, so an
 //!   ordinary bucket is never readable anonymously through this port.
 //! - `/` and any path ending in `/` get the index document's suffix appended. A path
@@ -34,7 +35,7 @@ use super::encoding::percent_decode;
 use super::error::S3Error;
 use super::response_body::ResponseBody;
 use super::xml::escape;
-use super::{S3State, cors, object, vhost, website};
+use super::{S3State, alias, cors, object, vhost, website};
 
 /// What the website endpoint serves from: the S3 state's backend, clock and request ids,
 /// and the website's own root domain (`[s3_web] root_domain`).
@@ -80,7 +81,13 @@ async fn handle(
     let method = parts.method.clone();
     let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let host = host.or(parts.uri.authority().map(|a| a.as_str())).unwrap_or("");
-    let bucket = state.bucket_of_host(host);
+    // A bucket alias names its bucket here too: an alias such as `www.example.com` is how
+    // a site gets its own domain (`s3api::alias`).
+    let backend = state.s3.backend.as_ref();
+    let bucket = match state.bucket_of_host(host) {
+        Some(name) => Some(alias::bucket_of(backend, name).await),
+        None => None,
+    };
     let path = parts.uri.path().to_string();
     let answer = match &bucket {
         None => Err(S3Error::NoSuchBucket { bucket: host.to_string() }),
@@ -94,7 +101,6 @@ async fn handle(
     if let (Some(bucket), Some(origin)) = (&bucket, origin)
         && method != Method::OPTIONS
     {
-        let backend = state.s3.backend.as_ref();
         cors::decorate(backend, bucket, origin, method.as_str(), resp.headers_mut()).await;
     }
     let id = HeaderValue::from_str(&request_id).expect("request ids are hex");
