@@ -194,7 +194,8 @@ impl ObjectStore {
             result,
             Err(ObjectError::PreconditionFailed
                 | ObjectError::NoSuchKey
-                | ObjectError::ConditionalConflict)
+                | ObjectError::ConditionalConflict
+                | ObjectError::QuotaExceeded { .. })
         );
         if refused && blocks {
             let aborted = Version { state: VersionState::Aborted, kept };
@@ -213,8 +214,8 @@ impl ObjectStore {
     /// Makes version `id` (already stored as `version` would need: blocks in place) the
     /// key's current version if `condition` holds, decided by consensus with every other
     /// conditional write on the key. Never writes `id` `Aborted`: the caller does, on
-    /// `PreconditionFailed`, `NoSuchKey` and `ConditionalConflict` (nothing was accepted
-    /// then), never on `Unavailable`.
+    /// `PreconditionFailed`, `NoSuchKey`, `ConditionalConflict` and `QuotaExceeded`
+    /// (nothing was accepted then), never on `Unavailable`.
     pub(super) async fn commit_if(
         &self,
         bucket: &str,
@@ -229,6 +230,8 @@ impl ObjectStore {
             condition.check(current.as_ref().and_then(|e| e.current()))?;
             return self.write_version(bucket, key, id, version).await;
         }
+        // Quotas are checked before the consensus: a decided write is never refused.
+        self.check_quotas(bucket, key, id, &version).await?;
         let table_key = object_key(bucket, key);
         let mut rng = self.node.seam.rng(&format!("cas-{}-{}", id.timestamp, id.unique));
         let mut floor: Option<Ballot> = None;
@@ -328,7 +331,7 @@ impl ObjectStore {
         if self.node.cas.test_knobs.stop_after_accept.load(Ordering::Relaxed) {
             return Err(ObjectError::Unavailable { reason: "test: stopped after accept".into() });
         }
-        self.write_version(target.bucket, target.key, id, version).await?;
+        self.write_decided_version(target.bucket, target.key, id, version).await?;
         Ok(None)
     }
 
@@ -369,7 +372,7 @@ impl ObjectStore {
             // Pruned or superseded: writing it again would change nothing visible.
             return Ok(());
         }
-        self.write_version(target.bucket, target.key, id, version.clone()).await?;
+        self.write_decided_version(target.bucket, target.key, id, version.clone()).await?;
         view.merge(&ObjectEntry::with(id, version));
         Ok(())
     }

@@ -223,8 +223,49 @@ impl ObjectStore {
         Ok(self.node.bucket_usage.insert(key, &entry).await?)
     }
 
-    /// Writes a version change counted against the bucket's quotas (see the module doc);
-    /// the plain write when the bucket has none or the change cannot alter usage.
+    /// The usage change of writing `version` as `id`: `None` when the bucket has no quotas
+    /// or the change cannot alter usage. With `enforce`, a change that would take a quota
+    /// over its limit is `QuotaExceeded`.
+    async fn usage_change(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: VersionId,
+        version: &Version,
+        enforce: bool,
+    ) -> Result<Option<Tally>, ObjectError> {
+        if !matches!(version.state, VersionState::Complete(_) | VersionState::Deleted) {
+            return Ok(None);
+        }
+        let Some(limits) = self.limits(bucket).await? else {
+            return Ok(None);
+        };
+        let seen = self.entry(bucket, key).await?.unwrap_or_default();
+        let mut after = seen.clone();
+        after.merge(&ObjectEntry::with(id, version.clone()));
+        let delta = Tally::of(&after).minus(Tally::of(&seen));
+        if enforce {
+            let usage = limits.others.plus(self.own_tally(bucket).await?);
+            limits.quotas.check(usage, delta)?;
+        }
+        Ok(Some(delta))
+    }
+
+    /// `QuotaExceeded` if writing `version` as `id` now would take the bucket over a quota:
+    /// for writes decided elsewhere (conditional writes check before their consensus, and
+    /// write the decided version with `write_decided_version`).
+    pub(super) async fn check_quotas(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: VersionId,
+        version: &Version,
+    ) -> Result<(), ObjectError> {
+        self.usage_change(bucket, key, id, version, true).await.map(|_| ())
+    }
+
+    /// Writes a version change, refused if it would take the bucket over a quota, and
+    /// counts it (see the module doc).
     pub(super) async fn write_counted(
         &self,
         bucket: &str,
@@ -232,28 +273,38 @@ impl ObjectStore {
         id: VersionId,
         version: Version,
     ) -> Result<(), ObjectError> {
-        let new = ObjectEntry::with(id, version);
-        let counts =
-            matches!(new.versions[&id].state, VersionState::Complete(_) | VersionState::Deleted);
-        let limits = if counts { self.limits(bucket).await? } else { None };
-        let Some(limits) = limits else {
-            return Ok(self
-                .node
-                .objects
-                .insert(super::object_ops::object_key(bucket, key), &new)
-                .await?);
-        };
-        let seen = self.entry(bucket, key).await?.unwrap_or_default();
-        let mut after = seen.clone();
-        after.merge(&new);
-        let delta = Tally::of(&after).minus(Tally::of(&seen));
-        let usage = limits.others.plus(self.own_tally(bucket).await?);
-        limits.quotas.check(usage, delta)?;
-        self.node.objects.insert(super::object_ops::object_key(bucket, key), &new).await?;
-        if delta != Tally::default() {
-            self.add_to_own_tally(bucket, delta).await?;
+        let delta = self.usage_change(bucket, key, id, &version, true).await?;
+        self.write_and_count(bucket, key, id, version, delta).await
+    }
+
+    /// Writes a version a consensus already decided: counted, never refused (refusing it
+    /// now would leave a decided write that a later round may still make visible).
+    pub(super) async fn write_decided_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: VersionId,
+        version: Version,
+    ) -> Result<(), ObjectError> {
+        let delta = self.usage_change(bucket, key, id, &version, false).await?;
+        self.write_and_count(bucket, key, id, version, delta).await
+    }
+
+    async fn write_and_count(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: VersionId,
+        version: Version,
+        delta: Option<Tally>,
+    ) -> Result<(), ObjectError> {
+        let entry = ObjectEntry::with(id, version);
+        let table_key = super::object_ops::object_key(bucket, key);
+        self.node.objects.insert(table_key, &entry).await?;
+        match delta {
+            Some(delta) if delta != Tally::default() => self.add_to_own_tally(bucket, delta).await,
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The bucket's quotas and counted usage; `None` when it has no quotas (its usage is
@@ -362,6 +413,36 @@ mod tests {
         s[1].set_bucket_quotas("q", Quotas::default()).await.unwrap();
         put(&s[1], "e", 500).await.unwrap();
         assert_eq!(s[1].bucket_usage("q").await, Ok(None));
+    }
+
+    /// A conditional PUT is held to quotas like any other write (checked before its
+    /// consensus, so a decided write is never refused after): over a quota it is refused
+    /// and nothing becomes visible; within, it is counted.
+    #[tokio::test(start_paused = true)]
+    async fn conditional_writes_are_checked_before_their_consensus() {
+        use crate::objects::body::VecSource;
+        use crate::objects::conditional::WriteCondition;
+        use crate::objects::multipart::UploadMeta;
+        let (_cluster, s) = object_stores().await;
+        s[0].create_bucket("q").await.unwrap();
+        s[0].set_bucket_quotas("q", quotas(Some(15), None)).await.unwrap();
+        let put_if_absent = |key: &'static str, size: usize| {
+            let store = &s[1];
+            async move {
+                let mut body = VecSource::new(vec![b'c'; size], "e".into());
+                let (meta, absent) = (UploadMeta::default(), WriteCondition::IfNoneMatch);
+                store.put_object_stream_if("q", key, meta, &mut body, Some(&absent)).await
+            }
+        };
+        put_if_absent("a", 10).await.unwrap();
+        let refused = put_if_absent("b", 6).await.map(|_| ());
+        let expected =
+            ObjectError::QuotaExceeded { quota: Quota::Size, limit: 15, usage: 10, adding: 6 };
+        assert_eq!(refused, Err(expected));
+        assert_eq!(s[2].head_object("q", "b").await.map(|_| ()), Err(ObjectError::NoSuchKey));
+        put_if_absent("b", 5).await.unwrap();
+        let usage = s[0].bucket_usage("q").await.unwrap().unwrap();
+        assert_eq!((usage.objects, usage.size_bytes), (2, 15));
     }
 
     /// In a versioned bucket old versions take room until deleted by id.
