@@ -485,13 +485,21 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         if now_ms >= horizon {
             break;
         }
-        if let Err(e) = sim.step() {
+        let next_event_ms = [
+            timeline.peek().map(|(at, _)| *at),
+            (!healed).then_some(workload_end),
+            (!checker_started).then_some(quiesce_end),
+            Some(horizon),
+        ];
+        let next_event_ms = next_event_ms.into_iter().flatten().filter(|at| *at > now_ms).min();
+        let step = Duration::from_millis(step_ms(&sim, net.tick_ms, now_ms, next_event_ms));
+        if let Err(e) = sim.step_by(step) {
             error = Some(e.to_string());
             break;
         }
         // Inside madsim's shell, std time follows the simulation's.
         #[cfg(madsim)]
-        madsim::time::advance(Duration::from_millis(net.tick_ms));
+        madsim::time::advance(step);
     }
     let sim_ms = sim.elapsed().as_millis() as u64;
     drop(sim);
@@ -534,6 +542,37 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         fault_notes: std::mem::take(&mut *world.fault_notes.lock().unwrap()),
         recorder: world.recorder.clone(),
     }
+}
+
+/// The longest step the runner takes while no message is in flight (see `step_ms`).
+/// A message sent inside such a step is delivered at its end at the earliest, so this bounds
+/// the extra delay of the first message after a quiet stretch: no more than the default
+/// latency spread (1–10 ms).
+const IDLE_STEP_MS: u64 = 10;
+
+/// How far to step: one tick while any message is in flight; otherwise up to
+/// `IDLE_STEP_MS` (a whole number of ticks), never past the runner's next event.
+///
+/// Why: each step costs every host a turn of its runtime whether or not it has work, and
+/// most steps of a run are quiet. Timers inside a longer step still fire at their exact
+/// instants (each host's paused tokio clock jumps from timer to timer); only delivery
+/// waits for the step's end, and a message's latency counts from when it was sent
+/// (turmoil's `step_by` and send time: `vendor/turmoil/HANGAR.md`).
+fn step_ms(sim: &turmoil::Sim<'_>, tick_ms: u64, now_ms: u64, next_event_ms: Option<u64>) -> u64 {
+    let mut in_flight = false;
+    sim.links(|links| {
+        for mut link in links {
+            if link.next().is_some() {
+                in_flight = true;
+                break;
+            }
+        }
+    });
+    if in_flight {
+        return tick_ms;
+    }
+    let room = next_event_ms.map_or(u64::MAX, |at| at - now_ms).min(IDLE_STEP_MS);
+    (room / tick_ms).max(1) * tick_ms
 }
 
 /// Whether some checker needs the final reads.
