@@ -18,6 +18,7 @@ Run: tests/run-s3-tests.sh -k lifecycle
 import datetime
 import json
 import os
+import subprocess
 import urllib.request
 
 import pytest
@@ -159,4 +160,12 @@ def test_an_expired_rule_deletes_under_its_prefix_only(s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key="old/a")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    # The same pass through the CLI (`hangar -c FILE lifecycle run`).
+    if os.environ.get("HANGAR_BIN") and os.environ.get("HANGAR_CONFIG"):
+        s3.put_object(Bucket=bucket, Key="old/d", Body=b"x")
+        cli = [os.environ["HANGAR_BIN"], "-c", os.environ["HANGAR_CONFIG"], "lifecycle", "run"]
+        out = subprocess.run(cli, capture_output=True, text=True, timeout=60, check=True).stdout
+        assert "1 objects expired" in out, out
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        assert keys == ["keep/c"]
     s3.delete_bucket_lifecycle(Bucket=bucket)

@@ -36,6 +36,16 @@ pub enum AdminCommand {
     Node(layout::NodeCommand),
     /// Launch a repair pass on this node: tables (anti-entropy), blocks (resync) or scrub.
     Repair(repair::RepairArgs),
+    /// Apply the buckets' lifecycle rules (expiration, old uploads) now.
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LifecycleCommand {
+    /// Run one lifecycle pass on this node now, for the buckets it is the first replica of
+    /// (on a cluster, run it on every node); prints what it did.
+    Run,
 }
 
 #[derive(Subcommand, Debug)]
@@ -173,6 +183,9 @@ async fn run_one(
         AdminCommand::Status => (Method::GET, "/v1/status".into(), None, show_status),
         AdminCommand::Worker(WorkerCommand::List) => {
             (Method::GET, "/v1/workers".into(), None, show_workers)
+        }
+        AdminCommand::Lifecycle(LifecycleCommand::Run) => {
+            (Method::POST, "/v1/lifecycle/run".into(), None, show_lifecycle_pass)
         }
         AdminCommand::Key(k) => key_request(k)?,
         AdminCommand::Bucket(b) => bucket_request(b)?,
@@ -406,6 +419,18 @@ fn health(v: &Value) -> String {
 
 /// One line per worker; for the repair workers, their current or last pass (launched by
 /// `hangar repair` or periodic): state, items checked, repaired, unrecoverable, errors.
+fn show_lifecycle_pass(v: &Value) -> String {
+    format!(
+        "lifecycle pass on node {}: {} buckets with rules, {} objects expired, {} uploads \
+         aborted, {} errors\n",
+        text(&v["node_id"]),
+        text(&v["buckets"]),
+        text(&v["objects_expired"]),
+        text(&v["uploads_aborted"]),
+        text(&v["errors"]),
+    )
+}
+
 fn show_workers(v: &Value) -> String {
     let workers: Vec<Vec<String>> = rows(&v["workers"])
         .iter()

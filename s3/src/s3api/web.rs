@@ -77,6 +77,7 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let request_id = state.s3.next_request_id();
+    let started = tokio::time::Instant::now();
     let (parts, _body) = req.into_parts();
     let method = parts.method.clone();
     let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok());
@@ -106,6 +107,18 @@ async fn handle(
     let id = HeaderValue::from_str(&request_id).expect("request ids are hex");
     resp.headers_mut().insert("x-amz-request-id", id);
     let status = resp.status().as_u16();
+    if let Some(observer) = &state.s3.observer {
+        // One metrics label per kind of website request (`/metrics`, `operation`).
+        let operation = match method {
+            Method::GET => "WebsiteGet",
+            Method::HEAD => "WebsiteHead",
+            Method::OPTIONS => "WebsitePreflight",
+            _ => "WebsiteRefused",
+        };
+        observer.request_done(operation, status, started.elapsed());
+        let sent = hyper::body::Body::size_hint(resp.body()).exact().unwrap_or(0);
+        observer.body_bytes(operation, 0, if method == Method::HEAD { 0 } else { sent });
+    }
     let bucket = bucket.as_deref().unwrap_or("-");
     tracing::info!(target: "hangar::web::request", %request_id, %method, bucket, %path, status);
     Ok(resp)
