@@ -206,9 +206,7 @@ impl ObjectStore {
 
     /// The prepare and accept quorums in a replica set of `n` nodes.
     fn cas_quorums(&self, n: usize) -> (usize, usize) {
-        let w = self.node.quorums.write.min(n);
-        let majority = n / 2 + 1;
-        (majority.max(n - w + 1), majority.max(w))
+        cas_quorums(n, self.node.quorums.write)
     }
 
     /// Makes version `id` (already stored as `version` would need: blocks in place) the
@@ -482,6 +480,15 @@ impl ObjectStore {
     }
 }
 
+/// The prepare and accept quorums in a replica set of `n` nodes whose table writes need
+/// `w` (see the module docs): every prepare quorum meets every accept quorum and every
+/// table write quorum.
+fn cas_quorums(n: usize, w: usize) -> (usize, usize) {
+    let w = w.min(n);
+    let majority = n / 2 + 1;
+    (majority.max(n - w + 1), majority.max(w))
+}
+
 type Answer = (NodeId, Result<CasReply, String>);
 
 /// The key a conditional write is about.
@@ -489,4 +496,25 @@ struct Target<'a> {
     bucket: &'a str,
     key: &'a str,
     table_key: &'a [u8],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cas_quorums;
+
+    /// The two intersections the protocol rests on, for every set size and write quorum a
+    /// layout and a consistency mode can give.
+    #[test]
+    fn prepare_quorums_meet_accept_and_write_quorums() {
+        for n in 1..=7 {
+            for w in 1..=n {
+                let (q1, q2) = cas_quorums(n, w);
+                assert!(q1 <= n && q2 <= n, "reachable: n {n} w {w}");
+                assert!(q1 + q2 > n, "Q1 meets Q2: n {n} w {w}");
+                assert!(q1 + w > n, "Q1 meets every table write quorum: n {n} w {w}");
+            }
+        }
+        assert_eq!(cas_quorums(3, 2), (2, 2), "consistent and degraded, RF 3");
+        assert_eq!(cas_quorums(3, 1), (3, 2), "dangerous, RF 3: every replica prepares");
+    }
 }
