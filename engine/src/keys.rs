@@ -296,6 +296,15 @@ impl KeyStore {
         }
     }
 
+    /// `get_for_auth`, skipping the cache (and refreshing it): for confirming a refusal, so
+    /// that a grant given through another node — the bucket a client just created there —
+    /// is honoured at once instead of after `AUTH_CACHE_TTL_MS`. Only grants, never
+    /// refusals, are served from the cache.
+    pub async fn get_for_auth_fresh(&self, id: &str) -> Result<Option<AccessKey>, KeyError> {
+        self.auth_cache.invalidate(&id.to_string());
+        self.get_for_auth(id).await
+    }
+
     /// A live key, or `NoSuchKey`.
     pub async fn get_live(&self, id: &str) -> Result<AccessKey, KeyError> {
         match self.get(id).await? {
@@ -575,6 +584,24 @@ mod tests {
         assert_eq!(a.get_for_auth("GKlater0000000000000001").await, Ok(None));
         a.import("GKlater0000000000000001", "s3cr3t-s3cr3t-s3cr3t", "l").await.unwrap();
         assert!(a.get_for_auth("GKlater0000000000000001").await.unwrap().is_some());
+    }
+
+    /// A permission given through one node is seen at once by another that cached the key,
+    /// when it confirms a refusal with a fresh read (what the S3 layer does).
+    #[tokio::test(start_paused = true)]
+    async fn a_fresh_read_sees_a_grant_made_through_another_node_within_the_ttl() {
+        let cluster = TestCluster::start().await;
+        let (a, b) =
+            (KeyStore::new(cluster.node(1).clone()), KeyStore::new(cluster.node(2).clone()));
+        let key = a.create("grantee").await.unwrap();
+        assert_eq!(b.get_for_auth(&key.id).await.unwrap().unwrap().perms("new"), BucketPerms::NONE);
+        a.set_perms(&key.id, "new", BucketPerms::ALL).await.unwrap();
+        let cached = b.get_for_auth(&key.id).await.unwrap().unwrap();
+        assert_eq!(cached.perms("new"), BucketPerms::NONE, "node 2 still answers from its cache");
+        let fresh = b.get_for_auth_fresh(&key.id).await.unwrap().unwrap();
+        assert_eq!(fresh.perms("new"), BucketPerms::ALL);
+        let again = b.get_for_auth(&key.id).await.unwrap().unwrap();
+        assert_eq!(again.perms("new"), BucketPerms::ALL, "and the fresh read refreshed the cache");
     }
 
     #[tokio::test(start_paused = true)]

@@ -48,6 +48,10 @@ impl KeyGrant {
 pub trait KeyLookup: Send + Sync {
     /// The live key `id`, or `None` (unknown or deleted).
     fn lookup<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<KeyGrant>, S3Error>>;
+    /// `lookup`, bypassing any cache: confirms a refusal (`check_confirmed`).
+    fn lookup_fresh<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<KeyGrant>, S3Error>> {
+        self.lookup(id)
+    }
     /// `id` just created `bucket`: it becomes its owner (read, write, owner).
     fn bucket_created<'a>(
         &'a self,
@@ -90,15 +94,22 @@ fn unavailable(e: KeyError) -> S3Error {
     }
 }
 
+fn live_grant(key: Option<hangar_engine::keys::AccessKey>) -> Option<KeyGrant> {
+    key.filter(|k| !k.deleted).map(|k| KeyGrant {
+        secret: k.secret,
+        allow_create_bucket: k.allow_create_bucket,
+        buckets: Some(k.buckets.into_iter().collect()),
+    })
+}
+
 impl KeyLookup for EngineKeys {
     fn lookup<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<KeyGrant>, S3Error>> {
+        Box::pin(async move { Ok(live_grant(self.0.get_for_auth(id).await.map_err(unavailable)?)) })
+    }
+
+    fn lookup_fresh<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<KeyGrant>, S3Error>> {
         Box::pin(async move {
-            let key = self.0.get_for_auth(id).await.map_err(unavailable)?;
-            Ok(key.filter(|k| !k.deleted).map(|k| KeyGrant {
-                secret: k.secret,
-                allow_create_bucket: k.allow_create_bucket,
-                buckets: Some(k.buckets.into_iter().collect()),
-            }))
+            Ok(live_grant(self.0.get_for_auth_fresh(id).await.map_err(unavailable)?))
         })
     }
 
@@ -197,6 +208,30 @@ pub fn authorize(grant: &KeyGrant, endpoint: &Endpoint) -> Result<(), S3Error> {
         Need::Owner => (perms.owner, "Only an owner key may change or delete this bucket"),
     };
     if ok { Ok(()) } else { Err(S3Error::AccessDenied { reason }) }
+}
+
+/// `check`, except that a refusal is confirmed with a fresh read of the key first: the
+/// grant at hand may come from the authentication cache, older than a permission given
+/// through another node (a bucket the client just created there). Returns the grant the
+/// request goes on with.
+pub async fn check_confirmed(
+    grant: KeyGrant,
+    access_key: &str,
+    endpoint: &Endpoint,
+    backend: &dyn ObjectBackend,
+    keys: &dyn KeyLookup,
+) -> Result<KeyGrant, S3Error> {
+    match check(&grant, endpoint, backend).await {
+        Err(S3Error::AccessDenied { .. }) => {
+            let fresh = keys.lookup_fresh(access_key).await?.ok_or_else(|| {
+                S3Error::InvalidAccessKeyId { access_key: access_key.to_string() }
+            })?;
+            check(&fresh, endpoint, backend).await?;
+            Ok(fresh)
+        }
+        Err(other) => Err(other),
+        Ok(()) => Ok(grant),
+    }
 }
 
 /// `authorize`, except that a refusal on a bucket that does not exist is NoSuchBucket.

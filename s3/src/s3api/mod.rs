@@ -271,10 +271,10 @@ async fn process(
     facts: &mut RequestFacts,
 ) -> Result<Response<ResponseBody>, S3Error> {
     let (parts, body) = req.into_parts();
+    limits::check_headers(&parts.headers)?;
     let raw_path = parts.uri.path();
     let query = encoding::parse_query(parts.uri.query()).ok_or(S3Error::InvalidURI)?;
     // A CORS preflight carries no credentials (browsers never sign it).
-    limits::check_headers(&parts.headers)?;
     if parts.method == Method::OPTIONS {
         facts.operation = "PreflightCors";
         let bucket = request_bucket(state, &parts.headers, raw_path, parts.uri.authority())?;
@@ -322,7 +322,14 @@ async fn process(
     alias::check_endpoint(state.backend.as_ref(), &mut endpoint, alias.as_deref()).await?;
     (facts.operation, facts.access_key) = (endpoint.name(), Some(auth.access_key.clone()));
     tracing::debug!(operation = endpoint.name(), access_key = %auth.access_key, "request");
-    access::check(&grant, &endpoint, state.backend.as_ref()).await?;
+    let grant = access::check_confirmed(
+        grant,
+        &auth.access_key,
+        &endpoint,
+        state.backend.as_ref(),
+        state.keys.as_ref(),
+    )
+    .await?;
     if let Endpoint::CopyObject { source, .. } | Endpoint::UploadPartCopy { source, .. } = &endpoint
     {
         // A copy reads its source: the key needs read access there too.
