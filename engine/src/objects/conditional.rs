@@ -40,7 +40,7 @@ use std::time::Duration;
 use rand_core::RngCore;
 use tokio::sync::mpsc;
 
-use super::body::VecSource;
+use super::body::{Body, VecSource};
 use super::multipart::UploadMeta;
 use super::object_ops::object_key;
 use super::version::{ObjectEntry, Version, VersionData, VersionId, VersionState};
@@ -362,8 +362,13 @@ impl ObjectStore {
             Some(VersionState::Complete(_) | VersionState::Deleted | VersionState::Aborted) => {
                 return Ok(());
             }
-            // Absent (never written, or pruned once a newer version completed) or still
-            // uploading.
+            // A body in blocks was recorded `Uploading` with a write quorum before its
+            // blocks were stored, and the view meets every write quorum: absent, the
+            // version was removed since (aborted by the collector, then collected as a
+            // tombstone), and its blocks with it. Reviving it would serve missing blocks.
+            None if has_blocks(&version) => return Ok(()),
+            // Absent (an inline body, never written; or pruned once a newer version
+            // completed) or still uploading.
             None | Some(VersionState::Uploading) => {}
         }
         if view.current().is_some_and(|(current, _)| current > id) {
@@ -478,6 +483,10 @@ impl ObjectStore {
         );
         Ok(Phase2::Unknown { reason })
     }
+}
+
+fn has_blocks(version: &Version) -> bool {
+    matches!(&version.state, VersionState::Complete(VersionData::Object(s)) if matches!(s.body, Body::Blocks(_)))
 }
 
 /// The prepare and accept quorums in a replica set of `n` nodes whose table writes need

@@ -236,3 +236,33 @@ async fn a_conditional_completion_refused_leaves_the_upload_open_then_succeeds()
     assert_eq!(done.await.unwrap().etag, "m1");
     assert_eq!(s[2].get_object("b", "k").await.unwrap().data, b"part".to_vec());
 }
+
+/// Guards against reviving a decided value whose version the collector aborted and
+/// tombstone collection then removed (an unknown outcome left for days): its blocks are
+/// gone, so adopting it must not make it current again.
+#[tokio::test(start_paused = true)]
+async fn a_decided_value_whose_blocked_version_was_collected_is_not_revived() {
+    let (cluster, s) = stores().await;
+    let key = object_key("b", "k");
+    let mut ghost = version_of(b"", "eg");
+    if let VersionState::Complete(VersionData::Object(stored)) = &mut ghost.state {
+        stored.body = super::body::Body::Blocks(Vec::new());
+    }
+    let decided = Some((VersionId { timestamp: u64::MAX / 2, unique: 1 }, ghost));
+    let ballot = Ballot { counter: 1, node: NodeId(1), nonce: 0 };
+    for n in 1..=3 {
+        let node = cluster.node(n);
+        assert!(matches!(node.cas.prepare(&key, ballot).unwrap(), CasReply::Promise { .. }));
+        let value = crate::codec::encode(&decided);
+        assert_eq!(node.cas.accept(&key, ballot, value).unwrap(), CasReply::Accepted);
+    }
+    let put = s[1].put_object_if(
+        "b",
+        "k",
+        meta("t", "e1"),
+        b"new".to_vec(),
+        &WriteCondition::IfNoneMatch,
+    );
+    put.await.unwrap();
+    assert_eq!(s[2].get_object("b", "k").await.unwrap().data, b"new".to_vec());
+}
