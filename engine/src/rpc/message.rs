@@ -61,7 +61,7 @@ pub enum TableRequest {
     Update { table: String, entries: Vec<RawEntry> },
     /// The local replica's entry for `key`, if any.
     Read { table: String, key: Vec<u8> },
-    /// For each listed partition, a hash of every entry the local replica holds in it —
+    /// For each listed partition, the root hash of its Merkle tree (`table::merkle`) —
     /// unless `root` (the caller's `root_digest` of the same partitions) matches ours, in
     /// which case the answer is just `InSync`: the common case costs one tiny round trip.
     Digests { table: String, partitions: Vec<u8>, root: Option<[u8; 32]> },
@@ -73,6 +73,13 @@ pub enum TableRequest {
     /// hashes (blake3 of its encoded bytes) to the given hash; anything else is left alone.
     /// Answered with `Done`. (Added last: earlier variants keep their encoding.)
     DeleteIfUnchanged { table: String, items: Vec<(Vec<u8>, [u8; 32])> },
+    /// Anti-entropy descent: the encoded Merkle tree nodes standing at `paths` (nibble
+    /// strings) of `partition`'s tree (`table::merkle`), answered `TreeNodes` in the order
+    /// asked, empty bytes where nothing stands. (Added last, like the next one.)
+    TreeNodes { table: String, partition: u8, paths: Vec<Vec<u8>> },
+    /// Anti-entropy pull: the local replica's entries for those of `keys` it holds,
+    /// answered `Entries`. Not a read: a syncing replica serves it.
+    FetchEntries { table: String, keys: Vec<Vec<u8>> },
 }
 
 impl TableRequest {
@@ -84,7 +91,9 @@ impl TableRequest {
             | TableRequest::Digests { table, .. }
             | TableRequest::PartitionEntries { table, .. }
             | TableRequest::Range { table, .. }
-            | TableRequest::DeleteIfUnchanged { table, .. } => table,
+            | TableRequest::DeleteIfUnchanged { table, .. }
+            | TableRequest::TreeNodes { table, .. }
+            | TableRequest::FetchEntries { table, .. } => table,
         }
     }
 }
@@ -153,6 +162,8 @@ pub enum Response {
     Layout(Option<Box<LayoutHistory>>),
     /// An acceptor's answer (`crate::cas`). Added last.
     Cas(crate::cas::CasReply),
+    /// Encoded Merkle tree nodes (`TableRequest::TreeNodes`). Added last.
+    TreeNodes(Vec<Vec<u8>>),
 }
 
 /// An error the remote side reports (as opposed to failing to reach it).

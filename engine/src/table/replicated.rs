@@ -359,6 +359,12 @@ pub fn serve_local(table: &dyn LocalTable, request: &TableRequest) -> Result<Res
         TableRequest::DeleteIfUnchanged { items, .. } => {
             table.delete_if_unchanged(items).map(|_| Response::Done)
         }
+        TableRequest::TreeNodes { partition, paths, .. } => {
+            table.tree_nodes(*partition, paths).map(Response::TreeNodes)
+        }
+        TableRequest::FetchEntries { keys, .. } => {
+            table.entries_by_key(keys).map(Response::Entries)
+        }
     };
     result.map_err(|e| e.to_string())
 }

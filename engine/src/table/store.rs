@@ -3,15 +3,21 @@
 //! Entries are stored encoded (`schema::encode_entry`) under their storage key. Every
 //! change merges the incoming entry into the stored one inside one write transaction,
 //! committed durably before the caller is answered: an acknowledged replica write survives
-//! a crash.
+//! a crash. The same transaction records the changed key in the table's Merkle to-do list;
+//! the partition trees (`merkle`) apply the list, in batches, before anything reads them
+//! (`Store::flush_tree`). So a crash can leave the tree behind the entries but never
+//! disagreeing with them once read, and a write pays one small extra row instead of a tree
+//! update (see docs/data-model.md, "Anti-entropy", for the measurements behind this).
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
+use super::merkle::{self, Hash};
 use super::schema::{TableSchema, decode_entry, encode_entry, partition_of_key};
 use crate::crdt::Crdt;
 use crate::rpc::message::{RawEntry, root_digest};
@@ -59,6 +65,13 @@ pub trait LocalTable: Send + Sync {
         Ok(root_digest(&self.partition_digests(partitions)?))
     }
     fn partition_entries(&self, partition: u8) -> Result<Vec<RawEntry>, StoreError>;
+    /// The encoded Merkle tree nodes standing at `paths` of `partition` (`merkle::node_at`;
+    /// empty bytes for none), in the order asked.
+    fn tree_nodes(&self, partition: u8, paths: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Every `(entry key, value hash)` of `partition`'s tree under `path`.
+    fn tree_leaves(&self, partition: u8, path: &[u8]) -> Result<Vec<(Vec<u8>, Hash)>, StoreError>;
+    /// The stored entries of those of `keys` that exist, in the order asked.
+    fn entries_by_key(&self, keys: &[Vec<u8>]) -> Result<Vec<RawEntry>, StoreError>;
     /// Up to `limit` entries whose key starts with `prefix` and is greater than `after`
     /// (or all matching when `after` is empty), in key order.
     fn range(&self, prefix: &[u8], after: &[u8], limit: usize)
@@ -104,12 +117,24 @@ impl Default for DigestCache {
     }
 }
 
+/// To-do keys applied to the trees per commit of `Store::flush_tree`: bounds the memory and
+/// the length of one write transaction.
+const TREE_CHANGES_PER_COMMIT: usize = 10_000;
+
 /// Distinct partition sets whose roots are kept; a node has one set per peer, so this is
 /// only reached with far more peers than a cluster has, and then the cache just restarts.
 const ROOT_CACHE_MAX_SETS: usize = 64;
 
 pub struct Store<S: TableSchema> {
     db: Arc<Database>,
+    /// The redb table of the Merkle trees: `S::NAME` + `merkle::TREE_TABLE_SUFFIX`.
+    tree_name: String,
+    /// The keys changed since the trees were last brought up to date (no values):
+    /// `S::NAME` + `merkle::TODO_TABLE_SUFFIX`.
+    todo_name: String,
+    /// Set after every commit that added to-do rows, cleared by `flush_tree` before it
+    /// starts: while false, the trees cover every committed entry.
+    tree_stale: AtomicBool,
     /// Digests of unchanged partitions: anti-entropy asks for all of them every round, and
     /// most rounds nothing changed. A write forgets the digests of the partitions it touches.
     digests: Mutex<DigestCache>,
@@ -134,15 +159,122 @@ fn storage<E: std::fmt::Display>(table: &'static str) -> impl Fn(E) -> StoreErro
 
 impl<S: TableSchema> Store<S> {
     pub fn open(db: Arc<Database>) -> Result<Self, StoreError> {
-        // Create the table up front so that readers never meet a missing table.
-        let txn = db.begin_write().map_err(storage(S::NAME))?;
-        txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+        let tree_name = format!("{}{}", S::NAME, merkle::TREE_TABLE_SUFFIX);
+        let todo_name = format!("{}{}", S::NAME, merkle::TODO_TABLE_SUFFIX);
+        let store = Store {
+            db,
+            tree_name,
+            todo_name,
+            tree_stale: AtomicBool::new(false),
+            digests: Mutex::default(),
+            commits: Mutex::default(),
+            _schema: PhantomData,
+        };
+        // Create the tables up front so that readers never meet a missing table; a
+        // database from before the trees existed gets its trees built once, here.
+        let txn = store.db.begin_write().map_err(storage(S::NAME))?;
+        {
+            let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+            let mut tree = txn.open_table(store.tree_definition()).map_err(storage(S::NAME))?;
+            let missing = tree.is_empty().map_err(storage(S::NAME))?
+                && !table.is_empty().map_err(storage(S::NAME))?;
+            let mut todo = txn.open_table(store.todo_definition()).map_err(storage(S::NAME))?;
+            if missing {
+                let built = Self::build_trees(&table, &mut tree)?;
+                // The trees now cover every entry: nothing is left to apply.
+                todo.retain(|_, _| false).map_err(storage(S::NAME))?;
+                tracing::info!(table = S::NAME, entries = built, "merkle trees built");
+            }
+            // Changes a crash left unapplied are applied before the first read.
+            store.tree_stale.store(!todo.is_empty().map_err(storage(S::NAME))?, Ordering::Release);
+        }
         txn.commit().map_err(storage(S::NAME))?;
-        Ok(Store { db, digests: Mutex::default(), commits: Mutex::default(), _schema: PhantomData })
+        Ok(store)
     }
 
     fn definition() -> TableDefinition<'static, &'static [u8], &'static [u8]> {
         TableDefinition::new(S::NAME)
+    }
+
+    fn tree_definition(&self) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+        TableDefinition::new(&self.tree_name)
+    }
+
+    fn todo_definition(&self) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+        TableDefinition::new(&self.todo_name)
+    }
+
+    /// Applies the to-do list to the trees, `TREE_CHANGES_PER_COMMIT` keys per commit, each
+    /// key's change read from the entry as it is now. Called before every read of a tree;
+    /// a no-op while nothing changed. The commits are not made durable by themselves: a
+    /// crash before the next durable commit loses them together with the to-do rows they
+    /// removed, and the rows are applied again.
+    pub fn flush_tree(&self) -> Result<(), StoreError> {
+        if !self.tree_stale.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = (|| {
+            while self.flush_tree_batch()? == TREE_CHANGES_PER_COMMIT {}
+            Ok(())
+        })();
+        if result.is_err() {
+            self.tree_stale.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    /// One commit of `flush_tree`; returns how many keys it applied.
+    fn flush_tree_batch(&self) -> Result<usize, StoreError> {
+        let mut txn = self.db.begin_write().map_err(storage(S::NAME))?;
+        txn.set_durability(redb::Durability::None).map_err(storage(S::NAME))?;
+        let mut by_partition: BTreeMap<u8, Vec<merkle::Change>> = BTreeMap::new();
+        {
+            let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+            let mut todo = txn.open_table(self.todo_definition()).map_err(storage(S::NAME))?;
+            let mut tree = txn.open_table(self.tree_definition()).map_err(storage(S::NAME))?;
+            let mut keys = Vec::new();
+            for item in todo.iter().map_err(storage(S::NAME))?.take(TREE_CHANGES_PER_COMMIT) {
+                keys.push(item.map_err(storage(S::NAME))?.0.value().to_vec());
+            }
+            for key in &keys {
+                let hash = table
+                    .get(key.as_slice())
+                    .map_err(storage(S::NAME))?
+                    .map(|v| *blake3::hash(v.value()).as_bytes());
+                let change = (merkle::item_path(key), key.clone(), hash);
+                by_partition.entry(partition_of_key(key)).or_default().push(change);
+                todo.remove(key.as_slice()).map_err(storage(S::NAME))?;
+            }
+            for (&partition, changes) in by_partition.iter_mut() {
+                merkle::apply(&mut tree, partition, changes).map_err(storage(S::NAME))?;
+            }
+        }
+        let applied = by_partition.values().map(Vec::len).sum();
+        if applied == 0 {
+            let _ = txn.abort();
+            return Ok(0);
+        }
+        self.forget_digests(&by_partition.keys().copied().collect::<Vec<_>>());
+        txn.commit().map_err(storage(S::NAME))?;
+        Ok(applied)
+    }
+
+    /// Builds every partition's tree from the entries, one partition in memory at a time;
+    /// returns how many entries the trees cover.
+    fn build_trees(
+        table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+        tree: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    ) -> Result<usize, StoreError> {
+        let mut total = 0;
+        for partition in 0..=u8::MAX {
+            let mut items = Vec::new();
+            Self::scan_partition_of(table, partition, |k, v| {
+                items.push((k.to_vec(), *blake3::hash(v).as_bytes()))
+            })?;
+            total += items.len();
+            merkle::build_partition(tree, partition, items).map_err(storage(S::NAME))?;
+        }
+        Ok(total)
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<S::Entry>, StoreError> {
@@ -173,6 +305,7 @@ impl<S: TableSchema> Store<S> {
     fn apply_job(
         &self,
         table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+        todo: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
         entries: &[RawEntry],
     ) -> Result<bool, StoreError> {
         let incoming: Vec<S::Entry> =
@@ -192,6 +325,7 @@ impl<S: TableSchema> Store<S> {
             let merged = encode_entry(&merged);
             if old.as_deref() != Some(merged.as_slice()) {
                 table.insert(key.as_slice(), merged.as_slice()).map_err(storage(S::NAME))?;
+                todo.insert(key.as_slice(), &[][..]).map_err(storage(S::NAME))?;
                 changed = true;
             }
         }
@@ -210,12 +344,15 @@ impl<S: TableSchema> Store<S> {
         let mut results = Vec::with_capacity(jobs.len());
         let mut touched: Vec<u8> = Vec::new();
         {
-            let mut table = match txn.open_table(Self::definition()) {
-                Ok(t) => t,
+            let opened = txn
+                .open_table(Self::definition())
+                .and_then(|table| txn.open_table(self.todo_definition()).map(|todo| (table, todo)));
+            let (mut table, mut todo) = match opened {
+                Ok(tables) => tables,
                 Err(e) => return fail_all(storage(S::NAME)(e)),
             };
             for entries in jobs {
-                match self.apply_job(&mut table, entries) {
+                match self.apply_job(&mut table, &mut todo, entries) {
                     Ok(changed) => {
                         if changed {
                             touched.extend(entries.iter().map(|(key, _)| partition_of_key(key)));
@@ -233,7 +370,10 @@ impl<S: TableSchema> Store<S> {
         }
         self.forget_digests(&touched);
         match txn.commit() {
-            Ok(()) => results,
+            Ok(()) => {
+                self.tree_stale.store(true, Ordering::Release);
+                results
+            }
             Err(e) => fail_all(storage(S::NAME)(e)),
         }
     }
@@ -292,26 +432,16 @@ impl<S: TableSchema> Store<S> {
         })
     }
 
-    /// For each of `partitions`, the hash of every `(key, entry)` in it, length-prefixed,
-    /// in key order. One read transaction for all of them: a node's first anti-entropy
-    /// round computes all 256 of every table, and a transaction per partition was most of
-    /// that cost.
+    /// For each of `partitions`, the root hash of its Merkle tree: one lookup each, in one
+    /// read transaction.
     fn compute_partition_digests(&self, partitions: &[u8]) -> Result<Vec<[u8; 32]>, StoreError> {
         let txn = self.db.begin_read().map_err(storage(S::NAME))?;
-        let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
-        let mut out = Vec::with_capacity(partitions.len());
-        for &partition in partitions {
-            let mut hasher = blake3::Hasher::new();
-            Self::scan_partition_of(&table, partition, |k, v| {
-                debug_assert_eq!(partition_of_key(k), partition);
-                hasher.update(&(k.len() as u32).to_le_bytes());
-                hasher.update(k);
-                hasher.update(&(v.len() as u32).to_le_bytes());
-                hasher.update(v);
-            })?;
-            out.push(*hasher.finalize().as_bytes());
-        }
-        Ok(out)
+        let tree = txn.open_table(self.tree_definition()).map_err(storage(S::NAME))?;
+        partitions
+            .iter()
+            .map(|&p| merkle::read_node(&tree, p, &[]).map(|root| root.hash()))
+            .collect::<Result<_, _>>()
+            .map_err(storage(S::NAME))
     }
 
     fn scan_partition(&self, partition: u8, f: impl FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
@@ -360,6 +490,8 @@ impl<S: TableSchema> LocalTable for Store<S> {
     }
 
     fn partition_digests(&self, partitions: &[u8]) -> Result<Vec<[u8; 32]>, StoreError> {
+        // Pending changes first: applying them forgets the digests they change.
+        self.flush_tree()?;
         // One pass under the lock for what is cached; the misses are computed outside it.
         let (mut out, generation) = {
             let cache = self.digests.lock().unwrap();
@@ -390,6 +522,7 @@ impl<S: TableSchema> LocalTable for Store<S> {
     }
 
     fn root_digest(&self, partitions: &[u8]) -> Result<[u8; 32], StoreError> {
+        self.flush_tree()?;
         let generation = {
             let cache = self.digests.lock().unwrap();
             if let Some(root) = cache.roots.get(partitions) {
@@ -435,6 +568,39 @@ impl<S: TableSchema> LocalTable for Store<S> {
     fn partition_entries(&self, partition: u8) -> Result<Vec<RawEntry>, StoreError> {
         let mut out = Vec::new();
         self.scan_partition(partition, |k, v| out.push((k.to_vec(), v.to_vec())))?;
+        Ok(out)
+    }
+
+    fn tree_nodes(&self, partition: u8, paths: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.flush_tree()?;
+        let txn = self.db.begin_read().map_err(storage(S::NAME))?;
+        let tree = txn.open_table(self.tree_definition()).map_err(storage(S::NAME))?;
+        paths
+            .iter()
+            .map(|path| merkle::node_at(&tree, partition, path).map(|node| node.encode()))
+            .collect::<Result<_, _>>()
+            .map_err(storage(S::NAME))
+    }
+
+    fn tree_leaves(&self, partition: u8, path: &[u8]) -> Result<Vec<(Vec<u8>, Hash)>, StoreError> {
+        self.flush_tree()?;
+        let txn = self.db.begin_read().map_err(storage(S::NAME))?;
+        let tree = txn.open_table(self.tree_definition()).map_err(storage(S::NAME))?;
+        let mut out = Vec::new();
+        merkle::leaves_under(&tree, partition, path, |key, hash| out.push((key, hash)))
+            .map_err(storage(S::NAME))?;
+        Ok(out)
+    }
+
+    fn entries_by_key(&self, keys: &[Vec<u8>]) -> Result<Vec<RawEntry>, StoreError> {
+        let txn = self.db.begin_read().map_err(storage(S::NAME))?;
+        let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(v) = table.get(key.as_slice()).map_err(storage(S::NAME))? {
+                out.push((key.clone(), v.value().to_vec()));
+            }
+        }
         Ok(out)
     }
 
@@ -484,7 +650,10 @@ impl<S: TableSchema> LocalTable for Store<S> {
             let range = (Bound::Included(start.as_slice()), upper);
             let removed =
                 table.extract_from_if::<&[u8], _>(range, |_, _| true).map_err(storage(S::NAME))?;
-            removed.count()
+            let count = removed.count();
+            let mut tree = txn.open_table(self.tree_definition()).map_err(storage(S::NAME))?;
+            merkle::drop_partition(&mut tree, partition).map_err(storage(S::NAME))?;
+            count
         };
         if dropped == 0 {
             let _ = txn.abort();
@@ -500,6 +669,7 @@ impl<S: TableSchema> LocalTable for Store<S> {
         let mut touched = Vec::new();
         {
             let mut table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+            let mut todo = txn.open_table(self.todo_definition()).map_err(storage(S::NAME))?;
             for (key, hash) in items {
                 let unchanged = table
                     .get(key.as_slice())
@@ -507,6 +677,7 @@ impl<S: TableSchema> LocalTable for Store<S> {
                     .is_some_and(|v| blake3::hash(v.value()).as_bytes() == hash);
                 if unchanged {
                     table.remove(key.as_slice()).map_err(storage(S::NAME))?;
+                    todo.insert(key.as_slice(), &[][..]).map_err(storage(S::NAME))?;
                     touched.push(partition_of_key(key));
                 }
             }
@@ -517,6 +688,7 @@ impl<S: TableSchema> LocalTable for Store<S> {
         }
         self.forget_digests(&touched);
         txn.commit().map_err(storage(S::NAME))?;
+        self.tree_stale.store(true, Ordering::Release);
         Ok(touched.len())
     }
 }

@@ -2,22 +2,45 @@
 //! converge after a partition heals or a node restarts with missing writes — even for keys
 //! nobody reads again (read repair only fixes what is read).
 //!
-//! Each round, for every peer that shares partitions with us, one RPC fetches the peer's
-//! digests of all shared partitions; for each partition whose digest differs from ours we
-//! pull the peer's entries and merge them, and push ours. Pull + push per differing
-//! partition makes both sides equal after one exchange if nothing else writes meanwhile.
-//! This is a full-partition exchange: fine for small partitions; the data-path work replaces
-//! it with Merkle trees so big partitions exchange only what differs.
+//! Each round, for every peer that shares partitions with us, one RPC compares a root over
+//! all shared partitions (equal: done, the common case); otherwise it returns the peer's
+//! digest of each shared partition — the root of that partition's Merkle tree
+//! (`merkle`). For each partition whose digest differs from ours, a tree descent finds the
+//! entries that differ and pulls and pushes only those (`merkle_sync`). Pull + push makes
+//! both sides equal after one exchange if nothing else writes meanwhile.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::replicated::serve_local;
+use super::merkle_sync::{self, SyncPeer};
 use super::store::LocalTable;
 use crate::layout::NodeId;
 use crate::layout::manager::LayoutManager;
 use crate::rpc::{Request, Response, RpcClient, TableRequest};
+use crate::seam::BoxFuture;
+
+/// A peer reached over RPC.
+struct RpcPeer<'a> {
+    rpc: &'a RpcClient,
+    node: NodeId,
+}
+
+impl SyncPeer for RpcPeer<'_> {
+    fn call(&self, request: TableRequest) -> BoxFuture<'_, Result<Response, String>> {
+        Box::pin(async move {
+            self.rpc.call(self.node, Request::Table(request)).await.map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// What `SyncWorker::sync_with` did with one peer and table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TableSync {
+    pub partitions_differing: usize,
+    pub entries_pulled: usize,
+    pub entries_pushed: usize,
+}
 
 /// What one round did, for tests and the trace.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -26,6 +49,9 @@ pub struct SyncReport {
     /// Partitions of a table compared with a peer (the "items" an operator sees).
     pub partitions_compared: usize,
     pub partitions_differing: usize,
+    /// Entries received from peers and merged, and entries sent to them.
+    pub entries_pulled: usize,
+    pub entries_pushed: usize,
     pub errors: usize,
     /// Entries of partitions this node no longer holds, deleted (`drop_given_up`).
     pub entries_dropped: usize,
@@ -175,7 +201,11 @@ impl SyncWorker {
             for table in &self.tables {
                 report.partitions_compared += partitions.len();
                 match self.sync_with(table.as_ref(), peer, partitions).await {
-                    Ok(n) => report.partitions_differing += n,
+                    Ok(done) => {
+                        report.partitions_differing += done.partitions_differing;
+                        report.entries_pulled += done.entries_pulled;
+                        report.entries_pushed += done.entries_pushed;
+                    }
                     Err(e) => {
                         report.errors += 1;
                         tracing::debug!(%peer, table = table.name(), "anti-entropy: {e}");
@@ -186,14 +216,14 @@ impl SyncWorker {
         report
     }
 
-    /// Compares `parts` of `table` with `peer` and exchanges (pull, then push) every
-    /// partition that differs; returns how many did.
+    /// Compares `parts` of `table` with `peer` and exchanges (pull, then push) the entries
+    /// that differ in every partition whose tree root differs.
     pub async fn sync_with(
         &self,
         table: &dyn LocalTable,
         peer: NodeId,
         parts: &[u8],
-    ) -> Result<usize, String> {
+    ) -> Result<TableSync, String> {
         let name = table.name().to_string();
         let root = table.root_digest(parts).map_err(|e| e.to_string())?;
         let request = TableRequest::Digests {
@@ -202,34 +232,24 @@ impl SyncWorker {
             root: Some(root),
         };
         let theirs = match self.rpc.call(peer, Request::Table(request)).await {
-            Ok(Response::InSync) => return Ok(0),
+            Ok(Response::InSync) => return Ok(TableSync::default()),
             Ok(Response::Digests(d)) if d.len() == parts.len() => d,
             Ok(other) => return Err(format!("unexpected answer {other:?}")),
             Err(e) => return Err(e.to_string()),
         };
         let ours = table.partition_digests(parts).map_err(|e| e.to_string())?;
-        let mut differing = 0;
+        let remote = RpcPeer { rpc: &self.rpc, node: peer };
+        let mut done = TableSync::default();
         for ((&partition, their_digest), ours) in parts.iter().zip(theirs).zip(ours) {
             if ours == their_digest {
                 continue;
             }
-            differing += 1;
-            let pull = TableRequest::PartitionEntries { table: name.clone(), partition };
-            match self.rpc.call(peer, Request::Table(pull)).await {
-                Ok(Response::Entries(entries)) => {
-                    table.merge_raw(&entries).map_err(|e| e.to_string())?
-                }
-                Ok(other) => return Err(format!("unexpected answer {other:?}")),
-                Err(e) => return Err(e.to_string()),
-            }
-            let local = TableRequest::PartitionEntries { table: name.clone(), partition };
-            let Response::Entries(entries) = serve_local(table, &local)? else {
-                unreachable!("PartitionEntries answers Entries");
-            };
-            let push = TableRequest::Update { table: name.clone(), entries };
-            self.rpc.call(peer, Request::Table(push)).await.map_err(|e| e.to_string())?;
+            done.partitions_differing += 1;
+            let exchanged = merkle_sync::sync_partition(table, &remote, partition).await?;
+            done.entries_pulled += exchanged.entries_pulled;
+            done.entries_pushed += exchanged.entries_pushed;
         }
-        Ok(differing)
+        Ok(done)
     }
 
     /// One pass of a blank node's full sync: exchanges every table with every peer not yet
