@@ -35,9 +35,9 @@ pub mod multipart;
 #[cfg(test)]
 mod multipart_tests;
 mod object_ops;
-pub use object_ops::VersionListing;
 #[cfg(test)]
 mod tombstone_tests;
+pub use object_ops::VersionListing;
 pub mod usage;
 pub mod version;
 
@@ -59,7 +59,6 @@ pub struct ObjectSchema;
 impl TableSchema for ObjectSchema {
     const NAME: &'static str = "object";
     type Entry = ObjectEntry;
-}
     const COLLECTS_TOMBSTONES: bool = true;
 
     /// Deleted keys' entries (`ObjectEntry::tombstone_since_ms`): without collection a
@@ -68,6 +67,7 @@ impl TableSchema for ObjectSchema {
     fn tombstone_since_ms(entry: &ObjectEntry) -> Option<u64> {
         entry.tombstone_since_ms()
     }
+}
 
 /// All buckets live under this partition key.
 const BUCKETS_PARTITION_KEY: &[u8] = b"buckets";
