@@ -28,7 +28,13 @@
 //! the end of the order, where it changes nothing anybody saw. The search therefore only
 //! linearizes `Info` operations at points where they change the state, and stops as soon as
 //! every completed operation is placed. This avoids trying each no-op `Info` at every
-//! position (2^k orders of nothing).
+//! position (2^k orders of nothing). Two more reductions keep runs with hundreds of unknown
+//! writes (a node killed mid-request, a partition's timeouts) tractable:
+//! * values that no read returned and no `If-Match` names are indistinguishable to every
+//!   operation, so they are one state ("a value no read returned");
+//! * unknown operations that do the same thing (same condition, same resulting state) are
+//!   interchangeable once invoked, as none of them ever completes: the search only places
+//!   the earliest-invoked unplaced one of each such class.
 //!
 //! **Budget.** The search is exponential in the worst case: a step budget and a deadline
 //! turn a search that runs too long into `Unknown` rather than a hang.
@@ -38,7 +44,7 @@
 //! the values the register could hold just before it, and the operations still unordered
 //! around it — the smallest window a human needs to see why.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -112,7 +118,8 @@ pub struct Stuck {
     /// Indexes of the operations still unordered when the search got stuck, invoked before
     /// the stuck one completed (the stuck one included), by invocation time.
     pub window: Vec<usize>,
-    /// The values the register could hold just before the stuck operation (`None`: absent).
+    /// The values the register could hold just before the stuck operation (`None`: absent;
+    /// `UNSEEN_TEXT`: some value no read returned).
     pub states: Vec<Option<Vec<u8>>>,
 }
 
@@ -137,8 +144,20 @@ pub fn check(history: &[CasOp], budget: Budget) -> Verdict {
     }
     let mut unknown = None;
     for (key, indexes) in by_key {
-        let problem = KeyProblem::new(history, &indexes);
-        match problem.search(&mut steps_left, deadline) {
+        let mut problem = KeyProblem::new(history, &indexes, true);
+        let mut result = problem.search(&mut steps_left, deadline);
+        if let Search::Stuck { states, .. } = &result
+            && states.contains(&UNSEEN)
+        {
+            // The report should name real values: search again without merging them (the
+            // verdict cannot change; if the budget runs out, the merged report stands).
+            let plain = KeyProblem::new(history, &indexes, false);
+            let again = plain.search(&mut steps_left, deadline);
+            if matches!(again, Search::Stuck { .. }) {
+                (problem, result) = (plain, again);
+            }
+        }
+        match result {
             Search::Linearizable => {}
             Search::Stuck { op, unordered, states } => {
                 let mut window: Vec<usize> = unordered
@@ -151,7 +170,11 @@ pub fn check(history: &[CasOp], budget: Budget) -> Verdict {
                 let stuck = Stuck { key: key.to_string(), op: problem.origin[op], window, states };
                 return Verdict::NotLinearizable(stuck);
             }
-            Search::OutOfBudget(reason) => {
+            Search::OutOfBudget(mut reason, furthest) => {
+                if let Some(op) = furthest {
+                    let op = &history[problem.origin[op]];
+                    reason.push_str(&format!("; no order got past {}", describe(op)));
+                }
                 unknown.get_or_insert((key.to_string(), reason));
             }
         }
@@ -229,9 +252,13 @@ pub fn describe(op: &CasOp) -> String {
     format!("{} {what} [{}..{}us] {outcome}", op.client, op.invoke_us, op.complete_us)
 }
 
-/// Interned value: 0 is "absent", others index `KeyProblem::values`.
+/// Interned value: 0 is "absent", 1 any value nobody observed, others index
+/// `KeyProblem::values`.
 type State = u32;
 const ABSENT: State = 0;
+const UNSEEN: State = 1;
+/// How `Stuck::states` shows `UNSEEN`.
+pub const UNSEEN_TEXT: &[u8] = b"<a value no read returned>";
 
 /// One operation as the search sees it.
 #[derive(Debug, Clone, Copy)]
@@ -241,7 +268,7 @@ struct Step {
     info: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Action {
     Read(State),
     Set(State),
@@ -282,19 +309,44 @@ struct KeyProblem {
     return_entry: Vec<usize>,
     /// Interned values (index 0 unused: absent).
     values: Vec<Vec<u8>>,
+    /// The class of each `Info` step (`NO_CLASS` for the others).
+    class_of: Vec<usize>,
+    /// Each class's steps, by invocation.
+    members: Vec<Vec<usize>>,
 }
+
+const NO_CLASS: usize = usize::MAX;
 
 enum Search {
     Linearizable,
-    Stuck { op: usize, unordered: Vec<usize>, states: Vec<State> },
-    OutOfBudget(String),
+    Stuck {
+        op: usize,
+        unordered: Vec<usize>,
+        states: Vec<State>,
+    },
+    /// Why, and the operation whose completion no order had passed yet.
+    OutOfBudget(String, Option<usize>),
 }
 
 impl KeyProblem {
-    fn new(history: &[CasOp], indexes: &[usize]) -> KeyProblem {
+    /// `merge_unseen`: values nobody observed become the one state `UNSEEN`.
+    fn new(history: &[CasOp], indexes: &[usize], merge_unseen: bool) -> KeyProblem {
+        // Values nobody can tell apart (never read, never named by an If-Match) are one state.
+        let mut observed: BTreeSet<&[u8]> = BTreeSet::new();
+        for &i in indexes {
+            let op = &history[i];
+            match (&op.kind, &op.outcome) {
+                (CasKind::Read, CasOutcome::Ok { read: Some(v) }) => observed.insert(v),
+                (CasKind::WriteIfMatch { expected, .. }, _) => observed.insert(expected),
+                _ => false,
+            };
+        }
         let mut interned: BTreeMap<Vec<u8>, State> = BTreeMap::new();
-        let mut values = vec![Vec::new()];
+        let mut values = vec![Vec::new(), UNSEEN_TEXT.to_vec()];
         let mut intern = |v: &[u8]| -> State {
+            if merge_unseen && !observed.contains(v) {
+                return UNSEEN;
+            }
             if let Some(&s) = interned.get(v) {
                 return s;
             }
@@ -352,8 +404,25 @@ impl KeyProblem {
                 return_entry[op] = e;
             }
         }
-        let entries = entries.into_iter().map(|(_, is_return, op)| (op, !is_return)).collect();
-        KeyProblem { steps, origin, entries, return_entry, values }
+        let entries: Vec<(usize, bool)> =
+            entries.into_iter().map(|(_, is_return, op)| (op, !is_return)).collect();
+        // Unknown operations that do the same thing are interchangeable once invoked (none
+        // ever completes): the search only places the earliest unplaced one of each class.
+        let mut class_ids: BTreeMap<Action, usize> = BTreeMap::new();
+        let mut class_of = vec![NO_CLASS; steps.len()];
+        let mut members: Vec<Vec<usize>> = Vec::new();
+        for &(op, is_call) in &entries {
+            if is_call && steps[op].info {
+                let next = class_ids.len();
+                let c = *class_ids.entry(steps[op].action).or_insert(next);
+                if c == members.len() {
+                    members.push(Vec::new());
+                }
+                members[c].push(op);
+                class_of[op] = c;
+            }
+        }
+        KeyProblem { steps, origin, entries, return_entry, values, class_of, members }
     }
 
     fn value(&self, s: State) -> Option<Vec<u8>> {
@@ -375,24 +444,37 @@ impl KeyProblem {
         let mut furthest = Furthest::default();
         let mut cursor = list.first();
         let mut ticks: u64 = 0;
+        // Per class, how many of its members are placed (always its first ones).
+        let mut placed = vec![0usize; self.members.len()];
         loop {
             ticks += 1;
             if *steps_left == 0 {
-                return Search::OutOfBudget(format!("step budget spent after {ticks} steps"));
+                let why = format!("step budget spent after {ticks} steps");
+                return Search::OutOfBudget(why, furthest.reached());
             }
             *steps_left -= 1;
             if ticks.is_multiple_of(4096) && Instant::now() > deadline {
-                return Search::OutOfBudget(format!("time budget spent after {ticks} steps"));
+                let why = format!("time budget spent after {ticks} steps");
+                return Search::OutOfBudget(why, furthest.reached());
             }
             let entry = cursor.expect("a return entry always stops the scan before the end");
             let (op, is_call) = self.entries[entry];
+            let class = self.class_of[op];
             if is_call {
+                let canonical = class == NO_CLASS || self.members[class][placed[class]] == op;
+                if !canonical {
+                    cursor = list.next(entry);
+                    continue;
+                }
                 if let Some(next) = self.steps[op].apply(state) {
                     set_bit(&mut linearized, op, true);
                     if seen.insert((linearized.clone(), next)) {
                         stack.push((entry, state));
                         state = next;
                         list.lift(entry, self.return_of(op));
+                        if class != NO_CLASS {
+                            placed[class] += 1;
+                        }
                         if !self.steps[op].info {
                             finite_left -= 1;
                             if finite_left == 0 {
@@ -413,11 +495,14 @@ impl KeyProblem {
                 let unordered = (0..n).filter(|&o| !get_bit(&furthest.linearized, o)).collect();
                 return Search::Stuck { op: furthest.op, unordered, states: furthest.states };
             };
-            let placed = self.entries[call].0;
-            set_bit(&mut linearized, placed, false);
+            let unplaced = self.entries[call].0;
+            set_bit(&mut linearized, unplaced, false);
             state = before;
-            list.unlift(call, self.return_of(placed));
-            if !self.steps[placed].info {
+            list.unlift(call, self.return_of(unplaced));
+            if self.class_of[unplaced] != NO_CLASS {
+                placed[self.class_of[unplaced]] -= 1;
+            }
+            if !self.steps[unplaced].info {
                 finite_left += 1;
             }
             cursor = list.next(call);
@@ -440,6 +525,10 @@ struct Furthest {
 
 impl Furthest {
     const STATES_MAX: usize = 8;
+
+    fn reached(&self) -> Option<usize> {
+        (!self.linearized.is_empty()).then_some(self.op)
+    }
 
     fn record(&mut self, entry: usize, op: usize, state: State, linearized: &[u64]) {
         if self.linearized.is_empty() || entry > self.entry {

@@ -457,3 +457,22 @@ fn small_random_histories_agree_with_brute_force() {
     );
     assert!(bad > 300 && bad < 2_700, "the generator makes both kinds: {bad} not linearizable");
 }
+
+/// Re-checks a history a `cas` run recorded, with a larger budget and the time it took:
+/// `HANGAR_CAS_HISTORY=OUT/history.jsonl cargo test --release -p hangar-checkers
+/// recorded_cas_history -- --ignored --nocapture`.
+#[test]
+#[ignore = "reads the history named by HANGAR_CAS_HISTORY"]
+fn recorded_cas_history() {
+    let path = std::env::var("HANGAR_CAS_HISTORY").expect("set HANGAR_CAS_HISTORY");
+    let text = std::fs::read_to_string(&path).expect("a readable history");
+    let h: Vec<CasOp> =
+        text.lines().map(|l| serde_json::from_str(l).expect("a CasOp per line")).collect();
+    let start = Instant::now();
+    let budget = Budget { steps_max: 500_000_000, time_max: Duration::from_secs(300) };
+    match check(&h, budget) {
+        Verdict::NotLinearizable(stuck) => println!("not linearizable: {}", explain(&h, &stuck)),
+        other => println!("{other:?}"),
+    }
+    println!("{} operations checked in {:?}", h.len(), start.elapsed());
+}
