@@ -44,7 +44,7 @@
 //! the values the register could hold just before it, and the operations still unordered
 //! around it — the smallest window a human needs to see why.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -438,14 +438,16 @@ impl KeyProblem {
         }
         let mut list = EntryList::new(&self.entries);
         let mut linearized = vec![0u64; n.div_ceil(64)];
-        let mut seen: HashSet<(Vec<u64>, State)> = HashSet::new();
+        // Placed operations that complete (unknown ones are counted per class instead).
+        let mut finite = vec![0u64; n.div_ceil(64)];
+        let mut memo = Memo::default();
         let mut stack: Vec<(usize, State)> = Vec::new();
         let mut state = ABSENT;
         let mut furthest = Furthest::default();
         let mut cursor = list.first();
         let mut ticks: u64 = 0;
         // Per class, how many of its members are placed (always its first ones).
-        let mut placed = vec![0usize; self.members.len()];
+        let mut placed = vec![0u32; self.members.len()];
         loop {
             ticks += 1;
             if *steps_left == 0 {
@@ -461,20 +463,19 @@ impl KeyProblem {
             let (op, is_call) = self.entries[entry];
             let class = self.class_of[op];
             if is_call {
-                let canonical = class == NO_CLASS || self.members[class][placed[class]] == op;
+                let canonical =
+                    class == NO_CLASS || self.members[class][placed[class] as usize] == op;
                 if !canonical {
                     cursor = list.next(entry);
                     continue;
                 }
                 if let Some(next) = self.steps[op].apply(state) {
-                    set_bit(&mut linearized, op, true);
-                    if seen.insert((linearized.clone(), next)) {
+                    self.mark(op, true, &mut finite, &mut placed);
+                    if memo.insert(&finite, next, &placed) {
+                        set_bit(&mut linearized, op, true);
                         stack.push((entry, state));
                         state = next;
                         list.lift(entry, self.return_of(op));
-                        if class != NO_CLASS {
-                            placed[class] += 1;
-                        }
                         if !self.steps[op].info {
                             finite_left -= 1;
                             if finite_left == 0 {
@@ -484,7 +485,7 @@ impl KeyProblem {
                         cursor = list.first();
                         continue;
                     }
-                    set_bit(&mut linearized, op, false);
+                    self.mark(op, false, &mut finite, &mut placed);
                 }
                 cursor = list.next(entry);
                 continue;
@@ -497,11 +498,9 @@ impl KeyProblem {
             };
             let unplaced = self.entries[call].0;
             set_bit(&mut linearized, unplaced, false);
+            self.mark(unplaced, false, &mut finite, &mut placed);
             state = before;
             list.unlift(call, self.return_of(unplaced));
-            if self.class_of[unplaced] != NO_CLASS {
-                placed[self.class_of[unplaced]] -= 1;
-            }
             if !self.steps[unplaced].info {
                 finite_left += 1;
             }
@@ -509,8 +508,42 @@ impl KeyProblem {
         }
     }
 
+    /// Counts `op` as placed (or not) in the memo's terms.
+    fn mark(&self, op: usize, on: bool, finite: &mut [u64], placed: &mut [u32]) {
+        match self.class_of[op] {
+            NO_CLASS => set_bit(finite, op, on),
+            c if on => placed[c] += 1,
+            c => placed[c] -= 1,
+        }
+    }
+
     fn return_of(&self, op: usize) -> usize {
         self.return_entry[op]
+    }
+}
+
+/// The configurations already searched: which completing operations are placed and the
+/// state, each with the per-class counts of unknown operations placed. Fewer placed
+/// dominates: it leaves more of each class, and earlier-invoked ones (classes are placed
+/// earliest first), so every order open to the larger counts is open to it too. A
+/// configuration dominated by one already searched is not searched again; this also cuts
+/// cycles of unknown writes that come back to a state (say, create then delete).
+#[derive(Default)]
+struct Memo {
+    fronts: HashMap<(Vec<u64>, State), Vec<Vec<u32>>>,
+}
+
+impl Memo {
+    /// Records a configuration; false if it, or one that dominates it, was searched.
+    fn insert(&mut self, finite: &[u64], state: State, counts: &[u32]) -> bool {
+        let front = self.fronts.entry((finite.to_vec(), state)).or_default();
+        let at_most = |a: &[u32], b: &[u32]| a.iter().zip(b).all(|(x, y)| x <= y);
+        if front.iter().any(|seen| at_most(seen, counts)) {
+            return false;
+        }
+        front.retain(|seen| !at_most(counts, seen));
+        front.push(counts.to_vec());
+        true
     }
 }
 

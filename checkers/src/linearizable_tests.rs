@@ -476,3 +476,20 @@ fn recorded_cas_history() {
     }
     println!("{} operations checked in {:?}", h.len(), start.elapsed());
 }
+
+/// Found by `hangar-jepsen run --workload cas --nemesis bridge,zone-split,isolate,kill,pause
+/// --nodes 5 --zones 3 --time-limit 45 --seed 2` (key c0, 44.47–44.54 s): an If-Match PUT
+/// and an unconditional DELETE overlap; a read sees the delete, yet a later read sees the
+/// If-Match's value, which needed the deleted value to be current. No order explains both.
+#[test]
+fn a_conditional_write_that_outlives_a_concurrent_delete_is_caught() {
+    let h = vec![
+        create("c4-1349", (0, 10), ok()),
+        read(Some("c4-1349"), (20, 30)),
+        if_match("c4-1349", "c3-1706", (4_774, 5_086), ok()),
+        op("d", CasKind::Delete, (4_797, 5_054), ok()),
+        read(None, (4_859, 5_058)),
+        read(Some("c3-1706"), (5_385, 5_403)),
+    ];
+    assert_eq!(stuck(&h).op, 5);
+}
