@@ -84,6 +84,9 @@ struct RunArgs {
     /// The zone-split nemesis cuts one zone from the others.
     #[arg(long)]
     zones: Option<usize>,
+    /// `cas`: mix 5 % unconditional PUTs and 5 % DELETEs in with the conditional writes.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    cas_unconditional: bool,
 }
 
 fn main() -> ExitCode {
@@ -113,8 +116,12 @@ fn replay_command(a: &RunArgs) -> String {
         WorkloadArg::Multipart => "multipart",
         WorkloadArg::Cas => "cas",
     };
+    let extra = match a.workload {
+        WorkloadArg::Cas => format!(" --cas-unconditional {}", a.cas_unconditional),
+        _ => String::new(),
+    };
     format!(
-        "hangar-jepsen run --workload {workload} --nemesis {} --nodes {} --time-limit {} \
+        "hangar-jepsen run --workload {workload}{extra} --nemesis {} --nodes {} --time-limit {} \
          --seed {} --clients {} --zones {} --consistency-mode {} --out {}",
         a.nemesis,
         a.nodes,
@@ -195,6 +202,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, String> {
         clients: clients(args),
         seed: args.seed,
         op_timeout: Duration::from_millis(args.op_timeout_ms),
+        cas_unconditional: args.cas_unconditional,
     };
     let t0 = Instant::now();
     let rec = Recorder::new(kind, t0);

@@ -162,6 +162,8 @@ pub struct Options {
     pub clients: usize,
     pub seed: u64,
     pub op_timeout: Duration,
+    /// `cas`: mix unconditional PUTs and DELETEs in with the conditional writes.
+    pub cas_unconditional: bool,
 }
 
 fn creds() -> Creds {
@@ -265,6 +267,7 @@ pub async fn run_clients(
             timeout: opts.op_timeout,
             seq: 0,
             last_read: BTreeMap::new(),
+            cas_unconditional: opts.cas_unconditional,
         };
         let kind = opts.kind;
         tasks.push(tokio::spawn(async move {
@@ -293,6 +296,8 @@ struct Client {
     seq: u64,
     /// `cas`: what this client last read of each key (the value its If-Match names).
     last_read: BTreeMap<String, Option<Vec<u8>>>,
+    /// `cas`: whether unconditional PUTs and DELETEs are part of the mix.
+    cas_unconditional: bool,
 }
 
 /// What a call came to, before it is mapped onto an outcome.

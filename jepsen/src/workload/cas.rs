@@ -4,7 +4,8 @@
 //! Each client GETs a key, creates it with `If-None-Match: *`, or replaces it with
 //! `If-Match: "<ETag of the value it last saw>"` (S3's ETag of a simple PUT is the hex MD5 of
 //! the body, so the value names its ETag), plus a few unconditional PUTs and DELETEs (the
-//! deletes let creates succeed again; both are part of the register model). Bodies are
+//! deletes let creates succeed again; both are part of the register model; `--cas-
+//! unconditional false` leaves them out). Bodies are
 //! unique per operation (`c3-17`), so a read names the write it saw.
 //!
 //! Outcomes: 200/204 `Ok`; 412 PreconditionFailed, and 404 NoSuchKey to an `If-Match`,
@@ -27,6 +28,8 @@ impl Client {
         let key = format!("c{}", self.rng.next_u64() % CAS_KEYS);
         let value = format!("{}-{}", self.name, self.seq).into_bytes();
         let seen = self.last_read.get(&key).cloned().flatten();
+        // Without unconditional writes, the same mix of reads and conditional writes.
+        let roll = if self.cas_unconditional { roll } else { roll * 90 / 100 };
         let kind = match (roll, seen) {
             (0..45, _) => CasKind::Read,
             (45..90, Some(expected)) if roll >= 60 => CasKind::WriteIfMatch { expected, value },
