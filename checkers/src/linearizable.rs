@@ -98,7 +98,7 @@ pub struct CasOp {
 /// How much search one check may spend, over all keys.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
-    /// Search steps (an attempt to place an operation, or a backtrack).
+    /// Search steps per key (an attempt to place an operation, or a backtrack).
     pub steps_max: u64,
     pub time_max: Duration,
 }
@@ -121,6 +121,10 @@ pub struct Stuck {
     /// The values the register could hold just before the stuck operation (`None`: absent;
     /// `UNSEEN_TEXT`: some value no read returned).
     pub states: Vec<Option<Vec<u8>>>,
+    /// Set when the violation was proven on a window alone (the whole history was too big
+    /// to search): from this instant, when no operation was in flight, to the stuck
+    /// operation, whatever the key held at the start (`window`: the operations in it).
+    pub since_us: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,13 +141,13 @@ pub enum Verdict {
 /// Checks every key of `history` (keys in order; stops at the first violation).
 pub fn check(history: &[CasOp], budget: Budget) -> Verdict {
     let deadline = Instant::now() + budget.time_max;
-    let mut steps_left = budget.steps_max;
     let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, op) in history.iter().enumerate() {
         by_key.entry(op.key.as_str()).or_default().push(i);
     }
     let mut unknown = None;
     for (key, indexes) in by_key {
+        let mut steps_left = budget.steps_max;
         let mut problem = KeyProblem::new(history, &indexes, true);
         let mut result = problem.search(&mut steps_left, deadline);
         if let Search::Stuck { states, .. } = &result
@@ -167,13 +171,19 @@ pub fn check(history: &[CasOp], budget: Budget) -> Verdict {
                     .collect();
                 window.sort_by_key(|&i| (history[i].invoke_us, i));
                 let states = states.iter().map(|&s| problem.value(s)).collect();
-                let stuck = Stuck { key: key.to_string(), op: problem.origin[op], window, states };
+                let op = problem.origin[op];
+                let stuck = Stuck { key: key.to_string(), op, window, states, since_us: None };
                 return Verdict::NotLinearizable(stuck);
             }
             Search::OutOfBudget(mut reason, furthest) => {
                 if let Some(op) = furthest {
-                    let op = &history[problem.origin[op]];
-                    reason.push_str(&format!("; no order got past {}", describe(op)));
+                    let op = problem.origin[op];
+                    let mut steps = budget.steps_max;
+                    if let Some(stuck) = window::prove(history, &indexes, op, &mut steps, deadline)
+                    {
+                        return Verdict::NotLinearizable(stuck);
+                    }
+                    reason.push_str(&format!("; no order got past {}", describe(&history[op])));
                 }
                 unknown.get_or_insert((key.to_string(), reason));
             }
@@ -187,7 +197,17 @@ pub fn check(history: &[CasOp], budget: Budget) -> Verdict {
 
 /// A violation as text: the stuck operation, the states it could have seen, the window.
 pub fn explain(history: &[CasOp], stuck: &Stuck) -> String {
-    const SHOWN_MAX: usize = 12;
+    if let Some(since) = stuck.since_us {
+        let mut text = format!(
+            "key={} no order of the operations from {since}us (nothing in flight then), \
+             whatever the key held, explains {}; the operations of that window ({}):",
+            stuck.key,
+            describe(&history[stuck.op]),
+            stuck.window.len()
+        );
+        list_ops(&mut text, history, &stuck.window);
+        return text;
+    }
     let states: Vec<String> = stuck
         .states
         .iter()
@@ -204,14 +224,19 @@ pub fn explain(history: &[CasOp], stuck: &Stuck) -> String {
         states.join(", "),
         stuck.window.len()
     );
-    for &i in stuck.window.iter().take(SHOWN_MAX) {
+    list_ops(&mut text, history, &stuck.window);
+    text
+}
+
+fn list_ops(text: &mut String, history: &[CasOp], ops: &[usize]) {
+    const SHOWN_MAX: usize = 12;
+    for &i in ops.iter().take(SHOWN_MAX) {
         text.push_str("\n  ");
         text.push_str(&describe(&history[i]));
     }
-    if stuck.window.len() > SHOWN_MAX {
-        text.push_str(&format!("\n  … and {} more", stuck.window.len() - SHOWN_MAX));
+    if ops.len() > SHOWN_MAX {
+        text.push_str(&format!("\n  … and {} more", ops.len() - SHOWN_MAX));
     }
-    text
 }
 
 /// The operation that wrote `value` to `key` (values are unique per write); none for absent.
@@ -431,6 +456,11 @@ impl KeyProblem {
 
     /// The just-in-time search over a doubly linked list of call/return entries.
     fn search(&self, steps_left: &mut u64, deadline: Instant) -> Search {
+        self.search_from(ABSENT, steps_left, deadline)
+    }
+
+    /// The search with the key holding `initial` at the start.
+    fn search_from(&self, initial: State, steps_left: &mut u64, deadline: Instant) -> Search {
         let n = self.steps.len();
         let mut finite_left = self.steps.iter().filter(|s| !s.info).count();
         if finite_left == 0 {
@@ -442,7 +472,7 @@ impl KeyProblem {
         let mut finite = vec![0u64; n.div_ceil(64)];
         let mut memo = Memo::default();
         let mut stack: Vec<(usize, State)> = Vec::new();
-        let mut state = ABSENT;
+        let mut state = initial;
         let mut furthest = Furthest::default();
         let mut cursor = list.first();
         let mut ticks: u64 = 0;
@@ -647,6 +677,8 @@ impl EntryList {
         self.relink(call + 1);
     }
 }
+
+mod window;
 
 #[cfg(test)]
 #[path = "linearizable_tests.rs"]

@@ -493,3 +493,42 @@ fn a_conditional_write_that_outlives_a_concurrent_delete_is_caught() {
     ];
     assert_eq!(stuck(&h).op, 5);
 }
+
+#[test]
+fn a_window_from_a_quiet_instant_proves_a_late_violation_on_its_own() {
+    let mut h = generated(7, 400, 1, 40);
+    let end = h.iter().map(|o| o.complete_us).max().unwrap();
+    let mut late = |mut o: CasOp| {
+        o.key = "k0".into();
+        h.push(o);
+        h.len() - 1
+    };
+    late(write("x1", (end + 100, end + 110)));
+    late(write("x2", (end + 120, end + 130)));
+    let stale = late(read(Some("x1"), (end + 140, end + 150)));
+    let indexes: Vec<usize> = (0..h.len()).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut steps = 1_000_000;
+    let s = window::prove(&h, &indexes, stale, &mut steps, deadline).expect("proven");
+    // The smallest window: x2 then the read, whatever the key held before x2.
+    assert_eq!(s.since_us, Some(end + 120), "the latest quiet instant that proves it");
+    assert_eq!(s.window, vec![stale - 1, stale]);
+    assert!(explain(&h, &s).contains("whatever the key held"));
+}
+
+#[test]
+fn a_window_never_proves_a_violation_in_a_linearizable_history() {
+    for seed in 0..100 {
+        let h = generated(seed, 200, 1, 40);
+        let indexes: Vec<usize> = (0..h.len()).collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for probe in (0..h.len()).step_by(17) {
+            if !matches!(h[probe].outcome, CasOutcome::Ok { .. } | CasOutcome::Refused) {
+                continue;
+            }
+            let mut steps = 1_000_000;
+            let proof = window::prove(&h, &indexes, probe, &mut steps, deadline);
+            assert!(proof.is_none(), "seed {seed} probe {probe}: {proof:?}");
+        }
+    }
+}
