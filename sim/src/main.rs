@@ -11,6 +11,8 @@ use hangar_sim::run::{RunOptions, RunResult, run_with};
 use hangar_sim::scenario::Scenario;
 use hangar_sim::swarm::{self, Weakening};
 use hangar_sim::sweep::{self, Outcome, Progress, Verdict};
+use hangar_sim::tracefile::{self, TraceFile};
+use hangar_sim::{report, research};
 
 /// Where `--save-regression(s)` puts failing runs; tests/sim-acceptance.sh replays them.
 const REGRESSIONS_DIR: &str = "scenarios/regressions";
@@ -31,9 +33,12 @@ enum Command {
         scenario: String,
         #[arg(long)]
         seed: u64,
-        /// Write the event trace as JSON lines.
+        /// Write the event trace as JSON lines (docs/simulation.md, "Explaining a run").
         #[arg(long)]
         trace_out: Option<String>,
+        /// Write the run's report (one self-contained HTML page) to this file.
+        #[arg(long)]
+        report: Option<String>,
         /// Deliberately mix OS entropy into the run (proves check-determinism can fail).
         #[arg(long, hide = true)]
         canary: bool,
@@ -77,6 +82,26 @@ enum Command {
         #[arg(long)]
         save_regressions: bool,
     },
+    /// Render a trace written by `run --trace-out` as one self-contained HTML page.
+    Report {
+        trace: String,
+        /// The HTML file to write.
+        #[arg(short = 'o', long = "out")]
+        out: String,
+    },
+    /// Latency (in ms and inter-zone round trips) and staleness over many seeds of the
+    /// given scenarios, as a table and optionally an SVG plot (docs/simulation.md).
+    Research {
+        #[arg(required = true)]
+        scenarios: Vec<String>,
+        #[arg(long)]
+        seeds: String,
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Write the latency CDFs and staleness plot to this SVG file.
+        #[arg(long)]
+        svg: Option<String>,
+    },
     /// Run one seed in two fresh processes and compare their traces event by event.
     CheckDeterminism {
         scenario: String,
@@ -98,9 +123,22 @@ fn load(path: &str) -> Result<Scenario, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Run { scenario, seed, trace_out, canary, save_regression } => {
-            let options = RunOptions { keep_events: trace_out.is_some(), canary };
-            cmd_run(&scenario, seed, trace_out.as_deref(), options, save_regression)
+        Command::Run { scenario, seed, trace_out, report, canary, save_regression } => {
+            let keep_events = trace_out.is_some() || report.is_some();
+            let options = RunOptions { keep_events, canary };
+            let outputs = RunOutputs { trace: trace_out, report };
+            cmd_run(&scenario, seed, outputs, options, save_regression)
+        }
+        Command::Report { trace, out } => cmd_report(&trace, &out),
+        Command::Research { scenarios, seeds, jobs, svg } => {
+            let seeds = sweep::parse_seeds(&seeds).map_err(usage_error);
+            seeds.and_then(|seeds| {
+                let exe = std::env::current_exe()
+                    .map_err(|e| usage_error(format!("cannot find this program's path: {e}")))?;
+                let jobs = default_jobs(jobs);
+                research::cmd_research(&exe, &scenarios, seeds, jobs, svg.as_deref())
+                    .map_err(usage_error)
+            })
         }
         Command::Sweep { paths, seeds, jobs, save_regressions } => {
             cmd_sweep(&paths, &seeds, jobs, save_regressions)
@@ -116,10 +154,16 @@ fn main() -> ExitCode {
     outcome.unwrap_or_else(|code| code)
 }
 
+/// Files `run` writes besides its output: the trace, the HTML report.
+struct RunOutputs {
+    trace: Option<String>,
+    report: Option<String>,
+}
+
 fn cmd_run(
     path: &str,
     seed: u64,
-    trace_out: Option<&str>,
+    outputs: RunOutputs,
     options: RunOptions,
     save_regression: bool,
 ) -> Result<ExitCode, ExitCode> {
@@ -127,15 +171,20 @@ fn cmd_run(
     println!("seed={seed}");
     let result = run_in_shell(&scenario, seed, options);
     println!("trace={}", result.trace_hash);
-    if let Some(file) = trace_out {
-        let mut out = std::fs::File::create(file).map_err(|e| {
-            eprintln!("error: cannot write {file}: {e}");
-            ExitCode::from(2)
-        })?;
-        result.recorder.lock().unwrap().write_jsonl(&mut out).map_err(|e| {
-            eprintln!("error: cannot write {file}: {e}");
-            ExitCode::from(2)
-        })?;
+    if options.keep_events {
+        let mut text = Vec::new();
+        let header = tracefile::header_line(path, &scenario, seed, sweep::COMMIT);
+        tracefile::write(&mut text, &header, &result).expect("writing to memory");
+        let cannot_write =
+            |file: &str, e: std::io::Error| usage_error(format!("cannot write {file}: {e}"));
+        if let Some(file) = &outputs.trace {
+            std::fs::write(file, &text).map_err(|e| cannot_write(file, e))?;
+        }
+        if let Some(file) = &outputs.report {
+            let trace = TraceFile::parse(&String::from_utf8_lossy(&text)).map_err(usage_error)?;
+            std::fs::write(file, report::render(&trace)).map_err(|e| cannot_write(file, e))?;
+            println!("report: {file}");
+        }
     }
     for note in &result.fault_notes {
         println!("fault: {note}");
@@ -194,6 +243,16 @@ fn run_in_shell(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
     let mut result = rt.block_on(async move { run_with(&scenario, seed, options) });
     result.wall = started.elapsed();
     result
+}
+
+fn cmd_report(trace: &str, out: &str) -> Result<ExitCode, ExitCode> {
+    let text = std::fs::read_to_string(trace)
+        .map_err(|e| usage_error(format!("cannot read {trace}: {e}")))?;
+    let parsed = TraceFile::parse(&text).map_err(|e| usage_error(format!("{trace}: {e}")))?;
+    std::fs::write(out, report::render(&parsed))
+        .map_err(|e| usage_error(format!("cannot write {out}: {e}")))?;
+    println!("report: {out}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_check_determinism(path: &str, seed: u64, canary: bool) -> Result<ExitCode, ExitCode> {

@@ -33,7 +33,7 @@ use crate::netfaults::{self, NetFaults};
 use crate::s3client::{S3Client, S3Creds};
 use crate::s3workload::{self, S3_PORT};
 use crate::scenario::{Fault, Scenario};
-use crate::trace::Recorder;
+use crate::trace::{self, Recorder};
 use crate::workload::{ClientCtx, run_client};
 use crate::world::{DiskFault, Drift, Epochs, SimClock, SimDisk, SimNet, SimTrace};
 
@@ -519,12 +519,11 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         }
     };
     let verdict = violation.as_ref().map_or("pass".to_string(), |v| v.to_string());
-    world.recorder.lock().unwrap().record_at(
-        sim_ms as u128 * 1000,
-        "runner",
-        "verdict",
-        verdict.as_bytes(),
-    );
+    let detail = || Some(trace::verdict_detail(violation.as_ref()));
+    let at_us = sim_ms as u128 * 1000;
+    let mut recorder = world.recorder.lock().unwrap();
+    recorder.record_at_detailed(at_us, "runner", "verdict", verdict.as_bytes(), detail);
+    drop(recorder);
     let trace_hash = world.recorder.lock().unwrap().hash_hex();
     RunResult {
         seed,
@@ -641,7 +640,17 @@ fn apply_fault(
     }
     let mut recorder = world.recorder.lock().unwrap();
     let at = sim.elapsed().as_micros();
-    recorder.record_at(at, "runner", "fault", format!("{fault:?}").as_bytes());
+    let nodes_of_zone = |zone: &str| -> Vec<String> {
+        names.iter().filter(|n| world.scenario.zone_of(n) == zone).cloned().collect()
+    };
+    let fault_detail = || Some(trace::fault_detail(fault, nodes_of_zone, &detail));
+    recorder.record_at_detailed(
+        at,
+        "runner",
+        "fault",
+        format!("{fault:?}").as_bytes(),
+        fault_detail,
+    );
     if !detail.is_empty() {
         recorder.record_at(at, "runner", "fault.detail", detail.as_bytes());
         world.fault_notes.lock().unwrap().push(format!("at {at_ms} ms {fault:?}: {detail}"));

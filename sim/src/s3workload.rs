@@ -42,6 +42,7 @@ use rand_core::RngCore;
 
 use crate::history::{Op, OpKind, Outcome};
 use crate::s3client::{S3Client, S3Creds, S3Response};
+use crate::trace::op_detail;
 use crate::workload::{ClientCtx, now_us, roll};
 
 /// The S3 API port of every node.
@@ -140,7 +141,9 @@ pub async fn run_s3_client(ctx: ClientCtx, client: Arc<S3Client>) -> Result<(), 
         let op =
             Op { client: ctx.name.clone(), key, kind, invoke_us, complete_us: now_us(), outcome };
         let summary = format!("{op:?} via {addr} status {status}");
-        ctx.recorder.lock().unwrap().record(&ctx.name, "op", summary.as_bytes());
+        let via = addr.split(':').next().unwrap_or(addr);
+        let detail = || op_detail(&op, via);
+        ctx.recorder.lock().unwrap().record_detailed(&ctx.name, "op", summary.as_bytes(), detail);
         ctx.history.lock().unwrap().push(op);
     }
     Ok(())

@@ -12,7 +12,7 @@ use rand_core::RngCore;
 
 use crate::history::{Op, OpKind, Outcome};
 use crate::scenario::Workload;
-use crate::trace::Recorder;
+use crate::trace::{Recorder, op_detail};
 
 /// Everything one simulated client needs.
 pub struct ClientCtx {
@@ -50,7 +50,8 @@ pub async fn run_client(ctx: ClientCtx) -> Result<(), String> {
         let think = rng.next_u64() % (w.max_think_ms + 1);
         tokio::time::sleep(Duration::from_millis(think)).await;
         let key = format!("k{}", rng.next_u64() % w.keys as u64);
-        let (node, _) = ctx.nodes[(rng.next_u64() % ctx.nodes.len() as u64) as usize];
+        let (node, addr) = &ctx.nodes[(rng.next_u64() % ctx.nodes.len() as u64) as usize];
+        let node = *node;
         let r = roll(&mut rng);
         seq += 1;
         let kind = if r < w.delete_fraction {
@@ -79,7 +80,9 @@ pub async fn run_client(ctx: ClientCtx) -> Result<(), String> {
         let op =
             Op { client: ctx.name.clone(), key, kind, invoke_us, complete_us: now_us(), outcome };
         let summary = format!("{op:?} via {node}");
-        ctx.recorder.lock().unwrap().record(&ctx.name, "op", summary.as_bytes());
+        let via = addr.split(':').next().unwrap_or(addr);
+        let detail = || op_detail(&op, via);
+        ctx.recorder.lock().unwrap().record_detailed(&ctx.name, "op", summary.as_bytes(), detail);
         ctx.history.lock().unwrap().push(op);
     }
     Ok(())
