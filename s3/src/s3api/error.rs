@@ -165,14 +165,14 @@ impl S3Error {
             S3Error::PreconditionFailed => "PreconditionFailed",
             S3Error::ConditionalRequestConflict => "ConditionalRequestConflict",
             S3Error::EntityTooLarge { .. } => "EntityTooLarge",
+            S3Error::RequestHeaderSectionTooLarge { .. } => "RequestHeaderSectionTooLarge",
+            S3Error::MetadataTooLarge { .. } => "MetadataTooLarge",
             S3Error::IncompleteBody => "IncompleteBody",
             S3Error::RequestTimeout => "RequestTimeout",
             S3Error::MissingContentLength => "MissingContentLength",
             S3Error::InvalidArgument { .. } => "InvalidArgument",
             S3Error::InvalidRequest { .. } => "InvalidRequest",
             S3Error::InvalidLocationConstraint { .. } => "InvalidLocationConstraint",
-            S3Error::RequestHeaderSectionTooLarge { .. } => "RequestHeaderSectionTooLarge",
-            S3Error::MetadataTooLarge { .. } => "MetadataTooLarge",
             S3Error::InvalidURI => "InvalidURI",
             S3Error::NoSuchUpload => "NoSuchUpload",
             S3Error::InvalidPart { .. } => "InvalidPart",
@@ -225,6 +225,8 @@ impl S3Error {
             | S3Error::BadDigest
             | S3Error::InvalidDigest
             | S3Error::EntityTooLarge { .. }
+            | S3Error::RequestHeaderSectionTooLarge { .. }
+            | S3Error::MetadataTooLarge { .. }
             | S3Error::IncompleteBody
             | S3Error::RequestTimeout
             | S3Error::InvalidArgument { .. }
@@ -233,8 +235,6 @@ impl S3Error {
             | S3Error::InvalidURI
             | S3Error::InvalidPart { .. }
             | S3Error::InvalidPartOrder
-            | S3Error::RequestHeaderSectionTooLarge { .. }
-            | S3Error::MetadataTooLarge { .. }
             | S3Error::EntityTooSmall { .. }
             | S3Error::MalformedXML => StatusCode::BAD_REQUEST,
         }
@@ -302,15 +302,6 @@ impl S3Error {
             S3Error::EntityTooLarge { size_bytes_max } => {
                 format!("Your proposed upload exceeds the maximum of {size_bytes_max} bytes")
             }
-            S3Error::IncompleteBody => {
-                "The request body ended early, or was longer than declared".to_string()
-            }
-            S3Error::RequestTimeout => "Your socket connection to the server was not read from \
-                or written to within the timeout period."
-                .to_string(),
-            S3Error::MissingContentLength => {
-                "aws-chunked uploads need x-amz-decoded-content-length".to_string()
-            }
             S3Error::RequestHeaderSectionTooLarge { size_bytes } => format!(
                 "Your request's headers are {size_bytes} bytes; at most {} are allowed",
                 super::limits::HEADER_SECTION_BYTES_MAX
@@ -320,6 +311,15 @@ impl S3Error {
                  allowed",
                 super::limits::USER_METADATA_BYTES_MAX
             ),
+            S3Error::IncompleteBody => {
+                "The request body ended early, or was longer than declared".to_string()
+            }
+            S3Error::RequestTimeout => "Your socket connection to the server was not read from \
+                or written to within the timeout period."
+                .to_string(),
+            S3Error::MissingContentLength => {
+                "aws-chunked uploads need x-amz-decoded-content-length".to_string()
+            }
             S3Error::InvalidArgument { reason } | S3Error::InvalidRequest { reason } => {
                 reason.clone()
             }
