@@ -11,17 +11,15 @@
 //! commit's fsync adds the same to both. Run:
 //! `cargo bench -p hangar-engine --bench anti_entropy`
 
-// A benchmark measures wall time; it runs outside the simulation, like criterion does.
-#![allow(clippy::disallowed_methods)]
+// Times come from the seam's monotonic clock (`seam::monotonic_now`), as in the engine.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use hangar_engine::crdt::Lww;
 use hangar_engine::kv::KvSchema;
 use hangar_engine::rpc::message::RawEntry;
 use hangar_engine::rpc::{Response, TableRequest};
-use hangar_engine::seam::BoxFuture;
+use hangar_engine::seam::{BoxFuture, monotonic_now};
 use hangar_engine::table::merkle_sync::{SyncPeer, sync_partition};
 use hangar_engine::table::replicated::serve_local;
 use hangar_engine::table::schema::encode_entry;
@@ -79,18 +77,18 @@ impl SyncPeer for LocalPeer<'_> {
 
 fn insert_costs() {
     let s = Store::<KvSchema>::open(database()).unwrap();
-    let t = Instant::now();
+    let t = monotonic_now();
     fill(&s);
     let batched = t.elapsed();
-    let t = Instant::now();
+    let t = monotonic_now();
     s.flush_tree().unwrap();
     let batched_flush = t.elapsed();
-    let t = Instant::now();
+    let t = monotonic_now();
     for i in 0..10_000 {
         s.merge_raw(&[entry(ENTRIES + i, 1_000)]).unwrap();
     }
     let single = t.elapsed();
-    let t = Instant::now();
+    let t = monotonic_now();
     s.flush_tree().unwrap();
     let single_flush = t.elapsed();
     let us = |d: std::time::Duration, n: usize| d.as_secs_f64() * 1e6 / n as f64;
@@ -123,7 +121,7 @@ fn sync_rounds(merkle: bool) {
         // Fresh stores: a write since the last round invalidated the digest caches.
         let a = Store::<KvSchema>::open(da.clone()).unwrap();
         let b = Store::<KvSchema>::open(db.clone()).unwrap();
-        let t = Instant::now();
+        let t = monotonic_now();
         assert_ne!(a.root_digest(&[p]).unwrap(), b.root_digest(&[p]).unwrap());
         assert_ne!(a.partition_digests(&[p]).unwrap(), b.partition_digests(&[p]).unwrap());
         if merkle {
