@@ -178,6 +178,44 @@ impl MemoryBackend {
         self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// PutObject, with its condition (if any) checked and the version pushed under the one
+    /// lock: trivially linearizable in one process.
+    async fn store_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMeta,
+        body: &mut dyn BodySource,
+        condition: Option<&super::backend::WriteCondition>,
+    ) -> Result<ObjectInfo, BackendError> {
+        let (body, end) = drain(body).await?;
+        let last_modified_ms = (self.clock)();
+        let mut user_metadata = meta.user_metadata;
+        user_metadata.extend(end.extra_metadata);
+        let info = ObjectInfo {
+            key: key.to_string(),
+            version_id: self.next_version_id(),
+            size_bytes: body.len() as u64,
+            etag: end.etag,
+            last_modified_ms,
+            content_type: meta.content_type,
+            user_metadata,
+        };
+        self.with_bucket(bucket, |b| {
+            if let Some(condition) = condition {
+                let current = b.read(key, None).ok().map(|(info, _)| info.etag.as_str());
+                condition.check_etag(current).map_err(|e| match e {
+                    hangar_engine::objects::ObjectError::NoSuchKey => BackendError::NoSuchKey,
+                    _ => BackendError::PreconditionFailed,
+                })?;
+            }
+            let (version_id, kept) = (info.version_id.clone(), b.versioning.keeps_history());
+            let object = Some((info.clone(), body));
+            b.push(key, Version { version_id, kept, object, last_modified_ms });
+            Ok(info)
+        })
+    }
+
     fn with_bucket<T>(
         &self,
         bucket: &str,
@@ -338,31 +376,9 @@ impl ObjectBackend for MemoryBackend {
         meta: ObjectMeta,
         body: &'a mut dyn BodySource,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
-        Box::pin(async move {
-            let (body, end) = drain(body).await?;
-            let last_modified_ms = (self.clock)();
-            let mut user_metadata = meta.user_metadata;
-            user_metadata.extend(end.extra_metadata);
-            let info = ObjectInfo {
-                key: key.to_string(),
-                version_id: self.next_version_id(),
-                size_bytes: body.len() as u64,
-                etag: end.etag,
-                last_modified_ms,
-                content_type: meta.content_type,
-                user_metadata,
-            };
-            self.with_bucket(bucket, |b| {
-                let (version_id, kept) = (info.version_id.clone(), b.versioning.keeps_history());
-                let object = Some((info.clone(), body));
-                b.push(key, Version { version_id, kept, object, last_modified_ms });
-                Ok(info)
-            })
-        })
+        Box::pin(self.store_object(bucket, key, meta, body, None))
     }
 
-    /// The condition is checked and the version pushed under the one lock: trivially
-    /// linearizable in one process.
     fn put_object_if<'a>(
         &'a self,
         bucket: &'a str,
@@ -371,32 +387,7 @@ impl ObjectBackend for MemoryBackend {
         body: &'a mut dyn BodySource,
         condition: &'a super::backend::WriteCondition,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
-        Box::pin(async move {
-            let (body, end) = drain(body).await?;
-            let last_modified_ms = (self.clock)();
-            let mut user_metadata = meta.user_metadata;
-            user_metadata.extend(end.extra_metadata);
-            let info = ObjectInfo {
-                key: key.to_string(),
-                version_id: self.next_version_id(),
-                size_bytes: body.len() as u64,
-                etag: end.etag,
-                last_modified_ms,
-                content_type: meta.content_type,
-                user_metadata,
-            };
-            self.with_bucket(bucket, |b| {
-                let current = b.read(key, None).ok().map(|(info, _)| info.etag.as_str());
-                condition.check_etag(current).map_err(|e| match e {
-                    hangar_engine::objects::ObjectError::NoSuchKey => BackendError::NoSuchKey,
-                    _ => BackendError::PreconditionFailed,
-                })?;
-                let (version_id, kept) = (info.version_id.clone(), b.versioning.keeps_history());
-                let object = Some((info.clone(), body));
-                b.push(key, Version { version_id, kept, object, last_modified_ms });
-                Ok(info)
-            })
-        })
+        Box::pin(self.store_object(bucket, key, meta, body, Some(condition)))
     }
 
     fn get_object<'a>(
