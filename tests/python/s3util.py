@@ -3,7 +3,6 @@ up the way the tests need it, and the lifecycle of a module's own bucket."""
 
 import itertools
 import os
-import time
 
 import boto3
 from botocore.config import Config
@@ -16,11 +15,9 @@ REGION = os.environ["AWS_REGION"]
 # Against a cluster (tests/run-s3-cluster-tests.sh), every node's S3 endpoint: each new
 # client goes to the next one, so the suite's modules (and the extra clients some tests
 # make) are served by different nodes. Alone, the one endpoint above.
-_ENDPOINT_LIST = [
-    e.rstrip("/") for e in os.environ.get("HANGAR_ENDPOINTS", ENDPOINT).split(",") if e
-]
-_ENDPOINT_COUNT = len(_ENDPOINT_LIST)
-_ENDPOINTS = itertools.cycle(_ENDPOINT_LIST)
+_ENDPOINTS = itertools.cycle(
+    [e.rstrip("/") for e in os.environ.get("HANGAR_ENDPOINTS", ENDPOINT).split(",") if e]
+)
 
 # Path-style addressing (the server has no wildcard DNS) and no retries: a retried request
 # could hide an error the test is looking for.
@@ -60,18 +57,14 @@ def own_bucket(s3, name, empty):
     s3.delete_bucket(Bucket=name)
 
 
-def wait_owned_everywhere(bucket, probe, limit_s=15):
-    """Polls until every node lets this key act as owner of a bucket just created: a node
-    may answer from a key cache that predates the grant for a few seconds
-    (engine/src/keys.rs, AUTH_CACHE_TTL_MS). `probe(client, bucket)` is an idempotent
-    owner-only call (e.g. a delete of a setting)."""
-    deadline = time.monotonic() + limit_s
-    for client in [make_client() for _ in range(_ENDPOINT_COUNT)]:
-        while True:
-            try:
-                probe(client, bucket)
-                break
-            except ClientError as e:
-                if e.response["Error"]["Code"] != "AccessDenied" or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+def delete_objects(s3, bucket):
+    """Deletes every current object of `bucket` (page by page)."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+
+
+def abort_uploads(s3, bucket):
+    """Aborts every multipart upload in progress in `bucket`."""
+    for upload in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+        s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])

@@ -29,7 +29,15 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from s3util import ACCESS_KEY, ENDPOINT, REGION, SECRET_KEY, error_code, make_client
+from s3util import (
+    ACCESS_KEY,
+    ENDPOINT,
+    REGION,
+    SECRET_KEY,
+    delete_objects,
+    error_code,
+    make_client,
+)
 from s3util import own_bucket
 
 BUCKET = os.environ["HANGAR_TEST_BUCKET"]
@@ -40,9 +48,7 @@ def http_status(excinfo):
 
 
 def empty_bucket(s3, bucket):
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    delete_objects(s3, bucket)
 
 
 @pytest.fixture(scope="module")

@@ -18,18 +18,15 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from s3util import error_code, make_client, own_bucket
+from s3util import abort_uploads, delete_objects, error_code, make_client, own_bucket
 
 BUCKET = os.environ["HANGAR_TEST_BUCKET"] + "-cond"
 MIB = 1024 * 1024
 
 
 def empty_bucket(s3, bucket):
-    for upload in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
-        s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    abort_uploads(s3, bucket)
+    delete_objects(s3, bucket)
 
 
 @pytest.fixture(scope="module")

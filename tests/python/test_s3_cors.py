@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from s3util import error_code, make_client, own_bucket
+from s3util import delete_objects, error_code, make_client, own_bucket
 
 BUCKET = os.environ["HANGAR_TEST_BUCKET"] + "-cors"
 SITE = "https://app.example.com"
@@ -43,9 +43,7 @@ def s3():
 
 
 def empty(s3, bucket):
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    delete_objects(s3, bucket)
     s3.delete_bucket_cors(Bucket=bucket)
 
 

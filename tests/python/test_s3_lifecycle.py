@@ -24,7 +24,7 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from s3util import error_code, make_client, own_bucket, wait_owned_everywhere
+from s3util import delete_objects, error_code, make_client, own_bucket
 
 BUCKET = os.environ["HANGAR_TEST_BUCKET"] + "-lifecycle"
 ADMIN = os.environ.get("HANGAR_ADMIN_URL", "").rstrip("/")
@@ -65,17 +65,13 @@ def s3():
 
 
 def empty(s3, bucket):
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    delete_objects(s3, bucket)
     s3.delete_bucket_lifecycle(Bucket=bucket)
 
 
 @pytest.fixture(scope="module")
 def bucket(s3):
-    for name in own_bucket(s3, BUCKET, empty):
-        wait_owned_everywhere(name, lambda c, b: c.delete_bucket_lifecycle(Bucket=b))
-        yield name
+    yield from own_bucket(s3, BUCKET, empty)
 
 
 def put_rules(s3, bucket, rules):

@@ -19,7 +19,15 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from s3util import ACCESS_KEY, ENDPOINT, REGION, SECRET_KEY, make_client, own_bucket
+from s3util import (
+    ACCESS_KEY,
+    ENDPOINT,
+    REGION,
+    SECRET_KEY,
+    delete_objects,
+    make_client,
+    own_bucket,
+)
 
 BUCKET = os.environ["HANGAR_TEST_BUCKET"] + "-malformed"
 HOST, PORT = ENDPOINT.split("://", 1)[1].rsplit(":", 1)
@@ -28,9 +36,7 @@ BODY = b"the original body, which no bad request may change"
 
 
 def empty_bucket(s3, bucket):
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    delete_objects(s3, bucket)
 
 
 @pytest.fixture(scope="module")

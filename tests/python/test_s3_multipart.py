@@ -17,7 +17,15 @@ import sys
 import pytest
 from botocore.exceptions import ClientError
 
-from s3util import ENDPOINT, REGION, error_code, make_client, own_bucket
+from s3util import (
+    ENDPOINT,
+    REGION,
+    abort_uploads,
+    delete_objects,
+    error_code,
+    make_client,
+    own_bucket,
+)
 
 BUCKET = os.environ["HANGAR_TEST_BUCKET"] + "-mpu"
 MIB = 1024 * 1024
@@ -29,16 +37,9 @@ def s3():
     return make_client()
 
 
-def abort_all(s3, bucket):
-    for upload in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
-        s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-
-
 def empty_bucket(s3, bucket):
-    abort_all(s3, bucket)
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    abort_uploads(s3, bucket)
+    delete_objects(s3, bucket)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from s3util import make_client, own_bucket
+from s3util import delete_objects, make_client, own_bucket
 
 BUCKET = os.environ["HANGAR_TEST_BUCKET"] + "-post"
 SIZE_MAX = 4 * 1024 * 1024
@@ -35,9 +35,7 @@ def s3():
 
 
 def empty(s3, bucket):
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    delete_objects(s3, bucket)
 
 
 @pytest.fixture(scope="module")

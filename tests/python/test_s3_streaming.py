@@ -25,7 +25,17 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from s3util import ACCESS_KEY, CONFIG, ENDPOINT, REGION, SECRET_KEY, error_code, make_client, own_bucket
+from s3util import (
+    ACCESS_KEY,
+    CONFIG,
+    ENDPOINT,
+    REGION,
+    SECRET_KEY,
+    delete_objects,
+    error_code,
+    make_client,
+    own_bucket,
+)
 
 BUCKET = os.environ["HANGAR_TEST_BUCKET"] + "-stream"
 MIB = 1024 * 1024
@@ -38,9 +48,7 @@ def s3():
 
 
 def empty_bucket(s3, bucket):
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    delete_objects(s3, bucket)
 
 
 @pytest.fixture(scope="module")

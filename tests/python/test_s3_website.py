@@ -25,7 +25,7 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from s3util import error_code, make_client, own_bucket, wait_owned_everywhere
+from s3util import delete_objects, error_code, make_client, own_bucket
 
 BUCKET = os.environ["HANGAR_TEST_BUCKET"] + "-web"
 PLAIN = os.environ["HANGAR_TEST_BUCKET"] + "-web-plain"
@@ -51,9 +51,7 @@ def s3():
 
 
 def empty(s3, bucket):
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    delete_objects(s3, bucket)
     s3.delete_bucket_website(Bucket=bucket)
     s3.delete_bucket_cors(Bucket=bucket)
 
@@ -61,7 +59,6 @@ def empty(s3, bucket):
 @pytest.fixture(scope="module")
 def site(s3):
     for bucket in own_bucket(s3, BUCKET, empty):
-        wait_owned_everywhere(bucket, lambda c, b: c.delete_bucket_cors(Bucket=b))
         for key, (body, content_type) in PAGES.items():
             s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
         s3.put_bucket_website(
@@ -77,7 +74,6 @@ def site(s3):
 @pytest.fixture(scope="module")
 def plain(s3):
     for bucket in own_bucket(s3, PLAIN, empty):
-        wait_owned_everywhere(bucket, lambda c, b: c.delete_bucket_website(Bucket=b))
         s3.put_object(Bucket=bucket, Key="index.html", Body=b"private")
         yield bucket
 
