@@ -17,11 +17,11 @@ use hangar_engine::objects::body_reader::BodyReader;
 use hangar_engine::objects::multipart::UploadMeta;
 use hangar_engine::objects::{self, ObjectError, ObjectRecord, ObjectStore, VersionListing};
 
-use crate::s3api::backend::WriteCondition;
 use crate::s3api::backend::{
     BodySource, CorsRule, Deleted, LifecycleRule, ObjectBody, OpenedObject, PartInfo, UploadInfo,
     VersionInfo, Versioning, WebsiteConfig,
 };
+use crate::s3api::backend::{Completion, WriteCondition};
 use crate::s3api::copy::stream_part_copy;
 use crate::s3api::{BackendError, BoxFuture, BucketInfo, ObjectBackend, ObjectInfo, ObjectMeta};
 
@@ -416,12 +416,13 @@ impl ObjectBackend for EngineBackend {
         key: &'a str,
         upload_id: &'a str,
         parts: Vec<(u32, String)>,
-        etag: String,
+        completion: Completion,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
         Box::pin(async move {
-            let record =
-                self.store.complete_multipart_upload(bucket, key, upload_id, &parts, etag).await;
-            Ok(split(record.map_err(map_err)?).0)
+            let upload = (bucket, key, upload_id);
+            let completion = (completion.etag, completion.extra_metadata);
+            let done = self.store.complete_multipart_upload_with(upload, &parts, completion, None);
+            Ok(split(done.await.map_err(map_err)?).0)
         })
     }
 
@@ -429,13 +430,30 @@ impl ObjectBackend for EngineBackend {
         &'a self,
         upload: (&'a str, &'a str, &'a str),
         parts: Vec<(u32, String)>,
-        etag: String,
+        completion: Completion,
         condition: &'a WriteCondition,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
         Box::pin(async move {
-            let done =
-                self.store.complete_multipart_upload_if(upload, &parts, etag, Some(condition));
+            let completion = (completion.etag, completion.extra_metadata);
+            let done = self.store.complete_multipart_upload_with(
+                upload,
+                &parts,
+                completion,
+                Some(condition),
+            );
             Ok(split(done.await.map_err(map_err)?).0)
+        })
+    }
+
+    fn multipart_upload_meta<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<ObjectMeta, BackendError>> {
+        Box::pin(async move {
+            let meta = self.store.upload_meta(bucket, key, upload_id).await.map_err(map_err)?;
+            Ok(ObjectMeta { content_type: meta.content_type, user_metadata: meta.user_metadata })
         })
     }
 

@@ -375,9 +375,23 @@ impl ObjectStore {
     /// creation: a write of the key since then makes it `ConditionalConflict`.
     pub async fn complete_multipart_upload_if(
         &self,
-        (bucket, key, upload_id): (&str, &str, &str),
+        upload: (&str, &str, &str),
         parts: &[(u32, String)],
         final_etag: String,
+        condition: Option<&WriteCondition>,
+    ) -> Result<ObjectRecord, ObjectError> {
+        let completion = (final_etag, BTreeMap::new());
+        self.complete_multipart_upload_with(upload, parts, completion, condition).await
+    }
+
+    /// As `complete_multipart_upload_if`; the object's metadata is the upload's plus
+    /// `extra_metadata` (what only completion knows, e.g. the S3 layer's checksum of the
+    /// whole object), and its ETag `final_etag`.
+    pub async fn complete_multipart_upload_with(
+        &self,
+        (bucket, key, upload_id): (&str, &str, &str),
+        parts: &[(u32, String)],
+        (final_etag, extra_metadata): (String, BTreeMap<String, String>),
         condition: Option<&WriteCondition>,
     ) -> Result<ObjectRecord, ObjectError> {
         let (id, upload) = self.upload(bucket, key, upload_id).await?;
@@ -402,7 +416,9 @@ impl ObjectStore {
             etag: final_etag,
             last_modified_ms: self.node.seam.clock.now_ms(),
             content_type: upload.meta.content_type.clone(),
-            user_metadata: upload.meta.user_metadata.clone(),
+            user_metadata: (upload.meta.user_metadata.clone().into_iter())
+                .chain(extra_metadata)
+                .collect(),
             body: Body::Blocks(blocks),
         };
         let complete = VersionState::Complete(VersionData::Object(stored.clone()));
@@ -440,6 +456,17 @@ impl ObjectStore {
         self.write_version(bucket, key, id, Version { state: VersionState::Aborted, kept }).await?;
         let upload_key = upload_entry_key(bucket, key, id);
         Ok(self.node.mpu.insert(upload_key, &upload.finished_marker()).await?)
+    }
+
+    /// What the client supplied when it created the upload (finished or not; a retried
+    /// completion needs it too).
+    pub async fn upload_meta(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<UploadMeta, ObjectError> {
+        Ok(self.upload(bucket, key, upload_id).await?.1.meta)
     }
 
     /// The newest upload of each part of an unfinished upload, in part order.

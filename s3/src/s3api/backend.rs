@@ -85,6 +85,16 @@ pub struct ObjectInfo {
     pub user_metadata: BTreeMap<String, String>,
 }
 
+/// What completing a multipart upload writes besides the parts' bytes: the object's ETag
+/// and metadata only the completion knows (its checksum, `multipart.rs`), added to the
+/// metadata the upload was created with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Completion {
+    /// Unquoted.
+    pub etag: String,
+    pub extra_metadata: BTreeMap<String, String>,
+}
+
 /// One part of an unfinished multipart upload (the newest upload of its number).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartInfo {
@@ -390,7 +400,7 @@ pub trait ObjectBackend: Send + Sync + 'static {
         body: &'a mut dyn BodySource,
     ) -> BoxFuture<'a, Result<String, BackendError>>;
 
-    /// Makes the listed parts, concatenated, the object under `key` with ETag `etag`.
+    /// Makes the listed parts, concatenated, the object under `key`, as `completion` says.
     /// `parts` are (part number, unquoted ETag); the rules are `check_parts`'s.
     /// A retry of a completion that succeeded answers the same object.
     fn complete_multipart_upload<'a>(
@@ -399,7 +409,7 @@ pub trait ObjectBackend: Send + Sync + 'static {
         key: &'a str,
         upload_id: &'a str,
         parts: Vec<(u32, String)>,
-        etag: String,
+        completion: Completion,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>>;
 
     /// As `complete_multipart_upload`, made current only if `condition` holds (as for
@@ -408,9 +418,18 @@ pub trait ObjectBackend: Send + Sync + 'static {
         &'a self,
         upload: (&'a str, &'a str, &'a str),
         parts: Vec<(u32, String)>,
-        etag: String,
+        completion: Completion,
         condition: &'a WriteCondition,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>>;
+
+    /// The content type and metadata an upload was created with (finished or not).
+    /// `NoSuchUpload` if there is no such upload.
+    fn multipart_upload_meta<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<ObjectMeta, BackendError>>;
 
     /// Abandons an upload and frees its parts. Aborting an aborted upload succeeds.
     fn abort_multipart_upload<'a>(

@@ -47,7 +47,7 @@ impl Algorithm {
     }
 
     /// As `x-amz-sdk-checksum-algorithm` and `x-amz-checksum-algorithm` name it.
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Algorithm::Crc32 => "CRC32",
             Algorithm::Crc32c => "CRC32C",
@@ -57,7 +57,7 @@ impl Algorithm {
         }
     }
 
-    fn digest_bytes(self) -> usize {
+    pub fn digest_bytes(self) -> usize {
         match self {
             Algorithm::Crc32 | Algorithm::Crc32c => 4,
             Algorithm::Crc64Nvme => 8,
@@ -70,7 +70,7 @@ impl Algorithm {
         ALL.into_iter().find(|a| a.header().eq_ignore_ascii_case(name.trim()))
     }
 
-    fn from_name(name: &str) -> Option<Algorithm> {
+    pub fn from_name(name: &str) -> Option<Algorithm> {
         ALL.into_iter().find(|a| a.name().eq_ignore_ascii_case(name.trim()))
     }
 
@@ -174,11 +174,20 @@ pub fn check_format(algorithm: Algorithm, value: &str) -> Result<(), S3Error> {
     }
 }
 
-/// The stored checksums of an object, as response headers (name, value).
+/// The stored checksums of an object, as response headers (name, value), then its
+/// `x-amz-checksum-type`: COMPOSITE or FULL_OBJECT as a multipart upload declared it
+/// (`checksum_multipart`), FULL_OBJECT for a checksum of a single upload.
 pub fn stored(user_metadata: &BTreeMap<String, String>) -> Vec<(&'static str, String)> {
-    ALL.into_iter()
+    let mut out: Vec<(&'static str, String)> = ALL
+        .into_iter()
         .filter_map(|a| user_metadata.get(&a.stored_name()).map(|v| (a.header(), v.clone())))
-        .collect()
+        .collect();
+    if !out.is_empty() {
+        let declared = user_metadata.get(&super::checksum_multipart::type_key());
+        let kind = declared.map_or("FULL_OBJECT", |k| k.as_str());
+        out.push(("x-amz-checksum-type", kind.to_string()));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -19,9 +19,9 @@ use super::WallClock;
 use md5::{Digest, Md5};
 
 use super::backend::{
-    BackendError, BodyEnd, BodyRefused, BodySource, BodySummary, BoxFuture, BucketInfo, CorsRule,
-    Deleted, LifecycleRule, ObjectBackend, ObjectBody, ObjectInfo, ObjectMeta, OpenedObject,
-    PartInfo, UploadInfo, VersionInfo, Versioning, WebsiteConfig, check_parts,
+    BackendError, BodyEnd, BodyRefused, BodySource, BodySummary, BoxFuture, BucketInfo, Completion,
+    CorsRule, Deleted, LifecycleRule, ObjectBackend, ObjectBody, ObjectInfo, ObjectMeta,
+    OpenedObject, PartInfo, UploadInfo, VersionInfo, Versioning, WebsiteConfig, check_parts,
 };
 
 struct Bucket {
@@ -126,7 +126,7 @@ impl MemoryBackend {
         &self,
         (bucket, key, upload_id): (&str, &str, &str),
         chosen: &[(u32, String)],
-        etag: String,
+        completion: Completion,
         condition: Option<&super::backend::WriteCondition>,
     ) -> Result<ObjectInfo, BackendError> {
         let now_ms = (self.clock)();
@@ -158,10 +158,12 @@ impl MemoryBackend {
                 key: key.to_string(),
                 version_id: version_id.clone(),
                 size_bytes: body.len() as u64,
-                etag,
+                etag: completion.etag,
                 last_modified_ms: now_ms,
                 content_type: upload.meta.content_type.clone(),
-                user_metadata: upload.meta.user_metadata.clone(),
+                user_metadata: (upload.meta.user_metadata.clone().into_iter())
+                    .chain(completion.extra_metadata)
+                    .collect(),
             };
             upload.finished = Some(Some(info.clone()));
             upload.parts.clear();
@@ -575,19 +577,32 @@ impl ObjectBackend for MemoryBackend {
         key: &'a str,
         upload_id: &'a str,
         parts: Vec<(u32, String)>,
-        etag: String,
+        completion: Completion,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
-        ready(self.complete_sync((bucket, key, upload_id), &parts, etag, None))
+        ready(self.complete_sync((bucket, key, upload_id), &parts, completion, None))
     }
 
     fn complete_multipart_upload_if<'a>(
         &'a self,
         (bucket, key, upload_id): (&'a str, &'a str, &'a str),
         parts: Vec<(u32, String)>,
-        etag: String,
+        completion: Completion,
         condition: &'a super::backend::WriteCondition,
     ) -> BoxFuture<'a, Result<ObjectInfo, BackendError>> {
-        ready(self.complete_sync((bucket, key, upload_id), &parts, etag, Some(condition)))
+        let upload = (bucket, key, upload_id);
+        ready(self.complete_sync(upload, &parts, completion, Some(condition)))
+    }
+
+    fn multipart_upload_meta<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    ) -> BoxFuture<'a, Result<ObjectMeta, BackendError>> {
+        ready(self.with_bucket(bucket, |b| {
+            let id = (key.to_string(), upload_id.to_string());
+            Ok(b.uploads.get(&id).ok_or(BackendError::NoSuchUpload)?.meta.clone())
+        }))
     }
 
     fn abort_multipart_upload<'a>(

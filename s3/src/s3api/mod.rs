@@ -22,6 +22,8 @@ pub mod auth;
 pub mod backend;
 pub mod bucket;
 pub mod checksum;
+pub mod checksum_combine;
+pub mod checksum_multipart;
 pub mod chunked;
 pub mod copy;
 pub mod cors;

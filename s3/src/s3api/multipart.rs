@@ -16,7 +16,9 @@ use hyper::header::{self, HeaderMap};
 use hyper::{Response, StatusCode};
 use md5::{Digest, Md5};
 
-use super::backend::{ObjectBackend, PartInfo};
+use super::backend::{Completion, ObjectBackend, PartInfo};
+use super::checksum::Algorithm;
+use super::checksum_multipart::{self as mpu_checksum, ChosenPart, TaggedPart};
 use super::encoding::uri_encode;
 use super::error::S3Error;
 use super::object::{client_meta, header_value, upload_error};
@@ -60,7 +62,11 @@ pub async fn create(
     key: &str,
     headers: &HeaderMap,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    let meta = client_meta(headers);
+    let mut meta = client_meta(headers);
+    let declared = mpu_checksum::declared(headers)?;
+    if let Some(d) = declared {
+        meta.user_metadata.extend(mpu_checksum::declaration_metadata(d));
+    }
     let upload_id = backend
         .create_multipart_upload(bucket, key, meta)
         .await
@@ -69,19 +75,28 @@ pub async fn create(
     w.element("Bucket", bucket);
     w.element("Key", key);
     w.element("UploadId", &upload_id);
-    Ok(super::xml_response(w.finish("InitiateMultipartUploadResult")))
+    let mut resp = super::xml_response(w.finish("InitiateMultipartUploadResult"));
+    if let Some(d) = declared {
+        let out = resp.headers_mut();
+        out.insert("x-amz-checksum-algorithm", header_value(d.algorithm.name())?);
+        out.insert("x-amz-checksum-type", header_value(d.kind.name())?);
+    }
+    Ok(resp)
 }
 
 /// Stores a part from the streaming request body; its ETag is the hex MD5 of its bytes
-/// (`RequestBody::finish`), and a checksum it was verified with is echoed.
+/// (`RequestBody::finish`), and a checksum it was verified with is echoed, and kept with
+/// the part's ETag for completion (`checksum_multipart`).
 pub async fn upload_part(
     backend: &dyn ObjectBackend,
     (bucket, key, upload_id): (&str, &str, &str),
     part_number: u32,
     body: &mut RequestBody,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    let stored = backend.upload_part(bucket, key, upload_id, part_number, body).await;
-    let etag = stored.map_err(|e| upload_error(e, body, (bucket, key)))?;
+    let mut tagged = TaggedPart { inner: body };
+    let stored = backend.upload_part(bucket, key, upload_id, part_number, &mut tagged).await;
+    let stored_etag = stored.map_err(|e| upload_error(e, body, (bucket, key)))?;
+    let etag = mpu_checksum::split_part_etag(&stored_etag).0;
     let mut out = HeaderMap::new();
     out.insert(header::ETAG, header_value(&format!("\"{etag}\""))?);
     if let Some((algorithm, value)) = body.verified_checksum() {
@@ -97,21 +112,44 @@ pub async fn complete(
     body: &[u8],
 ) -> Result<Response<Full<Bytes>>, S3Error> {
     let condition = super::object::write_condition(headers)?;
-    let parts = parse_complete(body)?;
-    let etag = multipart_etag(&parts)?;
+    let chosen = parse_complete_parts(body)?;
+    let md5_parts: Vec<(u32, String)> =
+        chosen.iter().map(|p| (p.part_number, p.etag.clone())).collect();
+    let etag = multipart_etag(&md5_parts)?;
+    let s3_error = |e| S3Error::from_backend(e, bucket, key);
+    let meta = backend.multipart_upload_meta(bucket, key, upload_id).await.map_err(s3_error)?;
+    let declared = mpu_checksum::declaration_of(&meta.user_metadata);
+    // A finished upload has no parts to list: a retried completion answers what the first
+    // one wrote, whatever it names.
+    let stored = match backend.list_parts(bucket, key, upload_id).await {
+        Ok(stored) => Some(stored),
+        Err(super::BackendError::NoSuchUpload) => None,
+        Err(e) => return Err(s3_error(e)),
+    };
+    let (parts, checksum) = match &stored {
+        Some(stored) => {
+            let resolved = mpu_checksum::resolve(&chosen, stored, declared, headers)?;
+            (resolved.parts, resolved.checksum)
+        }
+        None => (md5_parts, None),
+    };
+    let completion = Completion { etag, extra_metadata: checksum.into_iter().collect() };
     let done = match &condition {
-        None => backend.complete_multipart_upload(bucket, key, upload_id, parts, etag).await,
+        None => backend.complete_multipart_upload(bucket, key, upload_id, parts, completion).await,
         Some(condition) => {
             let upload = (bucket, key, upload_id);
-            backend.complete_multipart_upload_if(upload, parts, etag, condition).await
+            backend.complete_multipart_upload_if(upload, parts, completion, condition).await
         }
     };
-    let info = done.map_err(|e| S3Error::from_backend(e, bucket, key))?;
+    let info = done.map_err(s3_error)?;
     let mut w = XmlWriter::new("CompleteMultipartUploadResult", true);
     w.element("Location", &format!("/{bucket}/{}", uri_encode(key, false)));
     w.element("Bucket", bucket);
     w.element("Key", key);
     w.element("ETag", &format!("\"{}\"", info.etag));
+    for (name, value) in mpu_checksum::result_elements(&info.user_metadata) {
+        w.element(&name, &value);
+    }
     Ok(super::xml_response(w.finish("CompleteMultipartUploadResult")))
 }
 
@@ -160,7 +198,11 @@ pub async fn list_parts(
         w.open("Part");
         w.element("PartNumber", &p.part_number.to_string());
         w.element("LastModified", &format_iso8601(p.last_modified_ms));
-        w.element("ETag", &format!("\"{}\"", p.etag));
+        let (etag, checksum) = mpu_checksum::split_part_etag(&p.etag);
+        w.element("ETag", &format!("\"{etag}\""));
+        if let Some((algorithm, value)) = checksum {
+            w.element(&format!("Checksum{}", algorithm.name()), value);
+        }
         w.element("Size", &p.size_bytes.to_string());
         w.close("Part");
     }
@@ -243,14 +285,24 @@ pub fn multipart_etag(parts: &[(u32, String)]) -> Result<String, S3Error> {
 
 // ---- the CompleteMultipartUpload document ----
 
-/// `(part number, unquoted lowercase ETag)` of each `Part`, in document order. Order and
-/// existence are the backend's to judge (InvalidPartOrder, InvalidPart); an empty list or
-/// a part missing its number or ETag is MalformedXML, as in S3.
+/// `(part number, unquoted lowercase ETag)` of each `Part`, in document order (see
+/// `parse_complete_parts`).
 pub fn parse_complete(doc: &[u8]) -> Result<Vec<(u32, String)>, S3Error> {
+    let parts = parse_complete_parts(doc)?;
+    Ok(parts.into_iter().map(|p| (p.part_number, p.etag)).collect())
+}
+
+/// Each `Part` of the document in order: its number, unquoted lowercase ETag and the
+/// checksums given (`ChecksumCRC32`, …; checked in `checksum_multipart::resolve`). Order
+/// and existence are the backend's to judge (InvalidPartOrder, InvalidPart); an empty list
+/// or a part missing its number or ETag is MalformedXML, as in S3, and so is a checksum
+/// given twice; empty or unknown elements are ignored.
+pub fn parse_complete_parts(doc: &[u8]) -> Result<Vec<ChosenPart>, S3Error> {
     let doc = std::str::from_utf8(doc).map_err(|_| S3Error::MalformedXML)?;
     let (mut stack, mut text) = (Vec::<String>::new(), String::new());
     let mut parts = Vec::new();
     let mut part: (Option<u32>, Option<String>) = (None, None);
+    let mut checksums: Vec<(Algorithm, String)> = Vec::new();
     let mut seen_root = false;
     for token in tokens(doc)? {
         match token {
@@ -261,6 +313,7 @@ pub fn parse_complete(doc: &[u8]) -> Result<Vec<(u32, String)>, S3Error> {
                 seen_root = true;
                 if stack.len() == 1 && name == "Part" {
                     part = (None, None);
+                    checksums.clear();
                 }
                 stack.push(name);
                 if stack.len() > XML_DEPTH_MAX {
@@ -285,8 +338,19 @@ pub fn parse_complete(doc: &[u8]) -> Result<Vec<(u32, String)>, S3Error> {
                         part.1 = Some(text.trim().trim_matches('"').to_ascii_lowercase());
                     }
                     (true, _, "PartNumber" | "ETag") => return Err(S3Error::MalformedXML),
+                    (true, _, element) if !text.trim().is_empty() => {
+                        if let Some(algorithm) = checksum_element(element) {
+                            if checksums.iter().any(|(a, _)| *a == algorithm) {
+                                return Err(S3Error::MalformedXML);
+                            }
+                            checksums.push((algorithm, text.trim().to_string()));
+                        }
+                    }
                     (false, 1, "Part") => match std::mem::take(&mut part) {
-                        (Some(n), Some(etag)) => parts.push((n, etag)),
+                        (Some(part_number), Some(etag)) => {
+                            let checksums = std::mem::take(&mut checksums);
+                            parts.push(ChosenPart { part_number, etag, checksums });
+                        }
                         _ => return Err(S3Error::MalformedXML),
                     },
                     _ => {}
@@ -300,6 +364,11 @@ pub fn parse_complete(doc: &[u8]) -> Result<Vec<(u32, String)>, S3Error> {
         return Err(S3Error::MalformedXML);
     }
     Ok(parts)
+}
+
+/// The algorithm of a `Checksum…` element of a part (`ChecksumCRC32`, `ChecksumSHA256`…).
+fn checksum_element(element: &str) -> Option<Algorithm> {
+    Algorithm::from_name(element.strip_prefix("Checksum")?)
 }
 
 fn parse_number(s: &str) -> Result<u32, S3Error> {
