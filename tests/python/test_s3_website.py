@@ -187,22 +187,95 @@ def test_deleting_the_configuration_stops_serving(s3, plain):
     assert status == 404 and b"NoSuchWebsiteConfiguration" in body
 
 
-def test_unsupported_and_invalid_configurations_are_refused(s3, plain):
-    with pytest.raises(ClientError) as e:
-        s3.put_bucket_website(
-            Bucket=plain,
-            WebsiteConfiguration={"RedirectAllRequestsTo": {"HostName": "example.com"}},
-        )
-    assert error_code(e) == "NotImplemented"
-    assert "RedirectAllRequestsTo" in e.value.response["Error"]["Message"]
-    with pytest.raises(ClientError) as e:
-        s3.put_bucket_website(
-            Bucket=plain, WebsiteConfiguration={"IndexDocument": {"Suffix": "a/index.html"}}
-        )
-    assert error_code(e) == "InvalidArgument"
+def test_invalid_configurations_are_refused(s3, plain):
+    index = {"IndexDocument": {"Suffix": "index.html"}}
+    bad = [
+        {"IndexDocument": {"Suffix": "a/index.html"}},
+        # RedirectAllRequestsTo excludes everything else.
+        {**index, "RedirectAllRequestsTo": {"HostName": "example.com"}},
+        # Replacing the whole key and its prefix at once means nothing.
+        {**index, "RoutingRules": [{"Redirect": {
+            "ReplaceKeyWith": "a.html", "ReplaceKeyPrefixWith": "b/"}}]},
+        {**index, "RoutingRules": [{"Redirect": {"HttpRedirectCode": "200"}}]},
+        {**index, "RoutingRules": [{
+            "Condition": {"HttpErrorCodeReturnedEquals": "302"},
+            "Redirect": {"HostName": "example.com"}}]},
+    ]
+    for config in bad:
+        with pytest.raises(ClientError) as e:
+            s3.put_bucket_website(Bucket=plain, WebsiteConfiguration=config)
+        assert error_code(e) == "InvalidArgument", config
     with pytest.raises(ClientError) as e:
         s3.get_bucket_website(Bucket=plain)
     assert error_code(e) == "NoSuchWebsiteConfiguration"
+
+
+def test_redirect_all_requests_sends_every_path_to_the_other_host(s3, plain):
+    config = {"RedirectAllRequestsTo": {"HostName": "www.example.com", "Protocol": "https"}}
+    s3.put_bucket_website(Bucket=plain, WebsiteConfiguration=config)
+    try:
+        got = make_client().get_bucket_website(Bucket=plain)
+        assert got["RedirectAllRequestsTo"] == config["RedirectAllRequestsTo"]
+        for path in ["/", "/index.html", "/a/b.html"]:
+            status, headers, body = web(plain, path)
+            assert (status, body) == (301, b""), path
+            assert headers["Location"] == f"https://www.example.com{path}"
+    finally:
+        s3.delete_bucket_website(Bucket=plain)
+
+
+RULES = [
+    {"Condition": {"KeyPrefixEquals": "docs/old/"},
+     "Redirect": {"ReplaceKeyPrefixWith": "docs/"}},
+    {"Condition": {"KeyPrefixEquals": "gone"}, "Redirect": {"ReplaceKeyWith": "index.html"}},
+    {"Condition": {"HttpErrorCodeReturnedEquals": "404"},
+     "Redirect": {"HostName": "fallback.example.com", "ReplaceKeyPrefixWith": "missing/",
+                  "HttpRedirectCode": "302", "Protocol": "https"}},
+]
+
+
+def test_routing_rules_redirect_by_prefix_and_by_error(s3, site):
+    config = {
+        "IndexDocument": {"Suffix": "index.html"},
+        "ErrorDocument": {"Key": "errors/404.html"},
+        "RoutingRules": RULES,
+    }
+    s3.put_bucket_website(Bucket=site, WebsiteConfiguration=config)
+    try:
+        assert make_client().get_bucket_website(Bucket=site)["RoutingRules"] == RULES
+        port = urllib.parse.urlsplit(WEB[0]).port
+        here = f"http://{site}.{ROOT_DOMAIN}:{port}"
+        # A prefix rule applies before the object is read, the matched prefix replaced.
+        status, headers, _ = web(site, "/docs/old/page.html")
+        assert (status, headers["Location"]) == (301, f"{here}/docs/page.html")
+        status, headers, _ = web(site, "/gone/away.html")
+        assert (status, headers["Location"]) == (301, f"{here}/index.html")
+        # The error rule applies only to what would be a 404, instead of the error document.
+        status, headers, body = web(site, "/no/such/page.html")
+        assert (status, body) == (302, b"")
+        assert headers["Location"] == "https://fallback.example.com/missing/no/such/page.html"
+        status, _, body = web(site, "/style.css")
+        assert (status, body) == (200, PAGES["style.css"][0])
+    finally:
+        s3.put_bucket_website(
+            Bucket=site,
+            WebsiteConfiguration={
+                "IndexDocument": {"Suffix": "index.html"},
+                "ErrorDocument": {"Key": "errors/404.html"},
+            },
+        )
+
+
+def test_an_object_redirect_location_is_served_as_301(s3, site):
+    s3.put_object(Bucket=site, Key="moved.html", Body=b"old", WebsiteRedirectLocation="/style.css")
+    head = make_client().head_object(Bucket=site, Key="moved.html")
+    assert head["WebsiteRedirectLocation"] == "/style.css"
+    assert "Metadata" not in head or not head["Metadata"]
+    status, headers, body = web(site, "/moved.html")
+    assert (status, headers["Location"], body) == (301, "/style.css", b"")
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=site, Key="bad.html", Body=b"x", WebsiteRedirectLocation="style.css")
+    assert error_code(e) == "InvalidArgument"
 
 
 def test_cors_rules_apply_to_the_website(s3, site):

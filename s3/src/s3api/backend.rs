@@ -18,7 +18,7 @@ use std::pin::Pin;
 use bytes::Bytes;
 pub use hangar_engine::objects::body::{BodyEnd, BodyRefused, BodySource, BodySummary};
 pub use hangar_engine::objects::bucket_config::{
-    CorsRule, Expiration, LifecycleRule, WebsiteConfig,
+    CorsRule, Expiration, LifecycleRule, RoutingRule, WebsiteConfig, WebsiteRedirect,
 };
 pub use hangar_engine::objects::conditional::WriteCondition;
 

@@ -48,6 +48,7 @@ pub mod versions;
 pub mod vhost;
 pub mod web;
 pub mod website;
+pub mod website_routing;
 pub mod write_deadline;
 pub mod xml;
 pub mod xml_tree;

@@ -63,6 +63,7 @@ pub async fn create(
     headers: &HeaderMap,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
     let mut meta = client_meta(headers);
+    meta.user_metadata.extend(super::website_routing::object_redirect(headers)?);
     let declared = mpu_checksum::declared(headers)?;
     if let Some(d) = declared {
         meta.user_metadata.extend(mpu_checksum::declaration_metadata(d));

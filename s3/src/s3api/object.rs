@@ -126,7 +126,8 @@ pub async fn put_object(
     headers: &HeaderMap,
     body: &mut RequestBody,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    let meta = client_meta(headers);
+    let mut meta = client_meta(headers);
+    meta.user_metadata.extend(super::website_routing::object_redirect(headers)?);
     let condition = write_condition(headers)?;
     let put = async {
         match &condition {
@@ -259,13 +260,16 @@ pub async fn get_object(
         return Ok(respond(StatusCode::NOT_MODIFIED, out, Bytes::new()).map(ResponseBody::from));
     }
     out.insert(header::CONTENT_TYPE, header_value(&info.content_type)?);
-    // Checksums are stored among the metadata under names no header can have.
-    let user_metadata =
-        info.user_metadata.iter().filter(|(n, _)| !n.starts_with(checksum::STORED_PREFIX));
+    // Checksums and the website redirect are stored among the metadata under names no
+    // header can have (a leading space).
+    let user_metadata = info.user_metadata.iter().filter(|(n, _)| !n.starts_with(' '));
     for (name, value) in user_metadata {
         let name = HeaderName::from_bytes(format!("{META_PREFIX}{name}").as_bytes())
             .map_err(|_| S3Error::InternalError { reason: format!("bad metadata {name:?}") })?;
         out.insert(name, header_value(value)?);
+    }
+    if let Some(location) = super::website_routing::object_redirect_of(&info.user_metadata) {
+        out.insert(super::website_routing::OBJECT_REDIRECT_HEADER, header_value(location)?);
     }
     // `insert`, not `append`: an override replaces the stored value.
     for (param, name) in RESPONSE_OVERRIDES {

@@ -17,6 +17,10 @@
 //! - A missing key is answered with the error document, with status 404; without one (or
 //!   if it is missing too), with a small HTML page. Every error here is HTML, not XML: a
 //!   browser shows it to a person.
+//! - Redirects (`website_routing`): `RedirectAllRequestsTo` answers every request with 301
+//!   to the other host; a routing rule whose condition has no error code is applied before
+//!   the object is read, one with an error code when the read fails with that status; an
+//!   object stored with `x-amz-website-redirect-location` is answered with 301 to it.
 //! - Only GET and HEAD read; OPTIONS is a CORS preflight against the bucket's CORS rules
 //!   (as on the S3 port), and a GET or HEAD carrying `Origin` gets the matching rule's
 //!   headers. Any other method is 405.
@@ -34,6 +38,7 @@ use super::backend::{ObjectBackend, WebsiteConfig};
 use super::encoding::percent_decode;
 use super::error::S3Error;
 use super::response_body::ResponseBody;
+use super::website_routing as routing;
 use super::xml::escape;
 use super::{S3State, alias, cors, object, vhost, website};
 
@@ -145,10 +150,29 @@ async fn serve_site(
     let config = backend.get_bucket_website(bucket).await;
     let config = config.map_err(|e| S3Error::from_backend(e, bucket, ""))?;
     let config = config.ok_or_else(website::no_such_website)?;
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or(bucket);
+    let origin = routing::Origin { host, protocol: "http" };
+    if let Some(all) = &config.redirect_all {
+        return Ok(redirect_to(routing::redirect_all(all, path, &origin)));
+    }
     let raw_key = path.strip_prefix('/').unwrap_or(path);
     let key = percent_decode(raw_key).ok_or(S3Error::InvalidURI)?;
+    if let Some(rule) = routing::matching_rule(&config.routing_rules, &key, None) {
+        return Ok(redirect_to(routing::apply(rule, &key, &origin)));
+    }
     let wanted = index_key(&key, &config);
-    match object::get_object(backend, (bucket, &wanted, None), headers, &[], head).await {
+    let read = object::get_object(backend, (bucket, &wanted, None), headers, &[], head).await;
+    let status = read.as_ref().err().map(|e| e.status().as_u16());
+    if let Some(rule) =
+        status.and_then(|s| routing::matching_rule(&config.routing_rules, &key, Some(s)))
+    {
+        return Ok(redirect_to(routing::apply(rule, &key, &origin)));
+    }
+    match read {
+        Ok(resp) if resp.headers().contains_key(routing::OBJECT_REDIRECT_HEADER) => {
+            let location = resp.headers()[routing::OBJECT_REDIRECT_HEADER].to_str().unwrap_or("/");
+            Ok(redirect_to(routing::Answer { status: 301, location: location.to_string() }))
+        }
         Err(S3Error::NoSuchKey { .. } | S3Error::DeleteMarkerIsCurrent { .. }) => {
             if !key.is_empty() && !key.ends_with('/') {
                 let index = format!("{key}/{}", config.index_suffix);
@@ -213,6 +237,14 @@ fn html_page(err: &S3Error, status: StatusCode, request_id: &str) -> String {
     )
 }
 
+/// A redirect of a routing rule or an object (`website_routing`), with an empty body.
+fn redirect_to(answer: routing::Answer) -> Response<ResponseBody> {
+    let mut resp = redirect(&answer.location);
+    *resp.status_mut() =
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+    resp
+}
+
 fn redirect(location: &str) -> Response<ResponseBody> {
     let mut resp = Response::new(ResponseBody::from(Full::new(Bytes::new())));
     *resp.status_mut() = StatusCode::FOUND;
@@ -265,7 +297,7 @@ mod tests {
 
     #[test]
     fn directories_get_the_index_document() {
-        let config = WebsiteConfig { index_suffix: "index.html".into(), error_key: None };
+        let config = WebsiteConfig { index_suffix: "index.html".into(), ..Default::default() };
         assert_eq!(index_key("", &config), "index.html");
         assert_eq!(index_key("docs/", &config), "docs/index.html");
         assert_eq!(index_key("docs/a.css", &config), "docs/a.css");

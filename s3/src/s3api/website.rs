@@ -2,10 +2,10 @@
 //! The endpoint that serves the sites is `web.rs`.
 //!
 //! What Hangar keeps of S3's `WebsiteConfiguration`: `IndexDocument/Suffix` (required, not
-//! empty, no `/`) and `ErrorDocument/Key` (optional). `RedirectAllRequestsTo` and
-//! `RoutingRules` are understood but refused with NotImplemented naming the element, so a
-//! client never believes a redirect is in place when it is not. Any other element is
-//! MalformedXML. A Content-MD5 or checksum header, when sent, is checked against the body.
+//! empty, no `/`), `ErrorDocument/Key` (optional) and `RoutingRules`; or
+//! `RedirectAllRequestsTo` alone (`website_routing.rs` parses, renders and applies both).
+//! Any other element is MalformedXML. A Content-MD5 or checksum header, when sent, is
+//! checked against the body.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -16,6 +16,7 @@ use super::backend::{ObjectBackend, WebsiteConfig};
 use super::checksum;
 use super::error::S3Error;
 use super::router::KEY_BYTES_MAX;
+use super::website_routing;
 use super::xml::XmlWriter;
 use super::xml_tree;
 
@@ -28,12 +29,20 @@ pub fn parse_website(doc: &[u8]) -> Result<WebsiteConfig, S3Error> {
     if root.unknown_child(&known).is_some() {
         return Err(S3Error::MalformedXML);
     }
-    for unsupported in ["RedirectAllRequestsTo", "RoutingRules"] {
-        if root.one(unsupported)?.is_some() {
-            let operation = format!("The website configuration element {unsupported}");
-            return Err(S3Error::NotImplemented { operation });
+    if let Some(all) = root.one("RedirectAllRequestsTo")? {
+        if root.children.len() > 1 {
+            return Err(invalid(
+                "RedirectAllRequestsTo cannot be provided in conjunction with other \
+                 Routing/Website configurations.",
+            ));
         }
+        let redirect_all = Some(website_routing::parse_redirect_all(all)?);
+        return Ok(WebsiteConfig { redirect_all, ..WebsiteConfig::default() });
     }
+    let routing_rules = match root.one("RoutingRules")? {
+        None => Vec::new(),
+        Some(rules) => website_routing::parse_routing_rules(rules)?,
+    };
     let index = root.one("IndexDocument")?.ok_or_else(|| invalid("IndexDocument is required"))?;
     if index.unknown_child(&["Suffix"]).is_some() {
         return Err(S3Error::MalformedXML);
@@ -55,7 +64,12 @@ pub fn parse_website(doc: &[u8]) -> Result<WebsiteConfig, S3Error> {
             Some(key.to_string())
         }
     };
-    Ok(WebsiteConfig { index_suffix: suffix.to_string(), error_key })
+    Ok(WebsiteConfig {
+        index_suffix: suffix.to_string(),
+        error_key,
+        redirect_all: None,
+        routing_rules,
+    })
 }
 
 fn invalid(reason: &str) -> S3Error {
@@ -65,6 +79,10 @@ fn invalid(reason: &str) -> S3Error {
 /// The GetBucketWebsite answer.
 pub fn render_website(config: &WebsiteConfig) -> String {
     let mut w = XmlWriter::new(ROOT, true);
+    if let Some(all) = &config.redirect_all {
+        website_routing::render_redirect_all(&mut w, all);
+        return w.finish(ROOT);
+    }
     w.open("IndexDocument");
     w.element("Suffix", &config.index_suffix);
     w.close("IndexDocument");
@@ -72,6 +90,9 @@ pub fn render_website(config: &WebsiteConfig) -> String {
         w.open("ErrorDocument");
         w.element("Key", key);
         w.close("ErrorDocument");
+    }
+    if !config.routing_rules.is_empty() {
+        website_routing::render_routing_rules(&mut w, &config.routing_rules);
     }
     w.finish(ROOT)
 }
@@ -151,20 +172,53 @@ mod tests {
         let want = WebsiteConfig {
             index_suffix: "index.html".into(),
             error_key: Some("err/404.html".into()),
+            ..WebsiteConfig::default()
         };
         assert_eq!(parsed, want);
         assert_eq!(parse_website(render_website(&want).as_bytes()), Ok(want));
     }
 
     #[test]
-    fn refuses_what_it_does_not_implement_and_what_is_malformed() {
-        let redirect =
-            doc("<RedirectAllRequestsTo><HostName>x.example</HostName></RedirectAllRequestsTo>");
-        let err = parse_website(&redirect).unwrap_err();
-        assert_eq!(err.code(), "NotImplemented");
-        assert!(err.message().contains("RedirectAllRequestsTo"), "{}", err.message());
-        let rules = doc("<IndexDocument><Suffix>i.html</Suffix></IndexDocument><RoutingRules/>");
-        assert!(parse_website(&rules).unwrap_err().message().contains("RoutingRules"));
+    fn redirects_parse_and_render_back() {
+        let all = doc("<RedirectAllRequestsTo><HostName>x.example</HostName>\
+                       <Protocol>https</Protocol></RedirectAllRequestsTo>");
+        let parsed = parse_website(&all).unwrap();
+        let host = parsed.redirect_all.as_ref().and_then(|r| r.host_name.as_deref());
+        assert_eq!(host, Some("x.example"));
+        assert_eq!(parse_website(render_website(&parsed).as_bytes()), Ok(parsed));
+        let rules = doc("<IndexDocument><Suffix>i.html</Suffix></IndexDocument><RoutingRules>\
+             <RoutingRule><Condition><KeyPrefixEquals>docs/</KeyPrefixEquals></Condition>\
+             <Redirect><ReplaceKeyPrefixWith>documents/</ReplaceKeyPrefixWith></Redirect>\
+             </RoutingRule><RoutingRule><Condition><HttpErrorCodeReturnedEquals>404\
+             </HttpErrorCodeReturnedEquals></Condition><Redirect><HostName>h.example</HostName>\
+             <HttpRedirectCode>302</HttpRedirectCode></Redirect></RoutingRule></RoutingRules>");
+        let parsed = parse_website(&rules).unwrap();
+        assert_eq!(parsed.routing_rules.len(), 2);
+        assert_eq!(parsed.routing_rules[1].http_error_code_returned_equals, Some(404));
+        assert_eq!(parse_website(render_website(&parsed).as_bytes()), Ok(parsed));
+    }
+
+    #[test]
+    fn refuses_what_is_malformed_or_invalid() {
+        let index = "<IndexDocument><Suffix>i</Suffix></IndexDocument>";
+        let rule = |inner: &str| {
+            format!("{index}<RoutingRules><RoutingRule>{inner}</RoutingRule></RoutingRules>")
+        };
+        for (inner, code) in [
+            (format!("{index}<RedirectAllRequestsTo><HostName>h</HostName></RedirectAllRequestsTo>"), "InvalidArgument"),
+            ("<RedirectAllRequestsTo><Protocol>http</Protocol></RedirectAllRequestsTo>".into(), "InvalidArgument"),
+            ("<RedirectAllRequestsTo><HostName>h</HostName><Protocol>ftp</Protocol></RedirectAllRequestsTo>".into(), "InvalidArgument"),
+            (format!("{index}<RoutingRules/>"), "MalformedXML"),
+            (rule("<Redirect><ReplaceKeyWith>a</ReplaceKeyWith><ReplaceKeyPrefixWith>b</ReplaceKeyPrefixWith></Redirect>"), "InvalidArgument"),
+            (rule("<Redirect><HttpRedirectCode>200</HttpRedirectCode></Redirect>"), "InvalidArgument"),
+            (rule("<Condition><HttpErrorCodeReturnedEquals>302</HttpErrorCodeReturnedEquals></Condition><Redirect><HostName>h</HostName></Redirect>"), "InvalidArgument"),
+            (rule("<Condition/><Redirect><HostName>h</HostName></Redirect>"), "InvalidArgument"),
+            (rule("<Redirect/>"), "InvalidArgument"),
+            (rule("<Condition><KeyPrefixEquals>a</KeyPrefixEquals></Condition>"), "MalformedXML"),
+            (rule("<Redirect><Other>x</Other></Redirect>"), "MalformedXML"),
+        ] {
+            assert_eq!(parse_website(&doc(&inner)).unwrap_err().code(), code, "{inner}");
+        }
         for (inner, code) in [
             ("", "InvalidArgument"),
             ("<IndexDocument><Suffix></Suffix></IndexDocument>", "InvalidArgument"),
