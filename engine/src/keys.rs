@@ -82,6 +82,9 @@ pub struct KeyEntry {
     pub buckets: LwwMap<String, BucketPerms>,
 }
 
+/// Stored in the first entry format (`table::schema`).
+impl crate::table::schema::StoredEntry for KeyEntry {}
+
 impl Crdt for KeyEntry {
     fn merge(&mut self, other: &Self) {
         self.secret.merge(&other.secret);

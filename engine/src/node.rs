@@ -159,6 +159,9 @@ impl Node {
         let ref_store =
             Arc::new(Store::<BlockRefSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let mpu_store = Arc::new(Store::<MpuSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
+        // The mpu table's upgrade step: finished uploads from before finish times get one.
+        crate::objects::multipart::stamp_legacy_finishes(&mpu_store, seam.clock.now_ms())
+            .map_err(|e| db_err(&e))?;
         let key_store = Arc::new(Store::<KeySchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let cas = crate::cas::Acceptor::open(db.clone()).map_err(|e| db_err(&e))?;
         let rpc = RpcClient::new(config.id, seam.clone(), &config.rpc_secret, config.rpc.clone());

@@ -40,6 +40,9 @@ pub struct BlockRef {
     pub deleted: Bool,
 }
 
+/// Stored in the first entry format (`table::schema`).
+impl crate::table::schema::StoredEntry for BlockRef {}
+
 impl Crdt for BlockRef {
     fn merge(&mut self, other: &Self) {
         // The identity fields are equal for one sort key by construction.

@@ -4,7 +4,8 @@
 //! Each node collects its own copies. For every local block it reads the block's references
 //! (`block_ref`, stored on the same nodes) with a quorum; a reference whose version is gone
 //! (pruned, aborted, deleted, replaced by a delete marker) is marked deleted, and an upload
-//! that stayed `Uploading` longer than `upload_timeout_ms` is aborted first. A block with no
+//! that stayed `Uploading` longer than `upload_timeout_ms` is aborted first (a multipart
+//! upload's `mpu` entry is marked finished as well, so that it is collected). A block with no
 //! live reference is remembered; if it is still unreferenced `delay_ms` later — checked
 //! again right before deleting — and was not written here in that time, its file is removed.
 //!
@@ -255,6 +256,10 @@ impl RefChecker {
                 }
                 let aborted = Version { state: VersionState::Aborted, kept: version.kept };
                 self.node.objects.insert(key, &ObjectEntry::with(r.version, aborted)).await?;
+                // A multipart upload's entry is finished too: not listed, no more parts, and
+                // collected as a tombstone like any finished upload.
+                let upload = (r.bucket.as_str(), r.key.as_str(), r.version);
+                super::multipart::finish_aborted_upload(&self.node, upload).await?;
                 report.uploads_aborted += 1;
                 Ok(false)
             }

@@ -21,11 +21,32 @@
 //! leaves a state the next call (or a retry) handles: a retried completion answers what the
 //! first one wrote, a retried abort succeeds.
 //!
+//! Finished entries are tombstones (`MpuSchema::tombstone_since_ms`): each carries its
+//! finish time (`finished_ms`, a write stamp of the finisher's seam clock, merged as the
+//! maximum), and table tombstone collection removes it once every replica holds it and that
+//! time is older than `tombstone_delay_ms`. Why forgetting one cannot revive the upload:
+//! - every path answers a missing entry `NoSuchUpload` (upload part and part copy, list
+//!   parts, complete, abort), as it answers a finished one except for a retried completion
+//!   or abort, which within the delay still gets its first answer; listings skip both;
+//! - no write recreates a live entry: create uses a fresh id; a finished marker arriving
+//!   late recreates only a finished entry (a tombstone again, collected again); a part is
+//!   recorded only after a re-read right before its write finds the upload still open, so
+//!   a part write is in flight no longer than any table write, which the delay covers;
+//! - blocks never depended on this entry: a part's blocks are live only while the upload's
+//!   *version* (`object` table) is `Uploading`, and an entry is finished only after that
+//!   version was written `Complete` or `Aborted`.
+//!
+//! Format: `MultipartUpload` is stored in `ENTRY_FORMAT_V2`; entries written before finish
+//! times existed (V1) decode with `finished_ms` 0, "finished, time unknown", which is never
+//! collected until `stamp_legacy_finishes` (run when the node opens its database) gives it
+//! the node's current time (see that function for why that is safe).
+//!
 //! Known limits: an upload whose version is pruned by a newer completed write of the same
 //! key (unversioned bucket) is dead — its blocks are collected and completing it answers
-//! `NoSuchUpload`; the collector aborts uploads left `Uploading` beyond its
-//! `upload_timeout_ms`, but does not mark their `mpu` entry finished; finished entries stay
-//! as small tombstones until tombstone collection exists.
+//! `NoSuchUpload`. The block collector aborts uploads left `Uploading` beyond its
+//! `upload_timeout_ms` and finishes their entry; it finds uploads through their blocks, so
+//! an upload that never received a part stays open until aborted (by its client or a
+//! lifecycle rule).
 
 use std::collections::BTreeMap;
 
@@ -35,13 +56,23 @@ use super::body::{self, Body, BodyBlock, BodySource, VecSource};
 use super::conditional::WriteCondition;
 use super::version::{Version, VersionData, VersionId, VersionState};
 use super::{ObjectError, ObjectRecord, ObjectStore, StoredObject, record};
-use crate::crdt::{Bool, Crdt};
-use crate::table::{TableSchema, entry_key};
+use crate::codec::{self, DecodeError};
+use crate::crdt::{Bool, Crdt, Max};
+use crate::node::Node;
+use crate::table::schema::{ENTRY_FORMAT_V1, ENTRY_FORMAT_V2, StoredEntry, decode_entry};
+use crate::table::{LocalTable, QuorumError, Store, StoreError, TableSchema, entry_key};
 
 pub struct MpuSchema;
 impl TableSchema for MpuSchema {
     const NAME: &'static str = "mpu";
     type Entry = MultipartUpload;
+    const COLLECTS_TOMBSTONES: bool = true;
+
+    /// Finished uploads, aged from their finish time (module comment: why forgetting one
+    /// cannot revive it). Without this every upload ever made stays forever.
+    fn tombstone_since_ms(entry: &MultipartUpload) -> Option<u64> {
+        entry.tombstone_since_ms()
+    }
 }
 
 /// Part numbers S3 allows.
@@ -76,12 +107,13 @@ pub type PartId = (u32, VersionId);
 /// holds no parts):
 /// - `key` and `meta` are written once, at creation, and copied into every later write of
 ///   the entry; should two ever differ the larger is kept, so the merge stays deterministic;
-/// - `finished` is `or`;
+/// - `finished` is `or`; `finished_ms` (when it was finished, by the finisher's clock; 0
+///   while not finished, or when finished before finish times were recorded) the maximum;
 /// - `parts` is the union of both maps (one `PartId` is written once, so equal ids carry
 ///   equal records; the larger is kept otherwise), emptied once `finished`.
 ///
-/// Laws: union and `or` are commutative, associative and idempotent, and so is keeping the
-/// larger of two values. Emptying the parts when finished is applied to the result of a
+/// Laws: union, `or` and maximum are commutative, associative and idempotent, and so is
+/// keeping the larger of two values. Emptying the parts when finished is applied to the result of a
 /// lawful join and depends only on that result (finished is true iff one of the inputs
 /// was), so `(a ⊔ b) ⊔ c` and `a ⊔ (b ⊔ c)` both give "finished, no parts" or the plain
 /// union; on normal states `a ⊔ a = a`. Property-tested below with seeded generators.
@@ -91,6 +123,37 @@ pub struct MultipartUpload {
     pub meta: UploadMeta,
     pub parts: BTreeMap<PartId, PartRecord>,
     pub finished: Bool,
+    pub finished_ms: Max<u64>,
+}
+
+/// `MultipartUpload` as stored in `ENTRY_FORMAT_V1`, before finish times: kept only to
+/// decode such entries (never written).
+#[derive(Deserialize)]
+struct MultipartUploadV1 {
+    key: String,
+    meta: UploadMeta,
+    parts: BTreeMap<PartId, PartRecord>,
+    finished: Bool,
+}
+
+impl StoredEntry for MultipartUpload {
+    const ENTRY_FORMAT: u8 = ENTRY_FORMAT_V2;
+
+    /// A V1 entry keeps every field; a finished one gets finish time 0, "unknown": it is not
+    /// collected until `stamp_legacy_finishes` dates it.
+    fn decode_older_format(format: u8, payload: &[u8]) -> Option<Result<Self, DecodeError>> {
+        if format != ENTRY_FORMAT_V1 {
+            return None;
+        }
+        let old: Result<MultipartUploadV1, _> = codec::decode("table entry (mpu, V1)", payload);
+        Some(old.map(|old| MultipartUpload {
+            key: old.key,
+            meta: old.meta,
+            parts: old.parts,
+            finished: old.finished,
+            finished_ms: Max::new(0),
+        }))
+    }
 }
 
 impl Crdt for MultipartUpload {
@@ -100,6 +163,7 @@ impl Crdt for MultipartUpload {
             self.meta = other.meta.clone();
         }
         self.finished.merge(&other.finished);
+        self.finished_ms.merge(&other.finished_ms);
         if self.finished.get() {
             self.parts.clear();
             return;
@@ -128,11 +192,20 @@ impl MultipartUpload {
         out
     }
 
-    /// This upload's identity, finished (and so without parts).
-    fn finished_marker(&self) -> Self {
+    /// This upload's identity, finished at `finished_ms` (and so without parts).
+    fn finished_marker(&self, finished_ms: u64) -> Self {
+        assert!(finished_ms > 0, "finish time 0 means unknown");
         let mut out = MultipartUpload::new(&self.key, self.meta.clone());
         out.finished.set();
+        out.finished_ms = Max::new(finished_ms);
         out
+    }
+
+    /// When finished at a known time, that time: the entry is a tombstone from then on. An
+    /// open upload, or one finished before finish times existed and not yet dated, is kept.
+    pub fn tombstone_since_ms(&self) -> Option<u64> {
+        let at = *self.finished_ms.get();
+        (self.finished.get() && at > 0).then_some(at)
     }
 
     /// The newest upload of each part number, in part order.
@@ -150,6 +223,12 @@ impl MultipartUpload {
     }
 }
 
+/// A finish time: this node's next write stamp (its seam clock, kept above every stamp it
+/// issued or saw, so never 0, which means "unknown").
+fn finish_time_ms(node: &Node) -> u64 {
+    node.stamp_after(0)
+}
+
 /// The sort key of an upload: the object key, a 0x00 separator, then the 32-hex-digit
 /// upload id (fixed length, so the split is unambiguous whatever the key holds).
 fn upload_sort_key(key: &str, id: VersionId) -> Vec<u8> {
@@ -159,7 +238,7 @@ fn upload_sort_key(key: &str, id: VersionId) -> Vec<u8> {
     out
 }
 
-fn upload_entry_key(bucket: &str, key: &str, id: VersionId) -> Vec<u8> {
+pub(super) fn upload_entry_key(bucket: &str, key: &str, id: VersionId) -> Vec<u8> {
     entry_key(bucket.as_bytes(), &upload_sort_key(key, id))
 }
 
@@ -250,6 +329,11 @@ impl ObjectStore {
             return Err(ObjectError::NoSuchUpload);
         }
         Ok((id, upload))
+    }
+
+    /// `upload`'s identity, finished now (`finish_time_ms`).
+    fn finished_now(&self, upload: &MultipartUpload) -> MultipartUpload {
+        upload.finished_marker(finish_time_ms(&self.node))
     }
 
     /// The version an upload is writing, if it still exists.
@@ -343,6 +427,11 @@ impl ObjectStore {
         self.record_part_as(upload_of, upload, (part_number, part_id), part).await
     }
 
+    /// Writes the part after reading the upload again: a part takes long to arrive, and an
+    /// upload finished meanwhile (or finished and collected) must not get a part entry.
+    /// The re-read bounds how long the write can lag behind the upload being open to one
+    /// table write's time in flight, which tombstone collection's delay covers: a part
+    /// write can never recreate a collected entry as an open upload.
     async fn record_part_as(
         &self,
         (bucket, key, id): (&str, &str, VersionId),
@@ -350,8 +439,13 @@ impl ObjectStore {
         part_id: PartId,
         part: PartRecord,
     ) -> Result<(), ObjectError> {
+        let upload_key = upload_entry_key(bucket, key, id);
+        match self.node.mpu.get(&upload_key).await? {
+            Some(now) if !now.finished.get() => {}
+            _ => return Err(ObjectError::NoSuchUpload),
+        }
         let entry = upload.with_part(part_id, part);
-        Ok(self.node.mpu.insert(upload_entry_key(bucket, key, id), &entry).await?)
+        Ok(self.node.mpu.insert(upload_key, &entry).await?)
     }
 
     /// Completes an upload with the listed parts (see `assemble` for the rules): writes its
@@ -401,7 +495,7 @@ impl ObjectStore {
             Some((VersionState::Uploading, kept)) if !upload.finished.get() => kept,
             Some((VersionState::Complete(VersionData::Object(stored)), _)) => {
                 if !upload.finished.get() {
-                    self.node.mpu.insert(upload_key, &upload.finished_marker()).await?;
+                    self.node.mpu.insert(upload_key, &self.finished_now(&upload)).await?;
                 }
                 return Ok(record(key, id, &stored, Vec::new()));
             }
@@ -427,7 +521,7 @@ impl ObjectStore {
             None => self.write_version(bucket, key, id, version).await?,
             Some(condition) => self.commit_if(bucket, key, id, version, condition).await?,
         }
-        self.node.mpu.insert(upload_key, &upload.finished_marker()).await?;
+        self.node.mpu.insert(upload_key, &self.finished_now(&upload)).await?;
         Ok(record(key, id, &stored, Vec::new()))
     }
 
@@ -455,7 +549,7 @@ impl ObjectStore {
         }
         self.write_version(bucket, key, id, Version { state: VersionState::Aborted, kept }).await?;
         let upload_key = upload_entry_key(bucket, key, id);
-        Ok(self.node.mpu.insert(upload_key, &upload.finished_marker()).await?)
+        Ok(self.node.mpu.insert(upload_key, &self.finished_now(&upload)).await?)
     }
 
     /// What the client supplied when it created the upload (finished or not; a retried
@@ -519,6 +613,55 @@ impl ObjectStore {
     }
 }
 
+/// Marks the upload `id` of `bucket`/`key` finished, if it is a multipart upload not yet
+/// finished: what the block collector does after aborting a timed-out upload's version
+/// (`gc`), so that the upload is no longer listed, takes no parts, and is collected.
+pub(super) async fn finish_aborted_upload(
+    node: &Node,
+    (bucket, key, id): (&str, &str, VersionId),
+) -> Result<(), QuorumError> {
+    let upload_key = upload_entry_key(bucket, key, id);
+    match node.mpu.get(&upload_key).await? {
+        Some(upload) if !upload.finished.get() => {
+            node.mpu.insert(upload_key, &upload.finished_marker(finish_time_ms(node))).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Entries read per batch by `stamp_legacy_finishes`.
+const STAMP_BATCH: usize = 1000;
+
+/// The upgrade step of the `mpu` table, run when a node opens its database: every entry of
+/// this replica that is finished without a finish time (written in `ENTRY_FORMAT_V1`, or
+/// merged from one) is dated `now_ms` and rewritten; returns how many.
+///
+/// Why "now" is safe: such an entry finished before this node started, so its real finish
+/// time is earlier (up to clock skew, which the 24-hour tombstone delay dwarfs as it does
+/// for every table); aging it from later only delays its collection. Replicas date it
+/// differently; the merge keeps the latest, so it is collected only when every replica's
+/// date is old enough. Dating writes nothing but the time: it revives nothing.
+pub fn stamp_legacy_finishes(store: &Store<MpuSchema>, now_ms: u64) -> Result<usize, StoreError> {
+    let (mut stamped, mut after) = (0, Vec::new());
+    loop {
+        let page = store.range(&[], &after, STAMP_BATCH)?;
+        for (key, bytes) in &page {
+            let entry: MultipartUpload = decode_entry(bytes).map_err(|e| StoreError::BadEntry {
+                table: MpuSchema::NAME,
+                reason: e.to_string(),
+            })?;
+            if entry.finished.get() && *entry.finished_ms.get() == 0 {
+                store.merge(key, &entry.finished_marker(now_ms.max(1)))?;
+                stamped += 1;
+            }
+        }
+        match page.last() {
+            Some((key, _)) if page.len() == STAMP_BATCH => after = key.clone(),
+            _ => return Ok(stamped),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand_chacha::ChaCha8Rng;
@@ -546,7 +689,12 @@ mod tests {
             u.merge(&u.with_part((number, id), part));
         }
         if small(rng, 4) == 0 {
-            u.merge(&u.finished_marker());
+            // Colliding finish times, and the "unknown" 0 of an entry decoded from V1.
+            let mut finished = u.finished_marker(1 + u64::from(small(rng, 3)));
+            if small(rng, 3) == 0 {
+                finished.finished_ms = Max::new(0);
+            }
+            u.merge(&finished);
         }
         u
     }
@@ -562,9 +710,99 @@ mod tests {
         let id = VersionId { timestamp: 5, unique: 1 };
         let part = PartRecord { etag: "e".into(), size_bytes: 1, blocks: Vec::new() };
         let late = u.with_part((1, id), part);
-        u.merge(&u.finished_marker());
+        u.merge(&u.finished_marker(7));
         u.merge(&late);
         assert!(u.finished.get() && u.parts.is_empty());
+        assert_eq!(u.tombstone_since_ms(), Some(7));
+        u.merge(&u.finished_marker(9));
+        u.merge(&u.finished_marker(8));
+        assert_eq!(u.tombstone_since_ms(), Some(9), "aged from the latest finish");
+    }
+
+    #[test]
+    fn only_uploads_finished_at_a_known_time_are_tombstones() {
+        let open = MultipartUpload::new("k", UploadMeta::default());
+        assert_eq!(open.tombstone_since_ms(), None);
+        let mut legacy = open.finished_marker(5);
+        legacy.finished_ms = Max::new(0);
+        assert_eq!(legacy.tombstone_since_ms(), None, "finished, time unknown: kept");
+        assert_eq!(open.finished_marker(5).tombstone_since_ms(), Some(5));
+    }
+
+    /// `MultipartUpload` as it was stored before finish times (format 1): a copy of the old
+    /// type, so that the bytes below are what old nodes really wrote.
+    #[derive(Serialize)]
+    struct OldUpload {
+        key: String,
+        meta: UploadMeta,
+        parts: BTreeMap<PartId, PartRecord>,
+        finished: Bool,
+    }
+
+    fn old_bytes(old: &OldUpload) -> Vec<u8> {
+        let mut bytes = vec![ENTRY_FORMAT_V1];
+        bytes.extend_from_slice(&codec::encode(old));
+        bytes
+    }
+
+    #[test]
+    fn entries_in_the_first_format_decode_with_an_unknown_finish_time() {
+        let meta = UploadMeta { content_type: "a/b".into(), user_metadata: BTreeMap::new() };
+        let mut parts = BTreeMap::new();
+        parts.insert((2, stamp(9)), part("e2", 10));
+        let open =
+            OldUpload { key: "k".into(), meta: meta.clone(), parts, finished: Bool::new(false) };
+        let got: MultipartUpload = decode_entry(&old_bytes(&open)).expect("V1 decodes");
+        assert_eq!((got.key.as_str(), &got.meta, &got.parts), ("k", &meta, &open.parts));
+        assert!(!got.finished.get() && *got.finished_ms.get() == 0);
+
+        let done = OldUpload { parts: BTreeMap::new(), finished: Bool::new(true), ..open };
+        let got: MultipartUpload = decode_entry(&old_bytes(&done)).expect("V1 decodes");
+        assert!(got.finished.get() && got.parts.is_empty());
+        assert_eq!(got.tombstone_since_ms(), None, "not collectable before it is dated");
+
+        // Written back in the new format, and read again unchanged.
+        let bytes = crate::table::schema::encode_entry(&got);
+        assert_eq!(bytes[0], ENTRY_FORMAT_V2);
+        assert_eq!(decode_entry::<MultipartUpload>(&bytes).unwrap(), got);
+        let mut unknown = bytes.clone();
+        unknown[0] = 9;
+        assert!(decode_entry::<MultipartUpload>(&unknown).is_err(), "an unknown format");
+    }
+
+    #[test]
+    fn opening_dates_legacy_finished_entries_and_nothing_else() {
+        let disk = crate::testkit::MemDisk::default();
+        let db = crate::seam::open_database(&disk, "meta/test.redb").expect("open");
+        let store = Store::<MpuSchema>::open(std::sync::Arc::new(db)).unwrap();
+        let done = OldUpload {
+            key: "done".into(),
+            meta: UploadMeta::default(),
+            parts: BTreeMap::new(),
+            finished: Bool::new(true),
+        };
+        let open = OldUpload {
+            key: "open".into(),
+            meta: UploadMeta::default(),
+            parts: BTreeMap::new(),
+            finished: Bool::new(false),
+        };
+        let dated = MultipartUpload::new("dated", UploadMeta::default()).finished_marker(3);
+        let keys: Vec<Vec<u8>> =
+            ["done", "open", "dated"].iter().map(|k| upload_entry_key("b", k, stamp(1))).collect();
+        let raw = [
+            (keys[0].clone(), old_bytes(&done)),
+            (keys[1].clone(), old_bytes(&open)),
+            (keys[2].clone(), crate::table::schema::encode_entry(&dated)),
+        ];
+        store.merge_raw(&raw).unwrap();
+        assert_eq!(stamp_legacy_finishes(&store, 500).unwrap(), 1);
+        let got = |i: usize| store.get(&keys[i]).unwrap().unwrap();
+        assert_eq!(got(0).tombstone_since_ms(), Some(500), "dated at the upgrade");
+        assert_eq!(got(1).tombstone_since_ms(), None, "an open upload stays open");
+        assert!(!got(1).finished.get());
+        assert_eq!(got(2).tombstone_since_ms(), Some(3), "a known finish time is kept");
+        assert_eq!(stamp_legacy_finishes(&store, 900).unwrap(), 0, "dated once");
     }
 
     /// A part of one (pretend) block of its size.

@@ -140,6 +140,9 @@ impl ObjectEntry {
     }
 }
 
+/// Stored in the first entry format (`table::schema`).
+impl crate::table::schema::StoredEntry for ObjectEntry {}
+
 impl Crdt for ObjectEntry {
     fn merge(&mut self, other: &Self) {
         for (id, version) in &other.versions {
