@@ -16,6 +16,11 @@
 //!   second pass adds nothing. (S3 rounds "days" up to the next midnight UTC; Hangar counts
 //!   whole days from the write.)
 //! - `AbortIncompleteMultipartUpload` aborts uploads started more than that many days ago.
+//! - `NoncurrentVersionExpiration` removes a noncurrent version (by id, for good) once it
+//!   has been noncurrent for `NoncurrentDays` — counted from when its successor was written,
+//!   not from its own write — keeping the newest `NewerNoncurrentVersions` noncurrent ones
+//!   whatever their age. `Expiration/ExpiredObjectDeleteMarker` removes a delete marker
+//!   that is the key's current and only version (`expire_versions` below).
 //!
 //! Why the re-read before a delete: a client may write the key between the listing and
 //! the delete; the worker deletes only if the current version is still the one it judged
@@ -29,7 +34,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::bucket_config::{Expiration, LifecycleRule};
-use super::{ObjectError, ObjectStore};
+use super::version::VersionId;
+use super::{ObjectError, ObjectStore, VersionListing};
 use crate::seam::Clock;
 use crate::table::entry_key;
 use crate::table::schema::partition_of_key;
@@ -48,6 +54,10 @@ pub struct LifecycleReport {
     pub buckets: usize,
     pub objects_expired: usize,
     pub uploads_aborted: usize,
+    /// Noncurrent versions removed (`NoncurrentVersionExpiration`).
+    pub noncurrent_versions_expired: usize,
+    /// Lone delete markers removed (`ExpiredObjectDeleteMarker`).
+    pub delete_markers_removed: usize,
     /// Buckets whose pass stopped on an error (retried at the next pass).
     pub errors: usize,
 }
@@ -133,6 +143,11 @@ pub async fn apply_rules(
         if let Some(days) = rule.abort_incomplete_upload_days {
             report.uploads_aborted += abort_old_uploads(store, bucket, rule, days, now_ms).await?;
         }
+        if rule.noncurrent_days.is_some() || rule.expired_object_delete_marker {
+            let (versions, markers) = expire_versions(store, bucket, rule, now_ms).await?;
+            report.noncurrent_versions_expired += versions;
+            report.delete_markers_removed += markers;
+        }
     }
     Ok(())
 }
@@ -207,6 +222,102 @@ async fn abort_old_uploads(
             return Ok(aborted);
         }
     }
+}
+
+// ---- noncurrent versions and expired delete markers ----
+
+/// Applies a rule's `NoncurrentVersionExpiration` and `ExpiredObjectDeleteMarker` to the
+/// keys under its prefix; returns (versions removed, markers removed). Removal goes through
+/// `delete_object_version`, which only ever removes the version named: a noncurrent
+/// version stays noncurrent whatever is written meanwhile, so repeating a pass, or a write
+/// landing between the listing and the removal, never removes a current version.
+async fn expire_versions(
+    store: &ObjectStore,
+    bucket: &str,
+    rule: &LifecycleRule,
+    now_ms: u64,
+) -> Result<(usize, usize), ObjectError> {
+    let (mut versions_removed, mut markers_removed) = (0, 0);
+    let mut after = String::new();
+    loop {
+        let page = store.list_object_versions(bucket, &rule.prefix, &after, PAGE).await?;
+        let keys = versions_by_key(&page);
+        for versions in &keys {
+            let key = &versions[0].key;
+            let doomed = doomed_noncurrent(rule, versions, now_ms);
+            for id in &doomed {
+                store.delete_object_version(bucket, key, &id.to_hex()).await?;
+                versions_removed += 1;
+            }
+            if rule.expired_object_delete_marker && is_lone_marker(rule, versions, &doomed) {
+                store.delete_object_version(bucket, key, &versions[0].version_id.to_hex()).await?;
+                markers_removed += 1;
+            }
+        }
+        match keys.last() {
+            Some(last) if keys.len() == PAGE => after = last[0].key.clone(),
+            _ => return Ok((versions_removed, markers_removed)),
+        }
+    }
+}
+
+/// A version listing (newest first within a key) cut into one slice per key.
+fn versions_by_key(page: &[VersionListing]) -> Vec<&[VersionListing]> {
+    page.chunk_by(|a, b| a.key == b.key).collect()
+}
+
+/// Whether a rule covers a version: an object by the rule's prefix and sizes; a delete
+/// marker (no size) by its prefix, and only if the rule has no size filter.
+fn covers(rule: &LifecycleRule, v: &VersionListing) -> bool {
+    match &v.object {
+        Some(object) => rule.selects(&v.key, object.size_bytes),
+        None => {
+            rule.enabled
+                && v.key.starts_with(&rule.prefix)
+                && rule.size_greater_than_bytes.is_none()
+                && rule.size_less_than_bytes.is_none()
+        }
+    }
+}
+
+/// The noncurrent versions of one key (`versions` newest first) that `rule` removes at
+/// `now_ms`. Version i became noncurrent when version i-1 was written: that version's
+/// `last_modified_ms`, never earlier than its version stamp (S3 counts noncurrent days from
+/// the successor's creation, not from the version's own). The newest
+/// `newer_noncurrent_versions` noncurrent versions are kept whatever their age.
+pub fn doomed_noncurrent(
+    rule: &LifecycleRule,
+    versions: &[VersionListing],
+    now_ms: u64,
+) -> Vec<VersionId> {
+    let Some(days) = rule.noncurrent_days else { return Vec::new() };
+    let keep = rule.newer_noncurrent_versions.unwrap_or(0) as usize;
+    // No current version listed (a suspended bucket's hidden marker): when the newest
+    // listed one became noncurrent is unknown, so nothing is judged.
+    let Some(current) = versions.iter().position(|v| v.is_latest) else { return Vec::new() };
+    let noncurrent = versions.windows(2).enumerate().skip(current);
+    let mut doomed = Vec::new();
+    for (rank, (_, pair)) in noncurrent.enumerate() {
+        let (successor, version) = (&pair[0], &pair[1]);
+        let since_ms = successor.last_modified_ms.max(successor.version_id.timestamp);
+        if rank >= keep
+            && covers(rule, version)
+            && is_expired(Expiration::Days(days), since_ms, now_ms)
+        {
+            doomed.push(version.version_id);
+        }
+    }
+    doomed
+}
+
+/// Whether the key's current version is a delete marker the rule covers and every other
+/// version is gone or about to be (`doomed`): S3's "expired object delete marker".
+fn is_lone_marker(rule: &LifecycleRule, versions: &[VersionListing], doomed: &[VersionId]) -> bool {
+    let Some(top) = versions.first() else { return false };
+    top.is_latest
+        && top.object.is_none()
+        && covers(rule, top)
+        && versions[1..].iter().all(|v| doomed.contains(&v.version_id))
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub async fn run(state: &AdminState) -> Result<Value, AdminError> {
         "buckets": report.buckets,
         "objects_expired": report.objects_expired,
         "uploads_aborted": report.uploads_aborted,
+        "noncurrent_versions_expired": report.noncurrent_versions_expired,
+        "delete_markers_removed": report.delete_markers_removed,
         "errors": report.errors,
     }))
 }

@@ -422,11 +422,13 @@ fn health(v: &Value) -> String {
 fn show_lifecycle_pass(v: &Value) -> String {
     format!(
         "lifecycle pass on node {}: {} buckets with rules, {} objects expired, {} uploads \
-         aborted, {} errors\n",
+         aborted, {} noncurrent versions expired, {} delete markers removed, {} errors\n",
         text(&v["node_id"]),
         text(&v["buckets"]),
         text(&v["objects_expired"]),
         text(&v["uploads_aborted"]),
+        text(&v["noncurrent_versions_expired"]),
+        text(&v["delete_markers_removed"]),
         text(&v["errors"]),
     )
 }

@@ -5,12 +5,14 @@
 //! What a rule may hold: `ID` (≤ 255 characters, unique), `Status` (`Enabled` /
 //! `Disabled`), a filter — `Filter` with `Prefix`, `ObjectSizeGreaterThan`,
 //! `ObjectSizeLessThan` or an `And` of them, or the older `Prefix` directly in the rule —
-//! and the actions `Expiration` (`Days` > 0, or a `Date` at midnight UTC) and
-//! `AbortIncompleteMultipartUpload` (`DaysAfterInitiation` > 0). The actions Hangar does not
-//! perform are refused with NotImplemented naming the element (`Transition`,
-//! `NoncurrentVersionExpiration`, `NoncurrentVersionTransition`, `ExpiredObjectDeleteMarker`,
-//! and `Tag` filters: Hangar has no object tags), so a client never believes a rule is in
-//! force when it is not. As in S3, the body needs Content-MD5 or an `x-amz-checksum-*`
+//! and the actions `Expiration` (`Days` > 0, or a `Date` at midnight UTC, or
+//! `ExpiredObjectDeleteMarker` `true` alone), `NoncurrentVersionExpiration`
+//! (`NoncurrentDays` > 0, optionally `NewerNoncurrentVersions` 1..=100) and
+//! `AbortIncompleteMultipartUpload`
+//! (`DaysAfterInitiation` > 0). The actions Hangar does not perform are refused with
+//! NotImplemented naming the element (`Transition`, `NoncurrentVersionTransition`, and `Tag`
+//! filters: Hangar has no object tags), so a client never believes a rule is in force when
+//! it is not. As in S3, the body needs Content-MD5 or an `x-amz-checksum-*`
 //! header.
 
 use bytes::Bytes;
@@ -29,8 +31,9 @@ const ROOT: &str = "LifecycleConfiguration";
 pub const LIFECYCLE_RULES_MAX: usize = 1000;
 const RULE_ID_CHARS_MAX: usize = 255;
 /// Actions and filters S3 defines that Hangar does not perform.
-const UNSUPPORTED: [&str; 3] =
-    ["Transition", "NoncurrentVersionExpiration", "NoncurrentVersionTransition"];
+const UNSUPPORTED: [&str; 2] = ["Transition", "NoncurrentVersionTransition"];
+/// S3's bound on `NewerNoncurrentVersions`.
+const NEWER_NONCURRENT_VERSIONS_MAX: u32 = 100;
 
 fn invalid(reason: impl Into<String>) -> S3Error {
     S3Error::InvalidArgument { reason: reason.into() }
@@ -69,8 +72,15 @@ fn parse_rule(rule: &Element) -> Result<LifecycleRule, S3Error> {
             return Err(not_implemented(element));
         }
     }
-    let known =
-        ["ID", "Status", "Filter", "Prefix", "Expiration", "AbortIncompleteMultipartUpload"];
+    let known = [
+        "ID",
+        "Status",
+        "Filter",
+        "Prefix",
+        "Expiration",
+        "AbortIncompleteMultipartUpload",
+        "NoncurrentVersionExpiration",
+    ];
     if rule.unknown_child(&known).is_some() {
         return Err(S3Error::MalformedXML);
     }
@@ -90,7 +100,13 @@ fn parse_rule(rule: &Element) -> Result<LifecycleRule, S3Error> {
         (None, prefix) => out.prefix = prefix.unwrap_or_default().to_string(),
     }
     if let Some(expiration) = rule.one("Expiration")? {
-        out.expiration = Some(parse_expiration(expiration)?);
+        match expiration.text_of("ExpiredObjectDeleteMarker")? {
+            None => out.expiration = Some(parse_expiration(expiration)?),
+            Some(flag) => out.expired_object_delete_marker = parse_delete_marker(expiration, flag)?,
+        }
+    }
+    if let Some(noncurrent) = rule.one("NoncurrentVersionExpiration")? {
+        parse_noncurrent(noncurrent, &mut out)?;
     }
     if let Some(abort) = rule.one("AbortIncompleteMultipartUpload")? {
         if abort.unknown_child(&["DaysAfterInitiation"]).is_some() {
@@ -99,7 +115,11 @@ fn parse_rule(rule: &Element) -> Result<LifecycleRule, S3Error> {
         let days = positive_days(abort.text_of("DaysAfterInitiation")?, "DaysAfterInitiation")?;
         out.abort_incomplete_upload_days = Some(days);
     }
-    if out.expiration.is_none() && out.abort_incomplete_upload_days.is_none() {
+    if out.expiration.is_none()
+        && out.abort_incomplete_upload_days.is_none()
+        && out.noncurrent_days.is_none()
+        && !out.expired_object_delete_marker
+    {
         return Err(invalid("At least one action needs to be specified in a rule"));
     }
     Ok(out)
@@ -143,10 +163,43 @@ fn parse_filter(filter: &Element, out: &mut LifecycleRule) -> Result<(), S3Error
     Ok(())
 }
 
-fn parse_expiration(expiration: &Element) -> Result<Expiration, S3Error> {
-    if expiration.one("ExpiredObjectDeleteMarker")?.is_some() {
-        return Err(not_implemented("Expiration/ExpiredObjectDeleteMarker"));
+/// `Expiration` holding `ExpiredObjectDeleteMarker`: alone (S3 refuses it next to `Days`
+/// or `Date`), `true` or `false`.
+fn parse_delete_marker(expiration: &Element, flag: &str) -> Result<bool, S3Error> {
+    if expiration.unknown_child(&["ExpiredObjectDeleteMarker"]).is_some() {
+        return Err(invalid(
+            "ExpiredObjectDeleteMarker cannot be specified with Days or Date in a Lifecycle \
+             Expiration Policy.",
+        ));
     }
+    match flag.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(S3Error::MalformedXML),
+    }
+}
+
+/// `NoncurrentVersionExpiration`: `NoncurrentDays` > 0, and `NewerNoncurrentVersions`
+/// between 1 and 100 if given.
+fn parse_noncurrent(noncurrent: &Element, out: &mut LifecycleRule) -> Result<(), S3Error> {
+    if noncurrent.unknown_child(&["NoncurrentDays", "NewerNoncurrentVersions"]).is_some() {
+        return Err(S3Error::MalformedXML);
+    }
+    let days = noncurrent.text_of("NoncurrentDays")?;
+    out.noncurrent_days = Some(positive_days(days, "NoncurrentDays")?);
+    if let Some(newer) = noncurrent.text_of("NewerNoncurrentVersions")? {
+        let newer = newer.trim().parse::<u32>().ok();
+        let newer = newer.filter(|n| (1..=NEWER_NONCURRENT_VERSIONS_MAX).contains(n));
+        out.newer_noncurrent_versions = Some(newer.ok_or_else(|| {
+            invalid(format!(
+                "'NewerNoncurrentVersions' must be between 1 and {NEWER_NONCURRENT_VERSIONS_MAX}"
+            ))
+        })?);
+    }
+    Ok(())
+}
+
+fn parse_expiration(expiration: &Element) -> Result<Expiration, S3Error> {
     if expiration.unknown_child(&["Days", "Date"]).is_some() {
         return Err(S3Error::MalformedXML);
     }
@@ -200,7 +253,20 @@ pub fn render_lifecycle(rules: &[LifecycleRule]) -> String {
                 w.element("Date", &format_iso8601(ms));
                 w.close("Expiration");
             }
+            None if rule.expired_object_delete_marker => {
+                w.open("Expiration");
+                w.element("ExpiredObjectDeleteMarker", "true");
+                w.close("Expiration");
+            }
             None => {}
+        }
+        if let Some(days) = rule.noncurrent_days {
+            w.open("NoncurrentVersionExpiration");
+            w.element("NoncurrentDays", &days.to_string());
+            if let Some(newer) = rule.newer_noncurrent_versions {
+                w.element("NewerNoncurrentVersions", &newer.to_string());
+            }
+            w.close("NoncurrentVersionExpiration");
         }
         if let Some(days) = rule.abort_incomplete_upload_days {
             w.open("AbortIncompleteMultipartUpload");

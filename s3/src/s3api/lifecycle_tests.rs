@@ -45,12 +45,9 @@ fn actions_hangar_does_not_perform_are_not_implemented_naming_the_element() {
             "Transition",
         ),
         (
-            "<NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays></NoncurrentVersionExpiration>",
-            "NoncurrentVersionExpiration",
-        ),
-        (
-            "<Expiration><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker></Expiration>",
-            "ExpiredObjectDeleteMarker",
+            "<NoncurrentVersionTransition><NoncurrentDays>1</NoncurrentDays>\
+             <StorageClass>GLACIER</StorageClass></NoncurrentVersionTransition>",
+            "NoncurrentVersionTransition",
         ),
         (
             "<Filter><Tag><Key>a</Key><Value>b</Value></Tag></Filter><Expiration><Days>1</Days></Expiration>",
@@ -94,5 +91,49 @@ fn dates_must_be_midnight_utc() {
         ["1970-01-02", "1970-01-02T00:00:01Z", "1970-01-02T00:00:00.5Z", "1970-1-2T00:00:00Z"]
     {
         assert_eq!(parse_midnight(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn noncurrent_expiration_and_expired_delete_markers_parse_and_render_back() {
+    let rules = parse_lifecycle(&doc(
+        "<Rule><ID>old</ID><Filter/><Status>Enabled</Status><NoncurrentVersionExpiration>\
+         <NoncurrentDays>30</NoncurrentDays><NewerNoncurrentVersions>3</NewerNoncurrentVersions>\
+         </NoncurrentVersionExpiration><Expiration><ExpiredObjectDeleteMarker>true\
+         </ExpiredObjectDeleteMarker></Expiration></Rule>\
+         <Rule><ID>n</ID><Filter/><Status>Enabled</Status><NoncurrentVersionExpiration>\
+         <NoncurrentDays>1</NoncurrentDays></NoncurrentVersionExpiration></Rule>",
+    ))
+    .unwrap();
+    assert_eq!(rules[0].noncurrent_days, Some(30));
+    assert_eq!(rules[0].newer_noncurrent_versions, Some(3));
+    assert!(rules[0].expired_object_delete_marker && rules[0].expiration.is_none());
+    assert_eq!((rules[1].noncurrent_days, rules[1].newer_noncurrent_versions), (Some(1), None));
+    assert_eq!(parse_lifecycle(render_lifecycle(&rules).as_bytes()), Ok(rules));
+    for (rule, code) in [
+        (
+            "<NoncurrentVersionExpiration><NoncurrentDays>0</NoncurrentDays></NoncurrentVersionExpiration>",
+            "InvalidArgument",
+        ),
+        ("<NoncurrentVersionExpiration/>", "InvalidArgument"),
+        (
+            "<NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays><NewerNoncurrentVersions>101</NewerNoncurrentVersions></NoncurrentVersionExpiration>",
+            "InvalidArgument",
+        ),
+        (
+            "<NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays><X/></NoncurrentVersionExpiration>",
+            "MalformedXML",
+        ),
+        (
+            "<Expiration><Days>1</Days><ExpiredObjectDeleteMarker>true</ExpiredObjectDeleteMarker></Expiration>",
+            "InvalidArgument",
+        ),
+        (
+            "<Expiration><ExpiredObjectDeleteMarker>yes</ExpiredObjectDeleteMarker></Expiration>",
+            "MalformedXML",
+        ),
+    ] {
+        let err = one(&format!("<Filter/><Status>Enabled</Status>{rule}")).unwrap_err();
+        assert_eq!(err.code(), code, "{rule}");
     }
 }
