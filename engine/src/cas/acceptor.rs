@@ -63,6 +63,29 @@ pub(crate) struct ProposerTestKnobs {
     pub check_then_write: std::sync::atomic::AtomicBool,
     /// "Crash" right after the accept quorum: the table write never happens.
     pub stop_after_accept: std::sync::atomic::AtomicBool,
+    /// Unconditional writes skip the consensus (the last-writer-wins table write of
+    /// `degraded` mode and of builds before every write was ordered).
+    pub unconditional_fast_path: std::sync::atomic::AtomicBool,
+    /// The next round to finish its prepare phase says so on the first channel, then
+    /// waits for the second (a test interleaves another write there).
+    pub after_prepare: Mutex<Option<PauseAfterPrepare>>,
+}
+
+/// See `ProposerTestKnobs::after_prepare`.
+#[cfg(test)]
+pub(crate) type PauseAfterPrepare =
+    (tokio::sync::oneshot::Sender<()>, tokio::sync::oneshot::Receiver<()>);
+
+#[cfg(test)]
+impl ProposerTestKnobs {
+    /// Called by a proposer after its prepare quorum: pauses if a test asked for it.
+    pub(crate) async fn pause_after_prepare(&self) {
+        let pause = self.after_prepare.lock().unwrap().take();
+        if let Some((reached, resume)) = pause {
+            let _ = reached.send(());
+            let _ = resume.await;
+        }
+    }
 }
 
 impl Acceptor {

@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 
 use super::ObjectStore;
 use super::body::{self, Body, BodyBlock, Owner};
+use super::conditional::Predicate;
 use super::multipart::{PART_NUMBER_MAX, PartRecord, UploadMeta};
 use super::version::{Version, VersionData, VersionState};
 use super::{ObjectError, ObjectRecord, StoredObject, record};
@@ -50,8 +51,15 @@ impl ObjectStore {
     ) -> Result<ObjectRecord, ObjectError> {
         let kept = self.head_bucket(bucket).await?.versioning.keeps_history();
         let (_, src) = self.stored(source.0, source.1, Some(source.2)).await?;
-        let id = self.next_version_id(bucket, key).await?;
-        if let Body::Blocks(blocks) = &src.body {
+        let ordered = self.orders_every_write();
+        // A body in blocks is recorded under a provisional id before its references; an
+        // inline one, decided by the key's consensus, is stamped in its round.
+        let blocks = matches!(src.body, Body::Blocks(_));
+        let provisional = match blocks || !ordered {
+            true => Some(self.next_version_id(bucket, key).await?),
+            false => None,
+        };
+        if let (Body::Blocks(blocks), Some(id)) = (&src.body, provisional) {
             let uploading = Version { state: VersionState::Uploading, kept };
             self.write_version(bucket, key, id, uploading).await?;
             let owner = Owner { bucket: bucket.into(), key: key.into(), version: id };
@@ -70,7 +78,18 @@ impl ObjectStore {
             body: src.body,
         };
         let complete = VersionState::Complete(VersionData::Object(stored.clone()));
-        self.write_version(bucket, key, id, Version { state: complete, kept }).await?;
+        let version = Version { state: complete, kept };
+        let id = match provisional {
+            // Ordered with every other write of the key (`conditional`).
+            _ if ordered => {
+                self.commit_put(bucket, key, provisional, version, Predicate::Always).await?
+            }
+            Some(id) => {
+                self.write_version(bucket, key, id, version).await?;
+                id
+            }
+            None => unreachable!("an unordered copy is stamped first"),
+        };
         Ok(record(key, id, &stored, Vec::new()))
     }
 
@@ -98,7 +117,7 @@ impl ObjectStore {
 
     /// Writes `owner`'s reference to each distinct block of `blocks` (write quorum each),
     /// a bounded number at once.
-    async fn reference_blocks(
+    pub(super) async fn reference_blocks(
         &self,
         owner: &Owner,
         blocks: &[BodyBlock],

@@ -22,10 +22,12 @@
 //!   whatever their age. `Expiration/ExpiredObjectDeleteMarker` removes a delete marker
 //!   that is the key's current and only version (`expire_versions` below).
 //!
-//! Why the re-read before a delete: a client may write the key between the listing and
-//! the delete; the worker deletes only if the current version is still the one it judged
-//! expired. (A write landing between that re-read and the marker still loses to the
-//! marker — a window of one metadata round trip, once a day per key.)
+//! Why a conditional delete: a client may write the key between the listing and the
+//! delete; the worker deletes only if the current version is still the one it judged
+//! expired (`ObjectStore::expire_object`). In `consistent` mode that condition is judged
+//! inside the key's consensus, at the delete's place in the order of the key's writes, so
+//! a write that lands first is never deleted. (In `degraded` and `dangerous` modes it is a
+//! re-read, then the delete: a write landing in between still loses to the marker.)
 //!
 //! Time comes from the seam's clock only (the worker's `clock`, the node's by default), so
 //! the simulation and tests control it.
@@ -178,13 +180,8 @@ async fn expire(
                 continue;
             }
             // Only if the version judged expired is still the current one (module doc).
-            match store.head_object(bucket, &object.key).await {
-                Ok(current) if current.version_id == object.version_id => {
-                    store.delete_object(bucket, &object.key).await?;
-                    expired += 1;
-                }
-                Ok(_) | Err(ObjectError::NoSuchKey) => {}
-                Err(e) => return Err(e),
+            if store.expire_object(bucket, &object.key, object.version_id).await? {
+                expired += 1;
             }
         }
         match page.last() {

@@ -25,6 +25,9 @@ mod body_tests;
 pub mod bucket_config;
 pub mod conditional;
 #[cfg(test)]
+mod conditional_order_tests;
+mod conditional_rounds;
+#[cfg(test)]
 mod conditional_tests;
 pub mod copy;
 #[cfg(test)]

@@ -466,7 +466,7 @@ impl ObjectStore {
     /// As `complete_multipart_upload`, made current only if `condition` holds
     /// (`conditional`). A refusal leaves the upload open, as S3 does: the client may
     /// complete it again or abort it. The version id is the upload's, stamped at its
-    /// creation: a write of the key since then makes it `ConditionalConflict`.
+    /// creation, or a newer one if a write of the key completed since (`commit_completion`).
     pub async fn complete_multipart_upload_if(
         &self,
         upload: (&str, &str, &str),
@@ -517,10 +517,7 @@ impl ObjectStore {
         };
         let complete = VersionState::Complete(VersionData::Object(stored.clone()));
         let version = Version { state: complete, kept };
-        match condition {
-            None => self.write_version(bucket, key, id, version).await?,
-            Some(condition) => self.commit_if(bucket, key, id, version, condition).await?,
-        }
+        let id = self.commit_completion(bucket, key, id, version, condition).await?;
         self.node.mpu.insert(upload_key, &self.finished_now(&upload)).await?;
         Ok(record(key, id, &stored, Vec::new()))
     }

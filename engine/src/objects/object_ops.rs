@@ -2,7 +2,7 @@
 
 use super::body::{self, Body, BodyRefused, BodySource, BodySummary, VecSource};
 use super::body_reader::BodyReader;
-use super::conditional::WriteCondition;
+use super::conditional::{KeyWrite, Predicate, WriteCondition};
 use super::multipart::UploadMeta;
 use super::version::{ObjectEntry, Version, VersionData, VersionId, VersionState};
 use super::{ObjectError, ObjectMeta, ObjectRecord, ObjectStore, StoredObject, record};
@@ -97,6 +97,12 @@ impl ObjectStore {
 
     /// As `put_object_stream`, made current only if `condition` holds (`conditional`):
     /// checked with a quorum read before the body is read, then decided by consensus.
+    ///
+    /// In `consistent` mode every PUT is decided by the key's consensus (`conditional`),
+    /// which stamps its version id; a body in blocks is recorded under a provisional id
+    /// first (read with a quorum, above every version seen) and re-stamped only if a write
+    /// of the key completed meanwhile with a newer one. Other modes stamp the id from a
+    /// quorum read and write the table directly.
     pub async fn put_object_stream_if(
         &self,
         bucket: &str,
@@ -108,24 +114,28 @@ impl ObjectStore {
         if let Some(condition) = condition {
             self.precheck(bucket, key, condition).await?;
         }
+        let ordered = condition.is_some() || self.orders_every_write();
         let kept = self.head_bucket(bucket).await?.versioning.keeps_history();
-        let id = self.next_version_id(bucket, key).await?;
         let (head, ended) = body::read_head(source).await.map_err(refused)?;
-        let (body, summary) = if ended {
-            let summary = BodySummary { size_bytes: head.len() as u64, md5: body::md5_of(&head) };
-            if head.len() <= body::INLINE_MAX_BYTES {
-                (Body::Inline(head), summary)
-            } else {
-                // One chunk took the body past the inline size and ended it.
+        let inline = ended && head.len() <= body::INLINE_MAX_BYTES;
+        // An inline body is recorded nowhere before its round, which stamps its id.
+        let provisional = match inline && ordered {
+            true => None,
+            false => Some(self.next_version_id(bucket, key).await?),
+        };
+        let (body, summary) = match provisional {
+            Some(id) if !inline => {
                 self.store_blocks_of(bucket, key, id, kept, head, source).await?
             }
-        } else {
-            self.store_blocks_of(bucket, key, id, kept, head, source).await?
+            _ => {
+                let md5 = body::md5_of(&head);
+                (Body::Inline(head.clone()), BodySummary { size_bytes: head.len() as u64, md5 })
+            }
         };
         let end = match source.finish(&summary) {
             Ok(end) => end,
             Err(e) => {
-                if matches!(body, Body::Blocks(_)) {
+                if let (Body::Blocks(_), Some(id)) = (&body, provisional) {
                     let aborted = Version { state: VersionState::Aborted, kept };
                     let _ = self.write_version(bucket, key, id, aborted).await;
                 }
@@ -142,24 +152,45 @@ impl ObjectStore {
             user_metadata,
             body,
         };
-        if let Some(condition) = condition {
-            let complete = VersionState::Complete(VersionData::Object(stored.clone()));
-            let blocks = matches!(stored.body, Body::Blocks(_));
-            let version = Version { state: complete, kept };
-            self.commit_put_if(bucket, key, id, version, blocks, condition).await?;
-            return Ok(record(key, id, &stored, Vec::new()));
-        }
         let complete = VersionState::Complete(VersionData::Object(stored.clone()));
-        let written = self.write_version(bucket, key, id, Version { state: complete, kept }).await;
+        let version = Version { state: complete, kept };
+        let id = match (ordered, provisional) {
+            (true, _) => {
+                let predicate = condition.map_or(Predicate::Always, Predicate::Condition);
+                self.commit_put(bucket, key, provisional, version, predicate).await?
+            }
+            (false, Some(id)) => {
+                self.write_unordered(bucket, key, id, version).await?;
+                id
+            }
+            (false, None) => unreachable!("an unordered write is stamped before its body"),
+        };
+        Ok(record(key, id, &stored, Vec::new()))
+    }
+
+    /// The fast path of `degraded` and `dangerous` modes: writes the version straight into
+    /// the table (last-writer-wins by id). Refused over a quota, a body in blocks goes to
+    /// the collector now, not at the upload timeout.
+    async fn write_unordered(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: VersionId,
+        version: Version,
+    ) -> Result<(), ObjectError> {
+        let kept = version.kept;
+        let blocks = matches!(
+            &version.state,
+            VersionState::Complete(VersionData::Object(s)) if matches!(s.body, Body::Blocks(_))
+        );
+        let written = self.write_version(bucket, key, id, version).await;
         if let Err(ObjectError::QuotaExceeded { .. }) = &written
-            && matches!(stored.body, Body::Blocks(_))
+            && blocks
         {
-            // Refused over a quota: the blocks go to the collector now, not at the timeout.
             let aborted = Version { state: VersionState::Aborted, kept };
             let _ = self.write_version(bucket, key, id, aborted).await;
         }
-        written?;
-        Ok(record(key, id, &stored, Vec::new()))
+        written
     }
 
     /// Records version `id` `Uploading`, then streams the body into its blocks; on failure
@@ -290,17 +321,57 @@ impl ObjectStore {
     }
 
     /// Deletes `key`: writes a delete marker as its new current version (kept as history
-    /// if the bucket is versioned). Returns the marker's id.
+    /// if the bucket is versioned), decided by the key's consensus in `consistent` mode.
+    /// Returns the marker's id.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<VersionId, ObjectError> {
+        self.write_delete_marker(bucket, key, Predicate::Always).await
+    }
+
+    /// Lifecycle expiration: deletes `key` as `delete_object` does, but only while version
+    /// `current` is still its current version. `Ok(false)` when it no longer is (a write
+    /// came after the worker judged it expired).
+    pub async fn expire_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        current: VersionId,
+    ) -> Result<bool, ObjectError> {
+        if !self.orders_every_write() {
+            // Re-read, then delete: a write landing in between still loses to the marker.
+            match self.head_object(bucket, key).await {
+                Ok(now) if now.version_id == current => {}
+                Ok(_) | Err(ObjectError::NoSuchKey) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        match self.write_delete_marker(bucket, key, Predicate::CurrentIs(current)).await {
+            Ok(_) => Ok(true),
+            Err(ObjectError::PreconditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn write_delete_marker(
+        &self,
+        bucket: &str,
+        key: &str,
+        predicate: Predicate<'_>,
+    ) -> Result<VersionId, ObjectError> {
         let kept = self.head_bucket(bucket).await?.versioning.keeps_history();
-        let id = self.next_version_id(bucket, key).await?;
         let last_modified_ms = self.node.seam.clock.now_ms();
         let marker = VersionState::Complete(VersionData::DeleteMarker { last_modified_ms });
-        self.write_version(bucket, key, id, Version { state: marker, kept }).await?;
+        let version = Version { state: marker, kept };
+        if self.orders_every_write() {
+            return self.commit_write(KeyWrite { bucket, key, id: None, version, predicate }).await;
+        }
+        let id = self.next_version_id(bucket, key).await?;
+        self.write_version(bucket, key, id, version).await?;
         Ok(id)
     }
 
-    /// Removes one version for good (an object or a delete marker).
+    /// Removes one version for good (an object or a delete marker), ordered with the
+    /// key's other writes in `consistent` mode (removing the current version changes what
+    /// conditions see).
     pub async fn delete_object_version(
         &self,
         bucket: &str,
@@ -309,13 +380,18 @@ impl ObjectStore {
     ) -> Result<(), ObjectError> {
         let id = parse_version(version)?;
         self.head_bucket(bucket).await?;
+        let deleted = Version { state: VersionState::Deleted, kept: true };
+        if self.orders_every_write() {
+            let predicate = Predicate::Always;
+            let write = KeyWrite { bucket, key, id: Some(id), version: deleted, predicate };
+            return self.commit_write(write).await.map(|_| ());
+        }
         let exists = self.entry(bucket, key).await?.is_some_and(|e| e.versions.contains_key(&id));
         if !exists {
             // S3 answers success for a version that is not there: deleting is idempotent.
             return Ok(());
         }
-        self.write_version(bucket, key, id, Version { state: VersionState::Deleted, kept: true })
-            .await
+        self.write_version(bucket, key, id, deleted).await
     }
 
     /// Pages through the entries of a bucket under `prefix` after `start_after`, calling
