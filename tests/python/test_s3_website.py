@@ -243,13 +243,19 @@ def test_routing_rules_redirect_by_prefix_and_by_error(s3, site):
     s3.put_bucket_website(Bucket=site, WebsiteConfiguration=config)
     try:
         assert make_client().get_bucket_website(Bucket=site)["RoutingRules"] == RULES
-        port = urllib.parse.urlsplit(WEB[0]).port
-        here = f"http://{site}.{ROOT_DOMAIN}:{port}"
+        # Without a HostName the redirect keeps the host the request named (whichever
+        # node's website port it went to).
+        here = {f"{site}.{ROOT_DOMAIN}:{urllib.parse.urlsplit(e).port}" for e in WEB}
+
+        def same_site(location, path):
+            url = urllib.parse.urlsplit(location)
+            return url.scheme == "http" and url.netloc in here and url.path == path
+
         # A prefix rule applies before the object is read, the matched prefix replaced.
         status, headers, _ = web(site, "/docs/old/page.html")
-        assert (status, headers["Location"]) == (301, f"{here}/docs/page.html")
+        assert status == 301 and same_site(headers["Location"], "/docs/page.html"), headers
         status, headers, _ = web(site, "/gone/away.html")
-        assert (status, headers["Location"]) == (301, f"{here}/index.html")
+        assert status == 301 and same_site(headers["Location"], "/index.html"), headers
         # The error rule applies only to what would be a 404, instead of the error document.
         status, headers, body = web(site, "/no/such/page.html")
         assert (status, body) == (302, b"")
