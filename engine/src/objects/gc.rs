@@ -5,9 +5,11 @@
 //! (`block_ref`, stored on the same nodes) with a quorum; a reference whose version is gone
 //! (pruned, aborted, deleted, replaced by a delete marker) is marked deleted, and an upload
 //! that stayed `Uploading` longer than `upload_timeout_ms` is aborted first (a multipart
-//! upload's `mpu` entry is marked finished as well, so that it is collected). A block with no
-//! live reference is remembered; if it is still unreferenced `delay_ms` later — checked
-//! again right before deleting — and was not written here in that time, its file is removed.
+//! upload's `mpu` entry is marked finished as well, so that it is collected; multipart
+//! uploads without any block are found through the `mpu` partitions this node leads). A
+//! block with no live reference is remembered; if it is still unreferenced `delay_ms`
+//! later — checked again right before deleting — and was not written here in that time,
+//! its file is removed.
 //!
 //! Why the delay and the re-check: a PUT writes a block's reference before the block, and
 //! identical content is stored once, so a new PUT may be re-using a block the collector is
@@ -133,6 +135,13 @@ impl BlockGc {
                 continue;
             }
             to_check.push(hash);
+        }
+        // Uploads without blocks are met through the mpu table instead (`multipart`).
+        let now_ms = self.node.seam.clock.now_ms();
+        let timeout_ms = self.config.upload_timeout_ms;
+        match super::multipart::abort_stale_uploads(&self.node, now_ms, timeout_ms).await {
+            Ok(n) => report.uploads_aborted += n,
+            Err(_) => report.errors += 1,
         }
         // Each check is a few quorum round trips; one block at a time, a pass over a few
         // hundred blocks on WAN links outlasted a simulated run's quiet period.

@@ -44,9 +44,9 @@
 //! Known limits: an upload whose version is pruned by a newer completed write of the same
 //! key (unversioned bucket) is dead — its blocks are collected and completing it answers
 //! `NoSuchUpload`. The block collector aborts uploads left `Uploading` beyond its
-//! `upload_timeout_ms` and finishes their entry; it finds uploads through their blocks, so
-//! an upload that never received a part stays open until aborted (by its client or a
-//! lifecycle rule).
+//! `upload_timeout_ms` and finishes their entry: those with parts through their blocks,
+//! and every upload of the partitions it leads through `abort_stale_uploads` (an upload
+//! that never received a part has no block to be found by).
 
 use std::collections::BTreeMap;
 
@@ -624,6 +624,74 @@ pub(super) async fn finish_aborted_upload(
         }
         _ => Ok(()),
     }
+}
+
+/// Open uploads of the `mpu` partitions this node leads (first of `all_nodes`, as for
+/// tombstone collection) created more than `timeout_ms` ago: each is aborted like
+/// AbortMultipartUpload does (its version `Aborted` unless it completed meanwhile, then its
+/// entry finished), so that it is no longer listed and is collected. Returns how many.
+///
+/// Why here and not only through blocks: the block collector meets an upload through the
+/// references of its blocks, and an upload that never got a part has none; it would stay
+/// open, listed and uncollectable, with its `Uploading` version keeping its `object` entry.
+pub(super) async fn abort_stale_uploads(
+    node: &Node,
+    now_ms: u64,
+    timeout_ms: u64,
+) -> Result<usize, QuorumError> {
+    let history = node.layouts.shared();
+    if history.current().is_none() || node.is_syncing() {
+        return Ok(0);
+    }
+    let mut aborted = 0;
+    for partition in 0..=u8::MAX {
+        if history.all_nodes(partition).first() != Some(&node.id) {
+            continue;
+        }
+        let mut after = Vec::new();
+        loop {
+            let page = match node.mpu.local.range(&[partition], &after, STAMP_BATCH) {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(partition, "stale uploads: {e}");
+                    break;
+                }
+            };
+            for (storage_key, bytes) in &page {
+                let Ok(upload) = decode_entry::<MultipartUpload>(bytes) else { continue };
+                let Some(id) = upload_id_of(&storage_key[32..]) else { continue };
+                let stale = now_ms.saturating_sub(id.timestamp) >= timeout_ms;
+                if !upload.finished.get() && stale {
+                    abort_stale(node, storage_key, &upload, id).await?;
+                    aborted += 1;
+                }
+            }
+            match page.last() {
+                Some((key, _)) if page.len() == STAMP_BATCH => after = key.clone(),
+                _ => break,
+            }
+        }
+    }
+    Ok(aborted)
+}
+
+/// Aborts one stale upload, stored under `storage_key` (`blake3(bucket) ‖ sort key`: its
+/// object's storage key is the same hash followed by the object key).
+async fn abort_stale(
+    node: &Node,
+    storage_key: &[u8],
+    upload: &MultipartUpload,
+    id: VersionId,
+) -> Result<(), QuorumError> {
+    let mut object_key = storage_key[..32].to_vec();
+    object_key.extend_from_slice(upload.key.as_bytes());
+    let entry = node.objects.get(&object_key).await?.unwrap_or_default();
+    if let Some(version) = entry.versions.get(&id).filter(|v| v.state == VersionState::Uploading) {
+        let aborted = Version { state: VersionState::Aborted, kept: version.kept };
+        node.objects.insert(object_key, &super::ObjectEntry::with(id, aborted)).await?;
+    }
+    let finished = upload.finished_marker(finish_time_ms(node));
+    node.mpu.insert(storage_key.to_vec(), &finished).await
 }
 
 /// Entries read per batch by `stamp_legacy_finishes`.

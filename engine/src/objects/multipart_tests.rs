@@ -342,24 +342,32 @@ async fn the_weakened_collector_lets_an_aborted_upload_come_back() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn uploads_the_block_collector_aborts_are_finished_and_collected() {
+async fn uploads_the_collector_aborts_are_finished_and_collected_with_or_without_parts() {
     let (cluster, s) = object_stores().await;
     s[0].create_bucket("b").await.unwrap();
     let id = s[0].create_multipart_upload("b", "k", UploadMeta::default()).await.unwrap();
     s[1].upload_part("b", "k", &id, 1, body(PART_BYTES, 1), "e1".into()).await.unwrap();
+    // An upload that never got a part has no block to be found by.
+    let empty = s[2].create_multipart_upload("b", "empty", UploadMeta::default()).await.unwrap();
     // Every upload is past a timeout of 0.
     let config = GcConfig { upload_timeout_ms: 0, ..GcConfig::default() };
     let mut aborted = 0;
     for node in &cluster.nodes {
         aborted += BlockGc::new(node.clone(), config).step().await.uploads_aborted;
     }
-    assert!(aborted >= 1, "the collector aborted the upload");
+    assert!(aborted >= 2, "the collector aborted both uploads");
     assert!(s[2].list_multipart_uploads("b", "", 10).await.unwrap().is_empty());
     wait_finished_everywhere(&cluster, "k", &id).await;
-    assert!(collect_tombstones_before(&cluster, u64::MAX).await >= 1);
+    wait_finished_everywhere(&cluster, "empty", &empty).await;
+    assert!(collect_tombstones_before(&cluster, u64::MAX).await >= 2);
     assert_no_such_upload(&cluster, &s, "k", &id).await;
+    assert_no_such_upload(&cluster, &s, "empty", &empty).await;
     let_gc_run().await;
     assert_eq!(blocks_on_each_node(&cluster), vec![0; 3], "the part's blocks are collected");
+    // Their versions were aborted: neither key ever shows an object.
+    for key in ["k", "empty"] {
+        assert_eq!(s[0].get_object("b", key).await.map(|_| ()), Err(ObjectError::NoSuchKey));
+    }
 }
 
 /// A part that was streaming while its upload finished, or finished and was collected, is
