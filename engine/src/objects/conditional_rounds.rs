@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 
 use super::body::{self, Body};
-use super::conditional::{KeyWrite, Predicate, Proposer, RoundEnd};
+use super::conditional::{KeyWrite, Proposer, RoundEnd};
 use super::version::{ObjectEntry, Version, VersionData, VersionId, VersionState};
 use super::{ObjectError, ObjectStore};
 use crate::cas::{Accepted, Ballot, CasReply, CasRequest};
@@ -92,19 +92,13 @@ impl ObjectStore {
         }
         if proposer.ours_out && may_be_superseded(write, &view, proposer) {
             // Our value may have been adopted, decided and then pruned by a newer decided
-            // write: proposing it again could apply it twice. Make sure it can never be
-            // adopted again, then answer without a second application.
+            // write — or never decided. Proposing it again could apply it twice, and
+            // claiming it decided could place it before a conditional write that relied on
+            // the state it would have replaced. Make sure it can never be adopted again;
+            // its outcome stays unknown.
             self.fence(table_key, ballot).await?;
-            let last = *proposer.ids.last().expect("ours_out implies a proposed id");
-            return match write.predicate {
-                // Decided or not, a blind write placed just before the newer decision (made
-                // after our first prepare, so within our call) is a valid order.
-                Predicate::Always => Ok(RoundEnd::Decided(last)),
-                Predicate::Condition(_) | Predicate::CurrentIs(_) => {
-                    let reason = "the write may have been decided and overwritten since";
-                    Err(ObjectError::Unavailable { reason: reason.into() })
-                }
-            };
+            let reason = "the write may have been decided and overwritten since: outcome unknown";
+            return Err(ObjectError::Unavailable { reason: reason.into() });
         }
         let nothing_to_remove = write.removes_a_version()
             && write.id.is_some_and(|id| !view.versions.contains_key(&id));
