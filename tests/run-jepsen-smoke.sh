@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Jepsen smoke (about 2.5 minutes): a real 3-node `hangar server` cluster in network namespaces,
-# the register, multipart and cas (conditional writes only, checked for linearizability)
-# workloads under partitions and SIGKILLs must be valid; then the same cluster
+# the register, multipart and cas (conditional writes mixed with unconditional PUT/DELETE,
+# checked for linearizability) workloads under partitions and SIGKILLs must be valid; then the same cluster
 # with R = W = 1 (consistency_mode = "dangerous") under partitions must be caught
 # (valid: false) — the harness can fail. After each run nothing hjep- may be left.
 # Needs root (ip netns, nftables). Usage: tests/run-jepsen-smoke.sh [OUT_DIR]
@@ -38,10 +38,10 @@ echo "--- consistent build, multipart uploads under partition + kill: must be va
   --seed "$seed" --out "$out/multipart"
 no_leftovers "$out/multipart"
 
-echo "--- consistent build, conditional writes under partition + kill: must be linearizable"
-# Conditional writes only: unconditional PUT/DELETE racing an If-Match PUT is a known
-# anomaly (docs/jepsen-results.md), which the default cas mix finds now and then.
-"$jepsen" run --workload cas --cas-unconditional false --nemesis partition,kill --nodes 3 \
+echo "--- consistent build, conditional and unconditional writes under partition + kill: must be linearizable"
+# The default cas mix: unconditional PUT/DELETE racing If-Match / If-None-Match PUTs, all
+# ordered by the key's consensus in consistent mode (docs/jepsen-results.md).
+"$jepsen" run --workload cas --nemesis partition,kill --nodes 3 \
   --time-limit 20 --seed "$seed" --out "$out/cas"
 no_leftovers "$out/cas"
 

@@ -1,10 +1,12 @@
-//! Single-key consensus for conditional writes (CASPaxos): the acceptor side and the
-//! messages. The proposer lives with the object model (`objects::conditional`).
+//! Single-key consensus for the writes of a key (CASPaxos): the acceptor side and the
+//! messages. The proposer lives with the object model (`objects::conditional`,
+//! `objects::conditional_rounds`).
 //!
 //! Why consensus at all: the object table is a CRDT with last-writer-wins order, so two
 //! writers that each "checked, then wrote" can both succeed — an `If-None-Match: *` PUT
 //! would silently overwrite. A conditional write must instead be decided once, by a
-//! quorum that every other conditional write on the key also has to ask.
+//! quorum that every other write of the key also has to ask: in `consistent` mode every
+//! write of a key is decided here, unconditional ones included.
 //!
 //! Each replica of a key's partition is an acceptor for that key. Its state (`promised`,
 //! `accepted`) lives in a local, *not replicated* redb table of the node's metadata
@@ -21,7 +23,7 @@
 //! ballots it promised since it came back. Refusing more never costs safety; it costs a
 //! retry when a promise and its accept reach a node out of order.
 //!
-//! Protocol and guarantees: docs/data-model.md, "Conditional writes".
+//! Protocol and guarantees: docs/data-model.md, "Writes of a key: consensus".
 
 pub mod acceptor;
 

@@ -40,7 +40,7 @@
 //! `degraded` and `dangerous` modes (reads from one replica) keep the fast path for
 //! unconditional writes: a quorum read to stamp the id, then a table write,
 //! last-writer-wins. Conditional writes always use the rounds. See docs/data-model.md,
-//! "Conditional writes" and "The write path".
+//! "Writes of a key: consensus".
 
 #[cfg(test)]
 use std::sync::atomic::Ordering;
