@@ -273,6 +273,11 @@ def test_full_object_checksum_is_the_crc_of_the_whole_object(s3, bucket, algorit
     upload_id, done = _upload(s3, bucket, key, parts, algorithm, "FULL_OBJECT")
     for number, data in enumerate(parts, start=1):
         assert done[number - 1]["Checksum" + algorithm] == _b64(_crc_bytes(algorithm, data))
+    listed = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)
+    assert (listed["ChecksumAlgorithm"], listed["ChecksumType"]) == (algorithm, "FULL_OBJECT")
+    assert [p["Checksum" + algorithm] for p in listed["Parts"]] == [
+        d["Checksum" + algorithm] for d in done
+    ]
     completed = s3.complete_multipart_upload(
         Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
     )
@@ -360,3 +365,18 @@ def test_invalid_checksum_declarations_are_refused(s3, bucket):
                 ChecksumType=checksum_type,
             )
         assert error_code(e) == "InvalidRequest"
+
+
+def test_cli_multipart_upload_with_a_sha256_checksum(aws, s3, bucket, tmp_path):
+    """The aws CLI's `--checksum-algorithm`: a COMPOSITE SHA256 upload whose completion
+    sends each part's checksum (s3transfer, as SDKs do), in 16 MiB parts."""
+    src = tmp_path / "sha.bin"
+    parts = [os.urandom(16 * MIB), os.urandom(3 * MIB)]
+    src.write_bytes(b"".join(parts))
+    key = "cli/sha256.bin"
+    aws("s3", "cp", "--only-show-errors", "--checksum-algorithm", "SHA256", str(src),
+        f"s3://{bucket}/{key}")
+    joined = b"".join(hashlib.sha256(p).digest() for p in parts)
+    expected = _b64(hashlib.sha256(joined).digest()) + "-2"
+    head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    assert (head["ChecksumSHA256"], head["ChecksumType"]) == (expected, "COMPOSITE")

@@ -195,6 +195,12 @@ pub async fn list_parts(
     w.element("MaxParts", &max_parts.to_string());
     w.element("IsTruncated", if truncated { "true" } else { "false" });
     w.element("StorageClass", "STANDARD");
+    let meta = backend.multipart_upload_meta(bucket, key, upload_id).await;
+    let meta = meta.map_err(|e| S3Error::from_backend(e, bucket, key))?;
+    if let Some(d) = mpu_checksum::declaration_of(&meta.user_metadata) {
+        w.element("ChecksumAlgorithm", d.algorithm.name());
+        w.element("ChecksumType", d.kind.name());
+    }
     for p in after {
         w.open("Part");
         w.element("PartNumber", &p.part_number.to_string());
