@@ -89,8 +89,31 @@ struct RunArgs {
     cas_unconditional: bool,
 }
 
+/// Only one harness may run on a machine: each run cleans every `hjep-` namespace first,
+/// so a second run (a CI smoke started during a campaign) would tear down the first one's
+/// cluster mid-workload. `run` and `cleanup` hold this lock (flock, released by the kernel
+/// when the process dies, so a killed harness never leaves it held).
+const MACHINE_LOCK: &str = "/run/hangar-jepsen.lock";
+
+fn machine_lock() -> Result<File, String> {
+    let file = File::create(MACHINE_LOCK).map_err(|e| format!("{MACHINE_LOCK}: {e}"))?;
+    if file.try_lock().is_err() {
+        eprintln!("hangar-jepsen: another hangar-jepsen holds {MACHINE_LOCK}; waiting for it");
+        file.lock().map_err(|e| format!("{MACHINE_LOCK}: {e}"))?;
+    }
+    Ok(file)
+}
+
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    let _lock = match machine_lock() {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("hangar-jepsen: error: cannot take the machine lock: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
         Command::Cleanup => match netns::cleanup() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
