@@ -380,3 +380,22 @@ def test_cli_multipart_upload_with_a_sha256_checksum(aws, s3, bucket, tmp_path):
     expected = _b64(hashlib.sha256(joined).digest()) + "-2"
     head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     assert (head["ChecksumSHA256"], head["ChecksumType"]) == (expected, "COMPOSITE")
+
+
+def test_a_part_checksummed_with_another_algorithm_is_refused(s3, bucket):
+    key = "mpu/mismatch.bin"
+    upload_id = s3.create_multipart_upload(
+        Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256"
+    )["UploadId"]
+    try:
+        with pytest.raises(ClientError) as e:
+            s3.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"data",
+                ChecksumAlgorithm="CRC32",
+            )
+        assert error_code(e) == "InvalidRequest"
+        assert "mismatch" in e.value.response["Error"]["Message"]
+        listed = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)
+        assert listed.get("Parts", []) == [], "the refused part was not recorded"
+    finally:
+        s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)

@@ -139,9 +139,13 @@ pub fn split_part_etag(stored: &str) -> (&str, Option<(Algorithm, &str)>) {
 }
 
 /// A part's body source that appends the verified checksum to the ETag the backend
-/// stores (see the module documentation); everything else is the inner source's.
+/// stores (see the module documentation); everything else is the inner source's. A part
+/// verified with another algorithm than its upload declared is refused before it is
+/// recorded (S3's "Checksum Type mismatch"), the error kept in `failure`.
 pub struct TaggedPart<'b> {
     pub inner: &'b mut dyn BodySource,
+    pub declared: Option<Declared>,
+    pub failure: Option<S3Error>,
 }
 
 impl BodySource for TaggedPart<'_> {
@@ -155,6 +159,19 @@ impl BodySource for TaggedPart<'_> {
             let header = k.strip_prefix(STORED_PREFIX)?;
             Algorithm::from_header(header).map(|a| (a, v))
         });
+        if let (Some(d), Some((algorithm, _))) = (self.declared, &checksum)
+            && d.algorithm != *algorithm
+        {
+            let name = |a: Algorithm| a.name().to_ascii_lowercase();
+            let reason = format!(
+                "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum \
+                 Type: {}",
+                name(d.algorithm),
+                name(*algorithm)
+            );
+            self.failure = Some(invalid(reason.clone()));
+            return Err(BodyRefused { reason });
+        }
         if let Some((algorithm, value)) = checksum {
             end.etag = format!("{}{PART_TAG_SEP}{}={value}", end.etag, algorithm.header());
         }

@@ -94,9 +94,15 @@ pub async fn upload_part(
     part_number: u32,
     body: &mut RequestBody,
 ) -> Result<Response<Full<Bytes>>, S3Error> {
-    let mut tagged = TaggedPart { inner: body };
+    // The upload's declared algorithm, which the part's checksum must use. (An upload that
+    // cannot be read is `upload_part`'s to answer.)
+    let meta = backend.multipart_upload_meta(bucket, key, upload_id).await;
+    let declared = meta.ok().and_then(|m| mpu_checksum::declaration_of(&m.user_metadata));
+    let mut tagged = TaggedPart { inner: body, declared, failure: None };
     let stored = backend.upload_part(bucket, key, upload_id, part_number, &mut tagged).await;
-    let stored_etag = stored.map_err(|e| upload_error(e, body, (bucket, key)))?;
+    let refused = tagged.failure.take();
+    let stored_etag =
+        stored.map_err(|e| refused.unwrap_or_else(|| upload_error(e, body, (bucket, key))))?;
     let etag = mpu_checksum::split_part_etag(&stored_etag).0;
     let mut out = HeaderMap::new();
     out.insert(header::ETAG, header_value(&format!("\"{etag}\""))?);
