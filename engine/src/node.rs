@@ -432,11 +432,11 @@ impl Node {
     /// replica's object-table entry for the key, so the prepare quorum doubles as a read
     /// quorum. A blank replica still syncing refuses, as it refuses reads: its entry may
     /// hide an acknowledged write.
-    pub fn serve_cas(
+    pub async fn serve_cas(
         &self,
         request: crate::cas::CasRequest,
     ) -> Result<crate::cas::CasReply, RemoteError> {
-        use crate::cas::{CasReply, CasRequest};
+        use crate::cas::{AcceptorOp, CasReply, CasRequest};
         let partition = crate::table::schema::partition_of_key(request.key());
         if self.sync_gate.refuses_reads_of(&self.layouts, self.id, partition, self.quorums.write) {
             return Err(RemoteError::Syncing);
@@ -444,7 +444,8 @@ impl Node {
         let storage = |reason: String| RemoteError::Storage { reason };
         let reply = match request {
             CasRequest::Prepare { key, ballot } => {
-                let reply = self.cas.prepare(&key, ballot).map_err(|e| storage(e.to_string()))?;
+                let served = self.cas.serve(key.clone(), AcceptorOp::Prepare(ballot)).await;
+                let reply = served.map_err(|e| storage(e.to_string()))?;
                 match reply {
                     CasReply::Promise { accepted, .. } => {
                         let objects =
@@ -456,7 +457,8 @@ impl Node {
                 }
             }
             CasRequest::Accept { key, ballot, value } => {
-                self.cas.accept(&key, ballot, value).map_err(|e| storage(e.to_string()))?
+                let served = self.cas.serve(key, AcceptorOp::Accept(ballot, value)).await;
+                served.map_err(|e| storage(e.to_string()))?
             }
         };
         Ok(reply)
@@ -514,7 +516,7 @@ impl Handler for Node {
                 Request::Kv(kv) => self.serve_kv(kv).await,
                 Request::Block(b) => self.blocks.serve(b).await,
                 Request::Layout(l) => self.serve_layout(l),
-                Request::Cas(c) => self.serve_cas(c).map(Response::Cas),
+                Request::Cas(c) => self.serve_cas(c).await.map(Response::Cas),
                 Request::Table(t) => {
                     let Some(table) = self.tables.get(t.table()).cloned() else {
                         return Err(RemoteError::UnknownTable { table: t.table().into() });

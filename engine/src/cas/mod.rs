@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layout::NodeId;
 
-pub use acceptor::Acceptor;
+pub use acceptor::{Acceptor, AcceptorOp};
 
 /// A proposal number, totally ordered: counter first, then the proposer's node, then a
 /// random nonce, so two proposals never share a ballot even if a restarted node reuses a

@@ -268,7 +268,7 @@ impl ObjectStore {
             let (me, tx, request) = (self.node.clone(), tx.clone(), request.clone());
             tokio::spawn(async move {
                 let answer = if node == me.id {
-                    me.serve_cas(request).map_err(|e| e.to_string())
+                    me.serve_cas(request).await.map_err(|e| e.to_string())
                 } else {
                     match me.rpc.call(node, Request::Cas(request)).await {
                         Ok(Response::Cas(reply)) => Ok(reply),
