@@ -5,7 +5,7 @@
 # spread over several sessions. Needs root. Usage:
 #
 #   [RELEASE=1] [NICE=1] [NEMESES="kill pause"] [WORKLOADS=set] [FIRST_SEED=1] \
-#   [MODE=consistent] [ZONES=3] [CAS_UNCONDITIONAL=true] [RETRY_CRASHED=1] \
+#   [MODE=consistent] [ZONES=3] [CAS_UNCONDITIONAL=true] [RETRY_CRASHED=1] [BIN=OUT/bin/B] \
 #     jepsen/campaign.sh [OUT_DIR] [RUNS] [TIME_LIMIT_S] [NODES]
 #   jepsen/campaign.sh --stop OUT_DIR      # ask a running campaign to stop after its run
 #   jepsen/campaign.sh --summary OUT_DIR   # rewrite OUT_DIR/summary.txt from the runs
@@ -21,6 +21,7 @@
 #   bin/BUILD/          each build's `hangar` and `hangar-jepsen`; BUILD = the commit, or
 #                       COMMIT-dirty-DATE with dirty.patch when the crates' sources
 #                       (engine s3 jepsen checkers vendor Cargo.*) had uncommitted changes
+#                       (START..END-dirty-DATE when HEAD moved during the build)
 #   runs/W-N-SEED/      one run: the harness's output (history.jsonl, nemesis.jsonl,
 #                       report.html, nodes/nI/node.log), run.log (its stdout and stderr),
 #                       result (the verdict line, written last: a run without it never
@@ -35,7 +36,8 @@
 #
 # The binaries are built (and copied into bin/) at the start of each workload that has runs
 # left, so later workloads (cas runs last) test the newest commit; if that build fails (the
-# shared tree mid-edit), the previous build is used and the log says so.
+# shared tree mid-edit), the previous build is used and the log says so. BIN=OUT_DIR/bin/BUILD
+# runs an earlier build's binaries instead of building.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -125,6 +127,10 @@ done
 # binaries come from: a change there (uncommitted) makes the build -dirty.
 source_paths=(engine s3 jepsen checkers vendor Cargo.toml Cargo.lock)
 build_binaries() {
+  if [ -n "${BIN:-}" ]; then   # an earlier build of this campaign, as it is: no cargo
+    bin=$(cd "$BIN" && pwd) && build=$(basename "$bin") && [ -x "$bin/hangar-jepsen" ] || return 1
+    echo "=== build $build (BIN) in $bin"; return 0
+  fi
   local flags=(); [ "$profile" = release ] && flags=(--release)
   echo "=== $(date -u +%FT%TZ) cargo build ${flags[*]} -p hangar-s3 -p hangar-jepsen"
   local commit dirty
@@ -137,8 +143,10 @@ build_binaries() {
     fi
     return 1
   fi
-  # A change between the status above and the build's end makes this build dirty too.
-  [ "$commit" = "$(git rev-parse --short HEAD)" ] || dirty=yes
+  # A commit during the build (others commit to the shared tree) leaves a binary somewhere
+  # between the two: name both, and call it dirty.
+  local end; end=$(git rev-parse --short HEAD)
+  [ "$commit" = "$end" ] || { commit="$commit..$end"; dirty=yes; }
   [ -z "$dirty" ] && dirty=$(git status --porcelain -- "${source_paths[@]}")
   # Two dirty builds of one commit differ: the build's date tells them apart.
   build="$commit${dirty:+-dirty-$(date -u +%Y%m%dT%H%M%S)}"
