@@ -384,6 +384,9 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
                 if disks_world.scenario.cluster.unsafe_blank_node_serves_reads {
                     node.unsafe_serve_reads_while_syncing();
                 }
+                if disks_world.scenario.cluster.unsafe_background_read_repair {
+                    repair_reads_in_background(&node);
+                }
                 let (agent, commands) = mpsc::unbounded_channel();
                 let handle = (Arc::downgrade(&node), agent);
                 disks_world.handles.lock().unwrap().insert(host.clone(), handle);
@@ -595,6 +598,7 @@ fn judge(
     for checker in scenario.check.checkers.get_ref() {
         let result = match checker.as_str() {
             "read_after_write" => check::register::check_read_after_write(history),
+            "linearizable" => check::linearizable::check_linearizable(history),
             "no_lost_writes" | "convergence" | "block_refs" if !finals.done => Err(Violation {
                 checker: "liveness",
                 details: format!(
@@ -615,6 +619,19 @@ fn judge(
         }
     }
     None
+}
+
+/// The test-only weakening `cluster.unsafe_background_read_repair`, on every table.
+fn repair_reads_in_background(node: &Node) {
+    node.kv.unsafe_repair_reads_in_background();
+    node.buckets.unsafe_repair_reads_in_background();
+    node.bucket_config.unsafe_repair_reads_in_background();
+    node.bucket_usage.unsafe_repair_reads_in_background();
+    node.bucket_aliases.unsafe_repair_reads_in_background();
+    node.objects.unsafe_repair_reads_in_background();
+    node.block_refs.unsafe_repair_reads_in_background();
+    node.mpu.unsafe_repair_reads_in_background();
+    node.keys.unsafe_repair_reads_in_background();
 }
 
 fn apply_fault(

@@ -39,6 +39,11 @@ pub struct Cluster {
     /// instead of refusing them until its first full sync.
     #[serde(default)]
     pub unsafe_blank_node_serves_reads: bool,
+    /// Test-only weakening: a quorum read that finds replicas disagreeing answers at once and
+    /// repairs them in the background, instead of waiting until its value is on a write
+    /// quorum (read-after-write still holds; linearizability does not).
+    #[serde(default)]
+    pub unsafe_background_read_repair: bool,
     pub zones: usize,
     pub replication_factor: usize,
     #[serde(default = "default_mode")]
@@ -305,7 +310,8 @@ pub struct Check {
     pub checkers: Spanned<Vec<String>>,
 }
 
-pub const CHECKERS: [&str; 4] = ["read_after_write", "no_lost_writes", "convergence", "block_refs"];
+pub const CHECKERS: [&str; 5] =
+    ["read_after_write", "no_lost_writes", "convergence", "block_refs", "linearizable"];
 /// A scenario file that cannot be used, with where and why.
 #[derive(Debug)]
 pub struct ScenarioError {
@@ -394,6 +400,10 @@ impl Scenario {
         for name in self.check.checkers.get_ref() {
             if !CHECKERS.contains(&name.as_str()) {
                 let msg = format!("unknown checker `{name}` (known: {})", CHECKERS.join(", "));
+                return Err((self.check.checkers.span(), "check.checkers", msg));
+            }
+            if name == "linearizable" && self.workload.is_s3() {
+                let msg = "linearizable needs the register workload".to_string();
                 return Err((self.check.checkers.span(), "check.checkers", msg));
             }
             if name == "block_refs" && !self.workload.is_s3() {

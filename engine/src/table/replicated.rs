@@ -7,12 +7,24 @@
 //! intersects every write quorum, so a read that starts after a write was acknowledged
 //! sees it (or something newer).
 //!
+//! **Linearizable reads (ABD).** Read-after-write alone lets a read return a write that
+//! reached only some replicas (its writer timed out): if that read answered before the
+//! value sat on a write quorum, a later read from another quorum could miss it and return
+//! something older — a value appearing then vanishing, which no sequential order explains.
+//! So when quorums intersect (`read + write > replicas`, i.e. `consistent` mode), a read
+//! whose merged value is held by fewer than `write` of the replicas that answered writes it
+//! back (to every replica not known to hold it) and answers only once a write quorum has
+//! it, as the second phase of an ABD read. Replicas that agree (the common case) cost
+//! nothing extra; `degraded` and `dangerous` modes promise no such thing and repair in the
+//! background.
+//!
 //! While a layout change is in transition (`crate::layout::manager`), a write needs its
 //! quorum in the replica set of *every* stored layout version, and reads use the read
 //! version's set: the old one until the new set has synced.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
 
@@ -93,6 +105,9 @@ pub struct Replicated<S: TableSchema> {
     /// Set while our replica started blank and has not synced: its reads are not ours to
     /// count (see `SyncGate`).
     gate: SyncGate,
+    /// Test-only weakening (`unsafe_repair_reads_in_background`): reads never wait for
+    /// their value to reach a write quorum.
+    background_repair_only: AtomicBool,
 }
 
 type Answer = (NodeId, Result<Response, String>);
@@ -106,7 +121,22 @@ impl<S: TableSchema> Replicated<S> {
         quorums: Quorums,
         gate: SyncGate,
     ) -> Self {
-        Replicated { local, self_id, rpc, layout, quorums, gate }
+        let background_repair_only = AtomicBool::new(false);
+        Replicated { local, self_id, rpc, layout, quorums, gate, background_repair_only }
+    }
+
+    /// Test-only weakening (the simulation's `cluster.unsafe_background_read_repair`): a
+    /// read that found replicas disagreeing answers at once and repairs in the background,
+    /// as before awaited read repair — read-after-write holds, linearizability does not.
+    pub fn unsafe_repair_reads_in_background(&self) {
+        self.background_repair_only.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a read must see its value on a write quorum before answering: only when read
+    /// and write quorums intersect (otherwise no read promises more than a stale value).
+    fn awaits_read_repair(&self, replicas: usize) -> bool {
+        self.quorums.read + self.quorums.write > replicas
+            && !self.background_repair_only.load(Ordering::Relaxed)
     }
 
     /// The replicas a read of `key` asks (the read version's set).
@@ -227,7 +257,9 @@ impl<S: TableSchema> Replicated<S> {
         Err(QuorumError { quorum, successes, errors })
     }
 
-    /// Reads `key` from a read quorum, merging their answers and repairing stale replicas.
+    /// Reads `key` from a read quorum, merging their answers and repairing stale replicas;
+    /// when quorums intersect, answers only once the merged value is on a write quorum
+    /// (see the module comment).
     pub async fn get(&self, key: &[u8]) -> Result<Option<S::Entry>, QuorumError> {
         let replicas = self.replicas(key);
         let request = TableRequest::Read { table: S::NAME.into(), key: key.to_vec() };
@@ -246,12 +278,54 @@ impl<S: TableSchema> Replicated<S> {
             a.merge(&b);
             a
         });
-        if let Some(merged) = &merged {
-            let stale: Vec<NodeId> =
-                seen.iter().filter(|(_, e)| e.as_ref() != Some(merged)).map(|(n, _)| *n).collect();
-            self.repair(key, merged, &stale);
+        let Some(merged) = merged else { return Ok(None) };
+        let (current, stale): (Vec<_>, Vec<_>) =
+            seen.iter().partition(|(_, e)| e.as_ref() == Some(&merged));
+        let current: Vec<NodeId> = current.into_iter().map(|(n, _)| *n).collect();
+        let stale: Vec<NodeId> = stale.into_iter().map(|(n, _)| *n).collect();
+        if current.len() >= self.quorums.write || !self.awaits_read_repair(replicas.len()) {
+            self.repair(key, &merged, &stale);
+        } else {
+            self.write_back(key, &merged, &current).await?;
         }
-        Ok(merged)
+        Ok(Some(merged))
+    }
+
+    /// The second phase of a linearizable read: writes `merged` to every replica of the
+    /// write sets not in `current` (those already answered it) and waits until a write
+    /// quorum of every set holds it, like an `insert` of the value read.
+    async fn write_back(
+        &self,
+        key: &[u8],
+        merged: &S::Entry,
+        current: &[NodeId],
+    ) -> Result<(), QuorumError> {
+        let _guard = self.layout.write_guard().await;
+        let mut quorums =
+            SetQuorums::new(self.layout.write_sets(partition_of_key(key)), self.quorums.write);
+        for &node in current {
+            quorums.success(node);
+        }
+        let targets: Vec<NodeId> =
+            quorums.union().into_iter().filter(|n| !current.contains(n)).collect();
+        let entries = vec![(key.to_vec(), encode_entry(merged))];
+        let request = TableRequest::Update { table: S::NAME.into(), entries };
+        let mut answers = self.fan_out(&targets, request);
+        let mut errors = Vec::new();
+        while !quorums.reached()
+            && let Some((node, answer)) = answers.recv().await
+        {
+            match answer {
+                Ok(Response::Done) => quorums.success(node),
+                Ok(other) => errors.push(format!("{node}: unexpected answer {other:?}")),
+                Err(e) => errors.push(format!("{node}: read repair: {e}")),
+            }
+        }
+        if quorums.reached() {
+            return Ok(());
+        }
+        let (quorum, successes) = quorums.worst();
+        Err(QuorumError { quorum, successes, errors })
     }
 
     /// Reads up to `limit` entries of one partition key whose sort keys start with

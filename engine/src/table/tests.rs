@@ -420,3 +420,43 @@ async fn anti_entropy_ships_only_the_entries_a_replica_missed() {
     assert!(missed.iter().all(|k| local_value(c.node(3), k).is_some()));
     assert_eq!((total.entries_pulled, total.entries_pushed), (30, 0), "{total:?}");
 }
+
+/// A read through n1, which alone holds a write its coordinator gave up on, while n3 is
+/// down; then n1 is cut off and n3 comes back, and n3 reads from itself and n2.
+/// `background_repair`: the weakened read that answers before its repair landed.
+async fn read_a_lone_write_then_lose_its_holder(background_repair: bool) -> Option<Vec<u8>> {
+    // Anti-entropy is kept out (one round per virtual hour) so only the read moves values.
+    let c = TestCluster::start_with_sync_interval(3_600_000).await;
+    c.node(1).kv.insert(kv_key("k"), &value("old")).await.unwrap();
+    let n3 = c.node(3).clone();
+    wait_until("n3 holds the first write", 10_000, || local_value(&n3, "k").is_some()).await;
+    // The unacknowledged write: on n1's replica only.
+    c.node(1).kv.local.merge(&kv_key("k"), &at(2_000, "new")).unwrap();
+    if background_repair {
+        c.node(1).kv.unsafe_repair_reads_in_background();
+    }
+    c.set_down(3, true);
+    assert_eq!(read(c.node(1), "k").await, Ok(bytes("new")), "n1 and n2 answer, merged");
+    // At once, before anything else runs: n1 is gone with whatever it had not yet sent.
+    c.set_down(1, true);
+    c.set_down(3, false);
+    for _ in 0..40 {
+        if let Ok(value) = read(&n3, "k").await {
+            return value;
+        }
+        // n3's RPC client may be backing off from while it was down.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("n3 and n2 could not serve a read in 40 attempts 100 virtual ms apart");
+}
+
+/// Guards linearizable reads (ABD's second phase): a quorum read that found a write on one
+/// replica only used to answer it at once and repair the others in the background, so with
+/// that replica cut off before the repair landed, a later read from the other quorum
+/// returned the older value — the new value appeared, then vanished.
+#[tokio::test(start_paused = true)]
+async fn a_read_answers_a_value_only_once_a_write_quorum_holds_it() {
+    assert_eq!(read_a_lone_write_then_lose_its_holder(false).await, bytes("new"));
+    // The same with the repair left in the background shows what the wait prevents.
+    assert_eq!(read_a_lone_write_then_lose_its_holder(true).await, bytes("old"));
+}

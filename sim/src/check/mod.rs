@@ -3,6 +3,7 @@
 
 pub mod block_refs;
 pub mod convergence;
+pub mod linearizable;
 pub mod register;
 
 /// Defined in hangar-checkers so the Jepsen harness reports violations the same way.
