@@ -123,7 +123,13 @@ impl ObjectStore {
                 proposer.ours_out |= partly;
                 return Ok(RoundEnd::Lost { promised });
             }
-            Phase2::Unknown { reason } => return Err(ObjectError::Unavailable { reason }),
+            // Some acceptors did not answer: our value may be chosen. Another round finds
+            // out (its prepare quorum meets any accept quorum: a chosen value of ours is
+            // finished and recognised as ours) instead of answering 503 at once.
+            Phase2::Unknown { .. } => {
+                proposer.ours_out = true;
+                return Ok(RoundEnd::Lost { promised: None });
+            }
         }
         #[cfg(test)]
         if self.node.cas.test_knobs.stop_after_accept.load(Ordering::Relaxed) {
