@@ -101,6 +101,9 @@ pub struct LoadSpec {
     pub concurrency: usize,
     pub limit: Limit,
     pub seed: u64,
+    /// A LIST walks every page of the prefix (continuation tokens) instead of one page: its
+    /// latency is then the time to list the whole bucket.
+    pub list_all: bool,
 }
 
 /// Latencies (µs) and counts of one operation kind.
@@ -187,19 +190,16 @@ async fn one(
     body: Bytes,
 ) -> Result<u64, String> {
     let path = format!("/{}/{}", spec.bucket, key_name(key));
-    let bucket_path = format!("/{}", spec.bucket);
-    let list_query = [
-        ("list-type".to_string(), "2".to_string()),
-        ("max-keys".to_string(), "1000".to_string()),
-        ("prefix".to_string(), "bench/".to_string()),
-    ];
-    let (method, path, query, sent): (Method, &str, &[(String, String)], u64) = match op {
-        Op::Put => (Method::PUT, &path, &[], body.len() as u64),
-        Op::Get => (Method::GET, &path, &[], 0),
-        Op::List => (Method::GET, &bucket_path, &list_query, 0),
-        Op::Delete => (Method::DELETE, &path, &[], 0),
+    let (method, sent) = match op {
+        Op::Put => (Method::PUT, body.len() as u64),
+        Op::Get => (Method::GET, 0),
+        Op::List => return list(conn, spec).await,
+        Op::Delete => (Method::DELETE, 0),
     };
-    let answer = conn.send(Call { method, path, query, body }).await.map_err(|e| e.to_string())?;
+    let answer = conn
+        .send(Call { method, path: &path, query: &[], body })
+        .await
+        .map_err(|e| e.to_string())?;
     // A GET of a key a DELETE just removed is a fine answer in a mixed load.
     let ok = (200..300).contains(&answer.status) || (op == Op::Get && answer.status == 404);
     if !ok {
@@ -207,6 +207,57 @@ async fn one(
         return Err(format!("{} {path}: HTTP {} {code}", op.name(), answer.status));
     }
     Ok(sent + answer.body.len() as u64)
+}
+
+/// One LIST: the first page of up to 1000 keys under `bench/`, or with `list_all` every
+/// page (following `NextContinuationToken`). Returns the bytes received.
+async fn list(conn: &mut Connection, spec: &LoadSpec) -> Result<u64, String> {
+    let path = format!("/{}", spec.bucket);
+    let mut received = 0u64;
+    let mut token: Option<String> = None;
+    loop {
+        let mut query = vec![
+            ("list-type".to_string(), "2".to_string()),
+            ("max-keys".to_string(), "1000".to_string()),
+            ("prefix".to_string(), "bench/".to_string()),
+        ];
+        if let Some(token) = token.take() {
+            query.push(("continuation-token".to_string(), token));
+        }
+        let call = Call { method: Method::GET, path: &path, query: &query, body: Bytes::new() };
+        let answer = conn.send(call).await.map_err(|e| e.to_string())?;
+        if !(200..300).contains(&answer.status) {
+            let code = error_code(&answer.body).unwrap_or_default();
+            return Err(format!("list {path}: HTTP {} {code}", answer.status));
+        }
+        received += answer.body.len() as u64;
+        if !spec.list_all {
+            return Ok(received);
+        }
+        let text = String::from_utf8_lossy(&answer.body);
+        match xml_element(&text, "NextContinuationToken") {
+            Some(next) if xml_element(&text, "IsTruncated") == Some("true") => {
+                token = Some(unescape_xml(next));
+            }
+            _ => return Ok(received),
+        }
+    }
+}
+
+/// The text of the first `<name>...</name>` element of `xml` (no nesting in the ones read).
+fn xml_element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&format!("</{name}>"))?;
+    Some(&xml[start..end])
+}
+
+fn unescape_xml(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 /// Runs the load and returns per-operation statistics. With `sequential_keys` the n-th

@@ -61,9 +61,17 @@ struct Args {
     /// ...or for this many operations.
     #[arg(long)]
     count: Option<u64>,
+    /// Requests in flight during the fill phase (default: --concurrency), e.g. to fill
+    /// 100k keys fast and then list them one client at a time.
+    #[arg(long)]
+    fill_concurrency: Option<usize>,
     /// Skip the fill phase even if the mix reads.
     #[arg(long)]
     no_fill: bool,
+    /// Each LIST walks the whole `bench/` prefix page by page (continuation tokens), so its
+    /// latency is the time to list every key (e.g. `--keys 100000 --mix list=1`).
+    #[arg(long)]
+    list_all: bool,
     /// Seed of the operation and key draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -160,29 +168,46 @@ fn main() -> ExitCode {
         concurrency: args.concurrency,
         limit,
         seed: args.seed,
+        list_all: args.list_all,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
     let runtime = match runtime {
         Ok(r) => r,
         Err(e) => return usage(format!("cannot start the async runtime: {e}")),
     };
-    runtime.block_on(bench(spec, &endpoint, args.no_fill, args.json))
+    let fill_concurrency = args.fill_concurrency.unwrap_or(args.concurrency).max(1);
+    runtime.block_on(bench(spec, &endpoint, fill_concurrency, args.no_fill, args.json))
 }
 
-async fn bench(spec: LoadSpec, endpoint: &str, no_fill: bool, json: bool) -> ExitCode {
+async fn bench(
+    spec: LoadSpec,
+    endpoint: &str,
+    fill_concurrency: usize,
+    no_fill: bool,
+    json: bool,
+) -> ExitCode {
     let mut conn = Connection::new(spec.addr.clone(), spec.creds.clone());
     let path = format!("/{}", spec.bucket);
-    let create = Call { method: Method::PUT, path: &path, query: &[], body: Bytes::new() };
-    match conn.send(create).await {
+    // A bucket the key may already use is taken as it is: the key need not be allowed to
+    // create buckets (a cluster's operator often creates them and grants access).
+    let head = Call { method: Method::HEAD, path: &path, query: &[], body: Bytes::new() };
+    let exists = match conn.send(head).await {
         Err(e) => return usage(format!("{endpoint}: {e} (is the server running?)")),
-        Ok(a) if a.status == 200 => {}
-        Ok(a) => {
-            let code = error_code(&a.body).unwrap_or_default();
-            if code != "BucketAlreadyOwnedByYou" && code != "BucketAlreadyExists" {
-                return usage(format!(
-                    "cannot create bucket {}: HTTP {} {code}",
-                    spec.bucket, a.status
-                ));
+        Ok(a) => a.status == 200,
+    };
+    if !exists {
+        let create = Call { method: Method::PUT, path: &path, query: &[], body: Bytes::new() };
+        match conn.send(create).await {
+            Err(e) => return usage(format!("{endpoint}: {e} (is the server running?)")),
+            Ok(a) if a.status == 200 => {}
+            Ok(a) => {
+                let code = error_code(&a.body).unwrap_or_default();
+                if code != "BucketAlreadyOwnedByYou" && code != "BucketAlreadyExists" {
+                    return usage(format!(
+                        "cannot create bucket {}: HTTP {} {code}",
+                        spec.bucket, a.status
+                    ));
+                }
             }
         }
     }
@@ -193,6 +218,7 @@ async fn bench(spec: LoadSpec, endpoint: &str, no_fill: bool, json: bool) -> Exi
         let fill = LoadSpec {
             mix: Mix { weights: [1, 0, 0, 0] },
             limit: Limit::Count(spec.keys as u64),
+            concurrency: fill_concurrency,
             ..spec.clone()
         };
         // Sequential keys so that every key exists after the fill.
