@@ -450,6 +450,18 @@ impl<S: TableSchema> Store<S> {
         Self::scan_partition_of(&table, partition, f)
     }
 
+    fn partition_is_empty(&self, partition: u8) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read().map_err(storage(S::NAME))?;
+        let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+        let (start, end) = Self::partition_range(partition);
+        let mut range = match &end {
+            Some(end) => table.range::<&[u8]>(start.as_slice()..end.as_slice()),
+            None => table.range::<&[u8]>(start.as_slice()..),
+        }
+        .map_err(storage(S::NAME))?;
+        Ok(range.next().is_none())
+    }
+
     fn scan_partition_of(
         table: &impl ReadableTable<&'static [u8], &'static [u8]>,
         partition: u8,
@@ -639,6 +651,12 @@ impl<S: TableSchema> LocalTable for Store<S> {
     }
 
     fn drop_partition(&self, partition: u8) -> Result<usize, StoreError> {
+        // Nearly every call finds nothing: a node re-drops every partition it does not hold
+        // whenever its layout history changes. A read transaction says so for a fraction of
+        // an aborted write transaction's cost (12% of a simulated 5-node run before).
+        if self.partition_is_empty(partition)? {
+            return Ok(0);
+        }
         let (start, end) = Self::partition_range(partition);
         let txn = self.db.begin_write().map_err(storage(S::NAME))?;
         let dropped = {
