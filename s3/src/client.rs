@@ -186,7 +186,7 @@ pub fn sign(
     let day = &date[..8];
     let scope = sigv4::scope(day, &creds.region);
     let sts = sigv4::string_to_sign(&date, &scope, &creq);
-    let key = sigv4::signing_key(&creds.secret_key, day, &creds.region);
+    let key = crate::s3api::signing_keys::signing_key(&creds.secret_key, day, &creds.region);
     let authorization = format!(
         "{} Credential={}/{scope}, SignedHeaders={}, Signature={}",
         sigv4::ALGORITHM,

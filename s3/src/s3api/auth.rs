@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::chunked::ChunkSigning;
 use super::error::S3Error;
+use super::signing_keys;
 use super::sigv4::{self, ALGORITHM, CanonicalInput, UNSIGNED_PAYLOAD};
 use super::time::parse_amz_date;
 
@@ -206,7 +207,7 @@ fn authenticate_header(
     if let PayloadHash::Chunked { signing: Some(chain), .. } = &mut payload {
         // The first chunk's signature chains from this request's.
         *chain = ChunkSigning {
-            key: sigv4::signing_key(secret, cred.date, cred.region),
+            key: signing_keys::signing_key(secret, cred.date, cred.region),
             amz_date: amz_date.to_string(),
             scope: sigv4::scope(cred.date, cred.region),
             seed_signature: signature.to_string(),
@@ -288,7 +289,7 @@ fn check_signature(
 ) -> Result<(), S3Error> {
     let creq = sigv4::canonical_request(input).ok_or(S3Error::InvalidURI)?;
     let sts = sigv4::string_to_sign(amz_date, &sigv4::scope(cred.date, cred.region), &creq);
-    let key = sigv4::signing_key(secret, cred.date, cred.region);
+    let key = signing_keys::signing_key(secret, cred.date, cred.region);
     if sigv4::signature_matches(&key, &sts, signature) {
         Ok(())
     } else {

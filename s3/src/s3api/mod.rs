@@ -42,6 +42,7 @@ pub mod post_policy;
 pub mod request_body;
 pub mod response_body;
 pub mod router;
+pub mod signing_keys;
 pub mod sigv4;
 pub mod time;
 pub mod versions;
