@@ -83,6 +83,7 @@ must_catch scenarios/weakened/s3-corruption-no-scrub.toml 'block_refs .*corrupt|
 must_catch scenarios/weakened/layout-early-read-switch.toml 'read_after_write' 20
 must_catch scenarios/weakened/disk-loss-no-sync-guard.toml 'read_after_write|no_lost_writes' 50
 must_catch scenarios/weakened/tombstone-gc-skips-unreachable.toml 'read_after_write|no_lost_writes' 30
+must_catch scenarios/weakened/linearizable-register-r1w1.toml 'linearizable' 10
 
 echo "== bad scenario files are refused with exit 2"
 bad=$(mktemp --suffix=.toml)
