@@ -3,7 +3,8 @@
 # durability (fsync of metadata and data on for both: Garage's defaults are off, Hangar's
 # on), run one after the other so they never share the CPU.
 #
-#   [NODES=1|3] [DURATION=20s] [LIST_KEYS=100000] [SYSTEMS="hangar garage"] [BIN_DIR=DIR] \
+#   [NODES=1|3] [DURATION=20s] [LIST_KEYS=100000] [LIST_ONLY=1] [SYSTEMS="hangar garage"] \
+#       [BIN_DIR=DIR] \
 #       bench/compare-garage.sh [GARAGE_BIN] [OUT_DIR]
 #
 # GARAGE_BIN: a Garage 2.5.0 binary (`cargo install garage --version 2.5.0 --root DIR`
@@ -86,6 +87,8 @@ workloads() {
         "get-4KiB-c16|--mix get=1 --size 4KiB --concurrency 16 --duration $DURATION"
         "put-4KiB-c1|--mix put=1 --size 4KiB --concurrency 1 --duration $DURATION"
         "get-4KiB-c1|--mix get=1 --size 4KiB --concurrency 1 --duration $DURATION")
+    # LIST_ONLY=1: only the listing workload (its fill of LIST_KEYS keys is the long part).
+    [ "${LIST_ONLY:-0}" = 1 ] && specs=()
     if [ "$LIST_KEYS" -gt 0 ]; then
         specs+=("list-${LIST_KEYS}keys|--mix list=1 --list-all --size 1 --keys $LIST_KEYS --fill-concurrency 32 --concurrency 1 --count 5")
     fi
