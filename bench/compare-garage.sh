@@ -71,6 +71,7 @@ wait_serving() {
     done
     echo "the $1 cluster did not accept a PUT within 60 s:" >&2
     cat "$WORK/probe.err" "$WORK/probe.json" >&2
+    tail -n 5 "$WORK"/*1.log >&2
     exit 1
 }
 

@@ -36,10 +36,11 @@ def list_workload(out_dir, nodes):
 
 
 def panel(x0, y0, w, h, title, unit, groups, log=False):
-    """groups: [(label, [value or None per system])]; returns SVG elements."""
+    """groups: [(label, [value or None per system], [errors per system])]; returns SVG
+    elements. A bar whose run had errors says how many: its rate counts only successes."""
     out = [f'<text x="{x0 + w / 2}" y="{y0 - 10}" text-anchor="middle" '
            f'font-weight="bold">{escape(title)}</text>']
-    values = [v for _, vs in groups for v in vs if v]
+    values = [v for _, vs, _ in groups for v in vs if v]
     if not values:
         return out
     top = max(values) * 1.15
@@ -53,7 +54,7 @@ def panel(x0, y0, w, h, title, unit, groups, log=False):
     out.append(f'<line x1="{x0}" y1="{y0 + h}" x2="{x0 + w}" y2="{y0 + h}" stroke="#444"/>')
     slot = w / len(groups)
     bar = slot / (len(SYSTEMS) + 1)
-    for gi, (label, vs) in enumerate(groups):
+    for gi, (label, vs, errs) in enumerate(groups):
         gx = x0 + gi * slot + bar / 2
         for si, v in enumerate(vs):
             if not v:
@@ -63,6 +64,8 @@ def panel(x0, y0, w, h, title, unit, groups, log=False):
             out.append(f'<rect x="{bx:.1f}" y="{y0 + h - bh:.1f}" width="{bar * 0.9:.1f}" '
                        f'height="{bh:.1f}" fill="{SYSTEMS[si][2]}"/>')
             text = f"{v:.3g}" if v < 100 else f"{v:.0f}"
+            if errs[si]:
+                text += f" ({errs[si]} errors)"
             out.append(f'<text x="{bx + bar * 0.45:.1f}" y="{y0 + h - bh - 3:.1f}" '
                        f'text-anchor="middle" font-size="10">{text}</text>')
         out.append(f'<text x="{x0 + gi * slot + slot / 2:.1f}" y="{y0 + h + 14}" '
@@ -82,21 +85,23 @@ def main():
         else f"Hangar and Garage, {nodes} nodes (RF 3), loopback")
 
     def metric(workload, key):
-        return [(load(out_dir, s, nodes, workload) or {}).get(key) for s, _, _ in SYSTEMS]
+        rows = [load(out_dir, s, nodes, workload) or {} for s, _, _ in SYSTEMS]
+        return [r.get(key) for r in rows], [r.get("errors", 0) for r in rows]
 
     listing = list_workload(out_dir, nodes)
     panels = [
         ("Large objects, 1 MiB, c=8", "MiB/s", False,
-         [("PUT", metric("put-1MiB-c8", "mib_per_s")), ("GET", metric("get-1MiB-c8", "mib_per_s"))]),
+         [("PUT", *metric("put-1MiB-c8", "mib_per_s")), ("GET", *metric("get-1MiB-c8", "mib_per_s"))]),
         ("Small objects, 4 KiB, c=16", "ops/s", True,
-         [("PUT", metric("put-4KiB-c16", "ops_per_s")), ("GET", metric("get-4KiB-c16", "ops_per_s"))]),
+         [("PUT", *metric("put-4KiB-c16", "ops_per_s")), ("GET", *metric("get-4KiB-c16", "ops_per_s"))]),
         ("Small objects, 4 KiB, c=1: p50", "ms", True,
-         [("PUT", metric("put-4KiB-c1", "p50_ms")), ("GET", metric("get-4KiB-c1", "p50_ms"))]),
+         [("PUT", *metric("put-4KiB-c1", "p50_ms")), ("GET", *metric("get-4KiB-c1", "p50_ms"))]),
     ]
     if listing:
         keys = listing[len("list-"):-len("keys")]
         panels.append((f"Listing {int(keys):,} keys (whole prefix), p50", "s", False,
-                       [("LIST", [v / 1000 if v else None for v in metric(listing, "p50_ms")])]))
+                       [("LIST", [v / 1000 if v else None for v in metric(listing, "p50_ms")[0]],
+                         metric(listing, "p50_ms")[1])]))
     width, ph, pw = 880, 170, 360
     rows = (len(panels) + 1) // 2
     height = 70 + rows * (ph + 70)
