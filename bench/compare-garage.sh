@@ -46,7 +46,8 @@ stop_all() {
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     PIDS=()
 }
-cleanup() { stop_all; rm -rf "$WORK"; }
+# KEEP_LOGS=DIR: copy the servers' logs there before the working directory goes.
+cleanup() { stop_all; [ -n "${KEEP_LOGS:-}" ] && cp "$WORK"/*.log "$KEEP_LOGS"/; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 wait_port() {
