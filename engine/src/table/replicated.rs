@@ -229,14 +229,32 @@ impl<S: TableSchema> Replicated<S> {
     /// Writes `entry` under `key` to a write quorum of replicas (of every stored layout
     /// version's replica set, during a transition).
     pub async fn insert(&self, key: Vec<u8>, entry: &S::Entry) -> Result<(), QuorumError> {
+        self.write_quorum(&key, entry, &[]).await
+    }
+
+    /// Sends `entry` to every replica of the write sets except `already_hold` (which count
+    /// as successes) and waits until a write quorum of every set holds it: an `insert`, and
+    /// the second phase of a linearizable read (`already_hold` = the replicas that answered
+    /// the merged value).
+    async fn write_quorum(
+        &self,
+        key: &[u8],
+        entry: &S::Entry,
+        already_hold: &[NodeId],
+    ) -> Result<(), QuorumError> {
         // Held until the answer: a layout acknowledgement waits for writes like this one.
         let _guard = self.layout.write_guard().await;
         let mut quorums =
-            SetQuorums::new(self.layout.write_sets(partition_of_key(&key)), self.quorums.write);
+            SetQuorums::new(self.layout.write_sets(partition_of_key(key)), self.quorums.write);
+        for &node in already_hold {
+            quorums.success(node);
+        }
         let replicas = quorums.union();
-        let entries = vec![(key, encode_entry(entry))];
+        let targets: Vec<NodeId> =
+            replicas.iter().copied().filter(|n| !already_hold.contains(n)).collect();
+        let entries = vec![(key.to_vec(), encode_entry(entry))];
         let request = TableRequest::Update { table: S::NAME.into(), entries };
-        let mut answers = self.fan_out(&replicas, request);
+        let mut answers = self.fan_out(&targets, request);
         let mut errors = Vec::new();
         while !quorums.reached()
             && let Some((node, answer)) = answers.recv().await
@@ -286,46 +304,9 @@ impl<S: TableSchema> Replicated<S> {
         if current.len() >= self.quorums.write || !self.awaits_read_repair(replicas.len()) {
             self.repair(key, &merged, &stale);
         } else {
-            self.write_back(key, &merged, &current).await?;
+            self.write_quorum(key, &merged, &current).await?;
         }
         Ok(Some(merged))
-    }
-
-    /// The second phase of a linearizable read: writes `merged` to every replica of the
-    /// write sets not in `current` (those already answered it) and waits until a write
-    /// quorum of every set holds it, like an `insert` of the value read.
-    async fn write_back(
-        &self,
-        key: &[u8],
-        merged: &S::Entry,
-        current: &[NodeId],
-    ) -> Result<(), QuorumError> {
-        let _guard = self.layout.write_guard().await;
-        let mut quorums =
-            SetQuorums::new(self.layout.write_sets(partition_of_key(key)), self.quorums.write);
-        for &node in current {
-            quorums.success(node);
-        }
-        let targets: Vec<NodeId> =
-            quorums.union().into_iter().filter(|n| !current.contains(n)).collect();
-        let entries = vec![(key.to_vec(), encode_entry(merged))];
-        let request = TableRequest::Update { table: S::NAME.into(), entries };
-        let mut answers = self.fan_out(&targets, request);
-        let mut errors = Vec::new();
-        while !quorums.reached()
-            && let Some((node, answer)) = answers.recv().await
-        {
-            match answer {
-                Ok(Response::Done) => quorums.success(node),
-                Ok(other) => errors.push(format!("{node}: unexpected answer {other:?}")),
-                Err(e) => errors.push(format!("{node}: read repair: {e}")),
-            }
-        }
-        if quorums.reached() {
-            return Ok(());
-        }
-        let (quorum, successes) = quorums.worst();
-        Err(QuorumError { quorum, successes, errors })
     }
 
     /// Reads up to `limit` entries of one partition key whose sort keys start with
