@@ -10,23 +10,15 @@
 //! then lets the conditional write finish. With the old path (`unconditional_fast_path`)
 //! the anomaly comes back: the `…_on_the_old_path` twins show the tests can fail.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::sync::oneshot;
 
 use super::conditional::WriteCondition;
+use super::conditional_tests::stores;
 use super::version::VersionState;
-use super::{ObjectError, ObjectRecord, ObjectStore, Versioning};
-use crate::node_tests::{TestCluster, meta};
-
-async fn stores() -> (TestCluster, Vec<Arc<ObjectStore>>) {
-    let cluster = TestCluster::start().await;
-    let stores: Vec<Arc<ObjectStore>> =
-        cluster.nodes.iter().cloned().map(|n| Arc::new(ObjectStore::new(n))).collect();
-    stores[0].create_bucket("b").await.unwrap();
-    (cluster, stores)
-}
+use super::{ObjectError, ObjectRecord, Versioning};
+use crate::node_tests::meta;
 
 /// The unconditional write raced against the conditional one.
 #[derive(Clone, Copy)]

@@ -14,7 +14,8 @@ use crate::cas::{Ballot, CasReply};
 use crate::layout::NodeId;
 use crate::node_tests::{TestCluster, meta};
 
-async fn stores() -> (TestCluster, Vec<Arc<ObjectStore>>) {
+/// Three object stores over a fresh `TestCluster`, bucket `b` created.
+pub(super) async fn stores() -> (TestCluster, Vec<Arc<ObjectStore>>) {
     let cluster = TestCluster::start().await;
     let stores: Vec<Arc<ObjectStore>> =
         cluster.nodes.iter().cloned().map(|n| Arc::new(ObjectStore::new(n))).collect();

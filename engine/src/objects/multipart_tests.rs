@@ -273,11 +273,9 @@ async fn finished_uploads_leave_every_replica_after_the_delay_and_stay_gone() {
     }
 }
 
-/// The rule collection rests on, for uploads: n3 is away while the upload is aborted and
-/// still holds it open, with its part. Collecting then would let anti-entropy bring the
-/// upload back from n3 (shown with the weakened collector at the end).
-#[tokio::test(start_paused = true)]
-async fn a_finished_upload_is_kept_while_a_replica_is_unreachable() {
+/// Upload `k` of bucket `b` with one part on every replica, then aborted while n3 is down
+/// (n3 still holds it open, with its part).
+async fn aborted_while_n3_is_away() -> (TestCluster, Vec<ObjectStore>, String) {
     let (cluster, s) = object_stores().await;
     s[0].create_bucket("b").await.unwrap();
     let id = s[0].create_multipart_upload("b", "k", UploadMeta::default()).await.unwrap();
@@ -290,6 +288,15 @@ async fn a_finished_upload_is_kept_while_a_replica_is_unreachable() {
     .await;
     cluster.set_down(3, true);
     s[0].abort_multipart_upload("b", "k", &id).await.unwrap();
+    (cluster, s, id)
+}
+
+/// The rule collection rests on, for uploads: n3 is away while the upload is aborted and
+/// still holds it open, with its part. Collecting then would let anti-entropy bring the
+/// upload back from n3 (shown with the weakened collector at the end).
+#[tokio::test(start_paused = true)]
+async fn a_finished_upload_is_kept_while_a_replica_is_unreachable() {
+    let (cluster, s, id) = aborted_while_n3_is_away().await;
     collect_tombstones_before(&cluster, u64::MAX).await;
     let held = upload_on_replicas(&cluster, "k", &id);
     assert!(held[..2].iter().all(|u| u.as_ref().is_some_and(|u| u.finished.get())), "{held:?}");
@@ -314,18 +321,7 @@ async fn a_finished_upload_is_kept_while_a_replica_is_unreachable() {
 /// comes back, listed and open — what the test above guards against.
 #[tokio::test(start_paused = true)]
 async fn the_weakened_collector_lets_an_aborted_upload_come_back() {
-    let (cluster, s) = object_stores().await;
-    s[0].create_bucket("b").await.unwrap();
-    let id = s[0].create_multipart_upload("b", "k", UploadMeta::default()).await.unwrap();
-    s[1].upload_part("b", "k", &id, 1, body(10, 1), "e1".into()).await.unwrap();
-    wait_until("every replica holds the part", 10_000, || {
-        upload_on_replicas(&cluster, "k", &id)
-            .iter()
-            .all(|u| u.as_ref().is_some_and(|u| u.parts.len() == 1))
-    })
-    .await;
-    cluster.set_down(3, true);
-    s[0].abort_multipart_upload("b", "k", &id).await.unwrap();
+    let (cluster, s, id) = aborted_while_n3_is_away().await;
     let config = GcConfig { tombstone_unsafe_skip_unreachable: true, ..GcConfig::default() };
     for node in &cluster.nodes[..2] {
         TombstoneGc::from_config(node.clone(), &config).collect_older_than(u64::MAX).await;
