@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use hangar_s3::client::{Call, Connection, Creds, error_code};
+use hangar_s3::s3api::xml::first_element_text;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Op {
@@ -235,29 +236,13 @@ async fn list(conn: &mut Connection, spec: &LoadSpec) -> Result<u64, String> {
             return Ok(received);
         }
         let text = String::from_utf8_lossy(&answer.body);
-        match xml_element(&text, "NextContinuationToken") {
-            Some(next) if xml_element(&text, "IsTruncated") == Some("true") => {
-                token = Some(unescape_xml(next));
+        match first_element_text(&text, "NextContinuationToken") {
+            Some(next) if first_element_text(&text, "IsTruncated").as_deref() == Some("true") => {
+                token = Some(next);
             }
             _ => return Ok(received),
         }
     }
-}
-
-/// The text of the first `<name>...</name>` element of `xml` (no nesting in the ones read).
-fn xml_element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    let open = format!("<{name}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&format!("</{name}>"))?;
-    Some(&xml[start..end])
-}
-
-fn unescape_xml(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
 }
 
 /// Runs the load and returns per-operation statistics. With `sequential_keys` the n-th

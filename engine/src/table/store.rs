@@ -453,13 +453,20 @@ impl<S: TableSchema> Store<S> {
     fn partition_is_empty(&self, partition: u8) -> Result<bool, StoreError> {
         let txn = self.db.begin_read().map_err(storage(S::NAME))?;
         let table = txn.open_table(Self::definition()).map_err(storage(S::NAME))?;
+        Ok(Self::partition_entries(&table, partition)?.next().is_none())
+    }
+
+    /// The entries of one partition, in key order.
+    fn partition_entries<'t>(
+        table: &'t impl ReadableTable<&'static [u8], &'static [u8]>,
+        partition: u8,
+    ) -> Result<redb::Range<'t, &'static [u8], &'static [u8]>, StoreError> {
         let (start, end) = Self::partition_range(partition);
-        let mut range = match &end {
+        match &end {
             Some(end) => table.range::<&[u8]>(start.as_slice()..end.as_slice()),
             None => table.range::<&[u8]>(start.as_slice()..),
         }
-        .map_err(storage(S::NAME))?;
-        Ok(range.next().is_none())
+        .map_err(storage(S::NAME))
     }
 
     fn scan_partition_of(
@@ -467,13 +474,7 @@ impl<S: TableSchema> Store<S> {
         partition: u8,
         mut f: impl FnMut(&[u8], &[u8]),
     ) -> Result<(), StoreError> {
-        let (start, end) = Self::partition_range(partition);
-        let range = match &end {
-            Some(end) => table.range::<&[u8]>(start.as_slice()..end.as_slice()),
-            None => table.range::<&[u8]>(start.as_slice()..),
-        }
-        .map_err(storage(S::NAME))?;
-        for item in range {
+        for item in Self::partition_entries(table, partition)? {
             let (k, v) = item.map_err(storage(S::NAME))?;
             f(k.value(), v.value());
         }

@@ -96,7 +96,7 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// The derived key; a server could cache it per (key, day, region).
+/// The derived key (remembered per (secret, day, region) by `signing_keys`).
 pub fn signing_key(secret: &str, date: &str, region: &str) -> [u8; 32] {
     let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let k_region = hmac(&k_date, region.as_bytes());
