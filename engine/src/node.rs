@@ -246,7 +246,8 @@ impl Node {
         tokio::spawn(rpc::serve(listener, node.seam.clone(), config.rpc_secret.clone(), handler));
         tokio::spawn(node.clone().anti_entropy_loop(config.sync_interval_ms));
         if node.is_syncing() {
-            tokio::spawn(node.clone().blank_sync_loop(config.repair));
+            let layout_changes = node.layouts.subscribe();
+            tokio::spawn(node.clone().blank_sync_loop(config.repair, layout_changes));
         }
         let bootstrap = config.peers.keys().copied().collect();
         let layout_interval_ms = config.sync_interval_ms.min(LAYOUT_INTERVAL_MS_MAX);
@@ -292,7 +293,11 @@ impl Node {
     /// A blank node's way back to serving reads: full sync passes right away and every
     /// `BLANK_SYNC_RETRY_MS` until one covers every partition (`SyncWorker::full_sync_pass`),
     /// then a block resync pass, then the persisted marker, then reads.
-    async fn blank_sync_loop(self: Arc<Self>, repair: RepairConfig) {
+    async fn blank_sync_loop(
+        self: Arc<Self>,
+        repair: RepairConfig,
+        mut layout_changes: tokio::sync::watch::Receiver<u64>,
+    ) {
         let worker = SyncWorker::new(
             self.id,
             self.rpc.clone(),
@@ -309,7 +314,15 @@ impl Node {
                 Ok(()) => break,
                 Err(e) => tracing::debug!(node = %self.id, "blank node not synced yet: {e}"),
             }
-            tokio::time::sleep(Duration::from_millis(BLANK_SYNC_RETRY_MS)).await;
+            // A layout learnt (by a node of a new cluster, right after `layout apply`) is
+            // worth a try at once: until then the node refuses the cluster's writes.
+            let retry = tokio::time::sleep(Duration::from_millis(BLANK_SYNC_RETRY_MS));
+            tokio::select! {
+                biased; // a seed must replay bit for bit
+                Ok(()) = layout_changes.changed() => {}
+                () = retry => {}
+            }
+            layout_changes.mark_unchanged();
         }
         self.sync_gate.set_syncing(false);
         self.seam.trace.event("blank-sync-done", &self.id.0.to_le_bytes());

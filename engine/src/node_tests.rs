@@ -122,12 +122,24 @@ impl TestCluster {
     /// new one starts on an empty disk under the same name, with the cluster's first layout.
     /// Returns once it listens; it is then blank and syncing.
     pub async fn restart_blank(&mut self, n: u64, sync_interval_ms: u64) {
+        self.restart_blank_with_layout(n, sync_interval_ms, test_layout(self.members)).await;
+    }
+
+    /// `restart_blank`, the new incarnation starting with `layout`: an unapplied (version 0)
+    /// layout is a wiped node that has not learnt the layout by gossip yet, as in a real
+    /// deployment, where the layout lives in the metadata directory and not in the config.
+    pub async fn restart_blank_with_layout(
+        &mut self,
+        n: u64,
+        sync_interval_ms: u64,
+        layout: ClusterLayout,
+    ) {
         // Every connection to the old incarnation breaks, so peers reconnect to the new
         // listener (which replaces the old one on the switchboard).
         self.board.kill(&node_name(n));
         let members = self.members;
         let peers = (1..=members).filter(|&p| p != n).map(|p| (NodeId(p), node_name(p)));
-        let config = node_config(n, peers.collect(), test_layout(members), sync_interval_ms);
+        let config = node_config(n, peers.collect(), layout, sync_interval_ms);
         // A different seed than the first incarnation: a new process.
         let node = Node::start(seam(&self.board, &node_name(n), n + 1_000), config).await;
         self.nodes[n as usize - 1] = node.expect("node restarts");
@@ -658,6 +670,60 @@ mod blank_node {
         wait_until("n1 leaves syncing", 5_000, || !cluster.node(1).is_syncing()).await;
         let local = cluster.node(1).kv.local.get(&kv_key("k")).expect("local read");
         assert_eq!(local.and_then(|e| e.value().clone()).as_deref(), Some(&b"new"[..]));
+    }
+
+    // Regression: a wiped node that had not learnt the layout yet saw no replica set for
+    // any partition, so it answered reads (and prepares) with its empty database for up to
+    // a gossip period after restarting.
+    #[tokio::test(start_paused = true)]
+    async fn a_blank_node_that_knows_no_layout_yet_refuses_reads_too() {
+        let mut cluster = TestCluster::start_with_sync_interval(NO_ANTI_ENTROPY_MS).await;
+        put(cluster.node(1), "k", b"old").await;
+        cluster.set_down(3, true);
+        put(cluster.node(1), "k", b"new").await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        cluster.set_down(3, false);
+        cluster.set_down(2, true);
+        let no_layout = ClusterLayout::new(NODE_COUNT as usize).expect("RF 3 is valid");
+        cluster.restart_blank_with_layout(1, NO_ANTI_ENTROPY_MS, no_layout).await;
+        assert!(cluster.node(1).current_layout().is_none(), "no gossip round yet");
+        let err = get(cluster.node(3), "k").await.expect_err("n1 refuses, n2 is down");
+        assert!(err.errors.iter().any(|e| e.contains("syncing")), "{err}");
+        cluster.set_down(2, false);
+        wait_until("n1 learns the layout and syncs", 15_000, || {
+            cluster.node(1).current_layout().is_some() && !cluster.node(1).is_syncing()
+        })
+        .await;
+        let read = get(cluster.node(1), "k").await.expect("read quorum");
+        assert_eq!(read.as_deref(), Some(&b"new"[..]));
+    }
+
+    // A new cluster, as docs/deploy.md starts one: every node blank and without a layout,
+    // so each refuses reads and prepares until it learnt the layout and synced. The applied
+    // layout wakes the layout worker and the blank syncs at once. Before, they waited for
+    // their period (5 s here), and a client that began right after `layout apply` had its
+    // writes refused with 503s meanwhile.
+    #[tokio::test(start_paused = true)]
+    async fn a_new_cluster_serves_writes_right_after_its_layout_is_applied() {
+        let board = Arc::new(Switchboard::default());
+        let mut nodes = Vec::new();
+        for n in 1..=NODE_COUNT {
+            let peers = (1..=NODE_COUNT).filter(|&p| p != n).map(|p| (NodeId(p), node_name(p)));
+            let no_layout = ClusterLayout::new(NODE_COUNT as usize).expect("RF 3 is valid");
+            let config = node_config(n, peers.collect(), no_layout, NO_ANTI_ENTROPY_MS);
+            nodes.push(Node::start(seam(&board, &node_name(n), n), config).await.expect("starts"));
+        }
+        let first = crate::layout::history::LayoutHistory::from_layout(&test_layout(NODE_COUNT));
+        nodes[0].layouts.merge(&first).expect("installs the first layout");
+        wait_until("every node learnt the layout and synced", 1_000, || {
+            nodes.iter().all(|n| n.current_layout().is_some() && !n.is_syncing())
+        })
+        .await;
+        put(&nodes[1], "k", b"v").await;
+        for node in &nodes {
+            let read = get(node, "k").await.expect("read quorum");
+            assert_eq!(read.as_deref(), Some(&b"v"[..]));
+        }
     }
 
     #[tokio::test(start_paused = true)]

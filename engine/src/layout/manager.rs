@@ -107,6 +107,10 @@ pub struct LayoutManager {
     /// Fault hook (simulation only): reads use the newest version at once, before its
     /// replicas synced — the bug the transition protocol exists to prevent.
     early_read_switch: AtomicBool,
+    /// Counts installed changes, so that the layout worker and a blank node's sync wake as
+    /// soon as a layout is applied or learnt instead of at their next period: a new cluster
+    /// would otherwise refuse writes for up to a gossip period after `layout apply`.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl LayoutManager {
@@ -133,7 +137,13 @@ impl LayoutManager {
             updating: Mutex::new(()),
             writes: Arc::new(tokio::sync::RwLock::new(())),
             early_read_switch: AtomicBool::new(false),
+            changes: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// A receiver whose `changed()` completes after every installed change of the history.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// A copy of the whole history.
@@ -215,6 +225,7 @@ impl LayoutManager {
             // with it for long, and a stale digest only costs one extra gossip exchange.
             *self.digest.write().unwrap() = next.digest();
             *self.history.write().unwrap() = Arc::new(next);
+            self.changes.send_modify(|count| *count += 1);
         }
         Ok((result, changed))
     }

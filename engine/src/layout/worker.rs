@@ -35,19 +35,33 @@ pub struct LayoutWorker {
     node: Arc<Node>,
     /// Peers to gossip with even before the layout names them (the bootstrap peers).
     bootstrap: Vec<NodeId>,
+    /// Made with the worker, not when it first runs, so no change is missed in between.
+    changes: tokio::sync::watch::Receiver<u64>,
 }
 
 impl LayoutWorker {
     pub fn new(node: Arc<Node>, bootstrap: Vec<NodeId>) -> Self {
-        LayoutWorker { node, bootstrap }
+        let changes = node.layouts.subscribe();
+        LayoutWorker { node, bootstrap, changes }
     }
 
-    /// Runs a step every `interval_ms` (jittered by up to a quarter).
-    pub async fn run(self, interval_ms: u64) {
+    /// Runs a step every `interval_ms` (jittered by up to a quarter), and at once whenever
+    /// the history changed: an applied or learnt layout reaches every peer, and every
+    /// transition step follows the previous one, without waiting for the period.
+    pub async fn run(mut self, interval_ms: u64) {
         let mut rng = self.node.seam.rng("layout");
         loop {
             let jitter = rng.next_u64() % (interval_ms / 4 + 1);
-            tokio::time::sleep(Duration::from_millis(interval_ms + jitter)).await;
+            let period = tokio::time::sleep(Duration::from_millis(interval_ms + jitter));
+            // `biased`: tokio picks among ready branches at random otherwise, and a seed
+            // must replay bit for bit.
+            tokio::select! {
+                biased;
+                Ok(()) = self.changes.changed() => {}
+                () = period => {}
+            }
+            // This step's own changes wake the next one: it gossips what this one did.
+            self.changes.mark_unchanged();
             let report = self.step().await;
             let progressed = report.acked.or(report.synced).or(report.reads_moved_to);
             if progressed.is_some() {

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use super::conditional::WriteCondition;
 use super::object_ops::object_key;
@@ -213,6 +214,9 @@ async fn conditional_writes_succeed_with_one_replica_partitioned() {
     assert!(matches!(stuck, Err(ObjectError::Unavailable { .. })), "{stuck:?}");
     cluster.set_down(2, false);
     cluster.set_down(3, false);
+    // Past the RPC clients' reconnect backoff (1 s at most in tests): n2's calls to the
+    // others failed while it was cut off.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(s[1].get_object("b", "k").await.unwrap().data, b"two".to_vec());
 }
 

@@ -138,7 +138,9 @@ impl SyncGate {
 
     /// Whether our replica must refuse a read of `partition`: while syncing, unless no
     /// stored layout version gives the partition another replica (a single-node set has
-    /// nothing to pull, and its blank answer is the truth).
+    /// nothing to pull, and its blank answer is the truth). A syncing node that knows no
+    /// layout yet refuses too: a wiped node learns the layout again by gossip, and until
+    /// then its peers' reads and prepares still count on the replica it lost.
     pub fn refuses_reads_of(
         &self,
         layout: &LayoutManager,
@@ -146,9 +148,12 @@ impl SyncGate {
         partition: u8,
         write_quorum: usize,
     ) -> bool {
-        self.is_syncing()
-            && layout
-                .write_sets(partition)
+        if !self.is_syncing() {
+            return false;
+        }
+        let sets = layout.write_sets(partition);
+        sets.is_empty()
+            || sets
                 .iter()
                 .any(|set| set.contains(&me) && answers_needed(set.len(), write_quorum) > 0)
     }
