@@ -21,6 +21,7 @@ const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cas_acceptor"
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcceptorState {
     pub promised: Option<Ballot>,
+    #[serde(with = "super::accepted_bytes")]
     pub accepted: Option<Accepted>,
 }
 
