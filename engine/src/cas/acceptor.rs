@@ -11,12 +11,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{Accepted, Ballot, CasReply};
 
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cas_acceptor");
+/// Keys whose accepted value changed since the compactor last looked (`compaction_due`),
+/// written in the same transaction as the accept.
+const COMPACTION_DUE: TableDefinition<&[u8], ()> = TableDefinition::new("cas_compaction_due");
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcceptorState {
@@ -89,6 +92,8 @@ pub(crate) struct ProposerTestKnobs {
     /// The next round to finish its prepare phase says so on the first channel, then
     /// waits for the second (a test interleaves another write there).
     pub after_prepare: Mutex<Option<PauseAfterPrepare>>,
+    /// The same, between a round's accept quorum and its table write.
+    pub after_accept: Mutex<Option<PauseAfterPrepare>>,
 }
 
 /// See `ProposerTestKnobs::after_prepare`.
@@ -101,6 +106,16 @@ impl ProposerTestKnobs {
     /// Called by a proposer after its prepare quorum: pauses if a test asked for it.
     pub(crate) async fn pause_after_prepare(&self) {
         let pause = self.after_prepare.lock().unwrap().take();
+        Self::pause(pause).await;
+    }
+
+    /// Called by a proposer after its accept quorum: pauses if a test asked for it.
+    pub(crate) async fn pause_after_accept(&self) {
+        let pause = self.after_accept.lock().unwrap().take();
+        Self::pause(pause).await;
+    }
+
+    async fn pause(pause: Option<PauseAfterPrepare>) {
         if let Some((reached, resume)) = pause {
             let _ = reached.send(());
             let _ = resume.await;
@@ -113,6 +128,7 @@ impl Acceptor {
         // Create the table up front so that reads never meet a missing table.
         let txn = db.begin_write().map_err(storage)?;
         txn.open_table(TABLE).map_err(storage)?;
+        txn.open_table(COMPACTION_DUE).map_err(storage)?;
         txn.commit().map_err(storage)?;
         Ok(Acceptor {
             db,
@@ -125,7 +141,7 @@ impl Acceptor {
 
     /// Phase 1: promises `ballot` if it is above every ballot promised so far.
     pub fn prepare(&self, key: &[u8], ballot: Ballot) -> Result<CasReply, AcceptorError> {
-        self.update(key, |state| step(state, AcceptorOp::Prepare(ballot)))
+        self.apply_one(key, AcceptorOp::Prepare(ballot))
     }
 
     /// Phase 2: accepts `value` under `ballot` if `ballot` is the last promise made (see
@@ -136,7 +152,12 @@ impl Acceptor {
         ballot: Ballot,
         value: Vec<u8>,
     ) -> Result<CasReply, AcceptorError> {
-        self.update(key, |state| step(state, AcceptorOp::Accept(ballot, value)))
+        self.apply_one(key, AcceptorOp::Accept(ballot, value))
+    }
+
+    /// One request in a transaction of its own (`serve` without the group commit).
+    fn apply_one(&self, key: &[u8], op: AcceptorOp) -> Result<CasReply, AcceptorError> {
+        self.apply_batch(vec![(key.to_vec(), op)]).pop().expect("one answer per request")
     }
 
     /// `prepare` or `accept`, with group commit: the first caller to find no commit
@@ -189,16 +210,23 @@ impl Acceptor {
         };
         let mut answers = Vec::with_capacity(n);
         {
-            let mut table = match txn.open_table(TABLE) {
-                Ok(table) => table,
+            let opened = txn
+                .open_table(TABLE)
+                .and_then(|table| txn.open_table(COMPACTION_DUE).map(|due| (table, due)));
+            let (mut table, mut due) = match opened {
+                Ok(tables) => tables,
                 Err(e) => return all_fail(storage(e), n),
             };
             for (key, op) in requests {
+                let accepts = matches!(op, AcceptorOp::Accept(..));
                 let answer =
                     read_state(&table, &key).and_then(|mut state| match step(&mut state, op) {
                         Ok(reply) => {
                             let bytes = crate::codec::encode(&StoredState::V1(state));
                             table.insert(key.as_slice(), bytes.as_slice()).map_err(storage)?;
+                            if accepts {
+                                due.insert(key.as_slice(), ()).map_err(storage)?;
+                            }
                             Ok(reply)
                         }
                         Err(reply) => Ok(reply),
@@ -212,6 +240,63 @@ impl Acceptor {
         }
     }
 
+    /// Up to `limit` keys (after `after`, in key order) whose accepted value changed since
+    /// the compactor last looked, with their state.
+    pub fn compaction_due(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, AcceptorState)>, AcceptorError> {
+        use std::ops::Bound;
+        let txn = self.db.begin_read().map_err(storage)?;
+        let due = txn.open_table(COMPACTION_DUE).map_err(storage)?;
+        let table = txn.open_table(TABLE).map_err(storage)?;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out = Vec::new();
+        for item in due.range::<&[u8]>((start, Bound::Unbounded)).map_err(storage)?.take(limit) {
+            let key = item.map_err(storage)?.0.value().to_vec();
+            let state = read_state(&table, &key)?;
+            out.push((key, state));
+        }
+        Ok(out)
+    }
+
+    /// For each `(key, judged, replacement)`: if the key's accepted value is still
+    /// `judged` (the one the compactor looked at), stores `replacement` in its place under
+    /// the same ballot and marks the key done; a key accepted anew meanwhile stays due.
+    /// Not fsynced: a compaction lost in a crash leaves the full value, which is safe, and
+    /// the key due again. Returns how many rows were rewritten.
+    pub fn compact(
+        &self,
+        items: Vec<(Vec<u8>, Option<Accepted>, Vec<u8>)>,
+    ) -> Result<usize, AcceptorError> {
+        let _serial = self.serial.lock().unwrap();
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_durability(redb::Durability::None).map_err(storage)?;
+        let mut rewritten = 0;
+        {
+            let mut table = txn.open_table(TABLE).map_err(storage)?;
+            let mut due = txn.open_table(COMPACTION_DUE).map_err(storage)?;
+            for (key, judged, replacement) in items {
+                let mut state = read_state(&table, &key)?;
+                if state.accepted != judged {
+                    continue;
+                }
+                if let Some((ballot, value)) = &state.accepted
+                    && *value != replacement
+                {
+                    state.accepted = Some((*ballot, replacement));
+                    let bytes = crate::codec::encode(&StoredState::V1(state));
+                    table.insert(key.as_slice(), bytes.as_slice()).map_err(storage)?;
+                    rewritten += 1;
+                }
+                due.remove(key.as_slice()).map_err(storage)?;
+            }
+        }
+        txn.commit().map_err(storage)?;
+        Ok(rewritten)
+    }
+
     /// The stored state of `key` (tests and diagnostics).
     pub fn state(&self, key: &[u8]) -> Result<AcceptorState, AcceptorError> {
         let _serial = self.serial.lock().unwrap();
@@ -222,35 +307,6 @@ impl Acceptor {
         };
         txn.abort().map_err(storage)?;
         Ok(state)
-    }
-
-    /// Applies `step` to the key's state: `Ok(reply)` commits the changed state durably
-    /// before answering, `Err(reply)` answers without writing.
-    fn update(
-        &self,
-        key: &[u8],
-        step: impl FnOnce(&mut AcceptorState) -> Result<CasReply, CasReply>,
-    ) -> Result<CasReply, AcceptorError> {
-        let _serial = self.serial.lock().unwrap();
-        let txn = self.db.begin_write().map_err(storage)?;
-        let reply = {
-            let mut table = txn.open_table(TABLE).map_err(storage)?;
-            let mut state = read_state(&table, key)?;
-            match step(&mut state) {
-                Ok(reply) => {
-                    let bytes = crate::codec::encode(&StoredState::V1(state));
-                    table.insert(key, bytes.as_slice()).map_err(storage)?;
-                    reply
-                }
-                Err(reply) => {
-                    drop(table);
-                    txn.abort().map_err(storage)?;
-                    return Ok(reply);
-                }
-            }
-        };
-        txn.commit().map_err(storage)?;
-        Ok(reply)
     }
 }
 

@@ -30,7 +30,7 @@ use crate::table::schema::partition_of_key;
 /// The value a round decides: the version to write (`Complete`, or `Deleted` for a delete
 /// by version id), or `None`, a fence that decides nothing new (see `fence`). Stored in
 /// acceptors: its encoding is persisted (`cas_acceptor` rows).
-type CasValue = Option<(VersionId, Version)>;
+pub(super) type CasValue = Option<(VersionId, Version)>;
 
 /// Counts successes per replica set.
 struct Tally {
@@ -132,6 +132,8 @@ impl ObjectStore {
             }
         }
         #[cfg(test)]
+        self.node.cas.test_knobs.pause_after_accept().await;
+        #[cfg(test)]
         if self.node.cas.test_knobs.stop_after_accept.load(Ordering::Relaxed) {
             return Err(ObjectError::Unavailable { reason: "test: stopped after accept".into() });
         }
@@ -230,10 +232,10 @@ impl ObjectStore {
         version: Version,
     ) -> Result<(), ObjectError> {
         let removal = version.state == VersionState::Deleted;
+        if locally_settled(view, id, &version) {
+            return Ok(());
+        }
         match view.versions.get(&id).map(|v| &v.state) {
-            // Not revived (a completion), or nothing visible to remove (a removal).
-            Some(VersionState::Aborted) => return Ok(()),
-            Some(have) if *have >= version.state => return Ok(()),
             // Removed already (a removal is written only for a version the view had).
             None if removal => return Ok(()),
             // A body in blocks was recorded `Uploading` with a write quorum before it was
@@ -244,10 +246,6 @@ impl ObjectStore {
             // Absent (an inline body, never written; or pruned once a newer version
             // completed), still uploading, or complete and now removed by id.
             _ => {}
-        }
-        if !removal && view.current().is_some_and(|(current, _)| current > id) {
-            // Pruned or superseded: writing it again would change nothing visible.
-            return Ok(());
         }
         self.write_decided_version(write.bucket, write.key, id, version.clone()).await?;
         view.merge(&ObjectEntry::with(id, version));
@@ -362,6 +360,22 @@ impl ObjectStore {
         );
         Ok(Phase2::Unknown { reason })
     }
+}
+
+/// Whether `entry` already shows decided value `(id, version)`, so that writing it changes
+/// nothing: the version is there in that state or a later one (an aborted one is not
+/// revived: a completion; nothing visible is left to remove: a removal), or, for anything
+/// but a removal, a newer version is current (it was pruned or superseded). What `settle`
+/// checks on a view before writing, and what the acceptor-row compactor checks on this
+/// node's own entry before dropping a value (`acceptor_rows`).
+pub(super) fn locally_settled(entry: &ObjectEntry, id: VersionId, version: &Version) -> bool {
+    let removal = version.state == VersionState::Deleted;
+    match entry.versions.get(&id).map(|v| &v.state) {
+        Some(VersionState::Aborted) => return true,
+        Some(have) if *have >= version.state => return true,
+        _ => {}
+    }
+    !removal && entry.current().is_some_and(|(current, _)| current > id)
 }
 
 /// Whether the view shows our value decided under `id`: the version there in the state we

@@ -82,6 +82,8 @@ pub struct GcReport {
     pub blocks_deleted: usize,
     /// Blocks deleted because a layout change moved their partition to other nodes.
     pub blocks_moved_away: usize,
+    /// Acceptor rows whose value, found in the object table, was dropped (`acceptor_rows`).
+    pub acceptor_rows_compacted: usize,
     pub errors: usize,
 }
 
@@ -103,7 +105,9 @@ impl BlockGc {
             tokio::time::sleep(Duration::from_millis(self.config.interval_ms)).await;
             let report = self.step().await;
             let done = report.blocks_deleted + report.blocks_moved_away;
-            if done + report.refs_retired + report.uploads_aborted > 0 {
+            if done + report.refs_retired + report.uploads_aborted + report.acceptor_rows_compacted
+                > 0
+            {
                 self.node.seam.trace.event("gc", format!("{report:?}").as_bytes());
             }
         }
@@ -141,6 +145,10 @@ impl BlockGc {
         let timeout_ms = self.config.upload_timeout_ms;
         match super::multipart::abort_stale_uploads(&self.node, now_ms, timeout_ms).await {
             Ok(n) => report.uploads_aborted += n,
+            Err(_) => report.errors += 1,
+        }
+        match super::acceptor_rows::compact(&self.node, false) {
+            Ok(compaction) => report.acceptor_rows_compacted += compaction.compacted,
             Err(_) => report.errors += 1,
         }
         // Each check is a few quorum round trips; one block at a time, a pass over a few

@@ -16,6 +16,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub mod acceptor_rows;
+#[cfg(test)]
+mod acceptor_rows_tests;
 pub mod alias;
 pub mod block_ref;
 pub mod body;
