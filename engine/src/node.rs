@@ -449,15 +449,29 @@ impl Node {
         &self,
         request: crate::cas::CasRequest,
     ) -> Result<crate::cas::CasReply, RemoteError> {
-        use crate::cas::{AcceptorOp, CasReply, CasRequest};
+        use crate::cas::{AcceptorOp, CasReply, CasRequest, Commit};
         let partition = crate::table::schema::partition_of_key(request.key());
         if self.sync_gate.refuses_reads_of(&self.layouts, self.id, partition, self.quorums.write) {
             return Err(RemoteError::Syncing);
         }
         let storage = |reason: String| RemoteError::Storage { reason };
-        let reply = match request {
+        let (key, op, commit) = match request {
             CasRequest::Prepare { key, ballot } => {
-                let served = self.cas.serve(key.clone(), AcceptorOp::Prepare(ballot)).await;
+                (key, AcceptorOp::Prepare(ballot), Commit::Durable)
+            }
+            CasRequest::Accept { key, ballot, value } => {
+                (key, AcceptorOp::Accept(ballot, value), Commit::Durable)
+            }
+            CasRequest::PrepareSolo { key, ballot } => {
+                (key, AcceptorOp::Prepare(ballot), Commit::Volatile)
+            }
+            CasRequest::AcceptSolo { key, ballot, value } => {
+                (key, AcceptorOp::Accept(ballot, value), Commit::Volatile)
+            }
+        };
+        let reply = match op {
+            AcceptorOp::Prepare(_) => {
+                let served = self.cas.serve(key.clone(), op, commit).await;
                 let reply = served.map_err(|e| storage(e.to_string()))?;
                 match reply {
                     CasReply::Promise { accepted, .. } => {
@@ -469,8 +483,8 @@ impl Node {
                     other => other,
                 }
             }
-            CasRequest::Accept { key, ballot, value } => {
-                let served = self.cas.serve(key, AcceptorOp::Accept(ballot, value)).await;
+            AcceptorOp::Accept(..) => {
+                let served = self.cas.serve(key, op, commit).await;
                 served.map_err(|e| storage(e.to_string()))?
             }
         };

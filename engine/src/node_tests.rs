@@ -48,7 +48,7 @@ fn test_layout(nodes: u64) -> ClusterLayout {
     layout
 }
 
-fn node_config(
+pub(crate) fn node_config(
     n: u64,
     peers: BTreeMap<NodeId, String>,
     layout: ClusterLayout,

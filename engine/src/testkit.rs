@@ -154,30 +154,49 @@ impl AsyncWrite for Gated {
     }
 }
 
-/// A file's bytes, shared so that a database reopened on the same path sees them.
+/// A file's bytes, shared so that a database reopened on the same path sees them, and
+/// (with `MemDisk::with_crashes`) its bytes as of its last `sync_data`.
 #[derive(Debug, Default, Clone)]
-struct MemFile(Arc<RwLock<Vec<u8>>>);
+struct MemFile {
+    data: Arc<RwLock<Vec<u8>>>,
+    synced: Option<Arc<RwLock<Vec<u8>>>>,
+    syncs: Arc<AtomicU64>,
+}
+
+impl MemFile {
+    fn new(data: Vec<u8>, keep_synced: bool, syncs: &Arc<AtomicU64>) -> MemFile {
+        MemFile {
+            synced: keep_synced.then(|| Arc::new(RwLock::new(data.clone()))),
+            data: Arc::new(RwLock::new(data)),
+            syncs: syncs.clone(),
+        }
+    }
+}
 
 impl StorageBackend for MemFile {
     fn len(&self) -> io::Result<u64> {
-        Ok(self.0.read().unwrap().len() as u64)
+        Ok(self.data.read().unwrap().len() as u64)
     }
     fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let data = self.0.read().unwrap();
+        let data = self.data.read().unwrap();
         let start = offset as usize;
         let src = data.get(start..start + out.len()).ok_or(io::ErrorKind::UnexpectedEof)?;
         out.copy_from_slice(src);
         Ok(())
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.write().unwrap().resize(len as usize, 0);
+        self.data.write().unwrap().resize(len as usize, 0);
         Ok(())
     }
     fn sync_data(&self) -> io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        if let Some(synced) = &self.synced {
+            *synced.write().unwrap() = self.data.read().unwrap().clone();
+        }
         Ok(())
     }
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let mut file = self.0.write().unwrap();
+        let mut file = self.data.write().unwrap();
         let end = offset as usize + data.len();
         if file.len() < end {
             file.resize(end, 0);
@@ -190,19 +209,45 @@ impl StorageBackend for MemFile {
 #[derive(Default)]
 pub struct MemDisk {
     files: Mutex<BTreeMap<String, MemFile>>,
+    /// Keep each file's synced bytes, for `crash` (a copy per sync: only where asked).
+    keep_synced: bool,
+    /// `sync_data` calls on every file so far.
+    syncs: Arc<AtomicU64>,
+}
+
+impl MemDisk {
+    /// A disk that can `crash`.
+    pub fn with_crashes() -> MemDisk {
+        MemDisk { keep_synced: true, ..MemDisk::default() }
+    }
+
+    /// How many times a database file was synced (fsync) so far.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// A power loss: every file goes back to its last synced bytes, and whatever still
+    /// holds the old files (the crashed process's database) writes into detached copies.
+    pub fn crash(&self) {
+        assert!(self.keep_synced, "only a disk made with_crashes can crash");
+        let mut files = self.files.lock().unwrap();
+        for file in files.values_mut() {
+            let synced = file.synced.as_ref().expect("kept").read().unwrap().clone();
+            *file = MemFile::new(synced, true, &self.syncs);
+        }
+    }
 }
 
 impl Disk for MemDisk {
     fn write_durable(&self, path: &str, data: &[u8]) -> io::Result<()> {
-        let file = MemFile::default();
-        *file.0.write().unwrap() = data.to_vec();
+        let file = MemFile::new(data.to_vec(), self.keep_synced, &self.syncs);
         self.files.lock().unwrap().insert(path.into(), file);
         Ok(())
     }
     fn read(&self, path: &str) -> io::Result<Vec<u8>> {
         let files = self.files.lock().unwrap();
         let file = files.get(path).ok_or(io::ErrorKind::NotFound)?;
-        Ok(file.0.read().unwrap().clone())
+        Ok(file.data.read().unwrap().clone())
     }
     fn remove(&self, path: &str) -> io::Result<()> {
         self.files.lock().unwrap().remove(path);
@@ -229,7 +274,9 @@ impl Disk for MemDisk {
         Ok(())
     }
     fn open_backend(&self, path: &str) -> io::Result<DynBackend> {
-        let file = self.files.lock().unwrap().entry(path.into()).or_default().clone();
+        let mut files = self.files.lock().unwrap();
+        let new_file = || MemFile::new(Vec::new(), self.keep_synced, &self.syncs);
+        let file = files.entry(path.into()).or_insert_with(new_file).clone();
         Ok(DynBackend::new(file))
     }
 }

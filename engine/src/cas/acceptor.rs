@@ -68,8 +68,25 @@ pub enum AcceptorOp {
     Accept(Ballot, Vec<u8>),
 }
 
+/// How an acceptor step is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// fsynced before the answer: the rule for every key with more than one acceptor.
+    Durable,
+    /// Not fsynced: only for a key whose every replica set is this node alone (the
+    /// proposer's `PrepareSolo`/`AcceptSolo`). The table write that follows the accept is
+    /// durable and, being a later commit of the same database, makes these durable too.
+    /// A crash before it forgets them: a forgotten promise only makes its own accept
+    /// fail (the strict accept rule), and a forgotten accept was never written to the
+    /// table, so no client was told it happened. Why not with several acceptors: one that
+    /// forgets a promise could then promise and accept a lower ballot, and two values
+    /// could be chosen (docs/data-model.md, "One acceptor").
+    Volatile,
+}
+
 /// A request waiting for a group commit, and where its answer goes.
-type Job = (Vec<u8>, AcceptorOp, tokio::sync::oneshot::Sender<Result<CasReply, AcceptorError>>);
+type Job =
+    (Vec<u8>, AcceptorOp, Commit, tokio::sync::oneshot::Sender<Result<CasReply, AcceptorError>>);
 
 /// Requests waiting for a group commit, and whether a leader is committing.
 #[derive(Default)]
@@ -157,7 +174,8 @@ impl Acceptor {
 
     /// One request in a transaction of its own (`serve` without the group commit).
     fn apply_one(&self, key: &[u8], op: AcceptorOp) -> Result<CasReply, AcceptorError> {
-        self.apply_batch(vec![(key.to_vec(), op)]).pop().expect("one answer per request")
+        let answers = self.apply_batch(vec![(key.to_vec(), op)], Commit::Durable);
+        answers.into_iter().next().expect("one answer per request")
     }
 
     /// `prepare` or `accept`, with group commit: the first caller to find no commit
@@ -167,11 +185,17 @@ impl Acceptor {
     /// acceptor steps, and one fsync each would cap a node at a few hundred writes per
     /// second. The leader's work is synchronous (no await), so it is never abandoned
     /// halfway; every answer is sent after the commit that made it durable.
-    pub async fn serve(&self, key: Vec<u8>, op: AcceptorOp) -> Result<CasReply, AcceptorError> {
+    /// A batch is committed durably if any of its requests must be (`Commit`).
+    pub async fn serve(
+        &self,
+        key: Vec<u8>,
+        op: AcceptorOp,
+        commit: Commit,
+    ) -> Result<CasReply, AcceptorError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let lead = {
             let mut queue = self.queue.lock().unwrap();
-            queue.waiting.push((key, op, tx));
+            queue.waiting.push((key, op, commit, tx));
             !std::mem::replace(&mut queue.leader_active, true)
         };
         if lead {
@@ -184,9 +208,14 @@ impl Acceptor {
                     }
                     std::mem::take(&mut queue.waiting)
                 };
+                let commit = match batch.iter().any(|job| job.2 == Commit::Durable) {
+                    true => Commit::Durable,
+                    false => Commit::Volatile,
+                };
                 let (requests, replies): (Vec<_>, Vec<_>) =
-                    batch.into_iter().map(|(key, op, tx)| ((key, op), tx)).unzip();
-                for (reply, answer) in replies.into_iter().zip(self.apply_batch(requests)) {
+                    batch.into_iter().map(|(key, op, _, tx)| ((key, op), tx)).unzip();
+                let answers = self.apply_batch(requests, commit);
+                for (reply, answer) in replies.into_iter().zip(answers) {
                     let _ = reply.send(answer);
                 }
             }
@@ -200,14 +229,20 @@ impl Acceptor {
     fn apply_batch(
         &self,
         requests: Vec<(Vec<u8>, AcceptorOp)>,
+        commit: Commit,
     ) -> Vec<Result<CasReply, AcceptorError>> {
         let _serial = self.serial.lock().unwrap();
         let all_fail = |e: AcceptorError, n: usize| vec![Err(e); n];
         let n = requests.len();
-        let txn = match self.db.begin_write() {
+        let mut txn = match self.db.begin_write() {
             Ok(txn) => txn,
             Err(e) => return all_fail(storage(e), n),
         };
+        if commit == Commit::Volatile
+            && let Err(e) = txn.set_durability(redb::Durability::None)
+        {
+            return all_fail(storage(e), n);
+        }
         let mut answers = Vec::with_capacity(n);
         {
             let opened = txn

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layout::NodeId;
 
-pub use acceptor::{Acceptor, AcceptorOp};
+pub use acceptor::{Acceptor, AcceptorOp, Commit};
 
 /// A proposal number, totally ordered: counter first, then the proposer's node, then a
 /// random nonce, so two proposals never share a ballot even if a restarted node reuses a
@@ -88,12 +88,31 @@ pub enum CasRequest {
         #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
+    /// `Prepare` for a key whose every replica set, as the proposer knows the layout, is
+    /// this acceptor alone: committed without an fsync (`acceptor::Commit::Volatile`).
+    /// Added last: earlier variants keep their encoding.
+    PrepareSolo {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        ballot: Ballot,
+    },
+    /// `Accept` for such a key, likewise.
+    AcceptSolo {
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        ballot: Ballot,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
 }
 
 impl CasRequest {
     pub fn key(&self) -> &[u8] {
         match self {
-            CasRequest::Prepare { key, .. } | CasRequest::Accept { key, .. } => key,
+            CasRequest::Prepare { key, .. }
+            | CasRequest::Accept { key, .. }
+            | CasRequest::PrepareSolo { key, .. }
+            | CasRequest::AcceptSolo { key, .. } => key,
         }
     }
 }

@@ -286,8 +286,20 @@ impl ObjectStore {
         rx
     }
 
+    /// Whether the key's only acceptor, in every stored layout version, is one node: its
+    /// steps then need no fsync of their own (`cas::Commit::Volatile`), and a write of
+    /// the key costs one durable commit (its table write) instead of three.
+    fn solo(&self, table_key: &[u8]) -> bool {
+        let sets = self.node.layouts.write_sets(partition_of_key(table_key));
+        matches!(sets.as_slice(), [set] if set.len() == 1)
+    }
+
     async fn prepare(&self, table_key: &[u8], ballot: Ballot) -> Result<Phase1, ObjectError> {
-        let request = CasRequest::Prepare { key: table_key.to_vec(), ballot };
+        let key = table_key.to_vec();
+        let request = match self.solo(table_key) {
+            true => CasRequest::PrepareSolo { key, ballot },
+            false => CasRequest::Prepare { key, ballot },
+        };
         let mut answers = self.cas_fan_out(table_key, request);
         let mut tally = self.tally(table_key, BTreeSet::new());
         let (mut accepted, mut view) = (Vec::new(), ObjectEntry::default());
@@ -326,7 +338,11 @@ impl ObjectStore {
         ballot: Ballot,
         value: Vec<u8>,
     ) -> Result<Phase2, ObjectError> {
-        let request = CasRequest::Accept { key: table_key.to_vec(), ballot, value };
+        let key = table_key.to_vec();
+        let request = match self.solo(table_key) {
+            true => CasRequest::AcceptSolo { key, ballot, value },
+            false => CasRequest::Accept { key, ballot, value },
+        };
         let mut answers = self.cas_fan_out(table_key, request);
         let mut tally = self.tally(table_key, BTreeSet::new());
         let (mut promised, mut errors, mut unknown, mut partly) = (None, Vec::new(), false, false);

@@ -42,6 +42,8 @@ pub mod multipart;
 mod multipart_tests;
 mod object_ops;
 #[cfg(test)]
+mod solo_tests;
+#[cfg(test)]
 mod tombstone_tests;
 pub use object_ops::VersionListing;
 pub mod usage;
