@@ -199,6 +199,11 @@ impl Acceptor {
             !std::mem::replace(&mut queue.leader_active, true)
         };
         if lead {
+            if commit == Commit::Volatile {
+                // No fsync to wait behind: let the requests already runnable join this
+                // batch instead of each paying a commit of its own.
+                tokio::task::yield_now().await;
+            }
             loop {
                 let batch = {
                     let mut queue = self.queue.lock().unwrap();
