@@ -206,6 +206,15 @@ def test_deploy_guide_literally(cluster):
     assert len(steps) >= 10, "docs/deploy.md lost its runnable steps"
     for target, body in steps:
         run_step(cluster, target, body)
+        if "layout apply --version 1" in body:
+            # The first apply answers once the new cluster serves: a write through another
+            # node right away is neither refused by a node still learning the layout nor
+            # by one finishing its first sync (no retry here, on purpose).
+            out = cluster["outputs"][-1][2]
+            assert "not every node serves yet" not in out, out
+            n2 = cluster["nodes"][2]
+            n2.hangar("bucket", "create", "serving-right-after-apply")
+            n2.hangar("bucket", "delete", "serving-right-after-apply")
     last_node, last_body, out = cluster["outputs"][-1]
     assert last_node == 3 and "cat hello-back.txt" in last_body
     assert out.endswith("\nhello from site 1\n"), out  # after the aws CLI's progress lines

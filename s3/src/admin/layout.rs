@@ -10,6 +10,7 @@
 //! spreads. Consequence: stage and apply the first layout through one node.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use hangar_engine::layout::history::LayoutHistory;
 use hangar_engine::layout::manager::LayoutManagerError;
@@ -154,15 +155,57 @@ fn diff_json(version: u64, diff: &LayoutDiff) -> Value {
     })
 }
 
-/// `POST /v1/layout/apply`.
-pub fn apply(state: &AdminState, body: &[u8]) -> Result<Value, AdminError> {
+/// How long applying the first layout waits for the new cluster to serve.
+const FIRST_LAYOUT_SERVING_WAIT: Duration = Duration::from_secs(30);
+
+/// `POST /v1/layout/apply`. The first layout answers once the new cluster serves (below),
+/// so that the operator's next command — `key create`, `bucket create`, a client's first
+/// PUT — is not refused by nodes still learning the layout or finishing their first sync.
+pub async fn apply(state: &AdminState, body: &[u8]) -> Result<Value, AdminError> {
     let b: ApplyBody = parse_body(body)?;
-    let diff = if state.node.current_layout().is_some() {
-        state.node.apply_staged(b.version).map_err(manager_error)?
-    } else {
-        apply_first(state, b.version)?
-    };
-    Ok(diff_json(b.version, &diff))
+    if state.node.current_layout().is_some() {
+        let diff = state.node.apply_staged(b.version).map_err(manager_error)?;
+        return Ok(diff_json(b.version, &diff));
+    }
+    let diff = apply_first(state, b.version)?;
+    let mut out = diff_json(b.version, &diff);
+    out["serving"] = json!(wait_serving(&state.node, FIRST_LAYOUT_SERVING_WAIT).await);
+    Ok(out)
+}
+
+/// Waits (at most `limit`) until a quorum read succeeds in every distinct replica set of the
+/// newest layout: a quorum of each is then serving, not refusing reads while it learns the
+/// layout or syncs its blank replica (docs/data-model.md, "Blank nodes"). Returns whether
+/// that happened in time. The reads are of a key of the register table no client uses.
+async fn wait_serving(node: &Node, limit: Duration) -> bool {
+    let Some(layout) = node.current_layout() else { return false };
+    let mut probes: Vec<Vec<u8>> = Vec::new();
+    let mut sets_seen: BTreeSet<Vec<NodeId>> = BTreeSet::new();
+    for partition in 0..=u8::MAX {
+        if sets_seen.insert(layout.nodes_of(partition).to_vec()) {
+            // Storage keys start with a 32-byte hash whose first byte is the partition.
+            let mut key = vec![partition; 32];
+            key.extend_from_slice(b"hangar-admin-serving-probe");
+            probes.push(key);
+        }
+    }
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let mut serving = true;
+        for probe in &probes {
+            if node.kv.get(probe).await.is_err() {
+                serving = false;
+                break;
+            }
+        }
+        if serving {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Turns the first-layout draft into version 1 of the cluster's history.

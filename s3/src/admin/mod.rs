@@ -240,7 +240,7 @@ async fn route(
         (m, ["v1", "layout", "preview"]) if *m == get => layout::preview(state),
         (m, ["v1", "layout", "assign"]) if *m == post => layout::assign(state, body),
         (m, ["v1", "layout", "remove"]) if *m == post => layout::remove(state, body),
-        (m, ["v1", "layout", "apply"]) if *m == post => layout::apply(state, body),
+        (m, ["v1", "layout", "apply"]) if *m == post => layout::apply(state, body).await,
         (m, ["v1", "layout", "revert"]) if *m == post => layout::revert(state),
         (m, ["v1", "layout", "skip-dead"]) if *m == post => layout::skip_dead(state, body),
         (m, ["v1", "lifecycle", "run"]) if *m == post => lifecycle::run(state).await,

@@ -107,7 +107,14 @@ pub async fn layout(
             let value = client
                 .call(Method::POST, "/v1/layout/apply", Some(json!({ "version": version })))
                 .await?;
-            let out = format!("applied layout version {version}\n{}", show_preview(&value));
+            let mut out = format!("applied layout version {version}\n{}", show_preview(&value));
+            if value["serving"] == json!(false) {
+                // Only the first layout waits; it timed out (a node down or unreachable).
+                out.push_str(
+                    "\nnot every node serves yet (some are unreachable or still syncing): \
+                     check `hangar status` before writing\n",
+                );
+            }
             return Ok((value, out));
         }
     };
