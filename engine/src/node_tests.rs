@@ -631,6 +631,11 @@ mod blank_node {
     /// n3 misses `new` (acknowledged by n1, n2), then n1 loses its disk and restarts while
     /// n2 is unreachable, so a read quorum is exactly {n1 (blank), n3 (stale)}.
     async fn stale_n3_and_blank_n1() -> TestCluster {
+        stale_n3_and_blank_n1_starting_with(test_layout(NODE_COUNT)).await
+    }
+
+    /// `stale_n3_and_blank_n1`, n1's new incarnation starting with `layout`.
+    async fn stale_n3_and_blank_n1_starting_with(layout: ClusterLayout) -> TestCluster {
         let mut cluster = TestCluster::start_with_sync_interval(NO_ANTI_ENTROPY_MS).await;
         put(cluster.node(1), "k", b"old").await;
         cluster.set_down(3, true);
@@ -639,7 +644,7 @@ mod blank_node {
         tokio::time::sleep(Duration::from_secs(5)).await;
         cluster.set_down(3, false);
         cluster.set_down(2, true);
-        cluster.restart_blank(1, NO_ANTI_ENTROPY_MS).await;
+        cluster.restart_blank_with_layout(1, NO_ANTI_ENTROPY_MS, layout).await;
         cluster
     }
 
@@ -677,15 +682,8 @@ mod blank_node {
     // a gossip period after restarting.
     #[tokio::test(start_paused = true)]
     async fn a_blank_node_that_knows_no_layout_yet_refuses_reads_too() {
-        let mut cluster = TestCluster::start_with_sync_interval(NO_ANTI_ENTROPY_MS).await;
-        put(cluster.node(1), "k", b"old").await;
-        cluster.set_down(3, true);
-        put(cluster.node(1), "k", b"new").await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        cluster.set_down(3, false);
-        cluster.set_down(2, true);
         let no_layout = ClusterLayout::new(NODE_COUNT as usize).expect("RF 3 is valid");
-        cluster.restart_blank_with_layout(1, NO_ANTI_ENTROPY_MS, no_layout).await;
+        let cluster = stale_n3_and_blank_n1_starting_with(no_layout).await;
         assert!(cluster.node(1).current_layout().is_none(), "no gossip round yet");
         let err = get(cluster.node(3), "k").await.expect_err("n1 refuses, n2 is down");
         assert!(err.errors.iter().any(|e| e.contains("syncing")), "{err}");
