@@ -316,13 +316,8 @@ impl Node {
             }
             // A layout learnt (by a node of a new cluster, right after `layout apply`) is
             // worth a try at once: until then the node refuses the cluster's writes.
-            let retry = tokio::time::sleep(Duration::from_millis(BLANK_SYNC_RETRY_MS));
-            tokio::select! {
-                biased; // a seed must replay bit for bit
-                Ok(()) = layout_changes.changed() => {}
-                () = retry => {}
-            }
-            layout_changes.mark_unchanged();
+            let retry = Duration::from_millis(BLANK_SYNC_RETRY_MS);
+            crate::layout::manager::sleep_unless_changed(&mut layout_changes, retry).await;
         }
         self.sync_gate.set_syncing(false);
         self.seam.trace.event("blank-sync-done", &self.id.0.to_le_bytes());
@@ -449,26 +444,13 @@ impl Node {
         &self,
         request: crate::cas::CasRequest,
     ) -> Result<crate::cas::CasReply, RemoteError> {
-        use crate::cas::{AcceptorOp, CasReply, CasRequest, Commit};
+        use crate::cas::{AcceptorOp, CasReply};
         let partition = crate::table::schema::partition_of_key(request.key());
         if self.sync_gate.refuses_reads_of(&self.layouts, self.id, partition, self.quorums.write) {
             return Err(RemoteError::Syncing);
         }
         let storage = |reason: String| RemoteError::Storage { reason };
-        let (key, op, commit) = match request {
-            CasRequest::Prepare { key, ballot } => {
-                (key, AcceptorOp::Prepare(ballot), Commit::Durable)
-            }
-            CasRequest::Accept { key, ballot, value } => {
-                (key, AcceptorOp::Accept(ballot, value), Commit::Durable)
-            }
-            CasRequest::PrepareSolo { key, ballot } => {
-                (key, AcceptorOp::Prepare(ballot), Commit::Volatile)
-            }
-            CasRequest::AcceptSolo { key, ballot, value } => {
-                (key, AcceptorOp::Accept(ballot, value), Commit::Volatile)
-            }
-        };
+        let (key, op, commit) = request.into_parts();
         let reply = match op {
             AcceptorOp::Prepare(_) => {
                 let served = self.cas.serve(key.clone(), op, commit).await;

@@ -293,10 +293,15 @@ impl Clock for ManualClock {
 
 /// A seam for one test node named `name` on `board`.
 pub fn seam(board: &Arc<Switchboard>, name: &str, seed: u64) -> Seam {
+    seam_on(board, name, seed, Arc::new(MemDisk::default()))
+}
+
+/// `seam` on a given disk (to count its syncs, crash it, or restart a node on it).
+pub fn seam_on(board: &Arc<Switchboard>, name: &str, seed: u64, disk: Arc<MemDisk>) -> Seam {
     Seam {
         clock: Arc::new(ManualClock(AtomicU64::new(1_000))),
         net: Arc::new(MemNet { board: board.clone(), name: name.into() }),
-        disk: Arc::new(MemDisk::default()),
+        disk,
         trace: Arc::new(NoTrace),
         rng_seed: seed,
     }

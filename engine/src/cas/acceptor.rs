@@ -301,14 +301,15 @@ impl Acceptor {
         Ok(out)
     }
 
-    /// For each `(key, judged, replacement)`: if the key's accepted value is still
-    /// `judged` (the one the compactor looked at), stores `replacement` in its place under
-    /// the same ballot and marks the key done; a key accepted anew meanwhile stays due.
-    /// Not fsynced: a compaction lost in a crash leaves the full value, which is safe, and
-    /// the key due again. Returns how many rows were rewritten.
+    /// For each `(key, judged)`: if the key's accepted value is still `judged` (the one the
+    /// compactor looked at), stores `replacement` in its place under the same ballot and
+    /// marks the key done; a key accepted anew meanwhile stays due. Not fsynced: a
+    /// compaction lost in a crash leaves the full value, which is safe, and the key due
+    /// again. Returns how many rows were rewritten.
     pub fn compact(
         &self,
-        items: Vec<(Vec<u8>, Option<Accepted>, Vec<u8>)>,
+        items: Vec<(Vec<u8>, Option<Accepted>)>,
+        replacement: &[u8],
     ) -> Result<usize, AcceptorError> {
         let _serial = self.serial.lock().unwrap();
         let mut txn = self.db.begin_write().map_err(storage)?;
@@ -317,15 +318,15 @@ impl Acceptor {
         {
             let mut table = txn.open_table(TABLE).map_err(storage)?;
             let mut due = txn.open_table(COMPACTION_DUE).map_err(storage)?;
-            for (key, judged, replacement) in items {
+            for (key, judged) in items {
                 let mut state = read_state(&table, &key)?;
                 if state.accepted != judged {
                     continue;
                 }
                 if let Some((ballot, value)) = &state.accepted
-                    && *value != replacement
+                    && value.as_slice() != replacement
                 {
-                    state.accepted = Some((*ballot, replacement));
+                    state.accepted = Some((*ballot, replacement.to_vec()));
                     let bytes = crate::codec::encode(&StoredState::V1(state));
                     table.insert(key.as_slice(), bytes.as_slice()).map_err(storage)?;
                     rewritten += 1;

@@ -107,6 +107,24 @@ pub enum CasRequest {
 }
 
 impl CasRequest {
+    /// The key, the acceptor step, and how it is committed.
+    pub fn into_parts(self) -> (Vec<u8>, AcceptorOp, Commit) {
+        match self {
+            CasRequest::Prepare { key, ballot } => {
+                (key, AcceptorOp::Prepare(ballot), Commit::Durable)
+            }
+            CasRequest::Accept { key, ballot, value } => {
+                (key, AcceptorOp::Accept(ballot, value), Commit::Durable)
+            }
+            CasRequest::PrepareSolo { key, ballot } => {
+                (key, AcceptorOp::Prepare(ballot), Commit::Volatile)
+            }
+            CasRequest::AcceptSolo { key, ballot, value } => {
+                (key, AcceptorOp::Accept(ballot, value), Commit::Volatile)
+            }
+        }
+    }
+
     pub fn key(&self) -> &[u8] {
         match self {
             CasRequest::Prepare { key, .. }

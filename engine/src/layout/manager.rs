@@ -41,6 +41,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use tokio::sync::OwnedRwLockReadGuard;
 
@@ -141,7 +142,8 @@ impl LayoutManager {
         })
     }
 
-    /// A receiver whose `changed()` completes after every installed change of the history.
+    /// A receiver whose `changed()` completes after every installed change of the history
+    /// (see `sleep_unless_changed`).
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changes.subscribe()
     }
@@ -298,6 +300,23 @@ impl LayoutManager {
         })
         .map(|(diff, _)| diff)
     }
+}
+
+/// Sleeps `period`, or less if the history changes meanwhile (`changes` from `subscribe`);
+/// then counts every change so far as seen, so changes made after this returns — by the
+/// caller's own step, say — wake the next call at once.
+pub async fn sleep_unless_changed(
+    changes: &mut tokio::sync::watch::Receiver<u64>,
+    period: Duration,
+) {
+    // `biased`: tokio picks among ready branches at random otherwise, and a seed must
+    // replay bit for bit.
+    tokio::select! {
+        biased;
+        Ok(()) = changes.changed() => {}
+        () = tokio::time::sleep(period) => {}
+    }
+    changes.mark_unchanged();
 }
 
 fn persist(seam: &Seam, history: &LayoutHistory) -> Result<(), LayoutManagerError> {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use rand_core::RngCore;
 
 use super::history::{LayoutHistory, Tracker};
+use super::manager::sleep_unless_changed;
 use super::{ClusterLayout, NodeId, Partition};
 use crate::block::repair::{BlockRepair, RepairConfig};
 use crate::node::Node;
@@ -52,16 +53,9 @@ impl LayoutWorker {
         let mut rng = self.node.seam.rng("layout");
         loop {
             let jitter = rng.next_u64() % (interval_ms / 4 + 1);
-            let period = tokio::time::sleep(Duration::from_millis(interval_ms + jitter));
-            // `biased`: tokio picks among ready branches at random otherwise, and a seed
-            // must replay bit for bit.
-            tokio::select! {
-                biased;
-                Ok(()) = self.changes.changed() => {}
-                () = period => {}
-            }
             // This step's own changes wake the next one: it gossips what this one did.
-            self.changes.mark_unchanged();
+            let period = Duration::from_millis(interval_ms + jitter);
+            sleep_unless_changed(&mut self.changes, period).await;
             let report = self.step().await;
             let progressed = report.acked.or(report.synced).or(report.reads_moved_to);
             if progressed.is_some() {

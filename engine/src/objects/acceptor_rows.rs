@@ -62,12 +62,12 @@ pub fn compact(node: &Node, unsafe_skip_check: bool) -> Result<CompactionReport,
                 },
             };
             if settled {
-                items.push((key, state.accepted, fence.clone()));
+                items.push((key, state.accepted));
             } else {
                 report.waiting += 1;
             }
         }
-        report.compacted += node.cas.compact(items).map_err(|e| e.to_string())?;
+        report.compacted += node.cas.compact(items, &fence).map_err(|e| e.to_string())?;
         if batch_len < ROWS_PER_BATCH {
             return Ok(report);
         }

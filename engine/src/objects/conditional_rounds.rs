@@ -258,13 +258,20 @@ impl ObjectStore {
     }
 
     fn tally(&self, table_key: &[u8], ok: BTreeSet<NodeId>) -> Tally {
-        Tally { sets: self.node.layouts.write_sets(partition_of_key(table_key)), ok }
+        Tally { sets: self.phase_sets(table_key), ok }
     }
 
-    /// Sends `request` to every replica of the key (ourselves directly).
-    fn cas_fan_out(&self, table_key: &[u8], request: CasRequest) -> mpsc::Receiver<Answer> {
-        let sets = self.node.layouts.write_sets(partition_of_key(table_key));
-        let mut nodes: Vec<NodeId> = sets.into_iter().flatten().collect();
+    /// The key's replica sets, read once per phase: the phase's request kind (`solo`), its
+    /// recipients and its tally must come from the same layout. A `*Solo` request sent to
+    /// the members of a newer, larger set would have several acceptors commit without
+    /// fsync, which is unsafe (`cas::Commit::Volatile`).
+    fn phase_sets(&self, table_key: &[u8]) -> Vec<Vec<NodeId>> {
+        self.node.layouts.write_sets(partition_of_key(table_key))
+    }
+
+    /// Sends `request` to every node of `sets` (ourselves directly).
+    fn cas_fan_out(&self, sets: &[Vec<NodeId>], request: CasRequest) -> mpsc::Receiver<Answer> {
+        let mut nodes: Vec<NodeId> = sets.iter().flatten().copied().collect();
         nodes.sort();
         nodes.dedup();
         let (tx, rx) = mpsc::channel(nodes.len().max(1));
@@ -286,22 +293,15 @@ impl ObjectStore {
         rx
     }
 
-    /// Whether the key's only acceptor, in every stored layout version, is one node: its
-    /// steps then need no fsync of their own (`cas::Commit::Volatile`), and a write of
-    /// the key costs one durable commit (its table write) instead of three.
-    fn solo(&self, table_key: &[u8]) -> bool {
-        let sets = self.node.layouts.write_sets(partition_of_key(table_key));
-        matches!(sets.as_slice(), [set] if set.len() == 1)
-    }
-
     async fn prepare(&self, table_key: &[u8], ballot: Ballot) -> Result<Phase1, ObjectError> {
+        let sets = self.phase_sets(table_key);
         let key = table_key.to_vec();
-        let request = match self.solo(table_key) {
+        let request = match solo(&sets) {
             true => CasRequest::PrepareSolo { key, ballot },
             false => CasRequest::Prepare { key, ballot },
         };
-        let mut answers = self.cas_fan_out(table_key, request);
-        let mut tally = self.tally(table_key, BTreeSet::new());
+        let mut answers = self.cas_fan_out(&sets, request);
+        let mut tally = Tally { sets, ok: BTreeSet::new() };
         let (mut accepted, mut view) = (Vec::new(), ObjectEntry::default());
         let (mut promised, mut errors) = (None, Vec::new());
         while !tally.reached(|n| self.cas_quorums(n).0)
@@ -338,13 +338,14 @@ impl ObjectStore {
         ballot: Ballot,
         value: Vec<u8>,
     ) -> Result<Phase2, ObjectError> {
+        let sets = self.phase_sets(table_key);
         let key = table_key.to_vec();
-        let request = match self.solo(table_key) {
+        let request = match solo(&sets) {
             true => CasRequest::AcceptSolo { key, ballot, value },
             false => CasRequest::Accept { key, ballot, value },
         };
-        let mut answers = self.cas_fan_out(table_key, request);
-        let mut tally = self.tally(table_key, BTreeSet::new());
+        let mut answers = self.cas_fan_out(&sets, request);
+        let mut tally = Tally { sets, ok: BTreeSet::new() };
         let (mut promised, mut errors, mut unknown, mut partly) = (None, Vec::new(), false, false);
         while !tally.reached(|n| self.cas_quorums(n).1)
             && let Some((node, answer)) = answers.recv().await
@@ -376,6 +377,13 @@ impl ObjectStore {
         );
         Ok(Phase2::Unknown { reason })
     }
+}
+
+/// Whether the key's only acceptor, in every stored layout version, is one node: its steps
+/// then need no fsync of their own (`cas::Commit::Volatile`), and a write of the key costs
+/// one durable commit (its table write) instead of three.
+fn solo(sets: &[Vec<NodeId>]) -> bool {
+    matches!(sets, [set] if set.len() == 1)
 }
 
 /// Whether `entry` already shows decided value `(id, version)`, so that writing it changes

@@ -5,16 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use super::conditional::WriteCondition;
 use super::{ObjectError, ObjectStore};
 use crate::layout::{ClusterLayout, NodeId};
 use crate::node::Node;
 use crate::node_tests::{meta, node_config, test_role, wait_until};
-use crate::seam::{NoTrace, Seam};
 use crate::table::{ConsistencyMode, Quorums};
-use crate::testkit::{ManualClock, MemDisk, MemNet, Switchboard};
+use crate::testkit::{MemDisk, Switchboard, seam_on};
 
 /// One node, RF 1, on `disk`: every key's replica set is this node alone.
 async fn solo_node(board: &Arc<Switchboard>, disk: &Arc<MemDisk>, seed: u64) -> Arc<Node> {
@@ -23,14 +21,8 @@ async fn solo_node(board: &Arc<Switchboard>, disk: &Arc<MemDisk>, seed: u64) -> 
     layout.apply_staged(1).expect("first layout applies");
     let mut config = node_config(1, BTreeMap::new(), layout, 1_000);
     config.quorums = Quorums::for_mode(ConsistencyMode::Consistent, 1);
-    let seam = Seam {
-        clock: Arc::new(ManualClock(AtomicU64::new(1_000))),
-        net: Arc::new(MemNet { board: board.clone(), name: "n1".into() }),
-        disk: disk.clone(),
-        trace: Arc::new(NoTrace),
-        rng_seed: seed,
-    };
-    let node = Node::start(seam, config).await.expect("node starts");
+    let node = Node::start(seam_on(board, "n1", seed, disk.clone()), config).await;
+    let node = node.expect("node starts");
     wait_until("the solo node serves", 5_000, || !node.is_syncing()).await;
     node
 }
