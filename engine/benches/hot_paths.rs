@@ -67,7 +67,7 @@ fn stored_version(timestamp: u64) -> (VersionId, Version) {
         }]),
     };
     let id = VersionId { timestamp, unique: 7 };
-    (id, Version { state: VersionState::Complete(VersionData::Object(object)), kept: true })
+    (id, Version::new(VersionState::Complete(VersionData::Object(object)), true))
 }
 
 /// An object entry with `n` kept versions (a versioned bucket's hot key).

@@ -447,7 +447,7 @@ async fn an_upload_in_progress_is_never_served() {
     let done = s[0].put_object("b", "k", meta("text/plain", "1"), b"done".to_vec()).await.unwrap();
     // What a writer that crashed after recording its upload leaves behind.
     let newer = VersionId { timestamp: done.version_id.timestamp + 1_000, unique: 9 };
-    let upload = ObjectEntry::with(newer, Version { state: VersionState::Uploading, kept: false });
+    let upload = ObjectEntry::with(newer, Version::new(VersionState::Uploading, false));
     let key = crate::table::entry_key(b"b", b"k");
     cluster.node(1).objects.insert(key, &upload).await.unwrap();
     assert_eq!(s[1].get_object("b", "k").await.unwrap().data, b"done");

@@ -19,8 +19,8 @@
 //! stamped as if the value never existed, while its proposer still answers 200
 //! (`acceptor_rows_tests` shows it with a compactor that skips the check).
 
-use super::conditional_rounds::{CasValue, locally_settled};
-use super::version::{Version, VersionId};
+use super::conditional_rounds::locally_settled;
+use super::version::{decode_cas_value, encode_cas_value};
 use crate::node::Node;
 
 /// Rows looked at per batch (one read and one write transaction each).
@@ -38,7 +38,7 @@ pub struct CompactionReport {
 /// One pass over the rows accepted since the last pass. `unsafe_skip_check` is the test
 /// weakening: fence every value without looking at the object table.
 pub fn compact(node: &Node, unsafe_skip_check: bool) -> Result<CompactionReport, String> {
-    let fence = crate::codec::encode(&None::<(VersionId, Version)>);
+    let fence = encode_cas_value(&None);
     let mut report = CompactionReport::default();
     let mut after: Option<Vec<u8>> = None;
     loop {
@@ -51,7 +51,7 @@ pub fn compact(node: &Node, unsafe_skip_check: bool) -> Result<CompactionReport,
             let settled = match &state.accepted {
                 None => true,
                 Some(_) if unsafe_skip_check => true,
-                Some((_, bytes)) => match crate::codec::decode::<CasValue>("cas value", bytes) {
+                Some((_, bytes)) => match decode_cas_value(bytes) {
                     Ok(None) => true,
                     Ok(Some((id, version))) => {
                         let entry = node.objects.local.get(&key).map_err(|e| e.to_string())?;

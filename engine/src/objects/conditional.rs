@@ -183,6 +183,10 @@ pub(super) enum RoundEnd {
     Again,
     /// Lost to a higher ballot.
     Lost { promised: Option<Ballot> },
+    /// Our unconditional value, decided or not, was overtaken by a newer unconditional
+    /// write: acknowledged as ordered just before it, under this id, which is not current
+    /// (`conditional_rounds::overtaken_by_unconditional`).
+    Overtaken(VersionId),
 }
 
 impl ObjectStore {
@@ -255,7 +259,7 @@ impl ObjectStore {
             (_, None) => false,
         };
         if give_up && let Some(p) = provisional {
-            let aborted = Version { state: VersionState::Aborted, kept };
+            let aborted = Version::new(VersionState::Aborted, kept);
             let _ = self.write_version(bucket, key, p, aborted).await;
         }
         result
@@ -283,9 +287,17 @@ impl ObjectStore {
     }
 
     /// Decides `write` through the key's consensus with every other write of the key and
-    /// returns the id its version was decided under. Writes `Aborted` only for ids it
-    /// recorded itself (re-stamps), never for `write.id`: the caller owns that record.
-    pub(super) async fn commit_write(&self, write: KeyWrite<'_>) -> Result<VersionId, ObjectError> {
+    /// returns the id its version was decided under (or, overtaken, the id it is
+    /// acknowledged under: not current). Writes `Aborted` only for ids it recorded itself
+    /// (re-stamps), never for `write.id` — the caller owns that record — unless overtaken.
+    pub(super) async fn commit_write(
+        &self,
+        mut write: KeyWrite<'_>,
+    ) -> Result<VersionId, ObjectError> {
+        // The mark travels with the value (acceptor rows, the object table): a write this
+        // one overtakes may rely on it (`RoundEnd::Overtaken`).
+        write.version.unconditional =
+            write.predicate == Predicate::Always && !write.removes_a_version();
         #[cfg(test)]
         if self.node.cas.test_knobs.check_then_write.load(Ordering::Relaxed) {
             return self.check_then_write(write).await;
@@ -302,13 +314,17 @@ impl ObjectStore {
             ours_out: false,
         };
         let rounds_max = write.predicate.rounds_max();
-        let mut result = None;
+        let (mut result, mut overtaken) = (None, false);
         for round in 1..=rounds_max {
             let counter = self.node.stamp().max(floor.map_or(0, |b| b.counter + 1));
             let ballot = Ballot { counter, node: self.node.id, nonce: rng.next_u64() };
             match self.round(&write, &table_key, ballot, &mut proposer).await {
                 Ok(RoundEnd::Decided(id)) => {
                     result = Some(Ok(id));
+                    break;
+                }
+                Ok(RoundEnd::Overtaken(id)) => {
+                    (result, overtaken) = (Some(Ok(id)), true);
                     break;
                 }
                 Ok(RoundEnd::Again) => continue,
@@ -334,25 +350,32 @@ impl ObjectStore {
                 ObjectError::ConditionalConflict
             })
         });
-        self.abort_abandoned(&write, &proposer, &result).await;
+        self.abort_abandoned(&write, &proposer, &result, overtaken).await;
         result
     }
 
     /// Writes `Aborted` for the ids this write re-stamped itself and did not end under,
     /// once none of them can be decided any more (decided elsewhere, or definitely refused).
+    /// Overtaken, none of its ids is or can become current: all of them, `write.id` too
+    /// (it would be pruned wherever the newer version lands; aborted, its blocks are freed
+    /// without waiting for that).
     async fn abort_abandoned(
         &self,
         write: &KeyWrite<'_>,
         proposer: &Proposer,
         result: &Result<VersionId, ObjectError>,
+        overtaken: bool,
     ) {
         let decided = match result {
+            Ok(_) if overtaken => None,
             Ok(id) => Some(*id),
             Err(e) if is_definite_refusal(e) => None,
             Err(_) => return,
         };
-        for id in proposer.restamped.iter().filter(|id| Some(**id) != decided) {
-            let aborted = Version { state: VersionState::Aborted, kept: write.version.kept };
+        let recorded = write.id.filter(|_| overtaken && !write.removes_a_version());
+        let ids = proposer.restamped.iter().chain(recorded.as_ref());
+        for id in ids.filter(|id| Some(**id) != decided) {
+            let aborted = Version::new(VersionState::Aborted, write.version.kept);
             let _ = self.write_version(write.bucket, write.key, *id, aborted).await;
         }
     }

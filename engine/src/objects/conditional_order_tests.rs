@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use super::conditional::WriteCondition;
 use super::conditional_tests::stores;
-use super::version::VersionState;
+use super::version::{ObjectEntry, VersionState};
 use super::{ObjectError, ObjectRecord, Versioning};
 use crate::node_tests::meta;
 
@@ -247,4 +247,69 @@ async fn concurrent_unconditional_writes_all_succeed_and_agree() {
         let got = store.get_object("b", "k").await.unwrap();
         assert_eq!(got.etag, newest.etag, "the last decided write is current everywhere");
     }
+}
+
+/// n1's unconditional 64 KiB PUT prepares and parks; n1 is then cut off while `overtaker`
+/// runs on n2 to the end (n2's stamps run 1000 ahead, so its version is newer than the one
+/// n1 proposes); back in, n1's accept reaches only its own acceptor (n2 and n3 promised
+/// the newer ballot), so its value is partly accepted and its next round sees a newer
+/// decided version: its own value may have been decided first and overwritten, or never
+/// decided. Returns n1's result, what every node then serves, and the key's entry.
+async fn overtaken(
+    conditional_overtaker: bool,
+) -> (Result<ObjectRecord, ObjectError>, Vec<Vec<u8>>, ObjectEntry) {
+    let (cluster, s) = stores().await;
+    for _ in 0..1_000 {
+        cluster.node(2).stamp();
+    }
+    let (reached_tx, reached) = oneshot::channel();
+    let (resume, resume_rx) = oneshot::channel();
+    *cluster.node(1).cas.test_knobs.after_prepare.lock().unwrap() = Some((reached_tx, resume_rx));
+    let first = {
+        let store = s[0].clone();
+        let body = vec![b'a'; 64 * 1024];
+        tokio::spawn(async move { store.put_object("b", "k", meta("t", "ea"), body).await })
+    };
+    reached.await.expect("the first write prepared");
+    cluster.set_down(1, true);
+    let (etag, body) = (meta("t", "eb"), b"b".to_vec());
+    match conditional_overtaker {
+        true => s[1].put_object_if("b", "k", etag, body, &WriteCondition::IfNoneMatch).await,
+        false => s[1].put_object("b", "k", etag, body).await,
+    }
+    .expect("the overtaking write");
+    cluster.set_down(1, false);
+    resume.send(()).unwrap();
+    let first = first.await.unwrap();
+    let mut served = Vec::new();
+    for store in &s {
+        served.push(store.get_object("b", "k").await.expect("a read after the race").data);
+    }
+    (first, served, s[0].entry("b", "k").await.unwrap().unwrap())
+}
+
+/// Overtaken by an unconditional write, an unconditional write is acknowledged (ordered
+/// just before the one that overtook it) instead of answering 503; nothing of it is
+/// served, and its `Uploading` record is aborted.
+#[tokio::test(start_paused = true)]
+async fn an_unconditional_write_overtaken_by_an_unconditional_one_is_acknowledged() {
+    let (first, served, entry) = overtaken(false).await;
+    let first = first.expect("acknowledged as ordered before the overtaking write");
+    assert_eq!(first.etag, "ea");
+    assert!(served.iter().all(|body| body == b"b"), "the overtaking write is current everywhere");
+    let ours = entry.versions.get(&first.version_id);
+    assert!(
+        ours.is_none_or(|v| v.state == VersionState::Aborted),
+        "the overtaken version is pruned or aborted: {entry:?}"
+    );
+}
+
+/// The twin: overtaken by a *conditional* write (`If-None-Match: *`, which judged "no
+/// object"), the unconditional write cannot be ordered before it — the condition would have
+/// seen it — so its outcome stays unknown: 503.
+#[tokio::test(start_paused = true)]
+async fn an_unconditional_write_overtaken_by_a_conditional_one_stays_unknown() {
+    let (first, served, _) = overtaken(true).await;
+    assert!(matches!(first, Err(ObjectError::Unavailable { .. })), "{first:?}");
+    assert!(served.iter().all(|body| body == b"b"));
 }

@@ -18,8 +18,11 @@ use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 
 use super::body::{self, Body};
+use super::conditional::Predicate;
 use super::conditional::{KeyWrite, Proposer, RoundEnd};
-use super::version::{ObjectEntry, Version, VersionData, VersionId, VersionState};
+use super::version::{
+    ObjectEntry, Version, VersionData, VersionId, VersionState, decode_cas_value, encode_cas_value,
+};
 use super::{ObjectError, ObjectStore};
 use crate::cas::{Accepted, Ballot, CasReply, CasRequest};
 use crate::crdt::Crdt;
@@ -91,6 +94,9 @@ impl ObjectStore {
             return Ok(RoundEnd::Decided(*id));
         }
         if proposer.ours_out && may_be_superseded(write, &view, proposer) {
+            if let Some(id) = overtaken_by_unconditional(write, &view, proposer) {
+                return Ok(RoundEnd::Overtaken(id));
+            }
             // Our value may have been adopted, decided and then pruned by a newer decided
             // write — or never decided. Proposing it again could apply it twice, and
             // claiming it decided could place it before a conditional write that relied on
@@ -116,7 +122,7 @@ impl ObjectStore {
             return Ok(RoundEnd::Decided(write.id.expect("a removal names its version")));
         }
         let id = self.id_for(write, &view, proposer).await?;
-        let value = crate::codec::encode(&Some((id, write.version.clone())));
+        let value = encode_cas_value(&Some((id, write.version.clone())));
         match self.accept(table_key, ballot, value).await? {
             Phase2::Chosen => {}
             Phase2::Refused { promised, partly } => {
@@ -169,7 +175,7 @@ impl ObjectStore {
                 Phase2::Unknown { reason } => return Err(ObjectError::Unavailable { reason }),
             }
         }
-        let decided: CasValue = crate::codec::decode("cas value", last_bytes)
+        let decided: CasValue = decode_cas_value(last_bytes)
             .map_err(|e| ObjectError::Internal { reason: e.to_string() })?;
         if let Some((id, version)) = decided {
             self.settle(write, view, id, version).await?;
@@ -195,7 +201,7 @@ impl ObjectStore {
         let timestamp = self.node.stamp_after(newest.map_or(0, |n| n.timestamp));
         let id = VersionId { timestamp, unique: self.node.id.0 };
         if let Some(blocks) = write.blocks() {
-            let uploading = Version { state: VersionState::Uploading, kept: write.version.kept };
+            let uploading = Version::new(VersionState::Uploading, write.version.kept);
             self.write_version(write.bucket, write.key, id, uploading).await?;
             proposer.restamped.push(id);
             let owner =
@@ -210,7 +216,7 @@ impl ObjectStore {
     /// decides a no-op under `ballot`, above that value's ballot, so that no later round
     /// can adopt it and make visible a write its client was told had failed.
     async fn fence(&self, table_key: &[u8], ballot: Ballot) -> Result<(), ObjectError> {
-        let value = crate::codec::encode(&None::<(VersionId, Version)>);
+        let value = encode_cas_value(&None);
         match self.accept(table_key, ballot, value).await? {
             Phase2::Chosen => Ok(()),
             Phase2::Refused { .. } => Err(ObjectError::Unavailable {
@@ -424,6 +430,41 @@ fn may_be_superseded(write: &KeyWrite<'_>, view: &ObjectEntry, proposer: &Propos
     });
     let last = proposer.ids.last();
     point.is_some_and(|point| last.is_some_and(|id| point > *id))
+}
+
+/// Overtaken by an unconditional write: whether our write, whose value may have been
+/// decided and overwritten since or never decided at all, can be acknowledged anyway —
+/// and under which id. It can when our write is unconditional, unversioned and not a
+/// removal, and the newest decided version of the view (the pruning point), newer than
+/// every id of ours, was decided by an unconditional write too:
+/// - if our value was decided, it was (at its place in the order), then overwritten;
+/// - if it was not, it takes the place just before that newer write: a place inside our
+///   call (that write was stamped above a view taken after our call began, so it was
+///   decided after), at which nothing observed the key in between, and the newer write
+///   leaves the same state whatever came just before it, having no condition to judge.
+///   So every read and every condition keeps the answer it got;
+/// - a later round may still adopt our value (no fence is needed): it then decides it
+///   under our id, older than the pruning point, so it is never current (`settle` skips
+///   it) and is pruned wherever it lands. Our `Uploading` records are pruned the same way.
+///
+/// A conditional newer write, or a first-format entry (mark unknown), keeps the 503: our
+/// write placed before it would change what its condition saw.
+fn overtaken_by_unconditional(
+    write: &KeyWrite<'_>,
+    view: &ObjectEntry,
+    proposer: &Proposer,
+) -> Option<VersionId> {
+    let ours_is_unconditional =
+        write.predicate == Predicate::Always && !write.version.kept && !write.removes_a_version();
+    let last = *proposer.ids.last()?;
+    let (point, newest_decided) = view
+        .versions
+        .iter()
+        .rev()
+        .find(|(_, v)| matches!(v.state, VersionState::Complete(_) | VersionState::Deleted))?;
+    let overtaker_is_unconditional =
+        matches!(newest_decided.state, VersionState::Complete(_)) && newest_decided.unconditional;
+    (ours_is_unconditional && overtaker_is_unconditional && *point > last).then_some(last)
 }
 
 fn has_blocks(version: &Version) -> bool {

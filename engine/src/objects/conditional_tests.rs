@@ -154,7 +154,7 @@ fn version_of(body: &[u8], etag: &str) -> Version {
         user_metadata: Default::default(),
         body: super::body::Body::Inline(body.to_vec()),
     };
-    Version { state: VersionState::Complete(VersionData::Object(stored)), kept: false }
+    Version::new(VersionState::Complete(VersionData::Object(stored)), false)
 }
 
 /// A proposal accepted by one acceptor only (its proposer lost the race) must never come
@@ -169,7 +169,7 @@ async fn a_value_accepted_by_one_acceptor_never_overrides_a_later_decided_one() 
         Some((VersionId { timestamp: u64::MAX / 2, unique: 3 }, version_of(b"ghost", "eg")));
     let n3 = cluster.node(3);
     assert!(matches!(n3.cas.prepare(&key, stale).unwrap(), CasReply::Promise { .. }));
-    let accepted = n3.cas.accept(&key, stale, crate::codec::encode(&leftover)).unwrap();
+    let accepted = n3.cas.accept(&key, stale, super::version::encode_cas_value(&leftover)).unwrap();
     assert_eq!(accepted, CasReply::Accepted);
 
     // n3 away: the decided value lives on n1 and n2 only.
@@ -258,7 +258,7 @@ async fn a_decided_value_whose_blocked_version_was_collected_is_not_revived() {
     for n in 1..=3 {
         let node = cluster.node(n);
         assert!(matches!(node.cas.prepare(&key, ballot).unwrap(), CasReply::Promise { .. }));
-        let value = crate::codec::encode(&decided);
+        let value = super::version::encode_cas_value(&decided);
         assert_eq!(node.cas.accept(&key, ballot, value).unwrap(), CasReply::Accepted);
     }
     let put = s[1].put_object_if(

@@ -60,11 +60,11 @@ impl ObjectStore {
             false => None,
         };
         if let (Body::Blocks(blocks), Some(id)) = (&src.body, provisional) {
-            let uploading = Version { state: VersionState::Uploading, kept };
+            let uploading = Version::new(VersionState::Uploading, kept);
             self.write_version(bucket, key, id, uploading).await?;
             let owner = Owner { bucket: bucket.into(), key: key.into(), version: id };
             if let Err(e) = self.reference_blocks(&owner, blocks).await {
-                let aborted = Version { state: VersionState::Aborted, kept };
+                let aborted = Version::new(VersionState::Aborted, kept);
                 let _ = self.write_version(bucket, key, id, aborted).await;
                 return Err(e.into());
             }
@@ -78,7 +78,7 @@ impl ObjectStore {
             body: src.body,
         };
         let complete = VersionState::Complete(VersionData::Object(stored.clone()));
-        let version = Version { state: complete, kept };
+        let version = Version::new(complete, kept);
         let id = match provisional {
             // Ordered with every other write of the key (`conditional`).
             _ if ordered => {

@@ -271,7 +271,7 @@ impl RefChecker {
                 if age_ms < self.config.upload_timeout_ms {
                     return Ok(true);
                 }
-                let aborted = Version { state: VersionState::Aborted, kept: version.kept };
+                let aborted = Version::new(VersionState::Aborted, version.kept);
                 self.node.objects.insert(key, &ObjectEntry::with(r.version, aborted)).await?;
                 // A multipart upload's entry is finished too: not listed, no more parts, and
                 // collected as a tombstone like any finished upload.

@@ -356,11 +356,10 @@ impl ObjectStore {
     ) -> Result<String, ObjectError> {
         let kept = self.head_bucket(bucket).await?.versioning.keeps_history();
         let id = self.next_version_id(bucket, key).await?;
-        self.write_version(bucket, key, id, Version { state: VersionState::Uploading, kept })
-            .await?;
+        self.write_version(bucket, key, id, Version::new(VersionState::Uploading, kept)).await?;
         let upload = MultipartUpload::new(key, meta);
         if let Err(e) = self.node.mpu.insert(upload_entry_key(bucket, key, id), &upload).await {
-            let aborted = Version { state: VersionState::Aborted, kept };
+            let aborted = Version::new(VersionState::Aborted, kept);
             let _ = self.write_version(bucket, key, id, aborted).await;
             return Err(e.into());
         }
@@ -516,7 +515,7 @@ impl ObjectStore {
             body: Body::Blocks(blocks),
         };
         let complete = VersionState::Complete(VersionData::Object(stored.clone()));
-        let version = Version { state: complete, kept };
+        let version = Version::new(complete, kept);
         let id = self.commit_completion(bucket, key, id, version, condition).await?;
         self.node.mpu.insert(upload_key, &self.finished_now(&upload)).await?;
         Ok(record(key, id, &stored, Vec::new()))
@@ -544,7 +543,7 @@ impl ObjectStore {
             // by a newer write (the write below is then pruned again on merge).
             _ => {}
         }
-        self.write_version(bucket, key, id, Version { state: VersionState::Aborted, kept }).await?;
+        self.write_version(bucket, key, id, Version::new(VersionState::Aborted, kept)).await?;
         let upload_key = upload_entry_key(bucket, key, id);
         Ok(self.node.mpu.insert(upload_key, &self.finished_now(&upload)).await?)
     }
@@ -687,7 +686,7 @@ async fn abort_stale(
     object_key.extend_from_slice(upload.key.as_bytes());
     let entry = node.objects.get(&object_key).await?.unwrap_or_default();
     if let Some(version) = entry.versions.get(&id).filter(|v| v.state == VersionState::Uploading) {
-        let aborted = Version { state: VersionState::Aborted, kept: version.kept };
+        let aborted = Version::new(VersionState::Aborted, version.kept);
         node.objects.insert(object_key, &super::ObjectEntry::with(id, aborted)).await?;
     }
     let finished = upload.finished_marker(finish_time_ms(node));

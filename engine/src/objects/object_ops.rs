@@ -136,7 +136,7 @@ impl ObjectStore {
             Ok(end) => end,
             Err(e) => {
                 if let (Body::Blocks(_), Some(id)) = (&body, provisional) {
-                    let aborted = Version { state: VersionState::Aborted, kept };
+                    let aborted = Version::new(VersionState::Aborted, kept);
                     let _ = self.write_version(bucket, key, id, aborted).await;
                 }
                 return Err(refused(e));
@@ -153,7 +153,7 @@ impl ObjectStore {
             body,
         };
         let complete = VersionState::Complete(VersionData::Object(stored.clone()));
-        let version = Version { state: complete, kept };
+        let version = Version::new(complete, kept);
         let id = match (ordered, provisional) {
             (true, _) => {
                 let predicate = condition.map_or(Predicate::Always, Predicate::Condition);
@@ -187,7 +187,7 @@ impl ObjectStore {
         if let Err(ObjectError::QuotaExceeded { .. }) = &written
             && blocks
         {
-            let aborted = Version { state: VersionState::Aborted, kept };
+            let aborted = Version::new(VersionState::Aborted, kept);
             let _ = self.write_version(bucket, key, id, aborted).await;
         }
         written
@@ -206,14 +206,13 @@ impl ObjectStore {
     ) -> Result<(Body, BodySummary), ObjectError> {
         // Record the upload before its blocks, so a crash leaves a visible trace for
         // cleanup rather than anonymous blocks — and never a partial object.
-        self.write_version(bucket, key, id, Version { state: VersionState::Uploading, kept })
-            .await?;
+        self.write_version(bucket, key, id, Version::new(VersionState::Uploading, kept)).await?;
         let owner = body::Owner { bucket: bucket.into(), key: key.into(), version: id };
         let size = self.block_size_bytes;
         match body::store_stream(&self.node, &self.memory, &owner, head, source, size).await {
             Ok(stored) => Ok((Body::Blocks(stored.blocks), stored.summary)),
             Err(e) => {
-                let aborted = Version { state: VersionState::Aborted, kept };
+                let aborted = Version::new(VersionState::Aborted, kept);
                 let _ = self.write_version(bucket, key, id, aborted).await;
                 Err(e.into())
             }
@@ -360,7 +359,7 @@ impl ObjectStore {
         let kept = self.head_bucket(bucket).await?.versioning.keeps_history();
         let last_modified_ms = self.node.seam.clock.now_ms();
         let marker = VersionState::Complete(VersionData::DeleteMarker { last_modified_ms });
-        let version = Version { state: marker, kept };
+        let version = Version::new(marker, kept);
         if self.orders_every_write() {
             return self.commit_write(KeyWrite { bucket, key, id: None, version, predicate }).await;
         }
@@ -380,7 +379,7 @@ impl ObjectStore {
     ) -> Result<(), ObjectError> {
         let id = parse_version(version)?;
         self.head_bucket(bucket).await?;
-        let deleted = Version { state: VersionState::Deleted, kept: true };
+        let deleted = Version::new(VersionState::Deleted, true);
         if self.orders_every_write() {
             let predicate = Predicate::Always;
             let write = KeyWrite { bucket, key, id: Some(id), version: deleted, predicate };

@@ -24,7 +24,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::StoredObject;
+use crate::codec::{self, DecodeError};
 use crate::crdt::Crdt;
+use crate::table::schema::{ENTRY_FORMAT_V1, ENTRY_FORMAT_V2, StoredEntry};
 
 /// Names a version; ordered by timestamp first, so newer writes sort last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -73,14 +75,32 @@ pub struct Version {
     pub state: VersionState,
     /// Written while the bucket kept history (versioning on): never pruned.
     pub kept: bool,
+    /// Decided by a write of the key's consensus that had no condition (a plain PUT, copy,
+    /// completion or DELETE): what it made current does not depend on what was current
+    /// before. An unconditional write that this one overtook may be acknowledged as ordered
+    /// just before it (`conditional_rounds`, "Overtaken by an unconditional write"). False
+    /// for every other version and for entries of the first format: "not known", the safe
+    /// answer.
+    pub unconditional: bool,
+}
+
+impl Version {
+    /// A version as written outside the key's consensus, or before its round decides it
+    /// (the round sets `unconditional`).
+    pub fn new(state: VersionState, kept: bool) -> Version {
+        Version { state, kept, unconditional: false }
+    }
 }
 
 impl Crdt for Version {
     fn merge(&mut self, other: &Self) {
         // States only move up; two different complete states of one id cannot come from a
-        // correct writer, but the tie is still broken deterministically by order.
-        if other.state > self.state {
+        // correct writer, but the tie is still broken deterministically by order. The
+        // state and its mark go together: the larger `(state, unconditional)` pair wins,
+        // so an `Uploading` record never strips the mark of the completion that follows.
+        if (&other.state, other.unconditional) > (&self.state, self.unconditional) {
             self.state = other.state.clone();
+            self.unconditional = other.unconditional;
         }
         self.kept |= other.kept;
     }
@@ -140,8 +160,68 @@ impl ObjectEntry {
     }
 }
 
-/// Stored in the first entry format (`table::schema`).
-impl crate::table::schema::StoredEntry for ObjectEntry {}
+/// `ObjectEntry` as stored in `ENTRY_FORMAT_V1`, before versions carried their
+/// `unconditional` mark: kept only to decode such entries (never written).
+#[derive(Deserialize)]
+struct ObjectEntryV1 {
+    versions: BTreeMap<VersionId, VersionV1>,
+}
+
+#[derive(Deserialize)]
+struct VersionV1 {
+    state: VersionState,
+    kept: bool,
+}
+
+/// Stored in `ENTRY_FORMAT_V2` (versions carry `unconditional`); a V1 entry decodes with
+/// every mark false, which only ever costs an overtaken write its acknowledgement (a 503,
+/// as before the mark existed), never a wrong answer.
+impl StoredEntry for ObjectEntry {
+    const ENTRY_FORMAT: u8 = ENTRY_FORMAT_V2;
+
+    fn decode_older_format(format: u8, payload: &[u8]) -> Option<Result<Self, DecodeError>> {
+        if format != ENTRY_FORMAT_V1 {
+            return None;
+        }
+        let old: Result<ObjectEntryV1, _> = codec::decode("table entry (object, V1)", payload);
+        Some(old.map(ObjectEntry::from))
+    }
+}
+
+impl From<ObjectEntryV1> for ObjectEntry {
+    fn from(old: ObjectEntryV1) -> ObjectEntry {
+        let versions = old.versions.into_iter().map(|(id, v)| (id, v.into())).collect();
+        ObjectEntry { versions }
+    }
+}
+
+impl From<VersionV1> for Version {
+    fn from(old: VersionV1) -> Version {
+        Version::new(old.state, old.kept)
+    }
+}
+
+/// The value of the key's consensus (`conditional_rounds::CasValue`) in its stored form,
+/// which acceptors keep in their `cas_acceptor` rows: `CAS_VALUE_V2`, then the bincode of
+/// the value. The first format had no marker: the bincode of an `Option` of a first-format
+/// version, whose first byte is 0 (`None`) or 1 (`Some`), so the marker 2 tells them apart.
+const CAS_VALUE_V2: u8 = 2;
+
+pub(crate) fn encode_cas_value(value: &Option<(VersionId, Version)>) -> Vec<u8> {
+    let mut bytes = vec![CAS_VALUE_V2];
+    bytes.extend_from_slice(&codec::encode(value));
+    bytes
+}
+
+pub(crate) fn decode_cas_value(bytes: &[u8]) -> Result<Option<(VersionId, Version)>, DecodeError> {
+    match bytes.split_first() {
+        Some((&CAS_VALUE_V2, rest)) => codec::decode("cas value", rest),
+        _ => {
+            let old: Option<(VersionId, VersionV1)> = codec::decode("cas value (V1)", bytes)?;
+            Ok(old.map(|(id, v)| (id, v.into())))
+        }
+    }
+}
 
 impl Crdt for ObjectEntry {
     fn merge(&mut self, other: &Self) {
@@ -186,7 +266,8 @@ mod tests {
             };
             // A version is written with history kept or not, once: derive it from the id.
             let kept = id.timestamp.is_multiple_of(2);
-            e.merge(&ObjectEntry::with(id, Version { state, kept }));
+            let unconditional = rng.next_u32().is_multiple_of(2);
+            e.merge(&ObjectEntry::with(id, Version { state, kept, unconditional }));
         }
         e
     }
@@ -212,7 +293,7 @@ mod tests {
     #[test]
     fn a_complete_version_prunes_older_unkept_versions_but_not_newer_uploads() {
         let id = |t| VersionId { timestamp: t, unique: 1 };
-        let v = |state, kept| Version { state, kept };
+        let v = |state, kept| Version::new(state, kept);
         let mut e = ObjectEntry::with(id(1), v(VersionState::Complete(data(1)), false));
         e.merge(&ObjectEntry::with(id(2), v(VersionState::Complete(data(2)), true)));
         e.merge(&ObjectEntry::with(id(3), v(VersionState::Complete(data(3)), false)));
@@ -225,7 +306,7 @@ mod tests {
     #[test]
     fn an_aborted_upload_does_not_hide_the_version_it_failed_to_replace() {
         let id = |t| VersionId { timestamp: t, unique: 1 };
-        let v = |state| Version { state, kept: false };
+        let v = |state| Version::new(state, false);
         let mut e = ObjectEntry::with(id(1), v(VersionState::Complete(data(1))));
         e.merge(&ObjectEntry::with(id(2), v(VersionState::Uploading)));
         e.merge(&ObjectEntry::with(id(2), v(VersionState::Aborted)));
@@ -238,7 +319,7 @@ mod tests {
     #[test]
     fn only_entries_with_nothing_readable_or_listable_are_tombstones() {
         let id = |t| VersionId { timestamp: t, unique: 1 };
-        let v = |state, kept| Version { state, kept };
+        let v = |state, kept| Version::new(state, kept);
         let marker = || VersionState::Complete(VersionData::DeleteMarker { last_modified_ms: 0 });
         // An unversioned delete: the marker prunes the object; nothing is left to read.
         let mut e = ObjectEntry::with(id(1), v(VersionState::Complete(data(1)), false));
@@ -262,6 +343,36 @@ mod tests {
         let mut history = ObjectEntry::with(id(8), v(VersionState::Complete(data(8)), true));
         history.merge(&ObjectEntry::with(id(9), v(marker(), false)));
         assert_eq!(history.tombstone_since_ms(), None);
+    }
+
+    /// Entries and consensus values written before versions carried their mark (first
+    /// formats) still decode, with the mark false ("not known"); new ones round-trip.
+    #[test]
+    fn first_format_entries_and_cas_values_decode_with_the_mark_unknown() {
+        use crate::table::schema::{decode_entry, encode_entry};
+        let id = VersionId { timestamp: 9, unique: 2 };
+        let state = VersionState::Complete(data(9));
+        // A V1 `Version` was the pair (state, kept): bincode encodes a struct as its fields.
+        let v1_versions: BTreeMap<VersionId, (VersionState, bool)> =
+            [(id, (state.clone(), true))].into();
+        let mut v1_entry = vec![ENTRY_FORMAT_V1];
+        v1_entry.extend(codec::encode(&v1_versions));
+        let decoded: ObjectEntry = decode_entry(&v1_entry).unwrap();
+        assert_eq!(decoded, ObjectEntry::with(id, Version::new(state.clone(), true)));
+
+        let marked = Version { state: state.clone(), kept: false, unconditional: true };
+        let entry = ObjectEntry::with(id, marked.clone());
+        let bytes = encode_entry(&entry);
+        assert_eq!(bytes[0], ENTRY_FORMAT_V2);
+        assert_eq!(decode_entry::<ObjectEntry>(&bytes).unwrap(), entry);
+
+        let v1_value = codec::encode(&Some((id, (state.clone(), false))));
+        assert_eq!(decode_cas_value(&v1_value).unwrap(), Some((id, Version::new(state, false))));
+        let v1_fence = codec::encode(&None::<(VersionId, (VersionState, bool))>);
+        assert_eq!(decode_cas_value(&v1_fence).unwrap(), None);
+        for value in [Some((id, marked)), None] {
+            assert_eq!(decode_cas_value(&encode_cas_value(&value)).unwrap(), value);
+        }
     }
 
     #[test]

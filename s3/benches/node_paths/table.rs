@@ -36,8 +36,7 @@ fn entry(n: u64) -> ObjectEntry {
         }]),
     };
     let id = VersionId { timestamp: 1_795_662_000_000 + n, unique: 1 };
-    let version =
-        Version { state: VersionState::Complete(VersionData::Object(object)), kept: false };
+    let version = Version::new(VersionState::Complete(VersionData::Object(object)), false);
     ObjectEntry::with(id, version)
 }
 

@@ -174,7 +174,7 @@ mod tests {
     }
 
     fn version(state: VersionState) -> Version {
-        Version { state, kept: false }
+        Version::new(state, false)
     }
 
     fn object(blocks: &[u8]) -> VersionState {
