@@ -4,7 +4,7 @@
 # on), run one after the other so they never share the CPU.
 #
 #   [NODES=1|3] [DURATION=20s] [LIST_KEYS=100000] [LIST_ONLY=1] [SYSTEMS="hangar garage"] \
-#       [BIN_DIR=DIR] \
+#       [BIN_DIR=DIR] [HOT_KEY=1] \
 #       bench/compare-garage.sh [GARAGE_BIN] [OUT_DIR]
 #
 # GARAGE_BIN: a Garage 2.5.0 binary (`cargo install garage --version 2.5.0 --root DIR`
@@ -13,6 +13,8 @@
 # zone each, set up like docs/deploy.md; the client talks to node 1.
 # LIST_KEYS: the listing workload fills that many 1-byte objects (at concurrency 32), then
 # lists the whole prefix 5 times at concurrency 1 (`--list-all`); 0 skips it.
+# HOT_KEY=1 adds `hot-key-c16`: 16 clients doing PUT and DELETE (3:1) of one 4 KiB key,
+# which counts the writes that contention on one key makes fail.
 # Prints one table row per (system, workload), the RSS of every node idle and after the
 # runs, and writes every summary as JSON in OUT_DIR (`SYSTEM-NODESn-WORKLOAD.json`).
 set -euo pipefail
@@ -79,9 +81,8 @@ wait_serving() {
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 rss_all() { local pid out=""; for pid in "${PIDS[@]}"; do out+="$(rss_kb "$pid") "; done; echo "$out"; }
 
-# Runs the workloads against the endpoint/credentials in $WORK/creds.env, labelled $1.
-workloads() {
-    local system=$1 name args
+# The workloads, as `name|hangar-bench arguments`; each has its own bucket.
+workload_specs() {
     local specs=(
         "put-1MiB-c8|--mix put=1 --size 1MiB --concurrency 8 --duration $DURATION"
         "get-1MiB-c8|--mix get=1 --size 1MiB --concurrency 8 --keys 200 --duration $DURATION"
@@ -94,13 +95,28 @@ workloads() {
     if [ "$LIST_KEYS" -gt 0 ]; then
         specs+=("list-${LIST_KEYS}keys|--mix list=1 --list-all --size 1 --keys $LIST_KEYS --fill-concurrency 32 --concurrency 1 --count 5")
     fi
-    for spec in "${specs[@]}"; do
+    if [ "${HOT_KEY:-0}" = 1 ]; then
+        specs+=("hot-key-c16|--mix put=3,delete=1 --size 4KiB --keys 1 --concurrency 16 --no-fill --duration $DURATION")
+    fi
+    if [ ${#specs[@]} -gt 0 ]; then printf '%s\n' "${specs[@]}"; fi
+}
+
+# The buckets the cluster needs: `bench` (the probe's), then one per workload.
+bucket_names() {
+    echo bench
+    workload_specs | while IFS= read -r spec; do echo "bench-${spec%%|*}" | tr '[:upper:]' '[:lower:]'; done
+}
+
+# Runs the workloads against the endpoint/credentials in $WORK/creds.env, labelled $1.
+workloads() {
+    local system=$1 name args spec
+    while IFS= read -r spec; do
         name=${spec%%|*}
         args=${spec#*|}
         # Each workload has its own bucket, so the listing sees only its own keys.
         # shellcheck disable=SC2086
         "$BENCH" --credentials "$WORK/creds.env" --bucket "bench-${name,,}" $args --json \
-            >"$OUT/$system-nodes$NODES-$name.json"
+            >"$OUT/$system-nodes$NODES-$name.json" </dev/null
         python3 - "$system" "$name" "$OUT/$system-nodes$NODES-$name.json" <<'EOF'
 import json, sys
 rows = [r for r in json.load(open(sys.argv[3]))["rows"] if r["phase"] != "fill"]
@@ -109,7 +125,7 @@ for r in rows:
           f"{r['mib_per_s']:8.1f} MiB/s  p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms  "
           f"errors {r['errors']}")
 EOF
-    done
+    done < <(workload_specs)
 }
 
 # ---- Hangar -------------------------------------------------------------------------------
@@ -166,9 +182,7 @@ EOF
     [ -n "$id" ] && [ -n "$secret_key" ] || { echo "cannot read the key from: $key" >&2; exit 1; }
     printf 'export AWS_ACCESS_KEY_ID=%s\nexport AWS_SECRET_ACCESS_KEY=%s\nexport AWS_REGION=hangar\nexport AWS_ENDPOINT_URL=http://127.0.0.1:4910\n' \
         "$id" "$secret_key" >"$WORK/creds.env"
-    for name in bench put-1MiB-c8 get-1MiB-c8 put-4KiB-c16 get-4KiB-c16 put-4KiB-c1 \
-        get-4KiB-c1 "list-${LIST_KEYS}keys"; do
-        b=bench; [ "$name" = bench ] || b=bench-${name,,}
+    for b in $(bucket_names); do
         "${H[@]}" bucket create "$b" >/dev/null
         "${H[@]}" bucket allow "$b" --key "$id" --read --write --owner >/dev/null
     done
@@ -222,9 +236,7 @@ garage_up() { # $1 = nodes
     key=$("${G[@]}" key create bench-key)
     id=$(awk '/Key ID/ {print $NF}' <<<"$key")
     secret_key=$(awk '/Secret key/ {print $NF}' <<<"$key")
-    for name in bench put-1MiB-c8 get-1MiB-c8 put-4KiB-c16 get-4KiB-c16 put-4KiB-c1 \
-        get-4KiB-c1 "list-${LIST_KEYS}keys"; do
-        b=bench; [ "$name" = bench ] || b=bench-${name,,}
+    for b in $(bucket_names); do
         "${G[@]}" bucket create "$b" >/dev/null
         "${G[@]}" bucket allow --read --write --owner "$b" --key bench-key >/dev/null
     done

@@ -306,6 +306,7 @@ impl ObjectStore {
         let quota_id = write.id.unwrap_or(VersionId { timestamp: u64::MAX, unique: 0 });
         self.check_quotas(write.bucket, write.key, quota_id, &write.version).await?;
         let table_key = object_key(write.bucket, write.key);
+        let _turn = self.turns.take(&table_key).await;
         let mut rng = self.node.seam.rng(&format!("cas-{}", self.node.stamp()));
         let mut floor: Option<Ballot> = None;
         let mut proposer = Proposer {

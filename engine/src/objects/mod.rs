@@ -36,6 +36,7 @@ pub mod copy;
 #[cfg(test)]
 mod copy_tests;
 pub mod gc;
+mod key_turns;
 pub mod lifecycle;
 pub mod multipart;
 #[cfg(test)]
@@ -295,6 +296,8 @@ pub struct ObjectStore {
     usage: usage::UsageBook,
     /// Recent alias resolutions (`alias`).
     aliases: crate::ttl_cache::TtlCache<String, Option<String>>,
+    /// Writes of one key through this store take its consensus in turns (`key_turns`).
+    turns: key_turns::KeyTurns,
 }
 
 impl ObjectStore {
@@ -307,7 +310,8 @@ impl ObjectStore {
         assert!(block_size_bytes > 0, "blocks have a size");
         let (memory, usage, aliases) =
             (Arc::default(), Default::default(), alias::resolution_cache());
-        ObjectStore { node, block_size_bytes, memory, usage, aliases }
+        let turns = Default::default();
+        ObjectStore { node, block_size_bytes, memory, usage, aliases, turns }
     }
 
     /// Body bytes held now and at most so far by this store's PUTs and GETs.
