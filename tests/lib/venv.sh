@@ -20,3 +20,9 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
     echo "$WANT" >"$STAMP"
 fi
 PY=$VENV/bin/python
+# rclone (test_s3_other_clients.py) is Debian's package, installed when missing.
+if ! command -v rclone >/dev/null; then
+    { apt-get install -y rclone >/dev/null 2>&1 ||
+        { apt-get update >/dev/null && apt-get install -y rclone >/dev/null; }; } || {
+        echo "rclone is missing and apt-get could not install it" >&2; exit 1; }
+fi
