@@ -498,6 +498,7 @@ impl ObjectBackend for EngineBackend {
                 key: u.key,
                 upload_id: u.upload_id,
                 initiated_ms: u.initiated_ms,
+                user_metadata: u.meta.user_metadata,
             });
             Ok(infos.collect())
         })

@@ -275,6 +275,11 @@ def test_full_object_checksum_is_the_crc_of_the_whole_object(s3, bucket, algorit
         assert done[number - 1]["Checksum" + algorithm] == _b64(_crc_bytes(algorithm, data))
     listed = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)
     assert (listed["ChecksumAlgorithm"], listed["ChecksumType"]) == (algorithm, "FULL_OBJECT")
+    open_uploads = s3.list_multipart_uploads(Bucket=bucket, Prefix=key)["Uploads"]
+    ours = [u for u in open_uploads if u["UploadId"] == upload_id]
+    assert [(u["ChecksumAlgorithm"], u["ChecksumType"]) for u in ours] == [
+        (algorithm, "FULL_OBJECT")
+    ]
     assert [p["Checksum" + algorithm] for p in listed["Parts"]] == [
         d["Checksum" + algorithm] for d in done
     ]
@@ -290,6 +295,56 @@ def test_full_object_checksum_is_the_crc_of_the_whole_object(s3, bucket, algorit
     got = s3.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     assert got["Checksum" + algorithm] == expected
     assert got["Body"].read() == whole
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32", "SHA256"])
+def test_upload_part_copy_into_a_checksummed_upload_computes_the_part_checksum(
+    s3, bucket, algorithm
+):
+    """UploadPartCopy into an upload that declared an algorithm answers the copied part's
+    checksum (S3 does); the upload then completes with it, COMPOSITE or FULL_OBJECT."""
+    source = os.urandom(6 * MIB + 5)
+    s3.put_object(Bucket=bucket, Key="mpu/copy-source.bin", Body=source)
+    kind = "FULL_OBJECT" if algorithm == "CRC32" else "COMPOSITE"
+    key = f"mpu/copied-{algorithm}.bin"
+    upload_id = s3.create_multipart_upload(
+        Bucket=bucket, Key=key, ChecksumAlgorithm=algorithm, ChecksumType=kind
+    )["UploadId"]
+    field = "Checksum" + algorithm
+
+    def checksum(data):
+        if algorithm == "SHA256":
+            return _b64(hashlib.sha256(data).digest())
+        return _b64(_crc_bytes(algorithm, data))
+
+    first = source[: 5 * MIB]
+    copied = s3.upload_part_copy(
+        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1,
+        CopySource={"Bucket": bucket, "Key": "mpu/copy-source.bin"},
+        CopySourceRange=f"bytes=0-{5 * MIB - 1}",
+    )["CopyPartResult"]
+    assert copied[field] == checksum(first)
+    assert copied["ETag"].strip('"') == hashlib.md5(first).hexdigest()
+    tail = b"tail"
+    sent = s3.upload_part(
+        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=2, Body=tail,
+        **{field: checksum(tail)},
+    )
+    listed = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)["Parts"]
+    assert [p[field] for p in listed] == [checksum(first), checksum(tail)]
+    parts = [
+        {"PartNumber": 1, "ETag": copied["ETag"], field: copied[field]},
+        {"PartNumber": 2, "ETag": sent["ETag"], field: sent[field]},
+    ]
+    done = s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+    if kind == "FULL_OBJECT":
+        assert done[field] == checksum(first + tail)
+    else:
+        joined = base64.b64decode(checksum(first)) + base64.b64decode(checksum(tail))
+        assert done[field] == f"{_b64(hashlib.sha256(joined).digest())}-2"
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == first + tail
 
 
 @pytest.mark.parametrize("algorithm", ["CRC32", "CRC32C", "SHA1", "SHA256"])

@@ -288,6 +288,8 @@ pub struct UploadListing {
     pub key: String,
     pub upload_id: String,
     pub initiated_ms: u64,
+    /// What the client gave at creation (the S3 layer keeps a declared checksum there).
+    pub meta: UploadMeta,
 }
 
 /// The newest upload of one part, as ListParts shows it.
@@ -597,8 +599,8 @@ impl ObjectStore {
             for (sort_key, upload) in page {
                 let Some(id) = upload_id_of(&sort_key) else { continue };
                 if !upload.finished.get() && out.len() < max_uploads {
-                    let (key, upload_id) = (upload.key, id.to_hex());
-                    out.push(UploadListing { key, upload_id, initiated_ms: id.timestamp });
+                    let (key, upload_id, meta) = (upload.key, id.to_hex(), upload.meta);
+                    out.push(UploadListing { key, upload_id, initiated_ms: id.timestamp, meta });
                 }
             }
             if done {

@@ -111,6 +111,8 @@ pub struct UploadInfo {
     pub key: String,
     pub upload_id: String,
     pub initiated_ms: u64,
+    /// The upload's user metadata (where a declared checksum is kept, `mpu_checksum`).
+    pub user_metadata: BTreeMap<String, String>,
 }
 
 /// One line of a version listing: an object version or a delete marker.

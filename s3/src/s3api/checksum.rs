@@ -109,6 +109,16 @@ impl Hasher {
         }
     }
 
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Hasher::Crc32(_) => Algorithm::Crc32,
+            Hasher::Crc32c(_) => Algorithm::Crc32c,
+            Hasher::Crc64Nvme(_) => Algorithm::Crc64Nvme,
+            Hasher::Sha1(_) => Algorithm::Sha1,
+            Hasher::Sha256(_) => Algorithm::Sha256,
+        }
+    }
+
     /// The value as S3 writes it: base64 of the big-endian digest.
     pub fn finish(self) -> String {
         let bytes = match self {

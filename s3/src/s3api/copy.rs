@@ -16,6 +16,10 @@
 //!   `-if-modified-since` answer 412 PreconditionFailed; an ETag condition that holds
 //!   overrides the date condition paired with it (RFC 9110's order, as S3 documents);
 //! - the copy's ETag is the source's (S3 behaviour for a single-part source).
+//! - UploadPartCopy into an upload that declared a checksum algorithm computes the part's
+//!   checksum, as S3 does, and answers it in `CopyPartResult`: the part is then streamed
+//!   (read and written again) instead of referencing the source's blocks, since the
+//!   checksum needs the bytes. Completion treats it like any uploaded part.
 
 use std::collections::BTreeMap;
 
@@ -28,7 +32,8 @@ use super::backend::{
     BackendError, BodyEnd, BodyRefused, BodySource, BodySummary, BoxFuture, ObjectBackend,
     ObjectBody, ObjectInfo, ObjectMeta, Versioning, valid_version_id,
 };
-use super::checksum;
+use super::checksum::{self, Algorithm, Hasher};
+use super::checksum_multipart::{self as mpu_checksum, TaggedPart};
 use super::encoding::percent_decode;
 use super::error::S3Error;
 use super::object::{client_meta, header_value};
@@ -268,17 +273,41 @@ pub async fn upload_part_copy(
     });
     let range = range.transpose()?;
     let from = (source.bucket.as_str(), source.key.as_str(), src.version_id.as_str());
-    let etag = backend
-        .upload_part_copy((bucket, key, upload_id), part_number, from, range)
-        .await
-        .map_err(|e| match e {
-        BackendError::NoSuchUpload => S3Error::NoSuchUpload,
-        BackendError::NoSuchBucket => S3Error::NoSuchBucket { bucket: bucket.to_string() },
-        e => source_error(e, source),
+    let upload = (bucket, key, upload_id);
+    // A declared checksum needs the bytes (an upload that cannot be read is the copy's to
+    // answer, below).
+    let meta = backend.multipart_upload_meta(bucket, key, upload_id).await;
+    let declared = meta.ok().and_then(|m| mpu_checksum::declaration_of(&m.user_metadata));
+    let (stored, refused) = match declared {
+        None => (backend.upload_part_copy(upload, part_number, from, range).await, None),
+        Some(d) => {
+            let (_, mut body) = match backend.get_object(from.0, from.1, Some(from.2)).await {
+                Ok(found) => found,
+                Err(e) => return Err(source_error(e, source)),
+            };
+            if let Some((start, end)) = range {
+                body.select(start, end);
+            }
+            let hasher = Some(Hasher::new(d.algorithm));
+            let mut copied = CopiedBody { body, etag: EtagOf::Bytes, checksum: hasher };
+            let mut tagged = TaggedPart { inner: &mut copied, declared, failure: None };
+            let stored = backend.upload_part(bucket, key, upload_id, part_number, &mut tagged);
+            (stored.await, tagged.failure.take())
+        }
+    };
+    let stored = stored.map_err(|e| match (e, refused) {
+        (_, Some(refused)) => refused,
+        (BackendError::NoSuchUpload, None) => S3Error::NoSuchUpload,
+        (BackendError::NoSuchBucket, None) => S3Error::NoSuchBucket { bucket: bucket.to_string() },
+        (e, None) => source_error(e, source),
     })?;
+    let (etag, part_checksum) = mpu_checksum::split_part_etag(&stored);
     let mut w = XmlWriter::new("CopyPartResult", true);
     w.element("LastModified", &format_iso8601(src.last_modified_ms));
     w.element("ETag", &format!("\"{etag}\""));
+    if let Some((algorithm, value)) = part_checksum {
+        w.element(&format!("Checksum{}", algorithm.name()), value);
+    }
     let mut resp = super::xml_response(w.finish("CopyPartResult"));
     if show_source_version {
         let value = header_value(&src.version_id)?;
@@ -301,12 +330,20 @@ enum EtagOf {
 struct CopiedBody {
     body: Box<dyn ObjectBody>,
     etag: EtagOf,
+    /// A checksum computed over the bytes copied, kept in the write's metadata as a
+    /// verified request checksum would be (`checksum::STORED_PREFIX`).
+    checksum: Option<Hasher>,
 }
 
 impl BodySource for CopiedBody {
     fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Bytes>, BodyRefused>> {
         Box::pin(async move {
-            self.body.next_chunk().await.map_err(|e| BodyRefused { reason: e.to_string() })
+            let chunk = self.body.next_chunk().await;
+            let chunk = chunk.map_err(|e| BodyRefused { reason: e.to_string() })?;
+            if let (Some(hasher), Some(bytes)) = (&mut self.checksum, &chunk) {
+                hasher.update(bytes);
+            }
+            Ok(chunk)
         })
     }
 
@@ -315,7 +352,12 @@ impl BodySource for CopiedBody {
             EtagOf::Source(etag) => etag.clone(),
             EtagOf::Bytes => hex::encode(summary.md5),
         };
-        Ok(BodyEnd { etag, extra_metadata: BTreeMap::new() })
+        let mut extra_metadata = BTreeMap::new();
+        if let Some(hasher) = self.checksum.take() {
+            let algorithm: Algorithm = hasher.algorithm();
+            extra_metadata.insert(algorithm.stored_name(), hasher.finish());
+        }
+        Ok(BodyEnd { etag, extra_metadata })
     }
 }
 
@@ -327,7 +369,7 @@ pub async fn stream_copy_object(
     meta: ObjectMeta,
 ) -> Result<ObjectInfo, BackendError> {
     let (info, body) = backend.get_object(src_bucket, src_key, Some(version_id)).await?;
-    let mut source = CopiedBody { body, etag: EtagOf::Source(info.etag) };
+    let mut source = CopiedBody { body, etag: EtagOf::Source(info.etag), checksum: None };
     backend.put_object(bucket, key, meta, &mut source).await
 }
 
@@ -344,7 +386,7 @@ pub async fn stream_part_copy(
     if let Some((start, end)) = range {
         body.select(start, end);
     }
-    let mut source = CopiedBody { body, etag: EtagOf::Bytes };
+    let mut source = CopiedBody { body, etag: EtagOf::Bytes, checksum: None };
     backend.upload_part(bucket, key, upload_id, part_number, &mut source).await
 }
 

@@ -651,6 +651,7 @@ impl ObjectBackend for MemoryBackend {
                 key: key.clone(),
                 upload_id: upload_id.clone(),
                 initiated_ms: u.initiated_ms,
+                user_metadata: u.meta.user_metadata.clone(),
             });
             Ok(infos.collect())
         }))

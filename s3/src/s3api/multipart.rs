@@ -279,6 +279,10 @@ pub async fn list_uploads(
         w.element("UploadId", &u.upload_id);
         w.element("StorageClass", "STANDARD");
         w.element("Initiated", &format_iso8601(u.initiated_ms));
+        if let Some(d) = mpu_checksum::declaration_of(&u.user_metadata) {
+            w.element("ChecksumAlgorithm", d.algorithm.name());
+            w.element("ChecksumType", d.kind.name());
+        }
         w.close("Upload");
     }
     Ok(super::xml_response(w.finish("ListMultipartUploadsResult")))
