@@ -378,6 +378,45 @@ def test_expired_presigned_get_is_refused(s3, bucket):
     assert b"Request has expired" in body
 
 
+def test_presigned_put_stores_the_body_and_its_signed_headers(s3, bucket):
+    """A presigned PUT (what a browser or curl given the URL sends): the body is stored,
+    with the content type that was signed; a different signed header value, or an expired
+    URL, is refused and stores nothing."""
+    params = {"Bucket": bucket, "Key": "obj/uploaded", "ContentType": "text/plain"}
+    url = s3.generate_presigned_url("put_object", Params=params, ExpiresIn=300)
+    assert "X-Amz-Signature=" in url
+
+    def put(target, content_type):
+        req = urllib.request.Request(
+            target, data=b"sent by url", method="PUT", headers={"Content-Type": content_type}
+        )
+        return urllib.request.urlopen(req, timeout=10)
+
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        put(url, "application/octet-stream")  # not the signed content type
+    assert exc.value.code == 403
+    assert b"<Code>SignatureDoesNotMatch</Code>" in exc.value.read()
+    with pytest.raises(ClientError) as missing:
+        s3.head_object(Bucket=bucket, Key="obj/uploaded")
+    assert missing.value.response["Error"]["Code"] == "404", "a refused PUT stores nothing"
+
+    with put(url, "text/plain") as resp:
+        assert resp.status == 200
+    got = s3.get_object(Bucket=bucket, Key="obj/uploaded")
+    assert got["Body"].read() == b"sent by url"
+    assert got["ContentType"] == "text/plain"
+
+    params["Key"] = "obj/uploaded-late"
+    late = s3.generate_presigned_url("put_object", Params=params, ExpiresIn=1)
+    time.sleep(2.1)
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        put(late, "text/plain")
+    assert exc.value.code == 403
+    assert b"Request has expired" in exc.value.read()
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="obj/uploaded-late")
+
+
 # ---- the aws CLI v1 ----
 
 
