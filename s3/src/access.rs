@@ -284,7 +284,12 @@ mod tests {
 
     #[test]
     fn each_operation_needs_its_permission_on_its_bucket() {
-        let get = Endpoint::GetObject { bucket: "b".into(), key: "k".into(), version_id: None };
+        let get = Endpoint::GetObject {
+            bucket: "b".into(),
+            key: "k".into(),
+            version_id: None,
+            part_number: None,
+        };
         let put = Endpoint::PutObject { bucket: "b".into(), key: "k".into() };
         let delete_bucket = Endpoint::DeleteBucket { bucket: "b".into() };
         let read_only = grant(BucketPerms { read: true, ..BucketPerms::NONE }, false);

@@ -94,6 +94,53 @@ def test_parts_out_of_order_complete_into_the_object(s3, bucket):
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket, Prefix="mpu/")
 
 
+def test_reads_by_part_number(s3, bucket):
+    """GET/HEAD ?partNumber=N serve part N of a completed upload (206, its range, the parts
+    count), also after a copy; part 1 of a plain object is the whole object; beyond the
+    last part is 416 InvalidPartNumber; with a Range header, 400 InvalidRequest."""
+    key = "mpu/by-part.bin"
+    parts = [os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(777)]
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    done = []
+    for number, data in enumerate(parts, start=1):
+        r = s3.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+        )
+        done.append({"PartNumber": number, "ETag": r["ETag"]})
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    total = sum(len(p) for p in parts)
+    s3.copy_object(Bucket=bucket, Key=key + ".copy", CopySource={"Bucket": bucket, "Key": key})
+    for name in (key, key + ".copy"):
+        start = 0
+        for number, data in enumerate(parts, start=1):
+            got = s3.get_object(Bucket=bucket, Key=name, PartNumber=number)
+            assert got["ResponseMetadata"]["HTTPStatusCode"] == 206
+            assert got["PartsCount"] == 3
+            assert got["ContentRange"] == f"bytes {start}-{start + len(data) - 1}/{total}"
+            assert got["Body"].read() == data
+            start += len(data)
+        head = s3.head_object(Bucket=bucket, Key=name, PartNumber=2)
+        assert (head["ContentLength"], head["PartsCount"]) == (5 * MIB, 3)
+        with pytest.raises(ClientError) as exc:
+            s3.get_object(Bucket=bucket, Key=name, PartNumber=4)
+        assert error_code(exc) == "InvalidPartNumber"
+    assert "PartsCount" not in s3.head_object(Bucket=bucket, Key=key)
+
+    s3.put_object(Bucket=bucket, Key="mpu/plain.bin", Body=b"plain body")
+    whole = s3.get_object(Bucket=bucket, Key="mpu/plain.bin", PartNumber=1)
+    assert whole["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert whole["ContentRange"] == "bytes 0-9/10" and "PartsCount" not in whole
+    assert whole["Body"].read() == b"plain body"
+    with pytest.raises(ClientError) as exc:
+        s3.head_object(Bucket=bucket, Key="mpu/plain.bin", PartNumber=2)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket=bucket, Key=key, PartNumber=1, Range="bytes=0-1")
+    assert error_code(exc) == "InvalidRequest"
+
+
 def test_abort_leaves_no_upload_and_no_object(s3, bucket):
     key = "mpu/aborted.bin"
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]

@@ -231,9 +231,12 @@ pub async fn copy_object(
     Ok(resp)
 }
 
-/// The checksum entries of stored metadata (kept by a REPLACE: they describe the bytes).
+/// The checksum entries and part sizes of stored metadata (kept by a REPLACE: they describe
+/// the bytes).
 fn stored_checksums(meta: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    let checksums = meta.iter().filter(|(n, _)| n.starts_with(checksum::STORED_PREFIX));
+    let describes_bytes =
+        |n: &str| n.starts_with(checksum::STORED_PREFIX) || n == super::part_numbers::PARTS_KEY;
+    let checksums = meta.iter().filter(|(n, _)| describes_bytes(n));
     checksums.map(|(n, v)| (n.clone(), v.clone())).collect()
 }
 

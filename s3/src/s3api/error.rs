@@ -68,6 +68,8 @@ pub enum S3Error {
     InvalidRange {
         size_bytes: u64,
     },
+    /// `?partNumber=N` beyond the object's last part.
+    InvalidPartNumber,
     PreconditionFailed,
     /// A conditional write (If-None-Match / If-Match on PUT or multipart completion) lost
     /// to concurrent writes of the key: 409, the client retries.
@@ -162,6 +164,7 @@ impl S3Error {
             S3Error::BadDigest => "BadDigest",
             S3Error::InvalidDigest => "InvalidDigest",
             S3Error::InvalidRange { .. } => "InvalidRange",
+            S3Error::InvalidPartNumber => "InvalidPartNumber",
             S3Error::PreconditionFailed => "PreconditionFailed",
             S3Error::ConditionalRequestConflict => "ConditionalRequestConflict",
             S3Error::EntityTooLarge { .. } => "EntityTooLarge",
@@ -205,7 +208,9 @@ impl S3Error {
             | S3Error::SignatureDoesNotMatch
             | S3Error::InvalidAccessKeyId { .. }
             | S3Error::RequestTimeTooSkewed => StatusCode::FORBIDDEN,
-            S3Error::InvalidRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            S3Error::InvalidRange { .. } | S3Error::InvalidPartNumber => {
+                StatusCode::RANGE_NOT_SATISFIABLE
+            }
             S3Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             S3Error::ConditionalRequestConflict => StatusCode::CONFLICT,
             S3Error::MissingContentLength => StatusCode::LENGTH_REQUIRED,
@@ -293,6 +298,7 @@ impl S3Error {
                 .to_string(),
             S3Error::InvalidDigest => "The Content-MD5 you specified is not valid.".to_string(),
             S3Error::InvalidRange { .. } => "The requested range is not satisfiable".to_string(),
+            S3Error::InvalidPartNumber => "The requested partnumber is not satisfiable".into(),
             S3Error::PreconditionFailed => {
                 "At least one of the pre-conditions you specified did not hold".to_string()
             }
@@ -433,6 +439,7 @@ mod tests {
             (S3Error::SignatureDoesNotMatch, 403),
             (S3Error::InvalidAccessKeyId { access_key: "x".into() }, 403),
             (S3Error::InvalidRange { size_bytes: 3 }, 416),
+            (S3Error::InvalidPartNumber, 416),
             (S3Error::NotImplemented { operation: "x".into() }, 501),
             (S3Error::ServiceUnavailable { reason: "x".into() }, 503),
             (S3Error::InvalidBucketName { bucket: "B".into() }, 400),

@@ -36,6 +36,7 @@ pub mod list;
 pub mod memory;
 pub mod multipart;
 pub mod object;
+pub mod part_numbers;
 pub mod post_form;
 pub mod post_object;
 pub mod post_policy;
@@ -338,7 +339,7 @@ async fn process(
     {
         // A copy reads its source: the key needs read access there too.
         let (bucket, key) = (source.bucket.clone(), source.key.clone());
-        let read = Endpoint::GetObject { bucket, key, version_id: None };
+        let read = Endpoint::GetObject { bucket, key, version_id: None, part_number: None };
         access::check(&grant, &read, state.backend.as_ref()).await?;
     }
     let backend = state.backend.as_ref();
@@ -364,9 +365,10 @@ async fn process(
             }
             return part.map(|r| r.map(ResponseBody::from));
         }
-        Endpoint::GetObject { bucket, key, version_id } => {
+        Endpoint::GetObject { bucket, key, version_id, part_number } => {
             let target = (bucket.as_str(), key.as_str(), version_id.as_deref());
-            return object::get_object(backend, target, headers, &query, false).await;
+            let read = object::Read { headers, query: &query, part_number, head: false };
+            return object::get_object(backend, target, read).await;
         }
         _ => {}
     }
@@ -413,9 +415,10 @@ async fn process(
         Endpoint::PutBucketVersioning { bucket } => {
             versions::put_bucket_versioning(backend, &bucket, &body).await
         }
-        Endpoint::HeadObject { bucket, key, version_id } => {
+        Endpoint::HeadObject { bucket, key, version_id, part_number } => {
             let target = (bucket.as_str(), key.as_str(), version_id.as_deref());
-            return object::get_object(backend, target, headers, &query, true).await;
+            let read = object::Read { headers, query: &query, part_number, head: true };
+            return object::get_object(backend, target, read).await;
         }
         Endpoint::DeleteObject { bucket, key, version_id } => {
             object::delete_object(backend, &bucket, &key, version_id.as_deref()).await

@@ -10,6 +10,8 @@
 //! The CompleteMultipartUpload document is client input: it is read with `xml::tokens`
 //! (no DTD, so no entity expansion), and anything unexpected answers MalformedXML.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderMap};
@@ -22,6 +24,7 @@ use super::checksum_multipart::{self as mpu_checksum, ChosenPart, TaggedPart};
 use super::encoding::uri_encode;
 use super::error::S3Error;
 use super::object::{client_meta, header_value, upload_error};
+use super::part_numbers::{self, PARTS_KEY};
 use super::request_body::RequestBody;
 use super::router::PART_NUMBER_MAX;
 use super::time::format_iso8601;
@@ -140,7 +143,17 @@ pub async fn complete(
         }
         None => (md5_parts, None),
     };
-    let completion = Completion { etag, extra_metadata: checksum.into_iter().collect() };
+    let mut extra_metadata: BTreeMap<String, String> = checksum.into_iter().collect();
+    if let Some(stored) = &stored {
+        // The sizes of the parts chosen, for reads by part number (a part missing here is
+        // the backend's to refuse: InvalidPart).
+        let size_of = |n: u32| stored.iter().find(|p| p.part_number == n).map(|p| p.size_bytes);
+        let sizes: Option<Vec<u64>> = chosen.iter().map(|p| size_of(p.part_number)).collect();
+        if let Some(sizes) = sizes {
+            extra_metadata.insert(PARTS_KEY.to_string(), part_numbers::encode(&sizes));
+        }
+    }
+    let completion = Completion { etag, extra_metadata };
     let done = match &condition {
         None => backend.complete_multipart_upload(bucket, key, upload_id, parts, completion).await,
         Some(condition) => {

@@ -24,6 +24,7 @@ use super::backend::{
 };
 use super::checksum;
 use super::error::S3Error;
+use super::part_numbers::part_range;
 use super::request_body::RequestBody;
 use super::response_body::{ObjectStream, ResponseBody};
 use super::time::format_http_date;
@@ -227,15 +228,26 @@ impl ObjectBody for Prefetched {
     }
 }
 
+/// What a GET or HEAD asks for besides the object.
+pub struct Read<'a> {
+    pub headers: &'a HeaderMap,
+    pub query: &'a [(String, String)],
+    /// `?partNumber=N` (`part_numbers`).
+    pub part_number: Option<u32>,
+    pub head: bool,
+}
+
 /// GET and HEAD share everything but the body. The body is not read here: it streams
 /// from the backend as the client reads the response.
 pub async fn get_object(
     backend: &dyn ObjectBackend,
     (bucket, key, version_id): (&str, &str, Option<&str>),
-    headers: &HeaderMap,
-    query: &[(String, String)],
-    head: bool,
+    Read { headers, query, part_number, head }: Read<'_>,
 ) -> Result<Response<ResponseBody>, S3Error> {
+    if part_number.is_some() && headers.contains_key(header::RANGE) {
+        let reason = "Cannot specify both Range header and partNumber query parameter".into();
+        return Err(S3Error::InvalidRequest { reason });
+    }
     let read = async {
         if head {
             Ok((backend.head_object(bucket, key, version_id).await?, None))
@@ -278,9 +290,24 @@ pub async fn get_object(
         }
     }
     let range = header_string(headers, "range").and_then(|r| parse_range(&r));
-    let (status, start, end) = match range {
-        None => (StatusCode::OK, 0, info.size_bytes),
-        Some(r) => {
+    let part = part_number.map(|n| part_range(&info.user_metadata, info.size_bytes, n));
+    let (status, start, end) = match (range, part.transpose()?) {
+        (_, Some(part)) => {
+            if let Some(count) = part.parts_count {
+                out.insert("x-amz-mp-parts-count", HeaderValue::from(count));
+            }
+            if part.end == part.start {
+                // An empty object: no byte range to name.
+                (StatusCode::OK, 0, 0)
+            } else {
+                let content_range =
+                    format!("bytes {}-{}/{}", part.start, part.end - 1, info.size_bytes);
+                out.insert(header::CONTENT_RANGE, header_value(&content_range)?);
+                (StatusCode::PARTIAL_CONTENT, part.start, part.end)
+            }
+        }
+        (None, None) => (StatusCode::OK, 0, info.size_bytes),
+        (Some(r), None) => {
             let (a, b) = resolve_range(r, info.size_bytes)?;
             let content_range = format!("bytes {a}-{b}/{}", info.size_bytes);
             out.insert(header::CONTENT_RANGE, header_value(&content_range)?);
@@ -288,7 +315,8 @@ pub async fn get_object(
         }
     };
     let checksum_mode = header_string(headers, "x-amz-checksum-mode");
-    if checksum_mode.is_some_and(|m| m.eq_ignore_ascii_case("ENABLED")) && range.is_none() {
+    let whole = range.is_none() && part_number.is_none();
+    if checksum_mode.is_some_and(|m| m.eq_ignore_ascii_case("ENABLED")) && whole {
         // A checksum covers the whole object: S3 sends none with a range.
         checksum_headers(&mut out, &info.user_metadata)?;
     }

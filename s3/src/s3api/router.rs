@@ -64,11 +64,14 @@ pub enum Endpoint {
         bucket: String,
         key: String,
         version_id: Option<String>,
+        /// `?partNumber=N`: part N of the object (`part_numbers`).
+        part_number: Option<u32>,
     },
     HeadObject {
         bucket: String,
         key: String,
         version_id: Option<String>,
+        part_number: Option<u32>,
     },
     DeleteObject {
         bucket: String,
@@ -258,21 +261,30 @@ pub fn route(
     if let Some(endpoint) = route_multipart(method, &bucket, &key, query, headers)? {
         return Ok(endpoint);
     }
+    // `partNumber` qualifies a read (GET, HEAD) as `versionId` does any object request.
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    let qualifies = |k: &str| k == "versionId" || (read && k == "partNumber");
     let other = query.iter().map(|(k, _)| k.as_str());
-    if let Some(sub) = other.filter(|k| *k != "versionId").find(|k| SUBRESOURCES.contains(k)) {
+    if let Some(sub) = other.filter(|k| !qualifies(k)).find(|k| SUBRESOURCES.contains(k)) {
         return Err(unsupported(&format!("{method} ?{sub} on an object")));
     }
     if *method == Method::PUT && query.iter().any(|(k, _)| k == "versionId") {
         return Err(unsupported("PUT ?versionId on an object"));
     }
     let version_id = parse_version_id(query)?;
+    let part_number = match query.iter().find(|(k, _)| k == "partNumber") {
+        Some((_, v)) => Some(parse_part_number(v).ok_or_else(|| S3Error::InvalidArgument {
+            reason: "Part number must be an integer between 1 and 10000, inclusive".into(),
+        })?),
+        None => None,
+    };
     match *method {
         Method::PUT if headers.contains_key("x-amz-copy-source") => {
             Ok(Endpoint::CopyObject { bucket, key, source: copy_source(headers)? })
         }
         Method::PUT => Ok(Endpoint::PutObject { bucket, key }),
-        Method::GET => Ok(Endpoint::GetObject { bucket, key, version_id }),
-        Method::HEAD => Ok(Endpoint::HeadObject { bucket, key, version_id }),
+        Method::GET => Ok(Endpoint::GetObject { bucket, key, version_id, part_number }),
+        Method::HEAD => Ok(Endpoint::HeadObject { bucket, key, version_id, part_number }),
         Method::DELETE => Ok(Endpoint::DeleteObject { bucket, key, version_id }),
         _ => Err(unsupported(&format!("{method} on an object"))),
     }
@@ -428,8 +440,18 @@ mod tests {
         let key = "dir/a b+c".to_string();
         assert_eq!(
             r(Method::GET, "/bk/dir/a%20b+c", &[]),
-            Ok(Endpoint::GetObject { bucket: bk(), key, version_id: None })
+            Ok(Endpoint::GetObject { bucket: bk(), key, version_id: None, part_number: None })
         );
+        // `partNumber` qualifies a read; on a PUT without `uploadId` it is not a PutObject.
+        let key = "k".to_string();
+        assert_eq!(
+            r(Method::HEAD, "/bk/k", &[("partNumber", "2")]),
+            Ok(Endpoint::HeadObject { bucket: bk(), key, version_id: None, part_number: Some(2) })
+        );
+        let bad = r(Method::GET, "/bk/k", &[("partNumber", "0")]).unwrap_err();
+        assert_eq!(bad.code(), "InvalidArgument");
+        let put = r(Method::PUT, "/bk/k", &[("partNumber", "1")]).unwrap_err();
+        assert_eq!(put.code(), "NotImplemented");
     }
 
     #[test]

@@ -182,18 +182,19 @@ fn version_id_marker_needs_a_key_marker_and_a_valid_id() {
 /// then `x-amz-version-id`, and `x-amz-delete-marker` on a 404 caused by a marker.
 #[tokio::test]
 async fn object_responses_carry_version_headers() {
-    use crate::s3api::object::{delete_object, get_object};
+    use crate::s3api::object::{Read, delete_object, get_object};
     let b = MemoryBackend::new(Arc::new(|| 1_000));
     b.create_bucket("bk").await.unwrap();
     b.put_object("bk", "k", ObjectMeta::default(), &mut VecSource::new(Vec::new(), "e".into()))
         .await
         .unwrap();
     let (none, query) = (HeaderMap::new(), Vec::new());
-    let plain = get_object(&b, ("bk", "k", None), &none, &query, true).await.unwrap();
+    let read = |head| Read { headers: &none, query: &query, part_number: None, head };
+    let plain = get_object(&b, ("bk", "k", None), read(true)).await.unwrap();
     assert!(plain.headers().get("x-amz-version-id").is_none());
     let gone = delete_object(&b, "bk", "k", None).await.unwrap();
     assert!(gone.headers().get("x-amz-delete-marker").is_none());
-    let err = get_object(&b, ("bk", "k", None), &none, &query, true).await.unwrap_err();
+    let err = get_object(&b, ("bk", "k", None), read(true)).await.unwrap_err();
     assert_eq!(err, S3Error::NoSuchKey { key: "k".into() });
 
     b.put_bucket_versioning("bk", Versioning::Enabled).await.unwrap();
@@ -201,14 +202,14 @@ async fn object_responses_carry_version_headers() {
         .put_object("bk", "k", ObjectMeta::default(), &mut VecSource::new(Vec::new(), "e".into()))
         .await
         .unwrap();
-    let got = get_object(&b, ("bk", "k", None), &none, &query, false).await.unwrap();
+    let got = get_object(&b, ("bk", "k", None), read(false)).await.unwrap();
     assert_eq!(got.headers()["x-amz-version-id"], info.version_id.as_str());
     let marked = delete_object(&b, "bk", "k", None).await.unwrap();
     assert_eq!(marked.headers()["x-amz-delete-marker"], "true");
     let marker = marked.headers()["x-amz-version-id"].to_str().unwrap().to_string();
-    let err = get_object(&b, ("bk", "k", None), &none, &query, false).await.unwrap_err();
+    let err = get_object(&b, ("bk", "k", None), read(false)).await.unwrap_err();
     let version_id = marker.clone();
     assert_eq!(err, S3Error::DeleteMarkerIsCurrent { key: "k".into(), version_id });
-    let named = get_object(&b, ("bk", "k", Some(&marker)), &none, &query, true).await;
+    let named = get_object(&b, ("bk", "k", Some(&marker)), read(true)).await;
     assert_eq!(named.unwrap_err(), S3Error::VersionIsDeleteMarker { version_id: marker });
 }

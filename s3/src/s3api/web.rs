@@ -161,7 +161,8 @@ async fn serve_site(
         return Ok(redirect_to(routing::apply(rule, &key, &origin)));
     }
     let wanted = index_key(&key, &config);
-    let read = object::get_object(backend, (bucket, &wanted, None), headers, &[], head).await;
+    let request = object::Read { headers, query: &[], part_number: None, head };
+    let read = object::get_object(backend, (bucket, &wanted, None), request).await;
     let status = read.as_ref().err().map(|e| e.status().as_u16());
     if let Some(rule) =
         status.and_then(|s| routing::matching_rule(&config.routing_rules, &key, Some(s)))
@@ -208,7 +209,8 @@ async fn error_document(
     let not_found = || S3Error::NoSuchKey { key: missing.to_string() };
     let Some(error_key) = &config.error_key else { return Err(not_found()) };
     let plain = HeaderMap::new();
-    match object::get_object(backend, (bucket, error_key, None), &plain, &[], head).await {
+    let request = object::Read { headers: &plain, query: &[], part_number: None, head };
+    match object::get_object(backend, (bucket, error_key, None), request).await {
         Ok(mut resp) => {
             *resp.status_mut() = StatusCode::NOT_FOUND;
             Ok(resp)
