@@ -174,6 +174,7 @@ pub fn required(endpoint: &Endpoint) -> (Option<&str>, Need) {
         | E::GetBucketLifecycle { bucket }
         | E::GetObject { bucket, .. }
         | E::HeadObject { bucket, .. }
+        | E::GetObjectAttributes { bucket, .. }
         | E::ListParts { bucket, .. }
         | E::ListMultipartUploads { bucket } => (Some(bucket), Need::Read),
         E::PutObject { bucket, .. }

@@ -141,6 +141,49 @@ def test_reads_by_part_number(s3, bucket):
     assert error_code(exc) == "InvalidRequest"
 
 
+def test_get_object_attributes(s3, bucket):
+    """GetObjectAttributes answers the attributes asked for: ETag (unquoted), size, storage
+    class, the checksum and, for an object made of parts, the parts (paged)."""
+    key = "mpu/attributes.bin"
+    parts = [os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(10)]
+    upload_id, done = _upload(s3, bucket, key, parts, "CRC32", "FULL_OBJECT")
+    completed = s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    every = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"]
+    got = s3.get_object_attributes(Bucket=bucket, Key=key, ObjectAttributes=every)
+    assert got["ETag"] == completed["ETag"].strip('"')
+    assert got["ObjectSize"] == sum(len(p) for p in parts)
+    assert got["StorageClass"] == "STANDARD"
+    assert got["Checksum"] == {
+        "ChecksumCRC32": completed["ChecksumCRC32"],
+        "ChecksumType": "FULL_OBJECT",
+    }
+    listed = got["ObjectParts"]
+    assert (listed["TotalPartsCount"], listed["IsTruncated"]) == (3, False)
+    assert [(p["PartNumber"], p["Size"]) for p in listed["Parts"]] == [
+        (1, 5 * MIB), (2, 5 * MIB), (3, 10)
+    ]
+    page = s3.get_object_attributes(
+        Bucket=bucket, Key=key, ObjectAttributes=["ObjectParts"], MaxParts=1,
+        PartNumberMarker=1,
+    )
+    assert "ETag" not in page, "only what was asked for"
+    assert [p["PartNumber"] for p in page["ObjectParts"]["Parts"]] == [2]
+    assert (page["ObjectParts"]["IsTruncated"], page["ObjectParts"]["NextPartNumberMarker"]) == (
+        True, 2
+    )
+    # A plain object has no parts; a missing key is NoSuchKey.
+    s3.put_object(Bucket=bucket, Key="mpu/attributes-plain", Body=b"12345")
+    plain = s3.get_object_attributes(
+        Bucket=bucket, Key="mpu/attributes-plain", ObjectAttributes=["ObjectParts", "ObjectSize"]
+    )
+    assert plain["ObjectSize"] == 5 and "ObjectParts" not in plain
+    with pytest.raises(ClientError) as exc:
+        s3.get_object_attributes(Bucket=bucket, Key="mpu/none", ObjectAttributes=["ETag"])
+    assert error_code(exc) == "NoSuchKey"
+
+
 def test_abort_leaves_no_upload_and_no_object(s3, bucket):
     key = "mpu/aborted.bin"
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]

@@ -36,6 +36,7 @@ pub mod list;
 pub mod memory;
 pub mod multipart;
 pub mod object;
+pub mod object_attributes;
 pub mod part_numbers;
 pub mod post_form;
 pub mod post_object;
@@ -422,6 +423,10 @@ async fn process(
         }
         Endpoint::DeleteObject { bucket, key, version_id } => {
             object::delete_object(backend, &bucket, &key, version_id.as_deref()).await
+        }
+        Endpoint::GetObjectAttributes { bucket, key, version_id } => {
+            let target = (bucket.as_str(), key.as_str(), version_id.as_deref());
+            object_attributes::get_object_attributes(backend, target, headers).await
         }
         Endpoint::CreateMultipartUpload { bucket, key } => {
             multipart::create(backend, &bucket, &key, headers).await

@@ -167,7 +167,7 @@ pub(super) fn write_condition(headers: &HeaderMap) -> Result<Option<WriteConditi
 /// A failed read as S3 answers it: a delete marker in the way is NoSuchKey with
 /// `x-amz-delete-marker` (current version) or MethodNotAllowed (named version) — except in
 /// a bucket never versioned, where a deleted key is just absent.
-fn read_error(
+pub(super) fn read_error(
     err: BackendError,
     (bucket, key, version_id): (&str, &str, Option<&str>),
     state: Option<Versioning>,

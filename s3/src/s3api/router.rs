@@ -73,6 +73,11 @@ pub enum Endpoint {
         version_id: Option<String>,
         part_number: Option<u32>,
     },
+    GetObjectAttributes {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
     DeleteObject {
         bucket: String,
         key: String,
@@ -162,6 +167,7 @@ impl Endpoint {
             Endpoint::CopyObject { .. } => "CopyObject",
             Endpoint::GetObject { .. } => "GetObject",
             Endpoint::HeadObject { .. } => "HeadObject",
+            Endpoint::GetObjectAttributes { .. } => "GetObjectAttributes",
             Endpoint::DeleteObject { .. } => "DeleteObject",
             Endpoint::CreateMultipartUpload { .. } => "CreateMultipartUpload",
             Endpoint::UploadPart { .. } => "UploadPart",
@@ -260,6 +266,10 @@ pub fn route(
     };
     if let Some(endpoint) = route_multipart(method, &bucket, &key, query, headers)? {
         return Ok(endpoint);
+    }
+    if *method == Method::GET && query.iter().any(|(k, _)| k == "attributes") {
+        let version_id = parse_version_id(query)?;
+        return Ok(Endpoint::GetObjectAttributes { bucket, key, version_id });
     }
     // `partNumber` qualifies a read (GET, HEAD) as `versionId` does any object request.
     let read = matches!(*method, Method::GET | Method::HEAD);
