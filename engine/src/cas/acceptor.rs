@@ -120,6 +120,17 @@ pub(crate) type PauseAfterPrepare =
 
 #[cfg(test)]
 impl ProposerTestKnobs {
+    /// Parks the next round of this node's proposers after its prepare quorum: the first
+    /// receiver fires once it is parked, and sending on the second lets it go on.
+    pub(crate) fn park_next_after_prepare(
+        &self,
+    ) -> (tokio::sync::oneshot::Receiver<()>, tokio::sync::oneshot::Sender<()>) {
+        let (reached_tx, reached) = tokio::sync::oneshot::channel();
+        let (resume, resume_rx) = tokio::sync::oneshot::channel();
+        *self.after_prepare.lock().unwrap() = Some((reached_tx, resume_rx));
+        (reached, resume)
+    }
+
     /// Called by a proposer after its prepare quorum: pauses if a test asked for it.
     pub(crate) async fn pause_after_prepare(&self) {
         let pause = self.after_prepare.lock().unwrap().take();

@@ -12,8 +12,6 @@
 
 use std::sync::atomic::Ordering;
 
-use tokio::sync::oneshot;
-
 use super::conditional::WriteCondition;
 use super::conditional_tests::stores;
 use super::version::{ObjectEntry, VersionState};
@@ -40,9 +38,7 @@ async fn race(fast_path: bool, blind: Blind) -> (Result<ObjectRecord, ObjectErro
     for _ in 0..1_000 {
         cluster.node(3).stamp();
     }
-    let (reached_tx, reached) = oneshot::channel();
-    let (resume, resume_rx) = oneshot::channel();
-    *cluster.node(3).cas.test_knobs.after_prepare.lock().unwrap() = Some((reached_tx, resume_rx));
+    let (reached, resume) = cluster.node(3).cas.test_knobs.park_next_after_prepare();
     let conditional = {
         let store = s[2].clone();
         let cond = WriteCondition::IfMatch("e9".into());
@@ -129,9 +125,7 @@ async fn an_if_match_write_racing_an_unconditional_put_outlives_it_on_the_old_pa
 #[tokio::test(start_paused = true)]
 async fn a_large_put_decided_last_is_current_even_if_stamped_first() {
     let (cluster, s) = stores().await;
-    let (reached_tx, reached) = oneshot::channel();
-    let (resume, resume_rx) = oneshot::channel();
-    *cluster.node(3).cas.test_knobs.after_prepare.lock().unwrap() = Some((reached_tx, resume_rx));
+    let (reached, resume) = cluster.node(3).cas.test_knobs.park_next_after_prepare();
     let large: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
     let slow = {
         let (store, body) = (s[2].clone(), large.clone());
@@ -262,9 +256,7 @@ async fn overtaken(
     for _ in 0..1_000 {
         cluster.node(2).stamp();
     }
-    let (reached_tx, reached) = oneshot::channel();
-    let (resume, resume_rx) = oneshot::channel();
-    *cluster.node(1).cas.test_knobs.after_prepare.lock().unwrap() = Some((reached_tx, resume_rx));
+    let (reached, resume) = cluster.node(1).cas.test_knobs.park_next_after_prepare();
     let first = {
         let store = s[0].clone();
         let body = vec![b'a'; 64 * 1024];
