@@ -10,11 +10,19 @@
 //!
 //! A turn is a FIFO `tokio::sync::Mutex` per key, created on demand and dropped with the
 //! last writer that holds or awaits it, so idle keys cost nothing.
+//!
+//! A writer waits for its turn `TURN_WAIT_MAX` at most, then goes ahead without one: when
+//! the key's replicas are unreachable, each write in line would otherwise spend its own
+//! timeouts after the previous one's, and the last of a long line would wait for all of
+//! them instead of failing (or succeeding) in parallel with the rest.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::OwnedMutexGuard;
+
+/// The longest a writer waits for the writers of its key ahead of it.
+const TURN_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Default)]
 pub(super) struct KeyTurns {
@@ -29,14 +37,15 @@ pub(super) struct Turn<'a> {
 }
 
 impl KeyTurns {
-    /// Waits for the writes of `key` that arrived before this one.
+    /// Waits for the writes of `key` that arrived before this one (`TURN_WAIT_MAX` at most).
     pub(super) async fn take(&self, key: &[u8]) -> Turn<'_> {
         let lock = {
             let mut keys = self.keys.lock().expect("key turns lock");
             keys.entry(key.to_vec()).or_default().clone()
         };
-        let guard = lock.lock_owned().await;
-        Turn { guard: Some(guard), key: key.to_vec(), turns: self }
+        // Timed out: no turn, and this writer's reference goes now (`Drop` sees the rest).
+        let guard = tokio::time::timeout(TURN_WAIT_MAX, lock.lock_owned()).await.ok();
+        Turn { guard, key: key.to_vec(), turns: self }
     }
 
     #[cfg(test)]
@@ -94,5 +103,19 @@ mod tests {
         }
         assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
         assert_eq!(turns.len(), 0, "no key is remembered once its writers are done");
+    }
+
+    /// A writer stuck with its turn holds the next one up for `TURN_WAIT_MAX`, no longer.
+    #[tokio::test(start_paused = true)]
+    async fn a_writer_waits_for_a_stuck_turn_a_bounded_time() {
+        let turns = KeyTurns::default();
+        let stuck = turns.take(b"k").await;
+        let start = tokio::time::Instant::now();
+        let next = turns.take(b"k").await;
+        assert_eq!(start.elapsed(), super::TURN_WAIT_MAX);
+        assert!(next.guard.is_none(), "went ahead without a turn");
+        drop(next);
+        drop(stuck);
+        assert_eq!(turns.len(), 0);
     }
 }
