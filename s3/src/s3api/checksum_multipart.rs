@@ -196,6 +196,9 @@ pub struct ChosenPart {
 pub struct Resolved {
     pub parts: Vec<(u32, String)>,
     pub checksum: Option<(String, String)>,
+    /// The chosen parts' sizes, in order, when every one matched a stored part (otherwise
+    /// the backend refuses the completion: InvalidPart).
+    pub sizes: Option<Vec<u64>>,
 }
 
 /// Matches the client's parts with the stored ones: a part whose MD5 ETag matches gets its
@@ -213,6 +216,7 @@ pub fn resolve(
     let by_number: BTreeMap<u32, &PartInfo> = stored.iter().map(|p| (p.part_number, p)).collect();
     let mut parts = Vec::with_capacity(chosen.len());
     let mut digests: Vec<(Vec<u8>, u64)> = Vec::with_capacity(chosen.len());
+    let mut sizes = Vec::with_capacity(chosen.len());
     for part in chosen {
         let n = part.part_number;
         let found = by_number.get(&n).map(|p| (split_part_etag(&p.etag), p.size_bytes));
@@ -221,6 +225,7 @@ pub fn resolve(
             continue;
         };
         parts.push((n, by_number[&n].etag.clone()));
+        sizes.push(size);
         for (algorithm, value) in &part.checksums {
             if checksum != Some((*algorithm, value.as_str())) {
                 return Err(S3Error::InvalidPart { part_number: n });
@@ -251,7 +256,8 @@ pub fn resolve(
         }
         _ => None,
     };
-    Ok(Resolved { parts, checksum })
+    let sizes = (sizes.len() == chosen.len()).then_some(sizes);
+    Ok(Resolved { parts, checksum, sizes })
 }
 
 /// The completed object's checksum from its parts' (digest, size), in order.

@@ -32,7 +32,7 @@ use super::backend::{
     BackendError, BodyEnd, BodyRefused, BodySource, BodySummary, BoxFuture, ObjectBackend,
     ObjectBody, ObjectInfo, ObjectMeta, Versioning, valid_version_id,
 };
-use super::checksum::{self, Algorithm, Hasher};
+use super::checksum::{self, Hasher};
 use super::checksum_multipart::{self as mpu_checksum, TaggedPart};
 use super::encoding::percent_decode;
 use super::error::S3Error;
@@ -284,15 +284,9 @@ pub async fn upload_part_copy(
     let (stored, refused) = match declared {
         None => (backend.upload_part_copy(upload, part_number, from, range).await, None),
         Some(d) => {
-            let (_, mut body) = match backend.get_object(from.0, from.1, Some(from.2)).await {
-                Ok(found) => found,
-                Err(e) => return Err(source_error(e, source)),
-            };
-            if let Some((start, end)) = range {
-                body.select(start, end);
-            }
             let hasher = Some(Hasher::new(d.algorithm));
-            let mut copied = CopiedBody { body, etag: EtagOf::Bytes, checksum: hasher };
+            let copied = part_copy_body(backend, from, range, hasher).await;
+            let mut copied = copied.map_err(|e| source_error(e, source))?;
             let mut tagged = TaggedPart { inner: &mut copied, declared, failure: None };
             let stored = backend.upload_part(bucket, key, upload_id, part_number, &mut tagged);
             (stored.await, tagged.failure.take())
@@ -357,8 +351,7 @@ impl BodySource for CopiedBody {
         };
         let mut extra_metadata = BTreeMap::new();
         if let Some(hasher) = self.checksum.take() {
-            let algorithm: Algorithm = hasher.algorithm();
-            extra_metadata.insert(algorithm.stored_name(), hasher.finish());
+            extra_metadata.insert(hasher.algorithm().stored_name(), hasher.finish());
         }
         Ok(BodyEnd { etag, extra_metadata })
     }
@@ -382,15 +375,26 @@ pub async fn stream_part_copy(
     backend: &dyn ObjectBackend,
     (bucket, key, upload_id): (&str, &str, &str),
     part_number: u32,
-    (src_bucket, src_key, version_id): (&str, &str, &str),
+    source: (&str, &str, &str),
     range: Option<(u64, u64)>,
 ) -> Result<String, BackendError> {
+    let mut source = part_copy_body(backend, source, range, None).await?;
+    backend.upload_part(bucket, key, upload_id, part_number, &mut source).await
+}
+
+/// Version `source` of an object (or its bytes `range.0..range.1`) read as the body of a
+/// part: its ETag the MD5 of those bytes, and `checksum`, if given, computed over them.
+async fn part_copy_body(
+    backend: &dyn ObjectBackend,
+    (src_bucket, src_key, version_id): (&str, &str, &str),
+    range: Option<(u64, u64)>,
+    checksum: Option<Hasher>,
+) -> Result<CopiedBody, BackendError> {
     let (_, mut body) = backend.get_object(src_bucket, src_key, Some(version_id)).await?;
     if let Some((start, end)) = range {
         body.select(start, end);
     }
-    let mut source = CopiedBody { body, etag: EtagOf::Bytes, checksum: None };
-    backend.upload_part(bucket, key, upload_id, part_number, &mut source).await
+    Ok(CopiedBody { body, etag: EtagOf::Bytes, checksum })
 }
 
 #[cfg(test)]

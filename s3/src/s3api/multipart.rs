@@ -136,22 +136,17 @@ pub async fn complete(
         Err(super::BackendError::NoSuchUpload) => None,
         Err(e) => return Err(s3_error(e)),
     };
-    let (parts, checksum) = match &stored {
+    let (parts, checksum, sizes) = match &stored {
         Some(stored) => {
             let resolved = mpu_checksum::resolve(&chosen, stored, declared, headers)?;
-            (resolved.parts, resolved.checksum)
+            (resolved.parts, resolved.checksum, resolved.sizes)
         }
-        None => (md5_parts, None),
+        None => (md5_parts, None, None),
     };
     let mut extra_metadata: BTreeMap<String, String> = checksum.into_iter().collect();
-    if let Some(stored) = &stored {
-        // The sizes of the parts chosen, for reads by part number (a part missing here is
-        // the backend's to refuse: InvalidPart).
-        let size_of = |n: u32| stored.iter().find(|p| p.part_number == n).map(|p| p.size_bytes);
-        let sizes: Option<Vec<u64>> = chosen.iter().map(|p| size_of(p.part_number)).collect();
-        if let Some(sizes) = sizes {
-            extra_metadata.insert(PARTS_KEY.to_string(), part_numbers::encode(&sizes));
-        }
+    // The parts' sizes, for reads by part number and GetObjectAttributes.
+    if let Some(sizes) = sizes {
+        extra_metadata.insert(PARTS_KEY.to_string(), part_numbers::encode(&sizes));
     }
     let completion = Completion { etag, extra_metadata };
     let done = match &condition {

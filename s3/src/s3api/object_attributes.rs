@@ -19,7 +19,7 @@ use super::backend::{ObjectBackend, Versioning};
 use super::checksum;
 use super::error::S3Error;
 use super::object::header_value;
-use super::part_numbers::{PARTS_KEY, decode};
+use super::part_numbers::part_sizes;
 use super::time::format_http_date;
 use super::xml::XmlWriter;
 
@@ -89,8 +89,7 @@ pub async fn get_object_attributes(
                 }
             }
             "ObjectParts" => {
-                let sizes = info.user_metadata.get(PARTS_KEY).and_then(|s| decode(s));
-                if let Some(sizes) = sizes.filter(|s| s.iter().sum::<u64>() == info.size_bytes) {
+                if let Some(sizes) = part_sizes(&info.user_metadata, info.size_bytes) {
                     let after: Vec<(usize, u64)> =
                         (1..).zip(sizes.iter().copied()).skip(marker).collect();
                     let truncated = after.len() > max_parts;

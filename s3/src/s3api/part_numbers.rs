@@ -62,16 +62,21 @@ pub struct PartRange {
     pub parts_count: Option<usize>,
 }
 
+/// The part sizes of an object of `size_bytes` with `user_metadata`; `None` for an object
+/// not made of parts. Stored sizes that do not add up to the object are not trusted (never
+/// seen; a part read must not serve bytes of another part).
+pub fn part_sizes(user_metadata: &BTreeMap<String, String>, size_bytes: u64) -> Option<Vec<u64>> {
+    let sizes = user_metadata.get(PARTS_KEY).and_then(|s| decode(s))?;
+    (sizes.iter().sum::<u64>() == size_bytes).then_some(sizes)
+}
+
 /// Part `number` of an object of `size_bytes` with `user_metadata`, or `InvalidPartNumber`.
 pub fn part_range(
     user_metadata: &BTreeMap<String, String>,
     size_bytes: u64,
     number: u32,
 ) -> Result<PartRange, S3Error> {
-    let sizes = user_metadata.get(PARTS_KEY).and_then(|s| decode(s));
-    // Stored sizes that do not add up to the object are not trusted (never seen; a part
-    // read must not serve bytes of another part).
-    let sizes = sizes.filter(|s| s.iter().sum::<u64>() == size_bytes);
+    let sizes = part_sizes(user_metadata, size_bytes);
     let index = number as usize - 1;
     match sizes {
         Some(sizes) if index < sizes.len() => {
