@@ -25,11 +25,8 @@ BIN=$TARGET_DIR/$PROFILE/hangar
 source "$ROOT/tests/lib/venv.sh"
 
 # The doc's steps call `hangar`, `aws` and `openssl` by name.
-if ! command -v openssl >/dev/null; then
-    # A fresh Debian machine may lack the CLI; install it rather than rely on the host.
-    { apt-get install -y openssl >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y openssl >/dev/null; }; } ||
-        die "openssl is needed (docs/deploy.md uses it) and apt-get could not install it"
-fi
+# A fresh Debian machine may lack the openssl CLI (venv.sh brought in debian.sh).
+need_command openssl openssl
 export PATH="$VENV/bin:$PATH"
 export HANGAR_CLUSTER_TESTS=1 HANGAR_BIN=$BIN
 # --noconftest: the single-node suite's conftest wants a running `hangar dev`.

@@ -10,11 +10,10 @@ cd "$(dirname "$0")/.."
 out="${1:-target/jepsen-smoke}"
 seed="${JEPSEN_SEED:-1}"
 
-for tool in nft:nftables ip:iproute2; do
-  if ! command -v "${tool%%:*}" >/dev/null; then
-    apt-get install -y "${tool#*:}" >/dev/null || { apt-get update >/dev/null && apt-get install -y "${tool#*:}" >/dev/null; }
-  fi
-done
+# shellcheck source=tests/lib/debian.sh
+source tests/lib/debian.sh
+need_command nft nftables
+need_command ip iproute2
 cargo build -p hangar-s3 -p hangar-jepsen
 jepsen=target/debug/hangar-jepsen
 

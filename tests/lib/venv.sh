@@ -1,14 +1,14 @@
 # Sourced by the test scripts: makes $ROOT/.venv with the pinned Python clients
 # (tests/python/requirements.txt) and sets VENV and PY. On a fresh Debian machine,
 # `python3 -m venv` needs the python3-venv package: it is installed when missing.
+# shellcheck source=tests/lib/debian.sh
+source "$ROOT/tests/lib/debian.sh"
 VENV=$ROOT/.venv
 REQ=$ROOT/tests/python/requirements.txt
 if [ ! -x "$VENV/bin/python" ]; then
     if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
         rm -rf "$VENV"
-        { apt-get install -y python3-venv >/dev/null 2>&1 ||
-            { apt-get update >/dev/null && apt-get install -y python3-venv >/dev/null; }; } || {
-            echo "python3 -m venv fails and apt-get could not install python3-venv" >&2; exit 1; }
+        install_debian_package python3-venv "python3 -m venv fails without it"
         python3 -m venv "$VENV"
     fi
 fi
@@ -20,9 +20,5 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
     echo "$WANT" >"$STAMP"
 fi
 PY=$VENV/bin/python
-# rclone (test_s3_other_clients.py) is Debian's package, installed when missing.
-if ! command -v rclone >/dev/null; then
-    { apt-get install -y rclone >/dev/null 2>&1 ||
-        { apt-get update >/dev/null && apt-get install -y rclone >/dev/null; }; } || {
-        echo "rclone is missing and apt-get could not install it" >&2; exit 1; }
-fi
+# rclone (test_s3_other_clients.py) is Debian's package.
+need_command rclone rclone
