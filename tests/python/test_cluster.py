@@ -13,6 +13,7 @@ so the single-node suite in this directory does not start a cluster.
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -37,13 +38,16 @@ WAIT_S = 90
 
 
 def free_port_base():
-    """Four consecutive free ports (S3, RPC, -, admin) on loopback."""
+    """Four consecutive free ports (S3, RPC, -, admin) on loopback, below the kernel's
+    ephemeral range: a node's ports are picked when it is described and bound when it
+    starts, and a port from that range can be taken in between by an outgoing connection
+    (the other nodes' RPC clients), which made a replacement node fail with "Address
+    already in use"."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_low = int(f.read().split()[0])
+    rng = random.Random()
     for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base > 60000:
-            continue
+        base = rng.randrange(10000, ephemeral_low - 4)
         ok = True
         for p in range(base, base + 4):
             with socket.socket() as s:
