@@ -518,6 +518,7 @@ impl Handler for Node {
                 Request::Block(_) => "rpc.block",
                 Request::Layout(_) => "rpc.layout",
                 Request::Cas(_) => "rpc.cas",
+                Request::CasPeek(_) => "rpc.cas_peek",
             };
             self.seam.trace.event(kind, &from.0.to_le_bytes());
             match request {
@@ -526,6 +527,12 @@ impl Handler for Node {
                 Request::Block(b) => self.blocks.serve(b).await,
                 Request::Layout(l) => self.serve_layout(l),
                 Request::Cas(c) => self.serve_cas(c).await.map(Response::Cas),
+                Request::CasPeek(keys) => {
+                    let keys: Vec<Vec<u8>> = keys.into_iter().map(|k| k.0).collect();
+                    let summaries = crate::objects::acceptor_rows::summaries(&self, &keys);
+                    let storage = |reason: String| RemoteError::Storage { reason };
+                    summaries.map(Response::CasPeek).map_err(storage)
+                }
                 Request::Table(t) => {
                     let Some(table) = self.tables.get(t.table()).cloned() else {
                         return Err(RemoteError::UnknownTable { table: t.table().into() });

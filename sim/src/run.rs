@@ -288,6 +288,8 @@ impl World {
                 tombstone_interval_ms: *c.tombstone_interval_ms.get_ref(),
                 tombstone_delay_ms: *c.tombstone_delay_ms.get_ref(),
                 tombstone_unsafe_skip_unreachable: c.unsafe_tombstone_gc_skips_unreachable,
+                acceptor_row_grace_ms: *c.acceptor_row_grace_ms.get_ref(),
+                acceptor_rows_unsafe_skip_peers: c.unsafe_acceptor_rows_skip_peers,
             },
             repair: RepairConfig {
                 resync_interval_ms: *c.resync_interval_ms.get_ref(),

@@ -78,6 +78,14 @@ pub struct Cluster {
     /// Test-only weakening: tombstones are collected even when a replica did not take them.
     #[serde(default)]
     pub unsafe_tombstone_gc_skips_unreachable: bool,
+    /// How old an acceptor row's promise must be before the row may be deleted (default
+    /// 2 s, so that every run deletes rows; production: one minute).
+    #[serde(default = "default_acceptor_row_grace")]
+    pub acceptor_row_grace_ms: Spanned<u64>,
+    /// Test-only weakening: acceptor rows are deleted without asking the key's other
+    /// acceptors.
+    #[serde(default)]
+    pub unsafe_acceptor_rows_skip_peers: bool,
 }
 
 /// The longest timing a scenario may set (about a year): "never" within any run.
@@ -99,6 +107,7 @@ impl Cluster {
             ("cluster.scrub_interval_ms", &self.scrub_interval_ms, 1),
             ("cluster.tombstone_interval_ms", &self.tombstone_interval_ms, 1),
             ("cluster.tombstone_delay_ms", &self.tombstone_delay_ms, 0),
+            ("cluster.acceptor_row_grace_ms", &self.acceptor_row_grace_ms, 0),
         ];
         for (field, value, min) in timings {
             if !(min..=TIMING_MS_MAX).contains(value.get_ref()) {
@@ -122,6 +131,9 @@ fn default_rpc_timeout() -> u64 {
 // Node timings that suit a run of about 30 s (production defaults are minutes to days).
 fn default_tombstone_timing() -> Spanned<u64> {
     Spanned::new(0..0, TIMING_MS_MAX)
+}
+fn default_acceptor_row_grace() -> Spanned<u64> {
+    Spanned::new(0..0, 2_000)
 }
 fn default_gc_interval() -> Spanned<u64> {
     Spanned::new(0..0, 1_000)

@@ -8,6 +8,13 @@
 //!
 //! Requests are served one at a time per node (`serial`): each is a read-modify-write of
 //! one row, and two of them on the same key must not interleave.
+//!
+//! Rows are deleted once they decide nothing (`objects::acceptor_rows::collect` says when).
+//! A deleted row's promise is kept in the acceptor's *promise floor*: a key without a row
+//! counts as promised at the floor, which is at least every deleted row's promise, and
+//! accepts nothing before a new prepare. Over-promising is always safe (it is a prepare
+//! from a proposer that never comes back), so the floor only ever makes the acceptor refuse
+//! more; proposers already raise their ballot above a refusal's.
 
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +27,12 @@ const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cas_acceptor"
 /// Keys whose accepted value changed since the compactor last looked (`compaction_due`),
 /// written in the same transaction as the accept.
 const COMPACTION_DUE: TableDefinition<&[u8], ()> = TableDefinition::new("cas_compaction_due");
+/// Keys whose row holds a fence (or nothing accepted) since the compactor last looked:
+/// candidates for deletion (`deletion_due`), written by `compact`.
+const DELETION_DUE: TableDefinition<&[u8], ()> = TableDefinition::new("cas_deletion_due");
+/// One row, `FLOOR_KEY`: the promise floor (module docs), a `codec`-encoded `Ballot`.
+const FLOOR: TableDefinition<&str, &[u8]> = TableDefinition::new("cas_floor");
+const FLOOR_KEY: &str = "floor";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcceptorState {
@@ -83,6 +96,9 @@ pub enum Commit {
     /// could be chosen (docs/data-model.md, "One acceptor").
     Volatile,
 }
+
+/// A key listed for deletion, and its row (`None`: deleted since).
+pub type DueRow = (Vec<u8>, Option<AcceptorState>);
 
 /// A request waiting for a group commit, and where its answer goes.
 type Job =
@@ -157,6 +173,8 @@ impl Acceptor {
         let txn = db.begin_write().map_err(storage)?;
         txn.open_table(TABLE).map_err(storage)?;
         txn.open_table(COMPACTION_DUE).map_err(storage)?;
+        txn.open_table(DELETION_DUE).map_err(storage)?;
+        txn.open_table(FLOOR).map_err(storage)?;
         txn.commit().map_err(storage)?;
         Ok(Acceptor {
             db,
@@ -268,20 +286,32 @@ impl Acceptor {
                 Ok(tables) => tables,
                 Err(e) => return all_fail(storage(e), n),
             };
+            let floor = match txn.open_table(FLOOR).map_err(storage).and_then(|f| read_floor(&f)) {
+                Ok(floor) => floor,
+                Err(e) => return all_fail(e, n),
+            };
             for (key, op) in requests {
                 let accepts = matches!(op, AcceptorOp::Accept(..));
-                let answer =
-                    read_state(&table, &key).and_then(|mut state| match step(&mut state, op) {
-                        Ok(reply) => {
-                            let bytes = crate::codec::encode(&StoredState::V1(state));
-                            table.insert(key.as_slice(), bytes.as_slice()).map_err(storage)?;
-                            if accepts {
-                                due.insert(key.as_slice(), ()).map_err(storage)?;
+                let row = read_row(&table, &key);
+                let answer = row.and_then(|row| match row {
+                    // No row: promised at the floor by no one, so no accept before a prepare.
+                    None if accepts => Ok(CasReply::Rejected { promised: floor }),
+                    row => {
+                        let mut state =
+                            row.unwrap_or(AcceptorState { promised: floor, accepted: None });
+                        match step(&mut state, op) {
+                            Ok(reply) => {
+                                let bytes = crate::codec::encode(&StoredState::V1(state));
+                                table.insert(key.as_slice(), bytes.as_slice()).map_err(storage)?;
+                                if accepts {
+                                    due.insert(key.as_slice(), ()).map_err(storage)?;
+                                }
+                                Ok(reply)
                             }
-                            Ok(reply)
+                            Err(reply) => Ok(reply),
                         }
-                        Err(reply) => Ok(reply),
-                    });
+                    }
+                });
                 answers.push(answer);
             }
         }
@@ -306,7 +336,7 @@ impl Acceptor {
         let mut out = Vec::new();
         for item in due.range::<&[u8]>((start, Bound::Unbounded)).map_err(storage)?.take(limit) {
             let key = item.map_err(storage)?.0.value().to_vec();
-            let state = read_state(&table, &key)?;
+            let state = read_row(&table, &key)?.unwrap_or_default();
             out.push((key, state));
         }
         Ok(out)
@@ -329,11 +359,16 @@ impl Acceptor {
         {
             let mut table = txn.open_table(TABLE).map_err(storage)?;
             let mut due = txn.open_table(COMPACTION_DUE).map_err(storage)?;
+            let mut deletion_due = txn.open_table(DELETION_DUE).map_err(storage)?;
             for (key, judged) in items {
-                let mut state = read_state(&table, &key)?;
+                let Some(mut state) = read_row(&table, &key)? else {
+                    due.remove(key.as_slice()).map_err(storage)?;
+                    continue;
+                };
                 if state.accepted != judged {
                     continue;
                 }
+                deletion_due.insert(key.as_slice(), ()).map_err(storage)?;
                 if let Some((ballot, value)) = &state.accepted
                     && value.as_slice() != replacement
                 {
@@ -349,17 +384,105 @@ impl Acceptor {
         Ok(rewritten)
     }
 
-    /// The stored state of `key` (tests and diagnostics).
-    pub fn state(&self, key: &[u8]) -> Result<AcceptorState, AcceptorError> {
-        let _serial = self.serial.lock().unwrap();
-        let txn = self.db.begin_write().map_err(storage)?;
-        let state = {
-            let table = txn.open_table(TABLE).map_err(storage)?;
-            read_state(&table, key)?
-        };
-        txn.abort().map_err(storage)?;
-        Ok(state)
+    /// Up to `limit` keys (after `after`, in key order) that `compact` left holding a fence
+    /// or nothing accepted, with their row (`None`: deleted since).
+    pub fn deletion_due(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<DueRow>, AcceptorError> {
+        use std::ops::Bound;
+        let txn = self.db.begin_read().map_err(storage)?;
+        let due = txn.open_table(DELETION_DUE).map_err(storage)?;
+        let table = txn.open_table(TABLE).map_err(storage)?;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out = Vec::new();
+        for item in due.range::<&[u8]>((start, Bound::Unbounded)).map_err(storage)?.take(limit) {
+            let key = item.map_err(storage)?.0.value().to_vec();
+            let row = read_row(&table, &key)?;
+            out.push((key, row));
+        }
+        Ok(out)
     }
+
+    /// Deletes the row of each `(key, judged)` that still holds exactly `judged` (the state
+    /// the collector judged), raising the promise floor to its promise in the same
+    /// transaction; a row changed meanwhile is kept. Every key of `deleted` and `forget`
+    /// leaves the deletion list. Not fsynced: a deletion lost in a crash leaves the row as
+    /// it was, which is safe. Returns how many rows were deleted.
+    pub fn delete_rows(
+        &self,
+        deleted: Vec<(Vec<u8>, AcceptorState)>,
+        forget: Vec<Vec<u8>>,
+    ) -> Result<usize, AcceptorError> {
+        let _serial = self.serial.lock().unwrap();
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_durability(redb::Durability::None).map_err(storage)?;
+        let mut count = 0;
+        {
+            let mut floors = txn.open_table(FLOOR).map_err(storage)?;
+            let mut floor = read_floor(&floors)?;
+            let floor_before = floor;
+            let mut table = txn.open_table(TABLE).map_err(storage)?;
+            let mut due = txn.open_table(DELETION_DUE).map_err(storage)?;
+            for (key, judged) in deleted {
+                if read_row(&table, &key)?.as_ref() == Some(&judged) {
+                    table.remove(key.as_slice()).map_err(storage)?;
+                    floor = floor.max(judged.promised);
+                    count += 1;
+                }
+                due.remove(key.as_slice()).map_err(storage)?;
+            }
+            for key in forget {
+                due.remove(key.as_slice()).map_err(storage)?;
+            }
+            if floor != floor_before
+                && let Some(floor) = floor
+            {
+                let bytes = crate::codec::encode(&floor);
+                floors.insert(FLOOR_KEY, bytes.as_slice()).map_err(storage)?;
+            }
+        }
+        txn.commit().map_err(storage)?;
+        Ok(count)
+    }
+
+    /// The state each of `keys` answers prepares from: its row, or for a key without one,
+    /// promised at the floor with nothing accepted.
+    pub fn peek(&self, keys: &[Vec<u8>]) -> Result<Vec<AcceptorState>, AcceptorError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(TABLE).map_err(storage)?;
+        let floor = read_floor(&txn.open_table(FLOOR).map_err(storage)?)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row = read_row(&table, key)?;
+            out.push(row.unwrap_or(AcceptorState { promised: floor, accepted: None }));
+        }
+        Ok(out)
+    }
+
+    /// The state `key` answers prepares from (`peek`; tests and diagnostics).
+    pub fn state(&self, key: &[u8]) -> Result<AcceptorState, AcceptorError> {
+        let mut states = self.peek(&[key.to_vec()])?;
+        Ok(states.pop().expect("one state per key"))
+    }
+
+    /// Whether `key` has a row of its own (tests and diagnostics).
+    pub fn has_row(&self, key: &[u8]) -> Result<bool, AcceptorError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(TABLE).map_err(storage)?;
+        Ok(read_row(&table, key)?.is_some())
+    }
+}
+
+/// The promise floor (module docs), `None` before any row was deleted.
+fn read_floor(
+    floors: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<Ballot>, AcceptorError> {
+    let Some(bytes) = floors.get(FLOOR_KEY).map_err(storage)? else {
+        return Ok(None);
+    };
+    crate::codec::decode::<Ballot>("cas promise floor", bytes.value()).map(Some).map_err(storage)
 }
 
 /// The acceptor rules (module docs of `cas`): `Ok(reply)` changes `state`, `Err(reply)`
@@ -390,15 +513,16 @@ fn step(state: &mut AcceptorState, op: AcceptorOp) -> Result<CasReply, CasReply>
     }
 }
 
-fn read_state(
+/// The row of `key`, if it has one.
+fn read_row(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     key: &[u8],
-) -> Result<AcceptorState, AcceptorError> {
+) -> Result<Option<AcceptorState>, AcceptorError> {
     let Some(bytes) = table.get(key).map_err(storage)? else {
-        return Ok(AcceptorState::default());
+        return Ok(None);
     };
     match crate::codec::decode::<StoredState>("cas acceptor state", bytes.value()) {
-        Ok(StoredState::V1(state)) => Ok(state),
+        Ok(StoredState::V1(state)) => Ok(Some(state)),
         Err(e) => Err(storage(e)),
     }
 }
@@ -471,5 +595,41 @@ mod tests {
         let state = a.state(b"k").unwrap();
         assert_eq!(state.promised, Some(ballot(2)));
         assert_eq!(state.accepted, Some((ballot(2), b"v".to_vec())));
+    }
+
+    /// A deleted row's promise survives in the floor: lower ballots are refused for every
+    /// key without a row, a key without a row accepts nothing before a prepare, and the
+    /// floor survives reopening the database.
+    #[test]
+    fn a_deleted_rows_promise_holds_for_every_key_without_a_row() {
+        let disk = MemDisk::default();
+        let fence = b"fence".to_vec();
+        {
+            let a = Acceptor::open(Arc::new(open_database(&disk, "meta/db").unwrap())).unwrap();
+            a.prepare(b"k", ballot(7)).unwrap();
+            a.accept(b"k", ballot(7), fence.clone()).unwrap();
+            let judged = a.state(b"k").unwrap();
+            // A row changed since it was judged is kept.
+            let stale = AcceptorState { promised: Some(ballot(6)), ..judged.clone() };
+            assert_eq!(a.delete_rows(vec![(b"k".to_vec(), stale)], vec![]).unwrap(), 0);
+            assert!(a.has_row(b"k").unwrap());
+            assert_eq!(a.delete_rows(vec![(b"k".to_vec(), judged)], vec![]).unwrap(), 1);
+            assert!(!a.has_row(b"k").unwrap());
+        }
+        let a = Acceptor::open(Arc::new(open_database(&disk, "meta/db").unwrap())).unwrap();
+        let floor = CasReply::Rejected { promised: Some(ballot(7)) };
+        for key in [&b"k"[..], b"never-seen"] {
+            assert_eq!(a.prepare(key, ballot(7)).unwrap(), floor, "at the floor");
+            assert_eq!(a.accept(key, ballot(7), fence.clone()).unwrap(), floor, "no promise");
+            assert_eq!(a.state(key).unwrap().promised, Some(ballot(7)));
+        }
+        let promise = CasReply::Promise { accepted: None, entry: None };
+        assert_eq!(a.prepare(b"k", ballot(8)).unwrap(), promise, "above the floor");
+        assert_eq!(a.accept(b"k", ballot(8), b"v".to_vec()).unwrap(), CasReply::Accepted);
+        // The key has a row of its own again, and answers from it.
+        assert_eq!(
+            a.prepare(b"k", ballot(9)).unwrap(),
+            CasReply::Promise { accepted: Some((ballot(8), b"v".to_vec())), entry: None }
+        );
     }
 }

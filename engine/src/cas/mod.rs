@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layout::NodeId;
 
-pub use acceptor::{Acceptor, AcceptorOp, Commit};
+pub use acceptor::{Acceptor, AcceptorOp, AcceptorState, Commit};
 
 /// A proposal number, totally ordered: counter first, then the proposer's node, then a
 /// random nonce, so two proposals never share a ballot even if a restarted node reuses a
@@ -68,6 +68,22 @@ pub(crate) mod accepted_bytes {
         let accepted = Option::<(Ballot, ByteBuf)>::deserialize(d)?;
         Ok(accepted.map(|(ballot, value)| (ballot, value.into_vec())))
     }
+}
+
+/// A key of a `Request::CasPeek` (a byte string on the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeekKey(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+/// What an acceptor holds for a key, without its value: enough for another acceptor to
+/// tell whether deleting its own row could change what a prepare quorum decides
+/// (`objects::acceptor_rows::collect`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowSummary {
+    /// The promise it answers from (the floor for a key without a row).
+    pub promised: Option<Ballot>,
+    /// The ballot of its accepted value, and whether that value is a fence (decides
+    /// nothing).
+    pub accepted: Option<(Ballot, bool)>,
 }
 
 /// Acceptor requests; `key` is the object table's entry key (its partition picks the

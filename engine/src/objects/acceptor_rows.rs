@@ -18,13 +18,42 @@
 //! prepare quorum holds only fences and no table entry with the value would decide a write
 //! stamped as if the value never existed, while its proposer still answers 200
 //! (`acceptor_rows_tests` shows it with a compactor that skips the check).
+//!
+//! Then the row itself goes (`collect`): a fence under ballot `A` still matters, because a
+//! prepare quorum finishes the value of its highest ballot, and the fence outranks any
+//! value another acceptor accepted under a lower ballot — a value that was never decided,
+//! and whose client may have been told so. Without the fence such a stale value would be
+//! finished and written. So a row is deleted only once every other acceptor of the key
+//! (every replica set of every live layout version) has promised at least `A`, and holds
+//! no value below `A` that is not a fence: no acceptor then holds or can ever accept a
+//! value the fence outranks (an acceptor accepts only the ballot it promised last, and
+//! promises only rise). The row's promise moves into the acceptor's promise floor
+//! (`cas::acceptor`). A row whose promise is younger than `ROW_GRACE_MS` is left alone:
+//! its key is being written, and the row would be back at once.
+//!
+//! What is left: a row with a value waits for compaction; a row whose peers are behind
+//! (one was down during the key's last round, or never promised `A`) waits until a later
+//! write of the key raises them; a row with a promise and no accepted value (its round
+//! stopped after the prepare) is not listed for deletion. A node removed from the layout
+//! and re-added later with its old metadata may hold stale rows its peers never saw:
+//! re-add it with an empty metadata directory (docs/data-model.md, "Acceptor rows").
+
+use std::collections::BTreeMap;
 
 use super::conditional_rounds::locally_settled;
 use super::version::{decode_cas_value, encode_cas_value};
+use crate::cas::{AcceptorState, Ballot, PeekKey, RowSummary};
+use crate::layout::NodeId;
 use crate::node::Node;
+use crate::rpc::{Request, Response};
+use crate::table::schema::partition_of_key;
 
 /// Rows looked at per batch (one read and one write transaction each).
 const ROWS_PER_BATCH: usize = 1_000;
+
+/// How old a row's promise must be (ballot counters are stamps in milliseconds) before
+/// the row is deleted: longer than a key's writes in a burst are apart.
+pub const ROW_GRACE_MS: u64 = 60_000;
 
 /// What one compaction pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -72,4 +101,138 @@ pub fn compact(node: &Node, unsafe_skip_check: bool) -> Result<CompactionReport,
             return Ok(report);
         }
     }
+}
+
+/// What one collection pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CollectionReport {
+    /// Rows deleted.
+    pub deleted: usize,
+    /// Rows kept for now: their promise is younger than the grace.
+    pub young: usize,
+    /// Rows kept for now: a peer has not promised past them, or holds a value they outrank.
+    pub behind: usize,
+    /// Rows kept for now: a peer did not answer.
+    pub unanswered: usize,
+}
+
+/// One pass over the rows `compact` left holding a fence: deletes those no prepare quorum
+/// needs any more (module docs) once their promise is `grace_ms` old (0: at once).
+/// `unsafe_skip_peers` is the test weakening: delete without
+/// asking the other acceptors.
+pub async fn collect(
+    node: &Node,
+    grace_ms: u64,
+    unsafe_skip_peers: bool,
+) -> Result<CollectionReport, String> {
+    let fence = encode_cas_value(&None);
+    let mut report = CollectionReport::default();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let due = node.cas.deletion_due(after.as_deref(), ROWS_PER_BATCH);
+        let due = due.map_err(|e| e.to_string())?;
+        let batch_len = due.len();
+        let cutoff = node.seam.clock.now_ms().saturating_sub(grace_ms);
+        let (mut candidates, mut forget) = (Vec::new(), Vec::new());
+        for (key, row) in due {
+            after = Some(key.clone());
+            let Some(state) = row else {
+                forget.push(key);
+                continue;
+            };
+            if state.accepted.as_ref().is_some_and(|(_, value)| *value != fence) {
+                // Accepted anew: compaction lists it again once the value is settled.
+                forget.push(key);
+            } else if grace_ms > 0 && state.promised.is_some_and(|p| p.counter > cutoff) {
+                report.young += 1;
+            } else {
+                candidates.push((key, state));
+            }
+        }
+        let deletable = match unsafe_skip_peers {
+            true => candidates,
+            false => {
+                let peers = peer_summaries(node, &candidates).await;
+                let mut deletable = Vec::new();
+                for (key, state) in candidates {
+                    let answers = peers.get(&key).map_or(&[][..], |all| all.as_slice());
+                    if answers.iter().any(Option::is_none) {
+                        report.unanswered += 1;
+                    } else if answers.iter().flatten().all(|peer| row_is_redundant(&state, peer)) {
+                        deletable.push((key, state));
+                    } else {
+                        report.behind += 1;
+                    }
+                }
+                deletable
+            }
+        };
+        report.deleted += node.cas.delete_rows(deletable, forget).map_err(|e| e.to_string())?;
+        if batch_len < ROWS_PER_BATCH {
+            return Ok(report);
+        }
+    }
+}
+
+/// Whether a peer in the state `peer` makes this acceptor's row `mine` redundant: it has
+/// promised at least the row's accepted ballot and holds no value below it other than a
+/// fence. A row with nothing accepted only holds a promise, which the floor keeps.
+fn row_is_redundant(mine: &AcceptorState, peer: &RowSummary) -> bool {
+    let Some((fence_ballot, _)) = &mine.accepted else {
+        return true;
+    };
+    let promised_enough = peer.promised.is_some_and(|p| p >= *fence_ballot);
+    let nothing_below = match peer.accepted {
+        None => true,
+        Some((ballot, is_fence)) => is_fence || ballot >= *fence_ballot,
+    };
+    promised_enough && nothing_below
+}
+
+/// For each candidate key, what each of its other acceptors holds (`None` for one that did
+/// not answer); one `CasPeek` per peer.
+async fn peer_summaries(
+    node: &Node,
+    candidates: &[(Vec<u8>, AcceptorState)],
+) -> BTreeMap<Vec<u8>, Vec<Option<RowSummary>>> {
+    let mut asks: BTreeMap<NodeId, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut out: BTreeMap<Vec<u8>, Vec<Option<RowSummary>>> = BTreeMap::new();
+    for (key, _) in candidates {
+        let mut peers: Vec<NodeId> =
+            node.layouts.write_sets(partition_of_key(key)).into_iter().flatten().collect();
+        peers.sort();
+        peers.dedup();
+        out.insert(key.clone(), Vec::new());
+        for peer in peers.into_iter().filter(|p| *p != node.id) {
+            asks.entry(peer).or_default().push(key.clone());
+        }
+    }
+    // One call per peer, in turn: a key has two or three other acceptors.
+    for (peer, keys) in asks {
+        let request = Request::CasPeek(keys.iter().cloned().map(PeekKey).collect());
+        let answer = match node.rpc.call(peer, request).await {
+            Ok(Response::CasPeek(summaries)) if summaries.len() == keys.len() => Some(summaries),
+            _ => None,
+        };
+        let answers =
+            answer.map_or_else(|| vec![None; keys.len()], |s| s.into_iter().map(Some).collect());
+        for (key, summary) in keys.into_iter().zip(answers) {
+            out.entry(key).or_default().push(summary);
+        }
+    }
+    out
+}
+
+/// This node's answer to a `CasPeek`: a summary of its acceptor state for each key.
+pub fn summaries(node: &Node, keys: &[Vec<u8>]) -> Result<Vec<RowSummary>, String> {
+    let fence = encode_cas_value(&None);
+    let states = node.cas.peek(keys).map_err(|e| e.to_string())?;
+    let summary = |state: AcceptorState| RowSummary {
+        promised: state.promised,
+        accepted: state.accepted.map(|(ballot, value): (Ballot, Vec<u8>)| {
+            let is_fence = value == fence || matches!(decode_cas_value(&value), Ok(None));
+            (ballot, is_fence)
+        }),
+    };
+    Ok(states.into_iter().map(summary).collect())
 }

@@ -58,6 +58,13 @@ pub struct GcConfig {
     /// tombstone is collected even when a replica did not take it — the bug the rule in
     /// `table::tombstones` exists to prevent.
     pub tombstone_unsafe_skip_unreachable: bool,
+    /// How old an acceptor row's promise must be before the row may be deleted
+    /// (`acceptor_rows::collect`).
+    pub acceptor_row_grace_ms: u64,
+    /// Test-only weakening (the simulator's `unsafe_acceptor_rows_skip_peers`): an acceptor
+    /// row is deleted without asking the key's other acceptors — the bug the peer check in
+    /// `acceptor_rows` exists to prevent.
+    pub acceptor_rows_unsafe_skip_peers: bool,
 }
 
 impl Default for GcConfig {
@@ -69,6 +76,8 @@ impl Default for GcConfig {
             tombstone_interval_ms: 3_600_000,
             tombstone_delay_ms: 24 * 3_600_000,
             tombstone_unsafe_skip_unreachable: false,
+            acceptor_row_grace_ms: super::acceptor_rows::ROW_GRACE_MS,
+            acceptor_rows_unsafe_skip_peers: false,
         }
     }
 }
@@ -84,6 +93,8 @@ pub struct GcReport {
     pub blocks_moved_away: usize,
     /// Acceptor rows whose value, found in the object table, was dropped (`acceptor_rows`).
     pub acceptor_rows_compacted: usize,
+    /// Acceptor rows deleted, their promise kept in the floor (`acceptor_rows::collect`).
+    pub acceptor_rows_deleted: usize,
     pub errors: usize,
 }
 
@@ -105,9 +116,8 @@ impl BlockGc {
             tokio::time::sleep(Duration::from_millis(self.config.interval_ms)).await;
             let report = self.step().await;
             let done = report.blocks_deleted + report.blocks_moved_away;
-            if done + report.refs_retired + report.uploads_aborted + report.acceptor_rows_compacted
-                > 0
-            {
+            let rows = report.acceptor_rows_compacted + report.acceptor_rows_deleted;
+            if done + report.refs_retired + report.uploads_aborted + rows > 0 {
                 self.node.seam.trace.event("gc", format!("{report:?}").as_bytes());
             }
         }
@@ -149,6 +159,12 @@ impl BlockGc {
         }
         match super::acceptor_rows::compact(&self.node, false) {
             Ok(compaction) => report.acceptor_rows_compacted += compaction.compacted,
+            Err(_) => report.errors += 1,
+        }
+        let (grace_ms, skip_peers) =
+            (self.config.acceptor_row_grace_ms, self.config.acceptor_rows_unsafe_skip_peers);
+        match super::acceptor_rows::collect(&self.node, grace_ms, skip_peers).await {
+            Ok(collection) => report.acceptor_rows_deleted += collection.deleted,
             Err(_) => report.errors += 1,
         }
         // Each check is a few quorum round trips; one block at a time, a pass over a few

@@ -68,6 +68,9 @@ pub enum Request {
     /// Conditional-write consensus (`crate::cas`). Added last: earlier variants keep
     /// their encoding.
     Cas(crate::cas::CasRequest),
+    /// What this node's acceptor holds for each of these keys, without the values
+    /// (`objects::acceptor_rows::collect` asks before deleting a row). Added last.
+    CasPeek(Vec<crate::cas::PeekKey>),
 }
 
 /// Layout gossip (see `crate::layout::manager`). Histories are a few KiB per stored
@@ -199,6 +202,8 @@ pub enum Response {
     Cas(crate::cas::CasReply),
     /// Encoded Merkle tree nodes (`TableRequest::TreeNodes`). Added last.
     TreeNodes(Vec<Vec<u8>>),
+    /// One summary per key of a `CasPeek`, in its order. Added last.
+    CasPeek(Vec<crate::cas::RowSummary>),
 }
 
 /// An error the remote side reports (as opposed to failing to reach it).
