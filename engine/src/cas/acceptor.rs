@@ -25,7 +25,7 @@ use super::{Accepted, Ballot, CasReply};
 
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("cas_acceptor");
 /// Keys whose accepted value changed since the compactor last looked (`compaction_due`),
-/// written in the same transaction as the accept.
+/// written in the same transaction as the accept; and keys promised with nothing accepted.
 const COMPACTION_DUE: TableDefinition<&[u8], ()> = TableDefinition::new("cas_compaction_due");
 /// Keys whose row holds a fence (or nothing accepted) since the compactor last looked:
 /// candidates for deletion (`deletion_due`), written by `compact`.
@@ -301,9 +301,13 @@ impl Acceptor {
                             row.unwrap_or(AcceptorState { promised: floor, accepted: None });
                         match step(&mut state, op) {
                             Ok(reply) => {
+                                // A row with nothing accepted is listed too: its accept may
+                                // never come (a proposer that stopped, or an accept that
+                                // arrived before its prepare), and it must not stay forever.
+                                let listed = accepts || state.accepted.is_none();
                                 let bytes = crate::codec::encode(&StoredState::V1(state));
                                 table.insert(key.as_slice(), bytes.as_slice()).map_err(storage)?;
-                                if accepts {
+                                if listed {
                                     due.insert(key.as_slice(), ()).map_err(storage)?;
                                 }
                                 Ok(reply)
@@ -407,8 +411,8 @@ impl Acceptor {
 
     /// Deletes the row of each `(key, judged)` that still holds exactly `judged` (the state
     /// the collector judged), raising the promise floor to its promise in the same
-    /// transaction; a row changed meanwhile is kept. Every key of `deleted` and `forget`
-    /// leaves the deletion list. Not fsynced: a deletion lost in a crash leaves the row as
+    /// transaction; a row changed meanwhile is kept, and stays listed. The keys of `forget`
+    /// leave the deletion list. Not fsynced: a deletion lost in a crash leaves the row as
     /// it was, which is safe. Returns how many rows were deleted.
     pub fn delete_rows(
         &self,
@@ -426,10 +430,15 @@ impl Acceptor {
             let mut table = txn.open_table(TABLE).map_err(storage)?;
             let mut due = txn.open_table(DELETION_DUE).map_err(storage)?;
             for (key, judged) in deleted {
-                if read_row(&table, &key)?.as_ref() == Some(&judged) {
-                    table.remove(key.as_slice()).map_err(storage)?;
-                    floor = floor.max(judged.promised);
-                    count += 1;
+                match read_row(&table, &key)? {
+                    Some(row) if row == judged => {
+                        table.remove(key.as_slice()).map_err(storage)?;
+                        floor = floor.max(judged.promised);
+                        count += 1;
+                    }
+                    // Promised or accepted anew: judged again next pass.
+                    Some(_) => continue,
+                    None => {}
                 }
                 due.remove(key.as_slice()).map_err(storage)?;
             }

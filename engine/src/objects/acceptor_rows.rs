@@ -33,8 +33,8 @@
 //!
 //! What is left: a row with a value waits for compaction; a row whose peers are behind
 //! (one was down during the key's last round, or never promised `A`) waits until a later
-//! write of the key raises them; a row with a promise and no accepted value (its round
-//! stopped after the prepare) is not listed for deletion. A node removed from the layout
+//! write of the key raises them. A row with a promise and nothing accepted is listed by its
+//! prepare and needs no peer: it outranks nothing. A node removed from the layout
 //! and re-added later with its old metadata may hold stale rows its peers never saw:
 //! re-add it with an empty metadata directory (docs/data-model.md, "Acceptor rows").
 
@@ -94,6 +94,8 @@ pub fn compact(node: &Node, unsafe_skip_check: bool) -> Result<CompactionReport,
                 items.push((key, state.accepted));
             } else {
                 report.waiting += 1;
+                tracing::debug!(key = %String::from_utf8_lossy(&key), ?state.promised,
+                    "acceptor row keeps its value: not in this node's object table yet");
             }
         }
         report.compacted += node.cas.compact(items, &fence).map_err(|e| e.to_string())?;
@@ -162,6 +164,8 @@ pub async fn collect(
                         deletable.push((key, state));
                     } else {
                         report.behind += 1;
+                        tracing::debug!(key = %String::from_utf8_lossy(&key), ?state, ?answers,
+                            "acceptor row kept: a peer has not moved past it");
                     }
                 }
                 deletable
@@ -169,6 +173,9 @@ pub async fn collect(
         };
         report.deleted += node.cas.delete_rows(deletable, forget).map_err(|e| e.to_string())?;
         if batch_len < ROWS_PER_BATCH {
+            if report != CollectionReport::default() {
+                tracing::debug!(?report, "acceptor rows collected");
+            }
             return Ok(report);
         }
     }

@@ -212,3 +212,19 @@ async fn without_asking_the_peers_a_stale_value_comes_back() {
     assert_eq!(write, Err(ObjectError::NoSuchKey), "the anomaly the peer check prevents");
     assert_eq!(read, None);
 }
+
+/// A row holding only a promise (its accept never came, or came before its prepare and was
+/// refused) is listed and deleted too; the floor keeps its promise.
+#[tokio::test(start_paused = true)]
+async fn a_row_with_only_a_promise_is_deleted() {
+    let (cluster, _s) = stores().await;
+    let node = cluster.node(1);
+    let key = object_key("b", "promised-only");
+    let ballot = Ballot { counter: 5_000, node: NodeId(2), nonce: 0 };
+    node.cas.prepare(&key, ballot).unwrap();
+    assert_eq!(compact(node, false).unwrap(), CompactionReport { compacted: 0, waiting: 0 });
+    let report = collect(node, 0, false).await.unwrap();
+    assert_eq!(report, CollectionReport { deleted: 1, ..Default::default() });
+    assert!(!node.cas.has_row(&key).unwrap());
+    assert_eq!(node.cas.state(&key).unwrap().promised, Some(ballot), "kept in the floor");
+}
