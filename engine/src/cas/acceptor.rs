@@ -445,11 +445,49 @@ impl Acceptor {
             for key in forget {
                 due.remove(key.as_slice()).map_err(storage)?;
             }
-            if floor != floor_before
-                && let Some(floor) = floor
-            {
-                let bytes = crate::codec::encode(&floor);
-                floors.insert(FLOOR_KEY, bytes.as_slice()).map_err(storage)?;
+            if floor != floor_before {
+                write_floor(&mut floors, floor)?;
+            }
+        }
+        txn.commit().map_err(storage)?;
+        Ok(count)
+    }
+
+    /// Deletes the row of every key `keep` refuses (and its listings), raising the promise
+    /// floor to their promises: for the keys of partitions this node no longer holds, whose
+    /// rows nobody asks any more and which, were the node given the partition again, could
+    /// hold values its new peers deleted their fences against (`acceptor_rows`). Such a
+    /// node then starts as an acceptor that lost its state, which the strict accept rule
+    /// covers. Returns how many rows were deleted.
+    pub fn delete_rows_unless(&self, keep: impl Fn(&[u8]) -> bool) -> Result<usize, AcceptorError> {
+        let _serial = self.serial.lock().unwrap();
+        let txn = self.db.begin_write().map_err(storage)?;
+        let mut count = 0;
+        {
+            let mut floors = txn.open_table(FLOOR).map_err(storage)?;
+            let mut floor = read_floor(&floors)?;
+            let floor_before = floor;
+            let mut table = txn.open_table(TABLE).map_err(storage)?;
+            let mut gone = Vec::new();
+            for item in table.iter().map_err(storage)? {
+                let (key, _) = item.map_err(storage)?;
+                if !keep(key.value()) {
+                    gone.push(key.value().to_vec());
+                }
+            }
+            let mut compaction_due = txn.open_table(COMPACTION_DUE).map_err(storage)?;
+            let mut deletion_due = txn.open_table(DELETION_DUE).map_err(storage)?;
+            for key in gone {
+                if let Some(row) = read_row(&table, &key)? {
+                    floor = floor.max(row.promised);
+                }
+                table.remove(key.as_slice()).map_err(storage)?;
+                compaction_due.remove(key.as_slice()).map_err(storage)?;
+                deletion_due.remove(key.as_slice()).map_err(storage)?;
+                count += 1;
+            }
+            if floor != floor_before {
+                write_floor(&mut floors, floor)?;
             }
         }
         txn.commit().map_err(storage)?;
@@ -482,6 +520,17 @@ impl Acceptor {
         let table = txn.open_table(TABLE).map_err(storage)?;
         Ok(read_row(&table, key)?.is_some())
     }
+}
+
+fn write_floor(
+    floors: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    floor: Option<Ballot>,
+) -> Result<(), AcceptorError> {
+    if let Some(floor) = floor {
+        let bytes = crate::codec::encode(&floor);
+        floors.insert(FLOOR_KEY, bytes.as_slice()).map_err(storage)?;
+    }
+    Ok(())
 }
 
 /// The promise floor (module docs), `None` before any row was deleted.
@@ -640,5 +689,23 @@ mod tests {
             a.prepare(b"k", ballot(9)).unwrap(),
             CasReply::Promise { accepted: Some((ballot(8), b"v".to_vec())), entry: None }
         );
+    }
+
+    /// Rows of keys this node no longer holds go, values and all; their promises stay in
+    /// the floor, and the kept rows are untouched.
+    #[test]
+    fn rows_of_lost_keys_are_deleted_and_their_promises_kept() {
+        let a = acceptor();
+        for (key, counter) in [(&b"lost-1"[..], 4), (b"lost-2", 9), (b"kept", 12)] {
+            a.prepare(key, ballot(counter)).unwrap();
+            a.accept(key, ballot(counter), b"value".to_vec()).unwrap();
+        }
+        assert_eq!(a.delete_rows_unless(|key| key == b"kept").unwrap(), 2);
+        assert!(!a.has_row(b"lost-1").unwrap() && !a.has_row(b"lost-2").unwrap());
+        let kept = a.state(b"kept").unwrap();
+        assert_eq!(kept.accepted, Some((ballot(12), b"value".to_vec())));
+        let floor = CasReply::Rejected { promised: Some(ballot(9)) };
+        assert_eq!(a.prepare(b"lost-1", ballot(9)).unwrap(), floor);
+        assert_eq!(a.compaction_due(None, 10).unwrap().len(), 1, "only the kept key is listed");
     }
 }

@@ -34,9 +34,10 @@
 //! What is left: a row with a value waits for compaction; a row whose peers are behind
 //! (one was down during the key's last round, or never promised `A`) waits until a later
 //! write of the key raises them. A row with a promise and nothing accepted is listed by its
-//! prepare and needs no peer: it outranks nothing. A node removed from the layout
-//! and re-added later with its old metadata may hold stale rows its peers never saw:
-//! re-add it with an empty metadata directory (docs/data-model.md, "Acceptor rows").
+//! prepare and needs no peer: it outranks nothing. Rows of partitions the node no longer
+//! holds are deleted by the GC pass once per settled layout version
+//! (`Acceptor::delete_rows_unless`), so a node re-added later with its old metadata does not
+//! bring back stale values its new peers deleted their fences against.
 
 use std::collections::BTreeMap;
 

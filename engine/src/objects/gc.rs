@@ -34,6 +34,7 @@ use crate::block::{BlockHash, block_partition};
 use crate::crdt::Bool;
 use crate::node::Node;
 use crate::seam::monotonic_now;
+use crate::table::schema::partition_of_key;
 use crate::table::{QuorumError, entry_key};
 use tokio::task::JoinSet;
 
@@ -95,6 +96,8 @@ pub struct GcReport {
     pub acceptor_rows_compacted: usize,
     /// Acceptor rows deleted, their promise kept in the floor (`acceptor_rows::collect`).
     pub acceptor_rows_deleted: usize,
+    /// Acceptor rows deleted because a layout change moved their partition to other nodes.
+    pub acceptor_rows_moved_away: usize,
     pub errors: usize,
 }
 
@@ -103,11 +106,13 @@ pub struct BlockGc {
     config: GcConfig,
     /// Blocks found without a live reference, and since when.
     unreferenced_since: BTreeMap<BlockHash, tokio::time::Instant>,
+    /// The settled layout version whose lost partitions' acceptor rows were last deleted.
+    rows_moved_away_at: Option<u64>,
 }
 
 impl BlockGc {
     pub fn new(node: Arc<Node>, config: GcConfig) -> Self {
-        BlockGc { node, config, unreferenced_since: BTreeMap::new() }
+        BlockGc { node, config, unreferenced_since: BTreeMap::new(), rows_moved_away_at: None }
     }
 
     /// Runs passes forever, `interval_ms` apart.
@@ -116,7 +121,9 @@ impl BlockGc {
             tokio::time::sleep(Duration::from_millis(self.config.interval_ms)).await;
             let report = self.step().await;
             let done = report.blocks_deleted + report.blocks_moved_away;
-            let rows = report.acceptor_rows_compacted + report.acceptor_rows_deleted;
+            let rows = report.acceptor_rows_compacted
+                + report.acceptor_rows_deleted
+                + report.acceptor_rows_moved_away;
             if done + report.refs_retired + report.uploads_aborted + rows > 0 {
                 self.node.seam.trace.event("gc", format!("{report:?}").as_bytes());
             }
@@ -160,6 +167,18 @@ impl BlockGc {
         match super::acceptor_rows::compact(&self.node, false) {
             Ok(compaction) => report.acceptor_rows_compacted += compaction.compacted,
             Err(_) => report.errors += 1,
+        }
+        // Once per settled layout version: rows of partitions this node no longer holds.
+        let version = layouts.versions().last().map(|l| l.version()).filter(|v| *v > 0);
+        if settled && version.is_some() && version != self.rows_moved_away_at {
+            let keep = |key: &[u8]| mine.contains(&partition_of_key(key));
+            match self.node.cas.delete_rows_unless(keep) {
+                Ok(n) => {
+                    report.acceptor_rows_moved_away += n;
+                    self.rows_moved_away_at = version;
+                }
+                Err(_) => report.errors += 1,
+            }
         }
         let (grace_ms, skip_peers) =
             (self.config.acceptor_row_grace_ms, self.config.acceptor_rows_unsafe_skip_peers);
