@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 
 use super::conditional_rounds::locally_settled;
 use super::version::{decode_cas_value, encode_cas_value};
-use crate::cas::{AcceptorState, Ballot, PeekKey, RowSummary};
+use crate::cas::{AcceptorState, PeekKey, RowSummary};
 use crate::layout::NodeId;
 use crate::node::Node;
 use crate::rpc::{Request, Response};
@@ -121,14 +121,12 @@ pub struct CollectionReport {
 
 /// One pass over the rows `compact` left holding a fence: deletes those no prepare quorum
 /// needs any more (module docs) once their promise is `grace_ms` old (0: at once).
-/// `unsafe_skip_peers` is the test weakening: delete without
-/// asking the other acceptors.
+/// `unsafe_skip_peers` is the test weakening: delete without asking the other acceptors.
 pub async fn collect(
     node: &Node,
     grace_ms: u64,
     unsafe_skip_peers: bool,
 ) -> Result<CollectionReport, String> {
-    let fence = encode_cas_value(&None);
     let mut report = CollectionReport::default();
     let mut after: Option<Vec<u8>> = None;
     loop {
@@ -143,7 +141,7 @@ pub async fn collect(
                 forget.push(key);
                 continue;
             };
-            if state.accepted.as_ref().is_some_and(|(_, value)| *value != fence) {
+            if state.accepted.as_ref().is_some_and(|(_, value)| !is_fence(value)) {
                 // Accepted anew: compaction lists it again once the value is settled.
                 forget.push(key);
             } else if grace_ms > 0 && state.promised.is_some_and(|p| p.counter > cutoff) {
@@ -233,14 +231,15 @@ async fn peer_summaries(
 
 /// This node's answer to a `CasPeek`: a summary of its acceptor state for each key.
 pub fn summaries(node: &Node, keys: &[Vec<u8>]) -> Result<Vec<RowSummary>, String> {
-    let fence = encode_cas_value(&None);
     let states = node.cas.peek(keys).map_err(|e| e.to_string())?;
     let summary = |state: AcceptorState| RowSummary {
         promised: state.promised,
-        accepted: state.accepted.map(|(ballot, value): (Ballot, Vec<u8>)| {
-            let is_fence = value == fence || matches!(decode_cas_value(&value), Ok(None));
-            (ballot, is_fence)
-        }),
+        accepted: state.accepted.map(|(ballot, value)| (ballot, is_fence(&value))),
     };
     Ok(states.into_iter().map(summary).collect())
+}
+
+/// Whether an accepted value is a fence, in any of the formats it was written in.
+fn is_fence(value: &[u8]) -> bool {
+    matches!(decode_cas_value(value), Ok(None))
 }
