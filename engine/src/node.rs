@@ -23,6 +23,7 @@ use crate::objects::bucket_config::BucketConfigSchema;
 use crate::objects::gc::{BlockGc, GcConfig};
 use crate::objects::multipart::MpuSchema;
 use crate::objects::usage::UsageSchema;
+use crate::objects::version_blocks::VersionBlocksSchema;
 use crate::objects::{BucketSchema, ObjectSchema};
 use crate::rpc::message::LayoutRequest;
 use crate::rpc::{
@@ -119,6 +120,8 @@ pub struct Node {
     pub bucket_aliases: Replicated<AliasSchema>,
     pub objects: Replicated<ObjectSchema>,
     pub block_refs: Replicated<BlockRefSchema>,
+    /// Block lists too long for the object entry (`objects::version_blocks`).
+    pub block_lists: Replicated<VersionBlocksSchema>,
     pub mpu: Replicated<MpuSchema>,
     /// Access keys and their bucket permissions (`keys`).
     pub keys: Replicated<KeySchema>,
@@ -158,6 +161,8 @@ impl Node {
         let alias_store = Arc::new(Store::<AliasSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let ref_store =
             Arc::new(Store::<BlockRefSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
+        let list_store =
+            Arc::new(Store::<VersionBlocksSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         let mpu_store = Arc::new(Store::<MpuSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
         // The mpu table's upgrade step: finished uploads from before finish times get one.
         crate::objects::multipart::stamp_legacy_finishes(&mpu_store, seam.clock.now_ms())
@@ -194,6 +199,8 @@ impl Node {
             Replicated::new(alias_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
         let block_refs =
             Replicated::new(ref_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
+        let block_lists =
+            Replicated::new(list_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
         let mpu = Replicated::new(mpu_store.clone(), id, rpc.clone(), layout.clone(), q, g.clone());
         let keys = Replicated::new(key_store.clone(), id, rpc.clone(), layout.clone(), q, g);
         let mut tables: BTreeMap<&'static str, Arc<dyn LocalTable>> = BTreeMap::new();
@@ -204,6 +211,7 @@ impl Node {
         tables.insert(usage_store.name(), usage_store);
         tables.insert(alias_store.name(), alias_store);
         tables.insert(ref_store.name(), ref_store);
+        tables.insert(list_store.name(), list_store);
         tables.insert(mpu_store.name(), mpu_store);
         tables.insert(key_store.name(), key_store);
         let blocks = Arc::new(BlockManager::new(
@@ -227,6 +235,7 @@ impl Node {
             bucket_aliases,
             objects,
             block_refs,
+            block_lists,
             mpu,
             keys,
             blocks,

@@ -11,7 +11,8 @@ use std::time::Duration;
 use hangar_engine::crdt::Crdt;
 use hangar_engine::kv::kv_key;
 use hangar_engine::layout::{ClusterLayout, NodeId};
-use hangar_engine::objects::ObjectEntry;
+use hangar_engine::objects::body::BodyBlock;
+use hangar_engine::objects::{ObjectEntry, VersionId};
 use hangar_engine::rpc::{
     KvRequest, RemoteError, Request, Response, RpcClient, RpcConfig, RpcError, TableRequest,
 };
@@ -38,6 +39,8 @@ pub struct Finals {
     pub remote_blocks: u64,
     /// s3: each key's `object` entry, merged over every replica.
     pub objects: BTreeMap<String, ObjectEntry>,
+    /// s3: the block lists of listed bodies, as every replica of each list holds it.
+    pub lists: BTreeMap<VersionId, Vec<BodyBlock>>,
     /// s3: every node's block files, scanned by the runner once the reads are done.
     pub disks: BTreeMap<String, NodeBlocks>,
 }
@@ -109,6 +112,7 @@ pub async fn final_check(spec: FinalSpec, finals: Arc<Mutex<Finals>>) -> turmoil
                             let merged = f.objects.entry(key.clone()).or_default();
                             merged.merge(&entry);
                         }
+                        f.lists.extend(r.lists);
                         r.value
                     })
                 } else {

@@ -393,7 +393,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
                 let handle = (Arc::downgrade(&node), agent);
                 disks_world.handles.lock().unwrap().insert(host.clone(), handle);
                 tokio::spawn(layout_agent(node.clone(), commands));
-                s3workload::serve_node(node, creds).await?;
+                let list_max = disks_world.scenario.cluster.list_inline_max_blocks;
+                s3workload::serve_node(node, creds, list_max).await?;
                 Ok(())
             }
         });
@@ -611,7 +612,7 @@ fn judge(
             "no_lost_writes" => check::register::check_final_state(history, &finals.values),
             "convergence" => check::convergence::check_convergence(&finals.digests),
             "block_refs" => {
-                let live = check::block_refs::live_blocks(finals.objects.values());
+                let live = check::block_refs::live_blocks(finals.objects.values(), &finals.lists);
                 check::block_refs::check_block_refs(&finals.disks, &live, &replicas)
             }
             other => unreachable!("checker {other} validated at load"),

@@ -19,6 +19,10 @@
 //! verified copy of every block the layout places on it: a block found only elsewhere
 //! makes the value `<blocks missing on this replica>`; a block no node has makes it
 //! `<missing blocks>`. Either is a value nobody wrote, which `no_lost_writes` reports.
+//! A body listed in the `version` table (`cluster.list_inline_max_blocks`) is read from
+//! its list, which every node the layout places the list on must hold, live and matching
+//! the entry; otherwise the value names what is wrong (`<missing block list>`, or which
+//! replica lacks it).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -28,13 +32,14 @@ use bytes::Bytes;
 use hangar_engine::block::block_partition;
 use hangar_engine::layout::{ClusterLayout, NodeId};
 use hangar_engine::node::Node;
-use hangar_engine::objects::body::{Body, BodyBlock};
-use hangar_engine::objects::{ObjectEntry, ObjectStore, VersionData};
+use hangar_engine::objects::body::{Body, BodyBlock, ListedBody, Owner};
+use hangar_engine::objects::version_blocks::{self, VersionBlocks};
+use hangar_engine::objects::{ObjectEntry, ObjectStore, VersionData, VersionId, VersionState};
 use hangar_engine::rpc::message::BlockRequest;
 use hangar_engine::rpc::{RemoteError, Request, Response, TableRequest};
 use hangar_engine::seam::BoxFuture;
 use hangar_engine::table::entry_key;
-use hangar_engine::table::schema::decode_entry;
+use hangar_engine::table::schema::{decode_entry, partition_of_key};
 use hangar_s3::backend::EngineBackend;
 use hangar_s3::s3api::{S3State, WallClock, serve};
 use hyper::Method;
@@ -55,12 +60,20 @@ pub const BUCKET: &str = "sim";
 pub const MISSING_BLOCKS: &[u8] = b"<missing blocks>";
 /// The value of a replica that must hold its own copies (resync on) but lacks one.
 pub const MISSING_OWN_BLOCKS: &[u8] = b"<blocks missing on this replica>";
+/// The value of a replica whose current version's block list no node holds.
+pub const MISSING_LIST: &str = "<missing block list>";
 /// Pause between attempts to create the bucket.
 const CREATE_BUCKET_RETRY_MS: u64 = 100;
 
-/// Serves S3 on `node`'s host until the host stops (a crash drops the task).
-pub async fn serve_node(node: Arc<Node>, creds: S3Creds) -> Result<(), String> {
-    let store = Arc::new(ObjectStore::new(node.clone()));
+/// Serves S3 on `node`'s host until the host stops (a crash drops the task); block lists
+/// longer than `list_inline_max_blocks` go to the `version` table.
+pub async fn serve_node(
+    node: Arc<Node>,
+    creds: S3Creds,
+    list_inline_max_blocks: usize,
+) -> Result<(), String> {
+    let store = ObjectStore::new(node.clone()).with_list_inline_max_blocks(list_inline_max_blocks);
+    let store = Arc::new(store);
     let backend = Arc::new(EngineBackend::new(store));
     let clock = node.seam.clock.clone();
     let wall: WallClock = Arc::new(move || clock.now_ms());
@@ -176,6 +189,19 @@ pub struct ReplicaRead {
     pub value: Option<Vec<u8>>,
     /// The replica's entry, as stored.
     pub entry: Option<ObjectEntry>,
+    /// The block lists of the entry's complete versions whose bodies are listed in the
+    /// `version` table, as every replica of the list holds it (`read_list`).
+    pub lists: BTreeMap<VersionId, Vec<BodyBlock>>,
+}
+
+/// A listed body's list as its replicas hold it after quiescence.
+enum ListRead {
+    /// Every replica of the list holds it, and it is the list the entry names.
+    Held(Vec<BodyBlock>),
+    /// Some replica lacks it, holds it deleted, or holds another list.
+    NotOnEveryReplica(String),
+    /// No replica holds it.
+    Missing,
 }
 
 /// Where the final reads may find a replica's blocks.
@@ -204,14 +230,76 @@ pub async fn read_replica(
     };
     let Some(raw) = raw else { return Ok(ReplicaRead::default()) };
     let entry: ObjectEntry = decode_entry(&raw).map_err(|e| format!("{node}: {e}"))?;
+    let mut lists = BTreeMap::new();
+    let mut lists_wrong = BTreeMap::new();
+    for (id, version) in &entry.versions {
+        if let VersionState::Complete(VersionData::Object(stored)) = &version.state
+            && let Body::Listed(listed) = &stored.body
+        {
+            match read_list(call, sources, key, *id, listed).await? {
+                ListRead::Held(blocks) => {
+                    lists.insert(*id, blocks);
+                }
+                ListRead::NotOnEveryReplica(why) => {
+                    lists_wrong.insert(*id, format!("<block list not on every replica: {why}>"));
+                }
+                ListRead::Missing => {
+                    lists_wrong.insert(*id, MISSING_LIST.to_string());
+                }
+            }
+        }
+    }
     let value = match entry.current() {
-        Some((_, VersionData::Object(stored))) => match &stored.body {
-            Body::Inline(data) => Some(value_of(data)),
-            Body::Blocks(refs) => Some(read_body(call, node, sources, refs, remote_blocks).await),
-        },
+        Some((id, VersionData::Object(stored))) => Some(match &stored.body {
+            Body::Inline(data) => value_of(data),
+            Body::Blocks(refs) => read_body(call, node, sources, refs, remote_blocks).await,
+            Body::Listed(_) => match (lists.get(&id), lists_wrong.get(&id)) {
+                (Some(refs), _) => read_body(call, node, sources, refs, remote_blocks).await,
+                (None, wrong) => wrong.map_or(MISSING_LIST, |w| w.as_str()).as_bytes().to_vec(),
+            },
+        }),
         _ => None,
     };
-    Ok(ReplicaRead { value, entry: Some(entry) })
+    Ok(ReplicaRead { value, entry: Some(entry), lists })
+}
+
+/// The block list of version `id` of `key`, from every node the layout places it on.
+async fn read_list(
+    call: CallFn<'_>,
+    sources: &BlockSources<'_>,
+    key: &str,
+    id: VersionId,
+    listed: &ListedBody,
+) -> Result<ListRead, String> {
+    let owner = Owner { bucket: BUCKET.into(), key: key.into(), version: id };
+    let list_key = version_blocks::list_key(&owner);
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    for &holder in sources.layout.nodes_of(partition_of_key(&list_key)) {
+        let request =
+            Request::Table(TableRequest::Read { table: "version".into(), key: list_key.clone() });
+        let raw = match call(holder, request).await {
+            Ok(Response::Entry(raw)) => raw,
+            other => return Err(format!("{holder}: version table read answered {other:?}")),
+        };
+        let Some(raw) = raw else {
+            problems.push(format!("absent on {holder}"));
+            continue;
+        };
+        let list: VersionBlocks = decode_entry(&raw).map_err(|e| format!("{holder}: {e}"))?;
+        if list.deleted.get() {
+            problems.push(format!("deleted on {holder}"));
+        } else if version_blocks::listed_body(&list.blocks) != *listed {
+            problems.push(format!("another list on {holder}"));
+        } else {
+            found.push(list.blocks);
+        }
+    }
+    Ok(match (found.pop(), problems.is_empty()) {
+        (Some(blocks), true) => ListRead::Held(blocks),
+        (Some(_), false) => ListRead::NotOnEveryReplica(problems.join(", ")),
+        (None, _) => ListRead::Missing,
+    })
 }
 
 /// The value of a body stored as blocks, read for replica `node` (see the module).

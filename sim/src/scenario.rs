@@ -86,6 +86,10 @@ pub struct Cluster {
     /// acceptors.
     #[serde(default)]
     pub unsafe_acceptor_rows_skip_peers: bool,
+    /// Block lists longer than this go to the `version` table (default 0 in the simulator,
+    /// so that every body in blocks does; production: 64).
+    #[serde(default)]
+    pub list_inline_max_blocks: usize,
 }
 
 /// The longest timing a scenario may set (about a year): "never" within any run.

@@ -53,6 +53,26 @@ pub enum Body {
     Inline(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The blocks of the body, in order.
     Blocks(Vec<BodyBlock>),
+    /// A list of more than `version_blocks::LIST_INLINE_MAX_BLOCKS` blocks, kept in the
+    /// `version` table under the version's id (`version_blocks`).
+    Listed(ListedBody),
+}
+
+impl Body {
+    /// Whether the body is stored as blocks (referenced in `block_ref`), listed here or in
+    /// the `version` table.
+    pub fn in_blocks(&self) -> bool {
+        matches!(self, Body::Blocks(_) | Body::Listed(_))
+    }
+}
+
+/// What an object entry keeps of a block list stored in the `version` table: enough to
+/// check that the list read is the one the version was written with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ListedBody {
+    pub block_count: u32,
+    /// blake3 of the list's encoding.
+    pub list_hash: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -346,12 +366,4 @@ async fn finish_one(writes: &mut JoinSet<Result<(), BlockError>>) -> Result<(), 
 /// The MD5 of an inline body (bodies stored as blocks get theirs while streaming).
 pub fn md5_of(data: &[u8]) -> [u8; 16] {
     Md5::digest(data).into()
-}
-
-/// The body's size in bytes.
-pub fn size_bytes(body: &Body) -> u64 {
-    match body {
-        Body::Inline(data) => data.len() as u64,
-        Body::Blocks(refs) => refs.iter().map(|r| r.size_bytes as u64).sum(),
-    }
 }

@@ -54,10 +54,17 @@ pub struct BodyReader {
 }
 
 impl BodyReader {
-    pub(super) fn new(node: Arc<Node>, memory: Arc<BodyMemory>, body: &Body) -> BodyReader {
-        let (inline, blocks) = match body {
-            Body::Inline(data) => (Some(Bytes::from(data.clone())), Vec::new()),
-            Body::Blocks(blocks) => (None, blocks.clone()),
+    /// A reader of `body`, whose blocks (if it is not inline) are `blocks`, as read from
+    /// the body or from its list in the `version` table.
+    pub(super) fn new(
+        node: Arc<Node>,
+        memory: Arc<BodyMemory>,
+        body: &Body,
+        blocks: Vec<BodyBlock>,
+    ) -> BodyReader {
+        let inline = match body {
+            Body::Inline(data) => Some(Bytes::from(data.clone())),
+            Body::Blocks(_) | Body::Listed(_) => None,
         };
         let mut reader = BodyReader {
             node,

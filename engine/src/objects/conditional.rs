@@ -148,13 +148,13 @@ pub(super) struct KeyWrite<'a> {
 }
 
 impl KeyWrite<'_> {
-    /// The body's blocks, if it has any (they must be referenced under a re-stamped id).
-    pub(super) fn blocks(&self) -> Option<&[super::body::BodyBlock]> {
+    /// The body, if it is stored as blocks (they must be referenced, and a listed body's
+    /// list recorded, under a re-stamped id).
+    pub(super) fn body_in_blocks(&self) -> Option<&Body> {
         match &self.version.state {
-            VersionState::Complete(VersionData::Object(stored)) => match &stored.body {
-                Body::Blocks(blocks) => Some(blocks),
-                Body::Inline(_) => None,
-            },
+            VersionState::Complete(VersionData::Object(stored)) if stored.body.in_blocks() => {
+                Some(&stored.body)
+            }
             _ => None,
         }
     }

@@ -200,13 +200,24 @@ impl ObjectStore {
         }
         let timestamp = self.node.stamp_after(newest.map_or(0, |n| n.timestamp));
         let id = VersionId { timestamp, unique: self.node.id.0 };
-        if let Some(blocks) = write.blocks() {
+        if let Some(body) = write.body_in_blocks() {
+            // The blocks as recorded under the id the value had so far.
+            let (bucket, key) = (write.bucket.to_string(), write.key.to_string());
+            let recorded = *proposer.ids.last().expect("a body in blocks is recorded first");
+            let from = body::Owner { bucket: bucket.clone(), key: key.clone(), version: recorded };
+            let Some(blocks) = self.blocks_of(&from, body).await? else {
+                return Err(ObjectError::Unavailable {
+                    reason: "the write's block list disappeared before it was decided".into(),
+                });
+            };
             let uploading = Version::new(VersionState::Uploading, write.version.kept);
             self.write_version(write.bucket, write.key, id, uploading).await?;
             proposer.restamped.push(id);
-            let owner =
-                body::Owner { bucket: write.bucket.into(), key: write.key.into(), version: id };
-            self.reference_blocks(&owner, blocks).await?;
+            let owner = body::Owner { bucket, key, version: id };
+            self.reference_blocks(&owner, &blocks).await?;
+            if matches!(body, Body::Listed(_)) {
+                self.write_list(&owner, blocks).await?;
+            }
         }
         proposer.ids.push(id);
         Ok(id)
@@ -468,7 +479,7 @@ fn overtaken_by_unconditional(
 }
 
 fn has_blocks(version: &Version) -> bool {
-    matches!(&version.state, VersionState::Complete(VersionData::Object(s)) if matches!(s.body, Body::Blocks(_)))
+    matches!(&version.state, VersionState::Complete(VersionData::Object(s)) if s.body.in_blocks())
 }
 
 /// The prepare and accept quorums in a replica set of `n` nodes whose table writes need

@@ -23,10 +23,10 @@ use std::collections::BTreeSet;
 use tokio::task::JoinSet;
 
 use super::ObjectStore;
-use super::body::{self, Body, BodyBlock, Owner};
+use super::body::{self, BodyBlock, Owner};
 use super::conditional::Predicate;
 use super::multipart::{PART_NUMBER_MAX, PartRecord, UploadMeta};
-use super::version::{Version, VersionData, VersionState};
+use super::version::{Version, VersionData, VersionId, VersionState};
 use super::{ObjectError, ObjectRecord, StoredObject, record};
 use crate::block::BlockError;
 
@@ -50,32 +50,43 @@ impl ObjectStore {
         meta: UploadMeta,
     ) -> Result<ObjectRecord, ObjectError> {
         let kept = self.head_bucket(bucket).await?.versioning.keeps_history();
-        let (_, src) = self.stored(source.0, source.1, Some(source.2)).await?;
+        let read = self.stored(source.0, source.1, Some(source.2)).await?;
+        let src = &read.1;
         let ordered = self.orders_every_write();
         // A body in blocks is recorded under a provisional id before its references; an
         // inline one, decided by the key's consensus, is stamped in its round.
-        let blocks = matches!(src.body, Body::Blocks(_));
+        let blocks = src.body.in_blocks();
         let provisional = match blocks || !ordered {
             true => Some(self.next_version_id(bucket, key).await?),
             false => None,
         };
-        if let (Body::Blocks(blocks), Some(id)) = (&src.body, provisional) {
+        let mut body = src.body.clone();
+        if let (true, Some(id)) = (blocks, provisional) {
+            let src_blocks = self.source_blocks(source, &read).await?;
             let uploading = Version::new(VersionState::Uploading, kept);
             self.write_version(bucket, key, id, uploading).await?;
             let owner = Owner { bucket: bucket.into(), key: key.into(), version: id };
-            if let Err(e) = self.reference_blocks(&owner, blocks).await {
-                let aborted = Version::new(VersionState::Aborted, kept);
-                let _ = self.write_version(bucket, key, id, aborted).await;
-                return Err(e.into());
+            let recorded = async {
+                self.reference_blocks(&owner, &src_blocks).await?;
+                self.body_of_blocks(&owner, src_blocks).await
+            }
+            .await;
+            match recorded {
+                Ok(recorded) => body = recorded,
+                Err(e) => {
+                    let aborted = Version::new(VersionState::Aborted, kept);
+                    let _ = self.write_version(bucket, key, id, aborted).await;
+                    return Err(e);
+                }
             }
         }
         let stored = StoredObject {
             size_bytes: src.size_bytes,
-            etag: src.etag,
+            etag: src.etag.clone(),
             last_modified_ms: self.node.seam.clock.now_ms(),
             content_type: meta.content_type,
             user_metadata: meta.user_metadata,
-            body: src.body,
+            body,
         };
         let complete = VersionState::Complete(VersionData::Object(stored.clone()));
         let version = Version::new(complete, kept);
@@ -106,13 +117,29 @@ impl ObjectStore {
             return Err(ObjectError::InvalidPartNumber { part_number });
         }
         let (id, upload) = self.open_upload(bucket, key, upload_id).await?;
-        let (_, src) = self.stored(source.0, source.1, Some(source.2)).await?;
-        let Body::Blocks(blocks) = src.body else { return Ok(None) };
+        let read = self.stored(source.0, source.1, Some(source.2)).await?;
+        let src = &read.1;
+        if !src.body.in_blocks() {
+            return Ok(None);
+        }
+        let blocks = self.source_blocks(source, &read).await?;
         let owner = Owner { bucket: bucket.into(), key: key.into(), version: id };
         self.reference_blocks(&owner, &blocks).await?;
         let part = PartRecord { etag: src.etag.clone(), size_bytes: src.size_bytes, blocks };
         self.record_part((bucket, key, id), &upload, part_number, part).await?;
-        Ok(Some(src.etag))
+        Ok(Some(src.etag.clone()))
+    }
+
+    /// The blocks of the source version `src` of a copy. Its list gone means the version
+    /// was removed since it was read: the copy has no source any more.
+    async fn source_blocks(
+        &self,
+        (bucket, key, _): CopySource<'_>,
+        (version, src): &(VersionId, StoredObject),
+    ) -> Result<Vec<BodyBlock>, ObjectError> {
+        let version = *version;
+        let owner = Owner { bucket: bucket.into(), key: key.into(), version };
+        self.blocks_of(&owner, &src.body).await?.ok_or(ObjectError::NoSuchVersion)
     }
 
     /// Writes `owner`'s reference to each distinct block of `blocks` (write quorum each),

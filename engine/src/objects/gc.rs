@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::block_ref::BlockRef;
-use super::body::Body;
+use super::body::{Body, Owner};
 use super::version::{ObjectEntry, Version, VersionData, VersionState};
 use crate::block::{BlockHash, block_partition};
 use crate::crdt::Bool;
@@ -92,6 +92,8 @@ pub struct GcReport {
     pub blocks_deleted: usize,
     /// Blocks deleted because a layout change moved their partition to other nodes.
     pub blocks_moved_away: usize,
+    /// Block lists (`version_blocks`) deleted because their version is gone.
+    pub lists_deleted: usize,
     /// Acceptor rows whose value, found in the object table, was dropped (`acceptor_rows`).
     pub acceptor_rows_compacted: usize,
     /// Acceptor rows deleted, their promise kept in the floor (`acceptor_rows::collect`).
@@ -205,6 +207,7 @@ impl BlockGc {
             let Check { hash, live, delete, counts } = done.expect("reference checks do not panic");
             report.refs_retired += counts.refs_retired;
             report.uploads_aborted += counts.uploads_aborted;
+            report.lists_deleted += counts.lists_deleted;
             match live {
                 Err(_) => report.errors += 1,
                 Ok(live) if live > 0 => {
@@ -271,9 +274,21 @@ impl RefChecker {
             if r.deleted.get() {
                 continue;
             }
-            if self.version_live(hash, &r, report).await? {
-                live += 1;
-                continue;
+            match self.version_holds(hash, &r, report).await? {
+                Holding::Yes => {
+                    live += 1;
+                    continue;
+                }
+                Holding::NotThisBlock => {}
+                // The cascade: the version's list goes before the reference that leads
+                // here, so no reference outlives a list that could still name its block.
+                Holding::VersionGone => {
+                    let owner =
+                        Owner { bucket: r.bucket.clone(), key: r.key.clone(), version: r.version };
+                    if super::version_blocks::delete_list(&self.node, &owner).await? {
+                        report.lists_deleted += 1;
+                    }
+                }
             }
             let mut retired = r.clone();
             retired.deleted = Bool::new(true);
@@ -283,28 +298,41 @@ impl RefChecker {
         Ok(live)
     }
 
-    /// Whether the version a reference names still holds its body.
-    async fn version_live(
+    /// Whether the version a reference names still holds the block.
+    async fn version_holds(
         &self,
         hash: &BlockHash,
         r: &BlockRef,
         report: &mut GcReport,
-    ) -> Result<bool, QuorumError> {
+    ) -> Result<Holding, QuorumError> {
         let key = entry_key(r.bucket.as_bytes(), r.key.as_bytes());
         let entry = self.node.objects.get(&key).await?.unwrap_or_default();
-        let Some(version) = entry.versions.get(&r.version) else { return Ok(false) };
+        let Some(version) = entry.versions.get(&r.version) else {
+            return Ok(Holding::VersionGone);
+        };
+        let held = |yes: bool| if yes { Holding::Yes } else { Holding::NotThisBlock };
         match &version.state {
             // A completed version holds exactly its body's blocks: a block referenced while
             // uploading but absent from the final body (a re-uploaded multipart part) is not
             // held by it.
             VersionState::Complete(VersionData::Object(stored)) => Ok(match &stored.body {
-                Body::Blocks(blocks) => blocks.iter().any(|b| b.hash == *hash),
-                Body::Inline(_) => false,
+                Body::Blocks(blocks) => held(blocks.iter().any(|b| b.hash == *hash)),
+                Body::Listed(listed) => {
+                    let owner =
+                        Owner { bucket: r.bucket.clone(), key: r.key.clone(), version: r.version };
+                    match super::version_blocks::read_list(&self.node, &owner, listed).await {
+                        Ok(Some(blocks)) => held(blocks.iter().any(|b| b.hash == *hash)),
+                        // A complete version whose list cannot be read (or does not match):
+                        // nothing is retired on evidence that unsure.
+                        Ok(None) | Err(_) => Holding::Yes,
+                    }
+                }
+                Body::Inline(_) => Holding::NotThisBlock,
             }),
             VersionState::Uploading => {
                 let age_ms = self.node.seam.clock.now_ms().saturating_sub(r.version.timestamp);
                 if age_ms < self.config.upload_timeout_ms {
-                    return Ok(true);
+                    return Ok(Holding::Yes);
                 }
                 let aborted = Version::new(VersionState::Aborted, version.kept);
                 self.node.objects.insert(key, &ObjectEntry::with(r.version, aborted)).await?;
@@ -313,9 +341,19 @@ impl RefChecker {
                 let upload = (r.bucket.as_str(), r.key.as_str(), r.version);
                 super::multipart::finish_aborted_upload(&self.node, upload).await?;
                 report.uploads_aborted += 1;
-                Ok(false)
+                Ok(Holding::VersionGone)
             }
-            _ => Ok(false),
+            _ => Ok(Holding::VersionGone),
         }
     }
+}
+
+/// What a reference's version does with the block.
+enum Holding {
+    /// Holds it (complete with it in its body, or still uploading).
+    Yes,
+    /// Exists but does not hold it (a part re-uploaded before completion).
+    NotThisBlock,
+    /// Removed: pruned, deleted by id, aborted, or a delete marker.
+    VersionGone,
 }

@@ -49,6 +49,9 @@ mod tombstone_tests;
 pub use object_ops::VersionListing;
 pub mod usage;
 pub mod version;
+pub mod version_blocks;
+#[cfg(test)]
+mod version_blocks_tests;
 
 use body::{Body, BodyMemory};
 pub use version::{ObjectEntry, VersionData, VersionId, VersionState};
@@ -290,6 +293,8 @@ pub struct ObjectStore {
     node: Arc<Node>,
     /// New bodies are cut into blocks of this size.
     block_size_bytes: usize,
+    /// Longer block lists go to the `version` table (`version_blocks`).
+    list_inline_max_blocks: usize,
     /// Body bytes held by this store's PUTs and GETs (see `body`).
     memory: Arc<BodyMemory>,
     /// Quotas and usage counters of the buckets written through this store (`usage`).
@@ -311,7 +316,23 @@ impl ObjectStore {
         let (memory, usage, aliases) =
             (Arc::default(), Default::default(), alias::resolution_cache());
         let turns = Default::default();
-        ObjectStore { node, block_size_bytes, memory, usage, aliases, turns }
+        let list_inline_max_blocks = version_blocks::LIST_INLINE_MAX_BLOCKS;
+        ObjectStore {
+            node,
+            block_size_bytes,
+            list_inline_max_blocks,
+            memory,
+            usage,
+            aliases,
+            turns,
+        }
+    }
+
+    /// This store keeps block lists longer than `blocks` in the `version` table (tests and
+    /// the simulator lower it, to exercise that table with small objects).
+    pub fn with_list_inline_max_blocks(mut self, blocks: usize) -> Self {
+        self.list_inline_max_blocks = blocks;
+        self
     }
 
     /// Body bytes held now and at most so far by this store's PUTs and GETs.

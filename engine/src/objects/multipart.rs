@@ -52,7 +52,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::body::{self, Body, BodyBlock, BodySource, VecSource};
+use super::body::{self, BodyBlock, BodySource, VecSource};
 use super::conditional::WriteCondition;
 use super::version::{Version, VersionData, VersionId, VersionState};
 use super::{ObjectError, ObjectRecord, ObjectStore, StoredObject, record};
@@ -506,6 +506,8 @@ impl ObjectStore {
         if let Some(condition) = condition {
             self.precheck(bucket, key, condition).await?;
         }
+        let owner = body::Owner { bucket: bucket.into(), key: key.into(), version: id };
+        let body = self.body_of_blocks(&owner, blocks).await?;
         let stored = StoredObject {
             size_bytes,
             etag: final_etag,
@@ -514,7 +516,7 @@ impl ObjectStore {
             user_metadata: (upload.meta.user_metadata.clone().into_iter())
                 .chain(extra_metadata)
                 .collect(),
-            body: Body::Blocks(blocks),
+            body,
         };
         let complete = VersionState::Complete(VersionData::Object(stored.clone()));
         let version = Version::new(complete, kept);

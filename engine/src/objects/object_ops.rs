@@ -10,6 +10,9 @@ use crate::table::entry_key;
 
 /// Entries fetched per range read while listing.
 const LIST_BATCH: usize = 1000;
+/// Reads of an object's entry and then its block list before a GET gives up: each retry
+/// means the version read was removed meanwhile, which takes a newer write each time.
+const LIST_READ_ATTEMPTS: usize = 3;
 
 /// One line of a version listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +138,7 @@ impl ObjectStore {
         let end = match source.finish(&summary) {
             Ok(end) => end,
             Err(e) => {
-                if let (Body::Blocks(_), Some(id)) = (&body, provisional) {
+                if let (true, Some(id)) = (body.in_blocks(), provisional) {
                     let aborted = Version::new(VersionState::Aborted, kept);
                     let _ = self.write_version(bucket, key, id, aborted).await;
                 }
@@ -181,7 +184,7 @@ impl ObjectStore {
         let kept = version.kept;
         let blocks = matches!(
             &version.state,
-            VersionState::Complete(VersionData::Object(s)) if matches!(s.body, Body::Blocks(_))
+            VersionState::Complete(VersionData::Object(s)) if s.body.in_blocks()
         );
         let written = self.write_version(bucket, key, id, version).await;
         if let Err(ObjectError::QuotaExceeded { .. }) = &written
@@ -209,14 +212,18 @@ impl ObjectStore {
         self.write_version(bucket, key, id, Version::new(VersionState::Uploading, kept)).await?;
         let owner = body::Owner { bucket: bucket.into(), key: key.into(), version: id };
         let size = self.block_size_bytes;
-        match body::store_stream(&self.node, &self.memory, &owner, head, source, size).await {
-            Ok(stored) => Ok((Body::Blocks(stored.blocks), stored.summary)),
-            Err(e) => {
-                let aborted = Version::new(VersionState::Aborted, kept);
-                let _ = self.write_version(bucket, key, id, aborted).await;
-                Err(e.into())
-            }
+        let recorded = async {
+            let stored =
+                body::store_stream(&self.node, &self.memory, &owner, head, source, size).await?;
+            let body = self.body_of_blocks(&owner, stored.blocks).await?;
+            Ok::<_, ObjectError>((body, stored.summary))
         }
+        .await;
+        if recorded.is_err() {
+            let aborted = Version::new(VersionState::Aborted, kept);
+            let _ = self.write_version(bucket, key, id, aborted).await;
+        }
+        recorded
     }
 
     /// The stored form of a complete object version (the current one if `version` is
@@ -273,9 +280,19 @@ impl ObjectStore {
         key: &str,
         version: Option<&str>,
     ) -> Result<(ObjectRecord, BodyReader), ObjectError> {
-        let (id, stored) = self.stored(bucket, key, version).await?;
-        let reader = BodyReader::new(self.node.clone(), self.memory.clone(), &stored.body);
-        Ok((record(key, id, &stored, Vec::new()), reader))
+        // A listed body's list is read after the entry: if its version was removed in
+        // between (overwritten, and the collector passed), the entry is read again.
+        for _ in 0..LIST_READ_ATTEMPTS {
+            let (id, stored) = self.stored(bucket, key, version).await?;
+            let owner = body::Owner { bucket: bucket.into(), key: key.into(), version: id };
+            let Some(blocks) = self.blocks_of(&owner, &stored.body).await? else { continue };
+            let reader =
+                BodyReader::new(self.node.clone(), self.memory.clone(), &stored.body, blocks);
+            return Ok((record(key, id, &stored, Vec::new()), reader));
+        }
+        Err(ObjectError::Unavailable {
+            reason: format!("the block list of {bucket}/{key} kept disappearing: retry"),
+        })
     }
 
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord, ObjectError> {

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::StoredObject;
 use crate::codec::{self, DecodeError};
 use crate::crdt::Crdt;
-use crate::table::schema::{ENTRY_FORMAT_V1, ENTRY_FORMAT_V2, StoredEntry};
+use crate::table::schema::{ENTRY_FORMAT_V1, ENTRY_FORMAT_V2, ENTRY_FORMAT_V3, StoredEntry};
 
 /// Names a version; ordered by timestamp first, so newer writes sort last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -173,18 +173,25 @@ struct VersionV1 {
     kept: bool,
 }
 
-/// Stored in `ENTRY_FORMAT_V2` (versions carry `unconditional`); a V1 entry decodes with
-/// every mark false, which only ever costs an overtaken write its acknowledgement (a 503,
-/// as before the mark existed), never a wrong answer.
+/// Stored in `ENTRY_FORMAT_V3`, whose bodies may be `Body::Listed` (a block list in the
+/// `version` table). V2 (versions carry `unconditional`) is V3 without that variant, so it
+/// decodes as it is; a node that predates V3 refuses a V3 entry instead of misreading a
+/// listed body. A V1 entry decodes with every mark false, which only ever costs an
+/// overtaken write its acknowledgement (a 503, as before the mark existed), never a wrong
+/// answer.
 impl StoredEntry for ObjectEntry {
-    const ENTRY_FORMAT: u8 = ENTRY_FORMAT_V2;
+    const ENTRY_FORMAT: u8 = ENTRY_FORMAT_V3;
 
     fn decode_older_format(format: u8, payload: &[u8]) -> Option<Result<Self, DecodeError>> {
-        if format != ENTRY_FORMAT_V1 {
-            return None;
+        match format {
+            ENTRY_FORMAT_V2 => Some(codec::decode("table entry (object, V2)", payload)),
+            ENTRY_FORMAT_V1 => {
+                let old: Result<ObjectEntryV1, _> =
+                    codec::decode("table entry (object, V1)", payload);
+                Some(old.map(ObjectEntry::from))
+            }
+            _ => None,
         }
-        let old: Result<ObjectEntryV1, _> = codec::decode("table entry (object, V1)", payload);
-        Some(old.map(ObjectEntry::from))
     }
 }
 
@@ -346,7 +353,8 @@ mod tests {
     }
 
     /// Entries and consensus values written before versions carried their mark (first
-    /// formats) still decode, with the mark false ("not known"); new ones round-trip.
+    /// formats) still decode, with the mark false ("not known"); second-format entries
+    /// decode as they are; new ones round-trip.
     #[test]
     fn first_format_entries_and_cas_values_decode_with_the_mark_unknown() {
         use crate::table::schema::{decode_entry, encode_entry};
@@ -363,8 +371,12 @@ mod tests {
         let marked = Version { state: state.clone(), kept: false, unconditional: true };
         let entry = ObjectEntry::with(id, marked.clone());
         let bytes = encode_entry(&entry);
-        assert_eq!(bytes[0], ENTRY_FORMAT_V2);
+        assert_eq!(bytes[0], ENTRY_FORMAT_V3);
         assert_eq!(decode_entry::<ObjectEntry>(&bytes).unwrap(), entry);
+        // V2 is V3 without listed bodies: the same payload under the older marker.
+        let mut v2_entry = bytes.clone();
+        v2_entry[0] = ENTRY_FORMAT_V2;
+        assert_eq!(decode_entry::<ObjectEntry>(&v2_entry).unwrap(), entry);
 
         let v1_value = codec::encode(&Some((id, (state.clone(), false))));
         assert_eq!(decode_cas_value(&v1_value).unwrap(), Some((id, Version::new(state, false))));

@@ -17,6 +17,9 @@ use crate::layout::Partition;
 pub const ENTRY_FORMAT_V1: u8 = 1;
 /// The second format of a table's entries (so far: `mpu`, which gained a finish time).
 pub const ENTRY_FORMAT_V2: u8 = 2;
+/// The third format of a table's entries (so far: `object`, whose bodies may name a block
+/// list in the `version` table).
+pub const ENTRY_FORMAT_V3: u8 = 3;
 
 /// How an entry type is stored: the format byte it is written with and how the entries
 /// written in its older formats (on disk, or sent by a peer not yet upgraded) decode into

@@ -11,8 +11,8 @@
 //!   place on it (the collector did not delete it).
 //!
 //! Liveness follows the collector's rule (`engine/src/objects/gc.rs`): a `Complete` object
-//! version holds exactly the blocks of its body; aborted, deleted and pruned versions hold
-//! nothing. A version still `Uploading` names no blocks yet (its body is recorded when it
+//! version holds exactly the blocks of its body (its list in the `version` table, for a
+//! listed body); aborted, deleted and pruned versions hold nothing. A version still `Uploading` names no blocks yet (its body is recorded when it
 //! completes): the blocks its writer stored before crashing are referenced only in
 //! `block_ref`, and the collector aborts such an upload after `upload_timeout_ms`, so the
 //! quiet period must cover that timeout plus the collector's delay, and they count as
@@ -21,8 +21,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hangar_engine::block::{BlockHash, hash_hex};
-use hangar_engine::objects::body::Body;
-use hangar_engine::objects::{ObjectEntry, VersionData, VersionState};
+use hangar_engine::objects::body::{Body, BodyBlock};
+use hangar_engine::objects::{ObjectEntry, VersionData, VersionId, VersionState};
 
 use super::Violation;
 
@@ -37,16 +37,26 @@ pub struct NodeBlocks {
 }
 
 /// The blocks of the complete versions of `entries` (the object table, merged over its
-/// replicas): every replica of each must hold a copy that verifies.
-pub fn live_blocks<'a>(entries: impl IntoIterator<Item = &'a ObjectEntry>) -> BTreeSet<BlockHash> {
+/// replicas): every replica of each must hold a copy that verifies. A body listed in the
+/// `version` table is found in `lists` (the lists the final reads found on every replica
+/// of theirs); a listed version without one there contributes nothing, and the final
+/// reads have already given its key a value nobody wrote.
+pub fn live_blocks<'a>(
+    entries: impl IntoIterator<Item = &'a ObjectEntry>,
+    lists: &BTreeMap<VersionId, Vec<BodyBlock>>,
+) -> BTreeSet<BlockHash> {
     let mut live = BTreeSet::new();
     for entry in entries {
-        for version in entry.versions.values() {
-            if let VersionState::Complete(VersionData::Object(stored)) = &version.state
-                && let Body::Blocks(blocks) = &stored.body
-            {
-                live.extend(blocks.iter().map(|b| b.hash));
-            }
+        for (id, version) in &entry.versions {
+            let VersionState::Complete(VersionData::Object(stored)) = &version.state else {
+                continue;
+            };
+            let blocks = match &stored.body {
+                Body::Blocks(blocks) => Some(blocks),
+                Body::Listed(_) => lists.get(id),
+                Body::Inline(_) => None,
+            };
+            live.extend(blocks.into_iter().flatten().map(|b| b.hash));
         }
     }
     live
@@ -105,9 +115,9 @@ pub fn check_block_refs(
 
 #[cfg(test)]
 mod tests {
-    use hangar_engine::objects::body::BodyBlock;
+    use hangar_engine::objects::StoredObject;
     use hangar_engine::objects::version::Version;
-    use hangar_engine::objects::{StoredObject, VersionId};
+    use hangar_engine::objects::version_blocks::listed_body;
 
     use super::*;
 
@@ -199,7 +209,28 @@ mod tests {
             id(4),
             version(VersionState::Complete(VersionData::DeleteMarker { last_modified_ms: 0 })),
         );
-        let got = live_blocks([&a, &b, &c]);
+        let got = live_blocks([&a, &b, &c], &BTreeMap::new());
         assert_eq!(got, live(&[1, 2]));
+    }
+
+    /// A listed body's blocks come from its list; with no list found it holds nothing here
+    /// (its files are then orphans, and the final reads report the key).
+    #[test]
+    fn a_listed_body_s_blocks_come_from_its_list() {
+        let id = VersionId { timestamp: 5, unique: 1 };
+        let blocks: Vec<BodyBlock> =
+            [3, 4].iter().map(|&n| BodyBlock { hash: h(n), size_bytes: 1 }).collect();
+        let mut state = object(&[]);
+        if let VersionState::Complete(VersionData::Object(stored)) = &mut state {
+            stored.body = Body::Listed(listed_body(&blocks));
+        }
+        let entry = ObjectEntry::with(id, version(state));
+        let lists = BTreeMap::from([(id, blocks)]);
+        assert_eq!(live_blocks([&entry], &lists), live(&[3, 4]));
+        assert_eq!(live_blocks([&entry], &BTreeMap::new()), live(&[]));
+        let d = disks(&[("n1", &[(3, true), (4, true)])]);
+        let only_n1 = |_: &BlockHash| vec!["n1".to_string()];
+        let err = check_block_refs(&d, &live_blocks([&entry], &BTreeMap::new()), &only_n1);
+        assert!(err.unwrap_err().details.contains("orphan 030303030303 on n1"));
     }
 }
