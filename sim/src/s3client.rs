@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hangar_engine::seam::{Clock, Net};
 use http_body_util::{BodyExt, Full};
-use hyper::header::HeaderMap;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 
@@ -30,6 +30,8 @@ pub use hangar_s3::client::{Creds as S3Creds, amz_date};
 pub struct S3Response {
     pub status: u16,
     pub body: Bytes,
+    /// The `ETag` header, if the answer had one.
+    pub etag: Option<String>,
 }
 
 impl S3Response {
@@ -95,7 +97,20 @@ impl S3Client {
         raw_path: &str,
         body: Bytes,
     ) -> Result<S3Response, S3ClientError> {
-        let exchange = self.exchange(addr, method, raw_path, body);
+        self.request_with(addr, method, raw_path, body, None).await
+    }
+
+    /// As `request`, with one more header (a condition such as `If-Match`), sent unsigned
+    /// as SDKs may: SigV4 covers only the headers it lists.
+    pub async fn request_with(
+        &self,
+        addr: &str,
+        method: Method,
+        raw_path: &str,
+        body: Bytes,
+        header: Option<(HeaderName, HeaderValue)>,
+    ) -> Result<S3Response, S3ClientError> {
+        let exchange = self.exchange(addr, method, raw_path, body, header);
         match tokio::time::timeout(Duration::from_millis(self.timeout_ms), exchange).await {
             Ok(result) => result,
             Err(_) => {
@@ -110,6 +125,7 @@ impl S3Client {
         method: Method,
         raw_path: &str,
         body: Bytes,
+        header: Option<(HeaderName, HeaderValue)>,
     ) -> Result<S3Response, S3ClientError> {
         let http = |source| S3ClientError::Http { addr: addr.into(), source };
         let stream = self
@@ -123,15 +139,20 @@ impl S3Client {
         *request.method_mut() = method.clone();
         *request.uri_mut() = raw_path.parse().expect("client paths are valid URIs");
         sign(request.headers_mut(), &method, raw_path, addr, &self.creds, self.clock.now_ms());
+        if let Some((name, value)) = header {
+            request.headers_mut().insert(name, value);
+        }
         // The connection is driven here, not in a spawned task: when the deadline drops
         // this future, the connection goes with it. Dropping `sender` at the end of the
         // exchange lets `conn` finish.
         let exchange = async move {
             let response = sender.send_request(request).await?;
             let status = response.status().as_u16();
+            let etag = response.headers().get(hyper::header::ETAG);
+            let etag = etag.and_then(|v| v.to_str().ok()).map(str::to_string);
             let body = response.into_body().collect().await?.to_bytes();
             drop(sender);
-            Ok::<_, hyper::Error>(S3Response { status, body })
+            Ok::<_, hyper::Error>(S3Response { status, body, etag })
         };
         let (answer, _closed) = tokio::join!(exchange, conn);
         answer.map_err(http)

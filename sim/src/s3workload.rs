@@ -43,6 +43,7 @@ use hangar_engine::table::schema::{decode_entry, partition_of_key};
 use hangar_s3::backend::EngineBackend;
 use hangar_s3::s3api::{S3State, WallClock, serve};
 use hyper::Method;
+use hyper::header::{HeaderValue, IF_MATCH, IF_NONE_MATCH};
 use rand_core::RngCore;
 
 use crate::history::{Op, OpKind, Outcome};
@@ -131,6 +132,9 @@ pub async fn run_s3_client(ctx: ClientCtx, client: Arc<S3Client>) -> Result<(), 
     let (min, max) = (*w.min_object_bytes.get_ref(), *w.max_object_bytes.get_ref());
     let mut rng = ctx.seam.rng("workload");
     let mut seq = 0u64;
+    // The ETag this client last saw for each key (its own PUTs, its GETs), for `If-Match`.
+    let mut etags: BTreeMap<String, String> = BTreeMap::new();
+    let conditional_fraction = *w.conditional_fraction.get_ref();
     while now_us() < w.duration_ms * 1000 {
         let think = rng.next_u64() % (w.max_think_ms + 1);
         tokio::time::sleep(Duration::from_millis(think)).await;
@@ -147,13 +151,28 @@ pub async fn run_s3_client(ctx: ClientCtx, client: Arc<S3Client>) -> Result<(), 
         } else {
             (OpKind::Get, Method::GET, Vec::new())
         };
+        // Drawn only by scenarios that ask for conditions, so every other scenario keeps
+        // the runs its seeds gave before conditions existed.
+        let conditional = conditional_fraction > 0.0 && roll(&mut rng) < conditional_fraction;
+        let condition = match (&kind, conditional) {
+            (OpKind::Put { .. }, true) => Some(match etags.get(&key) {
+                Some(etag) => (IF_MATCH, HeaderValue::from_str(etag).expect("an ETag header")),
+                None => (IF_NONE_MATCH, HeaderValue::from_static("*")),
+            }),
+            _ => None,
+        };
+        let shown = condition.as_ref().map(|(n, v)| format!(" {n}: {}", v.to_str().unwrap_or("?")));
         let invoke_us = now_us();
-        let answer = client.request(addr, method, &object_path(&key), Bytes::from(body)).await;
+        let path = object_path(&key);
+        let answer = client.request_with(addr, method, &path, Bytes::from(body), condition).await;
         let status = answer.as_ref().map_or(0, |a| a.status);
-        let outcome = outcome_of(&kind, answer);
+        if let Ok(a) = &answer {
+            remember_etag(&mut etags, &key, &kind, a);
+        }
+        let outcome = outcome_of(&kind, conditional, answer);
         let op =
             Op { client: ctx.name.clone(), key, kind, invoke_us, complete_us: now_us(), outcome };
-        let summary = format!("{op:?} via {addr} status {status}");
+        let summary = format!("{op:?} via {addr} status {status}{}", shown.unwrap_or_default());
         let via = addr.split(':').next().unwrap_or(addr);
         let detail = || op_detail(&op, via);
         ctx.recorder.lock().unwrap().record_detailed(&ctx.name, "op", summary.as_bytes(), detail);
@@ -162,8 +181,35 @@ pub async fn run_s3_client(ctx: ClientCtx, client: Arc<S3Client>) -> Result<(), 
     Ok(())
 }
 
-fn outcome_of<E>(kind: &OpKind, answer: Result<S3Response, E>) -> Outcome {
+/// Keeps `etags[key]` to what an answer says the key holds now (for the next `If-Match`).
+fn remember_etag(
+    etags: &mut BTreeMap<String, String>,
+    key: &str,
+    kind: &OpKind,
+    answer: &S3Response,
+) {
+    match (kind, answer.status, &answer.etag) {
+        (OpKind::Get | OpKind::Put { .. }, 200, Some(etag)) => {
+            etags.insert(key.to_string(), etag.clone());
+        }
+        (OpKind::Get, 404, _) | (OpKind::Delete, 200 | 204, _) => {
+            etags.remove(key);
+        }
+        _ => {}
+    }
+}
+
+/// What the history records for an answer. A conditional PUT refused — its condition did
+/// not hold (412), or it lost to a concurrent write of the key (409) — certainly had no
+/// effect: `Fail`, so that its value showing up later is a violation.
+fn outcome_of<E>(kind: &OpKind, conditional: bool, answer: Result<S3Response, E>) -> Outcome {
     match (kind, answer) {
+        (OpKind::Put { .. }, Ok(r)) if conditional && r.status == 412 => Outcome::Fail,
+        (OpKind::Put { .. }, Ok(r))
+            if conditional && r.error_code() == Some("ConditionalRequestConflict") =>
+        {
+            Outcome::Fail
+        }
         (OpKind::Get, Ok(r)) if r.status == 200 => Outcome::Ok { read: Some(value_of(&r.body)) },
         (OpKind::Get, Ok(r)) if r.status == 404 && r.error_code() == Some("NoSuchKey") => {
             Outcome::Ok { read: None }
@@ -352,20 +398,48 @@ mod tests {
     #[test]
     fn outcomes_follow_the_register_rules() {
         let resp = |status, body: &'static [u8]| -> Result<S3Response, ()> {
-            Ok(S3Response { status, body: Bytes::from_static(body) })
+            Ok(S3Response { status, body: Bytes::from_static(body), etag: None })
         };
         let no_such_key = b"<Error><Code>NoSuchKey</Code></Error>";
         let put = OpKind::Put { value: vec![] };
         assert_eq!(
-            outcome_of(&OpKind::Get, resp(200, b"x")),
+            outcome_of(&OpKind::Get, false, resp(200, b"x")),
             Outcome::Ok { read: Some(value_of(b"x")) }
         );
-        assert_eq!(outcome_of(&OpKind::Get, resp(404, no_such_key)), Outcome::Ok { read: None });
-        assert_eq!(outcome_of(&OpKind::Get, resp(503, b"")), Outcome::Fail);
-        assert_eq!(outcome_of(&OpKind::Get, Err::<S3Response, ()>(())), Outcome::Fail);
-        assert_eq!(outcome_of(&put, resp(200, b"")), Outcome::Ok { read: None });
-        assert_eq!(outcome_of(&put, resp(503, b"")), Outcome::Info);
-        assert_eq!(outcome_of(&OpKind::Delete, resp(204, b"")), Outcome::Ok { read: None });
-        assert_eq!(outcome_of(&OpKind::Delete, Err::<S3Response, ()>(())), Outcome::Info);
+        assert_eq!(
+            outcome_of(&OpKind::Get, false, resp(404, no_such_key)),
+            Outcome::Ok { read: None }
+        );
+        assert_eq!(outcome_of(&OpKind::Get, false, resp(503, b"")), Outcome::Fail);
+        assert_eq!(outcome_of(&OpKind::Get, false, Err::<S3Response, ()>(())), Outcome::Fail);
+        assert_eq!(outcome_of(&put, false, resp(200, b"")), Outcome::Ok { read: None });
+        assert_eq!(outcome_of(&put, false, resp(503, b"")), Outcome::Info);
+        assert_eq!(outcome_of(&OpKind::Delete, false, resp(204, b"")), Outcome::Ok { read: None });
+        assert_eq!(outcome_of(&OpKind::Delete, false, Err::<S3Response, ()>(())), Outcome::Info);
+        // A refused conditional PUT certainly did nothing; a refused plain one may have.
+        let conflict = b"<Error><Code>ConditionalRequestConflict</Code></Error>";
+        assert_eq!(outcome_of(&put, true, resp(412, b"")), Outcome::Fail);
+        assert_eq!(outcome_of(&put, true, resp(409, conflict)), Outcome::Fail);
+        assert_eq!(outcome_of(&put, false, resp(409, conflict)), Outcome::Info);
+        assert_eq!(outcome_of(&put, true, resp(503, b"")), Outcome::Info);
+        assert_eq!(outcome_of(&put, true, resp(200, b"")), Outcome::Ok { read: None });
+    }
+
+    #[test]
+    fn the_etag_kept_is_the_last_one_seen() {
+        let mut etags = BTreeMap::new();
+        let seen = |status, etag: Option<&str>| S3Response {
+            status,
+            body: Bytes::new(),
+            etag: etag.map(str::to_string),
+        };
+        let put = OpKind::Put { value: vec![] };
+        remember_etag(&mut etags, "k", &put, &seen(200, Some("\"a\"")));
+        remember_etag(&mut etags, "k", &OpKind::Get, &seen(503, None));
+        assert_eq!(etags.get("k").map(String::as_str), Some("\"a\""));
+        remember_etag(&mut etags, "k", &OpKind::Get, &seen(200, Some("\"b\"")));
+        assert_eq!(etags.get("k").map(String::as_str), Some("\"b\""));
+        remember_etag(&mut etags, "k", &OpKind::Delete, &seen(204, None));
+        assert_eq!(etags.get("k"), None);
     }
 }

@@ -248,6 +248,10 @@ pub struct Workload {
     pub write_fraction: f64,
     #[serde(default)]
     pub delete_fraction: f64,
+    /// s3 workload only: the fraction of PUTs that carry a condition — `If-Match` with the
+    /// ETag the client last saw for the key, or `If-None-Match: *` when it saw none.
+    #[serde(default = "default_conditional_fraction")]
+    pub conditional_fraction: Spanned<f64>,
     #[serde(default = "default_client_timeout")]
     pub client_timeout_ms: u64,
     /// s3 workload only: a PUT's body size is uniform in `min..=max` bytes.
@@ -277,6 +281,15 @@ impl Workload {
             return Err((self.kind.span(), "workload.kind", msg));
         }
         let (min, max) = (&self.min_object_bytes, &self.max_object_bytes);
+        let conditional = &self.conditional_fraction;
+        if !(0.0..=1.0).contains(conditional.get_ref()) {
+            let msg = format!("{} is not in 0..=1", conditional.get_ref());
+            return Err((conditional.span(), "workload.conditional_fraction", msg));
+        }
+        if !self.is_s3() && conditional.span() != (0..0) {
+            let msg = "only the s3 workload sends conditional writes".to_string();
+            return Err((conditional.span(), "workload.conditional_fraction", msg));
+        }
         if !self.is_s3() {
             for (field, size) in
                 [("workload.min_object_bytes", min), ("workload.max_object_bytes", max)]
@@ -308,6 +321,9 @@ fn default_think() -> u64 {
 }
 fn default_write_fraction() -> f64 {
     0.5
+}
+fn default_conditional_fraction() -> Spanned<f64> {
+    Spanned::new(0..0, 0.0)
 }
 fn default_client_timeout() -> u64 {
     3_000
