@@ -11,6 +11,10 @@
 //! later — checked again right before deleting — and was not written here in that time,
 //! its file is removed.
 //!
+//! A pass remembers the blocks of each complete version it has read (`HeldBlocks`, up to
+//! 65,536 hashes), so the thousands of blocks of one large object cost one read of its
+//! entry and list, not one each.
+//!
 //! Why the delay and the re-check: a PUT writes a block's reference before the block, and
 //! identical content is stored once, so a new PUT may be re-using a block the collector is
 //! about to delete. The fresh reference (or the fresh write, which `BlockManager` notes)
@@ -23,13 +27,13 @@
 //! `delay_ms`: a writer with a newer layout this node has not heard of yet may have just
 //! placed it here).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::block_ref::BlockRef;
-use super::body::{Body, Owner};
-use super::version::{ObjectEntry, Version, VersionData, VersionState};
+use super::body::{Body, BodyBlock, Owner};
+use super::version::{ObjectEntry, Version, VersionData, VersionId, VersionState};
 use crate::block::{BlockHash, block_partition};
 use crate::crdt::Bool;
 use crate::node::Node;
@@ -190,6 +194,7 @@ impl BlockGc {
         }
         // Each check is a few quorum round trips; one block at a time, a pass over a few
         // hundred blocks on WAN links outlasted a simulated run's quiet period.
+        let held = Arc::new(Mutex::new(HeldBlocks::default()));
         let mut pending = to_check.into_iter();
         let mut checks = JoinSet::new();
         loop {
@@ -200,7 +205,8 @@ impl BlockGc {
                     && self.unreferenced_since.get(&hash).is_some_and(|since| {
                         monotonic_now().saturating_duration_since(*since) >= delay
                     });
-                let checker = RefChecker { node: self.node.clone(), config: self.config };
+                let (node, config, held) = (self.node.clone(), self.config, held.clone());
+                let checker = RefChecker { node, config, held };
                 checks.spawn(async move { checker.check(hash, due).await });
             }
             let Some(done) = checks.join_next().await else { break };
@@ -247,6 +253,46 @@ struct Check {
 struct RefChecker {
     node: Arc<Node>,
     config: GcConfig,
+    /// What complete versions met earlier in this pass hold.
+    held: Arc<Mutex<HeldBlocks>>,
+}
+
+/// Block hashes a pass caps `HeldBlocks` at (32 bytes each: 2 MiB), so that a node with
+/// many large objects does not hold all their lists at once.
+const HELD_BLOCKS_MAX: usize = 65_536;
+
+/// The blocks of the complete versions one pass has read, so that the other blocks of a
+/// large object cost no more reads of its entry and list: a pass meets a 5 GiB object
+/// 5,000 times, in hash order. Only complete versions are kept — a complete body never
+/// changes, and one removed during the pass is at worst kept one pass longer. Emptied when
+/// full.
+#[derive(Default)]
+struct HeldBlocks {
+    /// (bucket, key, version) → the version's blocks, sorted.
+    versions: HashMap<(String, String, VersionId), Arc<Vec<BlockHash>>>,
+    hashes: usize,
+}
+
+impl HeldBlocks {
+    fn get(&self, r: &BlockRef) -> Option<Arc<Vec<BlockHash>>> {
+        self.versions.get(&(r.bucket.clone(), r.key.clone(), r.version)).cloned()
+    }
+
+    fn insert(&mut self, r: &BlockRef, blocks: &[BodyBlock]) -> Arc<Vec<BlockHash>> {
+        let mut hashes: Vec<BlockHash> = blocks.iter().map(|b| b.hash).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        let hashes = Arc::new(hashes);
+        if self.hashes + hashes.len() > HELD_BLOCKS_MAX {
+            self.versions.clear();
+            self.hashes = 0;
+        }
+        if hashes.len() <= HELD_BLOCKS_MAX {
+            self.hashes += hashes.len();
+            self.versions.insert((r.bucket.clone(), r.key.clone(), r.version), hashes.clone());
+        }
+        hashes
+    }
 }
 
 impl RefChecker {
@@ -305,23 +351,32 @@ impl RefChecker {
         r: &BlockRef,
         report: &mut GcReport,
     ) -> Result<Holding, QuorumError> {
+        let held = |blocks: &[BlockHash]| match blocks.binary_search(hash) {
+            Ok(_) => Holding::Yes,
+            Err(_) => Holding::NotThisBlock,
+        };
+        let cached = self.held.lock().expect("no panic while held").get(r);
+        if let Some(blocks) = cached {
+            return Ok(held(&blocks));
+        }
         let key = entry_key(r.bucket.as_bytes(), r.key.as_bytes());
         let entry = self.node.objects.get(&key).await?.unwrap_or_default();
         let Some(version) = entry.versions.get(&r.version) else {
             return Ok(Holding::VersionGone);
         };
-        let held = |yes: bool| if yes { Holding::Yes } else { Holding::NotThisBlock };
+        let remember =
+            |blocks: &[BodyBlock]| self.held.lock().expect("no panic while held").insert(r, blocks);
         match &version.state {
             // A completed version holds exactly its body's blocks: a block referenced while
             // uploading but absent from the final body (a re-uploaded multipart part) is not
             // held by it.
             VersionState::Complete(VersionData::Object(stored)) => Ok(match &stored.body {
-                Body::Blocks(blocks) => held(blocks.iter().any(|b| b.hash == *hash)),
+                Body::Blocks(blocks) => held(&remember(blocks)),
                 Body::Listed(listed) => {
                     let owner =
                         Owner { bucket: r.bucket.clone(), key: r.key.clone(), version: r.version };
                     match super::version_blocks::read_list(&self.node, &owner, listed).await {
-                        Ok(Some(blocks)) => held(blocks.iter().any(|b| b.hash == *hash)),
+                        Ok(Some(blocks)) => held(&remember(&blocks)),
                         // A complete version whose list cannot be read (or does not match):
                         // nothing is retired on evidence that unsure.
                         Ok(None) | Err(_) => Holding::Yes,
@@ -356,4 +411,49 @@ enum Holding {
     NotThisBlock,
     /// Removed: pruned, deleted by id, aborted, or a delete marker.
     VersionGone,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(version: u64) -> BlockRef {
+        BlockRef {
+            block: [0; 32],
+            bucket: "b".into(),
+            key: "k".into(),
+            version: VersionId { timestamp: version, unique: 1 },
+            deleted: Bool::new(false),
+        }
+    }
+
+    fn blocks(n: usize, salt: u8) -> Vec<BodyBlock> {
+        let block = |i: usize| {
+            let mut hash = [salt; 32];
+            hash[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            BodyBlock { hash, size_bytes: 1 }
+        };
+        (0..n).map(block).collect()
+    }
+
+    /// The pass's memory of held blocks answers what it was told, and stays within its cap:
+    /// full, it starts over; a list above the cap is answered but not kept.
+    #[test]
+    fn held_blocks_stay_within_their_cap() {
+        let mut held = HeldBlocks::default();
+        let first = blocks(HELD_BLOCKS_MAX / 2, 1);
+        let kept = held.insert(&reference(1), &first);
+        assert_eq!(kept.len(), first.len());
+        assert!(kept.binary_search(&first[7].hash).is_ok());
+        assert_eq!(held.get(&reference(1)).map(|b| b.len()), Some(first.len()));
+        held.insert(&reference(2), &blocks(HELD_BLOCKS_MAX / 2, 2));
+        assert_eq!(held.hashes, HELD_BLOCKS_MAX);
+        held.insert(&reference(3), &blocks(1, 3));
+        assert!(held.get(&reference(1)).is_none(), "full: started over");
+        assert_eq!(held.hashes, 1);
+        let huge = held.insert(&reference(4), &blocks(HELD_BLOCKS_MAX + 1, 4));
+        assert_eq!(huge.len(), HELD_BLOCKS_MAX + 1, "answered");
+        assert!(held.get(&reference(4)).is_none(), "but not kept");
+        assert!(held.hashes <= HELD_BLOCKS_MAX);
+    }
 }
