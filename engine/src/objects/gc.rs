@@ -27,7 +27,7 @@
 //! `delay_ms`: a writer with a newer layout this node has not heard of yet may have just
 //! placed it here).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -269,7 +269,7 @@ const HELD_BLOCKS_MAX: usize = 65_536;
 #[derive(Default)]
 struct HeldBlocks {
     /// (bucket, key, version) → the version's blocks, sorted.
-    versions: HashMap<(String, String, VersionId), Arc<Vec<BlockHash>>>,
+    versions: BTreeMap<(String, String, VersionId), Arc<Vec<BlockHash>>>,
     hashes: usize,
 }
 
