@@ -484,6 +484,10 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
                 for name in &world.names {
                     let scanned = world.disks.with_disk(name, hostfs::scan_blocks);
                     f.disks.insert(name.clone(), scanned.unwrap_or_default());
+                    if let Some(node) = world.node(name) {
+                        let lists = check::block_refs::live_lists(&node);
+                        f.live_lists.extend(lists.into_iter().map(|l| (name.clone(), l)));
+                    }
                 }
             }
             break;
@@ -613,7 +617,9 @@ fn judge(
             "convergence" => check::convergence::check_convergence(&finals.digests),
             "block_refs" => {
                 let live = check::block_refs::live_blocks(finals.objects.values(), &finals.lists);
-                check::block_refs::check_block_refs(&finals.disks, &live, &replicas)
+                check::block_refs::check_block_refs(&finals.disks, &live, &replicas).and_then(
+                    |()| check::block_refs::check_lists(&finals.live_lists, &finals.objects),
+                )
             }
             other => unreachable!("checker {other} validated at load"),
         };

@@ -1,5 +1,7 @@
 //! Block files after quiescence: every node holds exactly the blocks that live object
-//! versions reference and that the layout places on it, and every such copy verifies.
+//! versions reference and that the layout places on it, and every such copy verifies; and
+//! every block list a node holds in its `version` table belongs to a live listed version
+//! (`check_lists`: deletes cascade from a version to its list).
 //!
 //! By then every fault is healed and the quiet period has covered anti-entropy, resync,
 //! scrub and the collector's delay, so each of the block layer's repairs had its chance:
@@ -21,8 +23,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use hangar_engine::block::{BlockHash, hash_hex};
+use hangar_engine::node::Node;
 use hangar_engine::objects::body::{Body, BodyBlock};
+use hangar_engine::objects::version_blocks::VersionBlocks;
 use hangar_engine::objects::{ObjectEntry, VersionData, VersionId, VersionState};
+use hangar_engine::table::LocalTable;
+use hangar_engine::table::schema::decode_entry;
 
 use super::Violation;
 
@@ -60,6 +66,48 @@ pub fn live_blocks<'a>(
         }
     }
     live
+}
+
+/// The live block lists `node` holds in its local `version` table, as `(key, version)`.
+pub fn live_lists(node: &Node) -> Vec<(String, VersionId)> {
+    let Ok(entries) = node.block_lists.local.range(b"", b"", usize::MAX) else {
+        return Vec::new();
+    };
+    let decoded = entries.iter().filter_map(|(_, raw)| decode_entry::<VersionBlocks>(raw).ok());
+    decoded.filter(|l| !l.deleted.get()).map(|l| (l.key, l.version)).collect()
+}
+
+/// Deletes cascade: once GC has quiesced, a live block list on any node belongs to a
+/// complete version of its key (in `objects`, merged over the replicas) whose body is
+/// listed. Any other — its version removed, aborted or never completed — is a list the
+/// collector should have deleted.
+pub fn check_lists(
+    live_lists: &[(String, (String, VersionId))],
+    objects: &BTreeMap<String, ObjectEntry>,
+) -> Result<(), Violation> {
+    let listed = |key: &str, id: &VersionId| {
+        let version = objects.get(key).and_then(|e| e.versions.get(id));
+        matches!(version.map(|v| &v.state), Some(VersionState::Complete(VersionData::Object(s)))
+            if matches!(s.body, Body::Listed(_)))
+    };
+    let dangling: Vec<String> = live_lists
+        .iter()
+        .filter(|(_, (key, id))| !listed(key, id))
+        .map(|(node, (key, id))| format!("{key}@{} on {node}", id.to_hex()))
+        .collect();
+    if dangling.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = dangling.iter().take(6).map(String::as_str).collect();
+    Err(Violation {
+        checker: "block_refs",
+        details: format!(
+            "{} block lists outlive their versions: {}{}",
+            dangling.len(),
+            shown.join(", "),
+            if dangling.len() > shown.len() { ", …" } else { "" }
+        ),
+    })
 }
 
 fn short(hash: &BlockHash) -> String {
@@ -232,5 +280,29 @@ mod tests {
         let only_n1 = |_: &BlockHash| vec!["n1".to_string()];
         let err = check_block_refs(&d, &live_blocks([&entry], &BTreeMap::new()), &only_n1);
         assert!(err.unwrap_err().details.contains("orphan 030303030303 on n1"));
+    }
+
+    /// A live list must belong to a complete listed version; one of a removed, aborted or
+    /// unknown version is caught and named.
+    #[test]
+    fn a_list_outliving_its_version_is_caught() {
+        let id = |t| VersionId { timestamp: t, unique: 1 };
+        let mut state = object(&[]);
+        if let VersionState::Complete(VersionData::Object(stored)) = &mut state {
+            stored.body = Body::Listed(listed_body(&[]));
+        }
+        let mut entry = ObjectEntry::with(id(5), version(state));
+        entry.versions.insert(id(6), version(VersionState::Aborted));
+        entry.versions.insert(id(7), version(object(&[1])));
+        let objects = BTreeMap::from([("k".to_string(), entry)]);
+        let list = |node: &str, t| (node.to_string(), ("k".to_string(), id(t)));
+        assert_eq!(check_lists(&[list("n1", 5), list("n2", 5)], &objects), Ok(()));
+        for dangling in [list("n2", 6), list("n2", 7), list("n3", 9)] {
+            let err = check_lists(&[list("n1", 5), dangling.clone()], &objects).unwrap_err();
+            assert!(err.details.starts_with("1 block lists outlive"), "{err}");
+            assert!(err.details.contains(&format!("on {}", dangling.0)), "{err}");
+        }
+        let other_key = [("n1".to_string(), ("k9".to_string(), id(5)))];
+        assert!(check_lists(&other_key, &objects).is_err(), "a key with no entry at all");
     }
 }
