@@ -48,9 +48,10 @@ impl TableSchema for VersionBlocksSchema {
     const COLLECTS_TOMBSTONES: bool = true;
 
     /// A deleted list, aged from its version's timestamp: the only write that could revive
-    /// it is its writer's own list write, made before the version completed. (A revived
-    /// list of a version that is gone is deleted again by the collector's next pass over
-    /// the version's blocks.)
+    /// it is its writer's own list write, made before the version completed, right after
+    /// the version's references — whose tombstones age from the same timestamp. A writer
+    /// that late revives both, and the collector's next pass over the version's blocks
+    /// deletes the list again before retiring the references.
     fn tombstone_since_ms(entry: &VersionBlocks) -> Option<u64> {
         entry.deleted.get().then_some(entry.version.timestamp)
     }
