@@ -325,8 +325,9 @@ fn op_title(t: &TracedOp) -> String {
         Outcome::Fail => "failed",
         Outcome::Info => "unknown",
     };
+    let condition = t.condition.as_deref().map_or(String::new(), |c| format!(" ({c})"));
     format!(
-        "{} {} {}{value} via {}: {} .. {} ({}, {outcome})",
+        "{} {} {}{value}{condition} via {}: {} .. {} ({}, {outcome})",
         op.client,
         kind_name(&op.kind),
         op.key,

@@ -48,7 +48,7 @@ use rand_core::RngCore;
 
 use crate::history::{Op, OpKind, Outcome};
 use crate::s3client::{S3Client, S3Creds, S3Response};
-use crate::trace::op_detail;
+use crate::trace::op_detail_with;
 use crate::workload::{ClientCtx, now_us, roll};
 
 /// The S3 API port of every node.
@@ -161,7 +161,7 @@ pub async fn run_s3_client(ctx: ClientCtx, client: Arc<S3Client>) -> Result<(), 
             }),
             _ => None,
         };
-        let shown = condition.as_ref().map(|(n, v)| format!(" {n}: {}", v.to_str().unwrap_or("?")));
+        let shown = condition.as_ref().map(|(n, v)| format!("{n}: {}", v.to_str().unwrap_or("?")));
         let invoke_us = now_us();
         let path = object_path(&key);
         let answer = client.request_with(addr, method, &path, Bytes::from(body), condition).await;
@@ -172,9 +172,12 @@ pub async fn run_s3_client(ctx: ClientCtx, client: Arc<S3Client>) -> Result<(), 
         let outcome = outcome_of(&kind, conditional, answer);
         let op =
             Op { client: ctx.name.clone(), key, kind, invoke_us, complete_us: now_us(), outcome };
-        let summary = format!("{op:?} via {addr} status {status}{}", shown.unwrap_or_default());
+        let summary = match &shown {
+            Some(condition) => format!("{op:?} via {addr} status {status} {condition}"),
+            None => format!("{op:?} via {addr} status {status}"),
+        };
         let via = addr.split(':').next().unwrap_or(addr);
-        let detail = || op_detail(&op, via);
+        let detail = || op_detail_with(&op, via, shown.as_deref());
         ctx.recorder.lock().unwrap().record_detailed(&ctx.name, "op", summary.as_bytes(), detail);
         ctx.history.lock().unwrap().push(op);
     }

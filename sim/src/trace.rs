@@ -131,6 +131,12 @@ fn text_detail(payload: &[u8]) -> Option<String> {
 /// `latency_us`), how it ended (`ok`, `fail`, `unknown`), the value written or read
 /// (`null`: absent) and the node it went through.
 pub fn op_detail(op: &Op, via: &str) -> Option<String> {
+    op_detail_with(op, via, None)
+}
+
+/// `op_detail`, plus the condition a conditional PUT carried (`condition`, e.g.
+/// `if-match: "…"`).
+pub fn op_detail_with(op: &Op, via: &str, condition: Option<&str>) -> Option<String> {
     let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
     let (name, written) = match &op.kind {
         OpKind::Put { value } => ("put", Some(text(value))),
@@ -161,6 +167,9 @@ pub fn op_detail(op: &Op, via: &str) -> Option<String> {
         Outcome::Info => "unknown",
     };
     fields.insert("outcome".into(), outcome.into());
+    if let Some(condition) = condition {
+        fields.insert("condition".into(), condition.into());
+    }
     Some(detail.to_string())
 }
 

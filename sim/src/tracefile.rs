@@ -90,6 +90,8 @@ pub struct TracedOp {
     pub op: Op,
     /// The node it went through.
     pub via: String,
+    /// The condition a conditional PUT carried (`if-match: "…"`, `if-none-match: *`).
+    pub condition: Option<String>,
 }
 
 impl TraceFile {
@@ -173,7 +175,7 @@ fn op_of(detail: &Value) -> Option<TracedOp> {
         complete_us: number("complete_us")?,
         outcome,
     };
-    Some(TracedOp { op, via: text("via").unwrap_or_default() })
+    Some(TracedOp { op, via: text("via").unwrap_or_default(), condition: text("condition") })
 }
 
 #[cfg(test)]
@@ -219,8 +221,23 @@ mod tests {
         ];
         for op in ops {
             let detail: Value = serde_json::from_str(&op_detail(&op, "n3").unwrap()).unwrap();
-            assert_eq!(op_of(&detail), Some(TracedOp { op, via: "n3".into() }));
+            let traced = TracedOp { op, via: "n3".into(), condition: None };
+            assert_eq!(op_of(&detail), Some(traced));
         }
+        // A conditional PUT keeps its condition.
+        let op = Op {
+            client: "c4".into(),
+            key: "k0".into(),
+            kind: OpKind::Put { value: b"c4-9".to_vec() },
+            invoke_us: 7,
+            complete_us: 90,
+            outcome: Outcome::Fail,
+        };
+        let condition = "if-match: \"e1\"";
+        let detail = crate::trace::op_detail_with(&op, "n2", Some(condition)).unwrap();
+        let detail: Value = serde_json::from_str(&detail).unwrap();
+        let traced = TracedOp { op, via: "n2".into(), condition: Some(condition.into()) };
+        assert_eq!(op_of(&detail), Some(traced));
     }
 
     #[test]
