@@ -528,6 +528,7 @@ impl Handler for Node {
                 Request::Layout(_) => "rpc.layout",
                 Request::Cas(_) => "rpc.cas",
                 Request::CasPeek(_) => "rpc.cas_peek",
+                Request::CasCatchUp(_) => "rpc.cas_catch_up",
             };
             self.seam.trace.event(kind, &from.0.to_le_bytes());
             match request {
@@ -541,6 +542,11 @@ impl Handler for Node {
                     let summaries = crate::objects::acceptor_rows::summaries(&self, &keys);
                     let storage = |reason: String| RemoteError::Storage { reason };
                     summaries.map(Response::CasPeek).map_err(storage)
+                }
+                Request::CasCatchUp(items) => {
+                    let caught = crate::objects::acceptor_rows::catch_up(&self, items).await;
+                    let storage = |reason: String| RemoteError::Storage { reason };
+                    caught.map(|_| Response::Done).map_err(storage)
                 }
                 Request::Table(t) => {
                     let Some(table) = self.tables.get(t.table()).cloned() else {

@@ -409,6 +409,48 @@ impl Acceptor {
         Ok(out)
     }
 
+    /// Catches this acceptor up with rows another acceptor holds as a fence under ballot `A`
+    /// (`objects::acceptor_rows`, "A peer that was away"): for each `(key, A)` where this
+    /// acceptor has promised at most `A` and accepted nothing at or above it, the row
+    /// becomes promised `A` with `fence` accepted under `A` — the state it would be in had
+    /// it accepted `A`'s proposal and compacted it (the caller has merged the other
+    /// acceptor's object entry, where that proposal is settled, into this node's table
+    /// first). Anything else is left alone. fsynced: the other acceptor deletes its row
+    /// once it sees this. Returns how many rows were caught up.
+    pub fn catch_up(
+        &self,
+        items: Vec<(Vec<u8>, Ballot)>,
+        fence: &[u8],
+    ) -> Result<usize, AcceptorError> {
+        let _serial = self.serial.lock().unwrap();
+        let txn = self.db.begin_write().map_err(storage)?;
+        let mut count = 0;
+        {
+            let floor = read_floor(&txn.open_table(FLOOR).map_err(storage)?)?;
+            let mut table = txn.open_table(TABLE).map_err(storage)?;
+            let mut due = txn.open_table(DELETION_DUE).map_err(storage)?;
+            for (key, ballot) in items {
+                let state = read_row(&table, &key)?
+                    .unwrap_or(AcceptorState { promised: floor, accepted: None });
+                let promised_at_most = state.promised.is_none_or(|p| p <= ballot);
+                let nothing_at_or_above = state.accepted.as_ref().is_none_or(|(b, _)| *b < ballot);
+                if !(promised_at_most && nothing_at_or_above) {
+                    continue;
+                }
+                let caught_up = AcceptorState {
+                    promised: Some(ballot),
+                    accepted: Some((ballot, fence.to_vec())),
+                };
+                let bytes = crate::codec::encode(&StoredState::V1(caught_up));
+                table.insert(key.as_slice(), bytes.as_slice()).map_err(storage)?;
+                due.insert(key.as_slice(), ()).map_err(storage)?;
+                count += 1;
+            }
+        }
+        txn.commit().map_err(storage)?;
+        Ok(count)
+    }
+
     /// Deletes the row of each `(key, judged)` that still holds exactly `judged` (the state
     /// the collector judged), raising the promise floor to its promise in the same
     /// transaction; a row changed meanwhile is kept, and stays listed. The keys of `forget`
@@ -707,5 +749,31 @@ mod tests {
         let floor = CasReply::Rejected { promised: Some(ballot(9)) };
         assert_eq!(a.prepare(b"lost-1", ballot(9)).unwrap(), floor);
         assert_eq!(a.compaction_due(None, 10).unwrap().len(), 1, "only the kept key is listed");
+    }
+
+    /// Catching up: a row behind the fence's ballot takes the fence and the promise; a row
+    /// that promised more, or accepted at or above the ballot, is left alone; a key with no
+    /// row gets one; every caught-up row is listed for deletion.
+    #[test]
+    fn catching_up_only_ever_raises_a_row_to_the_fence() {
+        let a = acceptor();
+        a.prepare(b"stale", ballot(3)).unwrap();
+        a.accept(b"stale", ballot(3), b"old".to_vec()).unwrap();
+        a.prepare(b"ahead", ballot(9)).unwrap();
+        a.prepare(b"same", ballot(5)).unwrap();
+        a.accept(b"same", ballot(5), b"v".to_vec()).unwrap();
+        let items = ["stale", "ahead", "same", "none"].map(|k| (k.as_bytes().to_vec(), ballot(5)));
+        assert_eq!(a.catch_up(items.to_vec(), b"fence").unwrap(), 2);
+        let fenced = AcceptorState {
+            promised: Some(ballot(5)),
+            accepted: Some((ballot(5), b"fence".to_vec())),
+        };
+        assert_eq!(a.state(b"stale").unwrap(), fenced);
+        assert_eq!(a.state(b"none").unwrap(), fenced);
+        assert_eq!(a.state(b"ahead").unwrap().promised, Some(ballot(9)), "untouched");
+        assert_eq!(a.state(b"same").unwrap().accepted, Some((ballot(5), b"v".to_vec())));
+        let listed: Vec<Vec<u8>> =
+            a.deletion_due(None, 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(listed, vec![b"none".to_vec(), b"stale".to_vec()]);
     }
 }

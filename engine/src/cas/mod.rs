@@ -70,6 +70,18 @@ pub(crate) mod accepted_bytes {
     }
 }
 
+/// One key of a `Request::CasCatchUp`: the ballot of the caller's fence, and the caller's
+/// object table entry for the key (encoded; `None` if it has none), where the proposal of
+/// that ballot is settled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchUp {
+    #[serde(with = "serde_bytes")]
+    pub key: Vec<u8>,
+    pub ballot: Ballot,
+    #[serde(with = "serde_bytes")]
+    pub entry: Option<Vec<u8>>,
+}
+
 /// A key of a `Request::CasPeek` (a byte string on the wire).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeekKey(#[serde(with = "serde_bytes")] pub Vec<u8>);

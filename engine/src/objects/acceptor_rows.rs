@@ -31,9 +31,13 @@
 //! (`cas::acceptor`). A row whose promise is younger than `ROW_GRACE_MS` is left alone:
 //! its key is being written, and the row would be back at once.
 //!
-//! What is left: a row with a value waits for compaction; a row whose peers are behind
-//! (one was down during the key's last round, or never promised `A`) waits until a later
-//! write of the key raises them. A row with a promise and nothing accepted is listed by its
+//! A peer that is behind (it was away during the key's last round and never promised `A`)
+//! is caught up (`catch_up`): it merges this node's object entry for the key, where `A`'s
+//! proposal is settled, then takes promise `A` and the fence under `A` — the state it would
+//! have had it accepted that proposal and compacted it — and the next pass deletes the row.
+//!
+//! What is left: a row with a value waits for compaction; a row whose peer promised past
+//! `A` but holds a stale value below it waits until a later write of the key. A row with a promise and nothing accepted is listed by its
 //! prepare and needs no peer: it outranks nothing. Rows of partitions the node no longer
 //! holds are deleted by the GC pass once per settled layout version
 //! (`Acceptor::delete_rows_unless`), so a node re-added later with its old metadata does not
@@ -43,10 +47,11 @@ use std::collections::BTreeMap;
 
 use super::conditional_rounds::locally_settled;
 use super::version::{decode_cas_value, encode_cas_value};
-use crate::cas::{AcceptorState, PeekKey, RowSummary};
+use crate::cas::{AcceptorState, Ballot, CatchUp, PeekKey, RowSummary};
 use crate::layout::NodeId;
 use crate::node::Node;
 use crate::rpc::{Request, Response};
+use crate::table::LocalTable;
 use crate::table::schema::partition_of_key;
 
 /// Rows looked at per batch (one read and one write transaction each).
@@ -117,6 +122,8 @@ pub struct CollectionReport {
     pub behind: usize,
     /// Rows kept for now: a peer did not answer.
     pub unanswered: usize,
+    /// Peers caught up with a row this pass (`catch_up`): the row goes next pass.
+    pub caught_up: usize,
 }
 
 /// One pass over the rows `compact` left holding a fence: deletes those no prepare quorum
@@ -155,16 +162,38 @@ pub async fn collect(
             false => {
                 let peers = peer_summaries(node, &candidates).await;
                 let mut deletable = Vec::new();
+                let mut behind: BTreeMap<NodeId, Vec<CatchUp>> = BTreeMap::new();
                 for (key, state) in candidates {
                     let answers = peers.get(&key).map_or(&[][..], |all| all.as_slice());
-                    if answers.iter().any(Option::is_none) {
+                    if answers.iter().any(|(_, a)| a.is_none()) {
                         report.unanswered += 1;
-                    } else if answers.iter().flatten().all(|peer| row_is_redundant(&state, peer)) {
+                    } else if answers
+                        .iter()
+                        .all(|(_, a)| a.as_ref().is_some_and(|peer| row_is_redundant(&state, peer)))
+                    {
                         deletable.push((key, state));
                     } else {
                         report.behind += 1;
                         tracing::debug!(key = %String::from_utf8_lossy(&key), ?state, ?answers,
                             "acceptor row kept: a peer has not moved past it");
+                        let Some((fence_ballot, _)) = state.accepted else { continue };
+                        let entry = node.objects.local.get_raw(&key).map_err(|e| e.to_string())?;
+                        for (peer, answer) in answers {
+                            let Some(summary) = answer else { continue };
+                            if can_catch_up(summary, fence_ballot) {
+                                let (key, entry) = (key.clone(), entry.clone());
+                                let item = CatchUp { key, ballot: fence_ballot, entry };
+                                behind.entry(*peer).or_default().push(item);
+                            }
+                        }
+                    }
+                }
+                for (peer, items) in behind {
+                    let n = items.len();
+                    if let Ok(Response::Done) =
+                        node.rpc.call(peer, Request::CasCatchUp(items)).await
+                    {
+                        report.caught_up += n;
                     }
                 }
                 deletable
@@ -195,14 +224,35 @@ fn row_is_redundant(mine: &AcceptorState, peer: &RowSummary) -> bool {
     promised_enough && nothing_below
 }
 
+/// Whether a peer in the state `peer` can be caught up with a fence under `ballot`
+/// (`Acceptor::catch_up`): it promised at most that ballot and accepted nothing at or
+/// above it. A peer that promised more is raised by the key's next write instead.
+fn can_catch_up(peer: &RowSummary, ballot: Ballot) -> bool {
+    peer.promised.is_none_or(|p| p <= ballot)
+        && peer.accepted.is_none_or(|(accepted, _)| accepted < ballot)
+}
+
+/// This node's side of a `CasCatchUp`: merges each caller's object entry into the local
+/// object table (durably), then catches the acceptor up. Returns how many rows changed.
+pub async fn catch_up(node: &Node, items: Vec<CatchUp>) -> Result<usize, String> {
+    let entries: Vec<(Vec<u8>, Vec<u8>)> =
+        items.iter().filter_map(|i| Some((i.key.clone(), i.entry.clone()?))).collect();
+    if !entries.is_empty() {
+        node.objects.local.merge_raw_async(entries).await.map_err(|e| e.to_string())?;
+    }
+    let fence = encode_cas_value(&None);
+    let keys = items.into_iter().map(|i| (i.key, i.ballot)).collect();
+    node.cas.catch_up(keys, &fence).map_err(|e| e.to_string())
+}
+
 /// For each candidate key, what each of its other acceptors holds (`None` for one that did
 /// not answer); one `CasPeek` per peer.
 async fn peer_summaries(
     node: &Node,
     candidates: &[(Vec<u8>, AcceptorState)],
-) -> BTreeMap<Vec<u8>, Vec<Option<RowSummary>>> {
+) -> BTreeMap<Vec<u8>, Vec<(NodeId, Option<RowSummary>)>> {
     let mut asks: BTreeMap<NodeId, Vec<Vec<u8>>> = BTreeMap::new();
-    let mut out: BTreeMap<Vec<u8>, Vec<Option<RowSummary>>> = BTreeMap::new();
+    let mut out: BTreeMap<Vec<u8>, Vec<(NodeId, Option<RowSummary>)>> = BTreeMap::new();
     for (key, _) in candidates {
         let mut peers: Vec<NodeId> =
             node.layouts.write_sets(partition_of_key(key)).into_iter().flatten().collect();
@@ -223,7 +273,7 @@ async fn peer_summaries(
         let answers =
             answer.map_or_else(|| vec![None; keys.len()], |s| s.into_iter().map(Some).collect());
         for (key, summary) in keys.into_iter().zip(answers) {
-            out.entry(key).or_default().push(summary);
+            out.entry(key).or_default().push((peer, summary));
         }
     }
     out

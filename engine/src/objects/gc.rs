@@ -102,6 +102,8 @@ pub struct GcReport {
     pub acceptor_rows_compacted: usize,
     /// Acceptor rows deleted, their promise kept in the floor (`acceptor_rows::collect`).
     pub acceptor_rows_deleted: usize,
+    /// Peers caught up with this node's fences (`acceptor_rows::catch_up`).
+    pub acceptor_peers_caught_up: usize,
     /// Acceptor rows deleted because a layout change moved their partition to other nodes.
     pub acceptor_rows_moved_away: usize,
     pub errors: usize,
@@ -189,7 +191,10 @@ impl BlockGc {
         let (grace_ms, skip_peers) =
             (self.config.acceptor_row_grace_ms, self.config.acceptor_rows_unsafe_skip_peers);
         match super::acceptor_rows::collect(&self.node, grace_ms, skip_peers).await {
-            Ok(collection) => report.acceptor_rows_deleted += collection.deleted,
+            Ok(collection) => {
+                report.acceptor_rows_deleted += collection.deleted;
+                report.acceptor_peers_caught_up += collection.caught_up;
+            }
             Err(_) => report.errors += 1,
         }
         // Each check is a few quorum round trips; one block at a time, a pass over a few

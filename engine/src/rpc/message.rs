@@ -71,6 +71,9 @@ pub enum Request {
     /// What this node's acceptor holds for each of these keys, without the values
     /// (`objects::acceptor_rows::collect` asks before deleting a row). Added last.
     CasPeek(Vec<crate::cas::PeekKey>),
+    /// Catch this node's acceptor up with the caller's fences (`Acceptor::catch_up`),
+    /// answered `Done`. Added last.
+    CasCatchUp(Vec<crate::cas::CatchUp>),
 }
 
 /// Layout gossip (see `crate::layout::manager`). Histories are a few KiB per stored
