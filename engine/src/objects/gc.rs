@@ -197,6 +197,10 @@ impl BlockGc {
             }
             Err(_) => report.errors += 1,
         }
+        match super::version_blocks::delete_lists_of_gone_versions(&self.node).await {
+            Ok(n) => report.lists_deleted += n,
+            Err(_) => report.errors += 1,
+        }
         // Each check is a few quorum round trips; one block at a time, a pass over a few
         // hundred blocks on WAN links outlasted a simulated run's quiet period.
         let held = Arc::new(Mutex::new(HeldBlocks::default()));

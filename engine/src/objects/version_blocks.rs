@@ -168,6 +168,45 @@ pub(super) async fn read_list(
     Ok(Some(list.blocks))
 }
 
+/// Deletes the live lists of this node's replica whose version is gone, in the partitions
+/// this node leads (the first of `all_nodes`, as for tombstones). The collector's cascade
+/// (a reference whose version is gone) misses one case: a writer slow enough that its
+/// version was pruned, and every reference retired, before it wrote its list. Lists are
+/// few (bodies of more than 64 blocks), so one quorum read each per pass is cheap. A list
+/// whose version is still uploading or complete is kept. Returns how many were deleted.
+pub(super) async fn delete_lists_of_gone_versions(
+    node: &crate::node::Node,
+) -> Result<usize, String> {
+    use crate::table::LocalTable;
+    let raw = node.block_lists.local.range(b"", b"", usize::MAX).map_err(|e| e.to_string())?;
+    let mut deleted = 0;
+    for (table_key, raw) in raw {
+        let partition = crate::table::schema::partition_of_key(&table_key);
+        if node.layouts.all_nodes(partition).first() != Some(&node.id) {
+            continue;
+        }
+        let list: VersionBlocks =
+            crate::table::schema::decode_entry(&raw).map_err(|e| e.to_string())?;
+        if list.deleted.get() {
+            continue;
+        }
+        let object_key = entry_key(list.bucket.as_bytes(), list.key.as_bytes());
+        let entry = node.objects.get(&object_key).await.map_err(|e| e.to_string())?;
+        let state = entry.as_ref().and_then(|e| e.versions.get(&list.version)).map(|v| &v.state);
+        let alive = matches!(
+            state,
+            Some(super::VersionState::Uploading | super::VersionState::Complete(_))
+        );
+        if !alive {
+            let owner = Owner { bucket: list.bucket, key: list.key, version: list.version };
+            if delete_list(node, &owner).await.map_err(|e| e.to_string())? {
+                deleted += 1;
+            }
+        }
+    }
+    Ok(deleted)
+}
+
 /// Marks version `owner`'s list deleted, if it has a live one (the collector, once the
 /// version is gone).
 pub(super) async fn delete_list(

@@ -2,10 +2,11 @@
 //! leave the object entry, read back through any node, follow copies and multipart
 //! completions, and are deleted — then collected — with their version.
 
-use super::body::Body;
+use super::body::{Body, Owner};
+use super::gc::{BlockGc, GcConfig};
 use super::multipart::{PART_SIZE_BYTES_MIN, UploadMeta};
 use super::version_blocks::VersionBlocks;
-use super::{ObjectError, ObjectStore, VersionData, Versioning};
+use super::{ObjectError, ObjectStore, VersionData, VersionId, Versioning};
 use crate::node::Node;
 use crate::node_tests::{TestCluster, blocks_on_each_node, let_gc_run, meta, patterned};
 use crate::table::entry_key;
@@ -198,4 +199,31 @@ async fn a_re_stamped_listed_put_is_listed_under_its_final_id() {
     }
     assert_eq!(blocks_on_each_node(&cluster), vec![20; 3]);
     assert_eq!(s[1].get_object("b", "k").await.unwrap().data, large);
+}
+
+/// A list written after its version was already gone — a writer so slow that a newer
+/// write pruned its upload and the collector retired every reference first — has no
+/// reference left to lead the cascade to it: the collector's pass over the lists of the
+/// partitions it leads deletes it. A list of a version still uploading stays.
+#[tokio::test(start_paused = true)]
+async fn a_list_written_after_its_version_was_gone_is_deleted() {
+    let (cluster, s) = listing_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    s[0].put_object("b", "k", meta("a/b", "e1"), b"current".to_vec()).await.unwrap();
+    let blocks = vec![super::body::BodyBlock { hash: [7; 32], size_bytes: 1 }];
+    let gone = VersionId { timestamp: 1, unique: 9 };
+    let owner = |version| Owner { bucket: "b".into(), key: "k".into(), version };
+    s[1].write_list(&owner(gone), blocks.clone()).await.unwrap();
+    let uploading = s[0].create_multipart_upload("b", "u", UploadMeta::default()).await.unwrap();
+    let uploading = VersionId::from_hex(&uploading).unwrap();
+    let upload_owner = Owner { bucket: "b".into(), key: "u".into(), version: uploading };
+    s[1].write_list(&upload_owner, blocks).await.unwrap();
+    assert_eq!(live_lists(&cluster), vec![2; 3]);
+    for node in &cluster.nodes {
+        BlockGc::new(node.clone(), GcConfig::default()).step().await;
+    }
+    let kept: Vec<_> =
+        local_lists(cluster.node(1)).into_iter().filter(|l| !l.deleted.get()).collect();
+    assert_eq!(kept.iter().map(|l| l.version).collect::<Vec<_>>(), vec![uploading]);
+    assert_eq!(live_lists(&cluster), vec![1; 3], "deleted on every replica");
 }
