@@ -43,9 +43,9 @@ pub struct Finals {
     pub lists: BTreeMap<VersionId, Vec<BodyBlock>>,
     /// s3: every node's block files, scanned by the runner once the reads are done.
     pub disks: BTreeMap<String, NodeBlocks>,
-    /// s3: every live block list each node holds, `(node, (key, version))`, read from the
-    /// node's local `version` table by the runner once the reads are done.
-    pub live_lists: Vec<(String, (String, VersionId))>,
+    /// s3: every live block list each node holds, read from the node's local `version`
+    /// table by the runner once the reads are done.
+    pub live_lists: Vec<crate::check::block_refs::LiveList>,
 }
 
 /// What the final checker needs to know about the run.

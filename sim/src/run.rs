@@ -485,8 +485,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
                     let scanned = world.disks.with_disk(name, hostfs::scan_blocks);
                     f.disks.insert(name.clone(), scanned.unwrap_or_default());
                     if let Some(node) = world.node(name) {
-                        let lists = check::block_refs::live_lists(&node);
-                        f.live_lists.extend(lists.into_iter().map(|l| (name.clone(), l)));
+                        f.live_lists.extend(check::block_refs::live_lists(name, &node));
                     }
                 }
             }
@@ -617,9 +616,14 @@ fn judge(
             "convergence" => check::convergence::check_convergence(&finals.digests),
             "block_refs" => {
                 let live = check::block_refs::live_blocks(finals.objects.values(), &finals.lists);
-                check::block_refs::check_block_refs(&finals.disks, &live, &replicas).and_then(
-                    |()| check::block_refs::check_lists(&finals.live_lists, &finals.objects),
-                )
+                // Lists on the nodes the final layout places them on (a node a layout
+                // change took the partition from keeps its old table entries).
+                let placed: Vec<_> = (finals.live_lists.iter())
+                    .filter(|l| layout.nodes_of(l.partition).contains(&node_id(&l.node)))
+                    .cloned()
+                    .collect();
+                check::block_refs::check_block_refs(&finals.disks, &live, &replicas)
+                    .and_then(|()| check::block_refs::check_lists(&placed, &finals.objects))
             }
             other => unreachable!("checker {other} validated at load"),
         };

@@ -28,7 +28,7 @@ use hangar_engine::objects::body::{Body, BodyBlock};
 use hangar_engine::objects::version_blocks::VersionBlocks;
 use hangar_engine::objects::{ObjectEntry, VersionData, VersionId, VersionState};
 use hangar_engine::table::LocalTable;
-use hangar_engine::table::schema::decode_entry;
+use hangar_engine::table::schema::{decode_entry, partition_of_key};
 
 use super::Violation;
 
@@ -68,13 +68,35 @@ pub fn live_blocks<'a>(
     live
 }
 
-/// The live block lists `node` holds in its local `version` table, as `(key, version)`.
-pub fn live_lists(node: &Node) -> Vec<(String, VersionId)> {
+/// A live block list found in a node's local `version` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveList {
+    pub node: String,
+    /// The list's partition: whether the node is still one of its replicas (table entries
+    /// of partitions a layout change moved away are not cleaned up, and the list's
+    /// deletion goes to its current replicas only).
+    pub partition: u8,
+    pub key: String,
+    pub version: VersionId,
+}
+
+/// The live block lists node `name` holds in its local `version` table.
+pub fn live_lists(name: &str, node: &Node) -> Vec<LiveList> {
     let Ok(entries) = node.block_lists.local.range(b"", b"", usize::MAX) else {
         return Vec::new();
     };
-    let decoded = entries.iter().filter_map(|(_, raw)| decode_entry::<VersionBlocks>(raw).ok());
-    decoded.filter(|l| !l.deleted.get()).map(|l| (l.key, l.version)).collect()
+    let decoded = entries.iter().filter_map(|(table_key, raw)| {
+        Some((partition_of_key(table_key), decode_entry::<VersionBlocks>(raw).ok()?))
+    });
+    decoded
+        .filter(|(_, l)| !l.deleted.get())
+        .map(|(partition, l)| LiveList {
+            node: name.to_string(),
+            partition,
+            key: l.key,
+            version: l.version,
+        })
+        .collect()
 }
 
 /// Deletes cascade: once GC has quiesced, a live block list on any node belongs to a
@@ -82,7 +104,7 @@ pub fn live_lists(node: &Node) -> Vec<(String, VersionId)> {
 /// listed. Any other — its version removed, aborted or never completed — is a list the
 /// collector should have deleted.
 pub fn check_lists(
-    live_lists: &[(String, (String, VersionId))],
+    live_lists: &[LiveList],
     objects: &BTreeMap<String, ObjectEntry>,
 ) -> Result<(), Violation> {
     let listed = |key: &str, id: &VersionId| {
@@ -92,8 +114,8 @@ pub fn check_lists(
     };
     let dangling: Vec<String> = live_lists
         .iter()
-        .filter(|(_, (key, id))| !listed(key, id))
-        .map(|(node, (key, id))| format!("{key}@{} on {node}", id.to_hex()))
+        .filter(|l| !listed(&l.key, &l.version))
+        .map(|l| format!("{}@{} on {}", l.key, l.version.to_hex(), l.node))
         .collect();
     if dangling.is_empty() {
         return Ok(());
@@ -295,14 +317,19 @@ mod tests {
         entry.versions.insert(id(6), version(VersionState::Aborted));
         entry.versions.insert(id(7), version(object(&[1])));
         let objects = BTreeMap::from([("k".to_string(), entry)]);
-        let list = |node: &str, t| (node.to_string(), ("k".to_string(), id(t)));
+        let list = |node: &str, t| LiveList {
+            node: node.to_string(),
+            partition: 0,
+            key: "k".to_string(),
+            version: id(t),
+        };
         assert_eq!(check_lists(&[list("n1", 5), list("n2", 5)], &objects), Ok(()));
         for dangling in [list("n2", 6), list("n2", 7), list("n3", 9)] {
             let err = check_lists(&[list("n1", 5), dangling.clone()], &objects).unwrap_err();
             assert!(err.details.starts_with("1 block lists outlive"), "{err}");
-            assert!(err.details.contains(&format!("on {}", dangling.0)), "{err}");
+            assert!(err.details.contains(&format!("on {}", dangling.node)), "{err}");
         }
-        let other_key = [("n1".to_string(), ("k9".to_string(), id(5)))];
+        let other_key = [LiveList { key: "k9".into(), ..list("n1", 5) }];
         assert!(check_lists(&other_key, &objects).is_err(), "a key with no entry at all");
     }
 }
