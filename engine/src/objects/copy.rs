@@ -135,9 +135,8 @@ impl ObjectStore {
     async fn source_blocks(
         &self,
         (bucket, key, _): CopySource<'_>,
-        (version, src): &(VersionId, StoredObject),
+        &(version, ref src): &(VersionId, StoredObject),
     ) -> Result<Vec<BodyBlock>, ObjectError> {
-        let version = *version;
         let owner = Owner { bucket: bucket.into(), key: key.into(), version };
         self.blocks_of(&owner, &src.body).await?.ok_or(ObjectError::NoSuchVersion)
     }

@@ -178,33 +178,52 @@ pub(super) async fn delete_lists_of_gone_versions(
     node: &crate::node::Node,
 ) -> Result<usize, String> {
     use crate::table::LocalTable;
-    let raw = node.block_lists.local.range(b"", b"", usize::MAX).map_err(|e| e.to_string())?;
     let mut deleted = 0;
-    for (table_key, raw) in raw {
-        let partition = crate::table::schema::partition_of_key(&table_key);
-        if node.layouts.all_nodes(partition).first() != Some(&node.id) {
-            continue;
+    let mut after = Vec::new();
+    loop {
+        // A page at a time: a list is up to ~190 KB, and a node may hold thousands.
+        let page = node.block_lists.local.range(b"", &after, LISTS_PER_PAGE);
+        let page = page.map_err(|e| e.to_string())?;
+        let Some((last, _)) = page.last() else { return Ok(deleted) };
+        after = last.clone();
+        let full = page.len() == LISTS_PER_PAGE;
+        for (table_key, raw) in page {
+            deleted += delete_if_gone(node, &table_key, &raw).await?;
         }
-        let list: VersionBlocks =
-            crate::table::schema::decode_entry(&raw).map_err(|e| e.to_string())?;
-        if list.deleted.get() {
-            continue;
-        }
-        let object_key = entry_key(list.bucket.as_bytes(), list.key.as_bytes());
-        let entry = node.objects.get(&object_key).await.map_err(|e| e.to_string())?;
-        let state = entry.as_ref().and_then(|e| e.versions.get(&list.version)).map(|v| &v.state);
-        let alive = matches!(
-            state,
-            Some(super::VersionState::Uploading | super::VersionState::Complete(_))
-        );
-        if !alive {
-            let owner = Owner { bucket: list.bucket, key: list.key, version: list.version };
-            if delete_list(node, &owner).await.map_err(|e| e.to_string())? {
-                deleted += 1;
-            }
+        if !full {
+            return Ok(deleted);
         }
     }
-    Ok(deleted)
+}
+
+/// Lists read per page by `delete_lists_of_gone_versions`.
+const LISTS_PER_PAGE: usize = 64;
+
+/// One list of `delete_lists_of_gone_versions`: 1 if it was deleted.
+async fn delete_if_gone(
+    node: &crate::node::Node,
+    table_key: &[u8],
+    raw: &[u8],
+) -> Result<usize, String> {
+    let partition = crate::table::schema::partition_of_key(table_key);
+    if node.layouts.all_nodes(partition).first() != Some(&node.id) {
+        return Ok(0);
+    }
+    let list: VersionBlocks = crate::table::schema::decode_entry(raw).map_err(|e| e.to_string())?;
+    if list.deleted.get() {
+        return Ok(0);
+    }
+    let object_key = entry_key(list.bucket.as_bytes(), list.key.as_bytes());
+    let entry = node.objects.get(&object_key).await.map_err(|e| e.to_string())?;
+    let state = entry.as_ref().and_then(|e| e.versions.get(&list.version)).map(|v| &v.state);
+    let alive =
+        matches!(state, Some(super::VersionState::Uploading | super::VersionState::Complete(_)));
+    if alive {
+        return Ok(0);
+    }
+    let owner = Owner { bucket: list.bucket, key: list.key, version: list.version };
+    let deleted = delete_list(node, &owner).await.map_err(|e| e.to_string())?;
+    Ok(usize::from(deleted))
 }
 
 /// Marks version `owner`'s list deleted, if it has a live one (the collector, once the

@@ -227,3 +227,24 @@ async fn a_list_written_after_its_version_was_gone_is_deleted() {
     assert_eq!(kept.iter().map(|l| l.version).collect::<Vec<_>>(), vec![uploading]);
     assert_eq!(live_lists(&cluster), vec![1; 3], "deleted on every replica");
 }
+
+/// The pass over the lists reads them a page at a time and still reaches every one.
+#[tokio::test(start_paused = true)]
+async fn the_pass_over_the_lists_reaches_lists_beyond_its_first_page() {
+    let (cluster, s) = listing_stores().await;
+    s[0].create_bucket("b").await.unwrap();
+    let blocks = vec![super::body::BodyBlock { hash: [7; 32], size_bytes: 1 }];
+    for t in 1..=150 {
+        let owner = Owner {
+            bucket: "b".into(),
+            key: "k".into(),
+            version: VersionId { timestamp: t, unique: 9 },
+        };
+        s[0].write_list(&owner, blocks.clone()).await.unwrap();
+    }
+    assert_eq!(live_lists(&cluster), vec![150; 3]);
+    for node in &cluster.nodes {
+        BlockGc::new(node.clone(), GcConfig::default()).step().await;
+    }
+    assert_eq!(live_lists(&cluster), vec![0; 3]);
+}
