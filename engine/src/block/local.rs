@@ -24,12 +24,10 @@ pub fn block_path(hash: &BlockHash) -> String {
     format!("{BLOCKS_DIR}/{}/{}/{hex}", &hex[0..2], &hex[2..4])
 }
 
-/// The bytes of a block file holding `data`.
-fn encode_file(data: &[u8]) -> Vec<u8> {
-    let mut file = Vec::with_capacity(BLOCK_HEADER_BYTES + data.len());
-    file.push(BLOCK_FORMAT_V1);
-    file.extend_from_slice(data);
-    file
+/// The bytes of a block file holding `data`, as the parts the disk writes one after the
+/// other: joining them would copy the whole payload once more.
+fn file_parts(data: &[u8]) -> [&[u8]; 2] {
+    [&[BLOCK_FORMAT_V1], data]
 }
 
 /// The payload of a block file if it is a v1 file whose payload hashes to `hash`.
@@ -73,6 +71,13 @@ impl BlockManager {
             let (expected_hex, actual_hex) = (hash_hex(hash), hash_hex(&actual));
             return Err(BlockError::HashMismatch { expected_hex, actual_hex });
         }
+        self.store_hashed(hash, data)
+    }
+
+    /// `local_put` of data this node hashed itself a moment ago (a block it is writing):
+    /// hashing a block costs about as much as writing it, so it is not done twice.
+    fn store_hashed(&self, hash: &BlockHash, data: &[u8]) -> Result<(), BlockError> {
+        debug_assert!(hash_of(data) == *hash, "store_hashed: data does not hash to its name");
         // Noted even when the copy is already here: a new reference to an existing block
         // must keep the collector away from it as much as a fresh write does.
         self.note_put(hash);
@@ -82,9 +87,12 @@ impl BlockManager {
             Err(e) => return Err(e),
         }
         let path = block_path(hash);
-        let file = encode_file(data);
-        self.seam.disk.write_durable(&path, &file).map_err(|e| io_error("writing", &path, e))?;
-        self.note_io(0, file.len());
+        let parts = file_parts(data);
+        self.seam
+            .disk
+            .write_durable_parts(&path, &parts)
+            .map_err(|e| io_error("writing", &path, e))?;
+        self.note_io(0, BLOCK_HEADER_BYTES + data.len());
         Ok(())
     }
 
@@ -154,6 +162,17 @@ impl BlockManager {
         stored
     }
 
+    /// `write_local` of a block this node has just hashed itself (`put_block`'s own copy).
+    pub(super) async fn write_local_hashed(
+        &self,
+        hash: &BlockHash,
+        data: &[u8],
+    ) -> Result<(), BlockError> {
+        let stored = self.store_hashed(hash, data);
+        self.wait_service_time(data.len()).await;
+        stored
+    }
+
     /// `local_get`, then the disk's extra service time for the bytes read.
     pub async fn read_local(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, BlockError> {
         let copy = self.local_get(hash);
@@ -195,7 +214,7 @@ mod tests {
     fn a_block_file_is_its_format_byte_then_its_payload() {
         let data = b"payload".to_vec();
         let hash = hash_of(&data);
-        let file = encode_file(&data);
+        let file = file_parts(&data).concat();
         assert_eq!(file[0], BLOCK_FORMAT_V1);
         assert_eq!(&file[BLOCK_HEADER_BYTES..], data.as_slice());
         assert_eq!(decode_file(&hash, file.clone()), Some(data));

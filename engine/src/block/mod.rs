@@ -241,10 +241,16 @@ impl BlockManager {
     /// (fewer if the partition has fewer replicas) hold it durably — in the replica set of
     /// every stored layout version, during a transition.
     ///
-    /// Panics if `data` does not hash to `hash`: the caller computed the hash from the data,
-    /// so a mismatch is a bug, and sending it would only be refused by every replica.
+    /// `hash` must be the hash of `data`: the caller computed it from the data a moment
+    /// ago, so it is checked in debug builds only (a block's hash costs about as much CPU as
+    /// its write). Were it wrong, every other replica would refuse the block, and the scrub
+    /// would find this node's copy corrupt.
     pub async fn put_block(&self, hash: BlockHash, data: Vec<u8>) -> Result<(), BlockError> {
-        assert!(hash_of(&data) == hash, "put_block: data does not hash to {}", hash_hex(&hash));
+        debug_assert!(
+            hash_of(&data) == hash,
+            "put_block: data does not hash to {}",
+            hash_hex(&hash)
+        );
         // Held until the answer: a layout acknowledgement waits for writes like this one.
         let _guard = self.layout.write_guard().await;
         let mut quorums =
@@ -271,7 +277,7 @@ impl BlockManager {
             });
         }
         if replicas.contains(&self.self_id) {
-            let answer = self.write_local(&hash, &data).await.map_err(|e| e.to_string());
+            let answer = self.write_local_hashed(&hash, &data).await.map_err(|e| e.to_string());
             tx.try_send((self.self_id, answer)).expect("one slot per replica");
         }
         drop(tx);
@@ -299,7 +305,8 @@ impl BlockManager {
         for node in order {
             match self.read_from(node, hash).await {
                 Ok(data) => {
-                    assert!(hash_of(&data) == *hash, "read_from returns verified data only");
+                    // Checked once already, by `read_local` or just below in `read_from`.
+                    debug_assert!(hash_of(&data) == *hash, "read_from returns verified data only");
                     return Ok(data);
                 }
                 Err(why) => {

@@ -169,12 +169,29 @@ async fn local_put_refuses_data_that_does_not_hash_to_the_block_name() {
     assert!(matches!(answer, Err(crate::rpc::RpcError::Remote { .. })), "peer answered {answer:?}");
 }
 
+#[cfg(debug_assertions)]
 #[tokio::test(start_paused = true)]
 #[should_panic(expected = "does not hash to")]
 async fn put_block_with_a_wrong_hash_is_a_caller_bug() {
     let c = TestCluster::start().await;
     let (hash, _) = block(1);
     let _ = c.node(1).blocks.put_block(hash, body(2, 10)).await;
+}
+
+/// Release builds do not re-hash the caller's block (`put_block`), so a caller bug there is
+/// caught by the other replicas, which verify what they receive: the write fails.
+#[cfg(not(debug_assertions))]
+#[tokio::test(start_paused = true)]
+async fn put_block_with_a_wrong_hash_is_refused_by_the_other_replicas() {
+    let c = TestCluster::start().await;
+    let (hash, _) = block(1);
+    match c.node(1).blocks.put_block(hash, body(2, 10)).await {
+        Err(BlockError::Quorum { quorum: 2, successes: 1, errors }) => {
+            assert_eq!(errors.len(), 2, "both peers refuse: {errors:?}");
+            assert!(errors.iter().all(|e| e.contains("hash")), "{errors:?}");
+        }
+        other => panic!("expected the peers to refuse the block, got {other:?}"),
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -14,6 +14,12 @@ use redb::{BackendError, Builder, Database, StorageBackend};
 pub trait Disk: Send + Sync {
     /// Atomically replaces `path` with `data`, durable when this returns `Ok`.
     fn write_durable(&self, path: &str, data: &[u8]) -> io::Result<()>;
+    /// `write_durable` of the concatenation of `parts`, for callers whose file is a small
+    /// header before a large payload (block files): joining them first would copy the
+    /// payload once more. Implementations that can write the parts as they are override it.
+    fn write_durable_parts(&self, path: &str, parts: &[&[u8]]) -> io::Result<()> {
+        self.write_durable(path, &parts.concat())
+    }
     /// Reads a whole file; `ErrorKind::NotFound` when absent.
     fn read(&self, path: &str) -> io::Result<Vec<u8>>;
     /// Removes a file; removing an absent file is not an error.

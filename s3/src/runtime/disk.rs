@@ -16,11 +16,18 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hangar_engine::block::BLOCKS_DIR;
 use hangar_engine::seam::{Disk, DynBackend};
 use redb::backends::FileBackend;
+
+use super::direct_io::{self, Outcome};
+
+/// Fsynced block files at least this large are written with `O_DIRECT` (`direct_io`): the
+/// page-cache copy it saves is per byte, and below this the file is too small for it to
+/// matter, while a small file read back soon after is better served from the cache.
+const DIRECT_MIN_BYTES: usize = 64 * 1024;
 
 /// Marks temporary files of `write_durable`. `list` hides them: a crash between create and
 /// rename leaves one behind, and the engine must not mistake it for data.
@@ -34,6 +41,9 @@ pub struct FsDisk {
     /// Distinguishes the temporary files of concurrent writes to the same path.
     tmp_seq: AtomicU64,
     fsync: FsyncPolicy,
+    /// Whether large block files still go through `O_DIRECT`: cleared, once and for all,
+    /// the first time the data root's file system refuses it.
+    direct: AtomicBool,
 }
 
 /// Which files are fsynced. Both by default; an operator may switch either off
@@ -57,14 +67,25 @@ impl FsDisk {
     /// write; the root is created (durably) then.
     pub fn new(root: impl Into<PathBuf>) -> FsDisk {
         let root = root.into();
-        let fsync = FsyncPolicy::default();
-        FsDisk { data_root: root.clone(), root, tmp_seq: AtomicU64::new(0), fsync }
+        FsDisk::with_data_root(root.clone(), root)
     }
 
     /// A disk whose block files (engine paths under `blocks/`) live under `data_root`.
     pub fn with_data_root(root: impl Into<PathBuf>, data_root: impl Into<PathBuf>) -> FsDisk {
-        let fsync = FsyncPolicy::default();
-        FsDisk { root: root.into(), data_root: data_root.into(), tmp_seq: AtomicU64::new(0), fsync }
+        FsDisk {
+            root: root.into(),
+            data_root: data_root.into(),
+            tmp_seq: AtomicU64::new(0),
+            fsync: FsyncPolicy::default(),
+            direct: AtomicBool::new(true),
+        }
+    }
+
+    /// The same disk, never using `O_DIRECT` (tests of the ordinary path).
+    #[cfg(test)]
+    pub fn without_direct_io(self) -> FsDisk {
+        self.direct.store(false, Ordering::Relaxed);
+        self
     }
 
     /// The same disk with `fsync` deciding which files are fsynced.
@@ -143,14 +164,48 @@ fn ensure_dir(dir: &Path, sync: bool) -> io::Result<()> {
     if sync { sync_dir(up.unwrap_or(Path::new("."))) } else { Ok(()) }
 }
 
-fn write_and_sync(path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
+fn write_and_sync(path: &Path, parts: &[&[u8]], sync: bool) -> io::Result<()> {
     let mut file = File::create(path)?;
-    file.write_all(data)?;
+    for part in parts {
+        file.write_all(part)?;
+    }
     if sync { file.sync_all() } else { Ok(()) }
+}
+
+impl FsDisk {
+    /// Writes the temporary file of `write_durable_parts`: with `O_DIRECT` when it is a
+    /// large, fsynced block file and the file system takes it, else through the page cache.
+    fn write_temporary(
+        &self,
+        tmp: &Path,
+        parts: &[&[u8]],
+        sync: bool,
+        block: bool,
+    ) -> io::Result<()> {
+        let len: usize = parts.iter().map(|part| part.len()).sum();
+        if sync && block && len >= DIRECT_MIN_BYTES && self.direct.load(Ordering::Relaxed) {
+            match direct_io::write_direct(tmp, parts)? {
+                Outcome::Written => return Ok(()),
+                Outcome::Refused => {
+                    if self.direct.swap(false, Ordering::Relaxed) {
+                        tracing::info!(
+                            data_dir = %self.data_root.display(),
+                            "the file system refuses O_DIRECT; block files go through the page cache"
+                        );
+                    }
+                }
+            }
+        }
+        write_and_sync(tmp, parts, sync)
+    }
 }
 
 impl Disk for FsDisk {
     fn write_durable(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.write_durable_parts(path, &[data])
+    }
+
+    fn write_durable_parts(&self, path: &str, parts: &[&[u8]]) -> io::Result<()> {
         let full = self.resolve(path)?;
         let sync = self.syncs(path);
         let dir = parent(&full);
@@ -160,7 +215,8 @@ impl Disk for FsDisk {
         let mut tmp_name = name.to_os_string();
         tmp_name.push(format!("{TMP_MARKER}{}-{seq}", std::process::id()));
         let tmp = dir.join(tmp_name);
-        let result = write_and_sync(&tmp, data, sync)
+        let result = self
+            .write_temporary(&tmp, parts, sync, is_block_path(path))
             .and_then(|()| fs::rename(&tmp, &full))
             .and_then(|()| if sync { sync_dir(dir) } else { Ok(()) });
         if result.is_err() {

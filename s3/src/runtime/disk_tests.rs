@@ -159,3 +159,30 @@ fn with_fsync_off_files_and_the_database_still_work() {
     let value = tx.open_table(TABLE).unwrap().get("answer").unwrap().map(|v| v.value());
     assert_eq!(value, Some(42));
 }
+
+#[test]
+fn large_block_files_read_back_exactly_with_and_without_direct_io() {
+    let tmp = TempDir::new();
+    // A block file is a format byte, then the payload; sizes around the O_DIRECT threshold
+    // and its alignment, so that padding or a lost tail would show.
+    for (i, len) in
+        [64 * 1024 - 2, 64 * 1024 - 1, 64 * 1024 + 4095, (1 << 20) + 1].iter().enumerate()
+    {
+        let payload: Vec<u8> = (0..*len).map(|b| (b % 251) as u8).collect();
+        for direct in [true, false] {
+            let root = tmp.0.join(format!("{i}-{direct}"));
+            let disk =
+                if direct { FsDisk::new(&root) } else { FsDisk::new(&root).without_direct_io() };
+            let path = format!("blocks/ab/cd/f{i}");
+            disk.write_durable("blocks/ab/cd/0", &[7u8; 100_000]).unwrap();
+            disk.write_durable_parts("blocks/ab/cd/0", &[&[1], &payload]).unwrap();
+            disk.write_durable_parts(&path, &[&[1], &payload]).unwrap();
+            for name in ["blocks/ab/cd/0", path.as_str()] {
+                let file = disk.read(name).unwrap();
+                assert_eq!(file.len(), len + 1, "{name}, direct {direct}");
+                assert!(file[0] == 1 && file[1..] == payload[..], "{name}, direct {direct}");
+            }
+            assert_eq!(disk.list("blocks/ab/cd").unwrap().len(), 2, "no temporary left behind");
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! boring version whose only job is to keep the durability and latency promises the seam's
 //! documentation makes (fsync before acknowledging, TCP_NODELAY on every socket).
 
+mod direct_io;
 mod disk;
 mod net;
 
