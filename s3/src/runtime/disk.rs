@@ -44,6 +44,10 @@ pub struct FsDisk {
     /// Whether large block files still go through `O_DIRECT`: cleared, once and for all,
     /// the first time the data root's file system refuses it.
     direct: AtomicBool,
+    /// Tests: treat every `O_DIRECT` write as refused after it has written its file, as a
+    /// file system refusing at the first write would leave it.
+    #[cfg(test)]
+    refuse_direct: bool,
 }
 
 /// Which files are fsynced. Both by default; an operator may switch either off
@@ -78,6 +82,8 @@ impl FsDisk {
             tmp_seq: AtomicU64::new(0),
             fsync: FsyncPolicy::default(),
             direct: AtomicBool::new(true),
+            #[cfg(test)]
+            refuse_direct: false,
         }
     }
 
@@ -86,6 +92,18 @@ impl FsDisk {
     pub fn without_direct_io(self) -> FsDisk {
         self.direct.store(false, Ordering::Relaxed);
         self
+    }
+
+    /// The same disk, on a file system that refuses `O_DIRECT` (see `refuse_direct`).
+    #[cfg(test)]
+    pub fn refusing_direct_io(self) -> FsDisk {
+        FsDisk { refuse_direct: true, ..self }
+    }
+
+    /// Whether large block files are still written with `O_DIRECT`.
+    #[cfg(test)]
+    pub fn uses_direct_io(&self) -> bool {
+        self.direct.load(Ordering::Relaxed)
     }
 
     /// The same disk with `fsync` deciding which files are fsynced.
@@ -184,7 +202,10 @@ impl FsDisk {
     ) -> io::Result<()> {
         let len: usize = parts.iter().map(|part| part.len()).sum();
         if sync && block && len >= DIRECT_MIN_BYTES && self.direct.load(Ordering::Relaxed) {
-            match direct_io::write_direct(tmp, parts)? {
+            let outcome = direct_io::write_direct(tmp, parts)?;
+            #[cfg(test)]
+            let outcome = if self.refuse_direct { Outcome::Refused } else { outcome };
+            match outcome {
                 Outcome::Written => return Ok(()),
                 Outcome::Refused => {
                     if self.direct.swap(false, Ordering::Relaxed) {

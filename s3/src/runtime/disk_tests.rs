@@ -186,3 +186,19 @@ fn large_block_files_read_back_exactly_with_and_without_direct_io() {
         }
     }
 }
+
+#[test]
+fn a_file_system_refusing_direct_io_gets_whole_ordinary_writes_from_then_on() {
+    let tmp = TempDir::new();
+    let disk = FsDisk::new(tmp.0.join("root")).refusing_direct_io();
+    assert!(disk.uses_direct_io());
+    let payload: Vec<u8> = (0..200_000u32).map(|b| (b % 253) as u8).collect();
+    disk.write_durable_parts("blocks/ab/cd/x", &[&[1], &payload]).unwrap();
+    assert!(!disk.uses_direct_io(), "the refusal is remembered");
+    let file = disk.read("blocks/ab/cd/x").unwrap();
+    assert!(file.len() == payload.len() + 1 && file[0] == 1 && file[1..] == payload[..]);
+    // Smaller than before: the ordinary write must not leave the old tail behind.
+    disk.write_durable_parts("blocks/ab/cd/x", &[&[1], &payload[..70_000]]).unwrap();
+    assert_eq!(disk.read("blocks/ab/cd/x").unwrap().len(), 70_001);
+    assert_eq!(disk.list("blocks/ab/cd").unwrap(), ["x"], "no temporary left behind");
+}
