@@ -29,7 +29,7 @@ use crate::rpc::message::LayoutRequest;
 use crate::rpc::{
     self, Handler, KvRequest, RemoteError, Request, Response, RpcClient, RpcConfig, TableRequest,
 };
-use crate::seam::{BoxFuture, Seam, open_database};
+use crate::seam::{BoxFuture, Seam, open_database_with_cache};
 use crate::table::replicated::{read_partition, serve_local};
 use crate::table::tombstones::TombstoneGc;
 use crate::table::{LocalTable, Quorums, Replicated, Store, SyncGate, SyncWorker};
@@ -79,6 +79,9 @@ pub struct NodeConfig {
     pub gc: GcConfig,
     /// Block resync and scrub timings.
     pub repair: RepairConfig,
+    /// The most memory the metadata database keeps of its pages
+    /// (`seam::DEFAULT_METADATA_CACHE_BYTES` unless configured).
+    pub metadata_cache_bytes: usize,
 }
 
 /// Why a node could not start.
@@ -146,7 +149,12 @@ impl Node {
             path: METADATA_DB_PATH.into(),
             reason: e.to_string(),
         };
-        let db = open_database(seam.disk.as_ref(), METADATA_DB_PATH).map_err(|e| db_err(&e))?;
+        let db = open_database_with_cache(
+            seam.disk.as_ref(),
+            METADATA_DB_PATH,
+            config.metadata_cache_bytes,
+        )
+        .map_err(|e| db_err(&e))?;
         let db = Arc::new(db);
         let sync_gate = SyncGate::default();
         sync_gate.set_syncing(!full_sync_done(&db).map_err(|e| db_err(&e))?);

@@ -66,6 +66,7 @@ pub(crate) fn node_config(
         sync_interval_ms,
         gc: Default::default(),
         repair: Default::default(),
+        metadata_cache_bytes: crate::seam::DEFAULT_METADATA_CACHE_BYTES,
     }
 }
 

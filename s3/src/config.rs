@@ -24,6 +24,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use hangar_engine::layout::{NodeId, REPLICATION_FACTOR_MAX};
+use hangar_engine::seam::DEFAULT_METADATA_CACHE_BYTES;
 use hangar_engine::table::ConsistencyMode;
 use serde::Deserialize;
 use toml::Spanned;
@@ -34,6 +35,8 @@ pub const DEFAULT_S3_REGION: &str = "hangar";
 pub const DEFAULT_WEB_BIND_ADDR: &str = "0.0.0.0:3902";
 /// The lifecycle worker's pass interval unless configured: once a day.
 pub const DEFAULT_LIFECYCLE_INTERVAL_SECS: u64 = 24 * 3600;
+/// The largest `metadata_cache_mib` accepted (1 TiB): a bigger figure is a typo.
+const MAX_METADATA_CACHE_MIB: usize = 1 << 20;
 /// The admin API listens on loopback unless told otherwise: it manages keys.
 pub const DEFAULT_ADMIN_BIND_ADDR: &str = "127.0.0.1:3903";
 /// Bearer tokens shorter than this are guessable.
@@ -68,6 +71,8 @@ pub struct Config {
     pub metadata_fsync: bool,
     /// The same for block files under `data_dir` (default true).
     pub data_fsync: bool,
+    /// The most memory, in MiB, the metadata database keeps of its pages (default 32).
+    pub metadata_cache_mib: usize,
     pub replication_factor: usize,
     pub consistency_mode: ConsistencyMode,
     pub rpc_bind_addr: SocketAddr,
@@ -159,6 +164,7 @@ struct RawConfig {
     data_dir: Spanned<String>,
     metadata_fsync: Option<bool>,
     data_fsync: Option<bool>,
+    metadata_cache_mib: Option<Spanned<i64>>,
     replication_factor: Option<Spanned<i64>>,
     consistency_mode: Option<Spanned<String>>,
     rpc_bind_addr: Option<Spanned<String>>,
@@ -324,11 +330,25 @@ fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
             }
         },
     };
+    let metadata_cache_mib = match &raw.metadata_cache_mib {
+        None => DEFAULT_METADATA_CACHE_BYTES >> 20,
+        Some(mib) => match usize::try_from(*mib.get_ref()) {
+            Ok(n) if (1..=MAX_METADATA_CACHE_MIB).contains(&n) => n,
+            _ => {
+                let problem = format!(
+                    "{} is not a number of MiB from 1 to {MAX_METADATA_CACHE_MIB}",
+                    mib.get_ref()
+                );
+                return Err(src.invalid("metadata_cache_mib", Some(mib.span()), problem));
+            }
+        },
+    };
     Ok(Config {
         metadata_dir,
         data_dir,
         metadata_fsync: raw.metadata_fsync.unwrap_or(true),
         data_fsync: raw.data_fsync.unwrap_or(true),
+        metadata_cache_mib,
         replication_factor,
         consistency_mode,
         rpc_bind_addr,

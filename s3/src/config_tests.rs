@@ -204,3 +204,15 @@ fn the_lifecycle_interval_is_a_day_unless_set() {
     let err = error_text(&minimal().replace("[[s3", "lifecycle_interval_secs = 0\n[[s3"));
     assert!(err.contains("`lifecycle_interval_secs`"), "{err}");
 }
+
+#[test]
+fn the_metadata_cache_is_32_mib_unless_set() {
+    assert_eq!(parse(&minimal()).unwrap().metadata_cache_mib, 32);
+    let text = minimal().replace("[[s3", "metadata_cache_mib = 256\n[[s3");
+    assert_eq!(parse(&text).unwrap().metadata_cache_mib, 256);
+    for bad in ["0", "-5", "2000000"] {
+        let text = minimal().replace("[[s3", &format!("metadata_cache_mib = {bad}\n[[s3"));
+        let err = error_text(&text);
+        assert!(err.contains("`metadata_cache_mib`") && err.contains("MiB from 1"), "{err}");
+    }
+}

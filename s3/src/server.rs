@@ -175,6 +175,7 @@ async fn start(config: &Config, single_node: bool) -> Result<Engine, ServerError
         sync_interval_ms: workers.sync_interval_ms,
         gc: workers.gc,
         repair: workers.repair,
+        metadata_cache_bytes: config.metadata_cache_mib << 20,
     };
     let node = Node::start(seam, node_config).await.map_err(ServerError::Node)?;
     if let Some(layout) = node.current_layout()

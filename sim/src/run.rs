@@ -296,6 +296,7 @@ impl World {
                 scrub_interval_ms: *c.scrub_interval_ms.get_ref(),
                 ..RepairConfig::default()
             },
+            metadata_cache_bytes: hangar_engine::seam::DEFAULT_METADATA_CACHE_BYTES,
         }
     }
 }

@@ -103,12 +103,30 @@ impl StorageBackend for DynBackend {
     }
 }
 
-/// Opens the redb database at `path`, creating it safely if it does not exist yet.
+/// The default of `NodeConfig::metadata_cache_bytes`: the most memory redb keeps of the
+/// metadata database's pages. redb's own default is 1 GiB per database, which a node with
+/// millions of objects would fill, against Hangar's aim of tens of MB per node. The
+/// interior pages of the B-trees, which every lookup touches, are a few MB even for
+/// millions of entries; leaves are read once per request and gain little from caching
+/// (docs/benchmarks.md, "The metadata cache").
+pub const DEFAULT_METADATA_CACHE_BYTES: usize = 32 << 20;
+
+/// Opens the redb database at `path`, creating it safely if it does not exist yet, with
+/// redb's page cache at most `DEFAULT_METADATA_CACHE_BYTES`.
+pub fn open_database(disk: &dyn Disk, path: &str) -> Result<Database, redb::DatabaseError> {
+    open_database_with_cache(disk, path, DEFAULT_METADATA_CACHE_BYTES)
+}
+
+/// `open_database` with redb's page cache at most `cache_bytes`.
 ///
 /// A crash during first-time creation can leave a file redb refuses to open (no valid
 /// header yet), so a new database is created under a temporary name, closed, and only then
 /// renamed into place with a directory sync.
-pub fn open_database(disk: &dyn Disk, path: &str) -> Result<Database, redb::DatabaseError> {
+pub fn open_database_with_cache(
+    disk: &dyn Disk,
+    path: &str,
+    cache_bytes: usize,
+) -> Result<Database, redb::DatabaseError> {
     if !disk.exists(path)? {
         let tmp = format!("{path}.creating");
         disk.remove(&tmp)?;
@@ -116,5 +134,5 @@ pub fn open_database(disk: &dyn Disk, path: &str) -> Result<Database, redb::Data
         drop(fresh);
         disk.rename_durable(&tmp, path)?;
     }
-    Builder::new().create_with_backend(disk.open_backend(path)?)
+    Builder::new().set_cache_size(cache_bytes).create_with_backend(disk.open_backend(path)?)
 }

@@ -11,7 +11,9 @@
 mod disk;
 mod net;
 
-pub use disk::{Disk, DynBackend, open_database};
+pub use disk::{
+    DEFAULT_METADATA_CACHE_BYTES, Disk, DynBackend, open_database, open_database_with_cache,
+};
 pub use net::{BoxStream, ByteStream, Listener, Net};
 
 use std::future::Future;

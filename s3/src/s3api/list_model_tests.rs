@@ -180,6 +180,7 @@ async fn engine_backend(name: &str) -> EngineBackend {
         sync_interval_ms: 60_000,
         gc: Default::default(),
         repair: Default::default(),
+        metadata_cache_bytes: hangar_engine::seam::DEFAULT_METADATA_CACHE_BYTES,
     };
     let node = Node::start(seam, config).await.unwrap();
     EngineBackend::new(Arc::new(ObjectStore::new(node)))
