@@ -51,9 +51,18 @@ pub fn write_direct(path: &Path, parts: &[&[u8]]) -> io::Result<Outcome> {
         Err(e) if refuses_direct(&e) => return Ok(Outcome::Refused),
         other => other?,
     };
-    match file.write_all(buffer) {
-        Err(e) if refuses_direct(&e) => return Ok(Outcome::Refused),
-        other => other?,
+    // One write of the whole buffer: after a short one (a full disk), the rest would start
+    // at an unaligned offset, and the `EINVAL` that follows must not read as a refusal.
+    let written = loop {
+        match file.write(buffer) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if refuses_direct(&e) => return Ok(Outcome::Refused),
+            other => break other?,
+        }
+    };
+    if written != padded {
+        let problem = format!("short O_DIRECT write: {written} of {padded} bytes");
+        return Err(io::Error::new(io::ErrorKind::StorageFull, problem));
     }
     if padded != len {
         file.set_len(len as u64)?;
