@@ -9,6 +9,9 @@
 //!   rename by an fsync of the destination's directory;
 //! - removals are not fsynced: a file that reappears after a crash is garbage the engine's
 //!   collectors already have to handle, and skipping the sync keeps deletes cheap.
+//! - a fsynced block file of `DIRECT_MIN_BYTES` or more is written with `O_DIRECT` where
+//!   the file system takes it (`direct_io`): the same bytes, the same syncs, without first
+//!   copying the block into the page cache.
 //!
 //! Paths from the engine are relative, '/'-separated, and must stay under the root; anything
 //! else (absolute paths, `..`, empty components) is refused with `InvalidInput`.
