@@ -36,7 +36,7 @@ pub const DEFAULT_WEB_BIND_ADDR: &str = "0.0.0.0:3902";
 /// The lifecycle worker's pass interval unless configured: once a day.
 pub const DEFAULT_LIFECYCLE_INTERVAL_SECS: u64 = 24 * 3600;
 /// The largest `metadata_cache_mib` accepted (1 TiB): a bigger figure is a typo.
-const MAX_METADATA_CACHE_MIB: usize = 1 << 20;
+const MAX_METADATA_CACHE_MIB: u64 = 1 << 20;
 /// The admin API listens on loopback unless told otherwise: it manages keys.
 pub const DEFAULT_ADMIN_BIND_ADDR: &str = "127.0.0.1:3903";
 /// Bearer tokens shorter than this are guessable.
@@ -275,19 +275,15 @@ impl Config {
 fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
     let metadata_dir = dir(src, "metadata_dir", &raw.metadata_dir)?;
     let data_dir = dir(src, "data_dir", &raw.data_dir)?;
-    let replication_factor = match &raw.replication_factor {
-        None => 1,
-        Some(rf) => match usize::try_from(*rf.get_ref()) {
-            Ok(n) if (1..=REPLICATION_FACTOR_MAX).contains(&n) => n,
-            _ => {
-                let problem = format!(
-                    "{} is not a replication factor in 1..={REPLICATION_FACTOR_MAX}",
-                    rf.get_ref()
-                );
-                return Err(src.invalid("replication_factor", Some(rf.span()), problem));
-            }
-        },
-    };
+    let rf_max = REPLICATION_FACTOR_MAX as u64;
+    let replication_factor = whole_number(
+        src,
+        "replication_factor",
+        &raw.replication_factor,
+        1,
+        1..=rf_max,
+        &format!("a replication factor in 1..={REPLICATION_FACTOR_MAX}"),
+    )? as usize;
     let consistency_mode = match &raw.consistency_mode {
         None => ConsistencyMode::Consistent,
         Some(mode) => ConsistencyMode::parse(mode.get_ref()).ok_or_else(|| {
@@ -320,29 +316,22 @@ fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
             root_domain: root_domain(src, "s3_web.root_domain", &web.root_domain)?,
         }),
     };
-    let lifecycle_interval_secs = match &raw.lifecycle_interval_secs {
-        None => DEFAULT_LIFECYCLE_INTERVAL_SECS,
-        Some(secs) => match u64::try_from(*secs.get_ref()) {
-            Ok(n) if n >= 1 => n,
-            _ => {
-                let problem = format!("{} is not a number of seconds ≥ 1", secs.get_ref());
-                return Err(src.invalid("lifecycle_interval_secs", Some(secs.span()), problem));
-            }
-        },
-    };
-    let metadata_cache_mib = match &raw.metadata_cache_mib {
-        None => DEFAULT_METADATA_CACHE_BYTES >> 20,
-        Some(mib) => match usize::try_from(*mib.get_ref()) {
-            Ok(n) if (1..=MAX_METADATA_CACHE_MIB).contains(&n) => n,
-            _ => {
-                let problem = format!(
-                    "{} is not a number of MiB from 1 to {MAX_METADATA_CACHE_MIB}",
-                    mib.get_ref()
-                );
-                return Err(src.invalid("metadata_cache_mib", Some(mib.span()), problem));
-            }
-        },
-    };
+    let lifecycle_interval_secs = whole_number(
+        src,
+        "lifecycle_interval_secs",
+        &raw.lifecycle_interval_secs,
+        DEFAULT_LIFECYCLE_INTERVAL_SECS,
+        1..=u64::MAX,
+        "a number of seconds ≥ 1",
+    )?;
+    let metadata_cache_mib = whole_number(
+        src,
+        "metadata_cache_mib",
+        &raw.metadata_cache_mib,
+        (DEFAULT_METADATA_CACHE_BYTES >> 20) as u64,
+        1..=MAX_METADATA_CACHE_MIB,
+        &format!("a number of MiB from 1 to {MAX_METADATA_CACHE_MIB}"),
+    )? as usize;
     Ok(Config {
         metadata_dir,
         data_dir,
@@ -360,6 +349,26 @@ fn validate(raw: RawConfig, src: &Source) -> Result<Config, ConfigError> {
         s3_web,
         lifecycle_interval_secs,
     })
+}
+
+/// A whole-number field: `default` when absent, else its value if within `range`, else an
+/// error saying "VALUE is not WHAT" at the value.
+fn whole_number(
+    src: &Source,
+    field: &str,
+    raw: &Option<Spanned<i64>>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    what: &str,
+) -> Result<u64, ConfigError> {
+    let Some(value) = raw else { return Ok(default) };
+    match u64::try_from(*value.get_ref()) {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => {
+            let problem = format!("{} is not {what}", value.get_ref());
+            Err(src.invalid(field, Some(value.span()), problem))
+        }
+    }
 }
 
 fn validate_admin(src: &Source, raw: &RawAdmin) -> Result<AdminConfig, ConfigError> {
