@@ -3,8 +3,22 @@
 //!
 //! Persisted layout: key = the object table's entry key; value = `codec` encoding of
 //! `StoredState`, an enum whose variant index is the format version (`V1` = 0). Every
-//! answer is given after its write transaction committed (redb's default durability:
-//! fsync), so a promise or an accept survives a crash of the process.
+//! answer is given after its write transaction committed, so an accept survives a crash
+//! of the process (fsynced), and so does every promise, in one of two ways:
+//!
+//! **The promise ceiling.** A promise must outlive a crash: an acceptor that forgot
+//! promising `b` could accept a lower ballot's value while `b`'s proposer, counting its
+//! promise, gets another value chosen (`forgetting_the_ceiling_lets_two_values_be_chosen`
+//! plays that out). Instead of fsyncing every promise, the acceptor keeps one durable
+//! ballot, the *ceiling* `C` (local table `cas_ceiling`), above every promise it has made:
+//! a prepare at or below `C` is committed without an fsync, and one above `C` raises `C`
+//! to `CEILING_LEASE_MS` past it in the same, fsynced, transaction. On opening, the
+//! acceptor counts every key as promised at the stored `C` (`restart_floor`): a promise
+//! lost in a crash is honoured anyway, and over-promising is always safe (it is a prepare
+//! from a proposer that never comes back). Ballot counters are millisecond stamps, so
+//! the ceiling is raised about once per lease under steady writes; the price is that, for
+//! up to a lease after a restart, proposers are refused once and outbid `C`. Accepts stay
+//! fsynced: an accepted value is what a later prepare quorum must find.
 //!
 //! Requests are served one at a time per node (`serial`): each is a read-modify-write of
 //! one row, and two of them on the same key must not interleave.
@@ -33,6 +47,13 @@ const DELETION_DUE: TableDefinition<&[u8], ()> = TableDefinition::new("cas_delet
 /// One row, `FLOOR_KEY`: the promise floor (module docs), a `codec`-encoded `Ballot`.
 const FLOOR: TableDefinition<&str, &[u8]> = TableDefinition::new("cas_floor");
 const FLOOR_KEY: &str = "floor";
+/// One row, `CEILING_KEY`: the promise ceiling (module docs), a `codec`-encoded `Ballot`.
+const CEILING: TableDefinition<&str, &[u8]> = TableDefinition::new("cas_ceiling");
+const CEILING_KEY: &str = "ceiling";
+/// How far above a prepare's ballot counter (milliseconds) a raised ceiling goes: the
+/// ceiling is fsynced about once per lease under steady writes, and after a restart
+/// proposers are refused for up to a lease. One second keeps both small.
+pub const CEILING_LEASE_MS: u64 = 1_000;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcceptorState {
@@ -65,6 +86,9 @@ fn storage<E: std::fmt::Display>(e: E) -> AcceptorError {
 
 pub struct Acceptor {
     db: Arc<Database>,
+    /// The ceiling stored when this acceptor was opened: every key counts as promised at
+    /// least at it (module docs, "The promise ceiling").
+    restart_floor: Option<Ballot>,
     serial: Mutex<()>,
     /// Requests waiting for the next group commit (`serve`).
     queue: Mutex<Queue>,
@@ -175,14 +199,23 @@ impl Acceptor {
         txn.open_table(COMPACTION_DUE).map_err(storage)?;
         txn.open_table(DELETION_DUE).map_err(storage)?;
         txn.open_table(FLOOR).map_err(storage)?;
+        let restart_floor = read_ballot(&txn.open_table(CEILING).map_err(storage)?, CEILING_KEY)?;
         txn.commit().map_err(storage)?;
         Ok(Acceptor {
             db,
+            restart_floor,
             serial: Mutex::new(()),
             queue: Mutex::new(Queue::default()),
             #[cfg(test)]
             test_knobs: Default::default(),
         })
+    }
+
+    /// `open`, weakened for tests: the acceptor forgets its ceiling (does not count every
+    /// key as promised at it), so a promise lost in a crash is forgotten for good.
+    #[cfg(test)]
+    pub(crate) fn open_forgetting_the_ceiling(db: Arc<Database>) -> Result<Self, AcceptorError> {
+        Ok(Acceptor { restart_floor: None, ..Self::open(db)? })
     }
 
     /// Phase 1: promises `ballot` if it is above every ballot promised so far.
@@ -214,7 +247,8 @@ impl Acceptor {
     /// acceptor steps, and one fsync each would cap a node at a few hundred writes per
     /// second. The leader's work is synchronous (no await), so it is never abandoned
     /// halfway; every answer is sent after the commit that made it durable.
-    /// A batch is committed durably if any of its requests must be (`Commit`).
+    /// A batch counts as `Durable` if any of its requests does (`Commit`); whether it is
+    /// then fsynced is `apply_batch`'s rule.
     pub async fn serve(
         &self,
         key: Vec<u8>,
@@ -259,7 +293,8 @@ impl Acceptor {
 
     /// Applies `requests` in order in one write transaction (a later request on a key sees
     /// the earlier ones), commits once, and returns each answer; if the commit fails, no
-    /// request gets a vote.
+    /// request gets a vote. The commit is fsynced if any request needs it: a `Durable`
+    /// accept, or a `Durable` prepare above the ceiling, which raises the ceiling here.
     fn apply_batch(
         &self,
         requests: Vec<(Vec<u8>, AcceptorOp)>,
@@ -272,26 +307,31 @@ impl Acceptor {
             Ok(txn) => txn,
             Err(e) => return all_fail(storage(e), n),
         };
-        if commit == Commit::Volatile
-            && let Err(e) = txn.set_durability(redb::Durability::None)
-        {
-            return all_fail(storage(e), n);
-        }
         let mut answers = Vec::with_capacity(n);
+        let mut fsync = false;
         {
             let opened = txn
                 .open_table(TABLE)
-                .and_then(|table| txn.open_table(COMPACTION_DUE).map(|due| (table, due)));
-            let (mut table, mut due) = match opened {
+                .and_then(|table| txn.open_table(COMPACTION_DUE).map(|due| (table, due)))
+                .and_then(|(table, due)| txn.open_table(CEILING).map(|c| (table, due, c)));
+            let (mut table, mut due, mut ceilings) = match opened {
                 Ok(tables) => tables,
                 Err(e) => return all_fail(storage(e), n),
             };
-            let floor = match txn.open_table(FLOOR).map_err(storage).and_then(|f| read_floor(&f)) {
-                Ok(floor) => floor,
-                Err(e) => return all_fail(e, n),
+            let floor = txn.open_table(FLOOR).map_err(storage).and_then(|f| read_floor(&f));
+            let ceiling = read_ballot(&ceilings, CEILING_KEY);
+            let (floor, mut ceiling) = match (floor, ceiling) {
+                (Ok(floor), Ok(ceiling)) => (floor, ceiling),
+                (Err(e), _) | (_, Err(e)) => return all_fail(e, n),
             };
+            let floor = floor.max(self.restart_floor);
+            let ceiling_before = ceiling;
             for (key, op) in requests {
                 let accepts = matches!(op, AcceptorOp::Accept(..));
+                let durable_prepare = match op {
+                    AcceptorOp::Prepare(ballot) if commit == Commit::Durable => Some(ballot),
+                    _ => None,
+                };
                 let row = read_row(&table, &key);
                 let answer = row.and_then(|row| match row {
                     // No row: promised at the floor by no one, so no accept before a prepare.
@@ -299,6 +339,7 @@ impl Acceptor {
                     row => {
                         let mut state =
                             row.unwrap_or(AcceptorState { promised: floor, accepted: None });
+                        state.promised = state.promised.max(self.restart_floor);
                         match step(&mut state, op) {
                             Ok(reply) => {
                                 // A row with nothing accepted is listed too: its accept may
@@ -310,6 +351,12 @@ impl Acceptor {
                                 if listed {
                                     due.insert(key.as_slice(), ()).map_err(storage)?;
                                 }
+                                if let Some(ballot) = durable_prepare
+                                    && ceiling.is_none_or(|c| ballot > c)
+                                {
+                                    ceiling = Some(ceiling_above(ballot));
+                                }
+                                fsync |= accepts && commit == Commit::Durable;
                                 Ok(reply)
                             }
                             Err(reply) => Ok(reply),
@@ -318,6 +365,15 @@ impl Acceptor {
                 });
                 answers.push(answer);
             }
+            if ceiling != ceiling_before {
+                if let Err(e) = write_ballot(&mut ceilings, CEILING_KEY, ceiling) {
+                    return all_fail(e, n);
+                }
+                fsync = true;
+            }
+        }
+        if !fsync && let Err(e) = txn.set_durability(redb::Durability::None) {
+            return all_fail(storage(e), n);
         }
         match txn.commit() {
             Ok(()) => answers,
@@ -430,8 +486,9 @@ impl Acceptor {
             let mut table = txn.open_table(TABLE).map_err(storage)?;
             let mut due = txn.open_table(DELETION_DUE).map_err(storage)?;
             for (key, ballot) in items {
-                let state = read_row(&table, &key)?
+                let mut state = read_row(&table, &key)?
                     .unwrap_or(AcceptorState { promised: floor, accepted: None });
+                state.promised = state.promised.max(self.restart_floor);
                 let promised_at_most = state.promised.is_none_or(|p| p <= ballot);
                 let nothing_at_or_above = state.accepted.as_ref().is_none_or(|(b, _)| *b < ballot);
                 if !(promised_at_most && nothing_at_or_above) {
@@ -537,7 +594,7 @@ impl Acceptor {
     }
 
     /// The state each of `keys` answers prepares from: its row, or for a key without one,
-    /// promised at the floor with nothing accepted.
+    /// promised at the floor with nothing accepted; promised at least at the restart floor.
     pub fn peek(&self, keys: &[Vec<u8>]) -> Result<Vec<AcceptorState>, AcceptorError> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(TABLE).map_err(storage)?;
@@ -545,9 +602,17 @@ impl Acceptor {
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let row = read_row(&table, key)?;
-            out.push(row.unwrap_or(AcceptorState { promised: floor, accepted: None }));
+            let mut state = row.unwrap_or(AcceptorState { promised: floor, accepted: None });
+            state.promised = state.promised.max(self.restart_floor);
+            out.push(state);
         }
         Ok(out)
+    }
+
+    /// The promise ceiling as stored now (module docs; tests and diagnostics).
+    pub fn ceiling(&self) -> Result<Option<Ballot>, AcceptorError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        read_ballot(&txn.open_table(CEILING).map_err(storage)?, CEILING_KEY)
     }
 
     /// The state `key` answers prepares from (`peek`; tests and diagnostics).
@@ -568,21 +633,51 @@ fn write_floor(
     floors: &mut redb::Table<'_, &'static str, &'static [u8]>,
     floor: Option<Ballot>,
 ) -> Result<(), AcceptorError> {
-    if let Some(floor) = floor {
-        let bytes = crate::codec::encode(&floor);
-        floors.insert(FLOOR_KEY, bytes.as_slice()).map_err(storage)?;
-    }
-    Ok(())
+    write_ballot(floors, FLOOR_KEY, floor)
 }
 
 /// The promise floor (module docs), `None` before any row was deleted.
 fn read_floor(
     floors: &impl ReadableTable<&'static str, &'static [u8]>,
 ) -> Result<Option<Ballot>, AcceptorError> {
-    let Some(bytes) = floors.get(FLOOR_KEY).map_err(storage)? else {
+    read_ballot(floors, FLOOR_KEY)
+}
+
+/// Stores the ballot `name` (the floor or the ceiling); `None` leaves the row as it is.
+fn write_ballot(
+    table: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    name: &str,
+    ballot: Option<Ballot>,
+) -> Result<(), AcceptorError> {
+    if let Some(ballot) = ballot {
+        let bytes = crate::codec::encode(&ballot);
+        table.insert(name, bytes.as_slice()).map_err(storage)?;
+    }
+    Ok(())
+}
+
+/// The ballot stored as `name`, `None` if it was never written.
+fn read_ballot(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    name: &str,
+) -> Result<Option<Ballot>, AcceptorError> {
+    let Some(bytes) = table.get(name).map_err(storage)? else {
         return Ok(None);
     };
-    crate::codec::decode::<Ballot>("cas promise floor", bytes.value()).map(Some).map_err(storage)
+    crate::codec::decode::<Ballot>("cas promise floor or ceiling", bytes.value())
+        .map(Some)
+        .map_err(storage)
+}
+
+/// The ceiling raised for a prepare of `ballot`: `CEILING_LEASE_MS` past its counter, and
+/// above every ballot of that counter (no proposer's node id or nonce is the maximum of
+/// both, so no proposer's ballot ever equals it).
+pub(super) fn ceiling_above(ballot: Ballot) -> Ballot {
+    Ballot {
+        counter: ballot.counter.saturating_add(CEILING_LEASE_MS),
+        node: crate::layout::NodeId(u64::MAX),
+        nonce: u64::MAX,
+    }
 }
 
 /// The acceptor rules (module docs of `cas`): `Ok(reply)` changes `state`, `Err(reply)`
@@ -693,7 +788,8 @@ mod tests {
         }
         let a = Acceptor::open(Arc::new(open_database(&disk, "meta/db").unwrap())).unwrap();
         let state = a.state(b"k").unwrap();
-        assert_eq!(state.promised, Some(ballot(2)));
+        // Promised at the ceiling, which is above the promise (`ceiling_tests`).
+        assert_eq!(state.promised, Some(super::ceiling_above(ballot(2))));
         assert_eq!(state.accepted, Some((ballot(2), b"v".to_vec())));
     }
 
@@ -716,7 +812,9 @@ mod tests {
             assert_eq!(a.delete_rows(vec![(b"k".to_vec(), judged)], vec![]).unwrap(), 1);
             assert!(!a.has_row(b"k").unwrap());
         }
-        let a = Acceptor::open(Arc::new(open_database(&disk, "meta/db").unwrap())).unwrap();
+        // Without the ceiling, which would hide the floor behind a higher promise.
+        let db = Arc::new(open_database(&disk, "meta/db").unwrap());
+        let a = Acceptor::open_forgetting_the_ceiling(db).unwrap();
         let floor = CasReply::Rejected { promised: Some(ballot(7)) };
         for key in [&b"k"[..], b"never-seen"] {
             assert_eq!(a.prepare(key, ballot(7)).unwrap(), floor, "at the floor");

@@ -26,6 +26,8 @@
 //! Protocol and guarantees: docs/data-model.md, "Writes of a key: consensus".
 
 pub mod acceptor;
+#[cfg(test)]
+mod ceiling_tests;
 
 use serde::{Deserialize, Serialize};
 
