@@ -4,7 +4,7 @@
 # on), run one after the other so they never share the CPU.
 #
 #   [NODES=1|3] [DURATION=20s] [LIST_KEYS=100000] [LIST_ONLY=1] [SYSTEMS="hangar garage"] \
-#       [BIN_DIR=DIR] [HOT_KEY=1] \
+#       [BIN_DIR=DIR] [HOT_KEY=1] [ONLY="put-4KiB-c1 ..."] \
 #       bench/compare-garage.sh [GARAGE_BIN] [OUT_DIR]
 #
 # GARAGE_BIN: a Garage 2.5.0 binary (`cargo install garage --version 2.5.0 --root DIR`
@@ -15,6 +15,7 @@
 # lists the whole prefix 5 times at concurrency 1 (`--list-all`); 0 skips it.
 # HOT_KEY=1 adds `hot-key-c16`: 16 clients doing PUT and DELETE (3:1) of one 4 KiB key,
 # which counts the writes that contention on one key makes fail.
+# ONLY: run just the workloads named (a space-separated list of the names below).
 # Prints one table row per (system, workload), the RSS of every node idle and after the
 # runs, and writes every summary as JSON in OUT_DIR (`SYSTEM-NODESn-WORKLOAD.json`).
 set -euo pipefail
@@ -98,8 +99,18 @@ workload_specs() {
     if [ "${HOT_KEY:-0}" = 1 ]; then
         specs+=("hot-key-c16|--mix put=3,delete=1 --size 4KiB --keys 1 --concurrency 16 --no-fill --duration $DURATION")
     fi
+    if [ -n "${ONLY:-}" ]; then
+        local only=() spec
+        for spec in "${specs[@]}"; do
+            [[ " $ONLY " == *" ${spec%%|*} "* ]] && only+=("$spec")
+        done
+        [ ${#only[@]} -gt 0 ] || { echo "ONLY names no workload: $ONLY" >&2; exit 2; }
+        specs=("${only[@]}")
+    fi
     if [ ${#specs[@]} -gt 0 ]; then printf '%s\n' "${specs[@]}"; fi
 }
+
+workload_specs >/dev/null # a bad ONLY stops here, before any server starts
 
 # The buckets the cluster needs: `bench` (the probe's), then one per workload.
 bucket_names() {
