@@ -390,6 +390,9 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
                 if disks_world.scenario.cluster.unsafe_background_read_repair {
                     repair_reads_in_background(&node);
                 }
+                if disks_world.scenario.cluster.unsafe_forget_promise_ceiling {
+                    node.cas.unsafe_forget_the_ceiling();
+                }
                 let (agent, commands) = mpsc::unbounded_channel();
                 let handle = (Arc::downgrade(&node), agent);
                 disks_world.handles.lock().unwrap().insert(host.clone(), handle);

@@ -44,6 +44,10 @@ pub struct Cluster {
     /// quorum (read-after-write still holds; linearizability does not).
     #[serde(default)]
     pub unsafe_background_read_repair: bool,
+    /// Test-only weakening: a restarted acceptor forgets its promise ceiling, so the
+    /// promises it made without an fsync and lost in a crash are forgotten.
+    #[serde(default)]
+    pub unsafe_forget_promise_ceiling: bool,
     pub zones: usize,
     pub replication_factor: usize,
     #[serde(default = "default_mode")]

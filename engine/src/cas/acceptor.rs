@@ -87,8 +87,10 @@ fn storage<E: std::fmt::Display>(e: E) -> AcceptorError {
 pub struct Acceptor {
     db: Arc<Database>,
     /// The ceiling stored when this acceptor was opened: every key counts as promised at
-    /// least at it (module docs, "The promise ceiling").
+    /// least at it (module docs, "The promise ceiling"). Read through `restart_floor()`.
     restart_floor: Option<Ballot>,
+    /// Test-only weakening (`unsafe_forget_the_ceiling`): the restart floor is ignored.
+    forget_restart_floor: std::sync::atomic::AtomicBool,
     serial: Mutex<()>,
     /// Requests waiting for the next group commit (`serve`).
     queue: Mutex<Queue>,
@@ -204,6 +206,7 @@ impl Acceptor {
         Ok(Acceptor {
             db,
             restart_floor,
+            forget_restart_floor: Default::default(),
             serial: Mutex::new(()),
             queue: Mutex::new(Queue::default()),
             #[cfg(test)]
@@ -211,11 +214,27 @@ impl Acceptor {
         })
     }
 
-    /// `open`, weakened for tests: the acceptor forgets its ceiling (does not count every
-    /// key as promised at it), so a promise lost in a crash is forgotten for good.
+    /// `open`, weakened for tests (`unsafe_forget_the_ceiling`).
     #[cfg(test)]
     pub(crate) fn open_forgetting_the_ceiling(db: Arc<Database>) -> Result<Self, AcceptorError> {
-        Ok(Acceptor { restart_floor: None, ..Self::open(db)? })
+        let acceptor = Self::open(db)?;
+        acceptor.unsafe_forget_the_ceiling();
+        Ok(acceptor)
+    }
+
+    /// Test-only weakening (the simulator's `cluster.unsafe_forget_promise_ceiling`): this
+    /// acceptor no longer counts every key as promised at the ceiling it found on opening,
+    /// so a promise lost in a crash is forgotten for good.
+    pub fn unsafe_forget_the_ceiling(&self) {
+        self.forget_restart_floor.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Every key counts as promised at least at this (module docs, "The promise ceiling").
+    fn restart_floor(&self) -> Option<Ballot> {
+        match self.forget_restart_floor.load(std::sync::atomic::Ordering::Relaxed) {
+            true => None,
+            false => self.restart_floor,
+        }
     }
 
     /// Phase 1: promises `ballot` if it is above every ballot promised so far.
@@ -324,7 +343,7 @@ impl Acceptor {
                 (Ok(floor), Ok(ceiling)) => (floor, ceiling),
                 (Err(e), _) | (_, Err(e)) => return all_fail(e, n),
             };
-            let floor = floor.max(self.restart_floor);
+            let floor = floor.max(self.restart_floor());
             let ceiling_before = ceiling;
             for (key, op) in requests {
                 let accepts = matches!(op, AcceptorOp::Accept(..));
@@ -339,7 +358,7 @@ impl Acceptor {
                     row => {
                         let mut state =
                             row.unwrap_or(AcceptorState { promised: floor, accepted: None });
-                        state.promised = state.promised.max(self.restart_floor);
+                        state.promised = state.promised.max(self.restart_floor());
                         match step(&mut state, op) {
                             Ok(reply) => {
                                 // A row with nothing accepted is listed too: its accept may
@@ -488,7 +507,7 @@ impl Acceptor {
             for (key, ballot) in items {
                 let mut state = read_row(&table, &key)?
                     .unwrap_or(AcceptorState { promised: floor, accepted: None });
-                state.promised = state.promised.max(self.restart_floor);
+                state.promised = state.promised.max(self.restart_floor());
                 let promised_at_most = state.promised.is_none_or(|p| p <= ballot);
                 let nothing_at_or_above = state.accepted.as_ref().is_none_or(|(b, _)| *b < ballot);
                 if !(promised_at_most && nothing_at_or_above) {
@@ -603,7 +622,7 @@ impl Acceptor {
         for key in keys {
             let row = read_row(&table, key)?;
             let mut state = row.unwrap_or(AcceptorState { promised: floor, accepted: None });
-            state.promised = state.promised.max(self.restart_floor);
+            state.promised = state.promised.max(self.restart_floor());
             out.push(state);
         }
         Ok(out)
