@@ -39,7 +39,7 @@ pub(crate) fn test_role(n: u64) -> NodeRole {
     NodeRole { zone: format!("z{n}"), capacity: 1, tags: Vec::new() }
 }
 
-fn test_layout(nodes: u64) -> ClusterLayout {
+pub(crate) fn test_layout(nodes: u64) -> ClusterLayout {
     let mut layout = ClusterLayout::new(NODE_COUNT as usize).expect("RF 3 is valid");
     for n in 1..=nodes {
         layout.stage_assign(NodeId(n), test_role(n)).expect("valid role");

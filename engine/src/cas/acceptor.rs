@@ -148,6 +148,9 @@ pub(crate) struct ProposerTestKnobs {
     /// Unconditional writes skip the consensus (the last-writer-wins table write of
     /// `degraded` mode and of builds before every write was ordered).
     pub unconditional_fast_path: std::sync::atomic::AtomicBool,
+    /// Back off after a round refused at a restarted acceptor's ceiling, as after losing
+    /// to another proposer (the behaviour before such refusals were recognised).
+    pub back_off_at_ceilings: std::sync::atomic::AtomicBool,
     /// The next round to finish its prepare phase says so on the first channel, then
     /// waits for the second (a test interleaves another write there).
     pub after_prepare: Mutex<Option<PauseAfterPrepare>>,
@@ -694,7 +697,7 @@ fn read_ballot(
 pub(super) fn ceiling_above(ballot: Ballot) -> Ballot {
     Ballot {
         counter: ballot.counter.saturating_add(CEILING_LEASE_MS),
-        node: crate::layout::NodeId(u64::MAX),
+        node: Ballot::CEILING_NODE,
         nonce: u64::MAX,
     }
 }

@@ -45,6 +45,18 @@ pub struct Ballot {
     pub nonce: u64,
 }
 
+impl Ballot {
+    /// The node id of an acceptor's promise ceiling (`acceptor`, "The promise ceiling"); no
+    /// proposer's ballot carries it together with the largest nonce.
+    pub const CEILING_NODE: NodeId = NodeId(u64::MAX);
+
+    /// Whether this is an acceptor's promise ceiling rather than a proposer's ballot: a
+    /// refusal at a ceiling comes from a restarted acceptor, not from a competing proposer.
+    pub fn is_ceiling(&self) -> bool {
+        self.node == Self::CEILING_NODE && self.nonce == u64::MAX
+    }
+}
+
 /// A value accepted under a ballot (opaque to the acceptor: an encoded object version).
 pub type Accepted = (Ballot, Vec<u8>);
 

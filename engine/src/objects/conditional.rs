@@ -61,7 +61,7 @@ const ROUNDS_MAX: u32 = 8;
 const UNCONDITIONAL_ROUNDS_MAX: u32 = 24;
 /// Backoff after a lost round: uniformly random in `[1, 2) × min(BACKOFF_MS × round,
 /// BACKOFF_MAX_MS)`.
-const BACKOFF_MS: u64 = 20;
+pub(super) const BACKOFF_MS: u64 = 20;
 const BACKOFF_MAX_MS: u64 = 200;
 
 /// What a conditional write requires of the key's current version.
@@ -331,6 +331,15 @@ impl ObjectStore {
                 Ok(RoundEnd::Again) => continue,
                 Ok(RoundEnd::Lost { promised }) => {
                     floor = floor.max(promised);
+                    // Refused by a restarted acceptor's ceiling, not by another proposer:
+                    // there is nobody to make way for, so outbid it at once.
+                    let at_ceiling = promised.is_some_and(|p| p.is_ceiling());
+                    #[cfg(test)]
+                    let at_ceiling = at_ceiling
+                        && !self.node.cas.test_knobs.back_off_at_ceilings.load(Ordering::Relaxed);
+                    if at_ceiling {
+                        continue;
+                    }
                     let base = (BACKOFF_MS * u64::from(round)).min(BACKOFF_MAX_MS);
                     let wait = base + rng.next_u64() % base;
                     tokio::time::sleep(Duration::from_millis(wait)).await;

@@ -26,6 +26,8 @@ pub mod body_reader;
 #[cfg(test)]
 mod body_tests;
 pub mod bucket_config;
+#[cfg(test)]
+mod ceiling_restart_tests;
 pub mod conditional;
 #[cfg(test)]
 mod conditional_order_tests;
