@@ -110,7 +110,9 @@ pub enum AcceptorOp {
 /// How an acceptor step is committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Commit {
-    /// fsynced before the answer: the rule for every key with more than one acceptor.
+    /// Survives a crash before the answer: the rule for every key with more than one
+    /// acceptor. An accept is fsynced; a promise is fsynced, or committed without an fsync
+    /// where the ceiling covers it (module docs, "The promise ceiling").
     Durable,
     /// Not fsynced: only for a key whose every replica set is this node alone (the
     /// proposer's `PrepareSolo`/`AcceptSolo`). The table write that follows the accept is
