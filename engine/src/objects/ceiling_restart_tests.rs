@@ -49,7 +49,7 @@ async fn first_write_after_a_restart_ms(back_off_at_ceilings: bool) -> u64 {
     let nodes = three_nodes(&board, &disks, 10).await;
     nodes[0].cas.test_knobs.back_off_at_ceilings.store(back_off_at_ceilings, Ordering::Relaxed);
     let store = ObjectStore::new(nodes[0].clone());
-    let started = tokio::time::Instant::now();
+    let started = crate::seam::monotonic_now();
     store.put_object("b", "k", meta("t", "e2"), b"two".to_vec()).await.unwrap();
     let took = started.elapsed().as_millis() as u64;
     assert_eq!(store.get_object("b", "k").await.unwrap().data, b"two".to_vec());
