@@ -130,3 +130,29 @@ fn after_a_crash_one_value_is_chosen() {
 fn forgetting_the_ceiling_lets_two_values_be_chosen() {
     assert_eq!(two_proposers_around_a_crash(true), vec![&b"v1"[..], b"v2"]);
 }
+
+/// After a restart, the acceptor's answers to the row collector count the ceiling too:
+/// `CasPeek` reports every key promised at it, and a catch-up to a fence under a lower
+/// ballot is refused (this acceptor may have promised anything up to the ceiling).
+#[test]
+fn after_a_restart_peeks_and_catch_ups_count_the_ceiling() {
+    let disk = MemDisk::default();
+    {
+        let a = open_on(&disk);
+        a.prepare(b"k", ballot(10_000, 1)).unwrap();
+        a.accept(b"k", ballot(10_000, 1), b"old".to_vec()).unwrap();
+    }
+    let a = open_on(&disk);
+    let ceiling = ceiling_above(ballot(10_000, 1));
+    let states = a.peek(&[b"k".to_vec(), b"none".to_vec()]).unwrap();
+    assert_eq!(states[0].promised, Some(ceiling));
+    assert_eq!(states[0].accepted, Some((ballot(10_000, 1), b"old".to_vec())), "kept");
+    assert_eq!(states[1], AcceptorState { promised: Some(ceiling), accepted: None });
+
+    let below = ballot(10_500, 2);
+    let items = vec![(b"k".to_vec(), below), (b"none".to_vec(), below)];
+    assert_eq!(a.catch_up(items, b"fence").unwrap(), 0, "below the ceiling: left alone");
+    let above = ballot(ceiling.counter + 1, 2);
+    assert_eq!(a.catch_up(vec![(b"k".to_vec(), above)], b"fence").unwrap(), 1);
+    assert_eq!(a.state(b"k").unwrap().accepted, Some((above, b"fence".to_vec())));
+}
