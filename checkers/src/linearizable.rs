@@ -471,7 +471,9 @@ impl KeyProblem {
         // Placed operations that complete (unknown ones are counted per class instead).
         let mut finite = vec![0u64; n.div_ceil(64)];
         let mut memo = Memo::default();
-        let mut stack: Vec<(usize, State)> = Vec::new();
+        // Each placement: its call entry, the state before it, and the pass it was made in.
+        let mut stack: Vec<(usize, State, Pass)> = Vec::new();
+        let mut pass = Pass::Completing;
         let mut state = initial;
         let mut furthest = Furthest::default();
         let mut cursor = list.first();
@@ -495,7 +497,7 @@ impl KeyProblem {
             if is_call {
                 let canonical =
                     class == NO_CLASS || self.members[class][placed[class] as usize] == op;
-                if !canonical {
+                if !canonical || self.steps[op].info != (pass == Pass::Unknown) {
                     cursor = list.next(entry);
                     continue;
                 }
@@ -503,7 +505,8 @@ impl KeyProblem {
                     self.mark(op, true, &mut finite, &mut placed);
                     if memo.insert(&finite, next, &placed) {
                         set_bit(&mut linearized, op, true);
-                        stack.push((entry, state));
+                        stack.push((entry, state, pass));
+                        pass = Pass::Completing;
                         state = next;
                         list.lift(entry, self.return_of(op));
                         if !self.steps[op].info {
@@ -520,9 +523,16 @@ impl KeyProblem {
                 cursor = list.next(entry);
                 continue;
             }
-            // The completion of an operation not yet placed: this order is a dead end.
+            // The completion of an operation not yet placed. Every completing candidate was
+            // tried here: now the unknown ones, from the start of the list again.
+            if pass == Pass::Completing {
+                pass = Pass::Unknown;
+                cursor = list.first();
+                continue;
+            }
+            // Every candidate was tried: this order is a dead end.
             furthest.record(entry, op, state, &linearized);
-            let Some((call, before)) = stack.pop() else {
+            let Some((call, before, its_pass)) = stack.pop() else {
                 let unordered = (0..n).filter(|&o| !get_bit(&furthest.linearized, o)).collect();
                 return Search::Stuck { op: furthest.op, unordered, states: furthest.states };
             };
@@ -530,6 +540,7 @@ impl KeyProblem {
             set_bit(&mut linearized, unplaced, false);
             self.mark(unplaced, false, &mut finite, &mut placed);
             state = before;
+            pass = its_pass;
             list.unlift(call, self.return_of(unplaced));
             if !self.steps[unplaced].info {
                 finite_left += 1;
@@ -550,6 +561,18 @@ impl KeyProblem {
     fn return_of(&self, op: usize) -> usize {
         self.return_entry[op]
     }
+}
+
+/// Which candidates a scan of the entry list tries. At each configuration the search tries
+/// the operations that complete first, then the unknown ones: an unknown operation is only
+/// ever needed to explain something later, so a history with hundreds of them in flight
+/// (a node killed under load: every request through it ends `info`) is mostly explained
+/// without placing any, where placing them first made the search try their combinations.
+/// Every candidate is still tried at every configuration, so the verdict is the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Completing,
+    Unknown,
 }
 
 /// The configurations already searched: which completing operations are placed and the
