@@ -242,6 +242,16 @@ impl Acceptor {
         }
     }
 
+    /// The state a key answers from: its row, or for a key without one, promised at the
+    /// floor with nothing accepted; either way promised at least at the restart floor.
+    /// Prepares, accepts, catch-ups and peeks all answer from this, so a promise lost in a
+    /// crash is honoured by every one of them.
+    fn answering_state(&self, row: Option<AcceptorState>, floor: Option<Ballot>) -> AcceptorState {
+        let mut state = row.unwrap_or(AcceptorState { promised: floor, accepted: None });
+        state.promised = state.promised.max(self.restart_floor());
+        state
+    }
+
     /// Phase 1: promises `ballot` if it is above every ballot promised so far.
     pub fn prepare(&self, key: &[u8], ballot: Ballot) -> Result<CasReply, AcceptorError> {
         self.apply_one(key, AcceptorOp::Prepare(ballot))
@@ -348,7 +358,6 @@ impl Acceptor {
                 (Ok(floor), Ok(ceiling)) => (floor, ceiling),
                 (Err(e), _) | (_, Err(e)) => return all_fail(e, n),
             };
-            let floor = floor.max(self.restart_floor());
             let ceiling_before = ceiling;
             for (key, op) in requests {
                 let accepts = matches!(op, AcceptorOp::Accept(..));
@@ -357,35 +366,33 @@ impl Acceptor {
                     _ => None,
                 };
                 let row = read_row(&table, &key);
-                let answer = row.and_then(|row| match row {
+                let answer = row.and_then(|row| {
+                    let has_row = row.is_some();
+                    let mut state = self.answering_state(row, floor);
                     // No row: promised at the floor by no one, so no accept before a prepare.
-                    None if accepts => Ok(CasReply::Rejected { promised: floor }),
-                    row => {
-                        let mut state =
-                            row.unwrap_or(AcceptorState { promised: floor, accepted: None });
-                        state.promised = state.promised.max(self.restart_floor());
-                        match step(&mut state, op) {
-                            Ok(reply) => {
-                                // A row with nothing accepted is listed too: its accept may
-                                // never come (a proposer that stopped, or an accept that
-                                // arrived before its prepare), and it must not stay forever.
-                                let listed = accepts || state.accepted.is_none();
-                                let bytes = crate::codec::encode(&StoredState::V1(state));
-                                table.insert(key.as_slice(), bytes.as_slice()).map_err(storage)?;
-                                if listed {
-                                    due.insert(key.as_slice(), ()).map_err(storage)?;
-                                }
-                                if let Some(ballot) = durable_prepare
-                                    && ceiling.is_none_or(|c| ballot > c)
-                                {
-                                    ceiling = Some(ceiling_above(ballot));
-                                }
-                                fsync |= accepts && commit == Commit::Durable;
-                                Ok(reply)
-                            }
-                            Err(reply) => Ok(reply),
-                        }
+                    if accepts && !has_row {
+                        return Ok(CasReply::Rejected { promised: state.promised });
                     }
+                    let reply = match step(&mut state, op) {
+                        Ok(reply) => reply,
+                        Err(refusal) => return Ok(refusal),
+                    };
+                    // A row with nothing accepted is listed too: its accept may never come (a
+                    // proposer that stopped, or an accept that arrived before its prepare),
+                    // and it must not stay forever.
+                    let listed = accepts || state.accepted.is_none();
+                    let bytes = crate::codec::encode(&StoredState::V1(state));
+                    table.insert(key.as_slice(), bytes.as_slice()).map_err(storage)?;
+                    if listed {
+                        due.insert(key.as_slice(), ()).map_err(storage)?;
+                    }
+                    if let Some(ballot) = durable_prepare
+                        && ceiling.is_none_or(|c| ballot > c)
+                    {
+                        ceiling = Some(ceiling_above(ballot));
+                    }
+                    fsync |= accepts && commit == Commit::Durable;
+                    Ok(reply)
                 });
                 answers.push(answer);
             }
@@ -510,9 +517,7 @@ impl Acceptor {
             let mut table = txn.open_table(TABLE).map_err(storage)?;
             let mut due = txn.open_table(DELETION_DUE).map_err(storage)?;
             for (key, ballot) in items {
-                let mut state = read_row(&table, &key)?
-                    .unwrap_or(AcceptorState { promised: floor, accepted: None });
-                state.promised = state.promised.max(self.restart_floor());
+                let state = self.answering_state(read_row(&table, &key)?, floor);
                 let promised_at_most = state.promised.is_none_or(|p| p <= ballot);
                 let nothing_at_or_above = state.accepted.as_ref().is_none_or(|(b, _)| *b < ballot);
                 if !(promised_at_most && nothing_at_or_above) {
@@ -625,10 +630,7 @@ impl Acceptor {
         let floor = read_floor(&txn.open_table(FLOOR).map_err(storage)?)?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            let row = read_row(&table, key)?;
-            let mut state = row.unwrap_or(AcceptorState { promised: floor, accepted: None });
-            state.promised = state.promised.max(self.restart_floor());
-            out.push(state);
+            out.push(self.answering_state(read_row(&table, key)?, floor));
         }
         Ok(out)
     }
