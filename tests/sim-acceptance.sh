@@ -15,6 +15,7 @@
 #  - a bad scenario file is refused with exit 2, naming the field;
 #  - swarm: 40 random scenarios (cluster, network, workload, survivable faults) pass, and
 #    a swarm of weakened ones (R = W = 1) is caught within 200 seeds;
+#  - a failing seed saved with --save-regression fails again when replayed from the file;
 #  - every scenario kept in scenarios/regressions/ passes with its recorded seed.
 # Usage: tests/sim-acceptance.sh [path/to/hangar-sim]
 set -euo pipefail
@@ -73,9 +74,11 @@ must_catch() {
     [ "$code" -eq 0 ] || { echo "$out"; fail "unexpected exit $code for $file seed $seed"; }
   done
   [ -n "$caught" ] || fail "$file was not caught for seeds 1..$seeds"
+  last_caught=$caught
   echo "$(basename "$file"): caught at seed $caught: $(grep '^result' <<<"$out" | cut -c1-150)"
 }
 must_catch scenarios/weakened/smoke-r1w1.toml 'read_after_write' 50
+r1w1_seed=$last_caught
 must_catch scenarios/weakened/s3-smoke-r1w1.toml 'read_after_write' 50
 must_catch scenarios/weakened/s3-disk-loss-no-resync.toml 'block_refs .*missing' 10
 must_catch scenarios/weakened/s3-overwrite-no-gc.toml 'block_refs .*orphan' 10
@@ -101,10 +104,31 @@ set +e; out=$("$SIM" swarm --seeds 1..=200 --weaken r1w1 --stop-at-first-failure
 [ "$code" -eq 1 ] && grep -q 'result: fail: read_after_write\|result: fail: no_lost_writes' <<<"$out" || { echo "$out"; fail "the swarm missed R = W = 1"; }
 echo "weakened swarm: $(grep -m1 'result: fail' <<<"$out" | cut -c1-160)"
 
+# replay_regression FILE: runs a kept regression with the seed recorded in its header.
+replay_regression() {
+  local seed
+  seed=$(sed -n 's/^# seed = \([0-9]*\)$/\1/p' "$1" | head -1)
+  "$SIM" run "$1" --seed "${seed:-1}"
+}
+
+echo "== a failing seed saved with --save-regression fails again when replayed"
+# In a scratch directory: --save-regression writes under ./scenarios/regressions/.
+scratch=$(mktemp -d)
+sim_abs=$(realpath "$SIM")
+weak=$(realpath scenarios/weakened/smoke-r1w1.toml)
+set +e; (cd "$scratch" && "$sim_abs" run "$weak" --seed "$r1w1_seed" --save-regression >/dev/null); code=$?; set -e
+saved="$scratch/scenarios/regressions/smoke-r1w1-seed$r1w1_seed.toml"
+[ "$code" -eq 1 ] && [ -f "$saved" ] || fail "--save-regression did not save $saved (exit $code)"
+grep -q "^# seed = $r1w1_seed\$" "$saved" || fail "$saved does not record its seed"
+set +e; out=$(replay_regression "$saved"); code=$?; set -e
+[ "$code" -eq 1 ] && grep -q '^result: fail: read_after_write' <<<"$out" \
+  || { echo "$out"; fail "the saved regression passed when replayed (exit $code)"; }
+echo "saved regression: $(sed -n 2p "$saved" | cut -c1-120); replayed: $(grep '^result' <<<"$out" | cut -c1-80)"
+rm -rf "$scratch"
+
 echo "== regressions"
 shopt -s nullglob
 for file in scenarios/regressions/*.toml; do
-  seed=$(sed -n 's/^# seed = \([0-9]*\)$/\1/p' "$file" | head -1)
-  "$SIM" run "$file" --seed "${seed:-1}" >/dev/null || fail "regression $file (seed ${seed:-1})"
+  replay_regression "$file" >/dev/null || fail "regression $file"
 done
 echo "sim acceptance: all checks passed"
