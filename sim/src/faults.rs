@@ -53,6 +53,12 @@ pub enum Fault {
     Restart {
         node: String,
     },
+    /// `node` loses power in the middle of its disk writes: after a few more (drawn from
+    /// the seed) its disk fails every call, and the runner crashes it at the end of that
+    /// step. Writes not yet synced survive torn as `disk.torn_write_bytes` says.
+    CrashMidWrite {
+        node: String,
+    },
     ClockSkew {
         node: String,
         skew_ms: i64,
@@ -134,11 +140,12 @@ pub const RETRANSMIT_MS_MAX: u64 = 5_000;
 pub const DRIFT_PPM_MAX: i64 = 500_000;
 
 /// The fault kinds, as named in scenario files.
-pub const FAULTS: [&str; 21] = [
+pub const FAULTS: [&str; 22] = [
     "isolate",
     "partition",
     "heal",
     "crash",
+    "crash_mid_write",
     "restart",
     "clock_skew",
     "corrupt_block",
@@ -166,6 +173,7 @@ impl Scenario {
         match spec.kind.get_ref().as_str() {
             "isolate" => Ok(Fault::Isolate { node: self.node_arg(spec)? }),
             "crash" => Ok(Fault::Crash { node: self.node_arg(spec)? }),
+            "crash_mid_write" => Ok(Fault::CrashMidWrite { node: self.node_arg(spec)? }),
             "restart" => Ok(Fault::Restart { node: self.node_arg(spec)? }),
             "corrupt_block" => Ok(Fault::CorruptBlock { node: self.node_arg(spec)? }),
             "disk_loss" => Ok(Fault::DiskLoss { node: self.node_arg(spec)? }),

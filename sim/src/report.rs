@@ -113,7 +113,8 @@ fn effect_of(fault: &str) -> Option<Effect> {
         }
         "hold" => Effect::Start(FaultClass::Held, "hold"),
         "pause" => Effect::Start(FaultClass::Held, "pause"),
-        "crash" => Effect::Start(FaultClass::Crash, "crash"),
+        // A power cut falls on one of the node's next disk writes, within a step or two.
+        "crash" | "crash_mid_write" => Effect::Start(FaultClass::Crash, "crash"),
         "disk_eio" | "disk_full" | "disk_slow" => Effect::Start(FaultClass::Disk, "disk"),
         "heal" => Effect::End(&["net", "hold", "pause", "disk"]),
         "release" => Effect::End(&["hold"]),

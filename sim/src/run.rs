@@ -76,6 +76,10 @@ pub fn node_id(name: &str) -> NodeId {
     NodeId(u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap()))
 }
 
+/// A power cut (`crash_mid_write`) falls on one of a node's next this many disk mutations:
+/// a redb commit makes a handful (pages, then its header, then a sync).
+const POWER_CUT_MUTATIONS_MAX: u64 = 8;
+
 fn seed_for(seed: u64, who: &str, boot: u64) -> u64 {
     let mut h = blake3::Hasher::new_derive_key("hangar sim seed v1");
     h.update(&seed.to_le_bytes());
@@ -353,8 +357,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
     let quiesce_end = workload_end + scenario.check.quiesce_ms;
     let horizon = quiesce_end + FINAL_CHECK_BUDGET_MS;
     let net = &scenario.network;
-    let mut sim = turmoil::Builder::new()
-        .simulation_duration(Duration::from_millis(horizon + 1_000))
+    let mut sim = turmoil::Builder::new();
+    sim.simulation_duration(Duration::from_millis(horizon + 1_000))
         .tick_duration(Duration::from_millis(net.tick_ms))
         .min_message_latency(Duration::from_millis(net.min_latency_ms))
         .max_message_latency(Duration::from_millis(net.max_latency_ms))
@@ -363,8 +367,14 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         // this many segments, where a kernel would drop SYNs or apply flow control. Held
         // links (pause, hold) release bursts of reconnection attempts well above its
         // default of 64; the capacity only matters once exceeded, so traces are unchanged.
-        .tcp_capacity(TCP_CAPACITY_SEGMENTS)
-        .build();
+        .tcp_capacity(TCP_CAPACITY_SEGMENTS);
+    let torn_write_bytes = *scenario.disk.torn_write_bytes.get_ref();
+    if torn_write_bytes > 0 {
+        // turmoil applies a crashed host's unsynced writes in part, drawing from the
+        // world's seeded rng: the tearing replays with the seed.
+        sim.fs().block_size(torn_write_bytes);
+    }
+    let mut sim = sim.build();
 
     for name in world.names.clone() {
         let world = world.clone();
@@ -467,6 +477,14 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         }
         if !healed && now_ms >= workload_end {
             healed = true;
+            // Faults stop: a power cut still waiting for a write falls now, so that the
+            // node restarts with the others below.
+            for name in &world.names {
+                if world.epochs.disarm_power_cut(name) {
+                    world.epochs.bump(name);
+                    crash_node(&mut sim, name, &mut crashed);
+                }
+            }
             apply_fault(&mut sim, &world, &Fault::Heal, &mut crashed);
             for node in std::mem::take(&mut crashed) {
                 apply_fault(&mut sim, &world, &Fault::Restart { node }, &mut Vec::new());
@@ -510,6 +528,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             error = Some(e.to_string());
             break;
         }
+        crash_power_cut_nodes(&mut sim, &world, &mut crashed);
         // Inside madsim's shell, std time follows the simulation's.
         #[cfg(madsim)]
         madsim::time::advance(step);
@@ -691,6 +710,38 @@ fn apply_fault(
     }
 }
 
+/// Crashes `node`, whose disk handles are already fenced, and says what became of its
+/// unsynced writes (empty if it had none).
+fn crash_node(sim: &mut turmoil::Sim<'_>, node: &str, crashed: &mut Vec<String>) -> String {
+    let writes = sim.crash_counting(node);
+    crashed.push(node.to_string());
+    match writes == turmoil::fs::CrashWrites::default() {
+        true => String::new(),
+        false => format!(
+            "unsynced writes: {} kept whole, {} torn, {} lost",
+            writes.kept_whole, writes.torn, writes.lost
+        ),
+    }
+}
+
+/// Crashes the nodes whose armed power cut (`crash_mid_write`) fell during the last step,
+/// recording each like a fault.
+fn crash_power_cut_nodes(sim: &mut turmoil::Sim<'_>, world: &World, crashed: &mut Vec<String>) {
+    for (node, nth) in world.epochs.take_power_cuts() {
+        let writes = crash_node(sim, &node, crashed);
+        let detail = format!("{node}: power went out on disk mutation {nth}; {writes}");
+        let detail = detail.trim_end_matches("; ").to_string();
+        let at = sim.elapsed();
+        world.recorder.lock().unwrap().record_at(
+            at.as_micros(),
+            "runner",
+            "fault.detail",
+            detail.as_bytes(),
+        );
+        world.fault_notes.lock().unwrap().push(format!("at {} ms: {detail}", at.as_millis()));
+    }
+}
+
 /// Faults on one node's process, clock or disk (network faults are `NetFaults`').
 fn apply_node_fault(
     sim: &mut turmoil::Sim<'_>,
@@ -702,14 +753,27 @@ fn apply_node_fault(
 ) {
     match fault {
         Fault::Crash { node } => {
+            world.epochs.disarm_power_cut(node);
             if !crashed.contains(node) {
                 // Fence the old disk handles first: see world.rs on crash fencing.
                 world.epochs.bump(node);
-                sim.crash(node.as_str());
-                crashed.push(node.clone());
+                *detail = crash_node(sim, node, crashed);
+            }
+        }
+        Fault::CrashMidWrite { node } => {
+            if !crashed.contains(node) {
+                let nth = 1 + seed_for(world.seed, &format!("power cut at {at_ms}"), 0)
+                    % POWER_CUT_MUTATIONS_MAX;
+                world.epochs.arm_power_cut(node, nth);
+                *detail = format!("power goes out on its disk mutation {nth} from now");
             }
         }
         Fault::Restart { node } => {
+            // A power cut still waiting for a write falls now: a node restarts from a crash.
+            if world.epochs.disarm_power_cut(node) {
+                world.epochs.bump(node);
+                crash_node(sim, node, crashed);
+            }
             crashed.retain(|n| n != node);
             sim.bounce(node.as_str());
         }

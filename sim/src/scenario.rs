@@ -18,6 +18,8 @@ pub struct Scenario {
     pub cluster: Cluster,
     #[serde(default)]
     pub network: Network,
+    #[serde(default)]
+    pub disk: DiskProfile,
     pub workload: Workload,
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
@@ -238,6 +240,46 @@ fn default_max_latency() -> u64 {
     10
 }
 
+/// How every node's simulated disk behaves when its node crashes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskProfile {
+    /// Torn writes: a write not yet synced when its node crashes survives as its first k
+    /// blocks of this many bytes (k drawn from the run's seed, from none to all of them), as
+    /// a disk that writes sectors in order but loses power half-way does. 0: unsynced
+    /// writes are lost whole (every write is atomic).
+    #[serde(default = "default_torn_write_bytes")]
+    pub torn_write_bytes: Spanned<u64>,
+}
+
+/// The torn-write block sizes a profile may set: a sector (512 B) to a large page (64 KiB).
+pub const TORN_WRITE_BYTES: std::ops::RangeInclusive<u64> = 512..=65_536;
+
+impl DiskProfile {
+    fn validate(&self) -> Result<(), (Range<usize>, &'static str, String)> {
+        let bytes = *self.torn_write_bytes.get_ref();
+        if bytes != 0 && !(TORN_WRITE_BYTES.contains(&bytes) && bytes.is_power_of_two()) {
+            let msg = format!(
+                "{bytes} is neither 0 nor a power of two in {}..={}",
+                TORN_WRITE_BYTES.start(),
+                TORN_WRITE_BYTES.end()
+            );
+            return Err((self.torn_write_bytes.span(), "disk.torn_write_bytes", msg));
+        }
+        Ok(())
+    }
+}
+
+impl Default for DiskProfile {
+    fn default() -> Self {
+        DiskProfile { torn_write_bytes: default_torn_write_bytes() }
+    }
+}
+
+fn default_torn_write_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, 0)
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
@@ -431,6 +473,7 @@ impl Scenario {
             }
         }
         self.network.validate()?;
+        self.disk.validate()?;
         c.validate_timings()?;
         self.workload.validate()?;
         for name in self.check.checkers.get_ref() {
@@ -651,6 +694,22 @@ checkers = ["read_after_write"]
                 (9, "network.inter_zone_latency_ms"),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn torn_writes_take_a_power_of_two_sector_size_or_none() {
+        let plain = Scenario::parse("good.toml", GOOD).unwrap();
+        assert_eq!(*plain.disk.torn_write_bytes.get_ref(), 0, "writes are atomic by default");
+        let with = |bytes: &str| {
+            let text = GOOD
+                .replace("[workload]", &format!("[disk]\ntorn_write_bytes = {bytes}\n[workload]"));
+            Scenario::parse("disk.toml", &text)
+        };
+        assert_eq!(*with("512").unwrap().disk.torn_write_bytes.get_ref(), 512);
+        for bad in ["100", "3000", "131072"] {
+            let err = with(bad).unwrap_err();
+            assert_eq!((err.line, err.field.as_str()), (8, "disk.torn_write_bytes"), "{err}");
         }
     }
 

@@ -12,7 +12,9 @@
 //! fault on a peer before then could take the only other copy of a write (a double fault
 //! nobody can survive). Replacing a member by a spare node (a layout change) gets the same
 //! quiet time, for the spare's sync. A failing disk (EIO or full) is repaired and its node
-//! rebooted at the end of its episode; a slow disk is repaired.
+//! rebooted at the end of its episode; a slow disk is repaired. A crash is a plain one (between
+//! two steps) or a power cut that falls in the middle of the node's disk writes, whose
+//! unsynced writes survive torn at 512-byte sectors.
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -96,10 +98,16 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
                 faults.push(fault(t + length, "heal", None, None));
                 notes.push(format!("partition {cut} {t}..{}", t + length));
             }
-            2 | 3 => {
+            2 => {
                 faults.push(fault(t, "crash", Some(&node), None));
                 faults.push(fault(t + length, "restart", Some(&node), None));
                 notes.push(format!("crash {node} {t}..{}", t + length));
+            }
+            3 => {
+                // The power goes out in the middle of the node's disk writes (torn writes).
+                faults.push(fault(t, "crash_mid_write", Some(&node), None));
+                faults.push(fault(t + length, "restart", Some(&node), None));
+                notes.push(format!("power cut mid-write on {node} {t}..{}", t + length));
             }
             4 => {
                 let skew = d.range(1, 120) as i64 * 1000 * if d.chance(50) { 1 } else { -1 };
@@ -230,6 +238,10 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
         // Zones far apart, nodes of one zone close (clients keep the range above).
         writeln!(s, "intra_zone_latency_ms = [1, 5]").unwrap();
         writeln!(s, "inter_zone_latency_ms = [{min_latency}, {max_latency}]").unwrap();
+    }
+    if faults.iter().any(|f| f.contains("crash_mid_write")) {
+        // Unsynced writes survive a power cut torn at 512-byte sectors.
+        writeln!(s, "\n[disk]\ntorn_write_bytes = 512").unwrap();
     }
     writeln!(s, "\n[workload]\nkind = \"{kind}\"\nclients = {clients}\nkeys = {keys}").unwrap();
     if s3 {

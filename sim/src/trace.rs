@@ -187,6 +187,7 @@ pub fn fault_detail(
         Fault::Partition { nodes } => ("partition", nodes.clone(), None),
         Fault::Heal => ("heal", vec![], None),
         Fault::Crash { node } => ("crash", one(node), None),
+        Fault::CrashMidWrite { node } => ("crash_mid_write", one(node), None),
         Fault::Restart { node } => ("restart", one(node), None),
         Fault::ClockSkew { node, skew_ms } => {
             ("clock_skew", one(node), Some(("skew_ms", *skew_ms)))

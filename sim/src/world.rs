@@ -28,7 +28,7 @@ pub const EPOCH_MS: u64 = 1_767_225_600_000;
 /// Per-host crash epochs and disk faults, shared by the runner and every disk handle (one
 /// lock for both: every disk call checks them).
 #[derive(Default)]
-pub struct Epochs(Mutex<BTreeMap<String, (u64, Option<DiskFault>)>>);
+pub struct Epochs(Mutex<BTreeMap<String, (u64, Option<DiskFault>)>>, Mutex<PowerCuts>);
 
 /// A disk fault in force on a host until the runner clears it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,15 @@ impl DiskFault {
     }
 }
 
+/// Power cuts armed to fall in the middle of a host's disk writes (`crash_mid_write`).
+#[derive(Default)]
+struct PowerCuts {
+    /// Host -> (disk mutations it has made since arming, the one the power goes out on).
+    armed: BTreeMap<String, (u64, u64)>,
+    /// Hosts whose power went out since the runner last asked, with the mutation it fell on.
+    fallen: Vec<(String, u64)>,
+}
+
 impl Epochs {
     pub fn current(&self, host: &str) -> u64 {
         self.state(host).0
@@ -72,6 +81,41 @@ impl Epochs {
     }
     fn state(&self, host: &str) -> (u64, Option<DiskFault>) {
         self.0.lock().unwrap().get(host).copied().unwrap_or_default()
+    }
+
+    /// Arms a power cut on `host`: its next `nth - 1` disk mutations (writes, syncs,
+    /// creates, renames) go through — unsynced, as ever until a sync — and the `nth` fails
+    /// and fences every handle of the boot, as a crash does. The runner then crashes the
+    /// host (`take_power_cuts`), which keeps the unsynced writes torn or loses them.
+    pub fn arm_power_cut(&self, host: &str, nth: u64) {
+        self.1.lock().unwrap().armed.insert(host.to_string(), (0, nth.max(1)));
+    }
+
+    /// Disarms `host`'s power cut; true if one was armed and had not fallen yet.
+    pub fn disarm_power_cut(&self, host: &str) -> bool {
+        self.1.lock().unwrap().armed.remove(host).is_some()
+    }
+
+    /// The hosts whose armed power cut fell since the last call, with the mutation it fell on.
+    pub fn take_power_cuts(&self) -> Vec<(String, u64)> {
+        std::mem::take(&mut self.1.lock().unwrap().fallen)
+    }
+
+    /// Counts one disk mutation of `host`; true if the power goes out on it (the epoch is
+    /// then bumped, so this boot's handles fail from now on).
+    fn mutation_cuts_power(&self, host: &str) -> bool {
+        let mut cuts = self.1.lock().unwrap();
+        let Some((made, nth)) = cuts.armed.get_mut(host) else { return false };
+        *made += 1;
+        if made < nth {
+            return false;
+        }
+        let nth = *nth;
+        cuts.armed.remove(host);
+        cuts.fallen.push((host.to_string(), nth));
+        drop(cuts);
+        self.bump(host);
+        true
     }
 }
 
@@ -109,6 +153,7 @@ impl Fence {
         match (fault, access) {
             (Some(DiskFault::Eio), _) => Err(io::Error::from_raw_os_error(5)),
             (Some(DiskFault::Full), Access::Fill) => Err(io::Error::from_raw_os_error(28)),
+            (_, Access::Fill) if self.epochs.mutation_cuts_power(&self.host) => Err(power_cut()),
             _ => Ok(()),
         }
     }
@@ -462,6 +507,25 @@ mod tests {
     use std::sync::atomic::AtomicU64;
 
     use super::*;
+
+    #[test]
+    fn an_armed_power_cut_falls_on_its_nth_mutation_and_fences_the_boot() {
+        let epochs = Epochs::default();
+        epochs.arm_power_cut("n1", 3);
+        let before = epochs.current("n1");
+        assert!(!epochs.mutation_cuts_power("n2"), "only the armed host counts");
+        assert!(!epochs.mutation_cuts_power("n1"));
+        assert!(!epochs.mutation_cuts_power("n1"));
+        assert_eq!(epochs.current("n1"), before, "the power is still on");
+        assert!(epochs.mutation_cuts_power("n1"), "the third mutation cuts the power");
+        assert_eq!(epochs.current("n1"), before + 1, "every handle of the boot is fenced");
+        assert_eq!(epochs.take_power_cuts(), vec![("n1".to_string(), 3)]);
+        assert!(epochs.take_power_cuts().is_empty(), "each cut is reported once");
+        assert!(!epochs.mutation_cuts_power("n1"), "a fallen cut is disarmed");
+        epochs.arm_power_cut("n1", 5);
+        assert!(epochs.disarm_power_cut("n1"));
+        assert!(!epochs.disarm_power_cut("n1"));
+    }
 
     #[test]
     fn a_slow_disk_charges_latency_plus_transfer_and_a_repaired_one_nothing() {

@@ -1,5 +1,6 @@
 //! Scenario replays with pinned seeds, in process: the smoke scenario passes, a weakened
-//! system is caught, a lost disk is repaired, block
+//! system is caught, power cuts tear writes and lose nothing acknowledged, a lost disk is
+//! repaired, block
 //! resync and collection switched off are caught by `block_refs`, and every regression
 //! scenario kept in scenarios/regressions/ passes with its recorded seed. (That a seed
 //! replays its trace exactly is checked in fresh processes: sim/tests/replay.rs says why.)
@@ -26,6 +27,19 @@ fn smoke_passes_for_pinned_seeds() {
         assert!(result.violation.is_none(), "seed {seed}: {:?}", result.violation);
         assert!(result.ops > 100, "seed {seed}: only {} operations ran", result.ops);
     }
+}
+
+#[test]
+fn power_cuts_mid_write_tear_unsynced_writes_and_lose_nothing_acknowledged() {
+    // RF 1: the only replica of each key has its commits cut half-way and torn.
+    let result = run(&scenario("scenarios/s3-solo-crash.toml"), 1, false);
+    assert!(result.violation.is_none(), "{:?}", result.violation);
+    let torn: u64 = result
+        .fault_notes
+        .iter()
+        .filter_map(|note| note.split(" torn").next()?.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(torn > 0, "no power cut tore a write: {:#?}", result.fault_notes);
 }
 
 #[test]

@@ -161,6 +161,13 @@ impl<'a> Sim<'a> {
     /// discards any pending (unsynced) writes. Data that was synced via
     /// `sync_all()` survives the crash.
     pub fn crash(&mut self, addrs: impl ToIpAddrs) {
+        self.crash_counting(addrs);
+    }
+
+    /// (Hangar's copy.) [`Sim::crash`], answering what became of the hosts' unsynced
+    /// writes (all zero without the `unstable-fs` feature).
+    pub fn crash_counting(&mut self, addrs: impl ToIpAddrs) -> crate::fs::CrashWrites {
+        let mut writes = crate::fs::CrashWrites::default();
         let hosts = self.world.borrow_mut().lookup_many(addrs);
         for h in hosts {
             let rt = self.rts.get_mut(&h).expect("missing host");
@@ -176,7 +183,10 @@ impl<'a> Sim<'a> {
                     let addr = world.current.expect("current host missing");
                     let World { hosts, rng, .. } = world;
                     let host = hosts.get_mut(&addr).unwrap();
-                    host.fs.lock().unwrap().discard_pending(&mut **rng);
+                    let host_writes = host.fs.lock().unwrap().discard_pending(&mut **rng);
+                    writes.kept_whole += host_writes.kept_whole;
+                    writes.torn += host_writes.torn;
+                    writes.lost += host_writes.lost;
                 });
 
                 tracing::trace!(target: TRACING_TARGET, addr = ?h, "Crash");
@@ -184,6 +194,7 @@ impl<'a> Sim<'a> {
         }
 
         self.world.borrow_mut().current = None;
+        writes
     }
 
     /// Bounces the resolved hosts. The software is restarted.

@@ -446,6 +446,15 @@ impl PageCacheConfig {
     }
 }
 
+/// (Hangar's copy.) What a crash did to a host's unsynced writes: kept whole, kept in part
+/// (torn at a block boundary), or lost. Without a block size every unsynced write is lost.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CrashWrites {
+    pub kept_whole: u64,
+    pub torn: u64,
+    pub lost: u64,
+}
+
 /// Configuration for the simulated filesystem.
 ///
 /// Use builder-style methods to configure filesystem behavior:
@@ -1118,11 +1127,16 @@ impl Fs {
     /// This also removes "orphaned" files - files whose data was synced (via
     /// `sync_file`) but whose directory entry was not synced (via `sync_dir`).
     /// In POSIX, both are required for a file to survive a crash.
-    pub(crate) fn discard_pending(&mut self, rng: &mut dyn RngCore) {
+    pub(crate) fn discard_pending(&mut self, rng: &mut dyn RngCore) -> CrashWrites {
         // Apply torn writes if block_size is configured
-        if let Some(block_size) = self.block_size {
-            self.apply_torn_writes(block_size, rng);
-        }
+        let report = match self.block_size {
+            Some(block_size) => self.apply_torn_writes(block_size, rng),
+            None => CrashWrites {
+                lost: self.pending.iter().filter(|op| matches!(op, PendingOp::Write { .. })).count()
+                    as u64,
+                ..CrashWrites::default()
+            },
+        };
 
         // Clear all pending operations - they're lost on crash
         self.pending.clear();
@@ -1136,13 +1150,16 @@ impl Fs {
             .retain(|path, _| self.synced_entries.contains(path));
         self.persisted_symlinks
             .retain(|path, _| self.synced_entries.contains(path));
+        report
     }
 
     /// Apply torn writes for pending Write operations.
     ///
     /// For each pending write, randomly decide how many blocks survive and
     /// apply the partial write to persisted state.
-    fn apply_torn_writes(&mut self, block_size: u64, rng: &mut dyn RngCore) {
+    fn apply_torn_writes(&mut self, block_size: u64, rng: &mut dyn RngCore) -> CrashWrites {
+        // (Hangar's copy.) What became of each write, for the caller's trace.
+        let mut report = CrashWrites::default();
         // Collect writes to apply (we need to separate iteration from mutation)
         let torn_writes: Vec<_> = self
             .pending
@@ -1158,6 +1175,7 @@ impl Fs {
                     // Only process writes to files that exist and have synced directory entries
                     // (otherwise the file would be orphaned anyway)
                     if !self.synced_entries.contains(path) {
+                        report.lost += 1;
                         return None;
                     }
 
@@ -1169,6 +1187,11 @@ impl Fs {
 
                     // Randomly decide how many blocks survive (0 to total_blocks inclusive)
                     let surviving_blocks = rng.random_range(0..=total_blocks as usize) as u64;
+                    match surviving_blocks {
+                        0 => report.lost += 1,
+                        k if k == total_blocks => report.kept_whole += 1,
+                        _ => report.torn += 1,
+                    }
                     if surviving_blocks == 0 {
                         return None;
                     }
@@ -1201,6 +1224,7 @@ impl Fs {
                 file_data.ctime = time;
             }
         }
+        report
     }
 
     /// Apply a single operation to persisted state.
