@@ -88,6 +88,15 @@ must_catch scenarios/weakened/disk-loss-no-sync-guard.toml 'read_after_write|no_
 must_catch scenarios/weakened/tombstone-gc-skips-unreachable.toml 'read_after_write|no_lost_writes' 30
 must_catch scenarios/weakened/linearizable-register-r1w1.toml 'linearizable' 10
 
+echo "== an expected outcome is the mode's: degraded-stale-reads in consistent mode passes"
+twin=$(mktemp --suffix=.toml)
+sed 's/^consistency_mode = "degraded"/consistency_mode = "consistent"/; /^expect_failure/d' \
+  scenarios/degraded-stale-reads.toml > "$twin"
+grep -q '^consistency_mode = "consistent"' "$twin" || fail "could not make the consistent twin"
+"$SIM" sweep "$twin" --seeds 1..=5 --jobs 2 >/dev/null || { rm -f "$twin"; fail "the consistent twin of degraded-stale-reads failed"; }
+rm -f "$twin"
+echo "consistent twin of degraded-stale-reads: seeds 1..5 pass"
+
 echo "== bad scenario files are refused with exit 2"
 bad=$(mktemp --suffix=.toml)
 sed 's/node = "n1"/node = "n7"/' scenarios/smoke.toml > "$bad"

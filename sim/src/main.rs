@@ -202,7 +202,10 @@ fn cmd_run(
     );
     match &result.violation {
         None => {
-            println!("result: pass");
+            match &result.expected_failure {
+                Some(v) => println!("result: pass (failed as expected: {v})"),
+                None => println!("result: pass"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some(v) => {

@@ -60,6 +60,8 @@ pub struct RunResult {
     pub remote_blocks: u64,
     /// What each disk fault did (which block it corrupted, how many files it erased).
     pub fault_notes: Vec<String>,
+    /// An unsurvivable scenario's failure, as its `check.expect_failure` required.
+    pub expected_failure: Option<Violation>,
     pub recorder: Arc<Mutex<Recorder>>,
 }
 
@@ -550,6 +552,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             judge(scenario, layout.as_ref().unwrap_or(&world.layout), &history, &finals)
         }
     };
+    let (violation, expected_failure) = hold_to_expectation(scenario, violation);
     let verdict = violation.as_ref().map_or("pass".to_string(), |v| v.to_string());
     let detail = || Some(trace::verdict_detail(violation.as_ref()));
     let at_us = sim_ms as u128 * 1000;
@@ -571,7 +574,30 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         ],
         remote_blocks: finals.remote_blocks,
         fault_notes: std::mem::take(&mut *world.fault_notes.lock().unwrap()),
+        expected_failure,
         recorder: world.recorder.clone(),
+    }
+}
+
+/// Judges an unsurvivable scenario (`check.expect_failure`) by its expectation: the failure
+/// it names is the run passing (returned second, to be shown), and anything else — no
+/// failure, or another checker's — is the run failing. Other scenarios are unchanged.
+fn hold_to_expectation(
+    scenario: &Scenario,
+    violation: Option<Violation>,
+) -> (Option<Violation>, Option<Violation>) {
+    let Some(expected) = &scenario.check.expect_failure else { return (violation, None) };
+    let expected = expected.get_ref();
+    match violation {
+        Some(v) if v.checker == expected => (None, Some(v)),
+        Some(v) => (Some(v), None),
+        None => {
+            let details = format!(
+                "the scenario is built to be unsurvivable and `{expected}` should have \
+                 reported it, but every check passed"
+            );
+            (Some(Violation { checker: "expect_failure", details }), None)
+        }
     }
 }
 
@@ -812,5 +838,44 @@ fn apply_node_fault(
         }
         Fault::LayoutChange { add, remove } => *detail = world.change_layout(add, remove),
         other => unreachable!("{other:?} is a network fault"),
+    }
+}
+
+#[cfg(test)]
+mod expectation_tests {
+    use super::*;
+
+    fn scenario(expect: Option<&str>) -> Scenario {
+        let expect = expect.map_or(String::new(), |e| format!("expect_failure = \"{e}\"\n"));
+        let text = format!(
+            "name = \"t\"\n[cluster]\nnodes = 3\nzones = 3\nreplication_factor = 3\n\
+             [workload]\nclients = 1\nkeys = 1\nduration_ms = 100\n[check]\nquiesce_ms = 10\n\
+             checkers = [\"read_after_write\", \"no_lost_writes\"]\n{expect}"
+        );
+        Scenario::parse("t.toml", &text).unwrap()
+    }
+
+    fn lost() -> Option<Violation> {
+        Some(Violation { checker: "no_lost_writes", details: "k0 lost".into() })
+    }
+
+    #[test]
+    fn an_unsurvivable_scenario_passes_only_on_the_failure_it_expects() {
+        let unsurvivable = scenario(Some("no_lost_writes"));
+        let (verdict, shown) = hold_to_expectation(&unsurvivable, lost());
+        assert!(verdict.is_none(), "the expected failure is a pass");
+        assert_eq!(shown.unwrap().checker, "no_lost_writes", "and is shown");
+
+        let (verdict, _) = hold_to_expectation(&unsurvivable, None);
+        assert_eq!(verdict.unwrap().checker, "expect_failure", "surviving it is a failure");
+
+        let stale = Some(Violation { checker: "read_after_write", details: "stale".into() });
+        let (verdict, shown) = hold_to_expectation(&unsurvivable, stale);
+        assert_eq!(verdict.unwrap().checker, "read_after_write", "another failure stays one");
+        assert!(shown.is_none());
+
+        let (verdict, shown) = hold_to_expectation(&scenario(None), lost());
+        assert_eq!(verdict.unwrap().checker, "no_lost_writes", "other scenarios unchanged");
+        assert!(shown.is_none());
     }
 }

@@ -386,6 +386,10 @@ fn default_max_object() -> Spanned<u64> {
 pub struct Check {
     pub quiesce_ms: u64,
     pub checkers: Spanned<Vec<String>>,
+    /// A scenario nobody can survive (faults beyond what the replication can absorb) names
+    /// the checker that must report it: the run passes only if that checker fails.
+    #[serde(default)]
+    pub expect_failure: Option<Spanned<String>>,
 }
 
 pub const CHECKERS: [&str; 5] =
@@ -489,6 +493,12 @@ impl Scenario {
                 let msg = "block_refs needs the s3 workload (only it stores blocks)".to_string();
                 return Err((self.check.checkers.span(), "check.checkers", msg));
             }
+        }
+        if let Some(expected) = &self.check.expect_failure
+            && !self.check.checkers.get_ref().contains(expected.get_ref())
+        {
+            let msg = format!("`{}` is not one of this scenario's checkers", expected.get_ref());
+            return Err((expected.span(), "check.expect_failure", msg));
         }
         for f in &self.faults {
             self.fault_of(f)?;
@@ -711,6 +721,18 @@ checkers = ["read_after_write"]
             let err = with(bad).unwrap_err();
             assert_eq!((err.line, err.field.as_str()), (8, "disk.torn_write_bytes"), "{err}");
         }
+    }
+
+    #[test]
+    fn an_expected_failure_must_name_one_of_the_checkers() {
+        let expecting = |name: &str| {
+            let check = format!("checkers = [\"read_after_write\"]\nexpect_failure = \"{name}\"");
+            Scenario::parse("x.toml", &GOOD.replace("checkers = [\"read_after_write\"]", &check))
+        };
+        let s = expecting("read_after_write").unwrap();
+        assert_eq!(s.check.expect_failure.unwrap().get_ref(), "read_after_write");
+        let err = expecting("no_lost_writes").unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (18, "check.expect_failure"), "{err}");
     }
 
     #[test]
