@@ -11,7 +11,7 @@
 #    loss (block_refs: missing), no block collection (block_refs: orphans), no scrub
 #    (block_refs: corrupt, or no_lost_writes), reads switching layout before the new
 #    replicas synced (read_after_write), tombstones collected without every replica
-#    (read_after_write);
+#    (read_after_write); R = W = 1 under the set workload (set: a listing misses an add);
 #  - a bad scenario file is refused with exit 2, naming the field;
 #  - swarm: 40 random scenarios (cluster, network, workload, survivable faults) pass, and
 #    a swarm of weakened ones (R = W = 1) is caught within 200 seeds;
@@ -80,6 +80,7 @@ must_catch() {
 must_catch scenarios/weakened/smoke-r1w1.toml 'read_after_write' 50
 r1w1_seed=$last_caught
 must_catch scenarios/weakened/s3-smoke-r1w1.toml 'read_after_write' 50
+must_catch scenarios/weakened/s3-set-r1w1.toml 'set .*misses' 30
 must_catch scenarios/weakened/s3-disk-loss-no-resync.toml 'block_refs .*missing' 10
 must_catch scenarios/weakened/s3-overwrite-no-gc.toml 'block_refs .*orphan' 10
 must_catch scenarios/weakened/s3-corruption-no-scrub.toml 'block_refs .*corrupt|no_lost_writes' 20

@@ -1,5 +1,6 @@
 //! The final checker client: after quiescence it reads every key from every replica and
-//! every partition digest of the workload's table, for `no_lost_writes` and `convergence`.
+//! every partition digest of the workload's table, for `no_lost_writes` and `convergence`;
+//! for the set workload it first lists the set through S3 (`set`).
 //!
 //! Every call is retried until the node answers (a node may still be restarting): a run
 //! whose final reads do not finish within the budget fails as not live (see `run.rs`).
@@ -20,8 +21,12 @@ use hangar_engine::seam::{BoxFuture, Seam};
 use hangar_engine::table::entry_key;
 
 use crate::check::block_refs::NodeBlocks;
+use crate::check::set::SetOp;
 use crate::run::node_id;
+use crate::s3client::S3Client;
 use crate::s3workload::{self, BlockSources};
+use crate::setworkload;
+use crate::trace::Recorder;
 
 /// Pause between attempts of a final read.
 const RETRY_MS: u64 = 200;
@@ -46,6 +51,8 @@ pub struct Finals {
     /// s3: every live block list each node holds, read from the node's local `version`
     /// table by the runner once the reads are done.
     pub live_lists: Vec<crate::check::block_refs::LiveList>,
+    /// set: the listing made after quiescence, which must hold every acknowledged add.
+    pub final_list: Option<SetOp>,
 }
 
 /// What the final checker needs to know about the run.
@@ -60,6 +67,17 @@ pub struct FinalSpec {
     pub require_own_blocks: bool,
     pub seam: Seam,
     pub secret: String,
+    /// set: how to make the final listing.
+    pub final_list: Option<FinalListSpec>,
+}
+
+/// The final listing of the set workload: through S3, like the clients' listings.
+pub struct FinalListSpec {
+    pub client: S3Client,
+    /// The S3 addresses of the final layout's nodes, tried in turn.
+    pub addrs: Vec<String>,
+    pub max_keys: usize,
+    pub recorder: Arc<Mutex<Recorder>>,
 }
 
 /// Reads every key from every replica and every partition digest into `finals`.
@@ -72,6 +90,10 @@ pub async fn final_check(spec: FinalSpec, finals: Arc<Mutex<Finals>>) -> turmoil
     let call = |node: NodeId, request: Request| -> BoxFuture<'_, Result<Response, RemoteError>> {
         Box::pin(call_retrying(&rpc, node, request, &finals))
     };
+    if let Some(list) = &spec.final_list {
+        let op = setworkload::final_list(&list.client, &list.addrs, list.max_keys, &list.recorder);
+        finals.lock().unwrap().final_list = Some(op.await);
+    }
     let table = if spec.s3 { "object" } else { "kv" };
     let keys: Vec<String> = (0..spec.keys).map(|k| format!("k{k}")).collect();
     let remote_blocks = Mutex::new(0);

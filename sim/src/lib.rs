@@ -14,6 +14,7 @@ pub mod run;
 pub mod s3client;
 pub mod s3workload;
 pub mod scenario;
+pub mod setworkload;
 pub mod swarm;
 pub mod sweep;
 pub mod trace;

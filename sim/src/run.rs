@@ -8,7 +8,7 @@
 //!
 //! Every node host runs the engine node and, next to it, the real S3 frontend on port
 //! 3900 (`s3workload::serve_node`); the register workload talks to the nodes' RPC port,
-//! the s3 workload to their S3 port.
+//! the s3 and set workloads to their S3 port.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -25,14 +25,16 @@ use hangar_engine::seam::Seam;
 use hangar_engine::table::{ConsistencyMode, Quorums};
 use tokio::sync::mpsc;
 
+use crate::check::set::{SetOp, SetOutcome};
 use crate::check::{self, Violation};
-use crate::finals::{FinalSpec, Finals, final_check};
+use crate::finals::{FinalListSpec, FinalSpec, Finals, final_check};
 use crate::history::{Op, Outcome};
 use crate::hostfs::{self, HostDisks};
 use crate::netfaults::{self, NetFaults};
 use crate::s3client::{S3Client, S3Creds};
 use crate::s3workload::{self, S3_PORT};
 use crate::scenario::{Fault, Scenario};
+use crate::setworkload;
 use crate::trace::{self, Recorder};
 use crate::workload::{ClientCtx, run_client};
 use crate::world::{DiskFault, Drift, Epochs, SimClock, SimDisk, SimNet, SimTrace};
@@ -253,16 +255,33 @@ impl World {
             .filter(|n| layout.roles().contains_key(&node_id(n)))
             .cloned()
             .collect();
+        let seam = self.seam("checker", 0);
+        let final_list =
+            self.scenario.workload.is_set().then(|| self.final_list_spec(&seam, &names));
         FinalSpec {
             ids: names.iter().map(|n| node_id(n)).collect(),
-            names,
             addrs: self.node_addrs(),
             layout: layout.clone(),
             keys: self.scenario.workload.keys,
-            s3: self.scenario.workload.is_s3(),
+            s3: self.scenario.workload.through_s3(),
             require_own_blocks: c.resync_enabled(self.scenario.check.quiesce_ms),
-            seam: self.seam("checker", 0),
+            final_list,
+            seam,
             secret: SECRET.into(),
+            names,
+        }
+    }
+
+    /// The set workload's final listing, through the S3 frontends of `names`.
+    fn final_list_spec(&self, seam: &Seam, names: &[String]) -> FinalListSpec {
+        let w = &self.scenario.workload;
+        let (net, clock) = (seam.net.clone(), seam.clock.clone());
+        let client = S3Client::new(net, clock, self.s3_creds.clone(), w.client_timeout_ms);
+        FinalListSpec {
+            client,
+            addrs: names.iter().map(|n| format!("{n}:{S3_PORT}")).collect(),
+            max_keys: *w.list_max_keys.get_ref(),
+            recorder: self.recorder.clone(),
         }
     }
 
@@ -418,6 +437,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
     let zone_of = |name: &str| scenario.zone_of(name);
     netfaults::set_latency_profile(&mut sim, &world.names, zone_of, &scenario.network);
     let history: Arc<Mutex<Vec<Op>>> = Arc::default();
+    let set_history: Arc<Mutex<Vec<SetOp>>> = Arc::default();
     // All workload clients share one simulated host: every host costs turmoil work on every
     // tick (and every pair of hosts a link), and clients need no address of their own.
     let mut clients = Vec::new();
@@ -439,18 +459,23 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         let timeout_ms = c.workload.client_timeout_ms;
         S3Client::new(c.seam.net.clone(), c.seam.clock.clone(), world.s3_creds.clone(), timeout_ms)
     };
-    let s3 = scenario.workload.is_s3().then(|| {
+    let s3 = scenario.workload.through_s3().then(|| {
         let s3_clients: Vec<Arc<S3Client>> =
             clients.iter().map(|c| Arc::new(s3_client(c))).collect();
         (s3_clients, world.s3_addrs(), workload_end * 1000)
     });
+    let set_history_of_clients = set_history.clone();
     sim.client(netfaults::CLIENTS_HOST, async move {
+        let set_history = set_history_of_clients;
         let tasks: Vec<_> = match s3 {
             None => clients.into_iter().map(|c| tokio::spawn(run_client(c))).collect(),
             Some((s3_clients, addrs, deadline_us)) => {
                 // One client creates the bucket before anyone uses it.
                 s3workload::create_bucket(&s3_clients[0], &addrs, deadline_us).await;
-                let run = |(c, s)| tokio::spawn(s3workload::run_s3_client(c, s));
+                let run = |(c, s): (ClientCtx, _)| match c.workload.is_set() {
+                    true => tokio::spawn(setworkload::run_set_client(c, s, set_history.clone())),
+                    false => tokio::spawn(s3workload::run_s3_client(c, s)),
+                };
                 clients.into_iter().zip(s3_clients).map(run).collect()
             }
         };
@@ -538,6 +563,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
     let sim_ms = sim.elapsed().as_millis() as u64;
     drop(sim);
     let history = std::mem::take(&mut *history.lock().unwrap());
+    let set_history = std::mem::take(&mut *set_history.lock().unwrap());
     let finals = std::mem::take(&mut *finals.lock().unwrap());
     let violation = match (error, &final_layout) {
         (Some(e), _) => Some(Violation { checker: "simulation", details: e }),
@@ -549,7 +575,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             ),
         }),
         (None, layout) => {
-            judge(scenario, layout.as_ref().unwrap_or(&world.layout), &history, &finals)
+            let histories = Histories { register: &history, set: &set_history };
+            judge(scenario, layout.as_ref().unwrap_or(&world.layout), histories, &finals)
         }
     };
     let (violation, expected_failure) = hold_to_expectation(scenario, violation);
@@ -566,12 +593,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         violation,
         sim_ms,
         wall: Duration::ZERO,
-        ops: history.len(),
-        outcomes: [
-            history.iter().filter(|o| o.is_ok()).count(),
-            history.iter().filter(|o| o.outcome == Outcome::Fail).count(),
-            history.iter().filter(|o| o.outcome == Outcome::Info).count(),
-        ],
+        ops: history.len() + set_history.len(),
+        outcomes: outcome_counts(&history, &set_history),
         remote_blocks: finals.remote_blocks,
         fault_notes: std::mem::take(&mut *world.fault_notes.lock().unwrap()),
         expected_failure,
@@ -632,18 +655,50 @@ fn step_ms(sim: &turmoil::Sim<'_>, tick_ms: u64, now_ms: u64, next_event_ms: Opt
     (room / tick_ms).max(1) * tick_ms
 }
 
+/// Operations acknowledged, failed for sure, and of unknown outcome, over both histories.
+fn outcome_counts(history: &[Op], set_history: &[SetOp]) -> [usize; 3] {
+    let mut counts = [0; 3];
+    for outcome in history.iter().map(|o| &o.outcome) {
+        counts[match outcome {
+            Outcome::Ok { .. } => 0,
+            Outcome::Fail => 1,
+            Outcome::Info => 2,
+        }] += 1;
+    }
+    for outcome in set_history.iter().map(|o| &o.outcome) {
+        counts[match outcome {
+            SetOutcome::Ok { .. } => 0,
+            SetOutcome::Fail => 1,
+            SetOutcome::Info => 2,
+        }] += 1;
+    }
+    counts
+}
+
+/// The checkers that need the final reads (or, for `set`, the final listing).
+const FINAL_STATE_CHECKERS: [&str; 4] = ["no_lost_writes", "convergence", "block_refs", "set"];
+
 /// Whether some checker needs the final reads.
 fn checks_final_state(scenario: &Scenario) -> bool {
     let checkers = scenario.check.checkers.get_ref();
-    checkers.iter().any(|c| ["no_lost_writes", "convergence", "block_refs"].contains(&c.as_str()))
+    checkers.iter().any(|c| FINAL_STATE_CHECKERS.contains(&c.as_str()))
+}
+
+/// What the clients recorded: the register and s3 workloads' operations, or the set
+/// workload's.
+#[derive(Clone, Copy)]
+struct Histories<'a> {
+    register: &'a [Op],
+    set: &'a [SetOp],
 }
 
 fn judge(
     scenario: &Scenario,
     layout: &ClusterLayout,
-    history: &[Op],
+    histories: Histories<'_>,
     finals: &Finals,
 ) -> Option<Violation> {
+    let history = histories.register;
     let names = scenario.all_node_names();
     let name_of: BTreeMap<NodeId, &String> = names.iter().map(|n| (node_id(n), n)).collect();
     let replicas = |hash: &[u8; 32]| -> Vec<String> {
@@ -654,7 +709,7 @@ fn judge(
         let result = match checker.as_str() {
             "read_after_write" => check::register::check_read_after_write(history),
             "linearizable" => check::linearizable::check_linearizable(history),
-            "no_lost_writes" | "convergence" | "block_refs" if !finals.done => Err(Violation {
+            c if FINAL_STATE_CHECKERS.contains(&c) && !finals.done => Err(Violation {
                 checker: "liveness",
                 details: format!(
                     "final reads did not complete within {FINAL_CHECK_BUDGET_MS} ms after quiescence: {}",
@@ -663,6 +718,9 @@ fn judge(
             }),
             "no_lost_writes" => check::register::check_final_state(history, &finals.values),
             "convergence" => check::convergence::check_convergence(&finals.digests),
+            "set" => {
+                check::set::check_set_with_final_list(histories.set, finals.final_list.as_ref())
+            }
             "block_refs" => {
                 let live = check::block_refs::live_blocks(finals.objects.values(), &finals.lists);
                 // Lists on the nodes the final layout places them on (a node a layout

@@ -83,6 +83,15 @@ pub fn sign(
     hangar_s3::client::sign(headers, method, raw_path, &[], host, creds, now_ms);
 }
 
+/// The request URI: the path, then the query (unencoded pairs) in canonical form, which is
+/// also the form SigV4 signs.
+fn request_uri(raw_path: &str, query: &[(String, String)]) -> String {
+    if query.is_empty() {
+        return raw_path.to_string();
+    }
+    format!("{raw_path}?{}", hangar_s3::s3api::sigv4::canonical_query(query))
+}
+
 impl S3Client {
     pub fn new(net: Arc<dyn Net>, clock: Arc<dyn Clock>, creds: S3Creds, timeout_ms: u64) -> Self {
         S3Client { net, clock, creds, timeout_ms }
@@ -100,6 +109,19 @@ impl S3Client {
         self.request_with(addr, method, raw_path, body, None).await
     }
 
+    /// As `request`, without a body and with a query (unencoded name/value pairs), e.g. a
+    /// ListObjectsV2 page.
+    pub async fn request_query(
+        &self,
+        addr: &str,
+        method: Method,
+        raw_path: &str,
+        query: &[(String, String)],
+    ) -> Result<S3Response, S3ClientError> {
+        let exchange = self.exchange(addr, method, raw_path, query, Bytes::new(), None);
+        self.within_timeout(addr, exchange).await
+    }
+
     /// As `request`, with one more header (a condition such as `If-Match`), sent unsigned
     /// as SDKs may: SigV4 covers only the headers it lists.
     pub async fn request_with(
@@ -110,7 +132,15 @@ impl S3Client {
         body: Bytes,
         header: Option<(HeaderName, HeaderValue)>,
     ) -> Result<S3Response, S3ClientError> {
-        let exchange = self.exchange(addr, method, raw_path, body, header);
+        let exchange = self.exchange(addr, method, raw_path, &[], body, header);
+        self.within_timeout(addr, exchange).await
+    }
+
+    async fn within_timeout(
+        &self,
+        addr: &str,
+        exchange: impl Future<Output = Result<S3Response, S3ClientError>>,
+    ) -> Result<S3Response, S3ClientError> {
         match tokio::time::timeout(Duration::from_millis(self.timeout_ms), exchange).await {
             Ok(result) => result,
             Err(_) => {
@@ -124,6 +154,7 @@ impl S3Client {
         addr: &str,
         method: Method,
         raw_path: &str,
+        query: &[(String, String)],
         body: Bytes,
         header: Option<(HeaderName, HeaderValue)>,
     ) -> Result<S3Response, S3ClientError> {
@@ -137,8 +168,11 @@ impl S3Client {
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http)?;
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = method.clone();
-        *request.uri_mut() = raw_path.parse().expect("client paths are valid URIs");
-        sign(request.headers_mut(), &method, raw_path, addr, &self.creds, self.clock.now_ms());
+        let uri = request_uri(raw_path, query);
+        *request.uri_mut() = uri.parse().expect("client paths and queries are valid URIs");
+        let now_ms = self.clock.now_ms();
+        let headers = request.headers_mut();
+        hangar_s3::client::sign(headers, &method, raw_path, query, addr, &self.creds, now_ms);
         if let Some((name, value)) = header {
             request.headers_mut().insert(name, value);
         }

@@ -286,6 +286,9 @@ pub struct Workload {
     #[serde(default = "default_workload_kind")]
     pub kind: Spanned<String>,
     pub clients: usize,
+    /// register and s3 workloads: the keys `k0..k(keys-1)`; the set workload adds fresh
+    /// keys and takes none.
+    #[serde(default)]
     pub keys: usize,
     pub duration_ms: u64,
     #[serde(default = "default_think")]
@@ -305,16 +308,31 @@ pub struct Workload {
     pub min_object_bytes: Spanned<u64>,
     #[serde(default = "default_max_object")]
     pub max_object_bytes: Spanned<u64>,
+    /// set workload only: the `max-keys` of each ListObjectsV2 page a listing asks for.
+    #[serde(default = "default_list_max_keys")]
+    pub list_max_keys: Spanned<usize>,
 }
 
-/// The workload kinds: `register` (node RPC) and `s3` (the S3 frontend).
-pub const WORKLOADS: [&str; 2] = ["register", "s3"];
+/// The workload kinds: `register` (node RPC), `s3` (the register operations through the
+/// S3 frontend) and `set` (adds and listings through the S3 frontend, `setworkload`).
+pub const WORKLOADS: [&str; 3] = ["register", "s3", "set"];
+/// The largest page S3 lists (`max-keys` above it is cut to it).
+pub const LIST_MAX_KEYS_MAX: usize = 1000;
 /// The largest s3 workload object: the workload's clients hold each body in memory.
 pub const OBJECT_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 impl Workload {
     pub fn is_s3(&self) -> bool {
         self.kind.get_ref() == "s3"
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.kind.get_ref() == "set"
+    }
+
+    /// Whether the clients talk to the S3 frontend (and the data is in the `object` table).
+    pub fn through_s3(&self) -> bool {
+        self.is_s3() || self.is_set()
     }
 
     fn validate(&self) -> Result<(), (Range<usize>, &'static str, String)> {
@@ -326,6 +344,7 @@ impl Workload {
             );
             return Err((self.kind.span(), "workload.kind", msg));
         }
+        self.validate_keys()?;
         let (min, max) = (&self.min_object_bytes, &self.max_object_bytes);
         let conditional = &self.conditional_fraction;
         if !(0.0..=1.0).contains(conditional.get_ref()) {
@@ -341,7 +360,7 @@ impl Workload {
                 [("workload.min_object_bytes", min), ("workload.max_object_bytes", max)]
             {
                 if size.span() != (0..0) {
-                    let msg = "only the s3 workload has objects".to_string();
+                    let msg = "only the s3 workload sizes its objects".to_string();
                     return Err((size.span(), field, msg));
                 }
             }
@@ -354,6 +373,36 @@ impl Workload {
         if min.get_ref() > max.get_ref() {
             let msg = format!("{} is above max_object_bytes ({})", min.get_ref(), max.get_ref());
             return Err((min.span(), "workload.min_object_bytes", msg));
+        }
+        Ok(())
+    }
+
+    /// `keys` and `list_max_keys` against the kind: the set workload has no fixed keys
+    /// and pages its listings; the others have keys and no listings.
+    fn validate_keys(&self) -> Result<(), (Range<usize>, &'static str, String)> {
+        let nowhere = 0..0;
+        let page = &self.list_max_keys;
+        if !self.is_set() {
+            if page.span() != nowhere {
+                let msg = "only the set workload lists".to_string();
+                return Err((page.span(), "workload.list_max_keys", msg));
+            }
+            if self.keys == 0 {
+                return Err((nowhere, "workload.keys", "must be at least 1".into()));
+            }
+            return Ok(());
+        }
+        if self.keys != 0 {
+            let msg = "the set workload adds fresh keys: leave `keys` out".to_string();
+            return Err((nowhere, "workload.keys", msg));
+        }
+        if self.delete_fraction != 0.0 {
+            let msg = "the set workload never deletes: leave `delete_fraction` out".to_string();
+            return Err((nowhere, "workload.delete_fraction", msg));
+        }
+        if !(1..=LIST_MAX_KEYS_MAX).contains(page.get_ref()) {
+            let msg = format!("{} is not in 1..={LIST_MAX_KEYS_MAX}", page.get_ref());
+            return Err((page.span(), "workload.list_max_keys", msg));
         }
         Ok(())
     }
@@ -380,6 +429,10 @@ fn default_min_object() -> Spanned<u64> {
 fn default_max_object() -> Spanned<u64> {
     Spanned::new(0..0, 1024 * 1024)
 }
+// Small enough that a run's listings take several pages.
+fn default_list_max_keys() -> Spanned<usize> {
+    Spanned::new(0..0, 100)
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -392,8 +445,10 @@ pub struct Check {
     pub expect_failure: Option<Spanned<String>>,
 }
 
-pub const CHECKERS: [&str; 5] =
-    ["read_after_write", "no_lost_writes", "convergence", "block_refs", "linearizable"];
+pub const CHECKERS: [&str; 6] =
+    ["read_after_write", "no_lost_writes", "convergence", "block_refs", "linearizable", "set"];
+/// The checkers that judge the set workload (the register checkers have no history there).
+const SET_CHECKERS: [&str; 2] = ["set", "convergence"];
 /// A scenario file that cannot be used, with where and why.
 #[derive(Debug)]
 pub struct ScenarioError {
@@ -483,6 +538,14 @@ impl Scenario {
         for name in self.check.checkers.get_ref() {
             if !CHECKERS.contains(&name.as_str()) {
                 let msg = format!("unknown checker `{name}` (known: {})", CHECKERS.join(", "));
+                return Err((self.check.checkers.span(), "check.checkers", msg));
+            }
+            if self.workload.is_set() && !SET_CHECKERS.contains(&name.as_str()) {
+                let msg = format!("the set workload is judged by {} only", SET_CHECKERS.join(", "));
+                return Err((self.check.checkers.span(), "check.checkers", msg));
+            }
+            if name == "set" && !self.workload.is_set() {
+                let msg = "set needs the set workload".to_string();
                 return Err((self.check.checkers.span(), "check.checkers", msg));
             }
             if name == "linearizable" && self.workload.is_s3() {
@@ -616,6 +679,48 @@ checkers = ["read_after_write"]
         let register = GOOD.replace("keys = 4", "keys = 4\nmax_object_bytes = 10");
         let err = Scenario::parse("bad.toml", &register).unwrap_err();
         assert_eq!((err.line, err.field.as_str()), (10, "workload.max_object_bytes"), "{err}");
+    }
+
+    #[test]
+    fn set_workload_parses_without_keys_and_pages_its_listings() {
+        let set = GOOD
+            .replace("clients = 2\nkeys = 4", "kind = \"set\"\nclients = 2")
+            .replace("[\"read_after_write\"]", "[\"set\", \"convergence\"]");
+        let s = Scenario::parse("set.toml", &set).unwrap();
+        assert!(s.workload.is_set() && s.workload.through_s3() && !s.workload.is_s3());
+        assert_eq!((s.workload.keys, *s.workload.list_max_keys.get_ref()), (0, 100));
+        let paged = set.replace("clients = 2", "clients = 2\nlist_max_keys = 7");
+        let s = Scenario::parse("set.toml", &paged).unwrap();
+        assert_eq!(*s.workload.list_max_keys.get_ref(), 7);
+
+        for (bad, line, field) in [
+            ("list_max_keys = 0", 10, "workload.list_max_keys"),
+            ("list_max_keys = 1001", 10, "workload.list_max_keys"),
+            ("keys = 4", 1, "workload.keys"),
+            ("delete_fraction = 0.1", 1, "workload.delete_fraction"),
+            ("max_object_bytes = 10", 10, "workload.max_object_bytes"),
+        ] {
+            let text = set.replace("clients = 2", &format!("clients = 2\n{bad}"));
+            let err = Scenario::parse("bad.toml", &text).unwrap_err();
+            assert_eq!((err.line, err.field.as_str()), (line, field), "{bad}: {err}");
+        }
+        let s3 = GOOD.replace("clients = 2", "kind = \"s3\"\nclients = 2\nlist_max_keys = 5");
+        let err = Scenario::parse("bad.toml", &s3).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (10, "workload.list_max_keys"), "{err}");
+        let keyless = GOOD.replace("keys = 4\n", "");
+        let err = Scenario::parse("bad.toml", &keyless).unwrap_err();
+        assert_eq!(err.field, "workload.keys", "{err}");
+    }
+
+    #[test]
+    fn the_set_checker_and_the_set_workload_go_together() {
+        let set_checked = GOOD.replace("[\"read_after_write\"]", "[\"set\"]");
+        let err = Scenario::parse("bad.toml", &set_checked).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (17, "check.checkers"), "{err}");
+        assert!(err.message.contains("set needs the set workload"), "{err}");
+        let set = GOOD.replace("clients = 2\nkeys = 4", "kind = \"set\"\nclients = 2");
+        let err = Scenario::parse("bad.toml", &set).unwrap_err();
+        assert!(err.message.contains("judged by set, convergence only"), "{err}");
     }
 
     #[test]

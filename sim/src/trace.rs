@@ -14,6 +14,7 @@
 
 use std::io::Write;
 
+use crate::check::set::{SetOp, SetOpKind, SetOutcome};
 use crate::faults::Fault;
 use crate::history::{Op, OpKind, Outcome};
 
@@ -169,6 +170,37 @@ pub fn op_detail_with(op: &Op, via: &str, condition: Option<&str>) -> Option<Str
     fields.insert("outcome".into(), outcome.into());
     if let Some(condition) = condition {
         fields.insert("condition".into(), condition.into());
+    }
+    Some(detail.to_string())
+}
+
+/// The detail of a set workload operation: like `op_detail`, with `op` `add` (`key`: the
+/// element) or `list` (`key`: the prefix; `listed`: how many elements an acknowledged
+/// listing returned), and `note` (the status of an add, the pages of a listing, or why a
+/// listing failed).
+pub fn set_op_detail(op: &SetOp, via: &str, note: &str) -> Option<String> {
+    let (name, key) = match &op.kind {
+        SetOpKind::Add { element } => ("add", element.as_str()),
+        SetOpKind::List => ("list", crate::setworkload::SET_PREFIX),
+    };
+    let outcome = match &op.outcome {
+        SetOutcome::Ok { .. } => "ok",
+        SetOutcome::Fail => "fail",
+        SetOutcome::Info => "unknown",
+    };
+    let mut detail = serde_json::json!({
+        "client": op.client,
+        "key": key,
+        "op": name,
+        "invoke_us": op.invoke_us,
+        "complete_us": op.complete_us,
+        "latency_us": op.complete_us.saturating_sub(op.invoke_us),
+        "via": via,
+        "outcome": outcome,
+        "note": note,
+    });
+    if let SetOutcome::Ok { listed: Some(listed) } = &op.outcome {
+        detail.as_object_mut().expect("an object").insert("listed".into(), listed.len().into());
     }
     Some(detail.to_string())
 }

@@ -5,6 +5,7 @@ pub mod block_refs;
 pub mod convergence;
 pub mod linearizable;
 pub mod register;
+pub mod set;
 
 /// Defined in hangar-checkers so the Jepsen harness reports violations the same way.
 pub use hangar_checkers::Violation;
