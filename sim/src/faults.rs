@@ -167,9 +167,70 @@ pub const FAULTS: [&str; 22] = [
 
 type FieldError = (Range<usize>, &'static str, String);
 
+/// The arguments a fault kind takes (docs/simulation.md, "Faults"); any other is refused.
+fn args_of(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "heal" | "release" => &[],
+        "clock_skew" => &["node", "skew_ms"],
+        "clock_drift" => &["node", "drift_ppm"],
+        "disk_slow" => &["node", "latency_ms", "mib_per_s"],
+        "partition" | "hold" => &["nodes"],
+        "packet_loss" => &["nodes", "retransmit_ms"],
+        "partition_oneway" => &["from", "to"],
+        "zone_split" => &["zones"],
+        "layout_change" => &["add", "remove"],
+        _ => &["node"],
+    }
+}
+
+/// The optional arguments a fault spec gives.
+fn given_args(spec: &FaultSpec) -> Vec<&'static str> {
+    let given = [
+        ("node", spec.node.is_some()),
+        ("nodes", spec.nodes.is_some()),
+        ("skew_ms", spec.skew_ms.is_some()),
+        ("add", spec.add.is_some()),
+        ("remove", spec.remove.is_some()),
+        ("from", spec.from.is_some()),
+        ("to", spec.to.is_some()),
+        ("zones", spec.zones.is_some()),
+        ("drift_ppm", spec.drift_ppm.is_some()),
+        ("retransmit_ms", spec.retransmit_ms.is_some()),
+        ("latency_ms", spec.latency_ms.is_some()),
+        ("mib_per_s", spec.mib_per_s.is_some()),
+    ];
+    given.into_iter().filter(|(_, is_given)| *is_given).map(|(name, _)| name).collect()
+}
+
 impl Scenario {
     /// The validated form of a fault spec.
     pub fn fault_of(&self, spec: &FaultSpec) -> Result<Fault, FieldError> {
+        let fault = self.fault_of_kind(spec)?;
+        let duration_ms = self.workload.duration_ms;
+        if spec.at_ms >= duration_ms {
+            let msg = format!(
+                "{} is not before workload.duration_ms ({duration_ms}): faults stop when the \
+                 workload ends, and the runner heals everything then",
+                spec.at_ms
+            );
+            return Err((spec.kind.span(), "faults.at_ms", msg));
+        }
+        let takes = args_of(spec.kind.get_ref());
+        if let Some(arg) = given_args(spec).into_iter().find(|arg| !takes.contains(arg)) {
+            let msg = format!(
+                "`{arg}` does nothing for `{}`, which takes {}",
+                spec.kind.get_ref(),
+                match takes.is_empty() {
+                    true => "no argument".to_string(),
+                    false => takes.join(", "),
+                }
+            );
+            return Err((spec.kind.span(), "faults.kind", msg));
+        }
+        Ok(fault)
+    }
+
+    fn fault_of_kind(&self, spec: &FaultSpec) -> Result<Fault, FieldError> {
         match spec.kind.get_ref().as_str() {
             "isolate" => Ok(Fault::Isolate { node: self.node_arg(spec)? }),
             "crash" => Ok(Fault::Crash { node: self.node_arg(spec)? }),

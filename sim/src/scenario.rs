@@ -318,6 +318,8 @@ pub struct Workload {
 pub const WORKLOADS: [&str; 3] = ["register", "s3", "set"];
 /// The largest page S3 lists (`max-keys` above it is cut to it).
 pub const LIST_MAX_KEYS_MAX: usize = 1000;
+/// The most clients a workload may run (they share one simulated host).
+pub const CLIENTS_MAX: usize = 256;
 /// The largest s3 workload object: the workload's clients hold each body in memory.
 pub const OBJECT_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
@@ -345,6 +347,7 @@ impl Workload {
             return Err((self.kind.span(), "workload.kind", msg));
         }
         self.validate_keys()?;
+        self.validate_mix()?;
         let (min, max) = (&self.min_object_bytes, &self.max_object_bytes);
         let conditional = &self.conditional_fraction;
         if !(0.0..=1.0).contains(conditional.get_ref()) {
@@ -373,6 +376,37 @@ impl Workload {
         if min.get_ref() > max.get_ref() {
             let msg = format!("{} is above max_object_bytes ({})", min.get_ref(), max.get_ref());
             return Err((min.span(), "workload.min_object_bytes", msg));
+        }
+        Ok(())
+    }
+
+    /// Clients, duration and the operation mix: a run with no client or no time checks
+    /// nothing, and fractions outside 0..=1 would silently mean "always" or "never".
+    fn validate_mix(&self) -> Result<(), (Range<usize>, &'static str, String)> {
+        let nowhere = 0..0;
+        if !(1..=CLIENTS_MAX).contains(&self.clients) {
+            let msg = format!("{} is not in 1..={CLIENTS_MAX}", self.clients);
+            return Err((nowhere, "workload.clients", msg));
+        }
+        if !(1..=TIMING_MS_MAX).contains(&self.duration_ms) {
+            let msg = format!("{} is not in 1..={TIMING_MS_MAX}", self.duration_ms);
+            return Err((nowhere, "workload.duration_ms", msg));
+        }
+        for (field, value) in [
+            ("workload.write_fraction", self.write_fraction),
+            ("workload.delete_fraction", self.delete_fraction),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err((nowhere, field, format!("{value} is not in 0..=1")));
+            }
+        }
+        if self.delete_fraction > self.write_fraction {
+            let msg = format!(
+                "{} is above write_fraction ({}): deletes are the part of the writes that \
+                 delete",
+                self.delete_fraction, self.write_fraction
+            );
+            return Err((nowhere, "workload.delete_fraction", msg));
         }
         Ok(())
     }
@@ -493,7 +527,11 @@ impl Scenario {
         })?;
         scenario.validate().map_err(|(span, field, message)| ScenarioError {
             file: file.into(),
-            line: line_of(src, span.start),
+            // Fields read without their span are found by name.
+            line: match span == (0..0) {
+                true => line_of_field(src, field),
+                false => line_of(src, span.start),
+            },
             field: field.into(),
             message,
         })?;
@@ -535,6 +573,10 @@ impl Scenario {
         self.disk.validate()?;
         c.validate_timings()?;
         self.workload.validate()?;
+        if self.check.checkers.get_ref().is_empty() {
+            let msg = "lists no checker: the run would check nothing".to_string();
+            return Err((self.check.checkers.span(), "check.checkers", msg));
+        }
         for name in self.check.checkers.get_ref() {
             if !CHECKERS.contains(&name.as_str()) {
                 let msg = format!("unknown checker `{name}` (known: {})", CHECKERS.join(", "));
@@ -586,10 +628,40 @@ impl Scenario {
     }
 }
 
+/// The line of `table.key` (`cluster.read_quorum/write_quorum`: either key) in a
+/// scenario's source: the key's own line, else its table's header if the key is left to its
+/// default, else 0. Single tables only (`[[faults]]` entries keep their spans).
+fn line_of_field(src: &str, field: &str) -> usize {
+    let Some((table, keys)) = field.split_once('.') else { return 0 };
+    let keys: Vec<&str> = keys.split('/').collect();
+    let mut current = "";
+    let mut header = 0;
+    for (i, line) in src.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            current = line.trim_matches(['[', ']']).trim();
+            if current == table {
+                header = i + 1;
+            }
+            continue;
+        }
+        let key = line.split('=').next().unwrap_or("").trim();
+        if current == table && line.contains('=') && keys.contains(&key) {
+            return i + 1;
+        }
+    }
+    header
+}
+
 /// Names the field a TOML/serde error is about: the key in the message if it names one,
 /// else the key at the start of the error's line.
 fn field_from_message(message: &str, span: Option<Range<usize>>, src: &str) -> String {
-    if let Some(start) = message.find('`')
+    // Only these messages quote a key; the others quote the bad value or character.
+    let names_a_key = ["unknown field", "missing field", "duplicate key", "duplicate field"]
+        .iter()
+        .any(|m| message.starts_with(m));
+    if names_a_key
+        && let Some(start) = message.find('`')
         && let Some(len) = message[start + 1..].find('`')
     {
         return message[start + 1..start + 1 + len].to_string();
@@ -696,8 +768,8 @@ checkers = ["read_after_write"]
         for (bad, line, field) in [
             ("list_max_keys = 0", 10, "workload.list_max_keys"),
             ("list_max_keys = 1001", 10, "workload.list_max_keys"),
-            ("keys = 4", 1, "workload.keys"),
-            ("delete_fraction = 0.1", 1, "workload.delete_fraction"),
+            ("keys = 4", 10, "workload.keys"),
+            ("delete_fraction = 0.1", 10, "workload.delete_fraction"),
             ("max_object_bytes = 10", 10, "workload.max_object_bytes"),
         ] {
             let text = set.replace("clients = 2", &format!("clients = 2\n{bad}"));
@@ -838,6 +910,44 @@ checkers = ["read_after_write"]
         assert_eq!(s.check.expect_failure.unwrap().get_ref(), "read_after_write");
         let err = expecting("no_lost_writes").unwrap_err();
         assert_eq!((err.line, err.field.as_str()), (18, "check.expect_failure"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_fields_are_refused_on_their_own_line() {
+        let cases = [
+            ("nodes = 3", "nodes = 0", 4, "cluster.nodes"),
+            ("zones = 3", "zones = 4", 5, "cluster.zones"),
+            ("replication_factor = 3", "replication_factor = 9", 6, "cluster.replication_factor"),
+            ("clients = 2", "clients = 0", 8, "workload.clients"),
+            ("duration_ms = 1000", "duration_ms = 0", 10, "workload.duration_ms"),
+            ("keys = 4", "keys = 0", 9, "workload.keys"),
+            ("keys = 4", "keys = 4\nwrite_fraction = 1.5", 10, "workload.write_fraction"),
+            ("keys = 4", "keys = 4\ndelete_fraction = -1.0", 10, "workload.delete_fraction"),
+            ("keys = 4", "keys = 4\ndelete_fraction = 0.6", 10, "workload.delete_fraction"),
+            ("checkers = [\"read_after_write\"]", "checkers = []", 17, "check.checkers"),
+        ];
+        for (from, to, line, field) in cases {
+            let err = Scenario::parse("bad.toml", &GOOD.replace(from, to)).unwrap_err();
+            assert_eq!((err.line, err.field.as_str()), (line, field), "{to}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_fault_after_the_workload_or_with_an_argument_its_kind_ignores_is_refused() {
+        let late = GOOD.replace("at_ms = 10", "at_ms = 1000");
+        let err = Scenario::parse("bad.toml", &late).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (13, "faults.at_ms"), "{err}");
+        let ignored = GOOD.replace("node = \"n2\"", "node = \"n2\"\nskew_ms = 5");
+        let err = Scenario::parse("bad.toml", &ignored).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (13, "faults.kind"), "{err}");
+        assert!(err.message.contains("`skew_ms` does nothing for `crash`"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_not_the_value() {
+        let err =
+            Scenario::parse("bad.toml", &GOOD.replace("at_ms = 10", "at_ms = -5")).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (12, "at_ms"), "{err}");
     }
 
     #[test]
