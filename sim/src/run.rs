@@ -340,8 +340,8 @@ pub fn run(scenario: &Scenario, seed: u64, keep_events: bool) -> RunResult {
 pub struct RunOptions {
     /// Keep every trace event (for `--trace-out` and the determinism check).
     pub keep_events: bool,
-    /// Mix real (OS) entropy into the trace: a deliberately non-deterministic run that
-    /// proves `check-determinism` can tell.
+    /// Let real (OS) entropy change what the run does: a deliberately non-deterministic run
+    /// that proves `check-determinism` can tell.
     pub canary: bool,
 }
 
@@ -369,11 +369,13 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         fault_notes: Mutex::default(),
         net: Mutex::default(),
     });
-    if options.canary {
+    // The canary lets real entropy into what the run does, not into the trace directly:
+    // the first client draws its operations, keys and think times from an OS-seeded
+    // stream (`canary_boot` below), as a stray `thread_rng()` would.
+    let canary_boot = options.canary.then(|| {
         let entropy = std::collections::hash_map::RandomState::new();
-        let noise = std::hash::BuildHasher::hash_one(&entropy, seed).to_le_bytes();
-        world.recorder.lock().unwrap().record_at(0, "runner", "canary", &noise);
-    }
+        std::hash::BuildHasher::hash_one(&entropy, seed)
+    });
     let workload_end = scenario.workload.duration_ms;
     let quiesce_end = workload_end + scenario.check.quiesce_ms;
     let horizon = quiesce_end + FINAL_CHECK_BUDGET_MS;
@@ -445,7 +447,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         let name = format!("c{i}");
         clients.push(ClientCtx {
             id: node_id(&name),
-            seam: world.seam(&name, 0),
+            seam: world.seam(&name, canary_boot.filter(|_| i == 1).unwrap_or(0)),
             secret: SECRET.into(),
             nodes: world.member_addrs(),
             s3_nodes: world.s3_addrs(),
