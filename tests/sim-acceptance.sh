@@ -12,6 +12,8 @@
 #    (block_refs: corrupt, or no_lost_writes), reads switching layout before the new
 #    replicas synced (read_after_write), tombstones collected without every replica
 #    (read_after_write); R = W = 1 under the set workload (set: a listing misses an add);
+#    a restarted node whose S3 frontend never comes back (liveness: the final probe);
+#  - an expected outcome is the mode's: degraded-stale-reads passes in consistent mode;
 #  - a bad scenario file is refused with exit 2, naming the field;
 #  - swarm: 40 random scenarios (cluster, network, workload, survivable faults) pass, and
 #    a swarm of weakened ones (R = W = 1) is caught within 200 seeds;
@@ -88,6 +90,7 @@ must_catch scenarios/weakened/layout-early-read-switch.toml 'read_after_write' 2
 must_catch scenarios/weakened/disk-loss-no-sync-guard.toml 'read_after_write|no_lost_writes' 50
 must_catch scenarios/weakened/tombstone-gc-skips-unreachable.toml 'read_after_write|no_lost_writes' 30
 must_catch scenarios/weakened/linearizable-register-r1w1.toml 'linearizable' 10
+must_catch scenarios/weakened/s3-frontend-not-restarted.toml 'liveness .*n2 did not serve' 3
 
 echo "== an expected outcome is the mode's: degraded-stale-reads in consistent mode passes"
 twin=$(mktemp --suffix=.toml)

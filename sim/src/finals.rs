@@ -1,6 +1,7 @@
 //! The final checker client: after quiescence it reads every key from every replica and
 //! every partition digest of the workload's table, for `no_lost_writes` and `convergence`;
-//! for the set workload it first lists the set through S3 (`set`).
+//! for the set workload it first lists the set through S3 (`set`); last, the liveness
+//! probe (`liveness.rs`) asks every node to serve a client again.
 //!
 //! Every call is retried until the node answers (a node may still be restarting): a run
 //! whose final reads do not finish within the budget fails as not live (see `run.rs`).
@@ -22,6 +23,7 @@ use hangar_engine::table::entry_key;
 
 use crate::check::block_refs::NodeBlocks;
 use crate::check::set::SetOp;
+use crate::liveness::{self, FrontDoor, ProbeTarget};
 use crate::run::node_id;
 use crate::s3client::S3Client;
 use crate::s3workload::{self, BlockSources};
@@ -53,6 +55,8 @@ pub struct Finals {
     pub live_lists: Vec<crate::check::block_refs::LiveList>,
     /// set: the listing made after quiescence, which must hold every acknowledged add.
     pub final_list: Option<SetOp>,
+    /// The nodes the liveness probe found not serving within its bound, with why.
+    pub unserved: Vec<(String, String)>,
 }
 
 /// What the final checker needs to know about the run.
@@ -69,6 +73,9 @@ pub struct FinalSpec {
     pub secret: String,
     /// set: how to make the final listing.
     pub final_list: Option<FinalListSpec>,
+    /// The nodes the liveness probe knocks on, and its S3 client if the workload used S3.
+    pub probe_targets: Vec<ProbeTarget>,
+    pub probe_s3: Option<S3Client>,
 }
 
 /// The final listing of the set workload: through S3, like the clients' listings.
@@ -161,21 +168,31 @@ pub async fn final_check(spec: FinalSpec, finals: Arc<Mutex<Finals>>) -> turmoil
                 .insert(key.clone(), value);
         }
     }
+    // Last, so that its writes change nothing the checkers judge (`liveness`).
+    let door = match &spec.probe_s3 {
+        Some(client) => FrontDoor::S3(client),
+        None => FrontDoor::Rpc(&rpc),
+    };
+    let unserved = liveness::probe(door, &spec.probe_targets).await;
     let mut f = finals.lock().unwrap();
     f.remote_blocks = *remote_blocks.lock().unwrap();
+    f.unserved = unserved;
     f.done = true;
     Ok(())
 }
 
 /// The nodes the final layout places `key` on (its table entry's partition).
 fn replicas_of(spec: &FinalSpec, key: &str) -> Vec<NodeId> {
-    let table_key = if spec.s3 {
-        entry_key(s3workload::BUCKET.as_bytes(), key.as_bytes())
-    } else {
-        kv_key(key)
-    };
+    replicas_of_key(&spec.layout, spec.s3, key)
+}
+
+/// The nodes `layout` places a workload key on: an object of the bucket if the workload
+/// goes through S3, else a register key.
+pub fn replicas_of_key(layout: &ClusterLayout, s3: bool, key: &str) -> Vec<NodeId> {
+    let table_key =
+        if s3 { entry_key(s3workload::BUCKET.as_bytes(), key.as_bytes()) } else { kv_key(key) };
     // A storage key starts with the hash of its partition key; the first byte is the partition.
-    spec.layout.nodes_of(table_key[0]).to_vec()
+    layout.nodes_of(table_key[0]).to_vec()
 }
 
 /// Records a failed attempt and waits before the next.

@@ -27,9 +27,11 @@ use tokio::sync::mpsc;
 
 use crate::check::set::{SetOp, SetOutcome};
 use crate::check::{self, Violation};
+use crate::finals::replicas_of_key;
 use crate::finals::{FinalListSpec, FinalSpec, Finals, final_check};
 use crate::history::{Op, Outcome};
 use crate::hostfs::{self, HostDisks};
+use crate::liveness::{LIVENESS_BOUND_MS, ProbeTarget, probe_key};
 use crate::netfaults::{self, NetFaults};
 use crate::s3client::{S3Client, S3Creds};
 use crate::s3workload::{self, S3_PORT};
@@ -258,7 +260,22 @@ impl World {
         let seam = self.seam("checker", 0);
         let final_list =
             self.scenario.workload.is_set().then(|| self.final_list_spec(&seam, &names));
+        let through_s3 = self.scenario.workload.through_s3();
+        let probe_targets = (names.iter())
+            .map(|n| ProbeTarget {
+                name: n.clone(),
+                id: node_id(n),
+                s3_addr: format!("{n}:{S3_PORT}"),
+                key: probe_key(n, node_id(n), |key| replicas_of_key(layout, through_s3, key)),
+            })
+            .collect();
+        let probe_s3 = self.scenario.workload.through_s3().then(|| {
+            let timeout_ms = self.scenario.workload.client_timeout_ms;
+            S3Client::new(seam.net.clone(), seam.clock.clone(), self.s3_creds.clone(), timeout_ms)
+        });
         FinalSpec {
+            probe_targets,
+            probe_s3,
             ids: names.iter().map(|n| node_id(n)).collect(),
             addrs: self.node_addrs(),
             layout: layout.clone(),
@@ -430,6 +447,10 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
                 let handle = (Arc::downgrade(&node), agent);
                 disks_world.handles.lock().unwrap().insert(host.clone(), handle);
                 tokio::spawn(layout_agent(node.clone(), commands));
+                if boot > 0 && disks_world.scenario.cluster.unsafe_s3_not_restarted {
+                    // The node's tasks keep running; only its S3 port stays closed.
+                    std::future::pending::<()>().await;
+                }
                 let list_max = disks_world.scenario.cluster.list_inline_max_blocks;
                 s3workload::serve_node(node, creds, list_max).await?;
                 Ok(())
@@ -739,6 +760,15 @@ fn judge(
         if let Err(v) = result {
             return Some(v);
         }
+    }
+    // Every run, whatever its checkers: the cluster must serve again once the faults stop.
+    if let Some((node, why)) = finals.unserved.first() {
+        let details = format!(
+            "{node} did not serve a write and a read within {LIVENESS_BOUND_MS} ms of the \
+             liveness probe, after quiescence ({} node(s) unserved; last error: {why})",
+            finals.unserved.len()
+        );
+        return Some(Violation { checker: "liveness", details });
     }
     None
 }

@@ -88,6 +88,10 @@ pub struct Cluster {
     /// 2 s, so that every run deletes rows; production: one minute).
     #[serde(default = "default_acceptor_row_grace")]
     pub acceptor_row_grace_ms: Spanned<u64>,
+    /// Test-only weakening: a node restarted after a crash does not serve S3 again (a
+    /// service that does not come back after a reboot); its engine node runs as ever.
+    #[serde(default)]
+    pub unsafe_s3_not_restarted: bool,
     /// Test-only weakening: acceptor rows are deleted without asking the key's other
     /// acceptors.
     #[serde(default)]
