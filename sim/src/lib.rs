@@ -9,6 +9,7 @@ pub mod history;
 pub mod hostfs;
 pub mod liveness;
 pub mod netfaults;
+pub mod random_faults;
 pub mod report;
 pub mod research;
 pub mod run;

@@ -509,7 +509,14 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
     });
 
     let finals: Arc<Mutex<Finals>> = Arc::default();
-    let mut timeline = scenario.timeline().into_iter().peekable();
+    let random = scenario.random_faults.as_ref().map_or_else(Vec::new, |random| {
+        let members = crate::scenario::node_names(scenario.cluster.nodes);
+        random.draw(seed_for(seed, "random faults", 0), &members, workload_end)
+    });
+    world.fault_notes.lock().unwrap().extend(
+        random.iter().map(|(at, fault)| format!("at {at} ms (drawn from the seed) {fault:?}")),
+    );
+    let mut timeline = scenario.timeline_with(random).into_iter().peekable();
     let mut crashed: Vec<String> = Vec::new();
     let mut healed = false;
     let mut checker_started = false;

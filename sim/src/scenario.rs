@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use crate::faults::{FAULTS, Fault, FaultSpec};
+pub use crate::random_faults::RandomFaults;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +24,9 @@ pub struct Scenario {
     pub workload: Workload,
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// Episodes of survivable faults drawn from the seed, on top of `faults`.
+    #[serde(default)]
+    pub random_faults: Option<RandomFaults>,
     pub check: Check,
 }
 
@@ -612,6 +616,9 @@ impl Scenario {
         for f in &self.faults {
             self.fault_of(f)?;
         }
+        if let Some(random) = &self.random_faults {
+            random.validate()?;
+        }
         Ok(())
     }
 
@@ -622,10 +629,17 @@ impl Scenario {
 
     /// The timeline, validated and sorted by time (stable for equal times).
     pub fn timeline(&self) -> Vec<(u64, Fault)> {
+        self.timeline_with(Vec::new())
+    }
+
+    /// The timeline with `random` episodes (`RandomFaults::draw`) merged in, sorted by
+    /// time; at equal times the file's own faults come first.
+    pub fn timeline_with(&self, random: Vec<(u64, Fault)>) -> Vec<(u64, Fault)> {
         let mut t: Vec<(u64, Fault)> = self
             .faults
             .iter()
             .map(|f| (f.at_ms, self.fault_of(f).expect("validated at load")))
+            .chain(random)
             .collect();
         t.sort_by_key(|(at, _)| *at);
         t
