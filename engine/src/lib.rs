@@ -18,6 +18,7 @@ mod node_tests;
 pub mod objects;
 pub mod rpc;
 pub mod seam;
+pub mod storage_health;
 pub mod table;
 #[cfg(test)]
 pub mod testkit;

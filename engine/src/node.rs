@@ -30,6 +30,7 @@ use crate::rpc::{
     self, Handler, KvRequest, RemoteError, Request, Response, RpcClient, RpcConfig, TableRequest,
 };
 use crate::seam::{BoxFuture, Seam, open_database_with_cache};
+use crate::storage_health;
 use crate::table::replicated::{read_partition, serve_local};
 use crate::table::tombstones::TombstoneGc;
 use crate::table::{LocalTable, Quorums, Replicated, Store, SyncGate, SyncWorker};
@@ -140,6 +141,8 @@ pub struct Node {
     /// Test-only weakening switched on (`unsafe_serve_reads_while_syncing`).
     sync_guard_off: AtomicBool,
     db: Arc<Database>,
+    /// Set once the metadata database can no longer commit (`storage_health`).
+    storage_failed: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl Node {
@@ -156,6 +159,7 @@ impl Node {
         )
         .map_err(|e| db_err(&e))?;
         let db = Arc::new(db);
+        let (failed, storage_failed) = tokio::sync::watch::channel(None);
         let sync_gate = SyncGate::default();
         sync_gate.set_syncing(!full_sync_done(&db).map_err(|e| db_err(&e))?);
         let kv_store = Arc::new(Store::<KvSchema>::open(db.clone()).map_err(|e| db_err(&e))?);
@@ -253,7 +257,8 @@ impl Node {
             stamper,
             sync_gate,
             sync_guard_off: AtomicBool::new(false),
-            db,
+            db: db.clone(),
+            storage_failed,
         });
 
         let listener = node.seam.net.listen(&config.rpc_bind_addr).await.map_err(|e| {
@@ -272,8 +277,24 @@ impl Node {
         tokio::spawn(BlockGc::new(node.clone(), config.gc).run());
         tokio::spawn(TombstoneGc::from_config(node.clone(), &config.gc).run());
         tokio::spawn(BlockRepair::new(node.clone(), config.repair).run());
+        tokio::spawn(storage_health::watch_metadata_db(db, failed));
         tracing::info!(node = %node.id, addr = %config.rpc_bind_addr, "node started");
         Ok(node)
+    }
+
+    /// Resolves, with why, once the metadata database can no longer commit: the node must
+    /// then be stopped and started again (`storage_health`). Pending while it can.
+    pub async fn storage_failure(&self) -> String {
+        let mut failed = self.storage_failed.clone();
+        loop {
+            if let Some(reason) = failed.borrow_and_update().clone() {
+                return reason;
+            }
+            if failed.changed().await.is_err() {
+                // The watcher is gone (the runtime is stopping): nothing more to say.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// An anti-entropy worker over every table of this node.

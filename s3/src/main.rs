@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use hangar_engine::storage_health::EXIT_STORAGE_FAILED;
 use hangar_s3::cli::{self, AdminCommand, client::AdminClient};
 use hangar_s3::config::Config;
 use hangar_s3::dev;
@@ -150,6 +151,23 @@ async fn run_admin(path: &Path, verb: AdminCommand, json: bool) -> Result<(), St
     stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()).map_err(|e| e.to_string())
 }
 
+/// Serves S3 until Ctrl-C or SIGTERM, or until the node's metadata database can no longer
+/// commit (a full or failing disk): then the process exits with `EXIT_STORAGE_FAILED`, so
+/// that the service manager starts it again, which reopens the database
+/// (`hangar_engine::storage_health` says why a restart and not a reopen in place).
+async fn serve_until_stopped(s3: server::S3Server, engine: &Engine) -> Result<(), String> {
+    tokio::select! {
+        served = s3.run_until_shutdown() => served.map_err(|e| e.to_string()),
+        reason = engine.node.storage_failure() => {
+            eprintln!(
+                "hangar: error: {reason}; exiting with status {EXIT_STORAGE_FAILED}: start \
+                 Hangar again once the disk has room (under systemd, Restart=on-failure does)"
+            );
+            std::process::exit(EXIT_STORAGE_FAILED);
+        }
+    }
+}
+
 fn fail(message: &str) -> ExitCode {
     eprintln!("hangar: error: {message}");
     ExitCode::FAILURE
@@ -166,7 +184,7 @@ async fn run_server(path: &Path) -> Result<(), String> {
     if let Some(web) = web {
         tokio::spawn(web.serve());
     }
-    s3.run_until_shutdown().await.map_err(|e| e.to_string())
+    serve_until_stopped(s3, &engine).await
 }
 
 /// `ports`: S3, RPC, admin, website.
@@ -203,7 +221,7 @@ async fn run_dev(dir: &Path, ports: [Option<u16>; 4]) -> Result<(), String> {
         tracing::warn!(error = %e, "cannot print the credentials; see credentials.env");
     }
     drop(out);
-    s3.run_until_shutdown().await.map_err(|e| e.to_string())
+    serve_until_stopped(s3, &engine).await
 }
 
 /// Creates the dev bucket and makes the dev key its owner (both idempotent).

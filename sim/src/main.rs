@@ -393,7 +393,9 @@ fn cmd_swarm(
     let mut runs = Vec::new();
     for seed in seeds {
         let file = PathBuf::from(format!("{SWARM_DIR}/swarm-{seed}{suffix}.toml"));
-        std::fs::write(&file, swarm::generate(seed, weakening))
+        let text = swarm::generate(seed, weakening);
+        println!("swarm {seed}: {}", swarm::summary(&text));
+        std::fs::write(&file, text)
             .map_err(|e| usage_error(format!("cannot write {}: {e}", file.display())))?;
         runs.push(sweep::Job { scenario: file, seed, group: format!("swarm{suffix}") });
     }

@@ -177,6 +177,9 @@ struct World {
     fault_notes: Mutex<Vec<String>>,
     /// Network faults in force (what `release` and `heal` undo).
     net: Mutex<NetFaults>,
+    /// Nodes whose process stopped itself since the runner last looked (a metadata
+    /// database that can no longer commit), with why.
+    exits: Mutex<Vec<(String, String)>>,
 }
 
 impl World {
@@ -385,6 +388,7 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
         disks: HostDisks::default(),
         fault_notes: Mutex::default(),
         net: Mutex::default(),
+        exits: Mutex::default(),
     });
     // The canary lets real entropy into what the run does, not into the trace directly:
     // the first client draws its operations, keys and think times from an OS-seeded
@@ -430,7 +434,17 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             async move {
                 // On the host: see hostfs.rs on why the runner reaches disks this way.
                 disks_world.disks.capture(&host);
-                let node = Node::start(seam, config).await.map_err(|e| e.to_string())?;
+                let node = match Node::start(seam, config).await {
+                    Ok(node) => node,
+                    Err(e) => {
+                        // A node that cannot start (its disk still full or failing) exits;
+                        // its supervisor tries again, as systemd's Restart=on-failure does.
+                        let reason = format!("cannot start: {e}");
+                        disks_world.exits.lock().unwrap().push((host.clone(), reason));
+                        std::future::pending::<()>().await;
+                        unreachable!("a pending future never completes")
+                    }
+                };
                 if disks_world.scenario.cluster.unsafe_early_read_switch {
                     node.layouts.weaken_switch_reads_before_sync();
                 }
@@ -452,7 +466,16 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
                     std::future::pending::<()>().await;
                 }
                 let list_max = disks_world.scenario.cluster.list_inline_max_blocks;
-                s3workload::serve_node(node, creds, list_max).await?;
+                let stops = node.clone();
+                tokio::select! {
+                    served = s3workload::serve_node(node, creds, list_max) => served?,
+                    reason = stops.storage_failure() => {
+                        // The process exits (as `hangar server` does); the runner crashes
+                        // the host and its supervisor starts it again (`SUPERVISOR_RESTART_MS`).
+                        disks_world.exits.lock().unwrap().push((host.clone(), reason));
+                        std::future::pending::<()>().await;
+                    }
+                }
                 Ok(())
             }
         });
@@ -518,6 +541,9 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
     );
     let mut timeline = scenario.timeline_with(random).into_iter().peekable();
     let mut crashed: Vec<String> = Vec::new();
+    // (due at ms, node): nodes that stopped themselves, to be started again by their
+    // supervisor.
+    let mut supervisor_restarts: Vec<(u64, String)> = Vec::new();
     let mut healed = false;
     let mut checker_started = false;
     // The layout the cluster settled on after the last change (the final reads use it).
@@ -586,6 +612,8 @@ pub fn run_with(scenario: &Scenario, seed: u64, options: RunOptions) -> RunResul
             break;
         }
         crash_power_cut_nodes(&mut sim, &world, &mut crashed);
+        crash_exited_nodes(&mut sim, &world, &mut crashed, &mut supervisor_restarts);
+        restart_supervised_nodes(&mut sim, &world, &mut crashed, &mut supervisor_restarts);
         // Inside madsim's shell, std time follows the simulation's.
         #[cfg(madsim)]
         madsim::time::advance(step);
@@ -862,6 +890,60 @@ fn crash_power_cut_nodes(sim: &mut turmoil::Sim<'_>, world: &World, crashed: &mu
             detail.as_bytes(),
         );
         world.fault_notes.lock().unwrap().push(format!("at {} ms: {detail}", at.as_millis()));
+    }
+}
+
+/// How long after a node's process stops itself its supervisor starts it again (systemd's
+/// `RestartSec` in docs/deploy.md is 5 s; shorter here, for runs of seconds).
+const SUPERVISOR_RESTART_MS: u64 = 1_000;
+
+/// Crashes the nodes whose process stopped itself during the last step (a process that
+/// exits keeps what the kernel cached, a crash does not: the harsher of the two), and
+/// schedules their supervisor's restart.
+fn crash_exited_nodes(
+    sim: &mut turmoil::Sim<'_>,
+    world: &World,
+    crashed: &mut Vec<String>,
+    restarts: &mut Vec<(u64, String)>,
+) {
+    let exits = std::mem::take(&mut *world.exits.lock().unwrap());
+    for (node, reason) in exits {
+        if crashed.contains(&node) {
+            continue;
+        }
+        world.epochs.disarm_power_cut(&node);
+        world.epochs.bump(&node);
+        crash_node(sim, &node, crashed);
+        let at = sim.elapsed();
+        let due = at.as_millis() as u64 + SUPERVISOR_RESTART_MS;
+        restarts.push((due, node.clone()));
+        let detail =
+            format!("{node} stopped itself ({reason}); its supervisor restarts it at {due} ms");
+        world.recorder.lock().unwrap().record_at(
+            at.as_micros(),
+            "runner",
+            "fault.detail",
+            detail.as_bytes(),
+        );
+        world.fault_notes.lock().unwrap().push(format!("at {} ms: {detail}", at.as_millis()));
+    }
+}
+
+/// Starts again the stopped nodes whose supervisor's delay is over (unless a fault or the
+/// final heal restarted them first).
+fn restart_supervised_nodes(
+    sim: &mut turmoil::Sim<'_>,
+    world: &World,
+    crashed: &mut Vec<String>,
+    restarts: &mut Vec<(u64, String)>,
+) {
+    let now_ms = sim.elapsed().as_millis() as u64;
+    let (due, later): (Vec<_>, Vec<_>) = restarts.drain(..).partition(|(at, _)| *at <= now_ms);
+    *restarts = later;
+    for (_, node) in due {
+        if crashed.contains(&node) {
+            apply_fault(sim, world, &Fault::Restart { node }, crashed);
+        }
     }
 }
 

@@ -36,6 +36,9 @@ impl Weakening {
     }
 }
 
+/// Seeds the draw of the consistency mode (a stream apart from the scenario's).
+const DEGRADED_STREAM: u64 = 0x4445_4752_4144_4544;
+
 /// How long after a `disk_loss` the next episode waits, at least: the blank node's full
 /// sync (six tables from every peer, a block pass) takes a few seconds at WAN latency.
 const DISK_LOSS_RECOVERY_MS: (u64, u64) = (6_000, 9_000);
@@ -220,12 +223,16 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
     writeln!(s, "name = \"swarm-{seed}\"").unwrap();
     let kind = if s3 { "s3" } else { "register" };
     let net = if wan { "wan" } else { "lan" };
-    writeln!(s, "description = \"swarm: {nodes} nodes, {kind} workload, {net} latency\"").unwrap();
+    // Drawn from a stream of its own, so that adding it changed no other draw.
+    let degraded = Draw(ChaCha20Rng::seed_from_u64(seed ^ DEGRADED_STREAM)).chance(20);
+    let mode = if degraded { "degraded" } else { "consistent" };
+    writeln!(s, "description = \"swarm: {nodes} nodes, {kind} workload, {net} latency, {mode}\"")
+        .unwrap();
     writeln!(s, "\n[cluster]\nnodes = {nodes}\nzones = {zones}\nreplication_factor = 3").unwrap();
     if faults.iter().any(|f| f.contains("layout_change")) {
         writeln!(s, "spare_nodes = 1").unwrap();
     }
-    writeln!(s, "consistency_mode = \"consistent\"").unwrap();
+    writeln!(s, "consistency_mode = \"{mode}\"").unwrap();
     if weakening == Some(Weakening::QuorumOfOne) {
         writeln!(s, "# Deliberately weakened (--weaken r1w1).\nread_quorum = 1\nwrite_quorum = 1")
             .unwrap();
@@ -237,7 +244,9 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
     if wan {
         // Zones far apart, nodes of one zone close (clients keep the range above).
         writeln!(s, "intra_zone_latency_ms = [1, 5]").unwrap();
-        writeln!(s, "inter_zone_latency_ms = [{min_latency}, {max_latency}]").unwrap();
+        // 30-150 ms between zones at most (the drawn client range, doubled); clients
+        // keep the range above.
+        writeln!(s, "inter_zone_latency_ms = [30, {}]", 2 * max_latency - 10).unwrap();
     }
     if faults.iter().any(|f| f.contains("crash_mid_write")) {
         // Unsynced writes survive a power cut torn at 512-byte sectors.
@@ -258,11 +267,23 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
     for f in faults.iter().filter(|f| at_ms_of(f) < duration) {
         write!(s, "\n[[faults]]\n{f}").unwrap();
     }
-    let checkers = if s3 {
-        r#"["read_after_write", "no_lost_writes", "convergence", "block_refs"]"#
-    } else {
-        r#"["read_after_write", "no_lost_writes", "convergence"]"#
-    };
+    // Degraded mode promises less, and only what it keeps is checked: reads need one
+    // replica, so stale reads are allowed (no read_after_write); unconditional writes are
+    // last-writer-wins by timestamp, so with a skewed or drifting clock a later write can
+    // lose to an earlier one stamped by a faster clock (no no_lost_writes then either).
+    let clock_faults = faults.iter().any(|f| f.contains("clock_skew") || f.contains("clock_drift"));
+    let mut checkers = Vec::new();
+    if !degraded {
+        checkers.push("read_after_write");
+    }
+    if !(degraded && clock_faults) {
+        checkers.push("no_lost_writes");
+    }
+    checkers.push("convergence");
+    if s3 {
+        checkers.push("block_refs");
+    }
+    let checkers = format!("{checkers:?}");
     writeln!(s, "\n[check]\nquiesce_ms = 20000\ncheckers = {checkers}").unwrap();
     s
 }
@@ -271,6 +292,16 @@ pub fn generate(seed: u64, weakening: Option<Weakening>) -> String {
 fn at_ms_of(fault: &str) -> u64 {
     let first = fault.lines().next().unwrap_or_default();
     first.trim_start_matches("at_ms = ").parse().expect("fault text starts with at_ms")
+}
+
+/// One line saying what a generated scenario drew: its description and its episodes.
+pub fn summary(scenario_text: &str) -> String {
+    let description = (scenario_text.lines())
+        .find_map(|l| l.strip_prefix("description = \"swarm: "))
+        .map_or("", |d| d.trim_end_matches('"'));
+    let episodes: Vec<&str> =
+        scenario_text.lines().filter_map(|l| l.strip_prefix("# fault: ")).collect();
+    format!("{description}; {}", episodes.join(", "))
 }
 
 fn fault(at: u64, kind: &str, node: Option<&str>, nodes: Option<&str>) -> String {

@@ -259,7 +259,16 @@ fn name(job: &Job) -> String {
 
 /// The command that replays `job`, with the commit it was seen on.
 pub fn replay_line(job: &Job) -> String {
-    format!("replay: hangar-sim run {} --seed {}   # commit {COMMIT}", name(job), job.seed)
+    let line =
+        format!("replay: hangar-sim run {} --seed {}   # commit {COMMIT}", name(job), job.seed);
+    // A swarm scenario is a file under the build directory: say how to make it again.
+    match job.group.strip_prefix("swarm") {
+        Some(weak) => {
+            let weaken = if weak.is_empty() { "" } else { " --weaken r1w1" };
+            format!("{line}\n  (the file: hangar-sim swarm --seeds {}{weaken} --print)", job.seed)
+        }
+        None => line,
+    }
 }
 
 /// One line per scenario: runs, passes, failures, speedup spread, failing seeds.
