@@ -85,6 +85,7 @@ must_catch scenarios/weakened/s3-smoke-r1w1.toml 'read_after_write' 50
 must_catch scenarios/weakened/s3-set-r1w1.toml 'set .*misses' 30
 must_catch scenarios/weakened/s3-disk-loss-no-resync.toml 'block_refs .*missing' 10
 must_catch scenarios/weakened/s3-overwrite-no-gc.toml 'block_refs .*orphan' 10
+must_catch scenarios/weakened/s3-multipart-no-gc.toml 'block_refs .*orphan' 5
 must_catch scenarios/weakened/s3-corruption-no-scrub.toml 'block_refs .*corrupt|no_lost_writes' 20
 must_catch scenarios/weakened/layout-early-read-switch.toml 'read_after_write' 20
 must_catch scenarios/weakened/disk-loss-no-sync-guard.toml 'read_after_write|no_lost_writes' 50

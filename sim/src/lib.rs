@@ -14,6 +14,7 @@ pub mod report;
 pub mod research;
 pub mod run;
 pub mod s3client;
+pub mod s3multipart;
 pub mod s3workload;
 pub mod scenario;
 pub mod setworkload;

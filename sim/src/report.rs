@@ -327,8 +327,9 @@ fn op_title(t: &TracedOp) -> String {
         Outcome::Info => "unknown",
     };
     let condition = t.condition.as_deref().map_or(String::new(), |c| format!(" ({c})"));
+    let multipart = t.multipart.as_deref().map_or(String::new(), |c| format!(" [multipart: {c}]"));
     format!(
-        "{} {} {}{value}{condition} via {}: {} .. {} ({}, {outcome})",
+        "{} {} {}{value}{condition} via {}: {} .. {} ({}, {outcome}){multipart}",
         op.client,
         kind_name(&op.kind),
         op.key,

@@ -118,7 +118,21 @@ impl S3Client {
         raw_path: &str,
         query: &[(String, String)],
     ) -> Result<S3Response, S3ClientError> {
-        let exchange = self.exchange(addr, method, raw_path, query, Bytes::new(), None);
+        self.request_query_body(addr, method, raw_path, query, Bytes::new()).await
+    }
+
+    /// As `request`, with a query and a body: the multipart calls (`?uploads`,
+    /// `?partNumber=N&uploadId=U` with the part, `?uploadId=U` with the part list). The
+    /// query is signed as sent (`request_uri`); the body, as every body here, is not.
+    pub async fn request_query_body(
+        &self,
+        addr: &str,
+        method: Method,
+        raw_path: &str,
+        query: &[(String, String)],
+        body: Bytes,
+    ) -> Result<S3Response, S3ClientError> {
+        let exchange = self.exchange(addr, method, raw_path, query, body, None);
         self.within_timeout(addr, exchange).await
     }
 

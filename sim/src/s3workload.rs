@@ -7,7 +7,9 @@
 //! from the run's seed, the client and its sequence number (so every write is unique); the
 //! history records it as the hex blake3 of the body, so the register checkers apply
 //! unchanged: a GET is recorded as the hex blake3 of the body it returned (a corrupt or
-//! mixed-up body is a value nobody wrote), or as absent on 404 NoSuchKey.
+//! mixed-up body is a value nobody wrote), or as absent on 404 NoSuchKey. A share of the
+//! PUTs (`multipart_fraction`) are multipart uploads instead, one write each
+//! (`s3multipart`).
 //!
 //! Final per-replica reads (`read_replica`) bypass S3, whose GET is a quorum read: the
 //! checker reads the key's entry from one node's local `object` table through the
@@ -48,6 +50,7 @@ use rand_core::RngCore;
 
 use crate::history::{Op, OpKind, Outcome};
 use crate::s3client::{S3Client, S3Creds, S3Response};
+use crate::s3multipart::{UploadPlan, put_multipart};
 use crate::trace::op_detail_with;
 use crate::workload::{ClientCtx, now_us, roll};
 
@@ -135,6 +138,7 @@ pub async fn run_s3_client(ctx: ClientCtx, client: Arc<S3Client>) -> Result<(), 
     // The ETag this client last saw for each key (its own PUTs, its GETs), for `If-Match`.
     let mut etags: BTreeMap<String, String> = BTreeMap::new();
     let conditional_fraction = *w.conditional_fraction.get_ref();
+    let multipart_fraction = *w.multipart_fraction.get_ref();
     while now_us() < w.duration_ms * 1000 {
         let think = rng.next_u64() % (w.max_think_ms + 1);
         tokio::time::sleep(Duration::from_millis(think)).await;
@@ -154,6 +158,14 @@ pub async fn run_s3_client(ctx: ClientCtx, client: Arc<S3Client>) -> Result<(), 
         // Drawn only by scenarios that ask for conditions, so every other scenario keeps
         // the runs its seeds gave before conditions existed.
         let conditional = conditional_fraction > 0.0 && roll(&mut rng) < conditional_fraction;
+        // Likewise drawn only by scenarios with uploads; an upload carries no condition.
+        let is_put = matches!(kind, OpKind::Put { .. });
+        if is_put && multipart_fraction > 0.0 && roll(&mut rng) < multipart_fraction {
+            let abort_fraction = *w.multipart_abort_fraction.get_ref();
+            let plan = UploadPlan::draw(&mut rng, nodes.len(), max, abort_fraction);
+            put_multipart(&ctx, &client, key, seq, plan, &mut etags).await;
+            continue;
+        }
         let condition = match (&kind, conditional) {
             (OpKind::Put { .. }, true) => Some(match etags.get(&key) {
                 Some(etag) => (IF_MATCH, HeaderValue::from_str(etag).expect("an ETag header")),

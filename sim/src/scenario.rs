@@ -307,8 +307,16 @@ pub struct Workload {
     pub delete_fraction: f64,
     /// s3 workload only: the fraction of PUTs that carry a condition — `If-Match` with the
     /// ETag the client last saw for the key, or `If-None-Match: *` when it saw none.
-    #[serde(default = "default_conditional_fraction")]
+    #[serde(default = "default_fraction_zero")]
     pub conditional_fraction: Spanned<f64>,
+    /// s3 workload only: the fraction of PUTs done as a multipart upload of 2–3 parts
+    /// (`s3multipart`).
+    #[serde(default = "default_fraction_zero")]
+    pub multipart_fraction: Spanned<f64>,
+    /// s3 workload only: the fraction of multipart uploads abandoned after their parts,
+    /// half aborted, half left open for the block collector's `upload_timeout_ms`.
+    #[serde(default = "default_fraction_zero")]
+    pub multipart_abort_fraction: Spanned<f64>,
     #[serde(default = "default_client_timeout")]
     pub client_timeout_ms: u64,
     /// s3 workload only: a PUT's body size is uniform in `min..=max` bytes.
@@ -356,16 +364,8 @@ impl Workload {
         }
         self.validate_keys()?;
         self.validate_mix()?;
+        self.validate_s3_fractions()?;
         let (min, max) = (&self.min_object_bytes, &self.max_object_bytes);
-        let conditional = &self.conditional_fraction;
-        if !(0.0..=1.0).contains(conditional.get_ref()) {
-            let msg = format!("{} is not in 0..=1", conditional.get_ref());
-            return Err((conditional.span(), "workload.conditional_fraction", msg));
-        }
-        if !self.is_s3() && conditional.span() != (0..0) {
-            let msg = "only the s3 workload sends conditional writes".to_string();
-            return Err((conditional.span(), "workload.conditional_fraction", msg));
-        }
         if !self.is_s3() {
             for (field, size) in
                 [("workload.min_object_bytes", min), ("workload.max_object_bytes", max)]
@@ -384,6 +384,38 @@ impl Workload {
         if min.get_ref() > max.get_ref() {
             let msg = format!("{} is above max_object_bytes ({})", min.get_ref(), max.get_ref());
             return Err((min.span(), "workload.min_object_bytes", msg));
+        }
+        Ok(())
+    }
+
+    /// The s3 workload's own fractions: each in 0..=1, and set only for the s3 workload
+    /// (elsewhere it would silently do nothing); aborting uploads needs uploads.
+    fn validate_s3_fractions(&self) -> Result<(), (Range<usize>, &'static str, String)> {
+        let fractions = [
+            (
+                "workload.conditional_fraction",
+                &self.conditional_fraction,
+                "sends conditional writes",
+            ),
+            ("workload.multipart_fraction", &self.multipart_fraction, "does multipart uploads"),
+            (
+                "workload.multipart_abort_fraction",
+                &self.multipart_abort_fraction,
+                "abandons uploads",
+            ),
+        ];
+        for (field, value, what) in fractions {
+            if !(0.0..=1.0).contains(value.get_ref()) {
+                return Err((value.span(), field, format!("{} is not in 0..=1", value.get_ref())));
+            }
+            if !self.is_s3() && value.span() != (0..0) {
+                return Err((value.span(), field, format!("only the s3 workload {what}")));
+            }
+        }
+        let abort = &self.multipart_abort_fraction;
+        if *abort.get_ref() > 0.0 && *self.multipart_fraction.get_ref() == 0.0 {
+            let msg = "abandons multipart uploads, but multipart_fraction is 0".to_string();
+            return Err((abort.span(), "workload.multipart_abort_fraction", msg));
         }
         Ok(())
     }
@@ -459,7 +491,7 @@ fn default_think() -> u64 {
 fn default_write_fraction() -> f64 {
     0.5
 }
-fn default_conditional_fraction() -> Spanned<f64> {
+fn default_fraction_zero() -> Spanned<f64> {
     Spanned::new(0..0, 0.0)
 }
 fn default_client_timeout() -> u64 {
@@ -769,6 +801,43 @@ checkers = ["read_after_write"]
         let register = GOOD.replace("keys = 4", "keys = 4\nmax_object_bytes = 10");
         let err = Scenario::parse("bad.toml", &register).unwrap_err();
         assert_eq!((err.line, err.field.as_str()), (10, "workload.max_object_bytes"), "{err}");
+    }
+
+    #[test]
+    fn multipart_fractions_default_to_zero_and_are_s3_only() {
+        let s3 = GOOD.replace("clients = 2", "kind = \"s3\"\nclients = 2");
+        let s = Scenario::parse("s3.toml", &s3).unwrap();
+        let w = &s.workload;
+        assert_eq!(
+            (*w.multipart_fraction.get_ref(), *w.multipart_abort_fraction.get_ref()),
+            (0.0, 0.0)
+        );
+        let both = "keys = 4\nmultipart_fraction = 0.3\nmultipart_abort_fraction = 0.2";
+        let s = Scenario::parse("s3.toml", &s3.replace("keys = 4", both)).unwrap();
+        let w = &s.workload;
+        assert_eq!(
+            (*w.multipart_fraction.get_ref(), *w.multipart_abort_fraction.get_ref()),
+            (0.3, 0.2)
+        );
+
+        for (text, line, field) in [
+            ("multipart_fraction = 1.5", 11, "workload.multipart_fraction"),
+            ("multipart_fraction = -0.1", 11, "workload.multipart_fraction"),
+            (
+                "multipart_fraction = 0.3\nmultipart_abort_fraction = 2.0",
+                12,
+                "workload.multipart_abort_fraction",
+            ),
+            ("multipart_abort_fraction = 0.2", 11, "workload.multipart_abort_fraction"),
+        ] {
+            let bad = s3.replace("keys = 4", &format!("keys = 4\n{text}"));
+            let err = Scenario::parse("bad.toml", &bad).unwrap_err();
+            assert_eq!((err.line, err.field.as_str()), (line, field), "{text}: {err}");
+        }
+        let register = GOOD.replace("keys = 4", "keys = 4\nmultipart_fraction = 0.3");
+        let err = Scenario::parse("bad.toml", &register).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (10, "workload.multipart_fraction"), "{err}");
+        assert!(err.message.contains("only the s3 workload"), "{err}");
     }
 
     #[test]

@@ -174,6 +174,14 @@ pub fn op_detail_with(op: &Op, via: &str, condition: Option<&str>) -> Option<Str
     Some(detail.to_string())
 }
 
+/// The detail of a write done as a multipart upload: `op_detail`'s, with `via` the nodes
+/// its calls went through and `multipart` the calls themselves (`s3multipart`).
+pub fn multipart_op_detail(op: &Op, via: &str, calls: &str) -> Option<String> {
+    let mut detail: serde_json::Value = serde_json::from_str(&op_detail(op, via)?).ok()?;
+    detail.as_object_mut()?.insert("multipart".into(), calls.into());
+    Some(detail.to_string())
+}
+
 /// The detail of a set workload operation: like `op_detail`, with `op` `add` (`key`: the
 /// element) or `list` (`key`: the prefix; `listed`: how many elements an acknowledged
 /// listing returned), and `note` (the status of an add, the pages of a listing, or why a

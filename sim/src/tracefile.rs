@@ -92,6 +92,8 @@ pub struct TracedOp {
     pub via: String,
     /// The condition a conditional PUT carried (`if-match: "…"`, `if-none-match: *`).
     pub condition: Option<String>,
+    /// The calls of a write done as a multipart upload (`create n1 200 @…us, part 1 …`).
+    pub multipart: Option<String>,
 }
 
 impl TraceFile {
@@ -175,7 +177,8 @@ fn op_of(detail: &Value) -> Option<TracedOp> {
         complete_us: number("complete_us")?,
         outcome,
     };
-    Some(TracedOp { op, via: text("via").unwrap_or_default(), condition: text("condition") })
+    let via = text("via").unwrap_or_default();
+    Some(TracedOp { op, via, condition: text("condition"), multipart: text("multipart") })
 }
 
 #[cfg(test)]
@@ -221,7 +224,7 @@ mod tests {
         ];
         for op in ops {
             let detail: Value = serde_json::from_str(&op_detail(&op, "n3").unwrap()).unwrap();
-            let traced = TracedOp { op, via: "n3".into(), condition: None };
+            let traced = TracedOp { op, via: "n3".into(), condition: None, multipart: None };
             assert_eq!(op_of(&detail), Some(traced));
         }
         // A conditional PUT keeps its condition.
@@ -236,7 +239,15 @@ mod tests {
         let condition = "if-match: \"e1\"";
         let detail = crate::trace::op_detail_with(&op, "n2", Some(condition)).unwrap();
         let detail: Value = serde_json::from_str(&detail).unwrap();
-        let traced = TracedOp { op, via: "n2".into(), condition: Some(condition.into()) };
+        let traced =
+            TracedOp { op, via: "n2".into(), condition: Some(condition.into()), multipart: None };
+        assert_eq!(op_of(&detail), Some(traced.clone()));
+        // A multipart upload keeps its calls and the nodes they went through.
+        let calls = "create n1 200 @7us, part 1 n3 200 @40us, abort n2 204 @90us";
+        let detail = crate::trace::multipart_op_detail(&traced.op, "n1,n3,n2", calls).unwrap();
+        let detail: Value = serde_json::from_str(&detail).unwrap();
+        let multipart = Some(calls.to_string());
+        let traced = TracedOp { via: "n1,n3,n2".into(), condition: None, multipart, ..traced };
         assert_eq!(op_of(&detail), Some(traced));
     }
 
