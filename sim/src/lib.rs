@@ -7,6 +7,7 @@ pub mod faults;
 pub mod finals;
 pub mod history;
 pub mod hostfs;
+pub mod judge;
 pub mod liveness;
 pub mod netfaults;
 pub mod random_faults;
