@@ -15,7 +15,7 @@
 #    a restarted node whose S3 frontend never comes back (liveness: the final probe);
 #  - an expected outcome is the mode's: degraded-stale-reads passes in consistent mode;
 #  - a bad scenario file is refused with exit 2, naming the field;
-#  - swarm: 40 random scenarios (cluster, network, workload, survivable faults) pass, and
+#  - swarm: 100 random scenarios (cluster, network, workload, survivable faults) pass, and
 #    a swarm of weakened ones (R = W = 1) is caught within 200 seeds;
 #  - a failing seed saved with --save-regression fails again when replayed from the file;
 #  - every scenario kept in scenarios/regressions/ passes with its recorded seed.
@@ -110,8 +110,8 @@ rm -f "$bad"
 [ "$code" -eq 2 ] && grep -q 'field `faults.node`' <<<"$out" || { echo "$out"; fail "bad scenario not refused"; }
 echo "bad file: $out"
 
-echo "== swarm: random survivable faults over random clusters, seeds 1..40"
-"$SIM" swarm --seeds 1..=40 --jobs 2 || fail "a swarm run failed (its replay line is above)"
+echo "== swarm: random survivable faults over random clusters, seeds 1..100"
+"$SIM" swarm --seeds 1..=100 --jobs 2 || fail "a swarm run failed (its replay line is above)"
 
 echo "== a swarm finds a deliberately weakened system (R = W = 1) within 200 seeds"
 set +e; out=$("$SIM" swarm --seeds 1..=200 --weaken r1w1 --stop-at-first-failure --jobs 2 2>&1); code=$?; set -e
