@@ -783,6 +783,15 @@ fn crash_node(sim: &mut turmoil::Sim<'_>, node: &str, crashed: &mut Vec<String>)
     }
 }
 
+/// Records what the runner did on its own (not a timeline entry) in the trace, as a
+/// `fault.detail` event, and in the run's printed notes.
+fn note_runner_event(sim: &turmoil::Sim<'_>, world: &World, detail: &str) {
+    let at = sim.elapsed();
+    let mut recorder = world.recorder.lock().unwrap();
+    recorder.record_at(at.as_micros(), "runner", "fault.detail", detail.as_bytes());
+    world.fault_notes.lock().unwrap().push(format!("at {} ms: {detail}", at.as_millis()));
+}
+
 /// Crashes the nodes whose armed power cut (`crash_mid_write`) fell during the last step,
 /// recording each like a fault.
 fn crash_power_cut_nodes(sim: &mut turmoil::Sim<'_>, world: &World, crashed: &mut Vec<String>) {
@@ -790,14 +799,7 @@ fn crash_power_cut_nodes(sim: &mut turmoil::Sim<'_>, world: &World, crashed: &mu
         let writes = crash_node(sim, &node, crashed);
         let detail = format!("{node}: power went out on disk mutation {nth}; {writes}");
         let detail = detail.trim_end_matches("; ").to_string();
-        let at = sim.elapsed();
-        world.recorder.lock().unwrap().record_at(
-            at.as_micros(),
-            "runner",
-            "fault.detail",
-            detail.as_bytes(),
-        );
-        world.fault_notes.lock().unwrap().push(format!("at {} ms: {detail}", at.as_millis()));
+        note_runner_event(sim, world, &detail);
     }
 }
 
@@ -822,18 +824,11 @@ fn crash_exited_nodes(
         world.epochs.disarm_power_cut(&node);
         world.epochs.bump(&node);
         crash_node(sim, &node, crashed);
-        let at = sim.elapsed();
-        let due = at.as_millis() as u64 + SUPERVISOR_RESTART_MS;
+        let due = sim.elapsed().as_millis() as u64 + SUPERVISOR_RESTART_MS;
         restarts.push((due, node.clone()));
         let detail =
             format!("{node} stopped itself ({reason}); its supervisor restarts it at {due} ms");
-        world.recorder.lock().unwrap().record_at(
-            at.as_micros(),
-            "runner",
-            "fault.detail",
-            detail.as_bytes(),
-        );
-        world.fault_notes.lock().unwrap().push(format!("at {} ms: {detail}", at.as_millis()));
+        note_runner_event(sim, world, &detail);
     }
 }
 

@@ -207,12 +207,39 @@ impl S3Client {
     }
 }
 
+/// For tests: the real S3 frontend (`serve`, over a memory backend, with one key
+/// `GKTEST` / `right`) as host "server" on port 3900 of a turmoil simulation.
+#[cfg(test)]
+pub(crate) fn serve_memory_frontend(sim: &mut turmoil::Sim<'_>, region: &str) {
+    use std::collections::BTreeMap;
+
+    use hangar_engine::seam::Clock;
+    use hangar_s3::s3api::{MemoryBackend, S3State, WallClock, serve};
+
+    use crate::world::{SimClock, SimNet};
+
+    let region = region.to_string();
+    sim.host("server", move || {
+        let region = region.clone();
+        async move {
+            let clock: Arc<dyn Clock> =
+                Arc::new(SimClock { skew_ms: Default::default(), drift: Default::default() });
+            let wall: WallClock = Arc::new(move || clock.now_ms());
+            let keys = BTreeMap::from([("GKTEST".to_string(), "right".to_string())]);
+            let backend = Arc::new(MemoryBackend::new(wall.clone()));
+            let state = Arc::new(S3State::new(backend, region, keys, wall));
+            serve(SimNet.listen("0.0.0.0:3900").await?, state).await;
+            Ok(())
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
+    use hangar_s3::s3api::S3Error;
     use hangar_s3::s3api::auth::{AuthConfig, PayloadHash, RequestView, authenticate};
-    use hangar_s3::s3api::{MemoryBackend, S3Error, S3State, WallClock, serve};
 
     use super::*;
     use crate::world::{EPOCH_MS, SimClock, SimNet};
@@ -273,16 +300,7 @@ mod tests {
     #[test]
     fn put_get_delete_through_serve_over_simulated_tcp() {
         let mut sim = turmoil::Builder::new().build();
-        sim.host("server", || async {
-            let clock: Arc<dyn Clock> =
-                Arc::new(SimClock { skew_ms: Default::default(), drift: Default::default() });
-            let wall: WallClock = Arc::new(move || clock.now_ms());
-            let keys = BTreeMap::from([("GKTEST".to_string(), "right".to_string())]);
-            let backend = Arc::new(MemoryBackend::new(wall.clone()));
-            let state = Arc::new(S3State::new(backend, REGION.into(), keys, wall));
-            serve(SimNet.listen("0.0.0.0:3900").await?, state).await;
-            Ok(())
-        });
+        crate::s3client::serve_memory_frontend(&mut sim, REGION);
         sim.client("client", async {
             let clock =
                 Arc::new(SimClock { skew_ms: Default::default(), drift: Default::default() });

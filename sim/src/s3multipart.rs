@@ -271,9 +271,6 @@ mod tests {
     fn uploads_complete_abort_and_stay_open_through_serve() {
         use std::sync::Arc;
 
-        use hangar_engine::seam::{Clock, Net};
-        use hangar_s3::s3api::{MemoryBackend, S3State, WallClock, serve};
-
         use crate::s3client::S3Creds;
         use crate::world::{SimClock, SimNet};
 
@@ -283,16 +280,7 @@ mod tests {
             region: "hangar-sim".into(),
         };
         let mut sim = turmoil::Builder::new().build();
-        sim.host("server", || async {
-            let clock: Arc<dyn Clock> =
-                Arc::new(SimClock { skew_ms: Default::default(), drift: Default::default() });
-            let wall: WallClock = Arc::new(move || clock.now_ms());
-            let keys = BTreeMap::from([("GKTEST".to_string(), "right".to_string())]);
-            let backend = Arc::new(MemoryBackend::new(wall.clone()));
-            let state = Arc::new(S3State::new(backend, "hangar-sim".into(), keys, wall));
-            serve(SimNet.listen("0.0.0.0:3900").await?, state).await;
-            Ok(())
-        });
+        crate::s3client::serve_memory_frontend(&mut sim, "hangar-sim");
         sim.client("client", async move {
             let clock =
                 Arc::new(SimClock { skew_ms: Default::default(), drift: Default::default() });

@@ -204,10 +204,6 @@ fn elements(body: &[u8], name: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use hangar_engine::seam::{Clock, Net};
-    use hangar_s3::s3api::{MemoryBackend, S3State, WallClock, serve};
 
     use super::*;
     use crate::s3client::S3Creds;
@@ -294,15 +290,7 @@ mod tests {
         let clock =
             || Arc::new(SimClock { skew_ms: Default::default(), drift: Default::default() });
         let mut sim = turmoil::Builder::new().build();
-        sim.host("server", move || async move {
-            let clock = clock();
-            let wall: WallClock = Arc::new(move || clock.now_ms());
-            let keys = BTreeMap::from([("GKTEST".to_string(), "right".to_string())]);
-            let backend = Arc::new(MemoryBackend::new(wall.clone()));
-            let state = Arc::new(S3State::new(backend, REGION.into(), keys, wall));
-            serve(SimNet.listen("0.0.0.0:3900").await?, state).await;
-            Ok(())
-        });
+        crate::s3client::serve_memory_frontend(&mut sim, REGION);
         sim.client("client", async move {
             let client = S3Client::new(Arc::new(SimNet), clock(), creds(), 5_000);
             let addr = "server:3900";
