@@ -11,6 +11,14 @@
 //! later — checked again right before deleting — and was not written here in that time,
 //! its file is removed.
 //!
+//! An upload's age is judged twice, and both must pass `upload_timeout_ms`: by its version
+//! id's timestamp against this node's wall clock, and by how long this node has itself
+//! watched it `Uploading` (`StaleUploads`, on the monotonic clock). The second keeps a node
+//! whose wall clock runs ahead from aborting uploads still in progress: an abort written
+//! under a running upload loses to its completion (`Complete` outranks `Aborted`), and the
+//! cascade would meanwhile have deleted the version's list — a complete object with no
+//! body (the simulator found it: swarm seed 198, a node 87 s ahead).
+//!
 //! A pass remembers the blocks of each complete version it has read (`HeldBlocks`, up to
 //! 65,536 hashes), so the thousands of blocks of one large object cost one read of its
 //! entry and list, not one each.
@@ -114,13 +122,21 @@ pub struct BlockGc {
     config: GcConfig,
     /// Blocks found without a live reference, and since when.
     unreferenced_since: BTreeMap<BlockHash, tokio::time::Instant>,
+    /// Uploads met `Uploading`, and since when by this node's own clock.
+    stale_uploads: Arc<Mutex<StaleUploads>>,
     /// The settled layout version whose lost partitions' acceptor rows were last deleted.
     rows_moved_away_at: Option<u64>,
 }
 
 impl BlockGc {
     pub fn new(node: Arc<Node>, config: GcConfig) -> Self {
-        BlockGc { node, config, unreferenced_since: BTreeMap::new(), rows_moved_away_at: None }
+        BlockGc {
+            node,
+            config,
+            unreferenced_since: BTreeMap::new(),
+            stale_uploads: Arc::default(),
+            rows_moved_away_at: None,
+        }
     }
 
     /// Runs passes forever, `interval_ms` apart.
@@ -168,7 +184,10 @@ impl BlockGc {
         // Uploads without blocks are met through the mpu table instead (`multipart`).
         let now_ms = self.node.seam.clock.now_ms();
         let timeout_ms = self.config.upload_timeout_ms;
-        match super::multipart::abort_stale_uploads(&self.node, now_ms, timeout_ms).await {
+        let stale = self.stale_uploads.clone();
+        let aborting =
+            super::multipart::abort_stale_uploads(&self.node, now_ms, timeout_ms, &stale);
+        match aborting.await {
             Ok(n) => report.uploads_aborted += n,
             Err(_) => report.errors += 1,
         }
@@ -215,7 +234,8 @@ impl BlockGc {
                         monotonic_now().saturating_duration_since(*since) >= delay
                     });
                 let (node, config, held) = (self.node.clone(), self.config, held.clone());
-                let checker = RefChecker { node, config, held };
+                let stale_uploads = self.stale_uploads.clone();
+                let checker = RefChecker { node, config, held, stale_uploads };
                 checks.spawn(async move { checker.check(hash, due).await });
             }
             let Some(done) = checks.join_next().await else { break };
@@ -241,6 +261,7 @@ impl BlockGc {
                 }
             }
         }
+        self.stale_uploads.lock().expect("no panic while held").end_pass();
         report
     }
 }
@@ -264,6 +285,37 @@ struct RefChecker {
     config: GcConfig,
     /// What complete versions met earlier in this pass hold.
     held: Arc<Mutex<HeldBlocks>>,
+    stale_uploads: Arc<Mutex<StaleUploads>>,
+}
+
+/// Uploads this node has met `Uploading`, with when it first did (monotonic clock) and the
+/// pass it last did: an upload is stale only once both its stamp and this watch are older
+/// than the timeout (module docs). Uploads not met in a pass are forgotten at its end, so
+/// the map holds only uploads still in progress.
+#[derive(Default)]
+pub(super) struct StaleUploads {
+    seen: BTreeMap<VersionId, (tokio::time::Instant, u64)>,
+    pass: u64,
+}
+
+impl StaleUploads {
+    /// Whether upload `id`, met `Uploading` now, has been so for `timeout_ms` by its stamp
+    /// (against `now_ms`, this node's wall clock) and by this node's watch.
+    pub(super) fn is_stale(&mut self, id: VersionId, now_ms: u64, timeout_ms: u64) -> bool {
+        let pass = self.pass;
+        let seen = self.seen.entry(id).or_insert((monotonic_now(), pass));
+        seen.1 = pass;
+        let watched = monotonic_now().saturating_duration_since(seen.0);
+        now_ms.saturating_sub(id.timestamp) >= timeout_ms
+            && watched >= Duration::from_millis(timeout_ms)
+    }
+
+    /// Forgets the uploads not met since the last call (completed, aborted or gone).
+    fn end_pass(&mut self) {
+        let pass = self.pass;
+        self.seen.retain(|_, (_, last)| *last == pass);
+        self.pass += 1;
+    }
 }
 
 /// Block hashes a pass caps `HeldBlocks` at (32 bytes each: 2 MiB), so that a node with
@@ -394,8 +446,11 @@ impl RefChecker {
                 Body::Inline(_) => Holding::NotThisBlock,
             }),
             VersionState::Uploading => {
-                let age_ms = self.node.seam.clock.now_ms().saturating_sub(r.version.timestamp);
-                if age_ms < self.config.upload_timeout_ms {
+                let (now_ms, timeout_ms) =
+                    (self.node.seam.clock.now_ms(), self.config.upload_timeout_ms);
+                let stale = (self.stale_uploads.lock().expect("no panic while held"))
+                    .is_stale(r.version, now_ms, timeout_ms);
+                if !stale {
                     return Ok(Holding::Yes);
                 }
                 let aborted = Version::new(VersionState::Aborted, version.kept);
@@ -425,6 +480,32 @@ enum Holding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_upload_is_stale_only_once_this_node_watched_it_for_the_timeout_too() {
+        let timeout_ms = 10_000;
+        let mut watch = StaleUploads::default();
+        let upload = VersionId { timestamp: 1_000, unique: 7 };
+        // This node's clock runs 87 s ahead: by its stamp the upload is long stale, but
+        // it was only just met.
+        assert!(!watch.is_stale(upload, 88_000, timeout_ms));
+        tokio::time::advance(Duration::from_millis(timeout_ms - 1)).await;
+        assert!(!watch.is_stale(upload, 97_999, timeout_ms), "watched 1 ms too short");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(watch.is_stale(upload, 98_000, timeout_ms));
+
+        // Watched long enough but young by its stamp (a writer whose clock runs ahead):
+        // kept too.
+        let young = VersionId { timestamp: 120_000, unique: 8 };
+        assert!(!watch.is_stale(young, 98_000, timeout_ms));
+        tokio::time::advance(Duration::from_millis(timeout_ms)).await;
+        assert!(!watch.is_stale(young, 108_000, timeout_ms));
+
+        // An upload not met in a pass is forgotten: met again, its watch starts over.
+        watch.end_pass();
+        watch.end_pass();
+        assert!(!watch.is_stale(upload, 118_000, timeout_ms), "forgotten, then met anew");
+    }
 
     fn reference(version: u64) -> BlockRef {
         BlockRef {

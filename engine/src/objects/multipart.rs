@@ -630,7 +630,8 @@ pub(super) async fn finish_aborted_upload(
 }
 
 /// Open uploads of the `mpu` partitions this node leads (first of `all_nodes`, as for
-/// tombstone collection) created more than `timeout_ms` ago: each is aborted like
+/// tombstone collection) created more than `timeout_ms` ago, and watched open by this node
+/// that long (`watch`): each is aborted like
 /// AbortMultipartUpload does (its version `Aborted` unless it completed meanwhile, then its
 /// entry finished), so that it is no longer listed and is collected. Returns how many.
 ///
@@ -641,6 +642,7 @@ pub(super) async fn abort_stale_uploads(
     node: &Node,
     now_ms: u64,
     timeout_ms: u64,
+    watch: &std::sync::Mutex<super::gc::StaleUploads>,
 ) -> Result<usize, QuorumError> {
     let history = node.layouts.shared();
     if history.current().is_none() || node.is_syncing() {
@@ -663,8 +665,10 @@ pub(super) async fn abort_stale_uploads(
             for (storage_key, bytes) in &page {
                 let Ok(upload) = decode_entry::<MultipartUpload>(bytes) else { continue };
                 let Some(id) = upload_id_of(&storage_key[32..]) else { continue };
-                let stale = now_ms.saturating_sub(id.timestamp) >= timeout_ms;
-                if !upload.finished.get() && stale {
+                // Judged by its stamp and by this node's own watch (`gc`, module docs).
+                let stale = !upload.finished.get()
+                    && watch.lock().expect("no panic while held").is_stale(id, now_ms, timeout_ms);
+                if stale {
                     abort_stale(node, storage_key, &upload, id).await?;
                     aborted += 1;
                 }
