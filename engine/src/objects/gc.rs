@@ -19,6 +19,11 @@
 //! cascade would meanwhile have deleted the version's list — a complete object with no
 //! body (the simulator found it: swarm seed 198, a node 87 s ahead).
 //!
+//! Every read a deletion rests on (a block's references, a version's state) asks enough
+//! replicas to see every acknowledged write (`get_seeing_every_write`): in `degraded` and
+//! `dangerous` mode a read of one replica may miss a completed version, and the cascade
+//! would delete its list and blocks (the simulator found it: swarm seed 1042).
+//!
 //! A pass remembers the blocks of each complete version it has read (`HeldBlocks`, up to
 //! 65,536 hashes), so the thousands of blocks of one large object cost one read of its
 //! entry and list, not one each.
@@ -375,7 +380,9 @@ impl RefChecker {
         hash: &BlockHash,
         report: &mut GcReport,
     ) -> Result<usize, QuorumError> {
-        let refs = self.node.block_refs.get_range(hash, b"", b"", REFS_PER_BLOCK_MAX).await?;
+        let refs =
+            self.node.block_refs.get_range_seeing_every_write(hash, b"", b"", REFS_PER_BLOCK_MAX);
+        let refs = refs.await?;
         let mut live = usize::from(refs.len() >= REFS_PER_BLOCK_MAX);
         for (sort_key, r) in refs {
             if r.deleted.get() {
@@ -421,7 +428,7 @@ impl RefChecker {
             return Ok(held(&blocks));
         }
         let key = entry_key(r.bucket.as_bytes(), r.key.as_bytes());
-        let entry = self.node.objects.get(&key).await?.unwrap_or_default();
+        let entry = self.node.objects.get_seeing_every_write(&key).await?.unwrap_or_default();
         let Some(version) = entry.versions.get(&r.version) else {
             return Ok(Holding::VersionGone);
         };

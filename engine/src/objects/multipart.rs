@@ -692,7 +692,7 @@ async fn abort_stale(
 ) -> Result<(), QuorumError> {
     let mut object_key = storage_key[..32].to_vec();
     object_key.extend_from_slice(upload.key.as_bytes());
-    let entry = node.objects.get(&object_key).await?.unwrap_or_default();
+    let entry = node.objects.get_seeing_every_write(&object_key).await?.unwrap_or_default();
     if let Some(version) = entry.versions.get(&id).filter(|v| v.state == VersionState::Uploading) {
         let aborted = Version::new(VersionState::Aborted, version.kept);
         node.objects.insert(object_key, &super::ObjectEntry::with(id, aborted)).await?;

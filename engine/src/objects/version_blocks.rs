@@ -214,7 +214,8 @@ async fn delete_if_gone(
         return Ok(0);
     }
     let object_key = entry_key(list.bucket.as_bytes(), list.key.as_bytes());
-    let entry = node.objects.get(&object_key).await.map_err(|e| e.to_string())?;
+    let entry =
+        node.objects.get_seeing_every_write(&object_key).await.map_err(|e| e.to_string())?;
     let state = entry.as_ref().and_then(|e| e.versions.get(&list.version)).map(|v| &v.state);
     let alive =
         matches!(state, Some(super::VersionState::Uploading | super::VersionState::Complete(_)));

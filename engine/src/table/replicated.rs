@@ -76,6 +76,46 @@ impl Quorums {
     }
 }
 
+/// How many replicas a read asks: the mode's read quorum, or enough to meet every write
+/// quorum (`get_seeing_every_write`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadReach {
+    Mode,
+    EveryWrite,
+}
+
+/// How many of `replicas` replicas a read of `reach` asks under `quorums`.
+fn read_quorum(quorums: Quorums, reach: ReadReach, replicas: usize) -> usize {
+    let quorum = match reach {
+        ReadReach::Mode => quorums.read,
+        // Enough to meet every write quorum: one more than the replicas a write may miss.
+        ReadReach::EveryWrite => {
+            let misses = replicas.saturating_sub(quorums.write.min(replicas));
+            quorums.read.max(misses + 1)
+        }
+    };
+    quorum.min(replicas)
+}
+
+#[cfg(test)]
+mod read_reach_tests {
+    use super::*;
+
+    #[test]
+    fn collectors_read_enough_replicas_to_meet_every_write_quorum() {
+        let reads = |mode, replicas| {
+            let quorums = Quorums::for_mode(mode, 3);
+            (read_quorum(quorums, ReadReach::Mode, replicas), {
+                read_quorum(quorums, ReadReach::EveryWrite, replicas)
+            })
+        };
+        assert_eq!(reads(ConsistencyMode::Consistent, 3), (2, 2), "majorities meet already");
+        assert_eq!(reads(ConsistencyMode::Degraded, 3), (1, 2), "one replica may miss a write");
+        assert_eq!(reads(ConsistencyMode::Dangerous, 3), (1, 3), "two may: ask all three");
+        assert_eq!(reads(ConsistencyMode::Dangerous, 1), (1, 1), "never more than there are");
+    }
+}
+
 /// Not enough replicas answered in time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuorumError {
@@ -193,10 +233,11 @@ impl<S: TableSchema> Replicated<S> {
     async fn gather_reads(
         &self,
         replicas: &[NodeId],
+        reach: ReadReach,
         request: TableRequest,
         mut accept: impl FnMut(NodeId, Response) -> Result<(), String>,
     ) -> Result<(), QuorumError> {
-        let quorum = self.quorums.read.min(replicas.len());
+        let quorum = read_quorum(self.quorums, reach, replicas.len());
         let mut order: Vec<NodeId> = replicas.to_vec();
         order.sort_by_key(|&n| n != self.self_id);
         let (tx, mut rx) = mpsc::channel(order.len().max(1));
@@ -279,10 +320,30 @@ impl<S: TableSchema> Replicated<S> {
     /// when quorums intersect, answers only once the merged value is on a write quorum
     /// (see the module comment).
     pub async fn get(&self, key: &[u8]) -> Result<Option<S::Entry>, QuorumError> {
+        self.get_reaching(key, ReadReach::Mode).await
+    }
+
+    /// As `get`, from enough replicas to see every acknowledged write whatever the mode:
+    /// what the collectors read before deleting anything. In `degraded` and `dangerous`
+    /// mode a read of one replica may miss a write a quorum took, and a collector that
+    /// trusted it would delete what that write still needs (the simulator found one
+    /// deleting the block list of a version completed on the other replicas).
+    pub async fn get_seeing_every_write(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<S::Entry>, QuorumError> {
+        self.get_reaching(key, ReadReach::EveryWrite).await
+    }
+
+    async fn get_reaching(
+        &self,
+        key: &[u8],
+        reach: ReadReach,
+    ) -> Result<Option<S::Entry>, QuorumError> {
         let replicas = self.replicas(key);
         let request = TableRequest::Read { table: S::NAME.into(), key: key.to_vec() };
         let mut seen: Vec<(NodeId, Option<S::Entry>)> = Vec::new();
-        self.gather_reads(&replicas, request, |node, response| match response {
+        self.gather_reads(&replicas, reach, request, |node, response| match response {
             Response::Entry(bytes) => {
                 let entry =
                     bytes.map(|b| decode_entry(&b)).transpose().map_err(|e| e.to_string())?;
@@ -322,6 +383,31 @@ impl<S: TableSchema> Replicated<S> {
         sort_after: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, S::Entry)>, QuorumError> {
+        self.get_range_reaching(partition_key, sort_prefix, sort_after, limit, ReadReach::Mode)
+            .await
+    }
+
+    /// As `get_range`, from enough replicas to see every acknowledged write whatever the
+    /// mode (`get_seeing_every_write`): the block collector's count of a block's references.
+    pub async fn get_range_seeing_every_write(
+        &self,
+        partition_key: &[u8],
+        sort_prefix: &[u8],
+        sort_after: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, S::Entry)>, QuorumError> {
+        let reach = ReadReach::EveryWrite;
+        self.get_range_reaching(partition_key, sort_prefix, sort_after, limit, reach).await
+    }
+
+    async fn get_range_reaching(
+        &self,
+        partition_key: &[u8],
+        sort_prefix: &[u8],
+        sort_after: &[u8],
+        limit: usize,
+        reach: ReadReach,
+    ) -> Result<Vec<(Vec<u8>, S::Entry)>, QuorumError> {
         let prefix = super::schema::entry_key(partition_key, sort_prefix);
         let after = if sort_after.is_empty() {
             Vec::new()
@@ -337,7 +423,7 @@ impl<S: TableSchema> Replicated<S> {
         };
         let mut merged: BTreeMap<Vec<u8>, S::Entry> = BTreeMap::new();
         let mut cutoff: Option<Vec<u8>> = None;
-        self.gather_reads(&replicas, request, |_, response| {
+        self.gather_reads(&replicas, reach, request, |_, response| {
             let Response::Entries(raw) = response else {
                 return Err(format!("unexpected answer {response:?}"));
             };
