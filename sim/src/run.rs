@@ -797,8 +797,10 @@ fn note_runner_event(sim: &turmoil::Sim<'_>, world: &World, detail: &str) {
 fn crash_power_cut_nodes(sim: &mut turmoil::Sim<'_>, world: &World, crashed: &mut Vec<String>) {
     for (node, nth) in world.epochs.take_power_cuts() {
         let writes = crash_node(sim, &node, crashed);
-        let detail = format!("{node}: power went out on disk mutation {nth}; {writes}");
-        let detail = detail.trim_end_matches("; ").to_string();
+        let mut detail = format!("{node}: power went out on disk mutation {nth}");
+        if !writes.is_empty() {
+            detail = format!("{detail}; {writes}");
+        }
         note_runner_event(sim, world, &detail);
     }
 }

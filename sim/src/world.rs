@@ -28,7 +28,11 @@ pub const EPOCH_MS: u64 = 1_767_225_600_000;
 /// Per-host crash epochs and disk faults, shared by the runner and every disk handle (one
 /// lock for both: every disk call checks them).
 #[derive(Default)]
-pub struct Epochs(Mutex<BTreeMap<String, (u64, Option<DiskFault>)>>, Mutex<PowerCuts>);
+pub struct Epochs {
+    /// Host -> its crash epoch and disk fault.
+    hosts: Mutex<BTreeMap<String, (u64, Option<DiskFault>)>>,
+    power_cuts: Mutex<PowerCuts>,
+}
 
 /// A disk fault in force on a host until the runner clears it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,14 +77,14 @@ impl Epochs {
         self.state(host).0
     }
     pub fn bump(&self, host: &str) {
-        self.0.lock().unwrap().entry(host.to_string()).or_default().0 += 1;
+        self.hosts.lock().unwrap().entry(host.to_string()).or_default().0 += 1;
     }
     /// Sets (or with `None` clears) the disk fault of `host`.
     pub fn set_fault(&self, host: &str, fault: Option<DiskFault>) {
-        self.0.lock().unwrap().entry(host.to_string()).or_default().1 = fault;
+        self.hosts.lock().unwrap().entry(host.to_string()).or_default().1 = fault;
     }
     fn state(&self, host: &str) -> (u64, Option<DiskFault>) {
-        self.0.lock().unwrap().get(host).copied().unwrap_or_default()
+        self.hosts.lock().unwrap().get(host).copied().unwrap_or_default()
     }
 
     /// Arms a power cut on `host`: its next `nth - 1` disk mutations (writes, syncs,
@@ -88,23 +92,23 @@ impl Epochs {
     /// and fences every handle of the boot, as a crash does. The runner then crashes the
     /// host (`take_power_cuts`), which keeps the unsynced writes torn or loses them.
     pub fn arm_power_cut(&self, host: &str, nth: u64) {
-        self.1.lock().unwrap().armed.insert(host.to_string(), (0, nth.max(1)));
+        self.power_cuts.lock().unwrap().armed.insert(host.to_string(), (0, nth.max(1)));
     }
 
     /// Disarms `host`'s power cut; true if one was armed and had not fallen yet.
     pub fn disarm_power_cut(&self, host: &str) -> bool {
-        self.1.lock().unwrap().armed.remove(host).is_some()
+        self.power_cuts.lock().unwrap().armed.remove(host).is_some()
     }
 
     /// The hosts whose armed power cut fell since the last call, with the mutation it fell on.
     pub fn take_power_cuts(&self) -> Vec<(String, u64)> {
-        std::mem::take(&mut self.1.lock().unwrap().fallen)
+        std::mem::take(&mut self.power_cuts.lock().unwrap().fallen)
     }
 
     /// Counts one disk mutation of `host`; true if the power goes out on it (the epoch is
     /// then bumped, so this boot's handles fail from now on).
     fn mutation_cuts_power(&self, host: &str) -> bool {
-        let mut cuts = self.1.lock().unwrap();
+        let mut cuts = self.power_cuts.lock().unwrap();
         let Some((made, nth)) = cuts.armed.get_mut(host) else { return false };
         *made += 1;
         if made < nth {
